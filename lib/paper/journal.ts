@@ -1,0 +1,491 @@
+// Durable store for the paper broker's account, so it survives Node-RED redeploys and restarts.
+//
+// Format: one JSON value per line. `{"s":<snapshot>}` may only be line 1 (written by compaction);
+// every other line is `{"r":<record>}`. Appends are batched in memory and written + fdatasync'd by an
+// unref'd timer; compaction replaces the file atomically (write .tmp, fsync, rename, fsync dir).
+
+import { constants as fsConstants, promises as fsp } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import * as path from "node:path";
+
+export interface JournalLog {
+  warn(message: string): void;
+}
+
+export interface JournalOptions {
+  file: string;
+  fsyncIntervalMs?: number;
+  log?: JournalLog;
+}
+
+export interface JournalContents<S, R> {
+  snapshot: S | undefined;
+  records: R[];
+}
+
+const DEFAULT_FSYNC_INTERVAL_MS = 100;
+const NEWLINE = 0x0a;
+const noopLog: JournalLog = { warn: () => undefined };
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === "string" ? code : undefined;
+  }
+  return undefined;
+}
+
+function journalError(file: string, what: string, cause?: unknown): Error {
+  const detail = cause === undefined ? "" : `: ${messageOf(cause)}`;
+  return new Error(`journal ${file}: ${what}${detail}`, cause === undefined ? undefined : { cause });
+}
+
+async function writeAll(fh: FileHandle, bytes: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, offset, bytes.length - offset);
+    // A zero-byte write would otherwise spin forever.
+    if (bytesWritten <= 0) throw new Error("write made no progress");
+    offset += bytesWritten;
+  }
+}
+
+async function writeFileDurably(file: string, bytes: Buffer): Promise<void> {
+  const fh = await fsp.open(file, "w");
+  try {
+    await writeAll(fh, bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+// A rename or create is only durable once the directory entry itself is synced.
+async function syncDir(dir: string): Promise<void> {
+  // Windows cannot open a directory for fsync; NTFS journals its metadata anyway.
+  if (process.platform === "win32") return;
+  const fh = await fsp.open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+type Entry = { kind: "s"; value: unknown } | { kind: "r"; value: unknown };
+
+function classify(text: string, lineIndex: number): Entry | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return `invalid JSON (${messageOf(err)})`;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "not a journal entry";
+  if (Object.hasOwn(value, "r")) return { kind: "r", value: (value as { r: unknown }).r };
+  if (Object.hasOwn(value, "s")) {
+    return lineIndex === 0 ? { kind: "s", value: (value as { s: unknown }).s } : "snapshot after line 1";
+  }
+  return "not a journal entry";
+}
+
+interface Parsed {
+  snapshot: unknown;
+  records: unknown[];
+  /** Byte offset just past the last good line. */
+  goodEnd: number;
+  bad?: { lineNo: number; reason: string; isLast: boolean };
+}
+
+function parse(data: Buffer): Parsed {
+  const out: Parsed = { snapshot: undefined, records: [], goodEnd: 0 };
+  let start = 0;
+  let lineIndex = 0;
+  while (start < data.length) {
+    const nl = data.indexOf(NEWLINE, start);
+    const end = nl === -1 ? data.length : nl;
+    const next = nl === -1 ? data.length : nl + 1;
+    const isLast = next >= data.length;
+    // Without its newline the write was cut short, even if the fragment happens to parse.
+    const entry = nl === -1 ? "no trailing newline" : classify(data.toString("utf8", start, end), lineIndex);
+    if (typeof entry === "string") {
+      out.bad = { lineNo: lineIndex + 1, reason: entry, isLast };
+      return out;
+    }
+    if (entry.kind === "s") out.snapshot = entry.value;
+    else out.records.push(entry.value);
+    out.goodEnd = next;
+    start = next;
+    lineIndex++;
+  }
+  return out;
+}
+
+export class Journal<S, R> {
+  readonly file: string;
+  private readonly tmpFile: string;
+  private readonly intervalMs: number;
+  private readonly log: JournalLog;
+  private fh: FileHandle | undefined;
+  /** Bytes known to be durable; a failed write is cut back to here so later lines don't follow a half line. */
+  private goodSize: number;
+  /** Lines not yet durable, oldest first. A line leaves only once it is on disk or covered by a durable snapshot. */
+  private buffer: string[] = [];
+  /** Sequence number of buffer[0]; sequence numbers order lines against compaction cut-offs. */
+  private bufferSeq = 0;
+  private nextSeq = 0;
+  /** Cut-offs of queued compactions: lines before a cut-off are covered by that snapshot and must not follow it. */
+  private readonly cutoffs: number[] = [];
+  /** Every disk operation runs on this chain, so writes never interleave or reorder. */
+  private tail: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private released = false;
+  /** Set when a failed write left a partial line we could not remove; only a compaction can recover. */
+  private broken: Error | undefined;
+  private failing = false;
+  private records: number;
+
+  private constructor(
+    file: string,
+    intervalMs: number,
+    log: JournalLog,
+    fh: FileHandle,
+    goodSize: number,
+    records: number,
+  ) {
+    this.file = file;
+    this.tmpFile = `${file}.tmp`;
+    this.intervalMs = intervalMs;
+    this.log = log;
+    this.fh = fh;
+    this.goodSize = goodSize;
+    this.records = records;
+  }
+
+  get recordsSinceCompaction(): number {
+    return this.records;
+  }
+
+  static async open<S, R>(
+    options: JournalOptions,
+  ): Promise<{ journal: Journal<S, R>; contents: JournalContents<S, R> }> {
+    const file = options.file;
+    if (typeof file !== "string" || file === "")
+      throw new Error("journal: options.file must be a non-empty path");
+    const intervalMs = options.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS;
+    if (!Number.isFinite(intervalMs) || intervalMs < 0) {
+      throw journalError(file, `fsyncIntervalMs must be a finite number >= 0, got ${String(intervalMs)}`);
+    }
+    const log = options.log ?? noopLog;
+    const dir = path.dirname(file);
+    const tmpFile = `${file}.tmp`;
+
+    try {
+      await fsp.mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw journalError(file, `cannot create directory ${dir}`, err);
+    }
+    // A .tmp is only ever a compaction that did not reach its rename; the journal itself is still whole.
+    try {
+      await fsp.rm(tmpFile, { force: true });
+    } catch (err) {
+      throw journalError(file, `cannot remove leftover ${tmpFile}`, err);
+    }
+
+    let data: Buffer | undefined;
+    try {
+      data = await fsp.readFile(file);
+    } catch (err) {
+      if (errorCode(err) !== "ENOENT") throw journalError(file, "cannot read", err);
+    }
+
+    const parsed = parse(data ?? Buffer.alloc(0));
+    const bad = parsed.bad;
+    if (data !== undefined && bad !== undefined && !bad.isLast) {
+      await Journal.quarantine(file, data, parsed.goodEnd, bad, parsed.records.length, log);
+    }
+
+    let fh: FileHandle;
+    try {
+      fh = await fsp.open(file, "a");
+    } catch (err) {
+      throw journalError(file, "cannot open for append", err);
+    }
+    try {
+      if (bad?.isLast) {
+        // Cut the torn tail off now, or the next append would be glued onto it and corrupt a good line.
+        await fh.truncate(parsed.goodEnd);
+        await fh.datasync();
+        log.warn(
+          `journal ${file}: skipped torn line ${bad.lineNo} (${bad.reason}), left by an interrupted write; ` +
+            `truncated the file to ${parsed.goodEnd} bytes`,
+        );
+      }
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw journalError(file, "cannot truncate torn last line", err);
+    }
+    if (data === undefined) {
+      await syncDir(dir).catch((err: unknown) =>
+        log.warn(`journal ${file}: cannot fsync directory ${dir}: ${messageOf(err)}`),
+      );
+    }
+
+    const journal = new Journal<S, R>(file, intervalMs, log, fh, parsed.goodEnd, parsed.records.length);
+    return {
+      journal,
+      contents: { snapshot: parsed.snapshot as S | undefined, records: parsed.records as R[] },
+    };
+  }
+
+  /**
+   * Keeps the damaged original for a human to inspect and continues from the good prefix. The original
+   * is hard-linked (not renamed) before the prefix is renamed over it, so a crash at any point leaves a
+   * complete journal at `file`.
+   */
+  private static async quarantine(
+    file: string,
+    data: Buffer,
+    goodEnd: number,
+    bad: { lineNo: number; reason: string },
+    goodRecords: number,
+    log: JournalLog,
+  ): Promise<void> {
+    const tmpFile = `${file}.tmp`;
+    let stamp = Date.now();
+    let corrupt = `${file}.corrupt-${stamp}`;
+    try {
+      await writeFileDurably(tmpFile, data.subarray(0, goodEnd));
+      for (;;) {
+        try {
+          await fsp.link(file, corrupt);
+          break;
+        } catch (err) {
+          const code = errorCode(err);
+          if (code === "EEXIST") {
+            corrupt = `${file}.corrupt-${++stamp}`;
+            continue;
+          }
+          // Some filesystems have no hard links; a copy keeps the same evidence.
+          await fsp.copyFile(file, corrupt, fsConstants.COPYFILE_EXCL);
+          break;
+        }
+      }
+      await fsp.rename(tmpFile, file);
+    } catch (err) {
+      await fsp.rm(tmpFile, { force: true }).catch(() => undefined);
+      throw journalError(
+        file,
+        `line ${bad.lineNo} is corrupt (${bad.reason}) and it could not be set aside`,
+        err,
+      );
+    }
+    const dir = path.dirname(file);
+    await syncDir(dir).catch((err: unknown) =>
+      log.warn(`journal ${file}: cannot fsync directory ${dir}: ${messageOf(err)}`),
+    );
+    log.warn(
+      `journal ${file}: line ${bad.lineNo} is corrupt (${bad.reason}); moved the original to ${corrupt} ` +
+        `and continued from the ${goodRecords} record(s) and snapshot before that line`,
+    );
+  }
+
+  append(record: R): void {
+    if (this.closing !== undefined) throw journalError(this.file, "append() after close()");
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(record);
+    } catch (err) {
+      throw journalError(this.file, "record is not serializable", err);
+    }
+    // JSON.stringify yields undefined for undefined/functions/symbols; the line would not read back.
+    if (json === undefined) throw journalError(this.file, "record is not serializable to JSON");
+    this.buffer.push(`{"r":${json}}\n`);
+    this.nextSeq++;
+    this.records++;
+    this.armTimer();
+  }
+
+  flush(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    return this.enqueue(() => this.writePending());
+  }
+
+  compact(snapshot: S): Promise<void> {
+    if (this.closing !== undefined) return Promise.reject(journalError(this.file, "compact() after close()"));
+    // Serialize now: the caller keeps mutating its state, and the snapshot must match the cut-off below.
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(snapshot);
+    } catch (err) {
+      return Promise.reject(journalError(this.file, "snapshot is not serializable", err));
+    }
+    if (json === undefined)
+      return Promise.reject(journalError(this.file, "snapshot is not serializable to JSON"));
+    const line = `{"s":${json}}\n`;
+    const cutoff = this.nextSeq;
+    this.cutoffs.push(cutoff);
+    const covered = this.records;
+    this.records = 0;
+    return this.enqueue(async () => {
+      try {
+        await this.compactNow(cutoff, line);
+      } catch (err) {
+        this.records += covered;
+        throw err;
+      } finally {
+        this.cutoffs.shift();
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.clearTimer();
+    try {
+      await this.enqueue(() => this.writePending());
+    } catch (err) {
+      this.log.warn(`journal ${this.file}: closing with ${this.buffer.length} unsaved record(s)`);
+      throw err;
+    } finally {
+      this.released = true;
+      const fh = this.fh;
+      this.fh = undefined;
+      if (fh !== undefined) {
+        try {
+          await fh.close();
+        } catch (err) {
+          // A close failure after a successful flush loses nothing, but should not go unnoticed.
+          this.log.warn(`journal ${this.file}: cannot close: ${messageOf(err)}`);
+        }
+      }
+    }
+  }
+
+  private enqueue(op: () => Promise<void>): Promise<void> {
+    const run = this.tail.then(op);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private armTimer(): void {
+    if (this.timer !== undefined || this.closing !== undefined) return;
+    // unref: a pending batch must never keep Node-RED (or a test run) alive; close() flushes it.
+    this.timer = setTimeout(() => this.onTimer(), this.intervalMs).unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    void this.enqueue(() => this.writePending()).then(
+      () => {
+        this.failing = false;
+        if (this.buffer.length > 0) this.armTimer();
+      },
+      (err: unknown) => {
+        // Warn once per run of failures; the timer keeps retrying and the lines stay buffered.
+        if (!this.failing) {
+          this.log.warn(`${messageOf(err)}; ${this.buffer.length} record(s) kept in memory, retrying`);
+        }
+        this.failing = true;
+        if (this.buffer.length > 0) this.armTimer();
+      },
+    );
+  }
+
+  /** Writes buffered lines up to the next queued compaction's cut-off (or all of them). */
+  private async writePending(): Promise<void> {
+    await this.writeUpTo(this.cutoffs[0] ?? this.nextSeq);
+  }
+
+  private async writeUpTo(limit: number): Promise<void> {
+    const count = Math.min(limit - this.bufferSeq, this.buffer.length);
+    if (count <= 0) return;
+    if (this.broken !== undefined) throw this.broken;
+    const bytes = Buffer.from(this.buffer.slice(0, count).join(""), "utf8");
+    await this.appendDurably(bytes);
+    // Appends made while we awaited went to the end of the buffer, so the first `count` are still ours.
+    this.buffer.splice(0, count);
+    this.bufferSeq += count;
+  }
+
+  private async appendDurably(bytes: Buffer): Promise<void> {
+    try {
+      if (this.released) throw new Error("journal is closed");
+      this.fh ??= await fsp.open(this.file, "a");
+      await writeAll(this.fh, bytes);
+      await this.fh.datasync();
+      this.goodSize += bytes.length;
+    } catch (err) {
+      await this.cutBack(err);
+      throw journalError(this.file, "write failed", err);
+    }
+  }
+
+  /**
+   * After a failed write the file may end in a partial line, and fsync failures leave the page cache in
+   * an unknown state. Truncating to the last durable size lets the same lines be written again safely.
+   */
+  private async cutBack(cause: unknown): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    if (fh !== undefined) await fh.close().catch(() => undefined);
+    if (this.released) return;
+    try {
+      await fsp.truncate(this.file, this.goodSize);
+    } catch (err) {
+      this.broken = journalError(
+        this.file,
+        `a failed write (${messageOf(cause)}) may have left a partial line that could not be cut back ` +
+          `(${messageOf(err)}); compact() to recover`,
+      );
+    }
+  }
+
+  private async compactNow(cutoff: number, line: string): Promise<void> {
+    // Writing the covered lines to the old file first means a crash anywhere below still leaves a file
+    // that replays to the snapshot's state. If that fails, the snapshot supersedes them anyway.
+    if (this.broken === undefined) await this.writeUpTo(cutoff).catch(() => undefined);
+    const bytes = Buffer.from(line, "utf8");
+    try {
+      await writeFileDurably(this.tmpFile, bytes);
+      await fsp.rename(this.tmpFile, this.file);
+    } catch (err) {
+      await fsp.rm(this.tmpFile, { force: true }).catch(() => undefined);
+      throw journalError(this.file, "compaction failed; the journal is unchanged", err);
+    }
+    // The old fd now points at the replaced inode; later appends must go to the new file.
+    const old = this.fh;
+    this.fh = undefined;
+    this.goodSize = bytes.length;
+    this.broken = undefined;
+    const covered = Math.max(0, Math.min(cutoff - this.bufferSeq, this.buffer.length));
+    this.buffer.splice(0, covered);
+    this.bufferSeq += covered;
+    if (old !== undefined) await old.close().catch(() => undefined);
+    const dir = path.dirname(this.file);
+    await syncDir(dir).catch((err: unknown) =>
+      this.log.warn(
+        `journal ${this.file}: cannot fsync directory ${dir} after compaction: ${messageOf(err)}`,
+      ),
+    );
+    try {
+      this.fh = await fsp.open(this.file, "a");
+    } catch {
+      // Not fatal: the next write retries the open and reports a failure then.
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import { z } from "zod";
+
+/**
+ * The paper broker's settings as the broker-config node stores them. Defaults suit a first run:
+ * a seeded-by-time random walk at 1 tick/s around 100 with a small spread and slippage.
+ */
+export const PaperSettings = z
+  .strictObject({
+    /** Names the account and its journal file, so two config nodes can keep separate accounts. */
+    account: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: "must be 1 to 64 letters, digits, _ or -" })
+      .default("default"),
+    starting_cash: z.number().positive({ error: "must be greater than 0" }).default(1_000_000),
+    /** Applied to MARKET fills at the last price when there is no bid/ask, in basis points. */
+    slippage_bps: z.number().min(0).max(1000, { error: "must be at most 1000" }).default(5),
+    quote_source: z
+      .enum(["random-walk", "csv"], { error: "must be random-walk or csv" })
+      .default("random-walk"),
+    start_price: z.number().positive({ error: "must be greater than 0" }).default(100),
+    /** Standard deviation of one tick's log return. */
+    volatility: z.number().min(0).max(0.5, { error: "must be at most 0.5" }).default(0.002),
+    spread_bps: z.number().min(0).max(1000, { error: "must be at most 1000" }).default(5),
+    interval_ms: z.number().int().min(10, { error: "must be at least 10" }).default(1000),
+    /** Absent: seeded from the time, so every start walks differently. */
+    seed: z.number().int().optional(),
+    csv_file: z.string().min(1).optional(),
+    /** 1 = real time, N = N times faster, 0 = as fast as possible. */
+    replay_speed: z.number().min(0).default(1),
+    replay_loop: z.boolean().default(true),
+    /** Terminal orders kept in memory and in the compacted journal; older ones are dropped. */
+    retention: z.number().int().min(10).default(10_000),
+    /** Most a single quote can fill of one order (0 = no limit), so large orders fill in parts. */
+    max_fill_per_quote: z.number().int().min(0).default(0),
+  })
+  .refine((s) => s.quote_source !== "csv" || s.csv_file !== undefined, {
+    path: ["csv_file"],
+    message: "is required when quote_source is csv",
+  });
+export type PaperSettingsInput = z.input<typeof PaperSettings>;
+export type PaperSettings = z.output<typeof PaperSettings>;

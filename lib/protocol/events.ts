@@ -1,0 +1,55 @@
+import { z } from "zod";
+import { IsoTimestamp } from "./fields";
+import { GttSnapshot } from "./gtt";
+import { OrderSnapshot } from "./orders";
+import { Quote } from "./quotes";
+
+export const OrderEventType = z.enum([
+  "ORDER_PLACED",
+  "ORDER_MODIFIED",
+  "ORDER_TRIGGERED",
+  "ORDER_PARTIALLY_FILLED",
+  "ORDER_FILLED",
+  "ORDER_CANCELLED",
+  "ORDER_REJECTED",
+  "ORDER_EXPIRED",
+]);
+export type OrderEventType = z.infer<typeof OrderEventType>;
+
+export const GttEventType = z.enum(["GTT_PLACED", "GTT_MODIFIED", "GTT_TRIGGERED", "GTT_DELETED"]);
+export type GttEventType = z.infer<typeof GttEventType>;
+
+/** `seq` increases by one per account event (orders and GTTs share it), so a gap is visible. */
+export const OrderEvent = z.strictObject({
+  type: OrderEventType,
+  seq: z.number().int().positive(),
+  order: OrderSnapshot,
+  /** Set on events a client made up after a reconnect from the order book, not received live. */
+  synthesized: z.boolean().optional(),
+  timestamp: IsoTimestamp,
+});
+export type OrderEvent = z.output<typeof OrderEvent>;
+
+export const GttEvent = z.strictObject({
+  type: GttEventType,
+  seq: z.number().int().positive(),
+  gtt: GttSnapshot,
+  timestamp: IsoTimestamp,
+});
+export type GttEvent = z.output<typeof GttEvent>;
+
+export const QuoteEvent = z.strictObject({ type: z.literal("QUOTE"), quote: Quote });
+export type QuoteEvent = z.output<typeof QuoteEvent>;
+
+/** Everything that changes an account, in `seq` order. */
+export const AccountEvent = z.union([OrderEvent, GttEvent]);
+export type AccountEvent = OrderEvent | GttEvent;
+
+export const ConnectionState = z.enum([
+  "connecting",
+  "connected",
+  "reconnecting",
+  "disconnected",
+  "circuit-open",
+]);
+export type ConnectionState = z.infer<typeof ConnectionState>;
