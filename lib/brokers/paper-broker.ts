@@ -162,6 +162,13 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     await this.#connecting?.catch(() => undefined);
     this.#feed.stop();
     await this.#compacting;
+    // A long journal slows the next start; leave it compacted when it has grown past the bound.
+    const journal = this.#journal;
+    if (journal !== undefined && journal.recordsSinceCompaction >= this.#compactEvery) {
+      await journal.compact(this.#snapshot()).catch((error: unknown) => {
+        this.#log.warn(`paper journal compaction on close failed: ${(error as Error).message}`);
+      });
+    }
     await this.#closeJournal();
     if (this.#state !== "disconnected") this.#setState("disconnected");
   }

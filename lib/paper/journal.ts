@@ -33,8 +33,7 @@ function messageOf(err: unknown): string {
 
 function errorCode(err: unknown): string | undefined {
   if (typeof err === "object" && err !== null && "code" in err) {
-    const code = (err as { code: unknown }).code;
-    return typeof code === "string" ? code : undefined;
+    return typeof err.code === "string" ? err.code : undefined;
   }
   return undefined;
 }

@@ -52,7 +52,11 @@ export class EventLog {
   }
 }
 
-export async function rejectsWithCode(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<BrokerError> {
+export async function rejectsWithCode(
+  promise: Promise<unknown>,
+  code: string,
+  pattern?: RegExp,
+): Promise<BrokerError> {
   try {
     await promise;
   } catch (error) {
@@ -102,7 +106,13 @@ export function brokerContract(name: string, create: HarnessFactory): void {
     });
 
     it("rests a LIMIT order until the price reaches it, then fills at the limit or better", async function () {
-      const order = await h.broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 5, order_type: "LIMIT", price: 1490 });
+      const order = await h.broker.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 5,
+        order_type: "LIMIT",
+        price: 1490,
+      });
       assert.equal(order.status, "OPEN");
       await h.setPrice("INFY", 1495);
       assert.equal((await h.broker.getOrder(order.order_id)).status, "OPEN");
@@ -114,7 +124,13 @@ export function brokerContract(name: string, create: HarnessFactory): void {
     });
 
     it("modifies an open order, and the modified order then fills", async function () {
-      const order = await h.broker.placeOrder({ symbol: "TCS", side: "SELL", quantity: 2, order_type: "LIMIT", price: 3600 });
+      const order = await h.broker.placeOrder({
+        symbol: "TCS",
+        side: "SELL",
+        quantity: 2,
+        order_type: "LIMIT",
+        price: 3600,
+      });
       const modified = await h.broker.modifyOrder(order.order_id, { price: 3550, quantity: 3 });
       assert.equal(modified.price, 3550);
       assert.equal(modified.quantity, 3);
@@ -125,7 +141,13 @@ export function brokerContract(name: string, create: HarnessFactory): void {
     });
 
     it("cancels an open order and refuses to modify or cancel it afterwards", async function () {
-      const order = await h.broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1, order_type: "LIMIT", price: 1000 });
+      const order = await h.broker.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 1,
+        order_type: "LIMIT",
+        price: 1000,
+      });
       const cancelled = await h.broker.cancelOrder(order.order_id);
       assert.equal(cancelled.status, "CANCELLED");
       await rejectsWithCode(h.broker.cancelOrder(order.order_id), "ORDER_TERMINAL", /CANCELLED/);
@@ -147,8 +169,14 @@ export function brokerContract(name: string, create: HarnessFactory): void {
         [{ symbol: "INFY", side: "BUY", quantity: 1.5 }, /quantity: must be a whole number/],
         [{ symbol: "INFY", side: "HOLD", quantity: 1 }, /side: must be BUY or SELL/],
         [{ symbol: "INFY", side: "BUY", quantity: 1, order_type: "LIMIT" }, /price: is required for LIMIT/],
-        [{ symbol: "INFY", side: "BUY", quantity: 1, order_type: "SL", price: 1 }, /trigger_price: is required for SL/],
-        [{ symbol: "INFY", side: "BUY", quantity: 1, order_type: "LIMIT", price: -3 }, /price: must be greater than 0/],
+        [
+          { symbol: "INFY", side: "BUY", quantity: 1, order_type: "SL", price: 1 },
+          /trigger_price: is required for SL/,
+        ],
+        [
+          { symbol: "INFY", side: "BUY", quantity: 1, order_type: "LIMIT", price: -3 },
+          /price: must be greater than 0/,
+        ],
         [{ symbol: "INFY", side: "BUY", quantity: 1, colour: "red" }, /colour: unknown field/],
       ];
       for (const [input, pattern] of cases) {
@@ -158,8 +186,18 @@ export function brokerContract(name: string, create: HarnessFactory): void {
     });
 
     it("treats a repeated client_order_id as the same order", async function () {
-      const first = await h.broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1, client_order_id: "retry42" });
-      const second = await h.broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1, client_order_id: "retry42" });
+      const first = await h.broker.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 1,
+        client_order_id: "retry42",
+      });
+      const second = await h.broker.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 1,
+        client_order_id: "retry42",
+      });
       assert.equal(second.order_id, first.order_id);
       const book = await h.broker.getOrderbook();
       assert.equal(book.filter((o) => o.client_order_id === "retry42").length, 1);
@@ -167,7 +205,13 @@ export function brokerContract(name: string, create: HarnessFactory): void {
 
     it("triggers an SL-M sell when the last price falls to the trigger", async function () {
       await h.broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 4 });
-      const stop = await h.broker.placeOrder({ symbol: "INFY", side: "SELL", quantity: 4, order_type: "SL-M", trigger_price: 1450 });
+      const stop = await h.broker.placeOrder({
+        symbol: "INFY",
+        side: "SELL",
+        quantity: 4,
+        order_type: "SL-M",
+        trigger_price: 1450,
+      });
       assert.equal(stop.status, "TRIGGER_PENDING");
       await h.setPrice("INFY", 1460);
       assert.equal((await h.broker.getOrder(stop.order_id)).status, "TRIGGER_PENDING");
@@ -196,7 +240,10 @@ export function brokerContract(name: string, create: HarnessFactory): void {
       assert.equal(deleted.status, "deleted");
       await rejectsWithCode(h.broker.deleteGtt(gtt.gtt_id), "ORDER_TERMINAL");
       await log.until(() => log.gtts.length >= 3, "three GTT events");
-      assert.deepEqual(log.gtts.map((e) => e.type), ["GTT_PLACED", "GTT_MODIFIED", "GTT_DELETED"]);
+      assert.deepEqual(
+        log.gtts.map((e) => e.type),
+        ["GTT_PLACED", "GTT_MODIFIED", "GTT_DELETED"],
+      );
     });
 
     it("fires one leg of a two-leg GTT and never the other", async function () {
@@ -227,7 +274,10 @@ export function brokerContract(name: string, create: HarnessFactory): void {
       await h.broker.subscribeQuotes(["INFY"]);
       await h.setPrice("INFY", 1501);
       await h.setPrice("TCS", 3501);
-      await log.until(() => log.quotes.some((q) => q.symbol === "INFY" && q.last_price === 1501), "INFY quote");
+      await log.until(
+        () => log.quotes.some((q) => q.symbol === "INFY" && q.last_price === 1501),
+        "INFY quote",
+      );
       assert.ok(!log.quotes.some((q) => q.symbol === "TCS"));
       await h.broker.unsubscribeQuotes(["INFY"]);
       const count = log.quotes.length;

@@ -1,0 +1,462 @@
+import assert from "node:assert/strict";
+import { createHook } from "node:async_hooks";
+import * as fs from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+
+import { Journal } from "../../lib/paper/journal";
+import type { JournalOptions } from "../../lib/paper/journal";
+
+interface Snap {
+  cash: number;
+  seq: number;
+}
+interface Rec {
+  seq: number;
+  kind: string;
+}
+
+function rec(seq: number): Rec {
+  return { seq, kind: "fill" };
+}
+
+class RecordingLog {
+  readonly messages: string[] = [];
+  warn(message: string): void {
+    this.messages.push(message);
+  }
+}
+
+// Long enough that nothing reaches disk unless a test flushes (or waits for the timer on purpose).
+const NEVER_MS = 60_000;
+
+describe("paper/journal", () => {
+  let dir: string;
+  let file: string;
+  const opened: Journal<unknown, unknown>[] = [];
+
+  async function open<S = Snap, R = Rec>(options: Partial<JournalOptions> = {}) {
+    const result = await Journal.open<S, R>({ file, fsyncIntervalMs: NEVER_MS, ...options });
+    opened.push(result.journal);
+    return result;
+  }
+
+  function readLines(target = file): string[] {
+    const text = fs.readFileSync(target, "utf8");
+    assert.ok(
+      text === "" || text.endsWith("\n"),
+      `file ends with a newline: ${JSON.stringify(text.slice(-20))}`,
+    );
+    return text === "" ? [] : text.slice(0, -1).split("\n");
+  }
+
+  /** Swaps the journal's append fd for one whose writes fail like EIO/ENOSPC, optionally after landing half the bytes. */
+  async function breakWrites(journal: Journal<Snap, Rec>, partial: boolean): Promise<void> {
+    const holder = journal as unknown as { fh: unknown };
+    await (holder.fh as FileHandle).close();
+    holder.fh = {
+      write: (bytes: Buffer, offset: number, length: number) => {
+        if (partial) fs.appendFileSync(file, bytes.subarray(offset, offset + Math.floor(length / 2)));
+        return Promise.reject(new Error("ENOSPC: no space left on device, write"));
+      },
+      datasync: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+  }
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "journal-spec-"));
+    file = path.join(dir, "trading-broker", "paper-default.jsonl");
+  });
+
+  afterEach(async () => {
+    for (const journal of opened.splice(0)) await journal.close().catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("creates the file and its parent directories when none exists", async () => {
+    const { journal, contents } = await open();
+    assert.deepEqual(contents, { snapshot: undefined, records: [] });
+    assert.equal(journal.file, file);
+    assert.equal(journal.recordsSinceCompaction, 0);
+    assert.ok(fs.existsSync(file));
+    assert.equal(fs.statSync(file).size, 0);
+  });
+
+  it("round-trips records through close and reopen, in order", async () => {
+    const first = await open();
+    const records = [rec(1), { seq: 2, kind: "order", note: 'quotes " and \n newlines ₹' }, rec(3)];
+    for (const r of records) first.journal.append(r);
+    assert.equal(first.journal.recordsSinceCompaction, 3);
+    await first.journal.close();
+
+    const second = await open();
+    assert.deepEqual(second.contents, { snapshot: undefined, records });
+    assert.equal(second.journal.recordsSinceCompaction, 3);
+    second.journal.append(rec(4));
+    await second.journal.close();
+
+    const third = await open();
+    assert.deepEqual(third.contents.records, [...records, rec(4)]);
+  });
+
+  it("flush() makes buffered records visible on disk, and fdatasyncs them", async () => {
+    const { journal } = await open();
+    // Durability itself needs a power cut to observe; the fdatasync call is the part a test can see.
+    const proto = Object.getPrototypeOf((journal as unknown as { fh: FileHandle }).fh) as FileHandle;
+    const realDatasync: (this: FileHandle) => Promise<void> = Reflect.get(proto, "datasync");
+    let syncs = 0;
+    proto.datasync = function (this: FileHandle) {
+      syncs++;
+      return realDatasync.call(this);
+    };
+    try {
+      journal.append(rec(1));
+      journal.append(rec(2));
+      assert.deepEqual(readLines(), [], "nothing is written before the flush");
+      await journal.flush();
+      assert.deepEqual(readLines(), ['{"r":{"seq":1,"kind":"fill"}}', '{"r":{"seq":2,"kind":"fill"}}']);
+      assert.equal(syncs, 1, "one fdatasync for the batch");
+    } finally {
+      proto.datasync = realDatasync;
+    }
+  });
+
+  it("writes buffered records on its own timer", async () => {
+    const { journal } = await open({ fsyncIntervalMs: 5 });
+    journal.append(rec(1));
+    const deadline = Date.now() + 5_000;
+    while (readLines().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(readLines(), ['{"r":{"seq":1,"kind":"fill"}}']);
+  });
+
+  it("close() writes what is still buffered", async () => {
+    const { journal } = await open();
+    journal.append(rec(1));
+    await journal.close();
+    assert.deepEqual(readLines(), ['{"r":{"seq":1,"kind":"fill"}}']);
+  });
+
+  it("batches 10,000 appends and keeps every one of them, in order", async () => {
+    const { journal } = await open();
+    for (let i = 0; i < 10_000; i++) journal.append(rec(i));
+    assert.equal(fs.statSync(file).size, 0, "appends are buffered, not written one by one");
+    await journal.flush();
+    const lines = readLines();
+    assert.equal(lines.length, 10_000);
+    lines.forEach((line, i) => assert.deepEqual(JSON.parse(line), { r: rec(i) }));
+    await journal.close();
+
+    const reopened = await open();
+    assert.equal(reopened.contents.records.length, 10_000);
+    assert.deepEqual(reopened.contents.records[9_999], rec(9_999));
+  });
+
+  it("compaction leaves the snapshot first and later records after it", async () => {
+    const { journal } = await open();
+    journal.append(rec(1));
+    journal.append(rec(2));
+    await journal.flush();
+    journal.append(rec(3));
+    await journal.compact({ cash: 100, seq: 3 });
+    assert.equal(journal.recordsSinceCompaction, 0);
+    journal.append(rec(4));
+    journal.append(rec(5));
+    assert.equal(journal.recordsSinceCompaction, 2);
+    await journal.close();
+
+    assert.deepEqual(readLines(), [
+      '{"s":{"cash":100,"seq":3}}',
+      '{"r":{"seq":4,"kind":"fill"}}',
+      '{"r":{"seq":5,"kind":"fill"}}',
+    ]);
+    const reopened = await open();
+    assert.deepEqual(reopened.contents, { snapshot: { cash: 100, seq: 3 }, records: [rec(4), rec(5)] });
+    assert.equal(reopened.journal.recordsSinceCompaction, 2);
+  });
+
+  it("compaction is atomic: the .tmp is gone and the file holds exactly the snapshot", async () => {
+    const { journal } = await open();
+    for (let i = 0; i < 100; i++) journal.append(rec(i));
+    await journal.compact({ cash: 7, seq: 99 });
+    assert.ok(!fs.existsSync(`${file}.tmp`), ".tmp is renamed away");
+    assert.deepEqual(fs.readdirSync(path.dirname(file)), [path.basename(file)]);
+    assert.deepEqual(readLines(), ['{"s":{"cash":7,"seq":99}}']);
+    // A second compaction replaces the first rather than stacking snapshots.
+    await journal.compact({ cash: 8, seq: 99 });
+    assert.deepEqual(readLines(), ['{"s":{"cash":8,"seq":99}}']);
+  });
+
+  it("captures the snapshot when compact() is called, not when it runs", async () => {
+    const { journal } = await open();
+    const state: Snap = { cash: 1, seq: 0 };
+    const done = journal.compact(state);
+    state.cash = 999;
+    await done;
+    await journal.close();
+    assert.deepEqual((await open()).contents.snapshot, { cash: 1, seq: 0 });
+  });
+
+  it("keeps appends made during flushes and compactions, in order, and none the snapshot covers", async () => {
+    const { journal } = await open();
+    journal.append(rec(1));
+    const f1 = journal.flush();
+    journal.append(rec(2));
+    const c1 = journal.compact({ cash: 1, seq: 2 });
+    journal.append(rec(3));
+    const f2 = journal.flush();
+    journal.append(rec(4));
+    const c2 = journal.compact({ cash: 2, seq: 4 });
+    journal.append(rec(5));
+    journal.append(rec(6));
+    const f3 = journal.flush();
+    journal.append(rec(7));
+    assert.equal(journal.recordsSinceCompaction, 3);
+    await Promise.all([f1, c1, f2, c2, f3]);
+    await journal.close();
+
+    const reopened = await open();
+    assert.deepEqual(reopened.contents, { snapshot: { cash: 2, seq: 4 }, records: [rec(5), rec(6), rec(7)] });
+  });
+
+  it("deletes a leftover .tmp from a crash during compaction and keeps the journal", async () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, '{"s":{"cash":5,"seq":1}}\n{"r":{"seq":2,"kind":"fill"}}\n');
+    fs.writeFileSync(`${file}.tmp`, '{"s":{"cash":6,');
+    const log = new RecordingLog();
+    const { contents } = await open({ log });
+    assert.ok(!fs.existsSync(`${file}.tmp`));
+    assert.deepEqual(contents, { snapshot: { cash: 5, seq: 1 }, records: [rec(2)] });
+    assert.deepEqual(log.messages, []);
+  });
+
+  it("skips a torn last line, warns, truncates, and appends cleanly after it", async () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const good = '{"r":{"seq":1,"kind":"fill"}}\n{"r":{"seq":2,"kind":"fill"}}\n';
+    fs.writeFileSync(file, `${good}{"r":{"seq":3,"ki`);
+    const log = new RecordingLog();
+    const { journal, contents } = await open({ log });
+
+    assert.deepEqual(contents, { snapshot: undefined, records: [rec(1), rec(2)] });
+    assert.equal(log.messages.length, 1);
+    assert.match(log.messages[0]!, /torn/);
+    assert.ok(log.messages[0]!.includes(file), "warning names the file");
+    assert.match(log.messages[0]!, /line 3\b/);
+    assert.equal(fs.readFileSync(file, "utf8"), good, "file is truncated to the last good line");
+
+    journal.append(rec(4));
+    await journal.close();
+    const reopenLog = new RecordingLog();
+    const reopened = await open({ log: reopenLog });
+    assert.deepEqual(reopened.contents.records, [rec(1), rec(2), rec(4)]);
+    assert.deepEqual(reopenLog.messages, []);
+  });
+
+  it("treats a complete-looking last line without its newline as torn", async () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, '{"r":{"seq":1,"kind":"fill"}}\n{"r":{"seq":2,"kind":"fill"}}');
+    const log = new RecordingLog();
+    const { contents } = await open({ log });
+    assert.deepEqual(contents.records, [rec(1)]);
+    assert.match(log.messages[0] ?? "", /line 2\b/);
+    assert.equal(fs.readFileSync(file, "utf8"), '{"r":{"seq":1,"kind":"fill"}}\n');
+  });
+
+  it("treats a newline-terminated but unparsable last line (e.g. zero-filled) as torn", async () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, '{"r":{"seq":1,"kind":"fill"}}\n\0\0\0\0\n');
+    const log = new RecordingLog();
+    const { contents } = await open({ log });
+    assert.deepEqual(contents.records, [rec(1)]);
+    assert.equal(log.messages.length, 1);
+    assert.match(log.messages[0]!, /line 2\b/);
+    assert.equal(fs.readFileSync(file, "utf8"), '{"r":{"seq":1,"kind":"fill"}}\n');
+    assert.deepEqual(
+      fs.readdirSync(path.dirname(file)).filter((f) => f.includes(".corrupt-")),
+      [],
+      "a torn tail is not quarantined",
+    );
+  });
+
+  it("sets a corrupt middle line aside in .corrupt-<ms> and restores the good prefix", async () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const prefix = '{"s":{"cash":50,"seq":0}}\n{"r":{"seq":1,"kind":"fill"}}\n';
+    const original = `${prefix}garbage here\n{"r":{"seq":3,"kind":"fill"}}\n`;
+    fs.writeFileSync(file, original);
+    const log = new RecordingLog();
+    const before = Date.now();
+    const { journal, contents } = await open({ log });
+
+    assert.deepEqual(contents, { snapshot: { cash: 50, seq: 0 }, records: [rec(1)] });
+    assert.equal(journal.recordsSinceCompaction, 1);
+    const corrupt = fs
+      .readdirSync(path.dirname(file))
+      .filter((f) => f.startsWith(`${path.basename(file)}.corrupt-`));
+    assert.equal(corrupt.length, 1);
+    const corruptPath = path.join(path.dirname(file), corrupt[0]!);
+    const stamp = Number(corrupt[0]!.split(".corrupt-")[1]);
+    assert.ok(stamp >= before && stamp <= Date.now(), `epoch ms suffix: ${corrupt[0]!}`);
+    assert.equal(fs.readFileSync(corruptPath, "utf8"), original, "the damaged original is kept intact");
+    assert.equal(fs.readFileSync(file, "utf8"), prefix);
+    assert.ok(!fs.existsSync(`${file}.tmp`));
+
+    assert.equal(log.messages.length, 1);
+    assert.ok(log.messages[0]!.includes(file));
+    assert.ok(log.messages[0]!.includes(corruptPath), "warning names the .corrupt path");
+    assert.match(log.messages[0]!, /line 3\b/);
+
+    journal.append(rec(4));
+    await journal.close();
+    const reopenLog = new RecordingLog();
+    const reopened = await open({ log: reopenLog });
+    assert.deepEqual(reopened.contents, { snapshot: { cash: 50, seq: 0 }, records: [rec(1), rec(4)] });
+    assert.deepEqual(reopenLog.messages, []);
+  });
+
+  it("treats a snapshot after line 1 as corruption", async () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(
+      file,
+      '{"r":{"seq":1,"kind":"fill"}}\n{"s":{"cash":1,"seq":1}}\n{"r":{"seq":2,"kind":"fill"}}\n',
+    );
+    const log = new RecordingLog();
+    const { contents } = await open({ log });
+    assert.deepEqual(contents, { snapshot: undefined, records: [rec(1)] });
+    assert.match(log.messages[0] ?? "", /line 2\b.*snapshot after line 1/);
+  });
+
+  it("append() after close() throws an Error naming the file; close() is idempotent", async () => {
+    const { journal } = await open();
+    journal.append(rec(1));
+    const closing = journal.close();
+    assert.throws(
+      () => journal.append(rec(2)),
+      (err: unknown) => err instanceof Error && err.message.includes(file),
+    );
+    await closing;
+    await journal.close();
+    await journal.flush();
+    await assert.rejects(journal.compact({ cash: 0, seq: 0 }), (err: Error) => err.message.includes(file));
+    assert.deepEqual(readLines(), ['{"r":{"seq":1,"kind":"fill"}}']);
+  });
+
+  it("rejects records JSON cannot carry, with an Error naming the file, and stays usable", async () => {
+    const { journal } = await open();
+    assert.throws(
+      () => journal.append({ seq: 1n } as unknown as Rec),
+      (err: unknown) => err instanceof Error && err.message.includes(file),
+    );
+    assert.throws(() => journal.append(undefined as unknown as Rec), /not serializable/);
+    assert.equal(journal.recordsSinceCompaction, 0);
+    journal.append(rec(1));
+    await journal.flush();
+    assert.deepEqual(readLines(), ['{"r":{"seq":1,"kind":"fill"}}']);
+  });
+
+  it("a failed write rejects flush() naming the file, cuts off its half line and retries the records", async () => {
+    const { journal } = await open();
+    journal.append(rec(1));
+    await journal.flush();
+    const durable = fs.readFileSync(file, "utf8");
+    await breakWrites(journal, true);
+    journal.append(rec(2));
+    await assert.rejects(
+      journal.flush(),
+      (err: Error) => err.message.includes(file) && /write failed/.test(err.message),
+    );
+    assert.equal(fs.readFileSync(file, "utf8"), durable, "the half-written line is cut off");
+    journal.append(rec(3));
+    await journal.flush();
+    await journal.close();
+    const log = new RecordingLog();
+    assert.deepEqual((await open({ log })).contents.records, [rec(1), rec(2), rec(3)]);
+    assert.deepEqual(log.messages, []);
+  });
+
+  it("a compaction whose preceding write fails still supersedes the records it covers", async () => {
+    const { journal } = await open();
+    journal.append(rec(1));
+    await journal.flush();
+    journal.append(rec(2));
+    // rec(2) cannot reach the old file before the snapshot is written.
+    await breakWrites(journal, false);
+    await journal.compact({ cash: 2, seq: 2 });
+    journal.append(rec(3));
+    await journal.close();
+    assert.deepEqual((await open()).contents, { snapshot: { cash: 2, seq: 2 }, records: [rec(3)] });
+  });
+
+  it("a failed compaction rejects naming the file, after flushing, and the journal carries on", async () => {
+    const { journal } = await open();
+    journal.append(rec(1));
+    journal.append(rec(2));
+    // A directory where the .tmp must go makes the snapshot write fail.
+    fs.mkdirSync(`${file}.tmp`);
+    await assert.rejects(journal.compact({ cash: 1, seq: 2 }), (err: Error) => err.message.includes(file));
+    assert.equal(readLines().length, 2, "the covered records were flushed before the snapshot was attempted");
+    assert.equal(journal.recordsSinceCompaction, 2, "nothing was compacted");
+    journal.append(rec(3));
+    await journal.close();
+    fs.rmdirSync(`${file}.tmp`);
+    assert.deepEqual((await open()).contents, { snapshot: undefined, records: [rec(1), rec(2), rec(3)] });
+  });
+
+  it("rejects a bad fsyncIntervalMs with an Error naming the file", async () => {
+    await assert.rejects(open({ fsyncIntervalMs: -1 }), (err: Error) => err.message.includes(file));
+  });
+
+  it("close() leaves no timers, fds or pending fs requests of ours", async () => {
+    const countActive = (): Record<string, number> => {
+      const counts: Record<string, number> = {};
+      for (const kind of process.getActiveResourcesInfo()) {
+        if (kind === "Timeout" || kind.startsWith("FS") || kind === "FileHandle")
+          counts[kind] = (counts[kind] ?? 0) + 1;
+      }
+      return counts;
+    };
+    // Unref'd timers are invisible to getActiveResourcesInfo(), so track Timeout lifetimes directly.
+    const liveTimeouts = new Set<number>();
+    const refedTimeouts: number[] = [];
+    const hook = createHook({
+      init: (id, type, _trigger, resource) => {
+        if (type !== "Timeout") return;
+        liveTimeouts.add(id);
+        // A ref'd timer would keep Node-RED from exiting; checked once the creating call has returned.
+        setImmediate(() => {
+          if ((resource as NodeJS.Timeout).hasRef()) refedTimeouts.push(id);
+        });
+      },
+      destroy: (id) => {
+        liveTimeouts.delete(id);
+      },
+    });
+    const fdDir = "/proc/self/fd";
+    const countFds = (): number | undefined =>
+      fs.existsSync(fdDir) ? fs.readdirSync(fdDir).length : undefined;
+
+    // Mocha arms its own per-test Timeout once this function returns its promise; let that happen first.
+    await new Promise((r) => setImmediate(r));
+    const activeBefore = countActive();
+    const fdsBefore = countFds();
+    hook.enable();
+    try {
+      const { journal } = await open();
+      journal.append(rec(1));
+      assert.equal(liveTimeouts.size, 1, "the batch timer is observable while open");
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(refedTimeouts, [], "the batch timer is unref'd");
+      if (fdsBefore !== undefined)
+        assert.equal(countFds(), fdsBefore + 1, "the append fd is observable while open");
+      await journal.compact({ cash: 1, seq: 1 });
+      journal.append(rec(2));
+      await journal.close();
+      await new Promise((r) => setImmediate(r));
+      assert.equal(liveTimeouts.size, 0, "no timer left behind");
+      if (fdsBefore !== undefined) assert.equal(countFds(), fdsBefore, "no fd left behind");
+      assert.deepEqual(countActive(), activeBefore);
+    } finally {
+      hook.disable();
+    }
+  });
+});
