@@ -1,0 +1,138 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { PaperBroker } from "../lib/brokers/paper-broker";
+import { OrderRequest } from "../lib/protocol";
+import { fmt, row } from "./stats";
+
+/**
+ * Paper broker throughput in-process: MARKET orders that fill at once, and LIMIT orders that rest
+ * and are then filled by quotes. The baseline is validating the same requests with zod alone, so
+ * the ratio says how much the engine (matching, positions, events, journal) costs on top of it.
+ */
+async function marketOrders(count: number, journalFile?: string): Promise<number> {
+  const broker = new PaperBroker(
+    { volatility: 0, spread_bps: 0, slippage_bps: 0, starting_cash: 1e15, retention: 10_000 },
+    journalFile === undefined ? {} : { journalFile },
+  );
+  await broker.connect();
+  broker.setPrice("INFY", 100);
+  let events = 0;
+  broker.on("order", () => (events += 1));
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i += 1) {
+    await broker.placeOrder({ symbol: "INFY", side: i % 2 === 0 ? "BUY" : "SELL", quantity: 1 });
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  await broker.close();
+  if (events !== count * 2) throw new Error(`expected ${count * 2} events, saw ${events}`);
+  return count / seconds;
+}
+
+async function restingThenFilled(count: number): Promise<number> {
+  const broker = new PaperBroker({
+    volatility: 0,
+    spread_bps: 0,
+    slippage_bps: 0,
+    starting_cash: 1e15,
+    retention: count,
+  });
+  await broker.connect();
+  broker.setPrice("INFY", 100);
+  let filled = 0;
+  broker.on("order", (e) => e.type === "ORDER_FILLED" && (filled += 1));
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i += 1) {
+    await broker.placeOrder({
+      symbol: "INFY",
+      side: "BUY",
+      quantity: 1,
+      order_type: "LIMIT",
+      price: 99 - (i % 50) * 0.01,
+    });
+  }
+  broker.setPrice("INFY", 98);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  await broker.close();
+  if (filled !== count) throw new Error(`expected ${count} fills, saw ${filled}`);
+  return count / seconds;
+}
+
+function validationOnly(count: number): number {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i += 1) {
+    OrderRequest.parse({ symbol: "INFY", side: i % 2 === 0 ? "BUY" : "SELL", quantity: 1 });
+  }
+  return count / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+async function memoryGrowth(
+  count: number,
+  journalFile: string,
+): Promise<{ before: number; after: number; fileBytes: number }> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const broker = new PaperBroker(
+    { volatility: 0, spread_bps: 0, slippage_bps: 0, starting_cash: 1e15, retention: 10_000 },
+    { journalFile },
+  );
+  await broker.connect();
+  broker.setPrice("INFY", 100);
+  // Warm up to the retention bound so the baseline already holds a full order book.
+  for (let i = 0; i < 20_000; i += 1)
+    await broker.placeOrder({ symbol: "INFY", side: i % 2 === 0 ? "BUY" : "SELL", quantity: 1 });
+  await new Promise((r) => setTimeout(r, 200));
+  gc?.();
+  const before = process.memoryUsage().rss;
+  for (let i = 0; i < count; i += 1) {
+    await broker.placeOrder({ symbol: "INFY", side: i % 2 === 0 ? "BUY" : "SELL", quantity: 1 });
+    if (i % 50_000 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  gc?.();
+  const after = process.memoryUsage().rss;
+  await broker.close();
+  return { before, after, fileBytes: fs.statSync(journalFile).size };
+}
+
+export async function runPaperBench(options: { quick: boolean }): Promise<string[]> {
+  const n = options.quick ? 20_000 : 200_000;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "paper-bench-"));
+  try {
+    validationOnly(n / 10);
+    await marketOrders(n / 10);
+    const baseline = validationOnly(n);
+    const memory = await marketOrders(n);
+    const journaled = await marketOrders(n, path.join(dir, "a.jsonl"));
+    const resting = await restingThenFilled(n / 4);
+    const mem = await memoryGrowth(options.quick ? 100_000 : 1_000_000, path.join(dir, "m.jsonl"));
+    const growthMb = (mem.after - mem.before) / 1024 / 1024;
+    return [
+      "### Paper broker matching (in-process, one core)",
+      "",
+      row(["what", "orders/s", "vs zod validation alone (same run)", "target"]),
+      row(["---", "---:", "---:", "---"]),
+      row(["zod validation of the request only (baseline)", fmt(baseline, 0), "1.00", "—"]),
+      row([
+        "MARKET orders, filled at once, no journal",
+        fmt(memory, 0),
+        fmt(memory / baseline),
+        "≥ 200,000/s",
+      ]),
+      row([
+        "MARKET orders, filled at once, journal on",
+        fmt(journaled, 0),
+        fmt(journaled / baseline),
+        "≥ 200,000/s",
+      ]),
+      row(["LIMIT orders resting, then filled by one quote", fmt(resting, 0), fmt(resting / baseline), "—"]),
+      "",
+      `Memory: RSS ${fmt(mem.before / 1048576, 1)} MB → ${fmt(mem.after / 1048576, 1)} MB over ${options.quick ? "100,000" : "1,000,000"} journaled orders ` +
+        `(growth ${fmt(growthMb, 1)} MB, target < 10 MB); journal file ${fmt(mem.fileBytes / 1048576, 1)} MB after compaction.` +
+        ((globalThis as { gc?: unknown }).gc === undefined
+          ? " (run with --expose-gc for a steadier figure)"
+          : ""),
+    ];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,22 @@
+import { runPaperBench } from "./paper-matching";
+
+/**
+ * `npm run bench`: prints markdown tables for docs/PERFORMANCE.md. Every figure with a baseline
+ * measures that baseline in the same run, on the same machine, so the ratio survives noise.
+ * `--quick` runs smaller counts (a smoke test of the scripts, not figures to quote).
+ */
+async function main(): Promise<void> {
+  const quick = process.argv.includes("--quick");
+  const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
+  console.log(`# bench: node ${process.version}, ${new Date().toISOString()}${quick ? " (quick)" : ""}\n`);
+  const sections: [string, () => Promise<string[]>][] = [["paper", () => runPaperBench({ quick })]];
+  for (const [name, run] of sections) {
+    if (only !== undefined && only !== name) continue;
+    console.log((await run()).join("\n") + "\n");
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
