@@ -22,6 +22,12 @@ export const ERROR_CODES = [
   "AUTH",
   "CONFIG",
   "INTERNAL",
+  // Wire-level answers from the gateway (docs/PROTOCOL.md).
+  "UNAUTHENTICATED",
+  "BAD_FRAME",
+  "UNKNOWN_TYPE",
+  "FRAME_TOO_LARGE",
+  "BATCH_TOO_LARGE",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

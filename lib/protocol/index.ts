@@ -7,3 +7,4 @@ export * from "./quotes";
 export * from "./positions";
 export * from "./events";
 export * from "./validate";
+export * from "./wire";
