@@ -131,6 +131,11 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     return this.#state;
   }
 
+  /** The last event seq issued for this account (restored from the journal), for resume logic. */
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
   // #region lifecycle
 
   connect(): Promise<void> {
