@@ -34,6 +34,8 @@ export default tseslint.config(
       "@typescript-eslint/no-floating-promises": "error",
       "@typescript-eslint/consistent-type-imports": "error",
       "no-console": "error",
+      // `import x = require()` is how TypeScript imports an `export =` module (every node file).
+      "@typescript-eslint/no-require-imports": ["error", { allowAsImport: true }],
     },
   },
   {

@@ -1,3 +1,4 @@
+import { runFlowBench } from "./flow-roundtrip";
 import { runPaperBench } from "./paper-matching";
 
 /**
@@ -9,7 +10,10 @@ async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
   const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
   console.log(`# bench: node ${process.version}, ${new Date().toISOString()}${quick ? " (quick)" : ""}\n`);
-  const sections: [string, () => Promise<string[]>][] = [["paper", () => runPaperBench({ quick })]];
+  const sections: [string, () => Promise<string[]>][] = [
+    ["paper", () => runPaperBench({ quick })],
+    ["flow", () => runFlowBench({ quick })],
+  ];
   for (const [name, run] of sections) {
     if (only !== undefined && only !== name) continue;
     console.log((await run()).join("\n") + "\n");
