@@ -164,13 +164,26 @@ export const WireError = z.strictObject({
 });
 export type WireError = z.output<typeof WireError>;
 
-export const ResultMessage = z.strictObject({ type: z.literal("RESULT"), id: RequestId, result: z.unknown() });
+export const ResultMessage = z.strictObject({
+  type: z.literal("RESULT"),
+  id: RequestId,
+  result: z.unknown(),
+});
 /** `id` is null when the failing frame had no readable id (malformed JSON, say). */
-export const ErrorMessage = z.strictObject({ type: z.literal("ERROR"), id: RequestId.nullable(), error: WireError });
+export const ErrorMessage = z.strictObject({
+  type: z.literal("ERROR"),
+  id: RequestId.nullable(),
+  error: WireError,
+});
 export const EventMessage = z.strictObject({ type: z.literal("EVENT"), event: AccountEvent });
 export const QuoteMessage = z.strictObject({ type: z.literal("QUOTE"), quote: Quote });
 
-export const ServerMessage = z.discriminatedUnion("type", [ResultMessage, ErrorMessage, EventMessage, QuoteMessage]);
+export const ServerMessage = z.discriminatedUnion("type", [
+  ResultMessage,
+  ErrorMessage,
+  EventMessage,
+  QuoteMessage,
+]);
 export type ServerMessage = z.output<typeof ServerMessage>;
 export type ResultMessage = z.output<typeof ResultMessage>;
 export type ErrorMessage = z.output<typeof ErrorMessage>;

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import type { z } from "zod";
+import { ERROR_CODES, REQUEST_SCHEMAS, REQUEST_TYPES } from "../../lib/protocol";
+import { ErrorMessage, EventMessage, QuoteMessage, ResultMessage } from "../../lib/protocol/wire";
+
+/** docs/PROTOCOL.md and lib/protocol/wire.ts describe one protocol: these tests keep them in step. */
+const doc = fs.readFileSync(path.join(__dirname, "..", "..", "..", "docs", "PROTOCOL.md"), "utf8");
+
+/** The field names of the table under `#### TYPE`. */
+function documentedFields(type: string): string[] {
+  const start = doc.indexOf(`\n#### ${type}\n`);
+  assert.ok(start >= 0, `docs/PROTOCOL.md has a section for ${type}`);
+  const rest = doc.slice(start + 1);
+  const next = rest.search(/\n#{2,4} /);
+  const section = next < 0 ? rest : rest.slice(0, next);
+  return Array.from(section.matchAll(/^\| ([a-z_]+) \|/gm), (m) => m[1] as string).filter(
+    (f) => f !== "field",
+  );
+}
+
+/** The keys a schema accepts: an object's shape, or the union of its options' shapes. */
+function schemaFields(schema: z.ZodType): string[] {
+  const def = (
+    schema as unknown as { def: { type: string; options?: z.ZodType[]; shape?: Record<string, unknown> } }
+  ).def;
+  if (def.type === "union") return Array.from(new Set((def.options ?? []).flatMap(schemaFields)));
+  assert.ok(def.shape !== undefined, `schema of type ${def.type} has a shape`);
+  return Object.keys(def.shape);
+}
+
+describe("docs/PROTOCOL.md matches lib/protocol/wire.ts", function () {
+  for (const type of REQUEST_TYPES) {
+    it(`documents ${type} with exactly the schema's fields`, function () {
+      assert.deepEqual(documentedFields(type).sort(), schemaFields(REQUEST_SCHEMAS[type]).sort());
+    });
+  }
+
+  const pushes: [string, z.ZodType][] = [
+    ["RESULT", ResultMessage],
+    ["ERROR", ErrorMessage],
+    ["EVENT", EventMessage],
+    ["QUOTE", QuoteMessage],
+  ];
+  for (const [type, schema] of pushes) {
+    it(`documents ${type} with exactly the schema's fields`, function () {
+      assert.deepEqual(documentedFields(type).sort(), schemaFields(schema).sort());
+    });
+  }
+
+  it("documents no message type the schemas lack", function () {
+    const documented = Array.from(doc.matchAll(/^#### ([A-Z_]+)$/gm), (m) => m[1]);
+    assert.deepEqual(documented.sort(), [...REQUEST_TYPES, ...pushes.map(([t]) => t)].sort());
+  });
+
+  it("lists every error code, and only those", function () {
+    const start = doc.indexOf("## 3. Error codes");
+    const section = doc.slice(start, doc.indexOf("## 4.", start));
+    const listed = Array.from(section.matchAll(/^\| ([A-Z_]+) \|/gm), (m) => m[1]);
+    assert.deepEqual(listed.sort(), [...ERROR_CODES].sort());
+  });
+});
