@@ -2,6 +2,7 @@ import path from "node:path";
 import type { BrokerInterface } from "./interface";
 import type { BrokerLogger } from "./logger";
 import { PaperBroker } from "./paper-broker";
+import { WebSocketBroker } from "./websocket-broker";
 import type { BrokerSettingsInput } from "./settings";
 import { BrokerSettings } from "./settings";
 import { parseOrThrow } from "../protocol";
@@ -28,5 +29,7 @@ export function createBroker(input: BrokerSettingsInput, deps: BrokerDeps): Rese
         journalFile: paperJournalFile(deps.userDir, settings.paper.account),
         log: deps.log,
       });
+    case "websocket":
+      return new WebSocketBroker(settings.websocket, { log: deps.log });
   }
 }

@@ -1,0 +1,520 @@
+import { createHmac, randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type { z } from "zod";
+import type {
+  Account,
+  ConnectionState,
+  GttEvent,
+  GttEventType,
+  GttRequestInput,
+  GttSnapshot,
+  OrderChanges,
+  OrderEvent,
+  OrderEventType,
+  OrderRequestInput,
+  OrderSnapshot,
+  OrderStatus,
+  Position,
+} from "../protocol";
+import { BrokerError, toBrokerError } from "../protocol/errors";
+import { GttRequest } from "../protocol/gtt";
+import { OrderChanges as OrderChangesSchema, OrderRequest, isTerminal } from "../protocol/orders";
+import { SymbolList } from "../protocol/quotes";
+import { parseOrThrow } from "../protocol/validate";
+import type { AuthResult, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
+import { RESULT_SCHEMAS, SUBPROTOCOL, ServerMessage, authPayload } from "../protocol/wire";
+import { newClientOrderId } from "../paper/ids";
+import { RetentionQueue } from "../paper/retention-queue";
+import { CircuitBreaker } from "../ws/circuit-breaker";
+import type { Session } from "../ws/reconnecting-client";
+import { ReconnectingClient } from "../ws/reconnecting-client";
+import { TokenBucket } from "../ws/token-bucket";
+import type { BrokerEvents, BrokerInterface } from "./interface";
+import type { BrokerLogger } from "./logger";
+import { silentLogger } from "./logger";
+import type { WebSocketSettings } from "./websocket-settings";
+
+export interface WebSocketBrokerDeps {
+  log?: BrokerLogger;
+}
+
+/** How long a placement whose answer was lost may take to settle before it is reported unknown. */
+const RESOLVE_WINDOW_MS = 30_000;
+
+/** An order's observable state; two snapshots with the same key need no second event. */
+function versionKey(order: OrderSnapshot): string {
+  return `${order.status}|${order.filled_quantity}|${order.quantity}|${order.price}|${order.trigger_price}|${order.timestamp}`;
+}
+
+const EVENT_FOR_STATUS: Record<OrderStatus, OrderEventType> = {
+  PENDING: "ORDER_PLACED",
+  OPEN: "ORDER_PLACED",
+  TRIGGER_PENDING: "ORDER_PLACED",
+  PARTIALLY_FILLED: "ORDER_PARTIALLY_FILLED",
+  FILLED: "ORDER_FILLED",
+  CANCELLED: "ORDER_CANCELLED",
+  REJECTED: "ORDER_REJECTED",
+  EXPIRED: "ORDER_EXPIRED",
+};
+
+function isUnknownOutcome(error: BrokerError): boolean {
+  return error.code === "TIMEOUT" || error.code === "NETWORK";
+}
+
+/**
+ * BrokerInterface over the v1 WebSocket order protocol (docs/PROTOCOL.md), on the reconnecting
+ * client core. It authenticates and resumes from its last event seq after every reconnect; when
+ * the server no longer holds the missed events it reconciles from the order book and reports what
+ * changed as synthesized events, so no fill is missed and none is reported twice. A placement whose
+ * answer was lost is settled by looking the order up by client_order_id before anything is
+ * reported or retried, so it yields exactly one order.
+ */
+export class WebSocketBroker extends EventEmitter<BrokerEvents> implements BrokerInterface {
+  readonly kind = "websocket" as const;
+  readonly settings: WebSocketSettings;
+
+  readonly #log: BrokerLogger;
+  readonly #client: ReconnectingClient;
+  readonly #breaker: CircuitBreaker;
+  /** Last known state of each order this client has seen, for dedupe and reconciliation. */
+  readonly #known = new Map<string, OrderSnapshot>();
+  readonly #knownEnded = new RetentionQueue<"order">();
+  readonly #gttStatus = new Map<string, string>();
+  readonly #subscriptions = new Set<string>();
+  #lastSeq = 0;
+  #sessions = 0;
+  #account = "";
+  #clientState: ConnectionState = "disconnected";
+  #state: ConnectionState = "disconnected";
+  #connectWaiters: { resolve: () => void; reject: (error: BrokerError) => void }[] = [];
+
+  constructor(settings: WebSocketSettings, deps: WebSocketBrokerDeps = {}) {
+    super();
+    this.settings = settings;
+    this.#log = deps.log ?? silentLogger;
+    this.#breaker = new CircuitBreaker({
+      failureThreshold: settings.breaker.failure_threshold,
+      coolDownMs: settings.breaker.cool_down_ms,
+      onStateChange: (state) => this.#onBreaker(state),
+    });
+    const options: ConstructorParameters<typeof ReconnectingClient>[0] = {
+      url: settings.url,
+      protocols: [SUBPROTOCOL],
+      backoff: {
+        initialMs: settings.reconnect.initial_ms,
+        factor: settings.reconnect.factor,
+        maxMs: settings.reconnect.max_ms,
+      },
+      heartbeat: { intervalMs: settings.heartbeat_ms, maxMissedPongs: 2 },
+      requestTimeoutMs: settings.request_timeout_ms,
+      queue: { max: settings.queue.max, ttlMs: settings.queue.ttl_ms },
+      rateLimit: new TokenBucket(settings.rate_limit.per_second, settings.rate_limit.burst),
+      openSession: (session) => this.#openSession(session),
+    };
+    if (settings.ca !== undefined) options.ca = settings.ca;
+    this.#client = new ReconnectingClient(options);
+    this.#client.on("state", (state, reason) => this.#onClientState(state, reason));
+    this.#client.on("message", (message) => this.#onMessage(message));
+    this.#client.on("error", (error) => this.#emitError(error));
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The last event seq processed: what a RESUME after the next reconnect starts from. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  get stats(): ReconnectingClient["stats"] & { circuit: string } {
+    return { ...this.#client.stats, circuit: this.#breaker.state };
+  }
+
+  // #region lifecycle
+
+  /**
+   * Starts the connection. Resolves once connected, or once the first attempt has failed (the
+   * client keeps reconnecting and queues requests meanwhile); rejects when the credentials are
+   * refused, since retrying them cannot help.
+   */
+  connect(): Promise<void> {
+    if (this.#clientState === "connected") return Promise.resolve();
+    const settled = new Promise<void>((resolve, reject) => this.#connectWaiters.push({ resolve, reject }));
+    this.#client.start();
+    return settled;
+  }
+
+  async close(): Promise<void> {
+    await this.#client.close();
+    this.#settleConnectWaiters(new BrokerError("CLOSED", "WebSocket broker closed before it connected"));
+  }
+
+  #onClientState(state: ConnectionState, reason?: string): void {
+    this.#clientState = state;
+    if (state === "connected" || state === "reconnecting") this.#settleConnectWaiters();
+    if (state === "disconnected" && reason !== undefined && this.#connectWaiters.length > 0) {
+      this.#settleConnectWaiters(new BrokerError("AUTH", reason));
+    }
+    this.#publishState(reason);
+  }
+
+  #onBreaker(state: string): void {
+    if (state === "open")
+      this.#log.warn(`circuit open: failing fast for ${this.settings.breaker.cool_down_ms} ms`);
+    this.#publishState();
+  }
+
+  /** The client's state, unless the breaker is open: then the flow should see that instead. */
+  #publishState(reason?: string): void {
+    const next: ConnectionState =
+      this.#clientState === "connected" && this.#breaker.state === "open"
+        ? "circuit-open"
+        : this.#clientState;
+    if (next === this.#state) return;
+    this.#state = next;
+    this.emit("state", next, reason);
+  }
+
+  #settleConnectWaiters(error?: BrokerError): void {
+    const waiters = this.#connectWaiters;
+    this.#connectWaiters = [];
+    for (const waiter of waiters) {
+      if (error === undefined) waiter.resolve();
+      else waiter.reject(error);
+    }
+  }
+
+  /**
+   * Runs on every (re)connect before queued requests go out: authenticate, then catch up on the
+   * events missed while away (replayed, or reconciled from the order book when too old).
+   */
+  async #openSession(session: Session): Promise<void> {
+    const auth = await this.#authenticate(session);
+    this.#sessions += 1;
+    if (this.#sessions === 1 && this.#known.size === 0) {
+      // A fresh client starts from now: replaying the account's history would re-announce old fills.
+      this.#lastSeq = auth.seq;
+    } else {
+      await this.#resume(session, auth.seq);
+    }
+    if (this.#subscriptions.size > 0) {
+      await session.request({ type: "SUBSCRIBE", symbols: Array.from(this.#subscriptions) });
+    }
+  }
+
+  async #authenticate(session: Session): Promise<AuthResult> {
+    const timestamp = Date.now();
+    const nonce = randomBytes(16).toString("hex");
+    const signature = createHmac("sha256", this.settings.api_secret)
+      .update(authPayload(this.settings.api_key, timestamp, nonce))
+      .digest("hex");
+    const raw = await session.request({
+      type: "AUTH",
+      api_key: this.settings.api_key,
+      timestamp,
+      nonce,
+      signature,
+    });
+    const auth = parseResult("AUTH", raw);
+    this.#account = auth.account;
+    this.#client.setLimits({ maxBatch: auth.limits.max_batch, maxFrameBytes: auth.limits.max_frame_bytes });
+    return auth;
+  }
+
+  async #resume(session: Session, serverSeq: number): Promise<void> {
+    if (serverSeq < this.#lastSeq) {
+      // The server's account is behind what we processed (a reset or a different account): only
+      // the order book can say what is true now.
+      this.#log.warn(`server seq ${serverSeq} is behind the last processed ${this.#lastSeq}; reconciling`);
+      await this.#reconcile(session, serverSeq);
+      return;
+    }
+    const resumed: ResumeResult = parseResult(
+      "RESUME",
+      await session.request({ type: "RESUME", from_seq: this.#lastSeq }),
+    );
+    if (resumed.gap) {
+      this.#log.warn(
+        `events after seq ${this.#lastSeq} are no longer held by the server; reconciling from the order book`,
+      );
+      await this.#reconcile(session, resumed.seq);
+    }
+  }
+
+  /** Compares the order book and GTTs with what this client last saw and reports the differences. */
+  async #reconcile(session: Session, serverSeq: number): Promise<void> {
+    const book = parseResult("GET_ORDERBOOK", await session.request({ type: "GET_ORDERBOOK" }));
+    const gtts = parseResult("GET_GTTS", await session.request({ type: "GET_GTTS" }));
+    const now = new Date().toISOString();
+    for (const order of book) {
+      const known = this.#known.get(order.order_id);
+      if (known !== undefined && versionKey(known) === versionKey(order)) continue;
+      const type: OrderEventType =
+        known !== undefined &&
+        known.status === order.status &&
+        known.filled_quantity === order.filled_quantity
+          ? "ORDER_MODIFIED"
+          : EVENT_FOR_STATUS[order.status];
+      this.#emitOrder({ type, seq: serverSeq, order, synthesized: true, timestamp: now });
+    }
+    for (const gtt of gtts) {
+      const known = this.#gttStatus.get(gtt.gtt_id);
+      if (known === gtt.status) continue;
+      const type: GttEventType | undefined =
+        gtt.status === "triggered"
+          ? "GTT_TRIGGERED"
+          : gtt.status === "deleted"
+            ? "GTT_DELETED"
+            : known === undefined
+              ? "GTT_PLACED"
+              : undefined;
+      if (type !== undefined) this.#emitGtt({ type, seq: serverSeq, gtt, timestamp: now });
+    }
+    this.#lastSeq = serverSeq;
+  }
+
+  // #endregion
+
+  // #region inbound
+
+  #onMessage(raw: unknown): void {
+    const parsed = ServerMessage.safeParse(raw);
+    if (!parsed.success) {
+      this.#emitError(
+        new BrokerError(
+          "BAD_FRAME",
+          `server sent a message that is not protocol v1: ${parsed.error.issues[0]?.message ?? "?"}`,
+        ),
+      );
+      return;
+    }
+    const message = parsed.data;
+    if (message.type === "QUOTE") {
+      this.emit("quote", message.quote);
+      return;
+    }
+    if (message.type !== "EVENT") return;
+    const event = message.event;
+    // At-most-once per seq: a replayed or duplicated event has a seq already processed.
+    if (event.seq <= this.#lastSeq) return;
+    this.#lastSeq = event.seq;
+    if ("order" in event) this.#emitOrder(event);
+    else this.#emitGtt(event);
+  }
+
+  /** Emits an order event unless this exact order state was already reported (replay, reconcile). */
+  #emitOrder(event: OrderEvent): void {
+    const known = this.#known.get(event.order.order_id);
+    if (known !== undefined && versionKey(known) === versionKey(event.order)) return;
+    this.#remember(event.order);
+    this.emit("order", event);
+  }
+
+  #emitGtt(event: GttEvent): void {
+    if (this.#gttStatus.get(event.gtt.gtt_id) === event.gtt.status && event.type !== "GTT_MODIFIED") return;
+    this.#gttStatus.set(event.gtt.gtt_id, event.gtt.status);
+    this.emit("gtt", event);
+  }
+
+  #remember(order: OrderSnapshot): void {
+    const before = this.#known.get(order.order_id);
+    this.#known.set(order.order_id, order);
+    if (isTerminal(order.status) && (before === undefined || !isTerminal(before.status))) {
+      this.#knownEnded.push(order.order_id, "order");
+      this.#knownEnded.trim(this.settings.retention, (id) => this.#known.delete(id));
+    }
+  }
+
+  #emitError(error: BrokerError): void {
+    // An 'error' event without a listener would throw; the log is the fallback.
+    if (this.listenerCount("error") > 0) this.emit("error", error);
+    else this.#log.warn(error.message);
+  }
+
+  // #endregion
+
+  // #region requests
+
+  /** One request through the breaker; unknown outcomes count as failures, final answers as health. */
+  async #call<T extends RequestType>(
+    type: T,
+    body: Record<string, unknown>,
+    ttlMs?: number,
+  ): Promise<WireResultOf<T>> {
+    this.#breaker.check();
+    try {
+      const raw = await this.#client.request({ type, ...body }, ttlMs === undefined ? undefined : { ttlMs });
+      this.#breaker.success();
+      return parseResult(type, raw);
+    } catch (error) {
+      const err = toBrokerError(error);
+      if (isUnknownOutcome(err)) this.#breaker.failure();
+      else if (
+        err.code !== "QUEUE_FULL" &&
+        err.code !== "EXPIRED" &&
+        err.code !== "CLOSED" &&
+        err.code !== "RATE_LIMITED"
+      ) {
+        this.#breaker.success();
+      }
+      throw err;
+    }
+  }
+
+  async placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
+    const request = parseOrThrow(OrderRequest, input, "order");
+    // The id exists before anything is sent, so a lost answer can always be looked up.
+    const order = { ...request, client_order_id: request.client_order_id ?? newClientOrderId() };
+    const sendBy = Date.now() + this.settings.queue.ttl_ms;
+    try {
+      return this.#accepted(await this.#call("PLACE_ORDER", { order }));
+    } catch (error) {
+      const err = toBrokerError(error);
+      if (!isUnknownOutcome(err)) throw err;
+      this.#log.warn(`placement ${order.client_order_id}: ${err.message}; looking it up before reporting`);
+      return this.#accepted(await this.#settlePlacement(order, sendBy, err));
+    }
+  }
+
+  /**
+   * A placement whose answer was lost: the order may or may not exist. Look it up by its
+   * client_order_id; when the server never saw it, send it again (same id, so at most one order)
+   * only while its time to live lasts — a stale order is never sent late.
+   */
+  async #settlePlacement(
+    order: OrderRequest & { client_order_id: string },
+    sendBy: number,
+    first: BrokerError,
+  ): Promise<OrderSnapshot> {
+    const giveUpAt = Date.now() + RESOLVE_WINDOW_MS;
+    let last = first;
+    while (Date.now() < giveUpAt) {
+      try {
+        return await this.#call(
+          "GET_ORDER",
+          { client_order_id: order.client_order_id },
+          giveUpAt - Date.now(),
+        );
+      } catch (error) {
+        const err = toBrokerError(error);
+        if (err.code === "CLOSED" || err.code === "CIRCUIT_OPEN") throw err;
+        if (err.code !== "NOT_FOUND") {
+          last = err;
+          await delay(Math.min(250, Math.max(0, giveUpAt - Date.now())));
+          continue;
+        }
+      }
+      const ttl = sendBy - Date.now();
+      if (ttl <= 0) {
+        throw new BrokerError(
+          "EXPIRED",
+          `order ${order.client_order_id} never reached the server and its ${this.settings.queue.ttl_ms} ms time to live has passed; not placed`,
+        );
+      }
+      try {
+        return await this.#call("PLACE_ORDER", { order }, ttl);
+      } catch (error) {
+        const err = toBrokerError(error);
+        if (!isUnknownOutcome(err)) throw err;
+        last = err;
+      }
+    }
+    throw new BrokerError(
+      "NETWORK",
+      `order ${order.client_order_id}: outcome still unknown after ${RESOLVE_WINDOW_MS} ms (${last.message}); it will show in order events if it was placed`,
+    );
+  }
+
+  #accepted(order: OrderSnapshot): OrderSnapshot {
+    const known = this.#known.get(order.order_id);
+    if (known === undefined || known.timestamp <= order.timestamp) this.#remember(order);
+    return order;
+  }
+
+  async modifyOrder(orderId: string, changesInput: OrderChanges): Promise<OrderSnapshot> {
+    const changes = parseOrThrow(OrderChangesSchema, changesInput, "order changes");
+    return this.#accepted(await this.#call("MODIFY_ORDER", { order_id: orderId, changes }));
+  }
+
+  async cancelOrder(orderId: string): Promise<OrderSnapshot> {
+    try {
+      return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
+    } catch (error) {
+      const err = toBrokerError(error);
+      if (!isUnknownOutcome(err)) throw err;
+      // Cancelling twice is harmless; asking first tells whether the first one landed.
+      const current = await this.#call("GET_ORDER", { order_id: orderId });
+      if (isTerminal(current.status)) return this.#accepted(current);
+      return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
+    }
+  }
+
+  async getOrder(orderId: string): Promise<OrderSnapshot> {
+    return this.#call("GET_ORDER", { order_id: orderId });
+  }
+
+  async getOrderbook(): Promise<OrderSnapshot[]> {
+    return this.#call("GET_ORDERBOOK", {});
+  }
+
+  async placeGtt(input: GttRequestInput): Promise<GttSnapshot> {
+    const gtt = parseOrThrow(GttRequest, input, "GTT");
+    return this.#call("PLACE_GTT", { gtt });
+  }
+
+  async modifyGtt(gttId: string, input: GttRequestInput): Promise<GttSnapshot> {
+    const gtt = parseOrThrow(GttRequest, input, "GTT");
+    return this.#call("MODIFY_GTT", { gtt_id: gttId, gtt });
+  }
+
+  async deleteGtt(gttId: string): Promise<GttSnapshot> {
+    return this.#call("DELETE_GTT", { gtt_id: gttId });
+  }
+
+  async getGtts(): Promise<GttSnapshot[]> {
+    return this.#call("GET_GTTS", {});
+  }
+
+  async getPositions(): Promise<Position[]> {
+    return this.#call("GET_POSITIONS", {});
+  }
+
+  async getAccount(): Promise<Account> {
+    return this.#call("GET_ACCOUNT", {});
+  }
+
+  async subscribeQuotes(symbols: string[]): Promise<void> {
+    const list = parseOrThrow(SymbolList, symbols, "symbols");
+    for (const symbol of list) this.#subscriptions.add(symbol);
+    await this.#call("SUBSCRIBE", { symbols: list });
+  }
+
+  async unsubscribeQuotes(symbols: string[]): Promise<void> {
+    const list = parseOrThrow(SymbolList, symbols, "symbols");
+    for (const symbol of list) this.#subscriptions.delete(symbol);
+    await this.#call("UNSUBSCRIBE", { symbols: list });
+  }
+
+  /** The account name the gateway reported at AUTH. */
+  get account(): string {
+    return this.#account;
+  }
+
+  // #endregion
+}
+
+/** Checks a RESULT against the request type's schema: a peer's bad answer is an error, not data. */
+function parseResult<T extends RequestType>(type: T, raw: unknown): WireResultOf<T> {
+  const schema = RESULT_SCHEMAS[type] as unknown as z.ZodType<WireResultOf<T>>;
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw new BrokerError(
+    "BAD_FRAME",
+    `server's answer to ${type} is not protocol v1: ${parsed.error.issues[0]?.message ?? "?"}`,
+  );
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
