@@ -231,6 +231,15 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     throw new BrokerError("NOT_CONNECTED", "paper broker is not connected");
   }
 
+  /**
+   * Resolves once every change made so far is written and fsync'd. A gateway awaits this before it
+   * acknowledges an order, so an acknowledged order survives the process being killed; concurrent
+   * callers share one write (group commit).
+   */
+  async flush(): Promise<void> {
+    await this.#journal?.flush();
+  }
+
   /** Wipes the account: cash back to starting_cash, no orders, GTTs or positions. `seq` and ids go on. */
   async resetAccount(): Promise<void> {
     await this.#ready();
