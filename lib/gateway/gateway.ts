@@ -1,0 +1,937 @@
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import type { RawData } from "ws";
+import { WebSocket, WebSocketServer } from "ws";
+import type { BrokerInterface } from "../brokers/interface";
+import type { BrokerLogger } from "../brokers/logger";
+import { silentLogger } from "../brokers/logger";
+import { parseInstrument } from "../paper/instrument";
+import type { ErrorCode } from "../protocol/errors";
+import { BrokerError } from "../protocol/errors";
+import type { AccountEvent } from "../protocol/events";
+import type { GttEvent, OrderEvent } from "../protocol/events";
+import type { OrderSnapshot } from "../protocol/orders";
+import type { Quote } from "../protocol/quotes";
+import { formatIssues } from "../protocol/validate";
+import type { AuthResult, RequestType, ResumeResult, WireRequest, WireRequestOf } from "../protocol/wire";
+import { CLOSE_CODES, REQUEST_SCHEMAS, REQUEST_TYPES, SUBPROTOCOL, WIRE_LIMITS } from "../protocol/wire";
+import { TokenBucket } from "../ws/token-bucket";
+import type { CredentialSource } from "./auth";
+import { AuthVerifier } from "./auth";
+import type { BufferedEvent } from "./replay-buffer";
+import { ReplayBuffer } from "./replay-buffer";
+
+export interface GatewayOptions {
+  /** Served as it is; connected at start when it is not yet. The gateway never closes it. */
+  broker: BrokerInterface;
+  /** Default 127.0.0.1: a gateway is reachable from elsewhere only when asked. */
+  host?: string;
+  /** 0 (the default) picks a free port; read it back from `.port`. */
+  port?: number;
+  credentials: CredentialSource;
+  /** Serve wss:// with this key and certificate (PEM). */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /** Default "/v1". Clients may also connect on "/" offering the `trading-broker.v1` subprotocol. */
+  path?: string;
+  /** A socket that has not authenticated by then is closed with 4002. Default 5000. */
+  authTimeoutMs?: number;
+  /** ± how far an AUTH timestamp may be from the server clock. Default (and most) 30 s. */
+  authWindowMs?: number;
+  /** Soft limit: larger frames get FRAME_TOO_LARGE unparsed and the connection stays open. */
+  maxFrameBytes?: number;
+  /** Hard limit where ws itself closes the connection with 1009. Default 16 × maxFrameBytes. */
+  maxPayloadBytes?: number;
+  /** Most messages in one batched frame. Default (and most) 100. */
+  maxBatch?: number;
+  /** Per-connection request rate (every message counts, AUTH too). Default 500/s, burst 1000. */
+  rate?: { perSecond?: number; burst?: number };
+  /** Ping every intervalMs; terminate after maxMissedPongs unanswered. intervalMs 0 turns it off. */
+  heartbeat?: { intervalMs?: number; maxMissedPongs?: number };
+  /** Account events kept for RESUME. Default 10,000. */
+  replayBuffer?: number;
+  /** A connection whose unsent bytes exceed this is a slow consumer and is terminated. Default 8 MiB. */
+  maxBufferedBytes?: number;
+  /** client_order_ids remembered for idempotent PLACE_ORDER beyond the broker's own. Default 100,000. */
+  idempotencyCapacity?: number;
+  /** How long close() waits for a client's close handshake before terminating it. Default 1000. */
+  closeTimeoutMs?: number;
+  /** The account name AUTH reports when the credential names none. Default: the broker's, or "default". */
+  account?: string;
+  log?: BrokerLogger;
+  /** Wall clock in ms (AUTH timestamps, nonce expiry, server_time). Default Date.now. */
+  now?: () => number;
+}
+
+interface Client {
+  readonly id: number;
+  readonly ws: WebSocket;
+  readonly remote: string;
+  readonly bucket: TokenBucket;
+  authenticated: boolean;
+  account: string;
+  /** Set by a failed AUTH: nothing more is executed and the socket closes after the reply. */
+  closeCode: number | undefined;
+  authTimer: NodeJS.Timeout | undefined;
+  missedPongs: number;
+  /** Quote subscriptions as "EXCHANGE:SYMBOL". */
+  readonly symbols: Set<string>;
+  /** Pushes waiting for this tick's flush. */
+  outbox: Outgoing[];
+  /** Highest event seq sent, so a replay and the live flush never send one event twice in a row. */
+  sentSeq: number;
+}
+
+interface Outgoing {
+  seq?: number;
+  frame: string;
+}
+
+interface QuoteSubscription {
+  readonly clients: Set<Client>;
+  /** Settles when the broker has (or has failed to) subscribe(d). */
+  ready: Promise<void>;
+}
+
+/** A reply that is ready now, or once the broker answers. */
+type Reply = string | Promise<string>;
+
+const DEFAULTS = {
+  host: "127.0.0.1",
+  port: 0,
+  path: "/v1",
+  authTimeoutMs: 5000,
+  ratePerSecond: 500,
+  burst: 1000,
+  heartbeatIntervalMs: 10_000,
+  maxMissedPongs: 2,
+  replayBuffer: 10_000,
+  maxBufferedBytes: 8 * 1024 * 1024,
+  idempotencyCapacity: 100_000,
+  closeTimeoutMs: 1000,
+} as const;
+
+const REQUEST_TYPE_SET: ReadonlySet<string> = new Set(REQUEST_TYPES);
+
+/**
+ * The v1 protocol server: exposes any BrokerInterface to WebSocket clients (docs/PROTOCOL.md).
+ * Every request gets exactly one RESULT or ERROR with its id; account events are pushed to every
+ * authenticated connection and kept in a bounded buffer for RESUME.
+ */
+export class Gateway {
+  readonly host: string;
+  readonly path: string;
+  readonly maxFrameBytes: number;
+  readonly maxBatch: number;
+  readonly ratePerSecond: number;
+  readonly burst: number;
+
+  readonly #broker: BrokerInterface;
+  readonly #log: BrokerLogger;
+  readonly #now: () => number;
+  readonly #tls: boolean;
+  readonly #requestedPort: number;
+  readonly #authTimeoutMs: number;
+  readonly #heartbeatIntervalMs: number;
+  readonly #maxMissedPongs: number;
+  readonly #maxBufferedBytes: number;
+  readonly #idempotencyCapacity: number;
+  readonly #closeTimeoutMs: number;
+  readonly #account: string;
+  readonly #verifier: AuthVerifier;
+  readonly #replay: ReplayBuffer;
+  readonly #server: http.Server;
+  readonly #wss: WebSocketServer;
+
+  readonly #clients = new Set<Client>();
+  #nextClientId = 1;
+  #port = 0;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #flushing: NodeJS.Immediate | undefined;
+  readonly #dirty = new Set<Client>();
+  #highestSeq = 0;
+  /** client_order_id → the placement in flight, or the order_id it got. Oldest first. */
+  readonly #placed = new Map<string, Promise<OrderSnapshot> | string>();
+  readonly #quotes = new Map<string, QuoteSubscription>();
+  /** Broker subscribe/unsubscribe calls run one after another, so they reach it in the order made. */
+  #quoteOps: Promise<void> = Promise.resolve();
+
+  readonly #onOrder = (event: OrderEvent): void => this.#onAccountEvent(event);
+  readonly #onGtt = (event: GttEvent): void => this.#onAccountEvent(event);
+  readonly #onQuote = (quote: Quote): void => this.#pushQuote(quote);
+  readonly #onBrokerError = (error: BrokerError): void => {
+    this.#log.warn(`gateway: broker reported ${error.code}: ${error.message}`);
+  };
+
+  private constructor(options: GatewayOptions) {
+    const limit = (name: string, value: number | undefined, fallback: number, max?: number): number => {
+      const chosen = value ?? fallback;
+      if (!Number.isFinite(chosen) || chosen < 0 || (max !== undefined && chosen > max)) {
+        throw new RangeError(
+          `gateway option ${name} must be a number from 0${max === undefined ? "" : ` to ${max}`}, got ${chosen}`,
+        );
+      }
+      return chosen;
+    };
+    this.#broker = options.broker;
+    this.#log = options.log ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    this.host = options.host ?? DEFAULTS.host;
+    this.#requestedPort = limit("port", options.port, DEFAULTS.port, 65535);
+    this.path = options.path ?? DEFAULTS.path;
+    if (!this.path.startsWith("/"))
+      throw new RangeError(`gateway option path must start with "/", got ${this.path}`);
+    this.#authTimeoutMs = limit("authTimeoutMs", options.authTimeoutMs, DEFAULTS.authTimeoutMs);
+    const authWindowMs = limit(
+      "authWindowMs",
+      options.authWindowMs,
+      WIRE_LIMITS.authWindowMs,
+      WIRE_LIMITS.authWindowMs,
+    );
+    this.maxFrameBytes = limit(
+      "maxFrameBytes",
+      options.maxFrameBytes,
+      WIRE_LIMITS.maxFrameBytes,
+      WIRE_LIMITS.maxFrameBytes,
+    );
+    const maxPayload = limit("maxPayloadBytes", options.maxPayloadBytes, this.maxFrameBytes * 16);
+    this.maxBatch = Math.max(
+      1,
+      limit("maxBatch", options.maxBatch, WIRE_LIMITS.maxBatch, WIRE_LIMITS.maxBatch),
+    );
+    this.ratePerSecond = limit("rate.perSecond", options.rate?.perSecond, DEFAULTS.ratePerSecond);
+    if (this.ratePerSecond <= 0) throw new RangeError("gateway option rate.perSecond must be greater than 0");
+    this.burst = Math.max(1, Math.floor(limit("rate.burst", options.rate?.burst, DEFAULTS.burst)));
+    this.#heartbeatIntervalMs = limit(
+      "heartbeat.intervalMs",
+      options.heartbeat?.intervalMs,
+      DEFAULTS.heartbeatIntervalMs,
+    );
+    this.#maxMissedPongs = limit(
+      "heartbeat.maxMissedPongs",
+      options.heartbeat?.maxMissedPongs,
+      DEFAULTS.maxMissedPongs,
+    );
+    this.#maxBufferedBytes = limit("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes);
+    this.#idempotencyCapacity = limit(
+      "idempotencyCapacity",
+      options.idempotencyCapacity,
+      DEFAULTS.idempotencyCapacity,
+    );
+    this.#closeTimeoutMs = limit("closeTimeoutMs", options.closeTimeoutMs, DEFAULTS.closeTimeoutMs);
+    this.#account = options.account ?? brokerAccount(options.broker) ?? "default";
+    this.#verifier = new AuthVerifier({
+      credentials: options.credentials,
+      windowMs: authWindowMs,
+      now: this.#now,
+      defaultAccount: this.#account,
+    });
+    this.#replay = new ReplayBuffer(limit("replayBuffer", options.replayBuffer, DEFAULTS.replayBuffer));
+
+    this.#tls = options.tls !== undefined;
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      const status = requestPath(req) === this.path ? 426 : 404;
+      res.writeHead(status, { "content-type": "text/plain", connection: "close" });
+      res.end(status === 426 ? "this endpoint speaks WebSocket only\n" : "not found\n");
+    };
+    this.#server =
+      options.tls === undefined
+        ? http.createServer(onRequest)
+        : https.createServer({ key: options.tls.key, cert: options.tls.cert }, onRequest);
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: maxPayload,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+    this.#server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#onUpgrade(req, socket, head),
+    );
+  }
+
+  /** Connects the broker if needed, listens, and resolves once clients can connect. */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const gateway = new Gateway(options);
+    if (options.broker.state !== "connected") await options.broker.connect();
+    await gateway.#listen();
+    return gateway;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Where clients connect, e.g. ws://127.0.0.1:8787/v1. */
+  get url(): string {
+    const host = this.host.includes(":") ? `[${this.host}]` : this.host;
+    return `${this.#tls ? "wss" : "ws"}://${host}:${this.#port}${this.path}`;
+  }
+
+  /** Connections open now, authenticated or not. */
+  get connections(): number {
+    return this.#clients.size;
+  }
+
+  /** The last account event seq: the highest seen, or the broker's own when it reports one. */
+  get seq(): number {
+    return Math.max(this.#highestSeq, brokerLastSeq(this.#broker));
+  }
+
+  async #listen(): Promise<void> {
+    this.#broker.on("order", this.#onOrder);
+    this.#broker.on("gtt", this.#onGtt);
+    this.#broker.on("quote", this.#onQuote);
+    this.#broker.on("error", this.#onBrokerError);
+    this.#highestSeq = brokerLastSeq(this.#broker);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#server.once("error", reject);
+        this.#server.listen(this.#requestedPort, this.host, () => {
+          this.#server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      this.#detachBroker();
+      this.#wss.close();
+      throw error;
+    }
+    this.#server.on("error", (error) => this.#log.error(`gateway: server error: ${error.message}`));
+    this.#port = (this.#server.address() as AddressInfo).port;
+    if (this.#heartbeatIntervalMs > 0) {
+      this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatIntervalMs);
+    }
+    this.#log.info(`gateway listening on ${this.url}`);
+  }
+
+  /**
+   * Stops accepting, closes every client with 1001 (terminating those that do not answer within
+   * closeTimeoutMs), clears every timer and leaves the broker as it was given: open, without the
+   * gateway's listeners or quote subscriptions.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+    if (this.#flushing !== undefined) clearImmediate(this.#flushing);
+    this.#flushing = undefined;
+    this.#dirty.clear();
+    this.#detachBroker();
+    const serverClosed = new Promise<void>((resolve) => {
+      if (!this.#server.listening) resolve();
+      else this.#server.close(() => resolve());
+    });
+    this.#server.closeIdleConnections();
+    await Promise.all(Array.from(this.#clients, (client) => this.#closeClient(client)));
+    this.#server.closeAllConnections();
+    this.#wss.close();
+    await serverClosed;
+    await this.#quoteOps;
+  }
+
+  #closeClient(client: Client): Promise<void> {
+    const ws = client.ws;
+    if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => ws.terminate(), this.#closeTimeoutMs);
+      ws.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (ws.readyState === WebSocket.OPEN) ws.close(CLOSE_CODES.goingAway, "gateway shutting down");
+    });
+  }
+
+  #detachBroker(): void {
+    this.#broker.off("order", this.#onOrder);
+    this.#broker.off("gtt", this.#onGtt);
+    this.#broker.off("quote", this.#onQuote);
+    this.#broker.off("error", this.#onBrokerError);
+  }
+
+  // #region connections
+
+  #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = requestPath(req);
+    const offersV1 = (req.headers["sec-websocket-protocol"] ?? "")
+      .split(",")
+      .some((protocol) => protocol.trim() === SUBPROTOCOL);
+    if (this.#closing) {
+      refuseUpgrade(socket, "503 Service Unavailable");
+      return;
+    }
+    if (path !== this.path && !(path === "/" && offersV1)) {
+      refuseUpgrade(socket, "404 Not Found");
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, req));
+  }
+
+  #onConnection(ws: WebSocket, req: http.IncomingMessage): void {
+    if (this.#closing) {
+      ws.close(CLOSE_CODES.goingAway, "gateway shutting down");
+      return;
+    }
+    const client: Client = {
+      id: this.#nextClientId++,
+      ws,
+      remote: `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`,
+      bucket: new TokenBucket(this.ratePerSecond, this.burst),
+      authenticated: false,
+      account: "",
+      closeCode: undefined,
+      authTimer: undefined,
+      missedPongs: 0,
+      symbols: new Set(),
+      outbox: [],
+      sentSeq: 0,
+    };
+    this.#clients.add(client);
+    client.authTimer = setTimeout(() => {
+      client.authTimer = undefined;
+      this.#log.warn(`gateway: connection ${client.id} (${client.remote}) did not authenticate in time`);
+      ws.close(CLOSE_CODES.authTimeout, "authentication timeout");
+    }, this.#authTimeoutMs);
+    ws.on("message", (data, isBinary) => this.#onMessage(client, data, isBinary));
+    ws.on("pong", () => {
+      client.missedPongs = 0;
+    });
+    ws.on("error", (error) => {
+      this.#log.warn(`gateway: connection ${client.id} (${client.remote}): ${error.message}`);
+    });
+    ws.once("close", (code) => {
+      if (client.authenticated) this.#log.info(`gateway: connection ${client.id} closed (${code})`);
+      this.#onClose(client);
+    });
+  }
+
+  #onClose(client: Client): void {
+    this.#clients.delete(client);
+    this.#dirty.delete(client);
+    client.outbox = [];
+    if (client.authTimer !== undefined) clearTimeout(client.authTimer);
+    client.authTimer = undefined;
+    const gone: string[] = [];
+    for (const key of Array.from(client.symbols)) {
+      if (this.#release(client, key)) gone.push(key);
+    }
+    if (gone.length > 0) {
+      this.#quoteOp(() => this.#broker.unsubscribeQuotes(gone)).catch((error: unknown) => {
+        this.#log.warn(`gateway: unsubscribing ${gone.join(", ")} failed: ${describe(error)}`);
+      });
+    }
+  }
+
+  /** One ping per interval; a client that missed maxMissedPongs in a row is dead and is terminated. */
+  #beat(): void {
+    for (const client of this.#clients) {
+      if (client.missedPongs >= this.#maxMissedPongs) {
+        this.#log.warn(
+          `gateway: connection ${client.id} (${client.remote}) missed ${client.missedPongs} pongs; terminating it`,
+        );
+        client.ws.terminate();
+        continue;
+      }
+      client.missedPongs++;
+      client.ws.ping();
+    }
+  }
+
+  #send(client: Client, frame: string): void {
+    const ws = client.ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(frame);
+    if (ws.bufferedAmount > this.#maxBufferedBytes) {
+      this.#log.warn(
+        `gateway: connection ${client.id} (${client.remote}) has ${ws.bufferedAmount} bytes unsent (limit ${this.#maxBufferedBytes}); terminating the slow consumer`,
+      );
+      ws.terminate();
+    }
+  }
+
+  // #endregion
+
+  // #region frames and requests
+
+  #onMessage(client: Client, data: RawData, isBinary: boolean): void {
+    if (isBinary) {
+      this.#refuseFrame(
+        client,
+        [null],
+        "BAD_FRAME",
+        "binary frames are not supported; send JSON text",
+        false,
+      );
+      return;
+    }
+    const bytes = rawBytes(data);
+    if (bytes.length > this.maxFrameBytes) {
+      const message = `frame of ${bytes.length} bytes exceeds the limit of ${this.maxFrameBytes} bytes; it was not read`;
+      this.#refuseFrame(client, [null], "FRAME_TOO_LARGE", message, false);
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(bytes.toString("utf8"));
+    } catch {
+      this.#refuseFrame(client, [null], "BAD_FRAME", "frame is not valid JSON", false);
+      return;
+    }
+    if (!Array.isArray(parsed)) {
+      this.#reply(client, [this.#handle(client, parsed)], false);
+      return;
+    }
+    const batch = parsed as unknown[];
+    if (batch.length === 0) {
+      this.#refuseFrame(client, [null], "BAD_FRAME", "a batch must hold at least one message", false);
+      return;
+    }
+    if (batch.length > this.maxBatch) {
+      // Nothing runs; each request still gets its answer so no caller waits for one that never comes.
+      const message = `batch of ${batch.length} messages exceeds the limit of ${this.maxBatch}; nothing in it was executed`;
+      const ids = batch.map(readableId).filter((id): id is string => id !== null);
+      this.#refuseFrame(client, ids.length === 0 ? [null] : ids, "BATCH_TOO_LARGE", message, true);
+      return;
+    }
+    this.#reply(
+      client,
+      batch.map((message) => this.#handle(client, message)),
+      true,
+    );
+  }
+
+  /** Answers a frame refused whole. It costs one token, so a flood of bad frames is limited too. */
+  #refuseFrame(
+    client: Client,
+    ids: (string | null)[],
+    code: ErrorCode,
+    message: string,
+    batch: boolean,
+  ): void {
+    const waitMs = client.bucket.take();
+    const frames = ids.map((id) =>
+      waitMs > 0 ? this.#rateLimited(id, waitMs) : errorFrame(id, code, message),
+    );
+    this.#reply(client, frames, batch);
+  }
+
+  #rateLimited(id: string | null, waitMs: number): string {
+    return errorFrame(
+      id,
+      "RATE_LIMITED",
+      `over the rate limit of ${this.ratePerSecond} requests/s (burst ${this.burst}); not executed, retry after ${waitMs} ms`,
+      waitMs,
+    );
+  }
+
+  /** Sends one frame's replies together (an array frame for a batch), then closes if AUTH failed. */
+  #reply(client: Client, replies: Reply[], batch: boolean): void {
+    const send = (frames: string[]): void => {
+      this.#send(client, batch ? `[${frames.join(",")}]` : (frames[0] ?? ""));
+      if (client.closeCode !== undefined && client.ws.readyState === WebSocket.OPEN) {
+        client.ws.close(client.closeCode, "authentication failed");
+      }
+    };
+    if (replies.every((reply): reply is string => typeof reply === "string")) {
+      send(replies);
+      return;
+    }
+    Promise.all(replies.map(async (reply) => reply)).then(send, (error: unknown) => {
+      this.#log.error(`gateway: reply to connection ${client.id} failed: ${describe(error)}`);
+    });
+  }
+
+  /** One message: rate, shape, type, authentication, schema, then the broker. */
+  #handle(client: Client, message: unknown): Reply {
+    const id = readableId(message);
+    const waitMs = client.bucket.take();
+    if (waitMs > 0) return this.#rateLimited(id, waitMs);
+    if (!isObject(message) || typeof message.type !== "string") {
+      return errorFrame(id, "BAD_FRAME", "a message must be a JSON object with a string type");
+    }
+    const type = message.type;
+    if (!REQUEST_TYPE_SET.has(type)) {
+      return errorFrame(id, "UNKNOWN_TYPE", `unknown message type ${JSON.stringify(type.slice(0, 64))}`);
+    }
+    if (client.closeCode !== undefined) {
+      return errorFrame(id, "UNAUTHENTICATED", `AUTH failed on this connection; ${type} was not executed`);
+    }
+    if (type !== "AUTH" && !client.authenticated) {
+      return errorFrame(id, "UNAUTHENTICATED", `send AUTH first; ${type} was not executed`);
+    }
+    const parsed = parseRequest(type as RequestType, message);
+    if (typeof parsed === "string") return errorFrame(id, "VALIDATION", `invalid ${type}: ${parsed}`);
+    if (parsed.type === "AUTH") return this.#authenticate(client, parsed);
+    return this.#execute(client, parsed);
+  }
+
+  #authenticate(client: Client, request: WireRequestOf<"AUTH">): string {
+    const outcome = this.#verifier.verify(request);
+    if (!outcome.ok) {
+      client.closeCode = CLOSE_CODES.authFailed;
+      this.#log.warn(
+        `gateway: AUTH refused on connection ${client.id} (${client.remote}): ${outcome.message}`,
+      );
+      return errorFrame(request.id, "AUTH", outcome.message);
+    }
+    client.authenticated = true;
+    client.account = outcome.account;
+    this.#log.info(
+      `gateway: connection ${client.id} (${client.remote}) authenticated for ${outcome.account}`,
+    );
+    if (client.authTimer !== undefined) clearTimeout(client.authTimer);
+    client.authTimer = undefined;
+    const result: AuthResult = {
+      account: outcome.account,
+      seq: this.seq,
+      server_time: new Date(this.#now()).toISOString(),
+      limits: {
+        max_frame_bytes: this.maxFrameBytes,
+        max_batch: this.maxBatch,
+        rate_per_second: this.ratePerSecond,
+        burst: this.burst,
+      },
+    };
+    return resultFrame(request.id, result);
+  }
+
+  async #execute(client: Client, request: Exclude<WireRequest, { type: "AUTH" }>): Promise<string> {
+    try {
+      return resultFrame(request.id, await this.#dispatch(client, request));
+    } catch (error) {
+      if (error instanceof BrokerError) {
+        return errorFrame(request.id, error.code, error.message, error.retryAfterMs);
+      }
+      this.#log.error(
+        `gateway: ${request.type} ${request.id} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
+      return errorFrame(request.id, "INTERNAL", `${request.type} failed on the gateway; see its log`);
+    }
+  }
+
+  /** Runs a request against the broker. Anything before its first await runs in the caller's turn. */
+  async #dispatch(client: Client, request: Exclude<WireRequest, { type: "AUTH" }>): Promise<unknown> {
+    const broker = this.#broker;
+    switch (request.type) {
+      case "PLACE_ORDER":
+        return this.#placeOrder(request.order);
+      case "MODIFY_ORDER":
+        return broker.modifyOrder(request.order_id, request.changes);
+      case "CANCEL_ORDER":
+        return broker.cancelOrder(request.order_id);
+      case "GET_ORDER":
+        return "order_id" in request
+          ? broker.getOrder(request.order_id)
+          : this.#orderByClientId(request.client_order_id);
+      case "GET_ORDERBOOK":
+        return broker.getOrderbook();
+      case "PLACE_GTT":
+        return broker.placeGtt(request.gtt);
+      case "MODIFY_GTT":
+        return broker.modifyGtt(request.gtt_id, request.gtt);
+      case "DELETE_GTT":
+        return broker.deleteGtt(request.gtt_id);
+      case "GET_GTTS":
+        return broker.getGtts();
+      case "GET_POSITIONS":
+        return broker.getPositions();
+      case "GET_ACCOUNT":
+        return broker.getAccount();
+      case "SUBSCRIBE":
+        return { symbols: await this.#subscribe(client, request.symbols) };
+      case "UNSUBSCRIBE":
+        return { symbols: await this.#unsubscribe(client, request.symbols) };
+      case "RESUME":
+        return this.#resume(client, request.from_seq);
+    }
+  }
+
+  // #endregion
+
+  // #region orders
+
+  /**
+   * Idempotent on client_order_id on top of the broker's own: a retry while the first placement
+   * is in flight gets that placement's answer; a later one gets the original order as it is now.
+   */
+  async #placeOrder(order: WireRequestOf<"PLACE_ORDER">["order"]): Promise<OrderSnapshot> {
+    const clientOrderId = order.client_order_id;
+    const known = this.#placed.get(clientOrderId);
+    if (typeof known === "string") return this.#originalOrder(clientOrderId, known);
+    if (known !== undefined) return known;
+    const placing = this.#broker.placeOrder(order);
+    this.#placed.set(clientOrderId, placing);
+    try {
+      const placed = await placing;
+      if (this.#placed.get(clientOrderId) === placing) {
+        this.#placed.delete(clientOrderId);
+        this.#placed.set(clientOrderId, placed.order_id);
+        this.#trimPlaced();
+      }
+      return placed;
+    } catch (error) {
+      // Nothing was placed, so a retry must be free to try again.
+      if (this.#placed.get(clientOrderId) === placing) this.#placed.delete(clientOrderId);
+      throw error;
+    }
+  }
+
+  async #originalOrder(clientOrderId: string, orderId: string): Promise<OrderSnapshot> {
+    try {
+      return await this.#broker.getOrder(orderId);
+    } catch (error) {
+      if (error instanceof BrokerError && error.code === "NOT_FOUND") {
+        throw new BrokerError(
+          "DUPLICATE_ORDER",
+          `client_order_id ${clientOrderId} was already used for order ${orderId}, which the broker no longer holds`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  #trimPlaced(): void {
+    while (this.#placed.size > this.#idempotencyCapacity) {
+      const oldest = this.#placed.keys().next();
+      if (oldest.done === true) return;
+      this.#placed.delete(oldest.value);
+    }
+  }
+
+  async #orderByClientId(clientOrderId: string): Promise<OrderSnapshot> {
+    const known = this.#placed.get(clientOrderId);
+    if (known !== undefined) {
+      const orderId =
+        typeof known === "string"
+          ? known
+          : await known.then((order) => order.order_id).catch(() => undefined);
+      if (orderId !== undefined) return this.#broker.getOrder(orderId);
+    }
+    const found = (await this.#broker.getOrderbook()).find(
+      (order) => order.client_order_id === clientOrderId,
+    );
+    if (found === undefined)
+      throw new BrokerError("NOT_FOUND", `no order with client_order_id ${clientOrderId}`);
+    return found;
+  }
+
+  // #endregion
+
+  // #region quotes
+
+  #quoteOp(operation: () => Promise<void>): Promise<void> {
+    const run = this.#quoteOps.then(operation);
+    this.#quoteOps = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Adds symbols to the client's set; the broker is asked only for ones no client had. */
+  async #subscribe(client: Client, symbols: string[]): Promise<string[]> {
+    const keys = symbols.map(symbolKey);
+    const added: string[] = [];
+    const fresh: string[] = [];
+    for (const key of keys) {
+      if (client.symbols.has(key)) continue;
+      let subscription = this.#quotes.get(key);
+      if (subscription === undefined) {
+        subscription = { clients: new Set(), ready: Promise.resolve() };
+        this.#quotes.set(key, subscription);
+        fresh.push(key);
+      }
+      subscription.clients.add(client);
+      client.symbols.add(key);
+      added.push(key);
+    }
+    if (fresh.length > 0) {
+      const ready = this.#quoteOp(() => this.#broker.subscribeQuotes(fresh));
+      for (const key of fresh) {
+        const subscription = this.#quotes.get(key);
+        if (subscription !== undefined) subscription.ready = ready;
+      }
+    }
+    const waits = added.map((key) => this.#quotes.get(key)?.ready ?? Promise.resolve());
+    try {
+      await Promise.all(waits);
+    } catch (error) {
+      // The broker refused: the client is not subscribed to what this request added.
+      for (const key of added) this.#release(client, key);
+      throw error;
+    }
+    return Array.from(client.symbols);
+  }
+
+  async #unsubscribe(client: Client, symbols: string[]): Promise<string[]> {
+    const gone = symbols.map(symbolKey).filter((key) => this.#release(client, key));
+    if (gone.length > 0) {
+      // The client gets no more quotes for these either way; a broker failure is the gateway's to log.
+      await this.#quoteOp(() => this.#broker.unsubscribeQuotes(gone)).catch((error: unknown) => {
+        this.#log.warn(`gateway: unsubscribing ${gone.join(", ")} failed: ${describe(error)}`);
+      });
+    }
+    return Array.from(client.symbols);
+  }
+
+  /** Drops one client's interest in a symbol; true when it was the last one (unsubscribe the broker). */
+  #release(client: Client, key: string): boolean {
+    client.symbols.delete(key);
+    const subscription = this.#quotes.get(key);
+    if (subscription === undefined || !subscription.clients.delete(client)) return false;
+    if (subscription.clients.size > 0) return false;
+    this.#quotes.delete(key);
+    return true;
+  }
+
+  #pushQuote(quote: Quote): void {
+    const subscription = this.#quotes.get(`${quote.exchange}:${quote.symbol}`);
+    if (subscription === undefined) return;
+    const item: Outgoing = { frame: JSON.stringify({ type: "QUOTE", quote }) };
+    for (const client of subscription.clients) this.#enqueue(client, item);
+  }
+
+  // #endregion
+
+  // #region events
+
+  #onAccountEvent(event: AccountEvent): void {
+    if (event.seq > this.#highestSeq) this.#highestSeq = event.seq;
+    const item: BufferedEvent = { seq: event.seq, frame: JSON.stringify({ type: "EVENT", event }) };
+    this.#replay.push(item);
+    for (const client of this.#clients) {
+      if (client.authenticated && client.closeCode === undefined) this.#enqueue(client, item);
+    }
+  }
+
+  #enqueue(client: Client, item: Outgoing): void {
+    client.outbox.push(item);
+    this.#dirty.add(client);
+    this.#flushing ??= setImmediate(this.#flush);
+  }
+
+  /** Sends each client's pushes of this tick, several in one array frame. */
+  readonly #flush = (): void => {
+    this.#flushing = undefined;
+    for (const client of this.#dirty) {
+      const items = client.outbox;
+      client.outbox = [];
+      const frames: string[] = [];
+      for (const item of items) {
+        if (item.seq !== undefined) {
+          if (item.seq <= client.sentSeq) continue;
+          client.sentSeq = item.seq;
+        }
+        frames.push(item.frame);
+      }
+      this.#sendChunked(client, frames);
+    }
+    this.#dirty.clear();
+  };
+
+  #sendChunked(client: Client, frames: string[]): void {
+    for (let start = 0; start < frames.length; start += this.maxBatch) {
+      const chunk = frames.slice(start, start + this.maxBatch);
+      this.#send(client, chunk.length === 1 ? (chunk[0] ?? "") : `[${chunk.join(",")}]`);
+    }
+  }
+
+  /** Sends the held events after fromSeq now (before the RESULT), and says whether any are missing. */
+  #resume(client: Client, fromSeq: number): ResumeResult {
+    const seq = this.seq;
+    const events = this.#replay.after(fromSeq);
+    this.#sendChunked(
+      client,
+      events.map((event) => event.frame),
+    );
+    const last = events[events.length - 1];
+    if (last !== undefined && last.seq > client.sentSeq) client.sentSeq = last.seq;
+    // A client ahead of the server (a wiped account, another server) must reconcile as well.
+    const gap = fromSeq > seq || (fromSeq < seq && !this.#replay.has(fromSeq + 1));
+    return { replayed: events.length, gap, seq };
+  }
+
+  // #endregion
+}
+
+function parseRequest(type: RequestType, message: Record<string, unknown>): WireRequest | string {
+  const result = REQUEST_SCHEMAS[type].safeParse(message);
+  if (result.success) return result.data;
+  if (type === "GET_ORDER" && result.error.issues.some((issue) => issue.code === "invalid_union")) {
+    const hasOrderId = "order_id" in message;
+    const hasClientId = "client_order_id" in message;
+    if (hasOrderId === hasClientId) {
+      return "order_id, client_order_id: give exactly one of order_id or client_order_id";
+    }
+    // Name the rule of the branch the client meant rather than zod's "Invalid input".
+    const branch = REQUEST_SCHEMAS.GET_ORDER.options[hasOrderId ? 0 : 1].safeParse(message);
+    if (!branch.success) return formatIssues(branch.error.issues);
+  }
+  return formatIssues(result.error.issues);
+}
+
+function resultFrame(id: string, result: unknown): string {
+  return JSON.stringify({ type: "RESULT", id, result });
+}
+
+function errorFrame(id: string | null, code: ErrorCode, message: string, retryAfterMs?: number): string {
+  const error =
+    retryAfterMs === undefined ? { code, message } : { code, message, retry_after_ms: retryAfterMs };
+  return JSON.stringify({ type: "ERROR", id, error });
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The message's id when it is a usable RequestId, so even a refused message is answered by id. */
+function readableId(message: unknown): string | null {
+  if (!isObject(message)) return null;
+  const id = message.id;
+  return typeof id === "string" && id.length > 0 && id.length <= 64 ? id : null;
+}
+
+function rawBytes(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+/** "INFY" and "NSE:INFY" name one instrument: subscriptions are counted by "EXCHANGE:SYMBOL". */
+function symbolKey(text: string): string {
+  const { exchange, symbol } = parseInstrument(text);
+  return `${exchange}:${symbol}`;
+}
+
+function requestPath(req: http.IncomingMessage): string {
+  const url = req.url ?? "/";
+  const query = url.indexOf("?");
+  return query < 0 ? url : url.slice(0, query);
+}
+
+function refuseUpgrade(socket: Duplex, status: string): void {
+  socket.once("finish", () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** The seq a broker reports having issued (the paper broker's `lastSeq`), or 0. */
+function brokerLastSeq(broker: BrokerInterface): number {
+  const value: unknown = (broker as { lastSeq?: unknown }).lastSeq;
+  return typeof value === "number" && Number.isFinite(value) ? value : 0;
+}
+
+function brokerAccount(broker: BrokerInterface): string | undefined {
+  const settings: unknown = (broker as { settings?: unknown }).settings;
+  if (!isObject(settings)) return undefined;
+  return typeof settings.account === "string" ? settings.account : undefined;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
