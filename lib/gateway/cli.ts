@@ -8,11 +8,14 @@ import { Gateway } from "./gateway";
 
 const USAGE = `usage: trading-broker-gateway [--port 8787] [--host 127.0.0.1] [--journal FILE]
          [--api-key KEY --api-secret SECRET] [--tls-key FILE --tls-cert FILE]
-         [--starting-cash N] [--seed N]
+         [--starting-cash N] [--seed N] [--rate N] [--volatility X] [--fast-acks]
 
 Runs a paper broker behind a protocol v1 gateway. The api key and secret may instead come from
 TRADING_GATEWAY_API_KEY and TRADING_GATEWAY_API_SECRET (preferred: arguments show up in ps).
-Prints "gateway listening on ws://HOST:PORT/v1" once clients can connect; --port 0 picks a free port.`;
+Prints "gateway listening on ws://HOST:PORT/v1" once clients can connect; --port 0 picks a free port.
+Answers to order requests wait for the journal to be written and fsync'd, so an acknowledged order
+survives the gateway being killed; --fast-acks answers from memory (benchmarks only).
+--rate sets the per-connection request limit per second (burst twice that).`;
 
 /** A bad command line: reported with the usage and exit code 2. */
 class UsageError extends Error {}
@@ -26,6 +29,9 @@ export interface CliConfig {
   tls?: { key: Buffer; cert: Buffer };
   startingCash?: number;
   seed?: number;
+  rate?: number;
+  volatility?: number;
+  fastAcks: boolean;
 }
 
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv, cwd: string): CliConfig | "help" {
@@ -43,6 +49,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, cwd: string): C
       "tls-cert": { type: "string" },
       "starting-cash": { type: "string" },
       seed: { type: "string" },
+      rate: { type: "string" },
+      volatility: { type: "string" },
+      "fast-acks": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -62,6 +71,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, cwd: string): C
     journal: path.resolve(cwd, values.journal ?? path.join(".gateway", "paper-default.jsonl")),
     apiKey,
     apiSecret,
+    fastAcks: values["fast-acks"] === true,
   };
   const tlsKey = values["tls-key"];
   const tlsCert = values["tls-cert"];
@@ -76,6 +86,15 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, cwd: string): C
     if (!(config.startingCash > 0)) throw new UsageError(`--starting-cash must be a positive number`);
   }
   if (values.seed !== undefined) config.seed = integer("--seed", values.seed);
+  if (values.rate !== undefined) {
+    config.rate = Number(values.rate);
+    if (!(config.rate > 0)) throw new UsageError(`--rate must be a positive number`);
+  }
+  if (values.volatility !== undefined) {
+    config.volatility = Number(values.volatility);
+    if (!(config.volatility >= 0 && config.volatility <= 0.5))
+      throw new UsageError(`--volatility must be from 0 to 0.5`);
+  }
   return config;
 }
 
@@ -113,7 +132,8 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const settings: { seed?: number; starting_cash?: number } = {};
+  const settings: { seed?: number; starting_cash?: number; volatility?: number } = {};
+  if (config.volatility !== undefined) settings.volatility = config.volatility;
   if (config.seed !== undefined) settings.seed = config.seed;
   if (config.startingCash !== undefined) settings.starting_cash = config.startingCash;
   const broker = new PaperBroker(settings, { journalFile: config.journal, log: stderrLogger });
@@ -126,6 +146,10 @@ async function main(): Promise<number> {
       port: config.port,
       credentials: new Map([[config.apiKey, { secret: config.apiSecret }]]),
       ...(config.tls === undefined ? {} : { tls: config.tls }),
+      ...(config.rate === undefined
+        ? {}
+        : { rate: { perSecond: config.rate, burst: Math.ceil(config.rate * 2) } }),
+      ...(config.fastAcks ? {} : { durable: () => broker.flush() }),
       log: stderrLogger,
     });
   } catch (error) {

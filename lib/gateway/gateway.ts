@@ -62,7 +62,23 @@ export interface GatewayOptions {
   log?: BrokerLogger;
   /** Wall clock in ms (AUTH timestamps, nonce expiry, server_time). Default Date.now. */
   now?: () => number;
+  /**
+   * Awaited before answering a request that changed the account and before pushing events, e.g.
+   * the paper broker's journal flush: whatever a client was told then survives the gateway being
+   * killed. Concurrent requests share one flush.
+   */
+  durable?: () => Promise<void>;
 }
+
+/** Requests whose answer announces a change to the account. */
+const MUTATING = new Set([
+  "PLACE_ORDER",
+  "MODIFY_ORDER",
+  "CANCEL_ORDER",
+  "PLACE_GTT",
+  "MODIFY_GTT",
+  "DELETE_GTT",
+]);
 
 interface Client {
   readonly id: number;
@@ -128,6 +144,7 @@ export class Gateway {
   readonly burst: number;
 
   readonly #broker: BrokerInterface;
+  readonly #durable: (() => Promise<void>) | undefined;
   readonly #log: BrokerLogger;
   readonly #now: () => number;
   readonly #tls: boolean;
@@ -178,6 +195,7 @@ export class Gateway {
     };
     this.#broker = options.broker;
     this.#log = options.log ?? silentLogger;
+    this.#durable = options.durable;
     this.#now = options.now ?? Date.now;
     this.host = options.host ?? DEFAULTS.host;
     this.#requestedPort = limit("port", options.port, DEFAULTS.port, 65535);
@@ -606,7 +624,9 @@ export class Gateway {
 
   async #execute(client: Client, request: Exclude<WireRequest, { type: "AUTH" }>): Promise<string> {
     try {
-      return resultFrame(request.id, await this.#dispatch(client, request));
+      const result = await this.#dispatch(client, request);
+      if (this.#durable !== undefined && MUTATING.has(request.type)) await this.#durable();
+      return resultFrame(request.id, result);
     } catch (error) {
       if (error instanceof BrokerError) {
         return errorFrame(request.id, error.code, error.message, error.retryAfterMs);
@@ -816,12 +836,32 @@ export class Gateway {
     this.#flushing ??= setImmediate(this.#flush);
   }
 
-  /** Sends each client's pushes of this tick, several in one array frame. */
+  /** Sends each client's pushes of this tick, several in one array frame (after `durable`, if set). */
   readonly #flush = (): void => {
     this.#flushing = undefined;
-    for (const client of this.#dirty) {
+    const batch = Array.from(this.#dirty, (client) => {
       const items = client.outbox;
       client.outbox = [];
+      return { client, items };
+    });
+    this.#dirty.clear();
+    if (this.#durable === undefined) {
+      this.#sendPushes(batch);
+      return;
+    }
+    this.#durable().then(
+      () => this.#sendPushes(batch),
+      (error: unknown) => {
+        // The account in memory has changed either way; say the journal failed and tell clients.
+        this.#log.error(`gateway: journal flush failed before pushing events: ${(error as Error).message}`);
+        this.#sendPushes(batch);
+      },
+    );
+  };
+
+  #sendPushes(batch: { client: Client; items: Outgoing[] }[]): void {
+    for (const { client, items } of batch) {
+      if (client.closeCode !== undefined && client.ws.readyState !== WebSocket.OPEN) continue;
       const frames: string[] = [];
       for (const item of items) {
         if (item.seq !== undefined) {
@@ -832,8 +872,7 @@ export class Gateway {
       }
       this.#sendChunked(client, frames);
     }
-    this.#dirty.clear();
-  };
+  }
 
   #sendChunked(client: Client, frames: string[]): void {
     for (let start = 0; start < frames.length; start += this.maxBatch) {
