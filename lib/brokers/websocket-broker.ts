@@ -38,9 +38,6 @@ export interface WebSocketBrokerDeps {
   log?: BrokerLogger;
 }
 
-/** How long a placement whose answer was lost may take to settle before it is reported unknown. */
-const RESOLVE_WINDOW_MS = 30_000;
-
 /** An order's observable state; two snapshots with the same key need no second event. */
 function versionKey(order: OrderSnapshot): string {
   return `${order.status}|${order.filled_quantity}|${order.quantity}|${order.price}|${order.trigger_price}|${order.timestamp}`;
@@ -387,7 +384,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     sendBy: number,
     first: BrokerError,
   ): Promise<OrderSnapshot> {
-    const giveUpAt = Date.now() + RESOLVE_WINDOW_MS;
+    const window = this.settings.resolve_window_ms;
+    const giveUpAt = Date.now() + window;
     let last = first;
     while (Date.now() < giveUpAt) {
       try {
@@ -398,10 +396,11 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         );
       } catch (error) {
         const err = toBrokerError(error);
-        if (err.code === "CLOSED" || err.code === "CIRCUIT_OPEN") throw err;
+        if (err.code === "CLOSED") throw err;
         if (err.code !== "NOT_FOUND") {
+          // Still unknown (timeout, network, open circuit): ask again shortly, within the window.
           last = err;
-          await delay(Math.min(250, Math.max(0, giveUpAt - Date.now())));
+          await delay(Math.min(err.retryAfterMs ?? 250, 250, Math.max(0, giveUpAt - Date.now())));
           continue;
         }
       }
@@ -422,7 +421,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     }
     throw new BrokerError(
       "NETWORK",
-      `order ${order.client_order_id}: outcome still unknown after ${RESOLVE_WINDOW_MS} ms (${last.message}); it will show in order events if it was placed`,
+      `order ${order.client_order_id}: outcome still unknown after ${window} ms (${last.message}); it will show in order events if it was placed`,
     );
   }
 

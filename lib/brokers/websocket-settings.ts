@@ -47,6 +47,8 @@ export const WebSocketSettings = z.strictObject({
       cool_down_ms: positiveInt(0).default(10_000),
     })
     .prefault({}),
+  /** How long a placement whose answer was lost may take to settle before it is reported unknown. */
+  resolve_window_ms: positiveInt(100).default(30_000),
   /** Ended orders remembered for dedupe and reconciliation. */
   retention: positiveInt(10).default(10_000),
 });
