@@ -10,7 +10,8 @@ export class TokenBucket {
   #updated: number;
 
   constructor(ratePerSecond: number, burst: number, now: () => number = () => performance.now()) {
-    if (!(ratePerSecond > 0)) throw new RangeError(`ratePerSecond must be greater than 0, got ${ratePerSecond}`);
+    if (!(ratePerSecond > 0))
+      throw new RangeError(`ratePerSecond must be greater than 0, got ${ratePerSecond}`);
     if (!(burst >= 1)) throw new RangeError(`burst must be at least 1, got ${burst}`);
     this.ratePerSecond = ratePerSecond;
     this.burst = burst;
