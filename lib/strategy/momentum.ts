@@ -12,15 +12,16 @@ const WholeAtLeast = (min: number) =>
 
 export const MomentumSettings = z.strictObject({
   /** How many quotes back the rate of change looks. */
-  lookback: WholeAtLeast(1).max(10_000, { error: "must be at most 10000" }),
+  lookback: WholeAtLeast(1).max(10_000, { error: "must be at most 10000" }).default(10),
   /** Rate of change (a fraction: 0.002 = 0.2 %) that makes a signal, up or down. */
   threshold: z
     .number({ error: (issue) => (issue.input === undefined ? "is required" : "must be a number") })
     .positive({ error: "must be greater than 0" })
-    .max(1, { error: "must be at most 1 (100 %)" }),
-  quantity: Quantity,
+    .max(1, { error: "must be at most 1 (100 %)" })
+    .default(0.002),
+  quantity: Quantity.default(1),
   /** Largest net position, long or short, the strategy lets itself build. */
-  max_position: WholeAtLeast(1),
+  max_position: WholeAtLeast(1).default(10),
   allow_short: z.boolean().default(false),
   /** Quotes to skip after a signal, per symbol; absent = lookback. */
   cooldown: WholeAtLeast(0).optional(),

@@ -1,0 +1,83 @@
+import type { Node, NodeAPI, NodeDef } from "node-red";
+import { OrderRequest } from "../../lib/protocol/orders";
+import { parseOrThrow } from "../../lib/protocol/validate";
+import { BrokerError } from "../../lib/protocol/errors";
+import type { MomentumSignal } from "../../lib/strategy/momentum";
+import { MomentumSettings, MomentumStrategy } from "../../lib/strategy/momentum";
+import { flag, numeric, text, withoutUndefined } from "../shared/coerce";
+import { toError } from "../shared/errors";
+import { handleInput } from "../shared/input";
+import { problemStatus, successStatus } from "../shared/status";
+
+interface MomentumDef extends NodeDef {
+  lookback?: unknown;
+  threshold?: unknown;
+  quantity?: unknown;
+  maxPosition?: unknown;
+  allowShort?: unknown;
+  cooldown?: unknown;
+  product?: unknown;
+}
+
+interface MomentumNode extends Node {
+  settings?: MomentumSettings;
+}
+
+function settingsOf(def: MomentumDef): Record<string, unknown> {
+  return withoutUndefined({
+    lookback: numeric(def.lookback),
+    threshold: numeric(def.threshold),
+    quantity: numeric(def.quantity),
+    max_position: numeric(def.maxPosition),
+    allow_short: flag(def.allowShort),
+    cooldown: numeric(def.cooldown),
+    product: text(def.product),
+  });
+}
+
+function describe(signal: MomentumSignal): string {
+  const { side, quantity, symbol } = signal.order;
+  return `${side} ${quantity} ${symbol} @ ${signal.price} (roc ${(signal.roc * 100).toFixed(2)}%)`;
+}
+
+export = function (RED: NodeAPI): void {
+  function Momentum(this: MomentumNode, def: MomentumDef): void {
+    RED.nodes.createNode(this, def);
+    startMomentum(this, def);
+  }
+
+  function startMomentum(node: MomentumNode, def: MomentumDef): void {
+    let strategy: MomentumStrategy | BrokerError;
+    try {
+      strategy = new MomentumStrategy(parseOrThrow(MomentumSettings, settingsOf(def), "momentum settings"));
+      node.settings = strategy.settings;
+    } catch (error) {
+      strategy = new BrokerError("CONFIG", toError(error).message);
+      node.error(strategy.message);
+      node.status(problemStatus(RED._("trading-momentum.status.invalid-settings")));
+    }
+
+    handleInput(node, (msg, send) => {
+      if (strategy instanceof BrokerError) throw strategy;
+      if (msg.reset === true) {
+        strategy.reset();
+        node.status({ fill: "grey", shape: "ring", text: RED._("trading-momentum.status.reset") });
+        return;
+      }
+      const signal = strategy.onQuote(msg.payload);
+      if (signal === undefined) return;
+      msg.payload = parseOrThrow(OrderRequest, signal.order, "order");
+      msg.topic = signal.order.symbol;
+      msg.momentum = {
+        roc: signal.roc,
+        lookback: signal.lookback,
+        price: signal.price,
+        position_after: signal.position_after,
+      };
+      node.status(successStatus(describe(signal)));
+      send(msg);
+    });
+  }
+
+  RED.nodes.registerType("trading-momentum", Momentum);
+};

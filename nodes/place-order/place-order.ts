@@ -1,0 +1,60 @@
+import type { Node, NodeAPI, NodeDef } from "node-red";
+import { OrderRequest } from "../../lib/protocol/orders";
+import { parseOrThrow } from "../../lib/protocol/validate";
+import { linkBroker } from "../shared/broker-link";
+import { OrderRejectedError } from "../shared/errors";
+import { fillMissing, handleInput, payloadFields } from "../shared/input";
+import { successStatus } from "../shared/status";
+import type { EditorField, ResolvedField } from "../shared/typed-input";
+import { editorValues, resolveFields } from "../shared/typed-input";
+
+/** Each editor field is a TypedInput: `<prop>` holds the text, `<prop>Type` the type beside it. */
+interface PlaceOrderDef extends NodeDef {
+  broker?: string;
+}
+
+const FIELDS: readonly EditorField[] = [
+  { field: "symbol", prop: "symbol" },
+  { field: "exchange", prop: "exchange" },
+  { field: "side", prop: "side" },
+  { field: "quantity", prop: "quantity", numeric: true },
+  { field: "order_type", prop: "orderType" },
+  { field: "price", prop: "price", numeric: true },
+  { field: "trigger_price", prop: "triggerPrice", numeric: true },
+  { field: "product", prop: "product" },
+  { field: "validity", prop: "validity" },
+  { field: "tag", prop: "tag" },
+];
+
+/** The editor's values as TypedInputs, resolved once at start. */
+interface PlaceOrderNode extends Node {
+  editorFields: readonly ResolvedField[];
+}
+
+export = function (RED: NodeAPI): void {
+  function PlaceOrder(this: PlaceOrderNode, def: PlaceOrderDef): void {
+    RED.nodes.createNode(this, def);
+    startPlaceOrder(this, def);
+  }
+
+  function startPlaceOrder(node: PlaceOrderNode, def: PlaceOrderDef): void {
+    const fields = resolveFields(def, FIELDS);
+    node.editorFields = fields;
+    const broker = linkBroker(RED, node, def.broker);
+
+    handleInput(node, async (msg, send) => {
+      const request = fillMissing(payloadFields(msg.payload), await editorValues(RED, node, fields, msg));
+      // Invalid orders stop here: the broker only ever sees a request that passed the schema.
+      const order = parseOrThrow(OrderRequest, request, "order");
+      const snapshot = await (await broker.ready()).placeOrder(order);
+      msg.payload = snapshot;
+      if (snapshot.status === "REJECTED") throw new OrderRejectedError(snapshot);
+      node.status(
+        successStatus(`${snapshot.side} ${snapshot.quantity} ${snapshot.symbol}: ${snapshot.status}`),
+      );
+      send(msg);
+    });
+  }
+
+  RED.nodes.registerType("trading-place-order", PlaceOrder);
+};

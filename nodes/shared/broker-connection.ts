@@ -1,0 +1,376 @@
+import type { Node, NodeStatus } from "node-red";
+import type { BrokerEvents, BrokerInterface } from "../../lib/brokers/interface";
+import type { BrokerLogger } from "../../lib/brokers/logger";
+import type { ConnectionState } from "../../lib/protocol";
+import { BrokerError, toBrokerError } from "../../lib/protocol/errors";
+import { toError } from "./errors";
+
+/** What createBroker returns: the broker, plus an account reset where the broker has one (paper). */
+export type ManagedBroker = BrokerInterface & { resetAccount?(): Promise<void> };
+
+export type BrokerListener<E extends keyof BrokerEvents> = (...args: BrokerEvents[E]) => void;
+
+/** Settings that cannot make a broker: every user shows `status`, every call fails with `error`. */
+export interface Unusable {
+  error: BrokerError;
+  status: NodeStatus;
+}
+
+export interface ConnectionOptions {
+  /**
+   * Names the account behind the broker (user dir, kind, account). A new broker for an account
+   * waits until the previous one has closed, because both would open the same journal.
+   */
+  accountKey: string;
+  create(): ManagedBroker;
+  log: BrokerLogger;
+  stateStatus(state: ConnectionState): NodeStatus;
+  failedStatus(error: BrokerError): NodeStatus;
+  closeTimeoutMs?: number;
+}
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
+
+/** Closes still running, by account, across config-node instances (a redeploy makes new ones). */
+const closing = new Map<string, Promise<void>>();
+
+/** Resolves true when `promise` settles within `ms`, false otherwise; never leaves a timer behind. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  return Promise.race([settled, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * One broker per config node, shared by every node that uses it (core MQTT's broker node:
+ * register/deregister, the first user connects, the last one closes). It also owns everything
+ * users hang on the broker — listeners and quote subscriptions — so that a user leaving,
+ * whichever way it leaves, takes all of them with it.
+ */
+export class BrokerConnection {
+  readonly #options: ConnectionOptions;
+  readonly #unusable: Unusable | undefined;
+  readonly #sessions = new Set<BrokerSession>();
+  /** Instrument key → the sessions subscribed to it; the broker itself does not count. */
+  readonly #quoteHolders = new Map<string, Set<BrokerSession>>();
+
+  #broker: ManagedBroker | undefined;
+  #detachBroker: (() => void) | undefined;
+  #connecting: Promise<ManagedBroker> | undefined;
+  #closingNow: Promise<void> | undefined;
+  #closed = false;
+  #lastStatus: NodeStatus = {};
+  #lastFailure: string | undefined;
+
+  constructor(options: ConnectionOptions, unusable?: Unusable) {
+    this.#options = options;
+    this.#unusable = unusable;
+    if (unusable !== undefined) this.#lastStatus = unusable.status;
+  }
+
+  /** The live broker, if a user has brought one up (tests reach the paper broker through this). */
+  get broker(): ManagedBroker | undefined {
+    return this.#broker;
+  }
+
+  get userCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Quote subscriptions held on the broker, by instrument key, with how many users hold each. */
+  quoteHolders(): Map<string, number> {
+    return new Map(Array.from(this.#quoteHolders, ([key, holders]) => [key, holders.size]));
+  }
+
+  get status(): NodeStatus {
+    return this.#lastStatus;
+  }
+
+  /** Adds a user node, hooking its close so it deregisters however the redeploy goes. */
+  register(user: Node): BrokerSession {
+    const session = new BrokerSession(this, user);
+    this.#sessions.add(session);
+    user.on("close", (_removed: boolean, done: () => void) => {
+      void this.#deregister(session).then(done);
+    });
+    this.#bringUp(session);
+    return session;
+  }
+
+  /** The connected broker; connects on first use and again after a failed attempt. */
+  ready(): Promise<ManagedBroker> {
+    if (this.#unusable !== undefined) return Promise.reject(this.#unusable.error);
+    if (this.#closed) {
+      return Promise.reject(new BrokerError("CLOSED", "the broker config node has been closed"));
+    }
+    let broker: ManagedBroker;
+    try {
+      broker = this.#ensureBroker();
+    } catch (error) {
+      return Promise.reject(this.#failed(error));
+    }
+    this.#connecting ??= this.#connect(broker);
+    return this.#connecting;
+  }
+
+  /** Adds `listener` to the broker for as long as `session` is registered. */
+  listen<E extends keyof BrokerEvents>(
+    session: BrokerSession,
+    event: E,
+    listener: BrokerListener<E>,
+  ): () => void {
+    if (this.#unusable !== undefined || this.#closed) return () => undefined;
+    let broker: ManagedBroker;
+    try {
+      broker = this.#ensureBroker();
+    } catch {
+      // Nothing to listen to; the failure reaches the user through ready() and its status.
+      return () => undefined;
+    }
+    const guarded = (...args: BrokerEvents[E]): void => {
+      // A throwing flow handler must not unwind into the broker's emit and break its bookkeeping.
+      try {
+        listener(...args);
+      } catch (error) {
+        session.user.error(toError(error));
+      }
+    };
+    const emitter = broker as unknown as NodeJS.EventEmitter;
+    emitter.on(event, guarded as (...args: unknown[]) => void);
+    return () => emitter.off(event, guarded as (...args: unknown[]) => void);
+  }
+
+  async subscribe(session: BrokerSession, keys: readonly string[]): Promise<void> {
+    const taken: string[] = [];
+    const first: string[] = [];
+    for (const key of keys) {
+      if (session.symbols.has(key)) continue;
+      session.symbols.add(key);
+      taken.push(key);
+      let holders = this.#quoteHolders.get(key);
+      if (holders === undefined) {
+        holders = new Set();
+        this.#quoteHolders.set(key, holders);
+      }
+      holders.add(session);
+      if (holders.size === 1) first.push(key);
+    }
+    if (first.length === 0) return;
+    try {
+      const broker = await this.ready();
+      await broker.subscribeQuotes(first);
+    } catch (error) {
+      this.#release(session, taken);
+      throw error;
+    }
+  }
+
+  async unsubscribe(session: BrokerSession, keys: readonly string[]): Promise<void> {
+    const last = this.#release(session, keys);
+    await this.#unsubscribeOnBroker(last);
+  }
+
+  /**
+   * Wipes the paper account. With no user the broker is brought up just for the reset and
+   * closed again, so the journal is never held by two brokers.
+   */
+  async resetAccount(): Promise<void> {
+    const temporary = this.#sessions.size === 0;
+    try {
+      const broker = await this.ready();
+      if (typeof broker.resetAccount !== "function") {
+        throw new BrokerError("CONFIG", `a ${broker.kind} broker has no account to reset`);
+      }
+      await broker.resetAccount();
+    } finally {
+      if (temporary && this.#sessions.size === 0) await this.#closeBroker();
+    }
+  }
+
+  /** The config node's own close: the broker goes whether or not users are left. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#closeBroker();
+  }
+
+  #bringUp(session: BrokerSession): void {
+    if (this.#unusable !== undefined) {
+      session.user.status(this.#unusable.status);
+      return;
+    }
+    try {
+      const broker = this.#ensureBroker();
+      // Before the first connect a broker says "disconnected"; it is about to connect.
+      const state =
+        broker.state === "disconnected" && this.#lastFailure === undefined ? "connecting" : broker.state;
+      this.#lastStatus = this.#options.stateStatus(state);
+      session.user.status(this.#lastStatus);
+    } catch (error) {
+      session.user.status(this.#options.failedStatus(this.#failed(error)));
+      return;
+    }
+    // Failures are logged and shown by #connect; users see them again on their next call.
+    this.ready().catch(() => undefined);
+  }
+
+  #ensureBroker(): ManagedBroker {
+    if (this.#broker !== undefined) return this.#broker;
+    const broker = this.#options.create();
+    const onState = (state: ConnectionState): void => this.#push(this.#options.stateStatus(state));
+    const onError = (error: BrokerError): void => this.#options.log.error(error.message);
+    broker.on("state", onState);
+    broker.on("error", onError);
+    this.#broker = broker;
+    this.#detachBroker = () => {
+      broker.off("state", onState);
+      broker.off("error", onError);
+    };
+    return broker;
+  }
+
+  async #connect(broker: ManagedBroker): Promise<ManagedBroker> {
+    try {
+      const previous = closing.get(this.#options.accountKey);
+      if (previous !== undefined) await settlesWithin(previous, this.#closeTimeout());
+      await broker.connect();
+      this.#lastFailure = undefined;
+      return broker;
+    } catch (error) {
+      if (this.#broker === broker) this.#connecting = undefined;
+      const failure = this.#failed(error);
+      this.#push(this.#options.failedStatus(failure));
+      throw failure;
+    }
+  }
+
+  /** Logs a failure once per distinct message, so a retry per input does not flood the log. */
+  #failed(error: unknown): BrokerError {
+    const failure = toBrokerError(error, "NOT_CONNECTED");
+    if (failure.message !== this.#lastFailure) {
+      this.#lastFailure = failure.message;
+      this.#options.log.error(failure.message);
+    }
+    return failure;
+  }
+
+  #push(status: NodeStatus): void {
+    this.#lastStatus = status;
+    for (const session of this.#sessions) session.user.status(status);
+  }
+
+  async #deregister(session: BrokerSession): Promise<void> {
+    if (!this.#sessions.delete(session)) return;
+    session.detachAll();
+    const last = this.#release(session, Array.from(session.symbols));
+    try {
+      if (this.#sessions.size === 0) await this.#closeBroker();
+      else await this.#unsubscribeOnBroker(last);
+    } catch (error) {
+      this.#options.log.warn(toError(error).message);
+    }
+  }
+
+  /** Drops the session's hold on `keys`; returns the keys nobody holds any more. */
+  #release(session: BrokerSession, keys: readonly string[]): string[] {
+    const last: string[] = [];
+    for (const key of keys) {
+      if (!session.symbols.delete(key)) continue;
+      const holders = this.#quoteHolders.get(key);
+      holders?.delete(session);
+      if (holders !== undefined && holders.size === 0) {
+        this.#quoteHolders.delete(key);
+        last.push(key);
+      }
+    }
+    return last;
+  }
+
+  async #unsubscribeOnBroker(keys: readonly string[]): Promise<void> {
+    const broker = this.#broker;
+    // A broker that is not connected holds no subscriptions worth dropping (and would refuse).
+    if (keys.length === 0 || broker === undefined || broker.state !== "connected") return;
+    await broker.unsubscribeQuotes([...keys]);
+  }
+
+  #closeBroker(): Promise<void> {
+    const broker = this.#broker;
+    if (broker === undefined) return this.#closingNow ?? Promise.resolve();
+    const detach = this.#detachBroker;
+    this.#broker = undefined;
+    this.#detachBroker = undefined;
+    this.#connecting = undefined;
+    this.#quoteHolders.clear();
+    for (const session of this.#sessions) session.symbols.clear();
+
+    const key = this.#options.accountKey;
+    // Listeners stay until the broker has really closed: an error emitted with none would crash.
+    const finished = broker.close().then(
+      () => detach?.(),
+      (error: unknown) => {
+        this.#options.log.error(`closing the broker failed: ${toError(error).message}`);
+        detach?.();
+      },
+    );
+    closing.set(key, finished);
+    void finished.then(() => {
+      if (closing.get(key) === finished) closing.delete(key);
+    });
+    const bounded = settlesWithin(finished, this.#closeTimeout()).then((inTime) => {
+      if (!inTime) this.#options.log.warn(`the broker did not close within ${this.#closeTimeout()} ms`);
+      if (this.#closingNow === bounded) this.#closingNow = undefined;
+    });
+    this.#closingNow = bounded;
+    return bounded;
+  }
+
+  #closeTimeout(): number {
+    return this.#options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  }
+}
+
+/** One user node's registration: its listeners and quote subscriptions, all dropped on close. */
+export class BrokerSession {
+  readonly user: Node;
+  /** Instrument keys ("NSE:INFY") this user is subscribed to. */
+  readonly symbols = new Set<string>();
+  readonly #connection: BrokerConnection;
+  #removers: (() => void)[] = [];
+
+  constructor(connection: BrokerConnection, user: Node) {
+    this.#connection = connection;
+    this.user = user;
+  }
+
+  ready(): Promise<ManagedBroker> {
+    return this.#connection.ready();
+  }
+
+  on<E extends keyof BrokerEvents>(event: E, listener: BrokerListener<E>): void {
+    this.#removers.push(this.#connection.listen(this, event, listener));
+  }
+
+  subscribe(keys: readonly string[]): Promise<void> {
+    return this.#connection.subscribe(this, keys);
+  }
+
+  unsubscribe(keys: readonly string[]): Promise<void> {
+    return this.#connection.unsubscribe(this, keys);
+  }
+
+  /** Back to the connection's status after the node showed something of its own. */
+  restoreStatus(): void {
+    this.user.status(this.#connection.status);
+  }
+
+  detachAll(): void {
+    const removers = this.#removers;
+    this.#removers = [];
+    for (const remove of removers) remove();
+  }
+}

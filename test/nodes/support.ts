@@ -1,0 +1,179 @@
+// Shared fixtures for the node specs: a fresh Node-RED user dir per test (the paper broker keeps
+// its journal there), a paper broker config whose prices only move when a test moves them, and
+// promise helpers for "the next message on this node".
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Node, NodeMessage, NodeStatus } from "node-red";
+import helper = require("node-red-node-test-helper");
+import type { FlowNode } from "node-red-node-test-helper";
+import { PaperBroker } from "../../lib/brokers/paper-broker";
+import type { BrokerConfigNode } from "../../nodes/shared/broker-link";
+import { isBrokerConfigNode } from "../../nodes/shared/broker-link";
+import { initHelper } from "./setup";
+
+export { helper };
+export type { FlowNode };
+
+export const TAB = "f1";
+
+let userDir: string | undefined;
+
+/** Points the helper at Node-RED and gives it a user dir of its own; call in beforeEach. */
+export function freshRuntime(): string {
+  initHelper(helper);
+  userDir = fs.mkdtempSync(path.join(os.tmpdir(), "trading-broker-nodes-"));
+  helper.settings({ userDir });
+  return userDir;
+}
+
+/** Unloads the flow, then removes the user dir; call in afterEach. */
+export async function teardownRuntime(): Promise<void> {
+  await helper.unload();
+  if (userDir !== undefined) fs.rmSync(userDir, { recursive: true, force: true });
+  userDir = undefined;
+}
+
+/**
+ * A paper broker config. Quotes tick once a minute, so within a test prices only move when the
+ * test calls setPrice; every symbol starts at 100 and fills have no spread or slippage.
+ */
+export function paperConfig(id = "b1", overrides: Record<string, unknown> = {}): FlowNode {
+  return {
+    id,
+    type: "trading-broker",
+    name: "paper",
+    kind: "paper",
+    account: "test",
+    starting_cash: "1000000",
+    slippage_bps: "0",
+    quote_source: "random-walk",
+    start_price: "100",
+    volatility: "0",
+    spread_bps: "0",
+    interval_ms: "60000",
+    seed: "1",
+    csv_file: "",
+    replay_speed: "1",
+    replay_loop: true,
+    retention: "10000",
+    ...overrides,
+  };
+}
+
+export function configNode(id = "b1"): BrokerConfigNode {
+  const node = helper.getNode(id);
+  assert.ok(isBrokerConfigNode(node), `${id} is a trading-broker config node`);
+  return node;
+}
+
+/** The connected paper broker behind config node `id`. */
+export async function paperBroker(id = "b1"): Promise<PaperBroker> {
+  const broker = await configNode(id).connection.ready();
+  assert.ok(broker instanceof PaperBroker);
+  return broker;
+}
+
+export function getNode(id: string): Node {
+  const node = helper.getNode(id);
+  assert.ok(node, `node ${id} exists`);
+  return node;
+}
+
+/** What a message out of a node looks like to a spec: any properties at all. */
+export type Received = NodeMessage & Record<string, unknown>;
+
+/** The next message `nodeId` (a helper or a catch node's helper) receives. */
+export function nextMessage(nodeId: string, timeoutMs = 2000): Promise<Received> {
+  const node = getNode(nodeId);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      node.removeListener("input", onInput);
+      reject(new Error(`no message on ${nodeId} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    function onInput(msg: Received): void {
+      clearTimeout(timer);
+      node.removeListener("input", onInput);
+      resolve(msg);
+    }
+    node.on("input", onInput);
+  });
+}
+
+/** Collects every message `nodeId` receives until the returned function is called. */
+export function collect(nodeId: string): { messages: Received[]; stop(): void } {
+  const node = getNode(nodeId);
+  const messages: Received[] = [];
+  const onInput = (msg: Received): void => {
+    messages.push(msg);
+  };
+  node.on("input", onInput);
+  return { messages, stop: () => node.removeListener("input", onInput) };
+}
+
+/** Resolves false when no message arrives on `nodeId` within `ms`. */
+export async function quietFor(nodeId: string, ms: number): Promise<boolean> {
+  try {
+    await nextMessage(nodeId, ms);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Waits until the last status `nodeId` set satisfies `predicate`. Polls the helper's spy rather
+ * than its call:status events, which arrive a tick late and can describe an older call.
+ */
+export async function statusMatching(
+  nodeId: string,
+  predicate: (status: NodeStatus) => boolean,
+  timeoutMs = 2000,
+): Promise<NodeStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const last = lastStatus(nodeId);
+    if (last !== undefined && predicate(last)) return last;
+    if (Date.now() > deadline) {
+      throw new Error(`no matching status on ${nodeId}; last was ${JSON.stringify(last)}`);
+    }
+    await delay(10);
+  }
+}
+
+interface StatusSpy {
+  lastCall?: { args: [NodeStatus] } | null;
+}
+
+/** The last status `nodeId` set, from the helper's spy on Node.prototype.status. */
+export function lastStatus(nodeId: string): NodeStatus | undefined {
+  const node = getNode(nodeId) as Node & { status: StatusSpy };
+  const calls = (
+    node.status as unknown as { getCalls?: () => { thisValue: unknown; args: [NodeStatus] }[] }
+  ).getCalls?.();
+  const mine = calls?.filter((call) => call.thisValue === node) ?? [];
+  return mine.at(-1)?.args[0];
+}
+
+/** Log lines the runtime wrote for node `id` at `level` (20 = error, 30 = warn). */
+export function logged(id: string, level: number): string[] {
+  return helper
+    .log()
+    .args.filter(([event]) => event.id === id && event.level === level)
+    .map(([event]) => (event.msg instanceof Error ? event.msg.message : String(event.msg)));
+}
+
+export const ERROR = 20;
+export const WARN = 30;
+
+/** Active handles and requests by type, e.g. { Timeout: 2, FSReqCallback: 0 }. */
+export function activeResources(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const type of process.getActiveResourcesInfo()) counts[type] = (counts[type] ?? 0) + 1;
+  return counts;
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
