@@ -27,8 +27,8 @@ import type { Clock } from "../paper/clock";
 import { systemClock } from "../paper/clock";
 import { CsvReplayFeed } from "../paper/csv-replay-feed";
 import { newClientOrderId } from "../paper/ids";
-import type { InstrumentKey } from "../paper/instrument";
-import { instrumentKey, parseInstrument, roundPrice } from "../paper/instrument";
+import type { InstrumentKey } from "../protocol/instrument";
+import { instrumentKey, parseInstrument, roundPrice } from "../protocol/instrument";
 import { Journal } from "../paper/journal";
 import type { PositionKey, PositionState } from "../paper/ledger";
 import { applyFill, positionKey, positionView } from "../paper/ledger";
@@ -100,6 +100,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   #connecting: Promise<void> | undefined;
   #journal: Journal<AccountSnapshot, AccountRecord> | undefined;
   #compacting: Promise<void> | undefined;
+  /** Whether this broker holds the process-wide claim on its journal file. */
+  #claimed = false;
 
   #cash: number;
   #seq = 0;
@@ -187,6 +189,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       );
     }
     openJournals.add(file);
+    this.#claimed = true;
     const opened = await Journal.open<AccountSnapshot, AccountRecord>({
       file,
       log: { warn: (m) => this.#log.warn(m) },
@@ -206,14 +209,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   async #closeJournal(): Promise<void> {
     const journal = this.#journal;
     this.#journal = undefined;
-    if (journal !== undefined) {
-      try {
-        await journal.close();
-      } finally {
-        if (this.#journalFile !== undefined) openJournals.delete(this.#journalFile);
-      }
-    } else if (this.#journalFile !== undefined && this.#state === "connecting") {
-      openJournals.delete(this.#journalFile);
+    try {
+      await journal?.close();
+    } finally {
+      // Only our own claim: a broker refused because another holds the file must not release it.
+      if (this.#claimed && this.#journalFile !== undefined) openJournals.delete(this.#journalFile);
+      this.#claimed = false;
     }
   }
 

@@ -7,7 +7,7 @@ import { WebSocket, WebSocketServer } from "ws";
 import type { BrokerInterface } from "../brokers/interface";
 import type { BrokerLogger } from "../brokers/logger";
 import { silentLogger } from "../brokers/logger";
-import { parseInstrument } from "../paper/instrument";
+import { parseInstrument } from "../protocol/instrument";
 import type { ErrorCode } from "../protocol/errors";
 import { BrokerError } from "../protocol/errors";
 import type { AccountEvent } from "../protocol/events";

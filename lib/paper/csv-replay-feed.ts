@@ -2,8 +2,8 @@ import { readFile } from "node:fs/promises";
 import type { Exchange, Quote } from "../protocol";
 import { BrokerError } from "../protocol";
 import type { Clock, TimerRef } from "./clock";
-import type { InstrumentKey } from "./instrument";
-import { instrumentKey, parseInstrument, roundPrice } from "./instrument";
+import type { InstrumentKey } from "../protocol/instrument";
+import { instrumentKey, parseInstrument, roundPrice } from "../protocol/instrument";
 import type { QuoteFeed, QuoteListener } from "./quote-feed";
 
 export interface CsvReplayOptions {

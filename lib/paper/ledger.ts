@@ -1,5 +1,5 @@
 import type { Exchange, Position, Product, Side } from "../protocol";
-import type { InstrumentKey } from "./instrument";
+import type { InstrumentKey } from "../protocol/instrument";
 
 /** One net position as the paper account keeps it (plain data: it goes into the journal as is). */
 export interface PositionState {

@@ -1,5 +1,5 @@
 import type { Quote } from "../protocol";
-import type { InstrumentKey } from "./instrument";
+import type { InstrumentKey } from "../protocol/instrument";
 
 /**
  * Where the paper broker's prices come from. A feed calls `onQuote` for every price it moves;

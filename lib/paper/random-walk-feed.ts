@@ -1,7 +1,7 @@
 import type { Quote } from "../protocol";
 import type { Clock, TimerRef } from "./clock";
-import type { InstrumentKey } from "./instrument";
-import { roundPrice } from "./instrument";
+import type { InstrumentKey } from "../protocol/instrument";
+import { roundPrice } from "../protocol/instrument";
 import type { QuoteFeed, QuoteListener } from "./quote-feed";
 import type { Random } from "./random";
 import { gaussian } from "./random";

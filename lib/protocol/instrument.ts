@@ -1,5 +1,6 @@
-import type { Exchange } from "../protocol";
-import { BrokerError, Exchange as ExchangeSchema } from "../protocol";
+import type { Exchange } from "./fields";
+import { BrokerError } from "./errors";
+import { Exchange as ExchangeSchema } from "./fields";
 
 /** Prices and orders are keyed by exchange and symbol: INFY on NSE and on BSE are two books. */
 export type InstrumentKey = `${Exchange}:${string}`;

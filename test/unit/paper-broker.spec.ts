@@ -683,6 +683,8 @@ describe("PaperBroker: the account survives restarts", function () {
     const first = await paper({}, file);
     const second = new PaperBroker({}, { journalFile: file });
     await rejectsWithCode(second.connect(), "CONFIG", /already open by another broker config/);
+    // A refused broker must not release the first one's claim: trying again is still refused.
+    await rejectsWithCode(second.connect(), "CONFIG", /already open by another broker config/);
     await first.broker.close();
     await second.connect();
     await second.close();

@@ -15,7 +15,7 @@ function documentedFields(type: string): string[] {
   const rest = doc.slice(start + 1);
   const next = rest.search(/\n#{2,4} /);
   const section = next < 0 ? rest : rest.slice(0, next);
-  return Array.from(section.matchAll(/^\| ([a-z_]+) \|/gm), (m) => m[1] as string).filter(
+  return Array.from(section.matchAll(/^\|\s*([a-z_]+)\s*\|/gm), (m) => m[1] as string).filter(
     (f) => f !== "field",
   );
 }
@@ -57,7 +57,7 @@ describe("docs/PROTOCOL.md matches lib/protocol/wire.ts", function () {
   it("lists every error code, and only those", function () {
     const start = doc.indexOf("## 3. Error codes");
     const section = doc.slice(start, doc.indexOf("## 4.", start));
-    const listed = Array.from(section.matchAll(/^\| ([A-Z_]+) \|/gm), (m) => m[1]);
+    const listed = Array.from(section.matchAll(/^\|\s*([A-Z_]+)\s*\|/gm), (m) => m[1]);
     assert.deepEqual(listed.sort(), [...ERROR_CODES].sort());
   });
 });
