@@ -1,5 +1,6 @@
 import { runFlowBench } from "./flow-roundtrip";
 import { runPaperBench } from "./paper-matching";
+import { runWsBench } from "./ws-bench";
 
 /**
  * `npm run bench`: prints markdown tables for docs/PERFORMANCE.md. Every figure with a baseline
@@ -13,6 +14,7 @@ async function main(): Promise<void> {
   const sections: [string, () => Promise<string[]>][] = [
     ["paper", () => runPaperBench({ quick })],
     ["flow", () => runFlowBench({ quick })],
+    ["ws", () => runWsBench({ quick })],
   ];
   for (const [name, run] of sections) {
     if (only !== undefined && only !== name) continue;
