@@ -21,6 +21,7 @@ import { GttRequest } from "../protocol/gtt";
 import { OrderChanges as OrderChangesSchema, OrderRequest, isTerminal } from "../protocol/orders";
 import { Quote as QuoteSchema } from "../protocol/quotes";
 import { assertTransition } from "../protocol/state-machine";
+import { parseOrderRequest } from "../protocol/order-fast-path";
 import { parseOrThrow } from "../protocol/validate";
 import type { AccountRecord, AccountSnapshot, GttState } from "../paper/account-state";
 import type { Clock } from "../paper/clock";
@@ -261,7 +262,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   // #region orders
 
   async placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
-    const request = parseOrThrow(OrderRequest, input, "order");
+    const request = parseOrderRequest(input);
     await this.#ready();
     if (request.client_order_id !== undefined) {
       const existing = this.#byClientId.get(request.client_order_id);

@@ -1,0 +1,95 @@
+import { BrokerError } from "./errors";
+import type { Exchange, OrderType, Product, Validity } from "./fields";
+import type { OrderRequest as OrderRequestType } from "./orders";
+import { OrderRequest } from "./orders";
+import { formatIssues } from "./validate";
+
+/**
+ * OrderRequest validation, fast. The zod schema stays the definition: this path accepts only a
+ * plain, well-formed request and builds exactly what the schema would return; anything else
+ * (an error, an edge case, a wrapped value) goes to the schema, which also writes the message.
+ * test/unit/order-fast-path.spec.ts checks with fast-check that the two never disagree.
+ *
+ * Why: placement is the hot path of every broker, and zod spends ~2 µs on a request this
+ * function checks in a tenth of that.
+ */
+const EXCHANGES: ReadonlySet<string> = new Set<Exchange>(["NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX"]);
+const ORDER_TYPES: ReadonlySet<string> = new Set<OrderType>(["MARKET", "LIMIT", "SL", "SL-M"]);
+const PRODUCTS: ReadonlySet<string> = new Set<Product>(["CNC", "MIS", "NRML"]);
+const VALIDITIES: ReadonlySet<string> = new Set<Validity>(["DAY", "IOC"]);
+const KNOWN_KEYS: ReadonlySet<string> = new Set([
+  "symbol",
+  "exchange",
+  "side",
+  "quantity",
+  "order_type",
+  "price",
+  "trigger_price",
+  "product",
+  "validity",
+  "tag",
+  "client_order_id",
+]);
+const SYMBOL = /^[A-Za-z0-9&_.:-]{1,64}$/;
+const ID = /^[A-Za-z0-9]{1,20}$/;
+
+function isPrice(value: unknown): value is number {
+  return typeof value === "number" && value > 0 && value <= 1e12;
+}
+
+function enumOr<T extends string>(value: unknown, allowed: ReadonlySet<string>, fallback: T): T | undefined {
+  if (value === undefined) return fallback;
+  return typeof value === "string" && allowed.has(value) ? (value as T) : undefined;
+}
+
+/** The parsed request when the input is plainly valid; undefined sends it to the schema. */
+function tryFast(input: unknown): OrderRequestType | undefined {
+  if (typeof input !== "object" || input === null || Object.getPrototypeOf(input) !== Object.prototype)
+    return undefined;
+  const raw = input as Record<string, unknown>;
+  for (const key in raw) if (!KNOWN_KEYS.has(key)) return undefined;
+  const { symbol, side, quantity, price, trigger_price: trigger, tag, client_order_id: clientId } = raw;
+  if (typeof symbol !== "string" || !SYMBOL.test(symbol)) return undefined;
+  if (side !== "BUY" && side !== "SELL") return undefined;
+  if (typeof quantity !== "number" || !Number.isInteger(quantity) || quantity <= 0 || quantity > 10_000_000)
+    return undefined;
+  const exchange = enumOr<Exchange>(raw.exchange, EXCHANGES, "NSE");
+  const orderType = enumOr<OrderType>(raw.order_type, ORDER_TYPES, "MARKET");
+  const product = enumOr<Product>(raw.product, PRODUCTS, "MIS");
+  const validity = enumOr<Validity>(raw.validity, VALIDITIES, "DAY");
+  if (exchange === undefined || orderType === undefined || product === undefined || validity === undefined)
+    return undefined;
+  const needsPrice = orderType === "LIMIT" || orderType === "SL";
+  const needsTrigger = orderType === "SL" || orderType === "SL-M";
+  if (needsPrice ? !isPrice(price) : price !== undefined) return undefined;
+  if (needsTrigger ? !isPrice(trigger) : trigger !== undefined) return undefined;
+  if (tag !== undefined && (typeof tag !== "string" || !ID.test(tag))) return undefined;
+  if (clientId !== undefined && (typeof clientId !== "string" || !ID.test(clientId))) return undefined;
+  // Key order as the schema returns it, so both paths give deep-equal results.
+  const order: OrderRequestType = {
+    symbol,
+    exchange,
+    side,
+    quantity,
+    order_type: orderType,
+  } as OrderRequestType;
+  if (needsPrice) order.price = price as number;
+  if (needsTrigger) order.trigger_price = trigger as number;
+  order.product = product;
+  order.validity = validity;
+  if (tag !== undefined) order.tag = tag;
+  if (clientId !== undefined) order.client_order_id = clientId;
+  return order;
+}
+
+/** Validates an order request; errors name the field and the rule (VALIDATION). */
+export function parseOrderRequest(input: unknown): OrderRequestType {
+  const fast = tryFast(input);
+  if (fast !== undefined) return fast;
+  const result = OrderRequest.safeParse(input);
+  if (result.success) return result.data;
+  throw new BrokerError("VALIDATION", `invalid order: ${formatIssues(result.error.issues)}`);
+}
+
+/** Exposed for the equivalence test only. */
+export const fastPathForTests = tryFast;

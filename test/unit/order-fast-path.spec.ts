@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { OrderRequest } from "../../lib/protocol";
+import { fastPathForTests, parseOrderRequest } from "../../lib/protocol/order-fast-path";
+
+/** Valid values of every field (undefined: the field is left out). */
+const valid = {
+  symbol: fc.constantFrom("INFY", "M&M", "BAJAJ-AUTO", "NSE:INFY", "x".repeat(64)),
+  exchange: fc.constantFrom(undefined, "NSE", "BSE", "MCX"),
+  side: fc.constantFrom("BUY", "SELL"),
+  quantity: fc.oneof(fc.constantFrom(1, 10_000_000), fc.integer({ min: 1, max: 10_000_000 })),
+  product: fc.constantFrom(undefined, "CNC", "MIS", "NRML"),
+  validity: fc.constantFrom(undefined, "DAY", "IOC"),
+  tag: fc.constantFrom(undefined, "momentum", "a".repeat(20)),
+  client_order_id: fc.constantFrom(undefined, "abc123", "x".repeat(20)),
+};
+const aPrice = fc.oneof(fc.constantFrom(0.01, 1e12), fc.double({ min: 0.01, max: 1e5, noNaN: true }));
+const priced = fc.oneof(
+  fc.record({ order_type: fc.constantFrom(undefined, "MARKET") }),
+  fc.record({ order_type: fc.constant("LIMIT"), price: aPrice }),
+  fc.record({ order_type: fc.constant("SL"), price: aPrice, trigger_price: aPrice }),
+  fc.record({ order_type: fc.constant("SL-M"), trigger_price: aPrice }),
+);
+
+/** Values that break a rule, or sit just past its edge. */
+const broken: Record<string, fc.Arbitrary<unknown>> = {
+  symbol: fc.oneof(fc.constantFrom(" INFY", "", "IN FY", "x".repeat(65), 7), fc.string()),
+  exchange: fc.constantFrom("NYSE", "nse", 1, null),
+  side: fc.constantFrom("buy", "HOLD", 0, undefined),
+  quantity: fc.constantFrom(0, -1, 1.5, 10_000_001, Number.NaN, Infinity, -0, "10", undefined),
+  order_type: fc.constantFrom("STOP", "limit", 3),
+  price: fc.constantFrom(0, -1, 1e12 + 1, Number.NaN, Infinity, "5", 10),
+  trigger_price: fc.constantFrom(0, Number.NaN, "1", 10),
+  product: fc.constantFrom("MTF", ""),
+  validity: fc.constantFrom("TTL", "GTC"),
+  tag: fc.constantFrom("a".repeat(21), "a-b", ""),
+  client_order_id: fc.constantFrom("x".repeat(21), "a_b", ""),
+  colour: fc.constant("red"),
+};
+
+function compact(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined) out[key] = value;
+  return out;
+}
+
+const validRequest = fc.tuple(fc.record(valid), priced).map(([a, b]) => compact({ ...a, ...b }));
+/** A valid request with one or two fields broken (or set where they are not allowed). */
+const request = fc.oneof(
+  validRequest,
+  fc
+    .tuple(
+      validRequest,
+      fc.uniqueArray(fc.constantFrom(...Object.keys(broken)), { minLength: 1, maxLength: 2 }),
+    )
+    .chain(([base, keys]) =>
+      fc.tuple(...keys.map((key) => broken[key]!)).map((values) => {
+        const out = { ...base };
+        keys.forEach((key, i) => (out[key] = values[i]));
+        return out;
+      }),
+    ),
+);
+
+describe("OrderRequest fast path", function () {
+  it("never accepts what the schema refuses, and returns what the schema returns (property)", function () {
+    this.timeout(30_000);
+    let fast = 0;
+    fc.assert(
+      fc.property(request, (input) => {
+        const viaFast = fastPathForTests(input);
+        const viaSchema = OrderRequest.safeParse(input);
+        if (viaFast !== undefined) {
+          fast += 1;
+          assert.ok(viaSchema.success, `fast path accepted ${JSON.stringify(input)}`);
+          assert.deepEqual(viaFast, viaSchema.data);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+    assert.ok(fast > 1000, `the generator reaches the fast path (${fast} times)`);
+  });
+
+  it("gives the schema's answer and message either way", function () {
+    assert.deepEqual(
+      parseOrderRequest({ symbol: "INFY", side: "BUY", quantity: 3 }),
+      OrderRequest.parse({ symbol: "INFY", side: "BUY", quantity: 3 }),
+    );
+    assert.deepEqual(parseOrderRequest({ symbol: " INFY ", side: "BUY", quantity: 3 }).symbol, "INFY");
+    assert.throws(() => parseOrderRequest({ symbol: "INFY", side: "BUY", quantity: 0 }), {
+      code: "VALIDATION",
+      message: "invalid order: quantity: must be greater than 0",
+    });
+  });
+
+  it("leaves class instances and objects with a prototype to the schema", function () {
+    const withProto = Object.assign(Object.create({ inherited: 1 }) as object, {
+      symbol: "INFY",
+      side: "BUY",
+      quantity: 1,
+    });
+    assert.equal(fastPathForTests(withProto), undefined);
+  });
+});
