@@ -305,10 +305,11 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
         return this.#view(order);
       }
       this.#setReserved(order, this.#reservation(order, quote));
-      this.#index(order);
       this.#touch(change, order, "ORDER_PLACED");
       if (quote !== undefined) this.#match(change, order, quote);
       this.#expireUnfilledIoc(change, order);
+      // Indexed for later quotes only if it is still live: most MARKET orders never need it.
+      if (!isTerminal(order.status)) this.#index(order);
       return this.#view(order);
     });
   }
@@ -575,9 +576,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   /** Takes a terminal order out of matching and queues it for the retention bound. */
   #retire(order: OrderState): void {
     const key = instrumentKey(order.exchange, order.symbol);
-    const set = this.#open.get(key);
-    set?.delete(order);
-    if (set !== undefined && set.size === 0) this.#open.delete(key);
+    // An emptied set stays: instruments are few, and re-creating one per order costs more.
+    this.#open.get(key)?.delete(order);
     this.#ended.push(order.order_id, "order");
     this.#evictBeyondRetention();
   }
@@ -741,9 +741,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       return order;
     }
     this.#setReserved(order, this.#reservation(order, quote));
-    this.#index(order);
     this.#touch(change, order, "ORDER_PLACED");
     this.#match(change, order, quote);
+    if (!isTerminal(order.status)) this.#index(order);
     return order;
   }
 
