@@ -3,6 +3,7 @@ import { EventEmitter } from "node:events";
 import type { z } from "zod";
 import type {
   Account,
+  AccountEvent,
   ConnectionState,
   GttEvent,
   GttEventType,
@@ -18,8 +19,10 @@ import type {
 } from "../protocol";
 import { BrokerError, toBrokerError } from "../protocol/errors";
 import { GttRequest } from "../protocol/gtt";
-import { OrderChanges as OrderChangesSchema, OrderRequest, isTerminal } from "../protocol/orders";
+import type { OrderRequest } from "../protocol/orders";
+import { OrderChanges as OrderChangesSchema, isTerminal } from "../protocol/orders";
 import { SymbolList } from "../protocol/quotes";
+import { parseOrderRequest } from "../protocol/order-fast-path";
 import { parseOrThrow } from "../protocol/validate";
 import type { AuthResult, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
 import { RESULT_SCHEMAS, SUBPROTOCOL, ServerMessage, authPayload } from "../protocol/wire";
@@ -80,10 +83,16 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   readonly #subscriptions = new Set<string>();
   #lastSeq = 0;
   #sessions = 0;
+  /** The session whose loss was last counted by the breaker (see #call). */
+  #droppedSession = -1;
   #account = "";
+  #coolDownTimer: NodeJS.Timeout | undefined;
   #clientState: ConnectionState = "disconnected";
   #state: ConnectionState = "disconnected";
   #connectWaiters: { resolve: () => void; reject: (error: BrokerError) => void }[] = [];
+  readonly #closed = new AbortController();
+  /** Events that arrived while a session was catching up; see #openSession. */
+  #held: AccountEvent[] | undefined;
 
   constructor(settings: WebSocketSettings, deps: WebSocketBrokerDeps = {}) {
     super();
@@ -143,6 +152,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   async close(): Promise<void> {
+    // Placements waiting to ask again about a lost answer stop waiting, and end CLOSED.
+    this.#closed.abort();
+    clearTimeout(this.#coolDownTimer);
     await this.#client.close();
     this.#settleConnectWaiters(new BrokerError("CLOSED", "WebSocket broker closed before it connected"));
   }
@@ -157,8 +169,14 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   #onBreaker(state: string): void {
-    if (state === "open")
+    if (state === "open") {
       this.#log.warn(`circuit open: failing fast for ${this.settings.breaker.cool_down_ms} ms`);
+      // The breaker has no timer of its own; without this the flow would see "circuit open" until
+      // the next request, long after the cool-down.
+      clearTimeout(this.#coolDownTimer);
+      this.#coolDownTimer = setTimeout(() => this.#publishState(), this.settings.breaker.cool_down_ms + 1);
+      this.#coolDownTimer.unref();
+    }
     this.#publishState();
   }
 
@@ -187,14 +205,26 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    * events missed while away (replayed, or reconciled from the order book when too old).
    */
   async #openSession(session: Session): Promise<void> {
-    const auth = await this.#authenticate(session);
-    this.#sessions += 1;
-    if (this.#sessions === 1 && this.#known.size === 0) {
-      // A fresh client starts from now: replaying the account's history would re-announce old fills.
-      this.#lastSeq = auth.seq;
-    } else {
-      await this.#resume(session, auth.seq);
+    // The server pushes live events as soon as AUTH succeeds, so one can overtake the replay of
+    // what was missed; handled first, it would move lastSeq past the replay, whose events would
+    // then be dropped as already seen. Events wait here until the session has caught up.
+    const held: AccountEvent[] = [];
+    this.#held = held;
+    try {
+      const auth = await this.#authenticate(session);
+      this.#sessions += 1;
+      if (this.#sessions === 1 && this.#known.size === 0) {
+        // A fresh client starts from now: replaying the account's history would re-announce old fills.
+        this.#lastSeq = auth.seq;
+      } else {
+        await this.#resume(session, auth.seq);
+      }
+    } finally {
+      // On failure the held events are dropped: the next session resumes from the same seq.
+      if (this.#held === held) this.#held = undefined;
     }
+    held.sort((a, b) => a.seq - b.seq);
+    for (const event of held) this.#onEvent(event);
     if (this.#subscriptions.size > 0) {
       await session.request({ type: "SUBSCRIBE", symbols: Array.from(this.#subscriptions) });
     }
@@ -292,7 +322,11 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       return;
     }
     if (message.type !== "EVENT") return;
-    const event = message.event;
+    if (this.#held !== undefined) this.#held.push(message.event);
+    else this.#onEvent(message.event);
+  }
+
+  #onEvent(event: AccountEvent): void {
     // At-most-once per seq: a replayed or duplicated event has a seq already processed.
     if (event.seq <= this.#lastSeq) return;
     this.#lastSeq = event.seq;
@@ -341,12 +375,22 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   ): Promise<WireResultOf<T>> {
     this.#breaker.check();
     try {
-      const raw = await this.#client.request({ type, ...body }, ttlMs === undefined ? undefined : { ttlMs });
+      // Callers pass a fresh object; adding `type` to it avoids a spread, which is slow in V8.
+      const message = Object.assign(body, { type });
+      const raw = await this.#client.request(message, ttlMs === undefined ? undefined : { ttlMs });
       this.#breaker.success();
       return parseResult(type, raw);
     } catch (error) {
       const err = toBrokerError(error);
-      if (isUnknownOutcome(err)) this.#breaker.failure();
+      if (err.code === "NETWORK") {
+        // One dropped connection fails every request it carried at once: that is one failure, not
+        // one per request, or a blip with a few orders in flight would open the circuit (and block
+        // the lookups that settle those orders) long after the link is back.
+        if (this.#droppedSession !== this.#sessions) {
+          this.#droppedSession = this.#sessions;
+          this.#breaker.failure();
+        }
+      } else if (err.code === "TIMEOUT") this.#breaker.failure();
       else if (
         err.code !== "QUEUE_FULL" &&
         err.code !== "EXPIRED" &&
@@ -360,9 +404,11 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   async placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
-    const request = parseOrThrow(OrderRequest, input, "order");
+    const request = parseOrderRequest(input);
     // The id exists before anything is sent, so a lost answer can always be looked up.
-    const order = { ...request, client_order_id: request.client_order_id ?? newClientOrderId() };
+    // `request` is our own parsed copy, so it may gain the id in place (a spread is slow in V8).
+    request.client_order_id ??= newClientOrderId();
+    const order = request as OrderRequest & { client_order_id: string };
     const sendBy = Date.now() + this.settings.queue.ttl_ms;
     try {
       return this.#accepted(await this.#call("PLACE_ORDER", { order }));
@@ -400,7 +446,16 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         if (err.code !== "NOT_FOUND") {
           // Still unknown (timeout, network, open circuit): ask again shortly, within the window.
           last = err;
-          await delay(Math.min(err.retryAfterMs ?? 250, 250, Math.max(0, giveUpAt - Date.now())));
+          await delay(
+            Math.min(err.retryAfterMs ?? 250, 250, Math.max(0, giveUpAt - Date.now())),
+            this.#closed.signal,
+          );
+          if (this.#closed.signal.aborted) {
+            throw new BrokerError(
+              "CLOSED",
+              `broker closed while order ${order.client_order_id}'s outcome was unknown (${last.message}); it will show in order events if it was placed`,
+            );
+          }
           continue;
         }
       }
@@ -425,9 +480,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     );
   }
 
+  /**
+   * An answer is the request's outcome, not an order event: #known holds only what was reported
+   * as events, so a reconcile still reports a fill whose answer arrived but whose events were lost
+   * (a gateway killed between sending the two).
+   */
   #accepted(order: OrderSnapshot): OrderSnapshot {
-    const known = this.#known.get(order.order_id);
-    if (known === undefined || known.timestamp <= order.timestamp) this.#remember(order);
     return order;
   }
 
@@ -514,6 +572,16 @@ function parseResult<T extends RequestType>(type: T, raw: unknown): WireResultOf
   );
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`, or at once when `signal` aborts (the timer is cleared: close() leaves none). */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

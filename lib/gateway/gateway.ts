@@ -172,6 +172,8 @@ export class Gateway {
   #highestSeq = 0;
   /** client_order_id → the placement in flight, or the order_id it got. Oldest first. */
   readonly #placed = new Map<string, Promise<OrderSnapshot> | string>();
+  /** An order-book scan in progress, shared by the client_order_id lookups waiting on it. */
+  #bookScan: Promise<Map<string, OrderSnapshot>> | undefined;
   readonly #quotes = new Map<string, QuoteSubscription>();
   /** Broker subscribe/unsubscribe calls run one after another, so they reach it in the order made. */
   #quoteOps: Promise<void> = Promise.resolve();
@@ -727,6 +729,21 @@ export class Gateway {
     }
   }
 
+  /**
+   * The order book indexed by client_order_id. Lookups that arrive while a scan is running share
+   * it: after a restart every client settling lost placements asks at once, and a scan of the
+   * whole book per lookup (O(book) each) would starve the gateway just when it is busiest.
+   */
+  #scanBook(): Promise<Map<string, OrderSnapshot>> {
+    this.#bookScan ??= this.#broker
+      .getOrderbook()
+      .then((book) => new Map(book.map((order) => [order.client_order_id, order])))
+      .finally(() => {
+        this.#bookScan = undefined;
+      });
+    return this.#bookScan;
+  }
+
   async #orderByClientId(clientOrderId: string): Promise<OrderSnapshot> {
     const known = this.#placed.get(clientOrderId);
     if (known !== undefined) {
@@ -736,9 +753,7 @@ export class Gateway {
           : await known.then((order) => order.order_id).catch(() => undefined);
       if (orderId !== undefined) return this.#broker.getOrder(orderId);
     }
-    const found = (await this.#broker.getOrderbook()).find(
-      (order) => order.client_order_id === clientOrderId,
-    );
+    const found = (await this.#scanBook()).get(clientOrderId);
     if (found === undefined)
       throw new BrokerError("NOT_FOUND", `no order with client_order_id ${clientOrderId}`);
     return found;

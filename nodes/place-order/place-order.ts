@@ -1,6 +1,5 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { OrderRequest } from "../../lib/protocol/orders";
-import { parseOrThrow } from "../../lib/protocol/validate";
+import { parseOrderRequest } from "../../lib/protocol/order-fast-path";
 import { linkBroker } from "../shared/broker-link";
 import { OrderRejectedError } from "../shared/errors";
 import { fillMissing, handleInput, payloadFields } from "../shared/input";
@@ -45,7 +44,7 @@ export = function (RED: NodeAPI): void {
     handleInput(node, async (msg, send) => {
       const request = fillMissing(payloadFields(msg.payload), await editorValues(RED, node, fields, msg));
       // Invalid orders stop here: the broker only ever sees a request that passed the schema.
-      const order = parseOrThrow(OrderRequest, request, "order");
+      const order = parseOrderRequest(request);
       const snapshot = await (await broker.ready()).placeOrder(order);
       msg.payload = snapshot;
       if (snapshot.status === "REJECTED") throw new OrderRejectedError(snapshot);
