@@ -640,7 +640,10 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       settleReject(pending, new BrokerError("AUTH", `${this.#fatal.message}; ${label(pending)} never sent`));
     }
     if (link.phase !== "closed") this.#hangUp(link, 1000, "authentication failed");
-    this.#setState("disconnected", `${this.#fatal.message}; not reconnecting: fix the credentials and deploy again`);
+    this.#setState(
+      "disconnected",
+      `${this.#fatal.message}; not reconnecting: fix the credentials and deploy again`,
+    );
   }
 
   /**
