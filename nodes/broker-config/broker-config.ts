@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { NodeAPI, NodeDef } from "node-red";
@@ -12,7 +13,8 @@ import { BrokerConnection } from "../shared/broker-connection";
 import type { BrokerConfigNode, BrokerCredentials } from "../shared/broker-link";
 import { BROKER_CONFIG_TYPE, isBrokerConfigNode } from "../shared/broker-link";
 import { flag, numeric, text, withoutUndefined } from "../shared/coerce";
-import { failureText } from "../shared/errors";
+import { failureText, toError } from "../shared/errors";
+import { brokerMetrics, forgetBrokerMetrics, registerMetricsEndpoint } from "../shared/metrics";
 import { problemStatus, statusForState } from "../shared/status";
 
 /** The editor stores every field as text (numbers too); blank means "use the default". */
@@ -32,6 +34,21 @@ interface BrokerConfigDef extends NodeDef {
   replay_loop?: unknown;
   retention?: unknown;
   max_fill_per_quote?: unknown;
+  // websocket kind; the api key and secret are credentials, never properties
+  url?: unknown;
+  ca_file?: unknown;
+  reconnect_initial_ms?: unknown;
+  reconnect_factor?: unknown;
+  reconnect_max_ms?: unknown;
+  heartbeat_ms?: unknown;
+  request_timeout_ms?: unknown;
+  queue_max?: unknown;
+  queue_ttl_ms?: unknown;
+  rate_per_second?: unknown;
+  rate_burst?: unknown;
+  breaker_threshold?: unknown;
+  breaker_cool_down_ms?: unknown;
+  resolve_window_ms?: unknown;
 }
 
 function paperSettingsOf(def: BrokerConfigDef): Record<string, unknown> {
@@ -53,18 +70,92 @@ function paperSettingsOf(def: BrokerConfigDef): Record<string, unknown> {
   });
 }
 
-/** The settings object for createBroker, or a CONFIG error naming every bad field and its rule. */
-function brokerSettingsOf(def: BrokerConfigDef): BrokerSettingsInput | BrokerError {
+/** A credential as typed; blank is absent. Never trimmed or logged: it goes to the broker as is. */
+function secret(value: unknown): string | undefined {
+  return typeof value === "string" && value.trim() !== "" ? value : undefined;
+}
+
+/** The CA file's PEM text, or why it cannot be used, naming the field as the schema would. */
+function readCa(file: string, url: unknown, userDir: string): string | BrokerError {
+  const bad = (rule: string): BrokerError =>
+    new BrokerError("CONFIG", `invalid broker settings: websocket.ca_file: ${rule}`);
+  if (typeof url === "string" && !url.startsWith("wss://")) {
+    return bad("only applies to a wss:// URL (a ws:// connection is not encrypted)");
+  }
+  const resolved = path.resolve(userDir, file);
+  let pem: string;
+  try {
+    pem = fs.readFileSync(resolved, "utf8");
+  } catch (error) {
+    return bad(`cannot read ${resolved}: ${toError(error).message}`);
+  }
+  return pem.includes("-----BEGIN CERTIFICATE-----")
+    ? pem
+    : bad(`${resolved} holds no PEM certificate (no BEGIN CERTIFICATE line)`);
+}
+
+function websocketSettingsOf(
+  def: BrokerConfigDef,
+  credentials: BrokerCredentials | undefined,
+  userDir: string,
+): Record<string, unknown> | BrokerError {
+  const url = text(def.url);
+  const caFile = text(def.ca_file);
+  const ca = caFile === undefined ? undefined : readCa(caFile, url, userDir);
+  if (ca instanceof BrokerError) return ca;
+  return withoutUndefined({
+    url,
+    api_key: secret(credentials?.apiKey),
+    api_secret: secret(credentials?.apiSecret),
+    ca,
+    reconnect: withoutUndefined({
+      initial_ms: numeric(def.reconnect_initial_ms),
+      factor: numeric(def.reconnect_factor),
+      max_ms: numeric(def.reconnect_max_ms),
+    }),
+    heartbeat_ms: numeric(def.heartbeat_ms),
+    request_timeout_ms: numeric(def.request_timeout_ms),
+    queue: withoutUndefined({ max: numeric(def.queue_max), ttl_ms: numeric(def.queue_ttl_ms) }),
+    rate_limit: withoutUndefined({
+      per_second: numeric(def.rate_per_second),
+      burst: numeric(def.rate_burst),
+    }),
+    breaker: withoutUndefined({
+      failure_threshold: numeric(def.breaker_threshold),
+      cool_down_ms: numeric(def.breaker_cool_down_ms),
+    }),
+    resolve_window_ms: numeric(def.resolve_window_ms),
+  });
+}
+
+/**
+ * The settings object for createBroker, or a CONFIG error naming every bad field and its rule.
+ * Messages name fields and rules only: the schema's messages never quote a value, so a secret in
+ * a wrong place cannot reach the log.
+ */
+function brokerSettingsOf(
+  def: BrokerConfigDef,
+  credentials: BrokerCredentials | undefined,
+  userDir: string,
+): BrokerSettingsInput | BrokerError {
   const kind = text(def.kind) ?? "paper";
-  const input = { kind, [kind]: kind === "paper" ? paperSettingsOf(def) : {} };
-  const parsed = BrokerSettings.safeParse(input);
+  let kindSettings: Record<string, unknown> | BrokerError = {};
+  if (kind === "paper") kindSettings = paperSettingsOf(def);
+  else if (kind === "websocket") kindSettings = websocketSettingsOf(def, credentials, userDir);
+  if (kindSettings instanceof BrokerError) return kindSettings;
+  const parsed = BrokerSettings.safeParse({ kind, [kind]: kindSettings });
   if (parsed.success) return parsed.data;
   return new BrokerError("CONFIG", `invalid broker settings: ${formatIssues(parsed.error.issues)}`);
 }
 
-/** Names the account a broker serves, so a new broker for it waits until the old one has closed. */
-function accountOf(settings: BrokerSettingsInput): string {
-  return settings.kind === "paper" ? (settings.paper.account ?? "default") : settings.websocket.url;
+/**
+ * Names the account a broker serves, so a new broker for it waits until the old one has closed:
+ * the paper journal file, or the gateway's URL.
+ */
+function accountKeyOf(settings: BrokerSettingsInput, userDir: string): string {
+  return settings.kind === "paper"
+    ? paperJournalFile(userDir, settings.paper.account ?? "default")
+    : `websocket ${settings.websocket.url}`;
 }
 
 export = function (RED: NodeAPI): void {
@@ -93,32 +184,37 @@ export = function (RED: NodeAPI): void {
       warn: (message) => node.warn(message),
       error: (message) => node.error(message),
     };
-    const settings = brokerSettingsOf(def);
+    const userDir = userDirFor(node);
+    const settings = brokerSettingsOf(def, node.credentials, userDir);
     let unusable: Unusable | undefined;
     if (settings instanceof BrokerError) {
       node.error(settings.message);
       unusable = { error: settings, status: problemStatus(RED._("trading-broker.status.invalid-settings")) };
     }
-    const userDir = userDirFor(node);
+    const metrics = brokerMetrics(node.id, node.name ?? "");
     const connection = new BrokerConnection(
       {
-        accountKey:
-          settings instanceof BrokerError ? node.id : paperJournalFile(userDir, accountOf(settings)),
+        accountKey: settings instanceof BrokerError ? node.id : accountKeyOf(settings, userDir),
         create: (): ManagedBroker => {
           if (settings instanceof BrokerError) throw settings;
-          return createBroker(settings, { userDir, log });
+          return metrics.instrument(createBroker(settings, { userDir, log }));
         },
         log,
         stateStatus: (state) => statusForState(state, RED._),
         failedStatus: (error) =>
-          problemStatus(RED._("trading-broker.status.failed", { reason: failureText(error) })),
+          problemStatus(
+            error.code === "AUTH"
+              ? RED._("trading-broker.status.auth-failed")
+              : RED._("trading-broker.status.failed", { reason: failureText(error) }),
+          ),
       },
       unusable,
     );
     Object.defineProperty(node, "connection", { value: connection, enumerable: false });
     Object.defineProperty(node, "broker", { get: () => connection.broker, enumerable: false });
 
-    node.on("close", (_removed: boolean, done: () => void) => {
+    node.on("close", (removed: boolean, done: () => void) => {
+      if (removed) forgetBrokerMetrics(node.id);
       connection.close().then(done, (error: unknown) => {
         node.error(toBrokerError(error).message);
         done();
@@ -162,4 +258,6 @@ export = function (RED: NodeAPI): void {
       );
     },
   );
+
+  registerMetricsEndpoint(RED);
 };

@@ -67,6 +67,12 @@ export class BrokerConnection {
   #closed = false;
   #lastStatus: NodeStatus = {};
   #lastFailure: string | undefined;
+  /**
+   * The live broker's credentials were refused (AUTH). Retrying the same ones cannot help, so
+   * every call fails with this at once instead of dialling again; a new broker (a redeploy, or
+   * the last user leaving) tries again.
+   */
+  #refused: BrokerError | undefined;
 
   constructor(options: ConnectionOptions, unusable?: Unusable) {
     this.#options = options;
@@ -109,6 +115,7 @@ export class BrokerConnection {
     if (this.#closed) {
       return Promise.reject(new BrokerError("CLOSED", "the broker config node has been closed"));
     }
+    if (this.#refused !== undefined) return Promise.reject(this.#refused);
     let broker: ManagedBroker;
     try {
       broker = this.#ensureBroker();
@@ -204,6 +211,10 @@ export class BrokerConnection {
       session.user.status(this.#unusable.status);
       return;
     }
+    if (this.#refused !== undefined) {
+      session.user.status(this.#options.failedStatus(this.#refused));
+      return;
+    }
     try {
       const broker = this.#ensureBroker();
       // Before the first connect a broker says "disconnected"; it is about to connect.
@@ -222,7 +233,14 @@ export class BrokerConnection {
   #ensureBroker(): ManagedBroker {
     if (this.#broker !== undefined) return this.#broker;
     const broker = this.#options.create();
-    const onState = (state: ConnectionState): void => this.#push(this.#options.stateStatus(state));
+    const onState = (state: ConnectionState, detail?: string): void => {
+      this.#push(this.#options.stateStatus(state));
+      // Why a remote broker dropped or is retrying; logged once per change of state, not per retry,
+      // and not for the close this connection asked for itself.
+      if (detail !== undefined && state !== "connected" && this.#broker === broker) {
+        this.#options.log.info(`${state}: ${detail}`);
+      }
+    };
     const onError = (error: BrokerError): void => this.#options.log.error(error.message);
     broker.on("state", onState);
     broker.on("error", onError);
@@ -242,8 +260,11 @@ export class BrokerConnection {
       this.#lastFailure = undefined;
       return broker;
     } catch (error) {
-      if (this.#broker === broker) this.#connecting = undefined;
       const failure = this.#failed(error);
+      if (this.#broker === broker) {
+        this.#connecting = undefined;
+        if (failure.code === "AUTH") this.#refused = failure;
+      }
       this.#push(this.#options.failedStatus(failure));
       throw failure;
     }
@@ -305,6 +326,7 @@ export class BrokerConnection {
     this.#broker = undefined;
     this.#detachBroker = undefined;
     this.#connecting = undefined;
+    this.#refused = undefined;
     this.#quoteHolders.clear();
     for (const session of this.#sessions) session.symbols.clear();
 

@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import { PaperBroker } from "../../lib/brokers/paper-broker";
+import { Gateway } from "../../lib/gateway/gateway";
 import type { GttEvent, GttSnapshot, OrderSnapshot } from "../../lib/protocol";
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import cancelOrderNode = require("../../nodes/cancel-order/cancel-order");
@@ -17,13 +19,16 @@ import quotesNode = require("../../nodes/quotes/quotes");
 import { nodeRedPath } from "./setup";
 import type { FlowNode } from "./support";
 import {
+  ERROR,
   collect,
   delay,
   freshRuntime,
   getNode,
   helper,
+  logged,
   nextMessage,
   paperBroker,
+  statusMatching,
   teardownRuntime,
 } from "./support";
 
@@ -117,9 +122,37 @@ describe("examples", function () {
 
   it("every example keeps its own paper account, so all of them can be imported together", function () {
     const accounts = files
-      .flatMap((f) => example(f).filter((n) => n.type === "trading-broker"))
+      .flatMap((f) => example(f).filter((n) => n.type === "trading-broker" && n.kind === "paper"))
       .map((n) => n.account);
     assert.equal(new Set(accounts).size, accounts.length);
+  });
+
+  it("websocket-momentum.json: a websocket config for the documented gateway, without credentials", function () {
+    const flow = example("websocket-momentum.json");
+    const config = byName(flow, "websocket gateway");
+    assert.equal(config.kind, "websocket");
+    assert.equal(config.url, "ws://127.0.0.1:8787/v1");
+    assert.ok(!("credentials" in config), "the user enters key and secret");
+    for (const node of flow.filter((n) => "broker" in n)) assert.equal(node.broker, config.id);
+    const comment = flow.find((n) => n.type === "comment");
+    const info = String(comment?.info);
+    assert.ok(
+      info.includes(
+        "TRADING_GATEWAY_API_KEY=demo TRADING_GATEWAY_API_SECRET=demo-secret npm run gateway -- --port 8787 --volatility 0.002",
+      ),
+      "the comment says how to start the gateway",
+    );
+    const types = new Set(flow.map((n) => n.type));
+    for (const type of [
+      "trading-quotes",
+      "trading-momentum",
+      "trading-place-order",
+      "trading-order-events",
+      "catch",
+      "debug",
+    ]) {
+      assert.ok(types.has(type), `${type} is in the flow`);
+    }
   });
 
   describe("running", function () {
@@ -147,6 +180,52 @@ describe("examples", function () {
       assert.ok(payload.orders.length > 0);
       assert.ok(Array.isArray(payload.positions));
       assert.equal(typeof payload.account.cash, "number");
+    });
+
+    it("websocket-momentum.json: as shipped (no gateway, no credentials) it loads and names what is missing", async function () {
+      const flow = example("websocket-momentum.json");
+      await helper.load([...PACK, await coreNode("common/25-catch.js")], runnable(flow));
+      const config = byName(flow, "websocket gateway").id;
+      assert.match(logged(config, ERROR).join("\n"), /websocket\.api_key: is required/);
+      await statusMatching(
+        byName(flow, "place order").id,
+        (s) => s.text === "trading-broker.status.invalid-settings",
+      );
+    });
+
+    it("websocket-momentum.json: through an in-process gateway, orders and fills reach the debug nodes", async function () {
+      const paper = new PaperBroker({
+        seed: 42,
+        start_price: 1500,
+        volatility: 0.004,
+        spread_bps: 5,
+        interval_ms: 50,
+      });
+      await paper.connect();
+      const gateway = await Gateway.start({
+        broker: paper,
+        port: 0,
+        credentials: new Map([["demo", { secret: "demo-secret" }]]),
+      });
+      try {
+        const flow = example("websocket-momentum.json");
+        const config = byName(flow, "websocket gateway").id;
+        const pointed = runnable(flow).map((n) => (n.id === config ? { ...n, url: gateway.url } : n));
+        await helper.load([...PACK, await coreNode("common/25-catch.js")], pointed, {
+          [config]: { apiKey: "demo", apiSecret: "demo-secret" },
+        });
+        const orders = nextMessage(byName(flow, "orders").id, 10_000);
+        const fills = nextMessage(byName(flow, "fills").id, 10_000);
+        const order = (await orders).payload as OrderSnapshot;
+        assert.equal(order.tag, "momentum");
+        assert.equal(order.status, "FILLED");
+        assert.equal(((await fills).payload as { type: string }).type, "ORDER_FILLED");
+        assert.ok((await paper.getOrderbook()).some((o) => o.order_id === order.order_id));
+      } finally {
+        await helper.unload();
+        await gateway.close();
+        await paper.close();
+      }
     });
 
     it("paper-oco-gtt.json: buy, bracket with an OCO, one leg fires and the other is void", async function () {

@@ -146,14 +146,18 @@ interface StatusSpy {
   lastCall?: { args: [NodeStatus] } | null;
 }
 
-/** The last status `nodeId` set, from the helper's spy on Node.prototype.status. */
-export function lastStatus(nodeId: string): NodeStatus | undefined {
+/** Every status `nodeId` set, oldest first, from the helper's spy on Node.prototype.status. */
+export function statusHistory(nodeId: string): NodeStatus[] {
   const node = getNode(nodeId) as Node & { status: StatusSpy };
   const calls = (
     node.status as unknown as { getCalls?: () => { thisValue: unknown; args: [NodeStatus] }[] }
   ).getCalls?.();
-  const mine = calls?.filter((call) => call.thisValue === node) ?? [];
-  return mine.at(-1)?.args[0];
+  return (calls ?? []).filter((call) => call.thisValue === node).map((call) => call.args[0]);
+}
+
+/** The last status `nodeId` set. */
+export function lastStatus(nodeId: string): NodeStatus | undefined {
+  return statusHistory(nodeId).at(-1);
 }
 
 /** Log lines the runtime wrote for node `id` at `level` (20 = error, 30 = warn). */
