@@ -23,6 +23,7 @@ import type { OrderRequest } from "../protocol/orders";
 import { OrderChanges as OrderChangesSchema, isTerminal } from "../protocol/orders";
 import { SymbolList } from "../protocol/quotes";
 import { parseOrderRequest } from "../protocol/order-fast-path";
+import { isPlainOrderSnapshot, plainOrderEventOf } from "../protocol/snapshot-fast-path";
 import { parseOrThrow } from "../protocol/validate";
 import type { AuthResult, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
 import { RESULT_SCHEMAS, SUBPROTOCOL, ServerMessage, authPayload } from "../protocol/wire";
@@ -306,6 +307,13 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   // #region inbound
 
   #onMessage(raw: unknown): void {
+    // Most traffic is order events: a plainly valid one skips zod (see snapshot-fast-path.ts).
+    const plain = plainOrderEventOf(raw);
+    if (plain !== undefined) {
+      if (this.#held !== undefined) this.#held.push(plain);
+      else this.#onEvent(plain);
+      return;
+    }
     const parsed = ServerMessage.safeParse(raw);
     if (!parsed.success) {
       this.#emitError(
@@ -562,7 +570,15 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 }
 
 /** Checks a RESULT against the request type's schema: a peer's bad answer is an error, not data. */
+const ORDER_RESULTS: ReadonlySet<RequestType> = new Set([
+  "PLACE_ORDER",
+  "MODIFY_ORDER",
+  "CANCEL_ORDER",
+  "GET_ORDER",
+]);
+
 function parseResult<T extends RequestType>(type: T, raw: unknown): WireResultOf<T> {
+  if (ORDER_RESULTS.has(type) && isPlainOrderSnapshot(raw)) return raw as WireResultOf<T>;
   const schema = RESULT_SCHEMAS[type] as unknown as z.ZodType<WireResultOf<T>>;
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;

@@ -1,0 +1,134 @@
+import type { OrderEvent as OrderEventType } from "./events";
+import type { OrderSnapshot as OrderSnapshotType } from "./orders";
+
+/**
+ * A quick yes to "is this plainly a valid OrderSnapshot?", for the client's hot path: every order
+ * comes back as an answer and two events, and zod spends several µs on each snapshot. A false here
+ * only means "ask the schema" (lib/protocol/orders.ts stays the definition);
+ * test/unit/snapshot-fast-path.spec.ts checks with fast-check that true is never given to a value
+ * the schema refuses or would change.
+ */
+const EXCHANGES: ReadonlySet<unknown> = new Set(["NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX"]);
+const SIDES: ReadonlySet<unknown> = new Set(["BUY", "SELL"]);
+const ORDER_TYPES: ReadonlySet<unknown> = new Set(["MARKET", "LIMIT", "SL", "SL-M"]);
+const PRODUCTS: ReadonlySet<unknown> = new Set(["CNC", "MIS", "NRML"]);
+const VALIDITIES: ReadonlySet<unknown> = new Set(["DAY", "IOC"]);
+const STATUSES: ReadonlySet<unknown> = new Set([
+  "PENDING",
+  "OPEN",
+  "TRIGGER_PENDING",
+  "PARTIALLY_FILLED",
+  "FILLED",
+  "CANCELLED",
+  "REJECTED",
+  "EXPIRED",
+]);
+const REQUIRED = [
+  "order_id",
+  "client_order_id",
+  "symbol",
+  "exchange",
+  "side",
+  "quantity",
+  "order_type",
+  "product",
+  "validity",
+  "status",
+  "filled_quantity",
+  "average_price",
+  "placed_at",
+  "timestamp",
+] as const;
+const OPTIONAL: ReadonlySet<string> = new Set(["price", "trigger_price", "tag", "status_message", "gtt_id"]);
+const KNOWN: ReadonlySet<string> = new Set([...REQUIRED, ...OPTIONAL]);
+const SYMBOL = /^[A-Za-z0-9&_.:-]{1,64}$/;
+const ID20 = /^[A-Za-z0-9]{1,20}$/;
+
+function isId(value: unknown): boolean {
+  return typeof value === "string" && value.length > 0 && value.length <= 64;
+}
+
+function isPrice(value: unknown): boolean {
+  return typeof value === "number" && value > 0 && value <= 1e12;
+}
+
+/** Only the exact form our servers write (toISOString), which the schema's ISO rule accepts. */
+function isIsoUtc(value: unknown): boolean {
+  if (typeof value !== "string" || value.length !== 24) return false;
+  const time = Date.parse(value);
+  return Number.isFinite(time) && new Date(time).toISOString() === value;
+}
+
+export function isPlainOrderSnapshot(value: unknown): value is OrderSnapshotType {
+  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype)
+    return false;
+  const o = value as Record<string, unknown>;
+  for (const key in o) if (!KNOWN.has(key)) return false;
+  const q = o.quantity;
+  const filled = o.filled_quantity;
+  const average = o.average_price;
+  return (
+    isId(o.order_id) &&
+    typeof o.client_order_id === "string" &&
+    ID20.test(o.client_order_id) &&
+    typeof o.symbol === "string" &&
+    SYMBOL.test(o.symbol) &&
+    EXCHANGES.has(o.exchange) &&
+    SIDES.has(o.side) &&
+    typeof q === "number" &&
+    Number.isInteger(q) &&
+    q > 0 &&
+    q <= 10_000_000 &&
+    ORDER_TYPES.has(o.order_type) &&
+    (o.price === undefined || isPrice(o.price)) &&
+    (o.trigger_price === undefined || isPrice(o.trigger_price)) &&
+    PRODUCTS.has(o.product) &&
+    VALIDITIES.has(o.validity) &&
+    (o.tag === undefined || (typeof o.tag === "string" && ID20.test(o.tag))) &&
+    STATUSES.has(o.status) &&
+    typeof filled === "number" &&
+    Number.isSafeInteger(filled) &&
+    filled >= 0 &&
+    typeof average === "number" &&
+    Number.isFinite(average) &&
+    average >= 0 &&
+    (o.status_message === undefined || typeof o.status_message === "string") &&
+    (o.gtt_id === undefined || typeof o.gtt_id === "string") &&
+    isIsoUtc(o.placed_at) &&
+    isIsoUtc(o.timestamp)
+  );
+}
+
+const ORDER_EVENT_TYPES: ReadonlySet<unknown> = new Set([
+  "ORDER_PLACED",
+  "ORDER_MODIFIED",
+  "ORDER_TRIGGERED",
+  "ORDER_PARTIALLY_FILLED",
+  "ORDER_FILLED",
+  "ORDER_CANCELLED",
+  "ORDER_REJECTED",
+  "ORDER_EXPIRED",
+]);
+const EVENT_KEYS: ReadonlySet<string> = new Set(["type", "seq", "order", "synthesized", "timestamp"]);
+
+/** The order event inside a plainly valid `{type: "EVENT", event}` message; undefined: ask the schema. */
+export function plainOrderEventOf(message: unknown): OrderEventType | undefined {
+  if (typeof message !== "object" || message === null) return undefined;
+  const m = message as Record<string, unknown>;
+  if (m.type !== "EVENT" || Object.keys(m).length !== 2) return undefined;
+  const event = m.event;
+  if (typeof event !== "object" || event === null || Object.getPrototypeOf(event) !== Object.prototype)
+    return undefined;
+  const e = event as Record<string, unknown>;
+  for (const key in e) if (!EVENT_KEYS.has(key)) return undefined;
+  const seq = e.seq;
+  const ok =
+    ORDER_EVENT_TYPES.has(e.type) &&
+    typeof seq === "number" &&
+    Number.isSafeInteger(seq) &&
+    seq > 0 &&
+    (e.synthesized === undefined || typeof e.synthesized === "boolean") &&
+    isIsoUtc(e.timestamp) &&
+    isPlainOrderSnapshot(e.order);
+  return ok ? (e as unknown as OrderEventType) : undefined;
+}

@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { EventMessage, OrderSnapshot } from "../../lib/protocol";
+import { isPlainOrderSnapshot, plainOrderEventOf } from "../../lib/protocol/snapshot-fast-path";
+
+const iso = fc
+  .date({ min: new Date("2000-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true })
+  .map((d) => d.toISOString());
+const price = fc.oneof(fc.constantFrom(0.05, 1e12), fc.double({ min: 0.01, max: 1e6, noNaN: true }));
+
+const validSnapshot = fc.record(
+  {
+    order_id: fc.constantFrom("P000000001", "x", "o".repeat(64)),
+    client_order_id: fc.constantFrom("abc123", "x".repeat(20)),
+    symbol: fc.constantFrom("INFY", "M&M", "NSE:INFY"),
+    exchange: fc.constantFrom("NSE", "BSE", "MCX"),
+    side: fc.constantFrom("BUY", "SELL"),
+    quantity: fc.integer({ min: 1, max: 10_000_000 }),
+    order_type: fc.constantFrom("MARKET", "LIMIT", "SL", "SL-M"),
+    price,
+    trigger_price: price,
+    product: fc.constantFrom("CNC", "MIS", "NRML"),
+    validity: fc.constantFrom("DAY", "IOC"),
+    tag: fc.constantFrom("momentum", "t1"),
+    status: fc.constantFrom(
+      "PENDING",
+      "OPEN",
+      "TRIGGER_PENDING",
+      "PARTIALLY_FILLED",
+      "FILLED",
+      "CANCELLED",
+      "REJECTED",
+      "EXPIRED",
+    ),
+    filled_quantity: fc.integer({ min: 0, max: 10_000_000 }),
+    average_price: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 1e6, noNaN: true })),
+    status_message: fc.string(),
+    gtt_id: fc.constantFrom("G1"),
+    placed_at: iso,
+    timestamp: iso,
+  },
+  {
+    requiredKeys: [
+      "order_id",
+      "client_order_id",
+      "symbol",
+      "exchange",
+      "side",
+      "quantity",
+      "order_type",
+      "product",
+      "validity",
+      "status",
+      "filled_quantity",
+      "average_price",
+      "placed_at",
+      "timestamp",
+    ],
+  },
+);
+
+const broken: Record<string, fc.Arbitrary<unknown>> = {
+  order_id: fc.constantFrom("", "o".repeat(65), 1, undefined),
+  client_order_id: fc.constantFrom("a_b", "x".repeat(21), "", undefined),
+  symbol: fc.constantFrom(" INFY", "IN FY", "", 3),
+  exchange: fc.constantFrom("NYSE", undefined),
+  side: fc.constantFrom("buy", undefined),
+  quantity: fc.constantFrom(0, 1.5, 10_000_001, Number.NaN, "1"),
+  order_type: fc.constantFrom("STOP", undefined),
+  price: fc.constantFrom(0, -1, Infinity, Number.NaN, 1e12 + 1, "1"),
+  trigger_price: fc.constantFrom(0, Number.NaN),
+  product: fc.constantFrom("MTF"),
+  validity: fc.constantFrom("GTC"),
+  tag: fc.constantFrom("a-b", "", "x".repeat(21)),
+  status: fc.constantFrom("COMPLETE", "open"),
+  filled_quantity: fc.constantFrom(-1, 0.5, 2 ** 60, Number.NaN),
+  average_price: fc.constantFrom(-0.01, Infinity, Number.NaN, "1"),
+  status_message: fc.constantFrom(5, null),
+  gtt_id: fc.constantFrom(7),
+  placed_at: fc.constantFrom(
+    "2026-01-05",
+    "2026-01-05T03:45:00Z",
+    "2026-02-30T00:00:00.000Z",
+    "2026-01-05T03:45:00.000+05:30",
+    "x",
+  ),
+  timestamp: fc.constantFrom("", "2026-13-01T00:00:00.000Z"),
+  extra: fc.constant("surprise"),
+};
+
+const snapshot = fc.oneof(
+  validSnapshot,
+  fc
+    .tuple(
+      validSnapshot,
+      fc.uniqueArray(fc.constantFrom(...Object.keys(broken)), { minLength: 1, maxLength: 2 }),
+    )
+    .chain(([base, keys]) =>
+      fc.tuple(...keys.map((key) => broken[key]!)).map((values) => {
+        const out: Record<string, unknown> = { ...base };
+        keys.forEach((key, i) => (out[key] = values[i]));
+        return out;
+      }),
+    ),
+);
+
+describe("OrderSnapshot fast check", function () {
+  it("says yes only to what the schema accepts unchanged (property)", function () {
+    this.timeout(30_000);
+    let yes = 0;
+    fc.assert(
+      fc.property(snapshot, (value) => {
+        if (!isPlainOrderSnapshot(value)) return;
+        yes += 1;
+        const parsed = OrderSnapshot.safeParse(value);
+        assert.ok(parsed.success, `fast check accepted ${JSON.stringify(value)}`);
+        assert.deepEqual(parsed.data, value);
+      }),
+      { numRuns: 5000 },
+    );
+    assert.ok(yes > 1000, `valid snapshots reach the fast check (${yes})`);
+  });
+
+  it("accepts what the paper broker writes, and refuses a class instance", function () {
+    const snap = {
+      order_id: "P1",
+      client_order_id: "c1",
+      symbol: "INFY",
+      exchange: "NSE",
+      side: "BUY",
+      quantity: 1,
+      order_type: "MARKET",
+      product: "MIS",
+      validity: "DAY",
+      status: "FILLED",
+      filled_quantity: 1,
+      average_price: 100,
+      placed_at: "2026-01-05T03:45:00.000Z",
+      timestamp: "2026-01-05T03:45:00.000Z",
+    };
+    assert.equal(isPlainOrderSnapshot(snap), true);
+    assert.equal(isPlainOrderSnapshot(Object.assign(Object.create({ x: 1 }) as object, snap)), false);
+  });
+});
+
+describe("order EVENT message fast check", function () {
+  const order = {
+    order_id: "P1",
+    client_order_id: "c1",
+    symbol: "INFY",
+    exchange: "NSE",
+    side: "BUY",
+    quantity: 1,
+    order_type: "MARKET",
+    product: "MIS",
+    validity: "DAY",
+    status: "FILLED",
+    filled_quantity: 1,
+    average_price: 100,
+    placed_at: "2026-01-05T03:45:00.000Z",
+    timestamp: "2026-01-05T03:45:00.000Z",
+  };
+  const event = { type: "ORDER_FILLED", seq: 3, order, timestamp: "2026-01-05T03:45:00.000Z" };
+
+  it("takes a plain order event and gives back the event", function () {
+    assert.equal(plainOrderEventOf({ type: "EVENT", event }), event);
+    assert.ok(EventMessage.safeParse({ type: "EVENT", event }).success);
+  });
+
+  const refused: [string, unknown][] = [
+    ["an extra message key", { type: "EVENT", event, x: 1 }],
+    ["an extra event key", { type: "EVENT", event: { ...event, x: 1 } }],
+    ["seq 0", { type: "EVENT", event: { ...event, seq: 0 } }],
+    ["a fractional seq", { type: "EVENT", event: { ...event, seq: 1.5 } }],
+    ["a GTT event", { type: "EVENT", event: { ...event, type: "GTT_PLACED" } }],
+    ["a bad timestamp", { type: "EVENT", event: { ...event, timestamp: "now" } }],
+    ["synthesized as a string", { type: "EVENT", event: { ...event, synthesized: "yes" } }],
+    ["a broken order", { type: "EVENT", event: { ...event, order: { ...order, quantity: 0 } } }],
+    ["a QUOTE", { type: "QUOTE", quote: {} }],
+  ];
+  for (const [name, message] of refused) {
+    it(`leaves ${name} to the schema`, function () {
+      assert.equal(plainOrderEventOf(message), undefined);
+    });
+  }
+});
