@@ -2,6 +2,7 @@ import path from "node:path";
 import type { BrokerInterface } from "./interface";
 import type { BrokerLogger } from "./logger";
 import { PaperBroker } from "./paper-broker";
+import { KiteBroker } from "./kite-broker";
 import { WebSocketBroker } from "./websocket-broker";
 import type { BrokerSettingsInput } from "./settings";
 import { BrokerSettings } from "./settings";
@@ -31,5 +32,7 @@ export function createBroker(input: BrokerSettingsInput, deps: BrokerDeps): Rese
       });
     case "websocket":
       return new WebSocketBroker(settings.websocket, { log: deps.log });
+    case "kite":
+      return new KiteBroker(settings.kite, { log: deps.log });
   }
 }

@@ -153,9 +153,14 @@ function brokerSettingsOf(
  * the paper journal file, or the gateway's URL.
  */
 function accountKeyOf(settings: BrokerSettingsInput, userDir: string): string {
-  return settings.kind === "paper"
-    ? paperJournalFile(userDir, settings.paper.account ?? "default")
-    : `websocket ${settings.websocket.url}`;
+  switch (settings.kind) {
+    case "paper":
+      return paperJournalFile(userDir, settings.paper.account ?? "default");
+    case "websocket":
+      return `websocket ${settings.websocket.url}`;
+    case "kite":
+      return `kite ${settings.kite.api_key}`;
+  }
 }
 
 export = function (RED: NodeAPI): void {

@@ -1,0 +1,86 @@
+import { z } from "zod";
+
+const positiveInt = (min: number) =>
+  z
+    .number()
+    .int({ error: "must be a whole number" })
+    .min(min, { error: `must be at least ${min}` });
+
+const secret = z
+  .string({ error: "is required (broker config credentials)" })
+  .min(1, { error: "is required (broker config credentials)" });
+
+/**
+ * The Kite broker's settings as a broker-config node holds them (api_key and access_token come
+ * from its credentials). Point `root` and `ticker_url` at a fake Kite for tests.
+ */
+export const KiteSettings = z.strictObject({
+  api_key: secret,
+  access_token: secret,
+  /** REST root (kiteconnect's `root`). */
+  root: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+/, { error: "must be an http:// or https:// URL" })
+    .default("https://api.kite.trade"),
+  /** Ticker WebSocket root; the credentials are added to its query string. */
+  ticker_url: z
+    .string()
+    .regex(/^wss?:\/\/[^\s/]+/, { error: "must be a ws:// or wss:// URL" })
+    .default("wss://ws.kite.trade"),
+  /** kiteconnect's REST timeout. */
+  timeout_ms: positiveInt(100).default(7000),
+  /**
+   * Sent on MARKET and SL-M orders: -1 lets Kite choose (automatic), 1-100 caps the fill at that
+   * percentage from the last price. Kite rejects MARKET/SL-M orders without it since April 2026.
+   */
+  market_protection: z
+    .number()
+    .int({ error: "must be a whole number" })
+    .min(-1, { error: "must be -1 (automatic) or a percentage from 1 to 100" })
+    .max(100, { error: "must be -1 (automatic) or a percentage from 1 to 100" })
+    .refine((v) => v !== 0, {
+      error: "must be -1 (automatic) or a percentage from 1 to 100 (Kite rejects 0)",
+    })
+    .default(-1),
+  /** Ticker mode for quote subscriptions: full adds bid/ask (market depth). */
+  ticker_mode: z.enum(["ltp", "quote", "full"], { error: "must be ltp, quote or full" }).default("quote"),
+  reconnect: z
+    .strictObject({
+      initial_ms: positiveInt(1).default(250),
+      factor: z.number().min(1, { error: "must be at least 1" }).default(2),
+      max_ms: positiveInt(1).default(10_000),
+    })
+    .prefault({}),
+  /** Kite's ticker sends a heartbeat every second; this long without any frame means a dead link. */
+  read_timeout_ms: positiveInt(100).default(5000),
+  /** A placement whose answer was lost is sent again only within this time (never late). */
+  order_ttl_ms: positiveInt(100).default(5000),
+  /** How long to keep looking for a placement whose answer was lost before reporting it unknown. */
+  resolve_window_ms: positiveInt(100).default(15_000),
+  rate_limit: z
+    .strictObject({
+      orders_per_second: z.number().positive().default(10),
+      orders_per_minute: z.number().positive().default(400),
+      requests_per_second: z.number().positive().default(10),
+      quotes_per_second: z.number().positive().default(1),
+      /** A request that would wait longer than this for the limit fails RATE_LIMITED instead. */
+      max_wait_ms: positiveInt(0).default(2000),
+    })
+    .prefault({}),
+  /** Kite does not push GTT changes: active GTTs are polled this often (and when a GTT's order shows up). */
+  gtt_poll_ms: positiveInt(200).default(5000),
+  /**
+   * Fixed instrument tokens, "EXCHANGE:SYMBOL" → token. Symbols found here need no download of
+   * Kite's instrument list; the others are looked up in it (once per exchange).
+   */
+  instruments: z
+    .record(
+      z.string().regex(/^[A-Z]+:.+$/, { error: "must be EXCHANGE:SYMBOL" }),
+      z.number().int().positive(),
+    )
+    .default({}),
+  /** Ended orders remembered for dedupe and reconciliation. */
+  retention: positiveInt(10).default(10_000),
+});
+export type KiteSettingsInput = z.input<typeof KiteSettings>;
+export type KiteSettings = z.output<typeof KiteSettings>;
