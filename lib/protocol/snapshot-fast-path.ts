@@ -1,5 +1,8 @@
-import type { OrderEvent as OrderEventType } from "./events";
+import type { OrderEvent } from "./events";
+import { OrderEventType } from "./events";
+import { Exchange, OrderType, Product, Side, Validity } from "./fields";
 import type { OrderSnapshot as OrderSnapshotType } from "./orders";
+import { OrderStatus } from "./orders";
 
 /**
  * A quick yes to "is this plainly a valid OrderSnapshot?", for the client's hot path: every order
@@ -8,21 +11,13 @@ import type { OrderSnapshot as OrderSnapshotType } from "./orders";
  * test/unit/snapshot-fast-path.spec.ts checks with fast-check that true is never given to a value
  * the schema refuses or would change.
  */
-const EXCHANGES: ReadonlySet<unknown> = new Set(["NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX"]);
-const SIDES: ReadonlySet<unknown> = new Set(["BUY", "SELL"]);
-const ORDER_TYPES: ReadonlySet<unknown> = new Set(["MARKET", "LIMIT", "SL", "SL-M"]);
-const PRODUCTS: ReadonlySet<unknown> = new Set(["CNC", "MIS", "NRML"]);
-const VALIDITIES: ReadonlySet<unknown> = new Set(["DAY", "IOC"]);
-const STATUSES: ReadonlySet<unknown> = new Set([
-  "PENDING",
-  "OPEN",
-  "TRIGGER_PENDING",
-  "PARTIALLY_FILLED",
-  "FILLED",
-  "CANCELLED",
-  "REJECTED",
-  "EXPIRED",
-]);
+// The enums come from the schemas, so a new status or exchange cannot be missed here.
+const EXCHANGES: ReadonlySet<unknown> = new Set(Exchange.options);
+const SIDES: ReadonlySet<unknown> = new Set(Side.options);
+const ORDER_TYPES: ReadonlySet<unknown> = new Set(OrderType.options);
+const PRODUCTS: ReadonlySet<unknown> = new Set(Product.options);
+const VALIDITIES: ReadonlySet<unknown> = new Set(Validity.options);
+const STATUSES: ReadonlySet<unknown> = new Set(OrderStatus.options);
 const REQUIRED = [
   "order_id",
   "client_order_id",
@@ -105,20 +100,11 @@ export function isPlainOrderSnapshot(value: unknown): value is OrderSnapshotType
   );
 }
 
-const ORDER_EVENT_TYPES: ReadonlySet<unknown> = new Set([
-  "ORDER_PLACED",
-  "ORDER_MODIFIED",
-  "ORDER_TRIGGERED",
-  "ORDER_PARTIALLY_FILLED",
-  "ORDER_FILLED",
-  "ORDER_CANCELLED",
-  "ORDER_REJECTED",
-  "ORDER_EXPIRED",
-]);
+const ORDER_EVENT_TYPES: ReadonlySet<unknown> = new Set(OrderEventType.options);
 const EVENT_KEYS: ReadonlySet<string> = new Set(["type", "seq", "order", "synthesized", "timestamp"]);
 
 /** The order event inside a plainly valid `{type: "EVENT", event}` message; undefined: ask the schema. */
-export function plainOrderEventOf(message: unknown): OrderEventType | undefined {
+export function plainOrderEventOf(message: unknown): OrderEvent | undefined {
   if (typeof message !== "object" || message === null) return undefined;
   const m = message as Record<string, unknown>;
   if (m.type !== "EVENT" || Object.keys(m).length !== 2) return undefined;
@@ -136,5 +122,5 @@ export function plainOrderEventOf(message: unknown): OrderEventType | undefined 
     (e.synthesized === undefined || typeof e.synthesized === "boolean") &&
     isIsoUtc(e.timestamp) &&
     isPlainOrderSnapshot(e.order);
-  return ok ? (e as unknown as OrderEventType) : undefined;
+  return ok ? (e as unknown as OrderEvent) : undefined;
 }
