@@ -49,6 +49,20 @@ interface BrokerConfigDef extends NodeDef {
   breaker_threshold?: unknown;
   breaker_cool_down_ms?: unknown;
   resolve_window_ms?: unknown;
+  // kite kind (reconnect_* and resolve_window_ms above too); api key and access token are credentials
+  root?: unknown;
+  ticker_url?: unknown;
+  market_protection?: unknown;
+  ticker_mode?: unknown;
+  timeout_ms?: unknown;
+  read_timeout_ms?: unknown;
+  order_ttl_ms?: unknown;
+  gtt_poll_ms?: unknown;
+  orders_per_second?: unknown;
+  orders_per_minute?: unknown;
+  requests_per_second?: unknown;
+  quotes_per_second?: unknown;
+  rate_max_wait_ms?: unknown;
 }
 
 function paperSettingsOf(def: BrokerConfigDef): Record<string, unknown> {
@@ -129,6 +143,41 @@ function websocketSettingsOf(
 }
 
 /**
+ * Kite Connect: blank root / ticker URL mean Kite's real endpoints (the schema's defaults), so a
+ * flow only sets them to point at a fake or a proxy. Blank market protection is automatic (-1).
+ */
+function kiteSettingsOf(
+  def: BrokerConfigDef,
+  credentials: BrokerCredentials | undefined,
+): Record<string, unknown> {
+  return withoutUndefined({
+    api_key: secret(credentials?.apiKey),
+    access_token: secret(credentials?.accessToken),
+    root: text(def.root),
+    ticker_url: text(def.ticker_url),
+    market_protection: numeric(def.market_protection),
+    ticker_mode: text(def.ticker_mode),
+    timeout_ms: numeric(def.timeout_ms),
+    read_timeout_ms: numeric(def.read_timeout_ms),
+    order_ttl_ms: numeric(def.order_ttl_ms),
+    resolve_window_ms: numeric(def.resolve_window_ms),
+    gtt_poll_ms: numeric(def.gtt_poll_ms),
+    reconnect: withoutUndefined({
+      initial_ms: numeric(def.reconnect_initial_ms),
+      factor: numeric(def.reconnect_factor),
+      max_ms: numeric(def.reconnect_max_ms),
+    }),
+    rate_limit: withoutUndefined({
+      orders_per_second: numeric(def.orders_per_second),
+      orders_per_minute: numeric(def.orders_per_minute),
+      requests_per_second: numeric(def.requests_per_second),
+      quotes_per_second: numeric(def.quotes_per_second),
+      max_wait_ms: numeric(def.rate_max_wait_ms),
+    }),
+  });
+}
+
+/**
  * The settings object for createBroker, or a CONFIG error naming every bad field and its rule.
  * Messages name fields and rules only: the schema's messages never quote a value, so a secret in
  * a wrong place cannot reach the log.
@@ -142,6 +191,7 @@ function brokerSettingsOf(
   let kindSettings: Record<string, unknown> | BrokerError = {};
   if (kind === "paper") kindSettings = paperSettingsOf(def);
   else if (kind === "websocket") kindSettings = websocketSettingsOf(def, credentials, userDir);
+  else if (kind === "kite") kindSettings = kiteSettingsOf(def, credentials);
   if (kindSettings instanceof BrokerError) return kindSettings;
   const parsed = BrokerSettings.safeParse({ kind, [kind]: kindSettings });
   if (parsed.success) return parsed.data;
@@ -191,6 +241,7 @@ export = function (RED: NodeAPI): void {
     };
     const userDir = userDirFor(node);
     const settings = brokerSettingsOf(def, node.credentials, userDir);
+    const kind = settings instanceof BrokerError ? undefined : settings.kind;
     let unusable: Unusable | undefined;
     if (settings instanceof BrokerError) {
       node.error(settings.message);
@@ -209,7 +260,11 @@ export = function (RED: NodeAPI): void {
         failedStatus: (error) =>
           problemStatus(
             error.code === "AUTH"
-              ? RED._("trading-broker.status.auth-failed")
+              ? RED._(
+                  kind === "kite"
+                    ? "trading-broker.status.kite-session-expired"
+                    : "trading-broker.status.auth-failed",
+                )
               : RED._("trading-broker.status.failed", { reason: failureText(error) }),
           ),
       },

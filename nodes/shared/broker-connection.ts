@@ -234,6 +234,8 @@ export class BrokerConnection {
     if (this.#broker !== undefined) return this.#broker;
     const broker = this.#options.create();
     const onState = (state: ConnectionState, detail?: string): void => {
+      // Once the credentials are refused, users keep showing that rather than "disconnected".
+      if (this.#refused !== undefined && this.#broker === broker) return;
       this.#push(this.#options.stateStatus(state));
       // Why a remote broker dropped or is retrying; logged once per change of state, not per retry,
       // and not for the close this connection asked for itself.
@@ -241,7 +243,18 @@ export class BrokerConnection {
         this.#options.log.info(`${state}: ${detail}`);
       }
     };
-    const onError = (error: BrokerError): void => this.#options.log.error(error.message);
+    const onError = (error: BrokerError): void => {
+      if (error.code === "AUTH" && this.#broker === broker) {
+        // A live session refused (Kite's daily token expiry): like a refusal at connect, every
+        // call fails AUTH at once and nothing redials until a new broker (a redeploy) is made.
+        if (this.#refused !== undefined) return;
+        this.#refused = error;
+        this.#failed(error);
+        this.#push(this.#options.failedStatus(error));
+        return;
+      }
+      this.#options.log.error(error.message);
+    };
     broker.on("state", onState);
     broker.on("error", onError);
     this.#broker = broker;

@@ -564,4 +564,136 @@ describe("editor in headless Chromium", function () {
   it("raised no error in the page", function () {
     assert.deepEqual(pageErrors, []);
   });
+
+  // The dashboard example, imported through Import > Examples and deployed by the second case, as
+  // a person sees it at /dashboard: charts, order table, positions, the pause switch and buttons.
+  it("serves the dashboard example at /dashboard: live charts and orders, pause, cancel all, flatten all", async function () {
+    const example = allExamples.find((candidate) => candidate.name === "paper-dashboard");
+    assert.ok(example, "examples/paper-dashboard.json exists");
+    const idOf = (name: string): string => {
+      const node = example.nodes.find((candidate) => candidate.name === name);
+      assert.ok(node, `paper-dashboard: a node named "${name}"`);
+      return node.id;
+    };
+    assert.ok(
+      await page.evaluate((id) => RED.nodes.node(id) !== null, idOf("orders table")),
+      "the dashboard example is in the editor",
+    );
+
+    const board = await context!.newPage();
+    const boardErrors: string[] = [];
+    board.on("pageerror", (error) => boardErrors.push(error.message));
+    board.on("console", (message) => {
+      if (message.type() === "error") boardErrors.push(`console: ${message.text()}`);
+    });
+    try {
+      await board.goto(new URL("dashboard", page.url()).href);
+      const widget = (name: string): Locator => board.locator(`[id="nrdb-ui-widget-${idOf(name)}"]`);
+
+      // Each chart has points: ECharts describes its data in the chart's aria-label.
+      for (const chart of ["INFY price", "INFY momentum", "TCS price", "TCS momentum"]) {
+        await widget(chart).locator("canvas").first().waitFor();
+        await board.waitForFunction(
+          (id) =>
+            /The first \d+ items are: -?\d/.test(
+              document
+                .querySelector(`[id="nrdb-ui-widget-${id}"] .nrdb-ui-chart`)
+                ?.getAttribute("aria-label") ?? "",
+            ),
+          idOf(chart),
+        );
+      }
+      const pause = widget("pause strategy");
+      assert.equal(squash(await pause.innerText()), "Pause strategy");
+      assert.equal(await pause.locator("input[type=checkbox]").isChecked(), false, "the strategy runs");
+      const buttons = [
+        "Flatten INFY",
+        "Flatten TCS",
+        "Flatten all",
+        "Bid 1 INFY 5 % below",
+        "Cancel all open orders",
+      ];
+      for (const label of buttons)
+        await widget(label)
+          .locator("button", { hasText: exact(label) })
+          .waitFor();
+
+      /** A table's rows as objects keyed by its column titles ("No data" is no row). */
+      const rows = (name: string): Promise<Record<string, string>[]> =>
+        widget(name).evaluate((element) => {
+          const titles = Array.from(element.querySelectorAll("thead th")).map(
+            (th) => th.textContent?.trim() ?? "",
+          );
+          return Array.from(element.querySelectorAll("tbody tr"))
+            .map((tr) => Array.from(tr.querySelectorAll("td")).map((td) => td.textContent?.trim() ?? ""))
+            .filter((cells) => cells.length === titles.length)
+            .map((cells) => Object.fromEntries(cells.map((cell, i) => [titles[i]!, cell])));
+        });
+      const waitForRows = async (
+        name: string,
+        what: string,
+        test: (rows: Record<string, string>[]) => boolean,
+        timeoutMs = 10_000,
+      ): Promise<Record<string, string>[]> => {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const current = await rows(name);
+          if (test(current)) return current;
+          assert.ok(
+            Date.now() < deadline,
+            `${name}: ${what} within ${timeoutMs} ms; last ${JSON.stringify(current)}`,
+          );
+          await board.waitForTimeout(100);
+        }
+      };
+      const newestMomentum = (current: Record<string, string>[]): string =>
+        current.find((row) => row.tag === "momentum")?.["order id"] ?? "";
+
+      const first = await waitForRows("orders table", "a filled momentum order", (current) =>
+        current.some((row) => row.tag === "momentum" && row.status === "FILLED"),
+      );
+      await waitForRows(
+        "orders table",
+        "a newer momentum order (the strategy is live)",
+        (current) => newestMomentum(current) !== newestMomentum(first),
+      );
+      await waitForRows("positions table", "a position", (current) => current.length > 0);
+      assert.match(squash(await widget("equity").innerText()), /^equity [\d,]+\.\d\d$/, "equity, formatted");
+
+      await widget("Bid 1 INFY 5 % below").locator("button").click();
+      const withBid = await waitForRows("orders table", "the manual bid, resting", (current) =>
+        current.some((row) => row.tag === "manual" && row.status === "OPEN"),
+      );
+      const bid = withBid.find((row) => row.tag === "manual" && row.status === "OPEN")!;
+      assert.match(bid.type ?? "", /^LIMIT [\d,]+\.\d\d$/);
+      // The picture without the clicked button's focus and ripple.
+      await board.mouse.move(1, 1);
+      await board.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+      await board.locator(".v-ripple__animation").waitFor({ state: "detached" });
+      await board.screenshot({ path: path.join(shots, "dashboard.png"), fullPage: true });
+
+      await pause.locator(".v-switch .v-selection-control").click();
+      await pause.locator("input[type=checkbox]:checked").waitFor({ state: "attached" });
+      // An order the strategy sent just before the click may still land; then nothing for 3 s.
+      await board.waitForTimeout(1500);
+      const pausedAt = newestMomentum(await rows("orders table"));
+      await board.waitForTimeout(3000);
+      assert.equal(newestMomentum(await rows("orders table")), pausedAt, "no strategy order while paused");
+
+      await widget("Cancel all open orders").locator("button").click();
+      await waitForRows("orders table", `${bid["order id"]} cancelled`, (current) =>
+        current.some((row) => row["order id"] === bid["order id"] && row.status === "CANCELLED"),
+      );
+      await widget("Flatten all").locator("button").click();
+      await waitForRows("positions table", "every position flat", (current) =>
+        current.every((row) => row.quantity === "0"),
+      );
+      const flattened = await rows("orders table");
+      assert.equal(newestMomentum(flattened), pausedAt, "still no strategy order");
+      assert.ok(flattened.every((row) => row.tag !== "flatten" || row.status === "FILLED"));
+      assert.deepEqual(boardErrors, [], "no error in the dashboard page");
+    } finally {
+      await board.close();
+    }
+  });
 });

@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { PaperBroker } from "../../lib/brokers/paper-broker";
 import { Gateway } from "../../lib/gateway/gateway";
-import type { GttEvent, GttSnapshot, OrderSnapshot } from "../../lib/protocol";
+import type { GttEvent, GttSnapshot, OrderSnapshot, Position } from "../../lib/protocol";
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import cancelOrderNode = require("../../nodes/cancel-order/cancel-order");
 import gttNode = require("../../nodes/gtt/gtt");
@@ -28,6 +28,7 @@ import {
   logged,
   nextMessage,
   paperBroker,
+  statusHistory,
   statusMatching,
   teardownRuntime,
 } from "./support";
@@ -37,6 +38,25 @@ const EXAMPLES = path.join(ROOT, "examples");
 const PACKAGE = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
   "node-red": { nodes: Record<string, string> };
 };
+
+/**
+ * The dashboard example's widgets come from @flowfuse/node-red-dashboard (a dev dependency): its
+ * node map says which types exist, and the ones under nodes/config/ are config nodes.
+ */
+const DASHBOARD_PACKAGE = "@flowfuse/node-red-dashboard";
+const DASHBOARD_NODES = (
+  JSON.parse(
+    fs.readFileSync(require.resolve(`${DASHBOARD_PACKAGE}/package.json`, { paths: [ROOT] }), "utf8"),
+  ) as {
+    "node-red": { nodes: Record<string, string> };
+  }
+)["node-red"].nodes;
+const DASHBOARD_CONFIG_TYPES = new Set(
+  Object.entries(DASHBOARD_NODES)
+    .filter(([, file]) => file.startsWith("nodes/config/"))
+    .map(([type]) => type),
+);
+const CONFIG_TYPES = new Set(["trading-broker", ...DASHBOARD_CONFIG_TYPES]);
 
 /** Core nodes the examples use besides debug, inject and comment (which the specs replace). */
 async function coreNode(file: string): Promise<(RED: never) => unknown> {
@@ -83,6 +103,42 @@ function pressInject(flow: FlowNode[], name: string): void {
   getNode(target).receive({ payload });
 }
 
+/**
+ * The dashboard example without a dashboard: its config nodes go, and each widget becomes a helper
+ * node with the widget's id and wires, so a spec sees what reaches a chart or table and can send
+ * what a button or switch would.
+ */
+function withoutDashboard(flow: FlowNode[]): FlowNode[] {
+  return runnable(flow)
+    .filter((n) => !DASHBOARD_CONFIG_TYPES.has(n.type))
+    .map((n) =>
+      n.type in DASHBOARD_NODES
+        ? { id: n.id, type: "helper", z: n.z, name: n.name, wires: n.wires ?? [] }
+        : n,
+    );
+}
+
+/** What a dashboard button or switch sends when clicked: its payload and its topic. */
+function press(flow: FlowNode[], name: string, payload: unknown): void {
+  const widget = byName(flow, name);
+  getNode(widget.id).send({ payload, topic: String(widget.topic) });
+}
+
+/** Polls `check` until it returns something other than undefined. */
+async function eventually<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await delay(50);
+  }
+}
+
 describe("examples", function () {
   const files = fs.readdirSync(EXAMPLES).filter((f) => f.endsWith(".json"));
 
@@ -102,7 +158,7 @@ describe("examples", function () {
       const tab = tabs[0]!.id;
       for (const node of flow) {
         if (node.type === "tab") continue;
-        if (node.type === "trading-broker") assert.equal(node.z, undefined, `${node.id} is a config node`);
+        if (CONFIG_TYPES.has(node.type)) assert.equal(node.z, undefined, `${node.id} is a config node`);
         else assert.equal(node.z, tab, `${node.type} ${node.id} sits on the tab`);
       }
       assert.ok(
@@ -155,6 +211,89 @@ describe("examples", function () {
     }
   });
 
+  it("kite-momentum.json: a kite config on Kite's own endpoints, without credentials, tiny quantities", function () {
+    const flow = example("kite-momentum.json");
+    const config = byName(flow, "kite");
+    assert.equal(config.kind, "kite");
+    assert.equal(config.root, "", "blank: Kite's real REST root");
+    assert.equal(config.ticker_url, "", "blank: Kite's real ticker");
+    assert.ok(!("credentials" in config), "the user enters api key and access token");
+    for (const node of flow.filter((n) => "broker" in n)) assert.equal(node.broker, config.id);
+    const info = String(flow.find((n) => n.type === "comment")?.info);
+    for (const words of [/API key/, /access token/, /live/i, /tiny quantities/, /6 AM IST/, /static IP/]) {
+      assert.match(info, words);
+    }
+    const momentum = flow.find((n) => n.type === "trading-momentum");
+    assert.equal(momentum?.quantity, 1);
+    assert.equal(momentum?.maxPosition, 1);
+    const types = new Set(flow.map((n) => n.type));
+    for (const type of [
+      "trading-quotes",
+      "trading-momentum",
+      "trading-place-order",
+      "trading-order-events",
+      "catch",
+      "debug",
+    ]) {
+      assert.ok(types.has(type), `${type} is in the flow`);
+    }
+  });
+
+  it("paper-dashboard.json: pack, core and installed @flowfuse/node-red-dashboard nodes only, on one dashboard", function () {
+    const flow = example("paper-dashboard.json");
+    const pack = new Set(
+      Object.keys(PACKAGE["node-red"].nodes).map((dir) =>
+        dir === "broker-config" ? "trading-broker" : `trading-${dir}`,
+      ),
+    );
+    const core = new Set(["tab", "comment", "inject", "change", "switch", "split", "catch", "debug"]);
+    for (const node of flow) {
+      if (node.type.startsWith("ui-"))
+        assert.ok(
+          node.type in DASHBOARD_NODES,
+          `${node.type} is a node of the installed ${DASHBOARD_PACKAGE}`,
+        );
+      else assert.ok(pack.has(node.type) || core.has(node.type), `${node.type} is the pack's or a core node`);
+    }
+    assert.ok(!flow.some((n) => n.type === "function"), "no function node");
+
+    const ofType = (type: string): FlowNode[] => flow.filter((n) => n.type === type);
+    const bases = ofType("ui-base");
+    assert.equal(bases.length, 1);
+    assert.equal(bases[0]!.path, "/dashboard");
+    const ids = (type: string): Set<unknown> => new Set(ofType(type).map((n) => n.id));
+    for (const page of ofType("ui-page")) {
+      assert.ok(ids("ui-base").has(page.ui));
+      assert.ok(ids("ui-theme").has(page.theme));
+    }
+    for (const group of ofType("ui-group"))
+      assert.ok(ids("ui-page").has(group.page), `${String(group.name)}: its page`);
+    for (const widget of flow.filter(
+      (n) => n.type.startsWith("ui-") && !DASHBOARD_CONFIG_TYPES.has(n.type),
+    )) {
+      if (widget.type === "ui-notification") assert.ok(ids("ui-base").has(widget.ui));
+      else assert.ok(ids("ui-group").has(widget.group), `${widget.type} ${String(widget.name)}: its group`);
+    }
+    for (const type of ["ui-chart", "ui-table", "ui-button", "ui-switch", "ui-text", "ui-notification"])
+      assert.ok(ofType(type).length > 0, `a ${type}`);
+    const orders = byName(flow, "orders table");
+    assert.equal(
+      orders.action,
+      "replace",
+      "the table shows the latest order book, not every one since deploy",
+    );
+
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+    };
+    assert.ok(DASHBOARD_PACKAGE in pkg.devDependencies, "the dashboard is a dev dependency (for npm start)");
+    assert.ok(
+      !(DASHBOARD_PACKAGE in pkg.dependencies),
+      "and not something every install of the pack pulls in",
+    );
+  });
+
   describe("running", function () {
     this.timeout(20_000);
     beforeEach(freshRuntime);
@@ -187,6 +326,20 @@ describe("examples", function () {
       await helper.load([...PACK, await coreNode("common/25-catch.js")], runnable(flow));
       const config = byName(flow, "websocket gateway").id;
       assert.match(logged(config, ERROR).join("\n"), /websocket\.api_key: is required/);
+      await statusMatching(
+        byName(flow, "place order").id,
+        (s) => s.text === "trading-broker.status.invalid-settings",
+      );
+    });
+
+    it("kite-momentum.json: as shipped (no credentials) it loads, names what is missing and calls nobody", async function () {
+      const flow = example("kite-momentum.json");
+      await helper.load([...PACK, await coreNode("common/25-catch.js")], runnable(flow));
+      const config = byName(flow, "kite").id;
+      assert.match(
+        logged(config, ERROR).join("\n"),
+        /kite\.api_key: is required.*kite\.access_token: is required/,
+      );
       await statusMatching(
         byName(flow, "place order").id,
         (s) => s.text === "trading-broker.status.invalid-settings",
@@ -277,6 +430,144 @@ describe("examples", function () {
       const errors = nextMessage(byName(flow, "errors").id);
       pressInject(flow, "cancel it");
       assert.equal(((await errors).error as { code: string }).code, "ORDER_TERMINAL");
+    });
+    /** The dashboard example with its widgets as helper nodes, its broker and a few look-ups. */
+    async function loadDashboard(): Promise<{
+      flow: FlowNode[];
+      broker: PaperBroker;
+      orders: (tag?: string) => Promise<OrderSnapshot[]>;
+      positions: () => Promise<Position[]>;
+    }> {
+      const flow = example("paper-dashboard.json");
+      await helper.load(
+        [
+          ...PACK,
+          await coreNode("function/15-change.js"),
+          await coreNode("function/10-switch.js"),
+          await coreNode("sequence/17-split.js"),
+          await coreNode("common/25-catch.js"),
+        ],
+        withoutDashboard(flow),
+      );
+      const broker = await paperBroker(byName(flow, "paper broker (dashboard)").id);
+      return {
+        flow,
+        broker,
+        orders: async (tag) =>
+          (await broker.getOrderbook()).filter((o) => tag === undefined || o.tag === tag),
+        positions: () => broker.getPositions(),
+      };
+    }
+
+    it("paper-dashboard.json: quotes reach the price and rate-of-change charts, orders the tables, errors a notification", async function () {
+      const { flow } = await loadDashboard();
+      const price = nextMessage(byName(flow, "INFY price").id, 5000);
+      const roc = nextMessage(byName(flow, "TCS momentum").id, 5000);
+      const quote = await price;
+      assert.equal(quote.topic, "INFY");
+      assert.ok((quote.payload as { last_price: number }).last_price > 0);
+      const points = (await roc).payload as { series: string; y: number }[];
+      assert.deepEqual(
+        points.map((p) => p.series),
+        ["rate of change %", "buy threshold", "sell threshold"],
+      );
+      for (const point of points) assert.ok(Number.isFinite(point.y), `${point.series}: a number`);
+
+      const table = byName(flow, "orders table");
+      const columns = (table.columns as { key: string }[]).map((c) => c.key).sort();
+      const rows = collect(table.id);
+      const positionRows = collect(byName(flow, "positions table").id);
+      const filled = await eventually("a filled momentum order in the orders table", () =>
+        rows.messages
+          .flatMap((m) => m.payload as Record<string, unknown>[])
+          .find((row) => row.tag === "momentum" && row.status === "FILLED"),
+      );
+      rows.stop();
+      positionRows.stop();
+      assert.deepEqual(Object.keys(filled).sort(), columns, "a row has a value for every column");
+      assert.equal(filled.filled_quantity, filled.quantity);
+      assert.match(String(filled.average_price), /^\d{1,3}(,\d{3})*\.\d\d$/);
+      assert.ok(rows.messages.every((m) => (m.payload as unknown[]).length <= 12));
+      const position = positionRows.messages.at(-1)?.payload as Record<string, unknown>[];
+      assert.ok(position.length > 0, "a position row");
+      const positionColumns = (byName(flow, "positions table").columns as { key: string }[]).map(
+        (c) => c.key,
+      );
+      assert.deepEqual(Object.keys(position[0]!).sort(), positionColumns.sort());
+
+      const toast = nextMessage(byName(flow, "error toast").id);
+      getNode(byName(flow, "cancel order").id).receive({ payload: { order_id: "NO-SUCH-ORDER" } });
+      assert.match(String((await toast).payload), /NO-SUCH-ORDER/);
+    });
+
+    it("paper-dashboard.json: pause stops new strategy orders; flatten closes positions and resets the strategy; cancel all cancels", async function () {
+      this.timeout(40_000);
+      const { flow, orders, positions } = await loadDashboard();
+      const open = (p: Position[]): Position[] => p.filter((x) => x.quantity !== 0);
+      await eventually("a momentum order and an open position", async () =>
+        (await orders("momentum")).length > 0 && open(await positions()).length > 0 ? true : undefined,
+      );
+
+      press(flow, "pause strategy", true);
+      await delay(300);
+      const before = (await orders("momentum")).length;
+      await delay(2500);
+      assert.equal((await orders("momentum")).length, before, "no strategy order while paused");
+
+      const infyMomentum = byName(flow, "INFY momentum 5 / 0.2 %").id;
+      const tcsMomentum = byName(flow, "TCS momentum 5 / 0.2 %").id;
+      const resets = (id: string): number =>
+        statusHistory(id).filter((s) => /reset/.test(String(s.text))).length;
+      const tcsBefore = (await positions()).find((p) => p.symbol === "TCS")?.quantity ?? 0;
+      press(flow, "Flatten INFY", "");
+      await eventually("INFY flat", async () =>
+        (await positions()).every((p) => p.symbol !== "INFY" || p.quantity === 0) ? true : undefined,
+      );
+      assert.equal(
+        (await positions()).find((p) => p.symbol === "TCS")?.quantity ?? 0,
+        tcsBefore,
+        "TCS untouched",
+      );
+      await eventually("INFY's strategy reset", () => (resets(infyMomentum) === 1 ? true : undefined));
+      assert.equal(resets(tcsMomentum), 0);
+
+      press(flow, "Flatten all", "");
+      await eventually("every position flat", async () =>
+        open(await positions()).length === 0 ? true : undefined,
+      );
+      await eventually("both strategies reset", () =>
+        resets(infyMomentum) === 2 && resets(tcsMomentum) === 1 ? true : undefined,
+      );
+      const flattening = await orders("flatten");
+      assert.ok(flattening.length > 0);
+      for (const order of flattening) {
+        assert.equal(order.status, "FILLED");
+        assert.equal(order.order_type, "MARKET");
+      }
+
+      press(flow, "Bid 1 INFY 5 % below", "");
+      const bid = await eventually("a resting manual bid", async () =>
+        (await orders("manual")).find((o) => o.status === "OPEN"),
+      );
+      assert.equal(bid.order_type, "LIMIT");
+      assert.equal(bid.side, "BUY");
+      press(flow, "Cancel all open orders", "");
+      await eventually("the bid cancelled", async () =>
+        (await orders()).find((o) => o.order_id === bid.order_id)?.status === "CANCELLED" ? true : undefined,
+      );
+      assert.deepEqual(
+        (await orders()).filter((o) =>
+          ["PENDING", "OPEN", "TRIGGER_PENDING", "PARTIALLY_FILLED"].includes(o.status),
+        ),
+        [],
+      );
+
+      press(flow, "pause strategy", false);
+      await eventually(
+        "a strategy order after resuming",
+        async () => ((await orders("momentum")).length > before ? true : undefined),
+        20_000,
+      );
     });
   });
 });

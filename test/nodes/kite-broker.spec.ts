@@ -1,0 +1,471 @@
+// The kite kind of trading-broker end to end: the config node's fields and credentials become
+// KiteSettings, and the user nodes trade against the fake Kite (REST + ticker) on 127.0.0.1.
+import assert from "node:assert/strict";
+import type { NodeStatus } from "node-red";
+import { KiteBroker } from "../../lib/brokers/kite-broker";
+import { KiteSettings } from "../../lib/brokers/kite-settings";
+import type { OrderEvent, OrderSnapshot } from "../../lib/protocol";
+import brokerNode = require("../../nodes/broker-config/broker-config");
+import orderEventsNode = require("../../nodes/order-events/order-events");
+import orderbookNode = require("../../nodes/orderbook/orderbook");
+import placeOrderNode = require("../../nodes/place-order/place-order");
+import quotesNode = require("../../nodes/quotes/quotes");
+import { FakeKite } from "../fakes/fake-kite";
+import type { FlowNode } from "./support";
+import {
+  ERROR,
+  TAB,
+  activeResources,
+  collect,
+  configNode,
+  delay,
+  freshRuntime,
+  getNode,
+  helper,
+  lastStatus,
+  logged,
+  nextMessage,
+  statusMatching,
+  teardownRuntime,
+} from "./support";
+
+const NODES = [brokerNode, placeOrderNode, orderEventsNode, orderbookNode, quotesNode];
+const API_KEY = "kite-node-key";
+const TOKEN = "kite-access-token-never-logged-7f3b";
+const CREDENTIALS = { b1: { apiKey: API_KEY, accessToken: TOKEN } };
+const BROKER_EVENTS = ["order", "gtt", "quote", "state", "error"] as const;
+const SESSION_EXPIRED = "trading-broker.status.kite-session-expired";
+
+function kiteConfig(fake: FakeKite, overrides: Record<string, unknown> = {}): FlowNode {
+  return {
+    id: "b1",
+    type: "trading-broker",
+    name: "kite",
+    kind: "kite",
+    root: fake.restUrl,
+    ticker_url: fake.tickerUrl,
+    market_protection: "",
+    ticker_mode: "",
+    timeout_ms: "",
+    read_timeout_ms: "",
+    order_ttl_ms: "",
+    resolve_window_ms: "",
+    gtt_poll_ms: "",
+    reconnect_initial_ms: "20",
+    reconnect_factor: "2",
+    reconnect_max_ms: "100",
+    orders_per_second: "",
+    orders_per_minute: "",
+    requests_per_second: "",
+    quotes_per_second: "",
+    rate_max_wait_ms: "",
+    ...overrides,
+  };
+}
+
+const USERS: FlowNode[] = [
+  { id: "p1", type: "trading-place-order", z: TAB, name: "order", broker: "b1", wires: [["out"]] },
+  { id: "e1", type: "trading-order-events", z: TAB, name: "events", broker: "b1", wires: [["events"]] },
+  { id: "u1", type: "trading-orderbook", z: TAB, name: "book", broker: "b1", wires: [["book"]] },
+];
+
+const OUTPUTS: FlowNode[] = [
+  { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
+  { id: "out", type: "helper", z: TAB },
+  { id: "events", type: "helper", z: TAB },
+  { id: "book", type: "helper", z: TAB },
+  { id: "caught", type: "helper", z: TAB },
+];
+
+function flow(config: FlowNode, users: FlowNode[] = USERS): FlowNode[] {
+  return [{ id: TAB, type: "tab", label: "kite" }, config, ...users, ...OUTPUTS];
+}
+
+function hasText(text: string): (status: NodeStatus) => boolean {
+  return (status) => status.text === text;
+}
+
+async function kiteBroker(id = "b1"): Promise<KiteBroker> {
+  const broker = await configNode(id).connection.ready();
+  assert.ok(broker instanceof KiteBroker);
+  return broker;
+}
+
+async function place(fields: Record<string, unknown> = {}): Promise<OrderSnapshot> {
+  const out = nextMessage("out", 5000);
+  getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1, ...fields } });
+  return (await out).payload as OrderSnapshot;
+}
+
+function everyLogLine(): string {
+  return helper
+    .log()
+    .args.map(([event]) => {
+      const msg = event.msg;
+      if (msg instanceof Error) return `${msg.message}\n${msg.stack ?? ""}`;
+      return typeof msg === "string" ? msg : JSON.stringify(msg);
+    })
+    .join("\n");
+}
+
+function assertNeverLogged(...secrets: string[]): void {
+  const lines = everyLogLine();
+  assert.ok(lines.length > 0, "the runtime logged something to search");
+  for (const secret of secrets) assert.ok(!lines.includes(secret), `"${secret}" is not in the log`);
+}
+
+async function until(predicate: () => boolean, what: () => string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what()}`);
+    await delay(10);
+  }
+}
+
+function sockets(): number {
+  const counts = activeResources();
+  return (counts.TCPSocketWrap ?? 0) + (counts.TCPWRAP ?? 0) + (counts.TLSWRAP ?? 0);
+}
+
+function timers(): number {
+  return activeResources().Timeout ?? 0;
+}
+
+function listenerCounts(emitter: NodeJS.EventEmitter): Record<string, number> {
+  return Object.fromEntries(BROKER_EVENTS.map((event) => [event, emitter.listenerCount(event)]));
+}
+
+describe("trading-broker, kite kind", function () {
+  this.timeout(20_000);
+  let fake: FakeKite;
+
+  beforeEach(async function () {
+    freshRuntime();
+    fake = await FakeKite.start({ apiKey: API_KEY, accessToken: TOKEN, heartbeatMs: 200 });
+    fake.setPrice("INFY", 100);
+  });
+
+  afterEach(async function () {
+    await teardownRuntime();
+    await fake.close();
+  });
+
+  describe("settings", function () {
+    it("maps the editor fields to KiteSettings; api key and access token come from credentials", async function () {
+      const config = kiteConfig(fake, {
+        market_protection: "3",
+        ticker_mode: "full",
+        timeout_ms: "4000",
+        read_timeout_ms: "3000",
+        order_ttl_ms: "2500",
+        resolve_window_ms: "9000",
+        gtt_poll_ms: "1000",
+        reconnect_initial_ms: "50",
+        reconnect_factor: "1.5",
+        reconnect_max_ms: "2000",
+        orders_per_second: "5",
+        orders_per_minute: "200",
+        requests_per_second: "8",
+        quotes_per_second: "1",
+        rate_max_wait_ms: "500",
+        // Paper fields left on a config switched to kite are ignored.
+        starting_cash: "-1",
+      });
+      await helper.load(NODES, flow(config), CREDENTIALS);
+      const broker = await kiteBroker();
+      assert.deepEqual(broker.settings, {
+        api_key: API_KEY,
+        access_token: TOKEN,
+        root: fake.restUrl,
+        ticker_url: fake.tickerUrl,
+        timeout_ms: 4000,
+        market_protection: 3,
+        ticker_mode: "full",
+        reconnect: { initial_ms: 50, factor: 1.5, max_ms: 2000 },
+        read_timeout_ms: 3000,
+        order_ttl_ms: 2500,
+        resolve_window_ms: 9000,
+        rate_limit: {
+          orders_per_second: 5,
+          orders_per_minute: 200,
+          requests_per_second: 8,
+          quotes_per_second: 1,
+          max_wait_ms: 500,
+        },
+        gtt_poll_ms: 1000,
+        instruments: {},
+        retention: 10_000,
+      });
+      const node = helper.getNode("b1") as unknown as Record<string, unknown>;
+      assert.ok(!("accessToken" in node) && !("access_token" in node), "the token is no property");
+    });
+
+    it("blank root, ticker URL and market protection are Kite's endpoints and automatic (-1)", async function () {
+      const config = kiteConfig(fake, { root: "", ticker_url: "", reconnect_initial_ms: "" });
+      await helper.load(NODES, [{ id: TAB, type: "tab", label: "kite" }, config], CREDENTIALS);
+      // No users: nothing connects to the real Kite; the broker is made but not connected.
+      const connection = configNode().connection;
+      assert.equal(connection.broker, undefined);
+      assert.deepEqual(logged("b1", ERROR), [], "blank fields are valid");
+      const settings = KiteSettings.parse({
+        api_key: API_KEY,
+        access_token: TOKEN,
+      });
+      assert.equal(settings.root, "https://api.kite.trade");
+      assert.equal(settings.ticker_url, "wss://ws.kite.trade");
+      assert.equal(settings.market_protection, -1);
+    });
+
+    const invalid: [string, Record<string, unknown>, Record<string, string>, RegExp][] = [
+      ["no access token", {}, { apiKey: API_KEY }, /kite\.access_token: is required/],
+      ["no credentials", {}, {}, /kite\.api_key: is required.*kite\.access_token: is required/],
+      ["an http ticker URL", { ticker_url: "http://x" }, CREDENTIALS.b1, /kite\.ticker_url: must be a ws/],
+      [
+        "market protection 0",
+        { market_protection: "0" },
+        CREDENTIALS.b1,
+        /kite\.market_protection: .*Kite rejects 0/,
+      ],
+    ];
+    for (const [what, fields, credentials, rule] of invalid) {
+      it(`with ${what}: the config names field and rule, users show invalid settings, inputs fail`, async function () {
+        await helper.load(NODES, flow(kiteConfig(fake, fields)), { b1: credentials });
+        assert.match(logged("b1", ERROR).join("\n"), rule);
+        for (const id of ["p1", "e1", "u1"]) {
+          await statusMatching(id, hasText("trading-broker.status.invalid-settings"));
+        }
+        const caught = nextMessage("caught");
+        getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1 } });
+        assert.match(((await caught).error as { message: string }).message, rule);
+        assert.equal(fake.requests.length, 0, "nothing called Kite");
+        assertNeverLogged(TOKEN);
+      });
+    }
+  });
+
+  describe("orders, events and the session", function () {
+    it("places an order and sends the snapshot on, keeping msg", async function () {
+      await helper.load(NODES, flow(kiteConfig(fake)), CREDENTIALS);
+      for (const id of ["p1", "e1", "u1"]) {
+        await statusMatching(id, hasText("trading-broker.status.connected"), 5000);
+      }
+      const out = nextMessage("out", 5000);
+      getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 2 }, topic: "t" });
+      const msg = await out;
+      const order = msg.payload as OrderSnapshot;
+      assert.equal(msg.topic, "t");
+      assert.equal(order.symbol, "INFY");
+      assert.equal(order.quantity, 2);
+      assert.ok(["OPEN", "FILLED"].includes(order.status), order.status);
+      assert.deepEqual(JSON.parse(JSON.stringify(order)), order, "the payload is plain JSON");
+      assert.equal(await fake.orderCount(), 1);
+      const placed = fake.requests.find((r) => r.method === "POST" && r.path === "/orders/regular");
+      assert.equal(placed?.body.market_protection, "-1", "MARKET orders carry automatic protection");
+      assertNeverLogged(TOKEN);
+    });
+
+    it("order-events receives the fill from the ticker's postbacks", async function () {
+      await helper.load(NODES, flow(kiteConfig(fake)), CREDENTIALS);
+      await statusMatching("e1", hasText("trading-broker.status.connected"), 5000);
+      const events = collect("events");
+      const open = await place({ order_type: "LIMIT", price: 99 });
+      assert.equal(open.status, "OPEN");
+      fake.setPrice("INFY", 98.5);
+      await until(
+        () => events.messages.some((m) => (m.payload as OrderEvent).type === "ORDER_FILLED"),
+        () => `ORDER_FILLED among ${JSON.stringify(events.messages.map((m) => m.payload))}`,
+      );
+      events.stop();
+      const filled = events.messages
+        .map((m) => m.payload as OrderEvent)
+        .find((e) => e.type === "ORDER_FILLED");
+      assert.equal(filled?.order.order_id, open.order_id);
+    });
+
+    it("session expiry: every user shows it in red, inputs fail AUTH at once, nothing redials", async function () {
+      await helper.load(NODES, flow(kiteConfig(fake)), CREDENTIALS);
+      await place();
+      fake.expireSession();
+      // The ticker drops and is refused with 403: the broker learns the session is over.
+      for (const id of ["p1", "e1", "u1"]) {
+        const status = await statusMatching(id, hasText(SESSION_EXPIRED), 5000);
+        assert.equal(status.fill, "red");
+      }
+      await delay(200);
+      const refusals = fake.tickerRefusals;
+      const requests = fake.requests.length;
+      const caught = collect("caught");
+      for (let i = 0; i < 5; i++) {
+        getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1 } });
+      }
+      getNode("u1").receive({});
+      await until(
+        () => caught.messages.length === 6,
+        () => `6 errors caught, got ${caught.messages.length}`,
+      );
+      caught.stop();
+      for (const msg of caught.messages) {
+        const error = msg.error as { code?: string; message: string };
+        assert.equal(error.code, "AUTH");
+        assert.match(error.message, /session expired/);
+      }
+      await delay(500);
+      assert.equal(fake.tickerRefusals, refusals, "the ticker is not redialled");
+      assert.equal(fake.requests.length, requests, "no call reaches Kite with the dead token");
+      assert.equal(lastStatus("e1")?.text, SESSION_EXPIRED, "it stays shown");
+      const expired = logged("b1", ERROR).filter((line) => /session expired/.test(line));
+      assert.ok(expired.length >= 1 && expired.length <= 2, expired.join(" | "));
+      assertNeverLogged(TOKEN);
+      const statuses = ["p1", "e1", "u1"].map((id) => JSON.stringify(lastStatus(id))).join("");
+      assert.ok(!statuses.includes(TOKEN));
+    });
+
+    it("a token Kite refuses at start shows the same, with no retry storm", async function () {
+      await helper.load(NODES, flow(kiteConfig(fake)), {
+        b1: { apiKey: API_KEY, accessToken: "stale-token-1d9e" },
+      });
+      for (const id of ["p1", "e1", "u1"]) await statusMatching(id, hasText(SESSION_EXPIRED), 5000);
+      const requests = fake.requests.length;
+      const caught = collect("caught");
+      for (let i = 0; i < 5; i++) {
+        getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1 } });
+      }
+      await until(
+        () => caught.messages.length === 5,
+        () => `${caught.messages.length} errors`,
+      );
+      caught.stop();
+      for (const msg of caught.messages) assert.equal((msg.error as { code?: string }).code, "AUTH");
+      assert.equal(fake.requests.length, requests, "refused once, not once per message");
+      assertNeverLogged("stale-token-1d9e");
+    });
+
+    it("the ticker closed and refused again and again never exits the process", async function () {
+      const exits: unknown[] = [];
+      const original = Object.getOwnPropertyDescriptor(process, "exit");
+      assert.ok(original);
+      Object.defineProperty(process, "exit", {
+        ...original,
+        value: (code?: number): never => {
+          exits.push(code);
+          throw new Error(`process.exit(${String(code)}) called`);
+        },
+      });
+      try {
+        await helper.load(NODES, flow(kiteConfig(fake)), CREDENTIALS);
+        await statusMatching("e1", hasText("trading-broker.status.connected"), 5000);
+        for (let round = 0; round < 5; round++) {
+          fake.refuseTicker(3);
+          fake.closeTicker();
+          await statusMatching("e1", hasText("trading-broker.status.reconnecting"), 3000);
+          await statusMatching("e1", hasText("trading-broker.status.connected"), 5000);
+        }
+        fake.refuseTicker();
+        fake.closeTicker();
+        await delay(500);
+        fake.acceptTicker();
+        await statusMatching("e1", hasText("trading-broker.status.connected"), 5000);
+        assert.ok(["OPEN", "FILLED"].includes((await place()).status));
+        await helper.unload();
+      } finally {
+        Object.defineProperty(process, "exit", original);
+      }
+      assert.deepEqual(exits, [], "process.exit was never called");
+    });
+  });
+
+  describe("redeploying 50 times while connected", function () {
+    this.timeout(60_000);
+    const DEPLOYS = 50;
+
+    function redeployFlow(round: number): FlowNode[] {
+      const users: FlowNode[] = [
+        {
+          id: "p1",
+          type: "trading-place-order",
+          z: TAB,
+          name: `order ${round}`,
+          broker: "b1",
+          wires: [["out"]],
+        },
+        {
+          id: "e1",
+          type: "trading-order-events",
+          z: TAB,
+          name: `events ${round}`,
+          broker: "b1",
+          wires: [["events"]],
+        },
+        {
+          id: "q1",
+          type: "trading-quotes",
+          z: TAB,
+          name: "quotes",
+          broker: "b1",
+          symbols: "INFY, TCS",
+          wires: [["ticks"]],
+        },
+        { id: "ticks", type: "helper", z: TAB },
+      ];
+      return flow(kiteConfig(fake, { name: `kite ${round}` }), users);
+    }
+
+    async function settle(round: number, socketsBaseline: number | undefined): Promise<KiteBroker> {
+      const broker = await kiteBroker();
+      await until(
+        () =>
+          broker.state === "connected" &&
+          fake.tickerConnections === 1 &&
+          (socketsBaseline === undefined || sockets() <= socketsBaseline),
+        () =>
+          `round ${round}: ${broker.state}, ${fake.tickerConnections} ticker connections, ${sockets()} sockets`,
+        5000,
+      );
+      return broker;
+    }
+
+    it("full deploys: a new broker each time, the old one closed; sockets, timers, listeners flat", async function () {
+      await helper.load(NODES, redeployFlow(0), CREDENTIALS);
+      await place();
+      let broker = await settle(0, undefined);
+      const expected = listenerCounts(broker);
+      assert.deepEqual(expected, { order: 1, gtt: 1, quote: 1, state: 1, error: 1 });
+      const socketBaseline = sockets();
+      const timerBaseline = timers();
+      const brokers = new Set([broker]);
+      const seenTimers: number[] = [];
+      const seenSockets: number[] = [];
+
+      for (let round = 1; round <= DEPLOYS; round++) {
+        await helper.setFlows(redeployFlow(round), "full", CREDENTIALS);
+        broker = await settle(round, socketBaseline);
+        brokers.add(broker);
+        assert.deepEqual(listenerCounts(broker), expected, `round ${round}`);
+        seenTimers.push(timers());
+        seenSockets.push(sockets());
+      }
+      assert.equal((await place()).quantity, 1, "the last broker still trades");
+
+      assert.equal(brokers.size, DEPLOYS + 1, "every full deploy made a new broker");
+      for (const old of brokers) {
+        if (old === broker) continue;
+        assert.equal(old.state, "disconnected");
+        assert.deepEqual(listenerCounts(old), { order: 0, gtt: 0, quote: 0, state: 0, error: 0 });
+      }
+      assert.ok(
+        Math.max(...seenTimers) <= timerBaseline + 2,
+        `timers ${timerBaseline} at first, then ${seenTimers.join(",")}`,
+      );
+      assert.ok(
+        Math.max(...seenSockets) <= socketBaseline,
+        `sockets ${socketBaseline} at first, then ${seenSockets.join(",")}`,
+      );
+      await helper.unload();
+      await until(
+        () => fake.tickerConnections === 0,
+        () => `${fake.tickerConnections} ticker connections`,
+      );
+      assertNeverLogged(TOKEN);
+    });
+  });
+});
