@@ -85,7 +85,8 @@ async function memoryGrowth(
   const before = process.memoryUsage().rss;
   for (let i = 0; i < count; i += 1) {
     await broker.placeOrder({ symbol: "INFY", side: i % 2 === 0 ? "BUY" : "SELL", quantity: 1 });
-    if (i % 50_000 === 0) await new Promise((r) => setImmediate(r));
+    // A flow hands orders over one event-loop turn at a time; let the journal write between them.
+    if (i % 1000 === 0) await new Promise((r) => setImmediate(r));
   }
   await new Promise((r) => setTimeout(r, 200));
   gc?.();

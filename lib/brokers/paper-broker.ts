@@ -72,8 +72,8 @@ type GttFields = Pick<
 /** Everything one operation changed, written to the journal as one record and then announced. */
 interface Change {
   /** The latest view of each order the operation touched, by id (the journal writes these). */
-  orders: OrderSnapshot[];
-  gtts: GttState[];
+  orders: Map<string, OrderSnapshot>;
+  gtts: Set<GttState>;
   positions: PositionState[];
   events: (OrderEvent | GttEvent)[];
   now: string;
@@ -856,8 +856,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
    */
   #mutate<T>(operation: (change: Change) => T): T {
     const change: Change = {
-      orders: [],
-      gtts: [],
+      orders: new Map(),
+      gtts: new Set(),
       positions: [],
       events: [],
       now: this.#isoNow(),
@@ -887,12 +887,13 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   #touch(change: Change, order: OrderState, type: OrderEventType): void {
     order.timestamp = change.now;
     const view = this.#view(order);
-    replaceOrAdd(change.orders, view, (o) => o.order_id === view.order_id);
+    // A Map: one quote can fill thousands of resting orders in one operation.
+    change.orders.set(view.order_id, view);
     change.events.push({ type, seq: ++this.#seq, order: view, timestamp: change.now });
   }
 
   #touchGtt(change: Change, gtt: GttState, type: GttEventType): void {
-    if (!change.gtts.includes(gtt)) change.gtts.push(gtt);
+    change.gtts.add(gtt);
     change.events.push({ type, seq: ++this.#seq, gtt: gttView(gtt), timestamp: change.now });
   }
 
@@ -906,8 +907,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       next_gtt: this.#nextGtt,
     };
     // The journal serializes at append, so the views the events carry can be written as they are.
-    if (change.orders.length > 0) record.orders = change.orders;
-    if (change.gtts.length > 0) record.gtts = change.gtts;
+    if (change.orders.size > 0) record.orders = Array.from(change.orders.values());
+    if (change.gtts.size > 0) record.gtts = Array.from(change.gtts);
     if (change.positions.length > 0) record.positions = change.positions;
     journal.append(record);
     if (journal.recordsSinceCompaction >= this.#compactEvery && this.#compacting === undefined) {
@@ -1066,13 +1067,6 @@ function firedLeg(gtt: GttState, last: number): number | undefined {
   if (low !== undefined && last <= low) return 0;
   if (high !== undefined && last >= high) return 1;
   return undefined;
-}
-
-/** Small per-operation lists: a scan beats a Map for the one to three items they hold. */
-function replaceOrAdd<T>(list: T[], item: T, same: (existing: T) => boolean): void {
-  const index = list.findIndex(same);
-  if (index < 0) list.push(item);
-  else list[index] = item;
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {
