@@ -66,10 +66,10 @@ function validationOnly(count: number): number {
   return count / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
-async function memoryGrowth(
+export async function memoryGrowth(
   count: number,
   journalFile: string,
-): Promise<{ before: number; after: number; fileBytes: number }> {
+): Promise<{ before: number; after: number; heapBefore: number; heapAfter: number; fileBytes: number }> {
   const gc = (globalThis as { gc?: () => void }).gc;
   const broker = new PaperBroker(
     { volatility: 0, spread_bps: 0, slippage_bps: 0, starting_cash: 1e15, retention: 10_000 },
@@ -83,6 +83,7 @@ async function memoryGrowth(
   await new Promise((r) => setTimeout(r, 200));
   gc?.();
   const before = process.memoryUsage().rss;
+  const heapBefore = process.memoryUsage().heapUsed;
   for (let i = 0; i < count; i += 1) {
     await broker.placeOrder({ symbol: "INFY", side: i % 2 === 0 ? "BUY" : "SELL", quantity: 1 });
     // A flow hands orders over one event-loop turn at a time; let the journal write between them.
@@ -91,8 +92,9 @@ async function memoryGrowth(
   await new Promise((r) => setTimeout(r, 200));
   gc?.();
   const after = process.memoryUsage().rss;
+  const heapAfter = process.memoryUsage().heapUsed;
   await broker.close();
-  return { before, after, fileBytes: fs.statSync(journalFile).size };
+  return { before, after, heapBefore, heapAfter, fileBytes: fs.statSync(journalFile).size };
 }
 
 export async function runPaperBench(options: { quick: boolean }): Promise<string[]> {
@@ -132,6 +134,24 @@ export async function runPaperBench(options: { quick: boolean }): Promise<string
         ((globalThis as { gc?: unknown }).gc === undefined
           ? " (run with --expose-gc for a steadier figure)"
           : ""),
+    ];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The memory figure alone, in a fresh process, so earlier benchmarks' garbage does not blur it. */
+export async function runMemoryBench(options: { quick: boolean }): Promise<string[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "paper-memory-"));
+  try {
+    const count = options.quick ? 100_000 : 1_000_000;
+    const mem = await memoryGrowth(count, path.join(dir, "m.jsonl"));
+    return [
+      "### Paper broker memory (fresh process)",
+      "",
+      `RSS ${fmt(mem.before / 1048576, 1)} MB after 20,000 warm-up orders → ${fmt(mem.after / 1048576, 1)} MB after ${count.toLocaleString("en-US")} more journaled orders ` +
+        `(growth ${fmt((mem.after - mem.before) / 1048576, 1)} MB, target < 10 MB); V8 heap in use ${fmt(mem.heapBefore / 1048576, 1)} MB → ` +
+        `${fmt(mem.heapAfter / 1048576, 1)} MB; journal ${fmt(mem.fileBytes / 1048576, 1)} MB.`,
     ];
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

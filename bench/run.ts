@@ -1,5 +1,5 @@
 import { runFlowBench } from "./flow-roundtrip";
-import { runPaperBench } from "./paper-matching";
+import { runMemoryBench, runPaperBench } from "./paper-matching";
 import { runWsBench } from "./ws-bench";
 
 /**
@@ -15,9 +15,11 @@ async function main(): Promise<void> {
     ["paper", () => runPaperBench({ quick })],
     ["flow", () => runFlowBench({ quick })],
     ["ws", () => runWsBench({ quick })],
+    // Only on request: it wants a fresh process (`npm run bench -- --only=memory`).
+    ["memory", () => runMemoryBench({ quick })],
   ];
   for (const [name, run] of sections) {
-    if (only !== undefined && only !== name) continue;
+    if (only !== undefined ? only !== name : name === "memory") continue;
     console.log((await run()).join("\n") + "\n");
   }
 }
