@@ -38,7 +38,8 @@ import {
   toOrderSnapshot,
   toPosition,
 } from "../kite/mapping";
-import { RateLimiter, bucket, sleep } from "../kite/rate-limiter";
+import { RateLimiter, bucket } from "../kite/rate-limiter";
+import { sleep } from "../ws/sleep";
 import type { TickerState } from "../kite/ticker-client";
 import { KiteTickerClient } from "../kite/ticker-client";
 import type { Tick } from "../kite/ticker-parser";

@@ -294,22 +294,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       if (request.price !== undefined) order.price = request.price;
       if (request.trigger_price !== undefined) order.trigger_price = request.trigger_price;
       if (request.tag !== undefined) order.tag = request.tag;
-      this.#byClientId.set(order.client_order_id, order.order_id);
-      this.#orders.set(order.order_id, order);
-      const refusal = this.#refusal(order, quote);
-      if (refusal !== undefined) {
-        order.status = "REJECTED";
-        order.status_message = refusal;
-        this.#retire(order);
-        this.#touch(change, order, "ORDER_REJECTED");
-        return this.#view(order);
-      }
-      this.#setReserved(order, this.#reservation(order, quote));
-      this.#touch(change, order, "ORDER_PLACED");
-      if (quote !== undefined) this.#match(change, order, quote);
-      this.#expireUnfilledIoc(change, order);
-      // Indexed for later quotes only if it is still live: most MARKET orders never need it.
-      if (!isTerminal(order.status)) this.#index(order);
+      this.#admit(change, order, quote);
       return this.#view(order);
     });
   }
@@ -730,6 +715,15 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       timestamp: change.now,
       reserved: 0,
     };
+    this.#admit(change, order, quote);
+    return order;
+  }
+
+  /**
+   * Takes a new order into the book, from a request or a GTT: refused outright (REJECTED), or
+   * placed and matched against the current quote at once; IOC leftovers are cancelled.
+   */
+  #admit(change: Change, order: OrderState, quote: Quote | undefined): void {
     this.#byClientId.set(order.client_order_id, order.order_id);
     this.#orders.set(order.order_id, order);
     const refusal = this.#refusal(order, quote);
@@ -738,13 +732,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       order.status_message = refusal;
       this.#retire(order);
       this.#touch(change, order, "ORDER_REJECTED");
-      return order;
+      return;
     }
     this.#setReserved(order, this.#reservation(order, quote));
     this.#touch(change, order, "ORDER_PLACED");
-    this.#match(change, order, quote);
+    if (quote !== undefined) this.#match(change, order, quote);
+    this.#expireUnfilledIoc(change, order);
+    // Indexed for later quotes only if it is still live: most MARKET orders never need it.
     if (!isTerminal(order.status)) this.#index(order);
-    return order;
   }
 
   // #endregion

@@ -32,6 +32,7 @@ import { RetentionQueue } from "../paper/retention-queue";
 import { CircuitBreaker } from "../ws/circuit-breaker";
 import type { Session } from "../ws/reconnecting-client";
 import { ReconnectingClient } from "../ws/reconnecting-client";
+import { sleep } from "../ws/sleep";
 import { TokenBucket } from "../ws/token-bucket";
 import type { BrokerEvents, BrokerInterface } from "./interface";
 import type { BrokerLogger } from "./logger";
@@ -454,7 +455,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         if (err.code !== "NOT_FOUND") {
           // Still unknown (timeout, network, open circuit): ask again shortly, within the window.
           last = err;
-          await delay(
+          await sleep(
             Math.min(err.retryAfterMs ?? 250, 250, Math.max(0, giveUpAt - Date.now())),
             this.#closed.signal,
           );
@@ -586,18 +587,4 @@ function parseResult<T extends RequestType>(type: T, raw: unknown): WireResultOf
     "BAD_FRAME",
     `server's answer to ${type} is not protocol v1: ${parsed.error.issues[0]?.message ?? "?"}`,
   );
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts (the timer is cleared: close() leaves none). */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

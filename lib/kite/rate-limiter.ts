@@ -1,3 +1,4 @@
+import { sleep } from "../ws/sleep";
 import { BrokerError } from "../protocol/errors";
 import { TokenBucket } from "../ws/token-bucket";
 
@@ -61,20 +62,6 @@ export class RateLimiter {
       await sleep(wait, signal);
     }
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts (clearing the timer). */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 export function bucket(ratePerSecond: number, burst: number): TokenBucket {
