@@ -69,7 +69,8 @@ export const InstrumentSpec = z
     } else if (spec.strike !== undefined || spec.option_type !== undefined) {
       ctx.addIssue({ code: "custom", path: ["strike"], message: "strike and option_type are only for OPT" });
     }
-    if (spec.band_pct !== undefined && Math.round(spec.band_pct * 100) !== spec.band_pct * 100) {
+    // 4.35 × 100 is 434.99999999999994 in binary: the same tolerant test as for prices.
+    if (spec.band_pct !== undefined && exactPaise(spec.band_pct) === undefined) {
       ctx.addIssue({ code: "custom", path: ["band_pct"], message: "must have at most 2 decimals" });
     }
   })
