@@ -100,7 +100,7 @@ export function orderMargin(settings: MarginSettings, order: MarginOrder): Margi
         return new BrokerError(
           "INSUFFICIENT_FUNDS",
           `quantity: a ${order.product} SELL of ${order.quantity} with ${Math.max(0, held)} held would sell short; ` +
-            "delivery (CNC) positions cannot be short, use MIS for an intraday short",
+            `equity ${order.product} positions cannot be short, use MIS for an intraday short`,
         );
       }
       return result(opening);
