@@ -2,6 +2,7 @@ import { z } from "zod";
 import { BrokerError } from "../protocol/errors";
 import { Exchange } from "../protocol/fields";
 import { instrumentKey } from "../protocol/instrument";
+import { parseOrThrow } from "./issues";
 import { IsoDate, istDay } from "./ist";
 import { exactPaise, mulDivCeil, mulDivFloor } from "./money";
 import { NSE_INSTRUMENTS } from "./nse-instruments";
@@ -125,7 +126,7 @@ export class InstrumentRegistry {
   readonly #byKey = new Map<string, Instrument>();
 
   constructor(rules: InstrumentRulesInput = {}) {
-    this.rules = InstrumentRules.parse(rules);
+    this.rules = parseOrThrow(InstrumentRules, rules, "CONFIG", "instruments");
     if (this.rules.builtin) for (const spec of NSE_INSTRUMENTS) this.#put(InstrumentSpec.parse(spec));
     for (const spec of this.rules.extra) this.#put(spec);
   }
@@ -136,13 +137,9 @@ export class InstrumentRegistry {
 
   /** Adds or replaces an instrument; a bad spec throws VALIDATION naming the field. */
   add(spec: InstrumentSpecInput): Instrument {
-    const parsed = InstrumentSpec.safeParse(spec);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new BrokerError("VALIDATION", `instrument.${issue.path.join(".") || "(root)"}: ${issue.message}`);
-    }
-    this.#put(parsed.data);
-    return parsed.data;
+    const instrument = parseOrThrow(InstrumentSpec, spec, "VALIDATION", "instrument");
+    this.#put(instrument);
+    return instrument;
   }
 
   get(exchange: Exchange, symbol: string): Instrument | undefined {

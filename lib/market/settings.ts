@@ -2,6 +2,7 @@ import { z } from "zod";
 import { BrokerError } from "../protocol/errors";
 import { ChargeSchedule, NO_CHARGES, ZERODHA_NSE_2026 } from "./charges";
 import { InstrumentRules } from "./instruments";
+import { parseOrThrow } from "./issues";
 import { LiquiditySettings } from "./liquidity";
 import { MarginSettings } from "./margin";
 import { CalendarSettings } from "./trading-calendar";
@@ -90,10 +91,5 @@ export function parseMarketSettings(input: unknown = {}): MarketSettings {
     }
     merged[section] = merge(PRESETS[preset.data][section], override ?? {});
   }
-  const parsed = MarketSettings.safeParse(merged);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new BrokerError("CONFIG", `market.${issue.path.join(".")}: ${issue.message}`);
-  }
-  return parsed.data;
+  return parseOrThrow(MarketSettings, merged, "CONFIG", "market");
 }

@@ -11,6 +11,7 @@ import {
   minutesOf,
   weekday,
 } from "./ist";
+import { parseOrThrow } from "./issues";
 import { NSE_HOLIDAYS } from "./nse-holidays";
 
 /** A day that trades although it is a weekend (Budget day) or with its own hours (Muhurat). */
@@ -112,7 +113,7 @@ export class TradingCalendar {
   readonly #special: ReadonlyMap<string, z.output<typeof SpecialSession>>;
 
   constructor(settings: CalendarSettingsInput = {}) {
-    this.settings = CalendarSettings.parse(settings);
+    this.settings = parseOrThrow(CalendarSettings, settings, "CONFIG", "calendar");
     this.#closed = new Set([...this.settings.holidays, ...this.settings.extra_holidays]);
     this.#special = new Map(this.settings.special_sessions.map((s) => [s.date, s]));
   }

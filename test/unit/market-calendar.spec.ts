@@ -106,8 +106,13 @@ describe("market: trading calendar", function () {
     );
     const gap = nse.admit(ist("2026-12-07 15:35"), { amo: true });
     assert.equal(gap.kind, "closed");
-    assert.match(gap.kind === "closed" ? gap.error.message : "", /outside the equity AMO window \(16:00 to 08:58 IST/);
-    const off = new TradingCalendar({ amo: { enabled: false } }).admit(ist("2026-12-05 12:00"), { amo: true });
+    assert.match(
+      gap.kind === "closed" ? gap.error.message : "",
+      /outside the equity AMO window \(16:00 to 08:58 IST/,
+    );
+    const off = new TradingCalendar({ amo: { enabled: false } }).admit(ist("2026-12-05 12:00"), {
+      amo: true,
+    });
     assert.match(off.kind === "closed" ? off.error.message : "", /after-market orders are switched off/);
   });
 
@@ -132,15 +137,29 @@ describe("market: trading calendar", function () {
     assert.deepEqual(cal.admit(ist("2026-12-25 02:00")), { kind: "open", session: undefined });
   });
 
-  it("refuses bad settings naming the field and the rule", function () {
-    assert.throws(() => new TradingCalendar({ open: "15:30", close: "09:15" }), /"close"[\s\S]*must be later than open/);
-    assert.throws(() => new TradingCalendar({ mis_square_off: "15:45" }), /must lie between open and close/);
-    assert.throws(() => new TradingCalendar({ open: "9:15" }), /must be a time written HH:MM/);
-    assert.throws(() => new TradingCalendar({ extra_holidays: ["2026-02-30"] }), /must be a real calendar date/);
-    assert.throws(
-      () => new TradingCalendar({ special_sessions: [{ date: "2026-12-06", open: "19:00", close: "18:00" }] }),
-      /each special session must close after it opens/,
-    );
+  it("refuses bad settings with CONFIG naming the field and the rule", function () {
+    const cases: [unknown, string][] = [
+      [{ open: "15:30", close: "09:15" }, "calendar.close: must be later than open"],
+      [{ mis_square_off: "15:45" }, "calendar.mis_square_off: must lie between open and close"],
+      [{ open: "9:15" }, "calendar.open: must be a time written HH:MM (00:00 to 23:59)"],
+      [{ extra_holidays: ["2026-02-30"] }, "calendar.extra_holidays.0: must be a real calendar date"],
+      [
+        { special_sessions: [{ date: "2026-12-06", open: "19:00", close: "18:00" }] },
+        "calendar.special_sessions: each special session must close after it opens",
+      ],
+      [
+        { amo: { equity_from: "25:00" } },
+        "calendar.amo.equity_from: must be a time written HH:MM (00:00 to 23:59)",
+      ],
+      [{ always_open: 1 }, "calendar.always_open: must be true or false"],
+    ];
+    for (const [input, message] of cases) {
+      assert.throws(
+        () => new TradingCalendar(input as never),
+        { code: "CONFIG", message },
+        JSON.stringify(input),
+      );
+    }
   });
 
   it("answers CONFIG, not an endless loop, when no day ever trades", function () {
@@ -202,7 +221,8 @@ describe("market: trading calendar", function () {
       }
       process.stdout.write(JSON.stringify(out));
     `;
-    const run = (tz: string) => execFileSync(process.execPath, ["-e", script], { env: { ...process.env, TZ: tz } }).toString();
+    const run = (tz: string) =>
+      execFileSync(process.execPath, ["-e", script], { env: { ...process.env, TZ: tz } }).toString();
     const utc = run("UTC");
     // New York changes to daylight time on 2026-03-08, inside the window.
     for (const tz of ["Asia/Kolkata", "America/New_York", "Pacific/Chatham"]) assert.equal(run(tz), utc, tz);
