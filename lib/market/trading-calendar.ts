@@ -234,3 +234,14 @@ export class TradingCalendar {
     return `${from} to ${last} IST, none ${amo.maintenance_from} to ${amo.maintenance_until}`;
   }
 }
+
+/**
+ * When a GTT created at `createdMs` expires: one year later, same IST wall clock (Kite: "a GTT
+ * expires ~1 year after creation", KITE.md §6). A GTT made on 29 February expires on 28 February.
+ */
+export function gttExpiry(createdMs: number): number {
+  const day = istDay(createdMs);
+  const year = Number(day.slice(0, 4)) + 1;
+  const monthDay = day.slice(5) === "02-29" ? "02-28" : day.slice(5);
+  return istInstant(`${year}-${monthDay}`, "00:00") + (createdMs - istInstant(day, "00:00"));
+}

@@ -7,6 +7,7 @@ import {
   TradingCalendar,
   addDays,
   formatIst,
+  gttExpiry,
   istDay,
   istMinuteOfDay,
   weekday,
@@ -166,6 +167,13 @@ describe("market: trading calendar", function () {
     const every = Array.from({ length: 500 }, (_, i) => addDays("2026-12-01", i));
     const cal = new TradingCalendar({ extra_holidays: every });
     assert.throws(() => cal.nextOpen(ist("2026-12-07 10:00")), { code: "CONFIG" });
+  });
+
+  it("expires a GTT one year after creation, same IST wall clock; 29 February → 28 February", function () {
+    assert.equal(gttExpiry(ist("2026-12-04 20:31")), ist("2027-12-04 20:31"));
+    assert.equal(gttExpiry(ist("2028-02-29 10:00")), ist("2029-02-28 10:00"));
+    // 23:59 IST on 31 Dec is 18:29 UTC the same day; the expiry is 31 Dec next year in IST.
+    assert.equal(gttExpiry(ist("2026-12-31 23:59")), ist("2027-12-31 23:59"));
   });
 
   it("ships holidays that are real weekdays, sorted and unique", function () {
