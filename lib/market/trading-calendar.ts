@@ -111,6 +111,9 @@ export class TradingCalendar {
   readonly settings: CalendarSettings;
   readonly #closed: ReadonlySet<string>;
   readonly #special: ReadonlyMap<string, z.output<typeof SpecialSession>>;
+  readonly #sessions = new Map<string, Session | null>();
+  /** The last answer of currentOrNextSession and the instant it was asked for: it holds until its close. */
+  #span: { from: number; session: Session } | undefined;
 
   constructor(settings: CalendarSettingsInput = {}) {
     this.settings = parseOrThrow(CalendarSettings, settings, "CONFIG", "calendar");
@@ -127,6 +130,16 @@ export class TradingCalendar {
 
   /** The session of a trading day; undefined on a closed day or when the market never closes. */
   sessionOn(day: string): Session | undefined {
+    const cached = this.#sessions.get(day);
+    if (cached !== undefined) return cached ?? undefined;
+    const session = this.#computeSession(day);
+    // Bounded: a long replay walks many days, and the answers are cheap to recompute.
+    if (this.#sessions.size >= 4096) this.#sessions.clear();
+    this.#sessions.set(day, session ?? null);
+    return session;
+  }
+
+  #computeSession(day: string): Session | undefined {
     if (this.settings.always_open || !this.isTradingDay(day)) return undefined;
     const hours = sessionHours(this.settings, this.#special.get(day));
     const open_ms = istInstant(day, "00:00") + hours.open * 60_000;
@@ -139,17 +152,23 @@ export class TradingCalendar {
 
   isOpen(ms: number): boolean {
     if (this.settings.always_open) return true;
-    const session = this.sessionOn(istDay(ms));
-    return session !== undefined && session.open_ms <= ms && ms < session.close_ms;
+    return this.currentOrNextSession(ms)!.open_ms <= ms;
   }
 
   /** The session in progress at `ms`, else the next one to open. Undefined when always open. */
   currentOrNextSession(ms: number): Session | undefined {
     if (this.settings.always_open) return undefined;
+    // No session closes between `from` and the cached close, so every instant in that span has
+    // the same answer; a broker asks with a clock that only moves forward, so this nearly always hits.
+    const span = this.#span;
+    if (span !== undefined && ms >= span.from && ms < span.session.close_ms) return span.session;
     const today = istDay(ms);
     for (let i = 0; i < SEARCH_DAYS; i++) {
       const session = this.sessionOn(addDays(today, i));
-      if (session !== undefined && session.close_ms > ms) return session;
+      if (session !== undefined && session.close_ms > ms) {
+        this.#span = { from: ms, session };
+        return session;
+      }
     }
     throw new BrokerError(
       "CONFIG",

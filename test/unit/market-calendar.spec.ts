@@ -9,6 +9,7 @@ import {
   formatIst,
   gttExpiry,
   istDay,
+  istMidnight,
   istMinuteOfDay,
   weekday,
 } from "../../lib/market";
@@ -46,6 +47,22 @@ describe("market: trading calendar", function () {
     assert.equal(istDay(Date.parse("2026-12-04T18:30:00.000Z")), "2026-12-05");
     assert.equal(istMinuteOfDay(Date.parse("2026-12-04T18:30:00.000Z")), 0);
     assert.equal(istMinuteOfDay(Date.parse("2026-12-04T18:29:59.999Z")), 1439);
+  });
+
+  it("counts days exactly like Date for any instant from year 1 to 9999 (property)", function () {
+    const MIN = Date.UTC(1, 0, 1) + 86_400_000;
+    const MAX = Date.UTC(9999, 11, 30);
+    fc.assert(
+      fc.property(fc.integer({ min: MIN, max: MAX }), fc.integer({ min: -1000, max: 1000 }), (t, n) => {
+        const viaDate = new Date(t + 19_800_000).toISOString().slice(0, 10);
+        assert.equal(istDay(t), viaDate);
+        assert.equal(istMidnight(viaDate), Date.parse(`${viaDate}T00:00:00Z`) - 19_800_000);
+        assert.equal(weekday(viaDate), new Date(t + 19_800_000).getUTCDay());
+        const shifted = t + n * 86_400_000;
+        if (shifted > MIN && shifted < MAX) assert.equal(addDays(viaDate, n), istDay(shifted));
+      }),
+      { numRuns: 5000 },
+    );
   });
 
   it("finds the next open across a weekend and a holiday", function () {
