@@ -4,6 +4,7 @@ import { IsoDate } from "./ist";
 import type { InstrumentSegment } from "./instruments";
 import { mulDivRound } from "./money";
 import type { Paise } from "./money";
+import { deepFreeze } from "./freeze";
 
 /**
  * Rates on turnover are written as rupees per crore of turnover (1 crore = ₹1,00,00,000), the unit
@@ -52,7 +53,7 @@ export type ChargeSchedule = z.output<typeof ChargeSchedule>;
  * ipobell.com; STT from the Finance Act 2026 as summarised by cleartax.in; read 2026-12-04).
  * docs/MARKET-RULES.md lists every figure and its source.
  */
-export const ZERODHA_NSE_2026: ChargeSchedule = {
+export const ZERODHA_NSE_2026: ChargeSchedule = deepFreeze({
   source:
     "Zerodha charges (zerodha.com/charges) for NSE, with the STT on F&O raised from 2026-04-01 (Union Budget 2026)",
   as_of: "2026-12-04",
@@ -95,7 +96,7 @@ export const ZERODHA_NSE_2026: ChargeSchedule = {
     stamp_buy_per_crore: 300, // 0.003% on the buy side
     gst_bps: 1_800,
   },
-};
+});
 
 /** Every charge is zero: the relaxed mode (and today's paper broker). */
 const ZERO_RATES: ChargeRates = {
@@ -107,14 +108,14 @@ const ZERO_RATES: ChargeRates = {
   stamp_buy_per_crore: 0,
   gst_bps: 0,
 };
-export const NO_CHARGES: ChargeSchedule = {
+export const NO_CHARGES: ChargeSchedule = deepFreeze({
   source: "no charges",
   as_of: "2026-12-04",
   equity_intraday: ZERO_RATES,
   equity_delivery: ZERO_RATES,
   futures: ZERO_RATES,
   options: ZERO_RATES,
-};
+});
 
 export type ChargeCategory = "equity_intraday" | "equity_delivery" | "futures" | "options";
 
@@ -136,7 +137,7 @@ export interface Charges {
   total: Paise;
 }
 
-export const ZERO_CHARGES: Charges = Object.freeze({
+export const ZERO_CHARGES: Charges = deepFreeze({
   brokerage: 0,
   stt: 0,
   exchange: 0,

@@ -1,3 +1,5 @@
+import { deepFreeze } from "./freeze";
+
 /**
  * NSE equity and equity-derivatives trading holidays (weekdays only; holidays that fall on a
  * Saturday or Sunday change nothing). The user extends or replaces this list in the settings:
@@ -14,7 +16,7 @@
  * fall on weekdays are listed (Republic Day, Good Friday, Ambedkar Jayanti); the festival
  * holidays (Holi, Id, Diwali, ...) must be added from the circular. docs/MARKET-RULES.md says so.
  */
-export const NSE_HOLIDAYS_2026: readonly string[] = [
+export const NSE_HOLIDAYS_2026: readonly string[] = deepFreeze([
   "2026-01-15", // Municipal Corporation election, Maharashtra
   "2026-01-26", // Republic Day
   "2026-03-03", // Holi
@@ -31,13 +33,16 @@ export const NSE_HOLIDAYS_2026: readonly string[] = [
   "2026-11-10", // Diwali Balipratipada
   "2026-11-24", // Prakash Gurpurb Sri Guru Nanak Dev
   "2026-12-25", // Christmas
-];
+]);
 
 /** Provisional: see the note above. */
-export const NSE_HOLIDAYS_2027_PROVISIONAL: readonly string[] = [
+export const NSE_HOLIDAYS_2027_PROVISIONAL: readonly string[] = deepFreeze([
   "2027-01-26", // Republic Day
   "2027-03-26", // Good Friday
   "2027-04-14", // Dr. Baba Saheb Ambedkar Jayanti
-];
+]);
 
-export const NSE_HOLIDAYS: readonly string[] = [...NSE_HOLIDAYS_2026, ...NSE_HOLIDAYS_2027_PROVISIONAL];
+export const NSE_HOLIDAYS: readonly string[] = deepFreeze([
+  ...NSE_HOLIDAYS_2026,
+  ...NSE_HOLIDAYS_2027_PROVISIONAL,
+]);

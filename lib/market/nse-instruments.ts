@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { deepFreeze } from "./freeze";
 import type { InstrumentSpec } from "./instruments";
 
 type SpecInput = z.input<typeof InstrumentSpec>;
@@ -17,7 +18,7 @@ type SpecInput = z.input<typeof InstrumentSpec>;
  *   so no band_pct.
  * - Indices are quoted but not tradable.
  */
-export const NSE_INSTRUMENTS: readonly SpecInput[] = [
+export const NSE_INSTRUMENTS: readonly SpecInput[] = deepFreeze([
   ...["INFY", "TCS", "RELIANCE", "HDFCBANK", "SBIN"].map((symbol): SpecInput => ({
     exchange: "NSE",
     symbol,
@@ -57,4 +58,4 @@ export const NSE_INSTRUMENTS: readonly SpecInput[] = [
     option_type,
     underlying: "NIFTY",
   })),
-];
+]);

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { BrokerError } from "../protocol/errors";
 import { ChargeSchedule, NO_CHARGES, ZERODHA_NSE_2026 } from "./charges";
 import { InstrumentRules } from "./instruments";
+import { deepFreeze } from "./freeze";
 import { parseOrThrow } from "./issues";
 import { LiquiditySettings } from "./liquidity";
 import { MarginSettings } from "./margin";
@@ -36,7 +37,7 @@ const SECTIONS: readonly Section[] = ["calendar", "instruments", "charges", "mar
  */
 export const PRESETS: Readonly<
   Record<MarketPreset, Readonly<Record<Section, Readonly<Record<string, unknown>>>>>
-> = {
+> = deepFreeze({
   relaxed: {
     calendar: { always_open: true },
     instruments: { enforce_tick: false, enforce_lot: false, enforce_band: false, allow_unknown: true },
@@ -51,7 +52,7 @@ export const PRESETS: Readonly<
     margin: { model: "kite" },
     liquidity: {},
   },
-};
+});
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

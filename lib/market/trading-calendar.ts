@@ -176,6 +176,14 @@ export class TradingCalendar {
     );
   }
 
+  /**
+   * The trading day an instant belongs to: the day of the session in progress or of the next one
+   * (an AMO placed on Saturday belongs to Monday). The IST calendar day when always open.
+   */
+  tradingDayOf(ms: number): string {
+    return this.currentOrNextSession(ms)?.day ?? istDay(ms);
+  }
+
   /** The first session that opens strictly after `ms` (tomorrow's, while the market is open). */
   nextOpen(ms: number): number | undefined {
     const session = this.currentOrNextSession(ms);

@@ -65,6 +65,17 @@ describe("market: trading calendar", function () {
     );
   });
 
+  it("names the trading day an instant belongs to: the session in progress, else the next one", function () {
+    assert.equal(nse.tradingDayOf(ist("2026-12-07 10:00")), "2026-12-07");
+    assert.equal(nse.tradingDayOf(ist("2026-12-07 15:30")), "2026-12-08", "after the close: tomorrow's");
+    assert.equal(nse.tradingDayOf(ist("2026-12-05 12:00")), "2026-12-07", "Saturday: Monday's");
+    assert.equal(nse.tradingDayOf(ist("2026-12-24 18:00")), "2026-12-28", "over Christmas and the weekend");
+    assert.equal(
+      new TradingCalendar({ always_open: true }).tradingDayOf(ist("2026-12-05 12:00")),
+      "2026-12-05",
+    );
+  });
+
   it("finds the next open across a weekend and a holiday", function () {
     // Thursday 24 Dec after the close → Friday 25 is Christmas → Monday 28 Dec.
     assert.equal(nse.nextOpen(ist("2026-12-24 15:45")), ist("2026-12-28 09:15"));

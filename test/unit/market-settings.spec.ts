@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { BrokerError } from "../../lib/protocol";
-import { MarketModel, ZERODHA_NSE_2026, parseMarketSettings } from "../../lib/market";
+import {
+  MarketModel,
+  NSE_HOLIDAYS,
+  NSE_INSTRUMENTS,
+  PRESETS,
+  ZERODHA_NSE_2026,
+  parseMarketSettings,
+} from "../../lib/market";
 import type { MarketAdmission } from "../../lib/market";
 
 function ist(text: string): number {
@@ -162,6 +169,23 @@ describe("market: settings and the model", function () {
       const s = parseMarketSettings({ preset });
       assert.deepEqual(parseMarketSettings(JSON.parse(JSON.stringify(s))), s);
     }
+  });
+
+  it("keeps the built-in tables frozen: a stray write throws and no other account sees it", function () {
+    const nse = new MarketModel({ preset: "nse" });
+    const i = nse.instruments.get("NSE", "INFY")!;
+    assert.throws(() => {
+      (ZERODHA_NSE_2026.options as { brokerage_flat_paise?: number }).brokerage_flat_paise = 0;
+    }, TypeError);
+    assert.throws(() => (NSE_HOLIDAYS as string[]).push("2026-12-07"), TypeError);
+    assert.throws(() => {
+      (NSE_INSTRUMENTS[0] as { tick_size: number }).tick_size = 1;
+    }, TypeError);
+    assert.throws(() => {
+      (PRESETS.relaxed.calendar as { always_open?: boolean }).always_open = false;
+    }, TypeError);
+    assert.equal(new MarketModel({ preset: "nse" }).orderCharges(i, "MIS", "BUY", 15_000_000).total, 3354);
+    assert.equal(new MarketModel().calendar.isOpen(SATURDAY_NIGHT), true);
   });
 
   it("never throws on hostile settings: a value or a CONFIG error (property)", function () {
