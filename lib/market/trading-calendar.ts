@@ -147,7 +147,8 @@ export class TradingCalendar {
     // A shortened session keeps the same lead time before its close for the square-off.
     const lead = minutesOf(this.settings.close) - minutesOf(this.settings.mis_square_off);
     const square_off_ms = Math.max(open_ms, close_ms - lead * 60_000);
-    return { day, open_ms, close_ms, square_off_ms };
+    // Cached and handed to every caller: frozen so one caller cannot move another's close.
+    return Object.freeze({ day, open_ms, close_ms, square_off_ms });
   }
 
   isOpen(ms: number): boolean {
