@@ -143,6 +143,22 @@ export class InstrumentRegistry {
     return instrument;
   }
 
+  /**
+   * Adds the rows of Kite's instrument list (parsed CSV objects) that this model can trade; they
+   * replace built-in entries of the same key. Returns how many were added.
+   */
+  addKiteRows(rows: readonly unknown[]): number {
+    let added = 0;
+    for (const row of rows) {
+      if (typeof row !== "object" || row === null) continue;
+      const instrument = instrumentFromKiteRow(row as Record<string, unknown>);
+      if (instrument === undefined) continue;
+      this.#put(instrument);
+      added += 1;
+    }
+    return added;
+  }
+
   get(exchange: Exchange, symbol: string): Instrument | undefined {
     return this.#byExchange.get(exchange)?.get(symbol);
   }

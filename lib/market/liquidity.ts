@@ -14,7 +14,9 @@ import type { Paise } from "./money";
  * the touch size. What is not filled waits for the next quote (or, for IOC, is cancelled by the
  * caller). Liquidity taken by one order is gone for the next order on the same quote, so a quote
  * fills resting orders in the order the caller offers them (time priority), not all at once.
- * `infinite` (relaxed) fills everything at the touch, as the paper broker did before.
+ * With `volume_participation_pct`, all fills from one quote together also take at most that share
+ * of the volume traded since the previous quote. `infinite` (relaxed) fills everything at the
+ * touch, as the paper broker did before.
  */
 export const LiquiditySettings = z.strictObject({
   infinite: z.boolean().default(false),
@@ -22,6 +24,12 @@ export const LiquiditySettings = z.strictObject({
   market_depth_levels: z.number().int().min(0).max(50, { error: "must be at most 50" }).default(5),
   level_step_ticks: z.number().int().min(1).max(1000).default(1),
   level_size_pct: z.number().int().min(1).max(10_000).default(100),
+  /**
+   * When a quote says how much traded since the previous quote (`traded_volume`), all fills from
+   * that quote together take at most this % of it (0 = no volume cap). Off by default: the touch
+   * size already bounds a fill.
+   */
+  volume_participation_pct: z.number().int().min(0).max(100, { error: "must be at most 100" }).default(0),
 });
 export type LiquiditySettingsInput = z.input<typeof LiquiditySettings>;
 export type LiquiditySettings = z.output<typeof LiquiditySettings>;
@@ -33,6 +41,21 @@ export interface LiquidityQuote {
   ask?: number | undefined;
   bid_size?: number | undefined;
   ask_size?: number | undefined;
+  /** Shares traded since the previous quote (see tradedSince), for the volume cap. */
+  traded_volume?: number | undefined;
+}
+
+/**
+ * What traded between two quotes, from the cumulative day volume both carry: the difference, or
+ * the whole new volume when it went down (a new trading day started the count again).
+ */
+export function tradedSince(
+  previousVolume: number | undefined,
+  volume: number | undefined,
+): number | undefined {
+  if (volume === undefined || !Number.isFinite(volume) || volume < 0) return undefined;
+  if (previousVolume === undefined || !Number.isFinite(previousVolume)) return undefined;
+  return Math.floor(volume >= previousVolume ? volume - previousVolume : volume);
 }
 
 export interface LiquidityOrder {
@@ -69,6 +92,8 @@ export class QuoteLiquidity {
   readonly #quote: LiquidityQuote;
   #asks: Level[] | undefined;
   #bids: Level[] | undefined;
+  /** Shared by both sides: the volume cap counts every fill from this quote. */
+  #volumeLeft: number;
 
   /** `tickPaise` spaces the synthetic levels (the instrument's tick). */
   constructor(quote: LiquidityQuote, settings: LiquiditySettings, tickPaise: Paise) {
@@ -77,6 +102,11 @@ export class QuoteLiquidity {
     this.#settings = settings;
     this.#tick = tickPaise;
     this.#quote = quote;
+    const traded = quote.traded_volume;
+    this.#volumeLeft =
+      settings.infinite || settings.volume_participation_pct === 0 || traded === undefined || !(traded >= 0)
+        ? Number.MAX_SAFE_INTEGER
+        : Math.floor((Math.floor(traded) * settings.volume_participation_pct) / 100);
   }
 
   /** Fills what this quote can of `order` now, taking it from the quote's remaining liquidity. */
@@ -88,7 +118,7 @@ export class QuoteLiquidity {
     const fills: Fill[] = [];
     let remaining = order.quantity;
     const last = order.order_type === "MARKET" ? levels.length : 1;
-    for (let i = 0; i < last && remaining > 0; i++) {
+    for (let i = 0; i < last && remaining > 0 && this.#volumeLeft > 0; i++) {
       const level = levels[i]!;
       if (level.left <= 0) continue;
       if (order.order_type === "LIMIT") {
@@ -96,8 +126,9 @@ export class QuoteLiquidity {
         if (limit === undefined) throw new RangeError("a LIMIT order needs limit_paise");
         if (order.side === "BUY" ? level.price > limit : level.price < limit) break;
       }
-      const quantity = Math.min(remaining, level.left);
+      const quantity = Math.min(remaining, level.left, this.#volumeLeft);
       level.left -= quantity;
+      this.#volumeLeft -= quantity;
       remaining -= quantity;
       const previous = fills[fills.length - 1];
       if (previous !== undefined && previous.price_paise === level.price) previous.quantity += quantity;

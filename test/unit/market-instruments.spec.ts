@@ -188,6 +188,38 @@ describe("market: instruments", function () {
     assert.equal(instrumentFromKiteRow({}), undefined);
   });
 
+  it("loads Kite's instrument list over the built-in entries, skipping rows it cannot use", function () {
+    const registry = new InstrumentRegistry();
+    const added = registry.addKiteRows([
+      {
+        tradingsymbol: "INFY",
+        exchange: "NSE",
+        segment: "NSE",
+        instrument_type: "EQ",
+        tick_size: "0.1",
+        lot_size: "1",
+      },
+      {
+        tradingsymbol: "ITC",
+        exchange: "NSE",
+        segment: "NSE",
+        instrument_type: "EQ",
+        tick_size: "0.05",
+        lot_size: "1",
+      },
+      { tradingsymbol: "", exchange: "NSE", segment: "NSE", instrument_type: "EQ", tick_size: "0.05" },
+      { tradingsymbol: "X", exchange: "NSE", segment: "NSE", instrument_type: "EQ", tick_size: "0.001" },
+      null,
+      "INFY",
+    ]);
+    assert.equal(added, 2);
+    assert.equal(registry.get("NSE", "INFY")!.tick_size, 0.1, "Kite's figure wins");
+    assert.equal(
+      registry.checkOrder({ exchange: "NSE", symbol: "ITC", quantity: 1, price: 400.05 }),
+      undefined,
+    );
+  });
+
   it("accepts every whole number of ticks and refuses every price between ticks (property)", function () {
     fc.assert(
       fc.property(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { LiquiditySettings, QuoteLiquidity } from "../../lib/market";
+import { LiquiditySettings, QuoteLiquidity, tradedSince } from "../../lib/market";
 import type { LiquidityOrder, LiquidityQuote } from "../../lib/market";
 
 const TICK = 5; // ₹0.05
@@ -108,6 +108,41 @@ describe("market: liquidity", function () {
     });
   });
 
+  it("caps all fills from one quote, both sides together, at a share of the volume traded since the last quote", function () {
+    const capped = LiquiditySettings.parse({ volume_participation_pct: 10 });
+    // 2,345 traded since the previous quote → at most 234 fill from this one.
+    const book = new QuoteLiquidity({ ...quote, traded_volume: 2_345 }, capped, TICK);
+    assert.equal(book.take({ side: "BUY", order_type: "MARKET", quantity: 200 }).filled, 200);
+    assert.deepEqual(book.take({ side: "SELL", order_type: "MARKET", quantity: 100 }), {
+      fills: [{ price_paise: 9_995, quantity: 34 }],
+      filled: 34,
+      remaining: 66,
+    });
+    assert.equal(book.take({ side: "BUY", order_type: "LIMIT", quantity: 1, limit_paise: 20_000 }).filled, 0);
+    // Without traded_volume the cap does not apply; with 0 traded nothing fills.
+    assert.equal(
+      new QuoteLiquidity(quote, capped, TICK).take({ side: "BUY", order_type: "MARKET", quantity: 200 })
+        .filled,
+      200,
+    );
+    assert.equal(
+      new QuoteLiquidity({ ...quote, traded_volume: 0 }, capped, TICK).take({
+        side: "BUY",
+        order_type: "MARKET",
+        quantity: 1,
+      }).filled,
+      0,
+    );
+  });
+
+  it("derives the traded volume from cumulative volumes, restarting with a new day's count", function () {
+    assert.equal(tradedSince(1_000, 1_250), 250);
+    assert.equal(tradedSince(90_000, 300), 300, "the day's volume started again");
+    assert.equal(tradedSince(undefined, 300), undefined, "no previous quote: unknown");
+    assert.equal(tradedSince(100, Number.NaN), undefined);
+    assert.equal(tradedSince(100, -5), undefined);
+  });
+
   const orderArb: fc.Arbitrary<LiquidityOrder> = fc.record({
     side: fc.constantFrom("BUY" as const, "SELL" as const),
     order_type: fc.constantFrom("MARKET" as const, "LIMIT" as const),
@@ -123,14 +158,21 @@ describe("market: liquidity", function () {
         fc.integer({ min: 0, max: 10 }),
         fc.integer({ min: 1, max: 300 }),
         fc.array(orderArb, { minLength: 1, maxLength: 20 }),
-        (askSize, bidSize, levels, pct, orders) => {
-          const s = LiquiditySettings.parse({ market_depth_levels: levels, level_size_pct: pct });
+        fc.integer({ min: 0, max: 100 }),
+        fc.option(fc.integer({ min: 0, max: 50_000 }), { nil: undefined }),
+        (askSize, bidSize, levels, pct, orders, participation, traded) => {
+          const s = LiquiditySettings.parse({
+            market_depth_levels: levels,
+            level_size_pct: pct,
+            volume_participation_pct: participation,
+          });
           const q: LiquidityQuote = {
             last_price: 100,
             bid: 99.95,
             ask: 100,
             ask_size: askSize,
             bid_size: bidSize,
+            traded_volume: traded,
           };
           const a = new QuoteLiquidity(q, s, TICK);
           const b = new QuoteLiquidity(q, s, TICK);
@@ -162,6 +204,9 @@ describe("market: liquidity", function () {
           }
           assert.ok(taken.BUY <= capacity(askSize));
           assert.ok(taken.SELL <= capacity(bidSize));
+          if (participation > 0 && traded !== undefined) {
+            assert.ok(taken.BUY + taken.SELL <= Math.floor((traded * participation) / 100));
+          }
         },
       ),
       { numRuns: 1500 },
