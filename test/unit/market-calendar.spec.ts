@@ -246,6 +246,42 @@ describe("market: trading calendar", function () {
     );
   });
 
+  it("answers from its session cache exactly as a fresh calendar does, along clocks that step and jump (property)", function () {
+    const settings = { special_sessions: [{ date: "2026-12-06", open: "18:00", close: "19:00" }] };
+    const step = fc.oneof(
+      fc.integer({ min: 0, max: 120_000 }),
+      fc.integer({ min: 0, max: 3 * 86_400_000 }),
+      fc.integer({ min: -86_400_000, max: 0 }), // a clock set back
+    );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: ist("2026-11-20 00:00"), max: ist("2026-12-31 00:00") }),
+        fc.array(step, { maxLength: 60 }),
+        (start, steps) => {
+          const cached = new TradingCalendar(settings);
+          let t = start;
+          for (const dt of [0, ...steps]) {
+            t += dt;
+            const fresh = new TradingCalendar(settings);
+            assert.deepEqual(cached.currentOrNextSession(t), fresh.currentOrNextSession(t), formatIst(t));
+            assert.equal(cached.isOpen(t), fresh.isOpen(t));
+            assert.equal(cached.nextOpen(t), fresh.nextOpen(t));
+            assert.equal(cached.isAmoWindow(t, "derivatives"), fresh.isAmoWindow(t, "derivatives"));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("hands out sessions that cannot be changed by the caller", function () {
+    const session = nse.currentOrNextSession(ist("2026-12-07 10:00"))!;
+    assert.throws(() => {
+      (session as { close_ms: number }).close_ms = 0;
+    }, TypeError);
+    assert.equal(nse.nextClose(ist("2026-12-07 10:00")), ist("2026-12-07 15:30"));
+  });
+
   it("gives the same answers whatever the host's time zone (child processes with TZ set)", function () {
     const entry = path.join(__dirname, "../../lib/market/index.js");
     const script = `
