@@ -12,8 +12,8 @@ import { deepFreeze } from "./freeze";
  * session when they are known.
  *
  * 2027: NSE publishes the 2027 circular in December 2026; it was not available when this list
- * was written (2026-12-04). Only the closures whose dates are fixed by the solar calendar and
- * fall on weekdays are listed (Republic Day, Good Friday, Ambedkar Jayanti); the festival
+ * was written (2026-12-04). Only the weekday closures whose dates are certain are listed
+ * (Republic Day, Ambedkar Jayanti, and Good Friday from the Easter computus); the festival
  * holidays (Holi, Id, Diwali, ...) must be added from the circular. docs/MARKET-RULES.md says so.
  */
 export const NSE_HOLIDAYS_2026: readonly string[] = deepFreeze([
