@@ -11,7 +11,7 @@ import { deepFreeze } from "./freeze";
  * November 2026) carries a Muhurat session whose hours NSE notifies later: add it as a special
  * session when they are known.
  *
- * 2027: NSE publishes the 2027 circular in December 2026; it was not available when this list
+ * 2027: NSE usually publishes the next year's list in December; 2027's was not available when this list
  * was written (2026-12-04). Only the weekday closures whose dates are certain are listed
  * (Republic Day, Ambedkar Jayanti, and Good Friday from the Easter computus); the festival
  * holidays (Holi, Id, Diwali, ...) must be added from the circular. docs/MARKET-RULES.md says so.

@@ -51,7 +51,7 @@ describe("market: charges", function () {
       gst: 443,
       total: 6706,
     });
-    // Gross ₹1,000; charges ₹100.60 (Zerodha's calculator shows ₹100.60 for this trade); net ₹899.40.
+    // Gross ₹1,000; charges ₹100.60 (the calculator's formulas on the whole round trip give the same); net ₹899.40.
     const total = addCharges(orderCharges(Z.equity_intraday, "BUY", 15_000_000), sell).total;
     assert.equal(total, 10_060);
     assert.deepEqual(netPnl(100_000, total), { gross: 100_000, charges: 10_060, net: 89_940 });
