@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { BrokerError } from "../protocol/errors";
 import { Exchange } from "../protocol/fields";
+import type { OrderRequest } from "../protocol/orders";
 import { parseOrThrow } from "./issues";
 import { IsoDate, istDay } from "./ist";
 import { exactPaise, mulDivCeil, mulDivFloor } from "./money";
@@ -94,13 +95,8 @@ export type InstrumentRulesInput = z.input<typeof InstrumentRules>;
 export type InstrumentRules = z.output<typeof InstrumentRules>;
 
 /** The fields of an order request the instrument rules look at. */
-export interface InstrumentOrder {
-  exchange: Exchange;
-  symbol: string;
-  quantity: number;
-  price?: number | undefined;
-  trigger_price?: number | undefined;
-}
+export type InstrumentOrder = Pick<OrderRequest, "exchange" | "symbol" | "quantity"> &
+  Partial<Pick<OrderRequest, "price" | "trigger_price">>;
 
 export interface InstrumentCheckContext {
   /** The price the band is measured from (previous close), rupees; no band check without it. */

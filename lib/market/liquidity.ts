@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Side } from "../protocol/fields";
+import type { Quote } from "../protocol/quotes";
 import { exactPaise } from "./money";
 import type { Paise } from "./money";
 
@@ -34,16 +35,14 @@ export const LiquiditySettings = z.strictObject({
 export type LiquiditySettingsInput = z.input<typeof LiquiditySettings>;
 export type LiquiditySettings = z.output<typeof LiquiditySettings>;
 
-/** The parts of a quote liquidity reads (the protocol's Quote plus optional sizes), in rupees. */
-export interface LiquidityQuote {
-  last_price: number;
-  bid?: number | undefined;
-  ask?: number | undefined;
-  bid_size?: number | undefined;
-  ask_size?: number | undefined;
-  /** Shares traded since the previous quote (see tradedSince), for the volume cap. */
-  traded_volume?: number | undefined;
-}
+/** The parts of the protocol's Quote liquidity reads (rupees), plus sizes it may carry later. */
+export type LiquidityQuote = Pick<Quote, "last_price"> &
+  Partial<Pick<Quote, "bid" | "ask">> & {
+    bid_size?: number | undefined;
+    ask_size?: number | undefined;
+    /** Shares traded since the previous quote (see tradedSince), for the volume cap. */
+    traded_volume?: number | undefined;
+  };
 
 /**
  * What traded between two quotes, from the cumulative day volume both carry: the difference, or

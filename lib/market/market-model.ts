@@ -1,5 +1,6 @@
 import { BrokerError } from "../protocol/errors";
-import type { Exchange, Product, Side } from "../protocol/fields";
+import type { Product, Side } from "../protocol/fields";
+import type { OrderRequest } from "../protocol/orders";
 import type { ChargeRates, Charges } from "./charges";
 import { NO_CHARGES, chargeCategory, fillCharges, orderCharges } from "./charges";
 import type { Instrument, InstrumentCheckContext } from "./instruments";
@@ -13,18 +14,12 @@ import type { MarketSettings } from "./settings";
 import type { SessionAdmission } from "./trading-calendar";
 import { TradingCalendar } from "./trading-calendar";
 
-/** The order fields admission looks at (a subset of the protocol's OrderRequest). */
-export interface MarketOrder {
-  exchange: Exchange;
-  symbol: string;
-  side: Side;
-  product: Product;
-  quantity: number;
-  price?: number | undefined;
-  trigger_price?: number | undefined;
-  /** Ask for AMO queuing when the market is closed (Kite's `amo` variety). */
-  amo?: boolean | undefined;
-}
+/** The order fields admission looks at: the protocol's OrderRequest, plus the AMO wish. */
+export type MarketOrder = Pick<OrderRequest, "exchange" | "symbol" | "side" | "product" | "quantity"> &
+  Partial<Pick<OrderRequest, "price" | "trigger_price">> & {
+    /** Ask for AMO queuing when the market is closed (Kite's `amo` variety). */
+    amo?: boolean | undefined;
+  };
 
 export type MarketAdmission = {
   instrument: Instrument;
