@@ -227,3 +227,25 @@ export function addCharges(a: Charges, b: Charges): Charges {
 export function netPnl(grossPaise: Paise, charges: Paise): { gross: Paise; charges: Paise; net: Paise } {
   return { gross: grossPaise, charges, net: grossPaise - charges };
 }
+
+/**
+ * A whole round trip, one BUY order and one SELL order of `quantity` (either first): gross P&L,
+ * each side's contract-note lines, and net P&L, all paise.
+ */
+export function roundTrip(
+  rates: ChargeRates,
+  quantity: number,
+  buyPricePaise: Paise,
+  sellPricePaise: Paise,
+): { gross: Paise; buy: Charges; sell: Charges; charges: Paise; net: Paise } {
+  const buyTurnover = quantity * buyPricePaise;
+  const sellTurnover = quantity * sellPricePaise;
+  if (!Number.isSafeInteger(buyTurnover) || !Number.isSafeInteger(sellTurnover)) {
+    throw new RangeError("round trip turnover is too large to count in paise exactly");
+  }
+  const buy = orderCharges(rates, "BUY", buyTurnover);
+  const sell = orderCharges(rates, "SELL", sellTurnover);
+  const charges = buy.total + sell.total;
+  const gross = sellTurnover - buyTurnover;
+  return { gross, buy, sell, charges, net: gross - charges };
+}

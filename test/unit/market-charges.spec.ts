@@ -9,6 +9,7 @@ import {
   fillCharges,
   netPnl,
   orderCharges,
+  roundTrip,
 } from "../../lib/market";
 import type { Charges } from "../../lib/market";
 
@@ -55,6 +56,19 @@ describe("market: charges", function () {
     const total = addCharges(orderCharges(Z.equity_intraday, "BUY", 15_000_000), sell).total;
     assert.equal(total, 10_060);
     assert.deepEqual(netPnl(100_000, total), { gross: 100_000, charges: 10_060, net: 89_940 });
+    const trip = roundTrip(Z.equity_intraday, 100, 150_000, 151_000);
+    assert.deepEqual(
+      [trip.gross, trip.buy.total, trip.sell.total, trip.charges, trip.net],
+      [100_000, 3354, 6706, 10_060, 89_940],
+    );
+    // The losing way round, BUY 1510 and SELL 1500, by hand: buy 1,51,00,000 paise → 2000 + 448 +
+    // 15 + stamp 453 + GST 443 = 3359; sell 1,50,00,000 → 2000 + STT ₹37.50 → ₹38 + 446 + 15 + 443
+    // = 6704; gross −1,00,000, net −1,10,063.
+    const losing = roundTrip(Z.equity_intraday, 100, 151_000, 150_000);
+    assert.deepEqual(
+      [losing.gross, losing.buy.total, losing.sell.total, losing.net],
+      [-100_000, 3359, 6704, -110_063],
+    );
   });
 
   it("options round trip, worked by hand: BUY 65 NIFTY 26000 CE @ 120, SELL @ 150", function () {
