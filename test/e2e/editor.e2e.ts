@@ -454,6 +454,41 @@ describe("editor in headless Chromium", function () {
     await page.locator("#red-ui-header-button-deploy.disabled").waitFor();
   });
 
+  it("fixes a place-order field with its lock, and marks a fractional modify-order quantity invalid", async function () {
+    const example = momentum!;
+    const place = example.nodes.find((node) => node.type === "trading-place-order")!;
+    await openNode(example, place.id);
+    const lock = page.locator("#node-input-quantityFixed");
+    const label = page.locator("label.trading-broker-lock", { has: lock });
+    assert.equal(await lock.isChecked(), false, "msg.payload may override by default");
+    assert.match((await label.getAttribute("title")) ?? "", /may override/);
+    await lock.check();
+    assert.match((await label.getAttribute("title")) ?? "", /^fixed/);
+    await closeNodeDialog("ok");
+    const fixed = await page.evaluate(
+      (id) => (RED.nodes.node(id) as unknown as Record<string, unknown>).quantityFixed,
+      place.id,
+    );
+    assert.equal(fixed, true, "the node stores the lock");
+    await openNode(example, place.id);
+    assert.equal(await page.locator("#node-input-quantityFixed").isChecked(), true, "the dialog shows it");
+    await closeNodeDialog("cancel");
+    // Undo the edit: nothing is left to deploy.
+    await page.locator("#red-ui-workspace-chart").click({ position: { x: 700, y: 600 } });
+    await page.keyboard.press("Control+z");
+    await page.locator("#red-ui-header-button-deploy.disabled").waitFor();
+
+    const manage = allExamples.find((candidate) => candidate.name === "paper-manage-orders")!;
+    const modify = manage.nodes.find((node) => node.type === "trading-modify-order")!;
+    await openNode(manage, modify.id);
+    const quantity = "#node-input-quantity + .red-ui-typedInput-container";
+    await typeInto(page.locator(`${quantity} input.red-ui-typedInput-input`), "1.5");
+    await page.locator(`${quantity}.input-error`).waitFor();
+    await typeInto(page.locator(`${quantity} input.red-ui-typedInput-input`), "2");
+    await page.locator(`${quantity}:not(.input-error)`).waitFor();
+    await closeNodeDialog("cancel");
+  });
+
   it("never shows a stored secret in the broker dialog, and exports no secret", async function () {
     const example = momentum!;
     const place = example.nodes.find((node) => node.type === "trading-place-order")!;

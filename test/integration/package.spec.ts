@@ -78,6 +78,12 @@ describe("the npm package", function () {
     assert.deepEqual(stray, []);
   });
 
+  it("ships the editor's shared script and the rules generated from the schemas", function () {
+    for (const file of ["resources/editor.js", "resources/schema-limits.js"]) {
+      assert.ok(files.includes(file), `${file} is in the package`);
+    }
+  });
+
   it("ships each icon once", function () {
     const icons = files.filter((file) => file.endsWith(".svg"));
     const names = icons.map((file) => path.posix.basename(file));
@@ -170,6 +176,19 @@ describe("the npm package", function () {
         assert.equal(reply.status, 200, `${node.type}: icons/${PACKAGE}/${node.icon}`);
         assert.match(reply.type, /svg/);
       }
+    });
+
+    it("serves the editor's shared scripts that every node's html loads", async function () {
+      const html = await get(`${url}nodes`, "text/html");
+      const sources = new Set(Array.from(html.body.matchAll(/<script[^>]* src="([^"]+)"/g), (m) => m[1]!));
+      assert.ok(sources.size > 0, "the node html loads scripts");
+      for (const source of sources) {
+        const reply = await get(`${url}${source}`);
+        assert.equal(reply.status, 200, source);
+        assert.match(reply.type, /javascript/, source);
+      }
+      assert.ok(sources.has(`resources/${PACKAGE}/editor.js`));
+      assert.ok(sources.has(`resources/${PACKAGE}/schema-limits.js`));
     });
 
     it("serves each node's help and catalogue", async function () {
