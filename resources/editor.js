@@ -35,6 +35,9 @@
  *   current(node, prop)         the form's value while the dialog is open, else the stored one.
  *   literalNumber(node, prop, value)
  *                               whether `value` is a number typed in the dialog (type num).
+ *
+ * And one behaviour, for any dialog: a <select multiple data-trading-toggle> picks and drops its
+ * options with a plain click (a native multi-select keeps more than one only with ctrl-click).
  */
 (function () {
   "use strict";
@@ -187,6 +190,17 @@
       if (spec.fixable) addLock(node, t, spec.prop);
     });
   }
+
+  // Delegated, so it serves every dialog opened later; registered once, with the API.
+  $(document).on("mousedown", "select[multiple][data-trading-toggle] > option", function (event) {
+    event.preventDefault();
+    var select = this.parentNode;
+    var scroll = select.scrollTop;
+    this.selected = !this.selected;
+    $(select).trigger("change").trigger("focus");
+    // Focusing scrolls the list back to its first selected option: keep it where the click was.
+    select.scrollTop = scroll;
+  });
 
   window.TradingBrokerEditor = {
     i18n: i18n,

@@ -489,6 +489,47 @@ describe("editor in headless Chromium", function () {
     await closeNodeDialog("cancel");
   });
 
+  it("picks order-events filters with plain clicks, labels momentum in % and the config as trading broker", async function () {
+    const example = momentum!;
+    const events = example.nodes.find((node) => node.type === "trading-order-events")!;
+    await openNode(example, events.id);
+    const picked = (): Promise<string[]> =>
+      page.$eval("#node-input-eventTypes", (select) =>
+        Array.from((select as HTMLSelectElement).selectedOptions, (option) => option.value),
+      );
+    assert.deepEqual(await picked(), ["ORDER_PARTIALLY_FILLED", "ORDER_FILLED"]);
+    const option = (value: string): Locator =>
+      page.locator(`#node-input-eventTypes option[value="${value}"]`);
+    await option("ORDER_CANCELLED").click();
+    await option("ORDER_REJECTED").click();
+    assert.deepEqual(await picked(), [
+      "ORDER_PARTIALLY_FILLED",
+      "ORDER_FILLED",
+      "ORDER_CANCELLED",
+      "ORDER_REJECTED",
+    ]);
+    await option("ORDER_FILLED").click();
+    assert.deepEqual(await picked(), ["ORDER_PARTIALLY_FILLED", "ORDER_CANCELLED", "ORDER_REJECTED"]);
+    await closeNodeDialog("cancel");
+
+    const label = await page.evaluate(() => {
+      const definition = RED.nodes.getType("trading-momentum") as { label: (this: object) => string };
+      return [
+        definition.label.call({ lookback: 5, threshold: 0.002 }),
+        definition.label.call({ lookback: 20, threshold: "0.015" }),
+      ];
+    });
+    assert.deepEqual(label, ["momentum 5 / 0.2 %", "momentum 20 / 1.5 %"], "as the examples name them");
+
+    await openConfigFromSidebar("paper broker");
+    const title = squash(
+      await page.locator(".red-ui-tray").last().locator(".red-ui-tray-titlebar").innerText(),
+    );
+    assert.match(title, /trading broker/);
+    assert.doesNotMatch(title, /trading-broker/);
+    await closeConfigDialog("cancel");
+  });
+
   it("never shows a stored secret in the broker dialog, and exports no secret", async function () {
     const example = momentum!;
     const place = example.nodes.find((node) => node.type === "trading-place-order")!;

@@ -195,8 +195,13 @@ describe("the npm package", function () {
       const html = await get(`${url}nodes`, "text/html");
       const catalogue = await get(`${url}nodes/messages?lng=en-US`, "application/json");
       const messages = JSON.parse(catalogue.body) as Record<string, unknown>;
+      const helps = html.body.split('data-help-name="').slice(1);
       for (const node of packNodes()) {
         assert.ok(html.body.includes(`data-help-name="${node.type}"`), `help of ${node.type}`);
+        const help = helps.find((entry) => entry.startsWith(`${node.type}"`))!;
+        const references = help.slice(0, help.indexOf("</script>")).split("<h3>References</h3>")[1];
+        assert.ok(references !== undefined, `${node.type}: its help ends with References`);
+        assert.match(references, /docs\/PROTOCOL\.md/, `${node.type}: References name PROTOCOL.md`);
         assert.ok(html.body.includes(`data-template-name="${node.type}"`), `form of ${node.type}`);
       }
       for (const dir of Object.keys(PKG["node-red"].nodes)) {

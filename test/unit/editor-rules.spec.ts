@@ -47,6 +47,8 @@ interface Sandbox {
 function loadEditor(order: "schema-first" | "editor-first"): Sandbox {
   const sandbox = {} as Sandbox;
   sandbox.window = sandbox;
+  // The page around the script: editor.js binds one delegated click handler through jQuery at load.
+  Object.assign(sandbox, { document: {}, $: () => ({ on: () => undefined }) });
   vm.createContext(sandbox);
   const files = ["schema-limits.js", "editor.js"];
   if (order === "editor-first") files.reverse();
