@@ -23,6 +23,29 @@ const nodeGlobals = Object.fromEntries(
   ].map((name) => [name, "readonly"]),
 );
 
+/**
+ * Lints the inline editor script of each node's .html: the text outside <script type="text/javascript">
+ * blocks becomes blank lines, so reported lines and columns are the html file's own.
+ */
+const editorHtml = {
+  meta: { name: "trading-broker/editor-html" },
+  preprocess(text) {
+    const lines = text.split("\n");
+    let inside = false;
+    const kept = lines.map((line) => {
+      if (inside && /^\s*<\/script>/.test(line)) inside = false;
+      const keep = inside;
+      if (/^\s*<script type="text\/javascript">\s*$/.test(line)) inside = true;
+      return keep ? line : "";
+    });
+    return [{ text: kept.join("\n"), filename: "editor.js" }];
+  },
+  postprocess(messages) {
+    return messages.flat();
+  },
+  supportsAutofix: false,
+};
+
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", ".node-red/**", "coverage/**"] },
   js.configs.recommended,
@@ -61,4 +84,36 @@ export default tseslint.config(
     languageOptions: { sourceType: "commonjs" },
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
+  { files: ["nodes/**/*.html"], processor: editorHtml },
+  // Editor code (resources/, and nodes' html through the processor above) runs in the browser as a
+  // classic script beside Node-RED's editor, which provides RED and jQuery; Node's globals are
+  // switched off there so a stray `require` is caught.
+  {
+    files: ["resources/**/*.js", "nodes/**/*.html/*.js"],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      sourceType: "script",
+      globals: {
+        ...Object.fromEntries(Object.keys(nodeGlobals).map((name) => [name, "off"])),
+        window: "readonly",
+        document: "readonly",
+        console: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        RED: "readonly",
+        $: "readonly",
+        jQuery: "readonly",
+      },
+    },
+    rules: {
+      "no-console": "error",
+      "@typescript-eslint/no-require-imports": "error",
+      // ES5 editor code keeps `var self = this` for jQuery callbacks, as Node-RED's own nodes do.
+      "@typescript-eslint/no-this-alias": "off",
+      "no-implicit-globals": "error",
+      "no-undef": "error",
+      eqeqeq: "error",
+    },
+  },
+  { files: ["resources/**/*.js"], rules: { strict: ["error", "function"] } },
 );

@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 // Copies what tsc does not emit next to each compiled node, where Node-RED's registry looks for it
-// (@node-red/registry/lib/localfilesystem.js): nodes/<dir>/<dir>.html, nodes/<dir>/locales/**, and
-// the root icons/ folder as dist/nodes/<dir>/icons/. Directories without <dir>.html (nodes/shared)
-// are skipped. Run by `npm run build` after `tsc -p .`.
+// (@node-red/registry/lib/localfilesystem.js): nodes/<dir>/<dir>.html and nodes/<dir>/locales/**.
+// Directories without <dir>.html (nodes/shared) are skipped. Run by the build after tsc.
+//
+// Icons are copied once, into the folder of the first node package.json lists (broker-config): the
+// registry scans icons/ beside every node file but serves a module's icons from all those folders
+// as one set (registry.js getNodeIconPath; the editor asks for icons/<module>/<file>), so one copy
+// serves every node of the pack. Nine copies only made the package heavier.
 "use strict";
 
 const fs = require("node:fs");
@@ -15,6 +19,13 @@ const icons = path.join(root, "icons");
 
 function copyTree(from, to) {
   fs.cpSync(from, to, { recursive: true, force: true, errorOnExist: false });
+}
+
+/** The node folder that carries the pack's icons: the first entry of package.json's node map. */
+function iconHome() {
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+  const first = Object.values(pkg["node-red"].nodes)[0];
+  return path.join(root, path.dirname(first));
 }
 
 let copied = 0;
@@ -39,8 +50,12 @@ for (const dir of dirs) {
   fs.copyFileSync(html, path.join(out, `${dir}.html`));
   const locales = path.join(srcNodes, dir, "locales");
   if (fs.existsSync(locales)) copyTree(locales, path.join(out, "locales"));
-  if (fs.existsSync(icons)) copyTree(icons, path.join(out, "icons"));
   copied++;
 }
 
-console.log(`copy-assets: ${copied} node dir(s) -> ${path.relative(root, distNodes) || "."}`);
+const iconDir = path.join(iconHome(), "icons");
+if (fs.existsSync(icons)) copyTree(icons, iconDir);
+
+console.log(
+  `copy-assets: ${copied} node dir(s) -> ${path.relative(root, distNodes) || "."}; icons -> ${path.relative(root, iconDir)}`,
+);

@@ -2,12 +2,15 @@ import type { Node, NodeAPI, NodeDef } from "node-red";
 import { parseOrderRequest } from "../../lib/protocol/order-fast-path";
 import { linkBroker } from "../shared/broker-link";
 import { OrderRejectedError } from "../shared/errors";
-import { fillMissing, handleInput, payloadFields } from "../shared/input";
+import { handleInput, payloadFields } from "../shared/input";
 import { successStatus } from "../shared/status";
 import type { EditorField, ResolvedField } from "../shared/typed-input";
-import { editorValues, resolveFields } from "../shared/typed-input";
+import { editorValues, mergeEditorValues, resolveFields } from "../shared/typed-input";
 
-/** Each editor field is a TypedInput: `<prop>` holds the text, `<prop>Type` the type beside it. */
+/**
+ * Each editor field is a TypedInput: `<prop>` holds the text, `<prop>Type` the type beside it, and
+ * `<prop>Fixed` whether msg.payload may override it.
+ */
 interface PlaceOrderDef extends NodeDef {
   broker?: string;
 }
@@ -42,7 +45,8 @@ export = function (RED: NodeAPI): void {
     const broker = linkBroker(RED, node, def.broker);
 
     handleInput(node, async (msg, send) => {
-      const request = fillMissing(payloadFields(msg.payload), await editorValues(RED, node, fields, msg));
+      const values = await editorValues(RED, node, fields, msg);
+      const request = mergeEditorValues(payloadFields(msg.payload), values, fields);
       // Invalid orders stop here: the broker only ever sees a request that passed the schema.
       const order = parseOrderRequest(request);
       const snapshot = await (await broker.ready()).placeOrder(order);

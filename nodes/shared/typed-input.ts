@@ -59,10 +59,16 @@ export function evaluateTyped(RED: NodeAPI, node: Node, typed: TypedValue, msg: 
 
 export interface ResolvedField extends EditorField {
   typed: TypedValue;
+  /** `${prop}Fixed` in the node definition: msg.payload may not change this field. */
+  fixed: boolean;
 }
 
 export function resolveFields(def: object, fields: readonly EditorField[]): ResolvedField[] {
-  return fields.map((field) => ({ ...field, typed: readTyped(def, field.prop) }));
+  const record = def as Partial<Record<string, unknown>>;
+  return fields.map((field) => {
+    const fixed = record[`${field.prop}Fixed`];
+    return { ...field, typed: readTyped(def, field.prop), fixed: fixed === true || fixed === "true" };
+  });
 }
 
 /** Evaluates the editor's values for `msg`; fields left blank are absent from the result. */
@@ -91,4 +97,48 @@ export async function editorValues(
     values[field.field] = field.numeric === true ? numericOrAsIs(value) : value;
   }
   return values;
+}
+
+function sameValue(field: ResolvedField, given: unknown, editor: unknown): boolean {
+  return (field.numeric === true ? numericOrAsIs(given) : given) === editor;
+}
+
+/** The fixed value as the error shows it: short, so a long context value cannot flood the log. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+/**
+ * The request from msg.payload's fields and the editor's values. A field the payload may override
+ * (the default) takes the payload's value when it has one, else the editor's. A fixed field is the
+ * editor's value only: a payload carrying a different value is refused with an error naming the
+ * field, so a quantity of 1 set as a cap stays a cap; an equal value passes. A fixed blank field
+ * may not be set by the payload. The payload's own value is never quoted (it may be anything).
+ */
+export function mergeEditorValues(
+  payload: Record<string, unknown>,
+  values: Record<string, unknown>,
+  fields: readonly ResolvedField[],
+): Record<string, unknown> {
+  for (const field of fields) {
+    const name = field.field;
+    const given = payload[name];
+    const editor = values[name];
+    if (!field.fixed) {
+      if (given === undefined && editor !== undefined) payload[name] = editor;
+      continue;
+    }
+    if (given !== undefined && !sameValue(field, given, editor)) {
+      throw new BrokerError(
+        "VALIDATION",
+        editor === undefined
+          ? `${name}: is fixed blank in this node, so msg.payload.${name} may not set it`
+          : `${name}: is fixed at ${shown(editor)} in this node, so msg.payload.${name} may not change it`,
+      );
+    }
+    if (editor === undefined) delete payload[name];
+    else payload[name] = editor;
+  }
+  return payload;
 }

@@ -454,6 +454,82 @@ describe("editor in headless Chromium", function () {
     await page.locator("#red-ui-header-button-deploy.disabled").waitFor();
   });
 
+  it("fixes a place-order field with its lock, and marks a fractional modify-order quantity invalid", async function () {
+    const example = momentum!;
+    const place = example.nodes.find((node) => node.type === "trading-place-order")!;
+    await openNode(example, place.id);
+    const lock = page.locator("#node-input-quantityFixed");
+    const label = page.locator("label.trading-broker-lock", { has: lock });
+    assert.equal(await lock.isChecked(), false, "msg.payload may override by default");
+    assert.match((await label.getAttribute("title")) ?? "", /may override/);
+    await lock.check();
+    assert.match((await label.getAttribute("title")) ?? "", /^fixed/);
+    await closeNodeDialog("ok");
+    const fixed = await page.evaluate(
+      (id) => (RED.nodes.node(id) as unknown as Record<string, unknown>).quantityFixed,
+      place.id,
+    );
+    assert.equal(fixed, true, "the node stores the lock");
+    await openNode(example, place.id);
+    assert.equal(await page.locator("#node-input-quantityFixed").isChecked(), true, "the dialog shows it");
+    await closeNodeDialog("cancel");
+    // Undo the edit: nothing is left to deploy.
+    await page.locator("#red-ui-workspace-chart").click({ position: { x: 700, y: 600 } });
+    await page.keyboard.press("Control+z");
+    await page.locator("#red-ui-header-button-deploy.disabled").waitFor();
+
+    const manage = allExamples.find((candidate) => candidate.name === "paper-manage-orders")!;
+    const modify = manage.nodes.find((node) => node.type === "trading-modify-order")!;
+    await openNode(manage, modify.id);
+    const quantity = "#node-input-quantity + .red-ui-typedInput-container";
+    await typeInto(page.locator(`${quantity} input.red-ui-typedInput-input`), "1.5");
+    await page.locator(`${quantity}.input-error`).waitFor();
+    await typeInto(page.locator(`${quantity} input.red-ui-typedInput-input`), "2");
+    await page.locator(`${quantity}:not(.input-error)`).waitFor();
+    await closeNodeDialog("cancel");
+  });
+
+  it("picks order-events filters with plain clicks, labels momentum in % and the config as trading broker", async function () {
+    const example = momentum!;
+    const events = example.nodes.find((node) => node.type === "trading-order-events")!;
+    await openNode(example, events.id);
+    const picked = (): Promise<string[]> =>
+      page.$eval("#node-input-eventTypes", (select) =>
+        Array.from((select as HTMLSelectElement).selectedOptions, (option) => option.value),
+      );
+    assert.deepEqual(await picked(), ["ORDER_PARTIALLY_FILLED", "ORDER_FILLED"]);
+    const option = (value: string): Locator =>
+      page.locator(`#node-input-eventTypes option[value="${value}"]`);
+    await option("ORDER_CANCELLED").click();
+    await option("ORDER_REJECTED").click();
+    assert.deepEqual(await picked(), [
+      "ORDER_PARTIALLY_FILLED",
+      "ORDER_FILLED",
+      "ORDER_CANCELLED",
+      "ORDER_REJECTED",
+    ]);
+    await option("ORDER_FILLED").click();
+    assert.deepEqual(await picked(), ["ORDER_PARTIALLY_FILLED", "ORDER_CANCELLED", "ORDER_REJECTED"]);
+    await closeNodeDialog("cancel");
+
+    const label = await page.evaluate(() => {
+      const definition = RED.nodes.getType("trading-momentum") as { label: (this: object) => string };
+      return [
+        definition.label.call({ lookback: 5, threshold: 0.002 }),
+        definition.label.call({ lookback: 20, threshold: "0.015" }),
+      ];
+    });
+    assert.deepEqual(label, ["momentum 5 / 0.2 %", "momentum 20 / 1.5 %"], "as the examples name them");
+
+    await openConfigFromSidebar("paper broker");
+    const title = squash(
+      await page.locator(".red-ui-tray").last().locator(".red-ui-tray-titlebar").innerText(),
+    );
+    assert.match(title, /trading broker/);
+    assert.doesNotMatch(title, /trading-broker/);
+    await closeConfigDialog("cancel");
+  });
+
   it("never shows a stored secret in the broker dialog, and exports no secret", async function () {
     const example = momentum!;
     const place = example.nodes.find((node) => node.type === "trading-place-order")!;

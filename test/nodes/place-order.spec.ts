@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import type { OrderSnapshot } from "../../lib/protocol";
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import placeOrderNode = require("../../nodes/place-order/place-order");
+import { waitFor } from "../support/wait";
 import type { FlowNode } from "./support";
 import {
   ERROR,
   TAB,
+  collect,
   configNode,
   freshRuntime,
   getNode,
@@ -161,6 +163,129 @@ describe("trading-place-order", function () {
     const order = (await out).payload as OrderSnapshot;
     assert.equal(order.quantity, 7);
     assert.equal(order.symbol, "INFY");
+  });
+
+  describe("fixed fields", function () {
+    /** Sends `payload`; the order it placed, or the error Catch received. */
+    async function outcome(payload: unknown): Promise<{ order?: OrderSnapshot; error?: CaughtError }> {
+      const out = collect("out");
+      const caught = collect("caught");
+      try {
+        getNode("n1").receive({ payload });
+        await waitFor(() => out.messages.length + caught.messages.length > 0, "an outcome");
+        assert.equal(out.messages.length + caught.messages.length, 1, "exactly one outcome");
+        const [msg] = out.messages;
+        return msg !== undefined
+          ? { order: msg.payload as OrderSnapshot }
+          : { error: caught.messages[0]!.error as CaughtError };
+      } finally {
+        out.stop();
+        caught.stop();
+      }
+    }
+
+    it("quantity fixed at 1: a payload of 50 goes to Catch naming the field, nothing placed", async function () {
+      await helper.load(NODES, flow({ quantity: "1", quantityType: "num", quantityFixed: true }));
+      await paperBroker();
+      const result = await outcome({ symbol: "INFY", side: "SELL", quantity: 50 });
+      assert.equal(result.order, undefined);
+      assert.equal(result.error?.code, "VALIDATION");
+      assert.match(
+        result.error?.message ?? "",
+        /quantity: is fixed at 1 in this node, so msg\.payload\.quantity may not change it/,
+      );
+      assert.equal(result.error?.source.id, "n1");
+      assert.equal(lastStatus("n1")?.fill, "red");
+      assert.equal(await orderCount(), 0, "nothing reached the broker");
+    });
+
+    it("an equal value passes; a payload leaving the field out gets the fixed value", async function () {
+      await helper.load(NODES, flow({ quantity: "1", quantityType: "num", quantityFixed: true }));
+      await paperBroker();
+      assert.equal((await outcome({ symbol: "INFY", side: "BUY", quantity: 1 })).order?.quantity, 1);
+      assert.equal((await outcome({ symbol: "INFY", side: "BUY" })).order?.quantity, 1);
+      assert.equal((await outcome({ symbol: "INFY", side: "BUY", quantity: 1.0 })).order?.quantity, 1);
+      assert.equal(await orderCount(), 3);
+    });
+
+    it("refuses every different value, however it is dressed up, and keeps working", async function () {
+      await helper.load(NODES, flow({ quantity: "1", quantityType: "num", quantityFixed: true }));
+      await paperBroker();
+      const attempts: unknown[] = [
+        50,
+        2,
+        0,
+        -1,
+        1.5,
+        1e9,
+        "50",
+        " 50 ",
+        "1e3",
+        null,
+        false,
+        [1],
+        { q: 1 },
+        NaN,
+      ];
+      for (let round = 0; round < 3; round++) {
+        for (const quantity of attempts) {
+          const result = await outcome({ symbol: "INFY", side: "SELL", quantity });
+          assert.equal(result.order, undefined, `quantity ${String(quantity)} was placed`);
+          assert.match(result.error?.message ?? "", /quantity: is fixed at 1/, String(quantity));
+          assert.equal((await outcome({ symbol: "INFY", side: "BUY", quantity: 1 })).order?.quantity, 1);
+        }
+      }
+      const book = await (await paperBroker()).getOrderbook();
+      assert.equal(book.length, attempts.length * 3);
+      assert.ok(book.every((order) => order.quantity === 1 && order.side === "BUY"));
+    });
+
+    it("only fixed fields are locked: the others still take the payload's value", async function () {
+      await helper.load(
+        NODES,
+        flow({
+          symbol: "INFY",
+          symbolType: "str",
+          symbolFixed: true,
+          side: "BUY",
+          sideType: "side",
+          quantity: "2",
+          quantityType: "num",
+        }),
+      );
+      await paperBroker();
+      const order = (await outcome({ side: "SELL", quantity: 5 })).order;
+      assert.equal(order?.side, "SELL");
+      assert.equal(order?.quantity, 5);
+      assert.equal(order?.symbol, "INFY");
+      const refused = await outcome({ symbol: "TCS", side: "BUY", quantity: 1 });
+      assert.match(refused.error?.message ?? "", /symbol: is fixed at "INFY" in this node/);
+    });
+
+    it("a value read from flow context can be fixed too, and a fixed blank field may not be set", async function () {
+      await helper.load(
+        NODES,
+        flow({
+          quantity: "cap",
+          quantityType: "flow",
+          quantityFixed: true,
+          tag: "",
+          tagType: "str",
+          tagFixed: true,
+        }),
+      );
+      await paperBroker();
+      getNode("n1").context().flow.set("cap", 3);
+      assert.equal((await outcome({ symbol: "INFY", side: "BUY" })).order?.quantity, 3);
+      const over = await outcome({ symbol: "INFY", side: "BUY", quantity: 4 });
+      assert.match(over.error?.message ?? "", /quantity: is fixed at 3 in this node/);
+      const tagged = await outcome({ symbol: "INFY", side: "BUY", tag: "sneaky" });
+      assert.match(
+        tagged.error?.message ?? "",
+        /tag: is fixed blank in this node, so msg\.payload\.tag may not set it/,
+      );
+      assert.equal(await orderCount(), 1);
+    });
   });
 
   const badOrders: [string, Record<string, unknown>, RegExp][] = [
