@@ -1,0 +1,165 @@
+import type { OrderSnapshot, Position, Quote, Side } from "../protocol";
+import { isTerminal } from "../protocol/orders";
+
+/** "NSE:INFY": positions are netted per instrument across products. */
+export function instrumentOf(exchange: string, symbol: string): string {
+  return `${exchange}:${symbol}`;
+}
+
+interface OpenOrder {
+  key: string;
+  side: Side;
+  /** Quantity still to fill. */
+  remaining: number;
+  /** Filled quantity already counted into the net position. */
+  filled: number;
+}
+
+interface Pending {
+  buy: number;
+  sell: number;
+}
+
+/** Terminal order ids remembered so a late or replayed event cannot count a fill twice. */
+const DONE_MEMORY = 100_000;
+
+/**
+ * The account's exposure as the broker reports it: net positions, open orders and orders still
+ * in flight (sent, no answer yet). Seeded from the broker's positions and order book at connect
+ * and kept in step from its own order events and answers; never from what a strategy believes.
+ */
+export class Exposure {
+  readonly #net = new Map<string, number>();
+  readonly #lastPrice = new Map<string, number>();
+  readonly #open = new Map<string, OpenOrder>();
+  readonly #pending = new Map<string, Pending>();
+  readonly #done = new Set<string>();
+  readonly #inFlight = new Map<number, { key: string; side: Side; quantity: number }>();
+  #nextFlight = 1;
+
+  /** Replaces everything with the broker's own view (at connect and after a reconnect). */
+  seed(positions: readonly Position[], book: readonly OrderSnapshot[]): void {
+    this.#net.clear();
+    this.#open.clear();
+    this.#pending.clear();
+    this.#done.clear();
+    for (const p of positions) {
+      const key = instrumentOf(p.exchange, p.symbol);
+      this.#net.set(key, (this.#net.get(key) ?? 0) + p.quantity);
+      if (p.last_price > 0) this.#lastPrice.set(key, p.last_price);
+    }
+    // The positions already hold every fill so far: orders only add what they have still to fill.
+    for (const order of book) {
+      if (isTerminal(order.status)) this.#remember(order.order_id);
+      else this.#setOpen(order.order_id, this.#entryOf(order, order.filled_quantity));
+    }
+  }
+
+  /** Counts a snapshot from an event or an answer; stale and repeated ones change nothing. */
+  onOrder(order: OrderSnapshot): void {
+    const id = order.order_id;
+    if (this.#done.has(id)) return;
+    const known = this.#open.get(id);
+    const counted = known?.filled ?? 0;
+    // An answer can arrive after the event that already moved the order on.
+    if (order.filled_quantity < counted) return;
+    const delta = order.filled_quantity - counted;
+    const key = instrumentOf(order.exchange, order.symbol);
+    if (delta > 0) {
+      this.#net.set(key, (this.#net.get(key) ?? 0) + (order.side === "BUY" ? delta : -delta));
+      if (order.average_price > 0 && !this.#lastPrice.has(key)) this.#lastPrice.set(key, order.average_price);
+    }
+    if (isTerminal(order.status)) {
+      this.#setOpen(id, undefined);
+      this.#remember(id);
+    } else {
+      this.#setOpen(id, this.#entryOf(order, order.filled_quantity));
+    }
+  }
+
+  onQuote(quote: Quote): void {
+    this.#lastPrice.set(instrumentOf(quote.exchange, quote.symbol), quote.last_price);
+  }
+
+  /** Marks an order as sent; returns the token to settle it with once the broker answers. */
+  send(key: string, side: Side, quantity: number): number {
+    const token = this.#nextFlight++;
+    this.#inFlight.set(token, { key, side, quantity });
+    this.#addPending(key, side, quantity);
+    return token;
+  }
+
+  settle(token: number): void {
+    const flight = this.#inFlight.get(token);
+    if (flight === undefined) return;
+    this.#inFlight.delete(token);
+    this.#addPending(flight.key, flight.side, -flight.quantity);
+  }
+
+  net(key: string): number {
+    return this.#net.get(key) ?? 0;
+  }
+
+  lastPrice(key: string): number | undefined {
+    return this.#lastPrice.get(key);
+  }
+
+  /** Quantity open or in flight on `side` of `key`. */
+  pending(key: string, side: Side): number {
+    const p = this.#pending.get(key);
+    return p === undefined ? 0 : side === "BUY" ? p.buy : p.sell;
+  }
+
+  /** The position `key` would reach if every open and in-flight order on `side` filled. */
+  worst(key: string, side: Side): number {
+    return side === "BUY"
+      ? this.net(key) + this.pending(key, "BUY")
+      : this.net(key) - this.pending(key, "SELL");
+  }
+
+  get openOrders(): number {
+    return this.#open.size + this.#inFlight.size;
+  }
+
+  openOrder(orderId: string): { key: string; side: Side; remaining: number } | undefined {
+    return this.#open.get(orderId);
+  }
+
+  #entryOf(order: OrderSnapshot, filled: number): OpenOrder {
+    return {
+      key: instrumentOf(order.exchange, order.symbol),
+      side: order.side,
+      remaining: Math.max(0, order.quantity - order.filled_quantity),
+      filled,
+    };
+  }
+
+  #setOpen(id: string, entry: OpenOrder | undefined): void {
+    const old = this.#open.get(id);
+    if (old !== undefined) this.#addPending(old.key, old.side, -old.remaining);
+    if (entry === undefined) {
+      this.#open.delete(id);
+      return;
+    }
+    this.#open.set(id, entry);
+    this.#addPending(entry.key, entry.side, entry.remaining);
+  }
+
+  #addPending(key: string, side: Side, quantity: number): void {
+    let p = this.#pending.get(key);
+    if (p === undefined) {
+      p = { buy: 0, sell: 0 };
+      this.#pending.set(key, p);
+    }
+    if (side === "BUY") p.buy += quantity;
+    else p.sell += quantity;
+  }
+
+  #remember(id: string): void {
+    this.#done.add(id);
+    if (this.#done.size > DONE_MEMORY) {
+      const oldest = this.#done.values().next().value;
+      if (oldest !== undefined) this.#done.delete(oldest);
+    }
+  }
+}
