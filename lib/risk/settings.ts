@@ -92,20 +92,6 @@ export const RiskSettings = z
     ) {
       contradiction("max_orders_per_second", "must not be more than max_orders_per_minute");
     }
-    if (
-      s.max_order_quantity !== undefined &&
-      s.max_position_quantity !== undefined &&
-      s.max_order_quantity > s.max_position_quantity
-    ) {
-      contradiction("max_order_quantity", "must not be more than max_position_quantity");
-    }
-    if (
-      s.max_order_value !== undefined &&
-      s.max_position_value !== undefined &&
-      s.max_order_value > s.max_position_value
-    ) {
-      contradiction("max_order_value", "must not be more than max_position_value");
-    }
     if (s.flatten_on_daily_loss && s.max_daily_loss === undefined) {
       contradiction("flatten_on_daily_loss", "needs max_daily_loss");
     }

@@ -69,10 +69,14 @@ export = function (RED: NodeAPI): void {
       flash.unref();
     }
 
+    const riskTypes = riskTypesOf(def.eventTypes);
+    /** A type filter that names only risk events lets no order or GTT event through. */
+    const onlyRisk = riskTypes.size > 0 && filter.types.size === 0;
+
     function emit(event: OrderEvent | GttEvent): void {
       if (event.seq <= lastSeq) return;
       lastSeq = event.seq;
-      if (!passes(filter, event)) return;
+      if (onlyRisk || !passes(filter, event)) return;
       const symbol = eventSymbol(event);
       // Every order-events node gets its own copy: a flow that edits the event must not change another's.
       node.send({ payload: structuredClone(event), topic: symbol });
@@ -84,7 +88,6 @@ export = function (RED: NodeAPI): void {
      * side or status: a halt or a refusal is passed on whatever the filter, unless the event type
      * filter names order types and leaves these out.
      */
-    const riskTypes = riskTypesOf(def.eventTypes);
     function emitRisk(event: RiskEvent): void {
       if (filter.types.size + riskTypes.size > 0 && !riskTypes.has(event.type)) return;
       const symbol = event.type === "ORDER_DENIED" ? event.symbol : undefined;

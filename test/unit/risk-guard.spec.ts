@@ -413,10 +413,7 @@ describe("RiskSettings: bad limits name the field", function () {
       { max_orders_per_second: 20, max_orders_per_minute: 10 },
       /max_orders_per_second: must not be more than max_orders_per_minute/,
     ],
-    [
-      { max_order_quantity: 10, max_position_quantity: 5 },
-      /max_order_quantity: must not be more than max_position_quantity/,
-    ],
+    [{ max_open_orders: 0 }, /max_open_orders: must be greater than 0/],
     [{ flatten_on_daily_loss: true }, /flatten_on_daily_loss: needs max_daily_loss/],
     [{ trading_window: { start: "15:30", end: "09:15" } }, /trading_window.end: must be later than start/],
     [{ trading_window: { start: "9am" } }, /trading_window.start: must be a time HH:MM/],
