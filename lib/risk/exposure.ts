@@ -1,9 +1,26 @@
 import type { OrderSnapshot, Position, Quote, Side } from "../protocol";
 import { isTerminal } from "../protocol/orders";
 
-/** "NSE:INFY": positions are netted per instrument across products. */
+const KEYS = new Map<string, Map<string, string>>();
+
+/**
+ * "NSE:INFY": positions are netted per instrument across products. Interned, since every order
+ * looks its key up several times: a fresh concatenated string would be flattened and hashed anew
+ * each time (a measurable part of the guard's cost per order).
+ */
 export function instrumentOf(exchange: string, symbol: string): string {
-  return `${exchange}:${symbol}`;
+  let bySymbol = KEYS.get(exchange);
+  if (bySymbol === undefined) {
+    bySymbol = new Map();
+    KEYS.set(exchange, bySymbol);
+  }
+  let key = bySymbol.get(symbol);
+  if (key === undefined) {
+    key = `${exchange}:${symbol}`;
+    // Bounded: symbols come from orders a flow sends; past this, keys are made afresh.
+    if (bySymbol.size < 50_000) bySymbol.set(symbol, key);
+  }
+  return key;
 }
 
 interface OpenOrder {
@@ -20,7 +37,7 @@ interface Pending {
   sell: number;
 }
 
-/** Terminal order ids remembered so a late or replayed event cannot count a fill twice. */
+/** Terminal order ids remembered (at least half this many) so a late or replayed event cannot count a fill twice. */
 const DONE_MEMORY = 100_000;
 
 /**
@@ -33,7 +50,12 @@ export class Exposure {
   readonly #lastPrice = new Map<string, number>();
   readonly #open = new Map<string, OpenOrder>();
   readonly #pending = new Map<string, Pending>();
-  readonly #done = new Set<string>();
+  /**
+   * Terminal order ids in two generations: when the newer fills up it becomes the older and the
+   * oldest are dropped at once (deleting one at a time from a Set's front costs more and more).
+   */
+  #done = new Set<string>();
+  #doneBefore = new Set<string>();
   readonly #inFlight = new Map<number, { key: string; side: Side; quantity: number }>();
   #nextFlight = 1;
 
@@ -43,6 +65,7 @@ export class Exposure {
     this.#open.clear();
     this.#pending.clear();
     this.#done.clear();
+    this.#doneBefore.clear();
     for (const p of positions) {
       const key = instrumentOf(p.exchange, p.symbol);
       this.#net.set(key, (this.#net.get(key) ?? 0) + p.quantity);
@@ -58,19 +81,19 @@ export class Exposure {
   /** Counts a snapshot from an event or an answer; stale and repeated ones change nothing. */
   onOrder(order: OrderSnapshot): void {
     const id = order.order_id;
-    if (this.#done.has(id)) return;
+    if (this.#done.has(id) || this.#doneBefore.has(id)) return;
     const known = this.#open.get(id);
     const counted = known?.filled ?? 0;
     // An answer can arrive after the event that already moved the order on.
     if (order.filled_quantity < counted) return;
     const delta = order.filled_quantity - counted;
-    const key = instrumentOf(order.exchange, order.symbol);
     if (delta > 0) {
+      const key = instrumentOf(order.exchange, order.symbol);
       this.#net.set(key, (this.#net.get(key) ?? 0) + (order.side === "BUY" ? delta : -delta));
       if (order.average_price > 0 && !this.#lastPrice.has(key)) this.#lastPrice.set(key, order.average_price);
     }
     if (isTerminal(order.status)) {
-      this.#setOpen(id, undefined);
+      if (known !== undefined) this.#setOpen(id, undefined);
       this.#remember(id);
     } else {
       this.#setOpen(id, this.#entryOf(order, order.filled_quantity));
@@ -157,9 +180,9 @@ export class Exposure {
 
   #remember(id: string): void {
     this.#done.add(id);
-    if (this.#done.size > DONE_MEMORY) {
-      const oldest = this.#done.values().next().value;
-      if (oldest !== undefined) this.#done.delete(oldest);
+    if (this.#done.size >= DONE_MEMORY / 2) {
+      this.#doneBefore = this.#done;
+      this.#done = new Set();
     }
   }
 }

@@ -2,7 +2,6 @@ import { EventEmitter } from "node:events";
 import type { BrokerInterface } from "../brokers/interface";
 import type { BrokerLogger } from "../brokers/logger";
 import { silentLogger } from "../brokers/logger";
-import { newClientOrderId } from "../paper/ids";
 import type {
   GttRequestInput,
   GttSnapshot,
@@ -17,7 +16,8 @@ import type {
 import { BrokerError, toBrokerError } from "../protocol/errors";
 import type { RiskEvent, TradingState } from "../protocol/events";
 import { GttRequest } from "../protocol/gtt";
-import { OrderChanges, OrderRequest, isTerminal } from "../protocol/orders";
+import { parseOrderRequest } from "../protocol/order-fast-path";
+import { OrderChanges, isTerminal } from "../protocol/orders";
 import { parseOrThrow } from "../protocol/validate";
 import { Exposure, instrumentOf } from "./exposure";
 import { RateWindow } from "./rate-window";
@@ -212,13 +212,19 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   // #region orders
 
-  async placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
-    const request = parseOrThrow(OrderRequest, input, "order");
-    if (request.client_order_id === undefined) request.client_order_id = newClientOrderId();
-    const key = instrumentOf(request.exchange, request.symbol);
-    const refusal = this.#placeRefusal(request, key);
-    if (refusal !== undefined) throw this.#deny("placeOrder", refusal, request.symbol, request);
-    return this.#send(key, request.side, request.quantity, () => this.broker.placeOrder(request));
+  /** Not async: the checks run synchronously and the broker's promise is passed on as it is. */
+  placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
+    let request: OrderRequestType;
+    let key: string;
+    try {
+      request = parseOrderRequest(input);
+      key = instrumentOf(request.exchange, request.symbol);
+      const refusal = this.#placeRefusal(request, key);
+      if (refusal !== undefined) throw this.#deny("placeOrder", refusal, request.symbol, request);
+    } catch (error) {
+      return Promise.reject(toBrokerError(error));
+    }
+    return this.#send(key, request);
   }
 
   async modifyOrder(orderId: string, input: OrderChangesType): Promise<OrderSnapshot> {
@@ -549,21 +555,21 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   // #region exposure
 
-  async #send(
-    key: string,
-    side: Side,
-    quantity: number,
-    call: () => Promise<OrderSnapshot>,
-  ): Promise<OrderSnapshot> {
+  /** Sends an order, counting it as in flight until the broker answers. */
+  #send(key: string, request: OrderRequestInput & { side: Side; quantity: number }): Promise<OrderSnapshot> {
     if (this.#countRates) this.#rates.record(this.#clock.now());
-    const token = this.#exposure.send(key, side, quantity);
-    try {
-      const snapshot = await call();
-      this.#exposure.onOrder(snapshot);
-      return snapshot;
-    } finally {
-      this.#exposure.settle(token);
-    }
+    const token = this.#exposure.send(key, request.side, request.quantity);
+    return this.broker.placeOrder(request).then(
+      (snapshot) => {
+        this.#exposure.settle(token);
+        this.#exposure.onOrder(snapshot);
+        return snapshot;
+      },
+      (error: unknown) => {
+        this.#exposure.settle(token);
+        throw error;
+      },
+    );
   }
 
   async #seed(): Promise<void> {
@@ -692,7 +698,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           product: position.product,
           tag: "killswitch",
         };
-        outcome.placed.push(await this.#send(key, side, quantity, () => this.broker.placeOrder(request)));
+        outcome.placed.push(await this.#send(key, { ...request, side, quantity }));
       } catch (error) {
         const failure = toBrokerError(error);
         outcome.failures.push({ action: "flatten", id: key, code: failure.code, message: failure.message });
