@@ -10,7 +10,8 @@ import { BrokerSettings } from "../../lib/brokers/settings";
 import { BrokerError, toBrokerError } from "../../lib/protocol/errors";
 import { formatIssues } from "../../lib/protocol/validate";
 import type { KillCommand, RiskGuard } from "../../lib/risk/guard";
-import { KILL_COMMANDS, guardBroker } from "../../lib/risk/guard";
+import { KILL_COMMANDS, guardBroker, isGuarded } from "../../lib/risk/guard";
+import { loadState } from "../../lib/risk/state-file";
 import { defaultRateLimits } from "../../lib/risk/settings";
 import type { ManagedBroker, Unusable } from "../shared/broker-connection";
 import { BrokerConnection } from "../shared/broker-connection";
@@ -288,6 +289,8 @@ function riskStateFile(settings: BrokerSettingsInput, userDir: string): string {
 
 export = function (RED: NodeAPI): void {
   let warnedUserDir = false;
+  /** Each deployed config node's trading state file (for reading it while no broker is up). */
+  const stateFiles = new WeakMap<BrokerConfigNode, string>();
 
   /** Where brokers keep their files; the test helper and embedded runtimes may not set userDir. */
   function userDirFor(node: BrokerConfigNode): string {
@@ -320,6 +323,7 @@ export = function (RED: NodeAPI): void {
       node.error(settings.message);
       unusable = { error: settings, status: problemStatus(RED._("trading-broker.status.invalid-settings")) };
     }
+    if (!(settings instanceof BrokerError)) stateFiles.set(node, riskStateFile(settings, userDir));
     const metrics = brokerMetrics(node.id, node.name ?? "");
     const connection = new BrokerConnection(
       {
@@ -462,6 +466,11 @@ export = function (RED: NodeAPI): void {
     },
   );
 
+  /**
+   * The trading state for display (the config dialog). It never brings a broker up (that would dial
+   * Kite just to show a word): a live guard answers, else the state file. Always 200, so an
+   * undeployed or misconfigured node shows "unknown" rather than a failed request.
+   */
   RED.httpAdmin.get(
     "/trading-broker/:id/state",
     RED.auth.needsPermission("trading-broker.read"),
@@ -469,17 +478,29 @@ export = function (RED: NodeAPI): void {
       const id = String(req.params.id);
       const node = RED.nodes.getNode(id);
       if (!isBrokerConfigNode(node)) {
-        res
-          .status(404)
-          .json({ code: "NOT_FOUND", message: RED._("trading-broker.errors.unknown-config", { id }) });
+        res.json({ state: null, reason: RED._("trading-broker.errors.unknown-config", { id }) });
         return;
       }
-      node.connection.tradingState().then(
-        (record) => res.json(record),
-        (error: unknown) => {
-          const failure = toBrokerError(error);
-          res.status(failure.code === "INTERNAL" ? 500 : 409).json(failure.toJSON());
-        },
+      const broker = node.broker;
+      if (isGuarded(broker)) {
+        res.json({ ...broker.risk.stateRecord });
+        return;
+      }
+      const file = stateFiles.get(node);
+      if (file === undefined) {
+        res.json({ state: null, reason: RED._("trading-broker.status.invalid-settings") });
+        return;
+      }
+      loadState(file).then(
+        (loaded) =>
+          res.json(
+            loaded.kind === "ok"
+              ? loaded.record
+              : loaded.kind === "missing"
+                ? { state: "ACTIVE", by: "default", reason: "no state saved yet" }
+                : { state: "HALTED", by: "risk guard", reason: `state file unreadable: ${loaded.why}` },
+          ),
+        () => res.json({ state: null, reason: "cannot read the state file" }),
       );
     },
   );

@@ -194,18 +194,6 @@ export class BrokerConnection {
     }
   }
 
-  /** The trading state of the account, reading it from the state file when no broker is up. */
-  async tradingState(): Promise<RiskGuard["stateRecord"]> {
-    const temporary = this.#sessions.size === 0;
-    try {
-      const broker = await this.ready();
-      if (!isGuarded(broker)) throw new BrokerError("CONFIG", `this ${broker.kind} broker has no risk guard`);
-      return { ...broker.risk.stateRecord };
-    } finally {
-      if (temporary && this.#sessions.size === 0) await this.#closeBroker();
-    }
-  }
-
   async subscribe(session: BrokerSession, keys: readonly string[]): Promise<void> {
     const taken: string[] = [];
     const first: string[] = [];

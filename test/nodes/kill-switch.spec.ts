@@ -252,6 +252,23 @@ describe("trading-broker risk settings and the state endpoint", function () {
     assert.equal((resumed.body as KillOutcome).state, "ACTIVE");
   });
 
+  it("GET /trading-broker/:id/state reads the state file without bringing a broker up", async function () {
+    await helper.load(NODES, flow());
+    await paperBroker();
+    await kill({ command: "halt", reason: "lunch" });
+    await helper.setFlows([{ id: TAB, type: "tab", label: "config only" }, paperConfig()], "full");
+    const read = await helper.request().get("/trading-broker/b1/state");
+    assert.equal(read.status, 200);
+    assert.deepEqual(
+      [(read.body as { state: string }).state, (read.body as { reason: string }).reason],
+      ["HALTED", "lunch"],
+    );
+    assert.equal(configNode().broker, undefined, "no broker was brought up to read it");
+    const unknown = await helper.request().get("/trading-broker/nope/state");
+    assert.equal(unknown.status, 200);
+    assert.equal((unknown.body as { state: unknown }).state, null);
+  });
+
   it("answers 400 for a bad command and 404 for an unknown config", async function () {
     await helper.load(NODES, flow());
     const bad = await helper.request().post("/trading-broker/b1/state").send({ command: "panic" });
