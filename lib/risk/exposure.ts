@@ -38,7 +38,7 @@ interface Pending {
 }
 
 /** Terminal order ids remembered (at least half this many) so a late or replayed event cannot count a fill twice. */
-const DONE_MEMORY = 100_000;
+const DONE_MEMORY = 20_000;
 
 /**
  * The account's exposure as the broker reports it: net positions, open orders and orders still
@@ -56,8 +56,8 @@ export class Exposure {
    */
   #done = new Set<string>();
   #doneBefore = new Set<string>();
-  readonly #inFlight = new Map<number, { key: string; side: Side; quantity: number }>();
-  #nextFlight = 1;
+  /** Orders sent and not answered yet; their quantities are in #pending until settled. */
+  #inFlight = 0;
 
   /** Replaces everything with the broker's own view (at connect and after a reconnect). */
   seed(positions: readonly Position[], book: readonly OrderSnapshot[]): void {
@@ -95,6 +95,12 @@ export class Exposure {
     if (isTerminal(order.status)) {
       if (known !== undefined) this.#setOpen(id, undefined);
       this.#remember(id);
+    } else if (known !== undefined) {
+      // Same order, moved on: update in place (no new object per event on the hot path).
+      const remaining = Math.max(0, order.quantity - order.filled_quantity);
+      this.#addPending(known.key, known.side, remaining - known.remaining);
+      known.remaining = remaining;
+      known.filled = order.filled_quantity;
     } else {
       this.#setOpen(id, this.#entryOf(order, order.filled_quantity));
     }
@@ -104,19 +110,16 @@ export class Exposure {
     this.#lastPrice.set(instrumentOf(quote.exchange, quote.symbol), quote.last_price);
   }
 
-  /** Marks an order as sent; returns the token to settle it with once the broker answers. */
-  send(key: string, side: Side, quantity: number): number {
-    const token = this.#nextFlight++;
-    this.#inFlight.set(token, { key, side, quantity });
+  /** Marks an order as sent: it counts until `settle` is called with the same figures. */
+  send(key: string, side: Side, quantity: number): void {
+    this.#inFlight += 1;
     this.#addPending(key, side, quantity);
-    return token;
   }
 
-  settle(token: number): void {
-    const flight = this.#inFlight.get(token);
-    if (flight === undefined) return;
-    this.#inFlight.delete(token);
-    this.#addPending(flight.key, flight.side, -flight.quantity);
+  /** The broker answered (or failed) the order `send` counted. */
+  settle(key: string, side: Side, quantity: number): void {
+    this.#inFlight -= 1;
+    this.#addPending(key, side, -quantity);
   }
 
   net(key: string): number {
@@ -141,7 +144,7 @@ export class Exposure {
   }
 
   get openOrders(): number {
-    return this.#open.size + this.#inFlight.size;
+    return this.#open.size + this.#inFlight;
   }
 
   openOrder(orderId: string): { key: string; side: Side; remaining: number } | undefined {

@@ -75,6 +75,11 @@ function fmt(value: number): string {
   return FIGURES.format(value);
 }
 
+/** A list as a refusal quotes it: the first ten, then an ellipsis. */
+function listed(items: readonly string[]): string {
+  return items.length > 10 ? `${items.slice(0, 10).join(", ")}, …` : items.join(", ");
+}
+
 function signed(side: Side, quantity: number): number {
   return side === "BUY" ? quantity : -quantity;
 }
@@ -99,6 +104,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   readonly #exposure = new Exposure();
   readonly #rates = new RateWindow();
   readonly #countRates: boolean;
+  readonly #allowed: ReadonlySet<string> | undefined;
   #record: RiskStateRecord;
   #loaded: Promise<void> | undefined;
   #writing: Promise<void> = Promise.resolve();
@@ -115,6 +121,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#stateFile = options.stateFile;
     this.#clock = options.clock ?? { now: () => Date.now() };
     this.#log = options.log ?? silentLogger;
+    this.#allowed =
+      this.settings.allowed_symbols === undefined ? undefined : new Set(this.settings.allowed_symbols);
     this.#countRates =
       this.settings.max_orders_per_second !== undefined || this.settings.max_orders_per_minute !== undefined;
     this.#record = {
@@ -399,10 +407,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     key: string,
   ): { limit: string; message: string } | undefined {
     const s = this.settings;
-    if (s.allowed_symbols !== undefined && !s.allowed_symbols.some((a) => a === symbol || a === key)) {
+    if (this.#allowed !== undefined && !this.#allowed.has(symbol) && !this.#allowed.has(key)) {
       return {
         limit: "allowed_symbols",
-        message: `allowed symbols: ${exchange}:${symbol} is not one of ${s.allowed_symbols.slice(0, 10).join(", ")}${s.allowed_symbols.length > 10 ? ", …" : ""}`,
+        message: `allowed symbols: ${exchange}:${symbol} is not one of ${listed(s.allowed_symbols ?? [])}`,
       };
     }
     if (s.trading_window !== undefined) {
@@ -558,15 +566,16 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** Sends an order, counting it as in flight until the broker answers. */
   #send(key: string, request: OrderRequestInput & { side: Side; quantity: number }): Promise<OrderSnapshot> {
     if (this.#countRates) this.#rates.record(this.#clock.now());
-    const token = this.#exposure.send(key, request.side, request.quantity);
+    const { side, quantity } = request;
+    this.#exposure.send(key, side, quantity);
     return this.broker.placeOrder(request).then(
       (snapshot) => {
-        this.#exposure.settle(token);
+        this.#exposure.settle(key, side, quantity);
         this.#exposure.onOrder(snapshot);
         return snapshot;
       },
       (error: unknown) => {
-        this.#exposure.settle(token);
+        this.#exposure.settle(key, side, quantity);
         throw error;
       },
     );
