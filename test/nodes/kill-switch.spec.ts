@@ -269,6 +269,23 @@ describe("trading-broker risk settings and the state endpoint", function () {
     assert.equal((unknown.body as { state: unknown }).state, null);
   });
 
+  it("metrics count denied orders and show the trading state", async function () {
+    await helper.load(NODES, flow(paperConfig("b1", { risk_max_order_quantity: "10" })));
+    (await paperBroker()).setPrice("INFY", 1500);
+    // Counters live as long as the process and config ids repeat across specs: count the change.
+    const scrape = async (): Promise<string> =>
+      ((await helper.request().get("/trading-broker/metrics")) as unknown as { text: string }).text;
+    const denied = (text: string): number =>
+      Number(/^trading_broker_orders_denied_total\{id="b1",name="paper"\} (\d+)$/m.exec(text)?.[1]);
+    const before = denied(await scrape());
+    for (let i = 0; i < 3; i++) await place({ symbol: "INFY", side: "BUY", quantity: 11 + i });
+    await kill("halt");
+    const text = await scrape();
+    assert.equal(denied(text) - before, 3);
+    assert.match(text, /^trading_broker_trading_state\{id="b1",name="paper",state="HALTED"\} 1$/m);
+    assert.match(text, /^trading_broker_trading_state\{id="b1",name="paper",state="ACTIVE"\} 0$/m);
+  });
+
   it("answers 400 for a bad command and 404 for an unknown config", async function () {
     await helper.load(NODES, flow());
     const bad = await helper.request().post("/trading-broker/b1/state").send({ command: "panic" });
