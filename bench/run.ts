@@ -1,4 +1,5 @@
 import { runFlowBench } from "./flow-roundtrip";
+import { runGuardBench } from "./guard-cost";
 import { runMemoryBench, runPaperBench } from "./paper-matching";
 import { runWsBench } from "./ws-bench";
 
@@ -13,6 +14,7 @@ async function main(): Promise<void> {
   console.log(`# bench: node ${process.version}, ${new Date().toISOString()}${quick ? " (quick)" : ""}\n`);
   const sections: [string, () => Promise<string[]>][] = [
     ["paper", () => runPaperBench({ quick })],
+    ["guard", () => runGuardBench({ quick })],
     ["flow", () => runFlowBench({ quick })],
     ["ws", () => runWsBench({ quick })],
     // Only on request: it wants a fresh process (`npm run bench -- --only=memory`).

@@ -29,6 +29,8 @@ export const ERROR_CODES = [
   "UNKNOWN_TYPE",
   "FRAME_TOO_LARGE",
   "BATCH_TOO_LARGE",
+  // The risk guard refused: a limit or the trading state (lib/risk).
+  "RISK",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

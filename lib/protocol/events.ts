@@ -53,3 +53,35 @@ export const ConnectionState = z.enum([
   "circuit-open",
 ]);
 export type ConnectionState = z.infer<typeof ConnectionState>;
+
+/** The risk guard's trading state: REDUCING lets only position-reducing orders (and cancels) through. */
+export const TradingState = z.enum(["ACTIVE", "REDUCING", "HALTED"]);
+export type TradingState = z.infer<typeof TradingState>;
+
+/** Every change of trading state, with who asked and why (a person, a kill switch, the guard itself). */
+export const RiskStateChangedEvent = z.strictObject({
+  type: z.literal("RISK_STATE_CHANGED"),
+  state: TradingState,
+  previous: TradingState,
+  by: z.string(),
+  reason: z.string(),
+  timestamp: IsoTimestamp,
+});
+export type RiskStateChangedEvent = z.output<typeof RiskStateChangedEvent>;
+
+/** An order, modify or GTT the risk guard refused; nothing of it reached the broker. */
+export const OrderDeniedEvent = z.strictObject({
+  type: z.literal("ORDER_DENIED"),
+  /** placeOrder, modifyOrder, placeGtt or modifyGtt. */
+  action: z.string(),
+  /** The limit that refused it, e.g. max_position_quantity or trading_state. */
+  limit: z.string(),
+  message: z.string(),
+  symbol: z.string().optional(),
+  request: z.record(z.string(), z.unknown()),
+  timestamp: IsoTimestamp,
+});
+export type OrderDeniedEvent = z.output<typeof OrderDeniedEvent>;
+
+export const RiskEvent = z.discriminatedUnion("type", [RiskStateChangedEvent, OrderDeniedEvent]);
+export type RiskEvent = RiskStateChangedEvent | OrderDeniedEvent;

@@ -1,7 +1,10 @@
 import { z } from "zod";
+import { newClientOrderId } from "../paper/ids";
 import type { Side } from "../protocol/fields";
 import { Exchange, Product, Quantity, Symbol } from "../protocol/fields";
-import type { OrderRequestInput } from "../protocol/orders";
+import type { OrderRequestInput, OrderSnapshot } from "../protocol/orders";
+import { isTerminal } from "../protocol/orders";
+import type { Position } from "../protocol/positions";
 import { parseOrThrow } from "../protocol/validate";
 
 const WholeAtLeast = (min: number) =>
@@ -40,11 +43,11 @@ export const MomentumQuote = z.object({
 });
 
 export interface MomentumSignal {
-  order: OrderRequestInput & { side: Side; quantity: number };
+  order: OrderRequestInput & { side: Side; quantity: number; client_order_id: string };
   roc: number;
   lookback: number;
   price: number;
-  /** The strategy's own net position in the symbol once this order fills. */
+  /** The net position in the symbol (account's, or the strategy's own) once this order fills. */
   position_after: number;
 }
 
@@ -53,9 +56,30 @@ interface SymbolState {
   prices: number[];
   /** Quotes still to skip after the last signal. */
   cooldown: number;
-  /** Net position the strategy intends (its own signals summed), not what the broker filled. */
+  /**
+   * Net position: the account's (from its positions, then its fills) once `seed` has run, else
+   * the strategy's own signals summed.
+   */
   position: number;
 }
+
+/** An order the strategy sent that has not filled or ended yet: signed quantity still to come. */
+interface PendingOrder {
+  key: string;
+  remaining: number;
+  sentAt: number;
+  /** The broker has reported it: it stays pending until it ends, however long that takes. */
+  seen: boolean;
+}
+
+/**
+ * A signal the broker never reported within this time was refused before it reached the broker
+ * (a risk limit, a validation error, no broker wired): it stops counting toward the position.
+ */
+export const UNSEEN_SIGNAL_TTL_MS = 30_000;
+
+/** Ended order ids remembered so a replayed fill event is not counted twice. */
+const DONE_MEMORY = 10_000;
 
 /**
  * Rate-of-change momentum per symbol: ROC = (price now − price `lookback` quotes ago) / that price.
@@ -65,9 +89,90 @@ interface SymbolState {
 export class MomentumStrategy {
   readonly settings: MomentumSettings;
   readonly #states = new Map<string, SymbolState>();
+  /** Signals sent and not yet filled, by client_order_id: they count toward max_position. */
+  readonly #pending = new Map<string, PendingOrder>();
+  /** Filled quantity already counted, by order id. */
+  readonly #counted = new Map<string, number>();
+  readonly #done = new Set<string>();
+  /** Whether positions come from an account: then no signal goes out before `seed`. */
+  readonly #fromAccount: boolean;
+  readonly #now: () => number;
+  #seeded = false;
 
-  constructor(settings: MomentumSettingsInput) {
+  /**
+   * With `fromAccount`, the position is the account's (per symbol and this strategy's product,
+   * whoever traded it): `seed` it from the broker's positions and feed it every order event. Until
+   * seeded it sends nothing, so a redeploy or restart can never start from a false zero.
+   */
+  constructor(settings: MomentumSettingsInput, options: { fromAccount?: boolean; now?: () => number } = {}) {
     this.settings = parseOrThrow(MomentumSettings, settings, "momentum settings");
+    this.#fromAccount = options.fromAccount === true;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether the strategy knows its positions (always, when it keeps them itself). */
+  get seeded(): boolean {
+    return !this.#fromAccount || this.#seeded;
+  }
+
+  /**
+   * Takes the account's positions (of this strategy's product) and order book as the truth:
+   * positions hold every fill so far, so open orders only add what they have still to fill.
+   */
+  seed(positions: readonly Position[], book: readonly OrderSnapshot[]): void {
+    for (const state of this.#states.values()) state.position = 0;
+    for (const p of positions) {
+      if (p.product !== this.settings.product) continue;
+      this.#state(`${p.exchange}:${p.symbol}`).position += p.quantity;
+    }
+    this.#counted.clear();
+    this.#done.clear();
+    for (const order of book) {
+      if (isTerminal(order.status)) this.#remember(order.order_id);
+      else this.#counted.set(order.order_id, order.filled_quantity);
+    }
+    for (const [clientId, pending] of this.#pending) {
+      const order = book.find((o) => o.client_order_id === clientId);
+      if (order === undefined) continue;
+      if (isTerminal(order.status)) this.#pending.delete(clientId);
+      else {
+        pending.remaining = Math.sign(pending.remaining) * (order.quantity - order.filled_quantity);
+        pending.seen = true;
+      }
+    }
+    this.#seeded = true;
+  }
+
+  /** Keeps the position in step with the account: every fill of this product moves it. */
+  onOrder(order: OrderSnapshot): void {
+    if (!this.#fromAccount || order.product !== this.settings.product) return;
+    const id = order.order_id;
+    const pending = this.#pending.get(order.client_order_id);
+    if (pending !== undefined) {
+      const left = order.quantity - order.filled_quantity;
+      if (isTerminal(order.status) || left <= 0) this.#pending.delete(order.client_order_id);
+      else {
+        pending.remaining = (order.side === "BUY" ? 1 : -1) * left;
+        pending.seen = true;
+      }
+    }
+    if (this.#done.has(id)) return;
+    const counted = this.#counted.get(id) ?? 0;
+    const delta = order.filled_quantity - counted;
+    if (delta > 0) {
+      this.#state(`${order.exchange}:${order.symbol}`).position += order.side === "BUY" ? delta : -delta;
+    }
+    if (isTerminal(order.status)) {
+      this.#counted.delete(id);
+      this.#remember(id);
+    } else if (delta > 0 || !this.#counted.has(id)) {
+      this.#counted.set(id, Math.max(counted, order.filled_quantity));
+    }
+  }
+
+  /** A signal whose order was refused or failed to send: it will never fill. */
+  forget(clientOrderId: string): void {
+    this.#pending.delete(clientOrderId);
   }
 
   get cooldown(): number {
@@ -87,10 +192,17 @@ export class MomentumStrategy {
     }
     const then = state.prices[0];
     if (then === undefined || state.prices.length <= lookback) return undefined;
+    if (!this.seeded) return undefined;
+    const key = `${quote.exchange}:${quote.symbol}`;
     const roc = (quote.last_price - then) / then;
-    const trade = this.#decide(roc, state.position);
+    const before = this.#effective(key, state);
+    const trade = this.#decide(roc, before);
     if (trade === undefined) return undefined;
-    state.position += trade.side === "BUY" ? trade.quantity : -trade.quantity;
+    const signed = trade.side === "BUY" ? trade.quantity : -trade.quantity;
+    const clientOrderId = newClientOrderId();
+    if (this.#fromAccount) {
+      this.#pending.set(clientOrderId, { key, remaining: signed, sentAt: this.#now(), seen: false });
+    } else state.position += signed;
     state.cooldown = this.cooldown;
     return {
       order: {
@@ -101,21 +213,57 @@ export class MomentumStrategy {
         order_type: "MARKET",
         product: this.settings.product,
         tag: "momentum",
+        client_order_id: clientOrderId,
       },
       roc,
       lookback,
       price: quote.last_price,
-      position_after: state.position,
+      position_after: before + signed,
     };
   }
 
+  /** Net position, counting this strategy's orders still on their way. */
   position(symbol: string, exchange: Exchange = "NSE"): number {
-    return this.#states.get(`${exchange}:${symbol}`)?.position ?? 0;
+    const key = `${exchange}:${symbol}`;
+    const state = this.#states.get(key);
+    return state === undefined ? this.#pendingFor(key) : this.#effective(key, state);
   }
 
-  /** Forgets prices, cooldowns and positions of every symbol. */
+  /**
+   * Forgets prices and cooldowns of every symbol; a strategy keeping its own positions forgets
+   * those too, while one reading the account keeps the account's (a reset cannot change them).
+   */
   reset(): void {
-    this.#states.clear();
+    if (!this.#fromAccount) {
+      this.#states.clear();
+      return;
+    }
+    for (const state of this.#states.values()) {
+      state.prices = [];
+      state.cooldown = 0;
+    }
+  }
+
+  #effective(key: string, state: SymbolState): number {
+    return state.position + this.#pendingFor(key);
+  }
+
+  #pendingFor(key: string): number {
+    const now = this.#now();
+    let sum = 0;
+    for (const [clientId, pending] of this.#pending) {
+      if (!pending.seen && now - pending.sentAt > UNSEEN_SIGNAL_TTL_MS) this.#pending.delete(clientId);
+      else if (pending.key === key) sum += pending.remaining;
+    }
+    return sum;
+  }
+
+  #remember(id: string): void {
+    this.#done.add(id);
+    if (this.#done.size > DONE_MEMORY) {
+      const oldest = this.#done.values().next().value;
+      if (oldest !== undefined) this.#done.delete(oldest);
+    }
   }
 
   #decide(roc: number, position: number): { side: Side; quantity: number } | undefined {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -8,6 +9,10 @@ import type { BrokerSettingsInput } from "../../lib/brokers/settings";
 import { BrokerSettings } from "../../lib/brokers/settings";
 import { BrokerError, toBrokerError } from "../../lib/protocol/errors";
 import { formatIssues } from "../../lib/protocol/validate";
+import type { KillCommand, RiskGuard } from "../../lib/risk/guard";
+import { KILL_COMMANDS, guardBroker, isGuarded } from "../../lib/risk/guard";
+import { loadState } from "../../lib/risk/state-file";
+import { defaultRateLimits } from "../../lib/risk/settings";
 import type { ManagedBroker, Unusable } from "../shared/broker-connection";
 import { BrokerConnection } from "../shared/broker-connection";
 import type { BrokerConfigNode, BrokerCredentials } from "../shared/broker-link";
@@ -15,7 +20,7 @@ import { BROKER_CONFIG_TYPE, isBrokerConfigNode } from "../shared/broker-link";
 import { flag, numeric, text, withoutUndefined } from "../shared/coerce";
 import { failureText, toError } from "../shared/errors";
 import { brokerMetrics, forgetBrokerMetrics, registerMetricsEndpoint } from "../shared/metrics";
-import { problemStatus, statusForState } from "../shared/status";
+import { failureStatus, problemStatus, shorten, statusForState } from "../shared/status";
 
 /** The editor stores every field as text (numbers too); blank means "use the default". */
 interface BrokerConfigDef extends NodeDef {
@@ -63,6 +68,22 @@ interface BrokerConfigDef extends NodeDef {
   requests_per_second?: unknown;
   quotes_per_second?: unknown;
   rate_max_wait_ms?: unknown;
+  // risk guard, any kind; blank means "not checked"
+  risk_max_order_quantity?: unknown;
+  risk_max_order_value?: unknown;
+  risk_max_position_quantity?: unknown;
+  risk_max_position_value?: unknown;
+  risk_max_open_orders?: unknown;
+  risk_max_orders_per_second?: unknown;
+  risk_max_orders_per_minute?: unknown;
+  risk_price_band_pct?: unknown;
+  risk_allowed_symbols?: unknown;
+  risk_window?: unknown;
+  risk_window_start?: unknown;
+  risk_window_end?: unknown;
+  risk_window_weekends?: unknown;
+  risk_max_daily_loss?: unknown;
+  risk_flatten_on_daily_loss?: unknown;
 }
 
 function paperSettingsOf(def: BrokerConfigDef): Record<string, unknown> {
@@ -177,6 +198,47 @@ function kiteSettingsOf(
   });
 }
 
+/** "INFY, NSE:TCS" or "INFY TCS" as a list; blank is no list (every symbol allowed). */
+function symbolList(value: unknown): unknown {
+  if (Array.isArray(value)) return value;
+  const raw = text(value);
+  return raw === undefined ? undefined : raw.split(/[\s,]+/).filter((part) => part !== "");
+}
+
+/**
+ * The risk guard's limits as the schema wants them. A Kite config with no rate limit of its own
+ * gets rates safely under Kite's (defaultRateLimits); the other kinds get none.
+ */
+function riskSettingsOf(def: BrokerConfigDef, kind: string): Record<string, unknown> {
+  const windowOn = flag(def.risk_window);
+  const risk = withoutUndefined({
+    max_order_quantity: numeric(def.risk_max_order_quantity),
+    max_order_value: numeric(def.risk_max_order_value),
+    max_position_quantity: numeric(def.risk_max_position_quantity),
+    max_position_value: numeric(def.risk_max_position_value),
+    max_open_orders: numeric(def.risk_max_open_orders),
+    max_orders_per_second: numeric(def.risk_max_orders_per_second),
+    max_orders_per_minute: numeric(def.risk_max_orders_per_minute),
+    price_band_pct: numeric(def.risk_price_band_pct),
+    allowed_symbols: symbolList(def.risk_allowed_symbols),
+    trading_window:
+      windowOn === true
+        ? withoutUndefined({
+            start: text(def.risk_window_start),
+            end: text(def.risk_window_end),
+            weekends: flag(def.risk_window_weekends),
+          })
+        : undefined,
+    max_daily_loss: numeric(def.risk_max_daily_loss),
+    flatten_on_daily_loss: flag(def.risk_flatten_on_daily_loss),
+  });
+  if (risk.max_orders_per_second === undefined && risk.max_orders_per_minute === undefined) {
+    if (kind === "paper" || kind === "websocket" || kind === "kite")
+      Object.assign(risk, defaultRateLimits(kind));
+  }
+  return risk;
+}
+
 /**
  * The settings object for createBroker, or a CONFIG error naming every bad field and its rule.
  * Messages name fields and rules only: the schema's messages never quote a value, so a secret in
@@ -193,7 +255,7 @@ function brokerSettingsOf(
   else if (kind === "websocket") kindSettings = websocketSettingsOf(def, credentials, userDir);
   else if (kind === "kite") kindSettings = kiteSettingsOf(def, credentials);
   if (kindSettings instanceof BrokerError) return kindSettings;
-  const parsed = BrokerSettings.safeParse({ kind, [kind]: kindSettings });
+  const parsed = BrokerSettings.safeParse({ kind, [kind]: kindSettings, risk: riskSettingsOf(def, kind) });
   if (parsed.success) return parsed.data;
   return new BrokerError("CONFIG", `invalid broker settings: ${formatIssues(parsed.error.issues)}`);
 }
@@ -213,8 +275,22 @@ function accountKeyOf(settings: BrokerSettingsInput, userDir: string): string {
   }
 }
 
+/**
+ * Where the risk guard keeps the account's trading state: beside the paper journal, or for a
+ * remote account under a name derived from it (a digest, so no URL or key shows in a file name).
+ */
+function riskStateFile(settings: BrokerSettingsInput, userDir: string): string {
+  const dir = path.join(userDir, "trading-broker");
+  if (settings.kind === "paper")
+    return path.join(dir, `risk-paper-${settings.paper.account ?? "default"}.json`);
+  const digest = createHash("sha256").update(accountKeyOf(settings, userDir)).digest("hex").slice(0, 16);
+  return path.join(dir, `risk-${settings.kind}-${digest}.json`);
+}
+
 export = function (RED: NodeAPI): void {
   let warnedUserDir = false;
+  /** Each deployed config node's trading state file (for reading it while no broker is up). */
+  const stateFiles = new WeakMap<BrokerConfigNode, string>();
 
   /** Where brokers keep their files; the test helper and embedded runtimes may not set userDir. */
   function userDirFor(node: BrokerConfigNode): string {
@@ -247,16 +323,33 @@ export = function (RED: NodeAPI): void {
       node.error(settings.message);
       unusable = { error: settings, status: problemStatus(RED._("trading-broker.status.invalid-settings")) };
     }
+    if (!(settings instanceof BrokerError)) stateFiles.set(node, riskStateFile(settings, userDir));
     const metrics = brokerMetrics(node.id, node.name ?? "");
     const connection = new BrokerConnection(
       {
         accountKey: settings instanceof BrokerError ? node.id : accountKeyOf(settings, userDir),
         create: (): ManagedBroker => {
           if (settings instanceof BrokerError) throw settings;
-          return metrics.instrument(createBroker(settings, { userDir, log }));
+          const broker = metrics.instrument(createBroker(settings, { userDir, log }));
+          const guarded = guardBroker(broker, {
+            settings: settings.risk ?? {},
+            stateFile: riskStateFile(settings, userDir),
+            log,
+          });
+          metrics.watchRisk(guarded.risk);
+          return guarded;
         },
         log,
         stateStatus: (state) => statusForState(state, RED._),
+        tradingStatus: (guard: RiskGuard) => {
+          const record = guard.stateRecord;
+          if (record.state === "ACTIVE") return undefined;
+          const key = record.state === "HALTED" ? "halted" : "reducing";
+          const text = RED._(`trading-broker.status.${key}`, { reason: record.reason });
+          return record.state === "HALTED"
+            ? failureStatus(text)
+            : { fill: "yellow", shape: "dot", text: shorten(text) };
+        },
         failedStatus: (error) =>
           problemStatus(
             error.code === "AUTH"
@@ -315,6 +408,99 @@ export = function (RED: NodeAPI): void {
           const failure = toBrokerError(error);
           res.status(failure.code === "INTERNAL" ? 500 : 409).json(failure.toJSON());
         },
+      );
+    },
+  );
+
+  /** Who asked, for the RISK_STATE_CHANGED event: the admin user when there is one. */
+  function adminUser(req: { user?: unknown }): string {
+    const user = req.user as { username?: unknown } | undefined;
+    return typeof user?.username === "string" ? `admin ${user.username}` : "admin";
+  }
+
+  RED.httpAdmin.post(
+    "/trading-broker/:id/state",
+    RED.auth.needsPermission("trading-broker.write"),
+    (req, res) => {
+      const id = String(req.params.id);
+      const node = RED.nodes.getNode(id);
+      if (!isBrokerConfigNode(node)) {
+        res
+          .status(404)
+          .json({ code: "NOT_FOUND", message: RED._("trading-broker.errors.unknown-config", { id }) });
+        return;
+      }
+      const body = (typeof req.body === "object" && req.body !== null ? req.body : {}) as Record<
+        string,
+        unknown
+      >;
+      const command = body.command;
+      if (typeof command !== "string" || !KILL_COMMANDS.includes(command as KillCommand)) {
+        res.status(400).json({
+          code: "VALIDATION",
+          message: `command: must be one of ${KILL_COMMANDS.join(", ")}`,
+        });
+        return;
+      }
+      for (const option of ["cancel", "flatten"] as const) {
+        if (body[option] !== undefined && typeof body[option] !== "boolean") {
+          res.status(400).json({ code: "VALIDATION", message: `${option}: must be true or false` });
+          return;
+        }
+      }
+      const reason =
+        typeof body.reason === "string" && body.reason.trim() !== "" ? body.reason.trim() : command;
+      const by = adminUser(req as { user?: unknown });
+      node.connection
+        .killSwitch(command as KillCommand, by, reason, {
+          cancel: body.cancel === true,
+          flatten: body.flatten === true,
+        })
+        .then(
+          (outcome) => res.json(outcome),
+          (error: unknown) => {
+            const failure = toBrokerError(error);
+            res.status(failure.code === "INTERNAL" ? 500 : 409).json(failure.toJSON());
+          },
+        );
+    },
+  );
+
+  /**
+   * The trading state for display (the config dialog). It never brings a broker up (that would dial
+   * Kite just to show a word): a live guard answers, else the state file. Always 200, so an
+   * undeployed or misconfigured node shows "unknown" rather than a failed request.
+   */
+  RED.httpAdmin.get(
+    "/trading-broker/:id/state",
+    RED.auth.needsPermission("trading-broker.read"),
+    (req, res) => {
+      const id = String(req.params.id);
+      const node = RED.nodes.getNode(id);
+      if (!isBrokerConfigNode(node)) {
+        res.json({ state: null, reason: RED._("trading-broker.errors.unknown-config", { id }) });
+        return;
+      }
+      const broker = node.broker;
+      if (isGuarded(broker)) {
+        res.json({ ...broker.risk.stateRecord });
+        return;
+      }
+      const file = stateFiles.get(node);
+      if (file === undefined) {
+        res.json({ state: null, reason: RED._("trading-broker.status.invalid-settings") });
+        return;
+      }
+      loadState(file).then(
+        (loaded) =>
+          res.json(
+            loaded.kind === "ok"
+              ? loaded.record
+              : loaded.kind === "missing"
+                ? { state: "ACTIVE", by: "default", reason: "no state saved yet" }
+                : { state: "HALTED", by: "risk guard", reason: `state file unreadable: ${loaded.why}` },
+          ),
+        () => res.json({ state: null, reason: "cannot read the state file" }),
       );
     },
   );

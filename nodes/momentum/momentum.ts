@@ -7,9 +7,13 @@ import { MomentumSettings, MomentumStrategy } from "../../lib/strategy/momentum"
 import { flag, numeric, text, withoutUndefined } from "../shared/coerce";
 import { toError } from "../shared/errors";
 import { handleInput } from "../shared/input";
+import { linkBroker } from "../shared/broker-link";
+import type { BrokerLink } from "../shared/broker-link";
 import { problemStatus, successStatus } from "../shared/status";
 
 interface MomentumDef extends NodeDef {
+  /** Optional: with a broker, positions are the account's; without, the strategy's own memory. */
+  broker?: string;
   lookback?: unknown;
   threshold?: unknown;
   quantity?: unknown;
@@ -47,14 +51,20 @@ export = function (RED: NodeAPI): void {
   }
 
   function startMomentum(node: MomentumNode, def: MomentumDef): void {
+    const brokerId = typeof def.broker === "string" && def.broker !== "" ? def.broker : undefined;
     let strategy: MomentumStrategy | BrokerError;
     try {
-      strategy = new MomentumStrategy(parseOrThrow(MomentumSettings, settingsOf(def), "momentum settings"));
+      strategy = new MomentumStrategy(parseOrThrow(MomentumSettings, settingsOf(def), "momentum settings"), {
+        fromAccount: brokerId !== undefined,
+      });
       node.settings = strategy.settings;
     } catch (error) {
       strategy = new BrokerError("CONFIG", toError(error).message);
       node.error(strategy.message);
       node.status(problemStatus(RED._("trading-momentum.status.invalid-settings")));
+    }
+    if (brokerId !== undefined && !(strategy instanceof BrokerError)) {
+      followAccount(node, strategy, linkBroker(RED, node, brokerId));
     }
 
     handleInput(node, (msg, send) => {
@@ -77,6 +87,39 @@ export = function (RED: NodeAPI): void {
       node.status(successStatus(describe(signal)));
       send(msg);
     });
+  }
+
+  /**
+   * Positions come from the account: read when the broker connects (and again after every
+   * reconnect, since fills may have happened meanwhile), then kept in step by its order events.
+   */
+  function followAccount(node: MomentumNode, strategy: MomentumStrategy, broker: BrokerLink): void {
+    let reading = false;
+    let again = false;
+    async function read(): Promise<void> {
+      if (reading) {
+        again = true;
+        return;
+      }
+      reading = true;
+      try {
+        do {
+          again = false;
+          const ready = await broker.ready();
+          const [positions, book] = await Promise.all([ready.getPositions(), ready.getOrderbook()]);
+          strategy.seed(positions, book);
+        } while (again);
+      } catch (error) {
+        node.error(RED._("trading-momentum.errors.positions", { reason: toError(error).message }));
+      } finally {
+        reading = false;
+      }
+    }
+    broker.on("order", (event) => strategy.onOrder(event.order));
+    broker.on("state", (state) => {
+      if (state === "connected") void read();
+    });
+    void read();
   }
 
   RED.nodes.registerType("trading-momentum", Momentum);

@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import type { GttEvent, OrderEvent } from "../../lib/protocol/events";
+import type { GttEvent, OrderEvent, RiskEvent } from "../../lib/protocol/events";
+import { BrokerSession } from "../shared/broker-connection";
 import { linkBroker } from "../shared/broker-link";
 import type { EventFilter } from "../shared/event-filter";
 import { eventFilterOf, eventSymbol, passes } from "../shared/event-filter";
@@ -16,6 +17,19 @@ interface OrderEventsDef extends NodeDef {
 
 interface OrderEventsNode extends Node {
   filter: EventFilter;
+}
+
+const RISK_TYPES: ReadonlySet<string> = new Set(["RISK_STATE_CHANGED", "ORDER_DENIED"]);
+
+/** The risk event types an event type filter names (a multi-select array or a comma list). */
+function riskTypesOf(value: unknown): ReadonlySet<string> {
+  const list = Array.isArray(value) ? value : typeof value === "string" ? value.split(",") : [];
+  return new Set(
+    list
+      .filter((item): item is string => typeof item === "string")
+      .map((item) => item.trim())
+      .filter((item) => RISK_TYPES.has(item)),
+  );
 }
 
 /** How long the status shows the last event before going back to the broker's state. */
@@ -55,18 +69,41 @@ export = function (RED: NodeAPI): void {
       flash.unref();
     }
 
+    const riskTypes = riskTypesOf(def.eventTypes);
+    /** A type filter that names only risk events lets no order or GTT event through. */
+    const onlyRisk = riskTypes.size > 0 && filter.types.size === 0;
+
     function emit(event: OrderEvent | GttEvent): void {
       if (event.seq <= lastSeq) return;
       lastSeq = event.seq;
-      if (!passes(filter, event)) return;
+      if (onlyRisk || !passes(filter, event)) return;
       const symbol = eventSymbol(event);
       // Every order-events node gets its own copy: a flow that edits the event must not change another's.
       node.send({ payload: structuredClone(event), topic: symbol });
       showBriefly(`${event.type} ${symbol}`);
     }
 
+    /**
+     * The risk guard's events carry no seq (they are not account events) and are not filtered by
+     * side or status: a halt or a refusal is passed on whatever the filter, unless the event type
+     * filter names order types and leaves these out.
+     */
+    function emitRisk(event: RiskEvent): void {
+      if (filter.types.size + riskTypes.size > 0 && !riskTypes.has(event.type)) return;
+      const symbol = event.type === "ORDER_DENIED" ? event.symbol : undefined;
+      if (event.type === "ORDER_DENIED" && symbol !== undefined && filter.instruments.size > 0) {
+        const exchange = typeof event.request.exchange === "string" ? event.request.exchange : "NSE";
+        if (!filter.instruments.has(`${exchange}:${symbol}`)) return;
+      }
+      node.send({ payload: structuredClone(event), topic: symbol ?? event.type });
+      showBriefly(
+        event.type === "ORDER_DENIED" ? `ORDER_DENIED ${symbol ?? ""}` : `${event.type} ${event.state}`,
+      );
+    }
+
     broker.on("order", emit);
     broker.on("gtt", emit);
+    if (broker instanceof BrokerSession) broker.onRisk(emitRisk);
     node.on("close", () => {
       clearTimeout(flash);
       flash = undefined;

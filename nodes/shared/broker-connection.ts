@@ -3,12 +3,16 @@ import type { BrokerEvents, BrokerInterface } from "../../lib/brokers/interface"
 import type { BrokerLogger } from "../../lib/brokers/logger";
 import type { ConnectionState } from "../../lib/protocol";
 import { BrokerError, toBrokerError } from "../../lib/protocol/errors";
+import type { RiskEvent } from "../../lib/protocol/events";
+import type { KillCommand, KillOptions, KillOutcome, RiskGuard } from "../../lib/risk/guard";
+import { isGuarded } from "../../lib/risk/guard";
 import { toError } from "./errors";
 
 /** What createBroker returns: the broker, plus an account reset where the broker has one (paper). */
 export type ManagedBroker = BrokerInterface & { resetAccount?(): Promise<void> };
 
 export type BrokerListener<E extends keyof BrokerEvents> = (...args: BrokerEvents[E]) => void;
+export type RiskListener = (event: RiskEvent) => void;
 
 /** Settings that cannot make a broker: every user shows `status`, every call fails with `error`. */
 export interface Unusable {
@@ -26,6 +30,8 @@ export interface ConnectionOptions {
   log: BrokerLogger;
   stateStatus(state: ConnectionState): NodeStatus;
   failedStatus(error: BrokerError): NodeStatus;
+  /** What users show while connected and the risk guard is not ACTIVE (a red dot when halted). */
+  tradingStatus?(guard: RiskGuard): NodeStatus | undefined;
   closeTimeoutMs?: number;
 }
 
@@ -153,6 +159,41 @@ export class BrokerConnection {
     return () => emitter.off(event, guarded as (...args: unknown[]) => void);
   }
 
+  /** Adds `listener` to the risk guard's events (RISK_STATE_CHANGED, ORDER_DENIED) for the session. */
+  listenRisk(listener: RiskListener): () => void {
+    if (this.#unusable !== undefined || this.#closed) return () => undefined;
+    let broker: ManagedBroker;
+    try {
+      broker = this.#ensureBroker();
+    } catch {
+      return () => undefined;
+    }
+    if (!isGuarded(broker)) return () => undefined;
+    const guard = broker.risk;
+    guard.on("event", listener);
+    return () => guard.off("event", listener);
+  }
+
+  /**
+   * Halts, reduces or resumes trading on the account (the kill switch and the admin endpoint).
+   * With no user the broker is brought up just for this and closed again, like a reset.
+   */
+  async killSwitch(
+    command: KillCommand,
+    by: string,
+    reason: string,
+    options: KillOptions,
+  ): Promise<KillOutcome> {
+    const temporary = this.#sessions.size === 0;
+    try {
+      const broker = await this.ready();
+      if (!isGuarded(broker)) throw new BrokerError("CONFIG", `this ${broker.kind} broker has no risk guard`);
+      return await broker.risk.kill(command, by, reason, options);
+    } finally {
+      if (temporary && this.#sessions.size === 0) await this.#closeBroker();
+    }
+  }
+
   async subscribe(session: BrokerSession, keys: readonly string[]): Promise<void> {
     const taken: string[] = [];
     const first: string[] = [];
@@ -220,7 +261,7 @@ export class BrokerConnection {
       // Before the first connect a broker says "disconnected"; it is about to connect.
       const state =
         broker.state === "disconnected" && this.#lastFailure === undefined ? "connecting" : broker.state;
-      this.#lastStatus = this.#options.stateStatus(state);
+      this.#lastStatus = this.#statusFor(broker, state);
       session.user.status(this.#lastStatus);
     } catch (error) {
       session.user.status(this.#options.failedStatus(this.#failed(error)));
@@ -236,7 +277,7 @@ export class BrokerConnection {
     const onState = (state: ConnectionState, detail?: string): void => {
       // Once the credentials are refused, users keep showing that rather than "disconnected".
       if (this.#refused !== undefined && this.#broker === broker) return;
-      this.#push(this.#options.stateStatus(state));
+      this.#push(this.#statusFor(broker, state));
       // Why a remote broker dropped or is retrying; logged once per change of state, not per retry,
       // and not for the close this connection asked for itself.
       if (detail !== undefined && state !== "connected" && this.#broker === broker) {
@@ -255,14 +296,32 @@ export class BrokerConnection {
       }
       this.#options.log.error(error.message);
     };
+    // The guard's own emitter: its events are not the broker's, so broker listener counts stay.
+    const onRisk = (event: RiskEvent): void => {
+      if (event.type === "RISK_STATE_CHANGED" && this.#broker === broker && this.#refused === undefined) {
+        this.#push(this.#statusFor(broker, broker.state));
+      }
+    };
+    const guard = isGuarded(broker) ? broker.risk : undefined;
     broker.on("state", onState);
     broker.on("error", onError);
+    guard?.on("event", onRisk);
     this.#broker = broker;
     this.#detachBroker = () => {
       broker.off("state", onState);
       broker.off("error", onError);
+      guard?.off("event", onRisk);
     };
     return broker;
+  }
+
+  /** The connection state, unless connected with trading halted or reducing: that shows instead. */
+  #statusFor(broker: ManagedBroker, state: ConnectionState): NodeStatus {
+    if (state === "connected" && isGuarded(broker) && this.#options.tradingStatus !== undefined) {
+      const trading = this.#options.tradingStatus(broker.risk);
+      if (trading !== undefined) return trading;
+    }
+    return this.#options.stateStatus(state);
   }
 
   async #connect(broker: ManagedBroker): Promise<ManagedBroker> {
@@ -388,6 +447,18 @@ export class BrokerSession {
 
   on<E extends keyof BrokerEvents>(event: E, listener: BrokerListener<E>): void {
     this.#removers.push(this.#connection.listen(this, event, listener));
+  }
+
+  /** The risk guard's events, for as long as this user is registered. */
+  onRisk(listener: RiskListener): void {
+    const guarded: RiskListener = (event) => {
+      try {
+        listener(event);
+      } catch (error) {
+        this.user.error(toError(error));
+      }
+    };
+    this.#removers.push(this.#connection.listenRisk(guarded));
   }
 
   subscribe(keys: readonly string[]): Promise<void> {

@@ -1,14 +1,17 @@
 import type { NodeAPI } from "node-red";
 import type { OrderEvent } from "../../lib/protocol";
-import { ConnectionState } from "../../lib/protocol/events";
+import type { RiskEvent } from "../../lib/protocol/events";
+import { ConnectionState, TradingState } from "../../lib/protocol/events";
+import type { RiskGuard } from "../../lib/risk/guard";
 import type { ManagedBroker } from "./broker-connection";
 import { isBrokerConfigNode } from "./broker-link";
+import { isGuarded } from "../../lib/risk/guard";
 
 /**
  * Prometheus metrics per trading-broker config node, served by the admin endpoint
  * `GET <httpAdminRoot>/trading-broker/metrics` (permission `trading-broker.read`).
  *
- * The text exposition format 0.0.4 is written here by hand rather than with prom-client: seven
+ * The text exposition format 0.0.4 is written here by hand rather than with prom-client: nine
  * families need a few dozen lines, while prom-client would add a runtime dependency (with its own
  * dependencies) to every Node-RED that installs the pack, and its process-wide default registry
  * would be shared with whatever else in that Node-RED uses prom-client.
@@ -63,9 +66,12 @@ export class BrokerMetrics {
   rejected = 0;
   expired = 0;
   reconnects = 0;
+  /** Orders, modifies and GTTs the risk guard refused. */
+  denied = 0;
   readonly latency = new LatencyWindow();
   /** Only the newest broker counts: an old one still closing after a redeploy is ignored. */
   #current: ManagedBroker | undefined;
+  #currentGuard: RiskGuard | undefined;
 
   constructor(id: string, name: string) {
     this.id = id;
@@ -107,6 +113,14 @@ export class BrokerMetrics {
     return broker;
   }
 
+  /** Counts the refusals of the guard in front of the current broker. */
+  watchRisk(guard: RiskGuard): void {
+    this.#currentGuard = guard;
+    guard.on("event", (event: RiskEvent) => {
+      if (event.type === "ORDER_DENIED" && this.#currentGuard === guard) this.denied += 1;
+    });
+  }
+
   #count(event: OrderEvent): void {
     if (event.type === "ORDER_PLACED") this.placed += 1;
     else if (event.type === "ORDER_REJECTED") this.rejected += 1;
@@ -136,6 +150,8 @@ export function forgetBrokerMetrics(id: string): void {
 export interface BrokerSample {
   metrics: BrokerMetrics;
   state: ConnectionState;
+  /** The risk guard's trading state; absent while no broker is up (nothing is known then). */
+  trading?: TradingState;
 }
 
 function escapeLabel(value: string): string {
@@ -209,6 +225,22 @@ export function exposition(samples: readonly BrokerSample[]): string {
       ];
     },
   );
+  family(
+    "trading_broker_trading_state",
+    "gauge",
+    "The risk guard's trading state: 1 for the current one (no series while no broker is up).",
+    (s) =>
+      s.trading === undefined
+        ? []
+        : TradingState.options.map(
+            (state) => `trading_broker_trading_state${id(s, { state })} ${s.trading === state ? 1 : 0}`,
+          ),
+  );
+  counter(
+    "trading_broker_orders_denied_total",
+    "Orders, modifies and GTTs the risk guard refused (ORDER_DENIED).",
+    (m) => m.denied,
+  );
   return `${lines.join("\n")}\n`;
 }
 
@@ -218,7 +250,10 @@ function currentSamples(RED: NodeAPI): BrokerSample[] {
   for (const metrics of registry.values()) {
     const node = RED.nodes.getNode(metrics.id);
     if (!isBrokerConfigNode(node)) continue;
-    samples.push({ metrics, state: node.broker?.state ?? "disconnected" });
+    const broker = node.broker;
+    const sample: BrokerSample = { metrics, state: broker?.state ?? "disconnected" };
+    if (isGuarded(broker)) sample.trading = broker.risk.tradingState;
+    samples.push(sample);
   }
   return samples.sort((a, b) => a.metrics.id.localeCompare(b.metrics.id));
 }

@@ -772,4 +772,86 @@ describe("editor in headless Chromium", function () {
       await board.close();
     }
   });
+
+  // ---- the risk guard (issue 8) ------------------------------------------------------------
+
+  it("shows the broker config's Risk section: every limit labelled, the trading state, a bad limit flagged", async function () {
+    await openConfigFromSidebar("paper broker");
+    const form = page.locator("#node-config-dialog-edit-form");
+    const limits = [
+      "max_order_quantity",
+      "max_order_value",
+      "max_position_quantity",
+      "max_position_value",
+      "max_open_orders",
+      "max_orders_per_second",
+      "max_orders_per_minute",
+      "price_band_pct",
+      "allowed_symbols",
+      "max_daily_loss",
+    ];
+    for (const limit of limits) {
+      const input = page.locator(`#node-config-input-risk_${limit}`);
+      await input.scrollIntoViewIfNeeded();
+      assert.ok(await input.isVisible(), `${limit}: shown`);
+      const label = squash(await form.locator(`label[for="node-config-input-risk_${limit}"]`).innerText());
+      assert.ok(label.length > 0 && !/trading-broker\./.test(label), `${limit}: translated label "${label}"`);
+    }
+    assert.ok(
+      !(await page.locator("#node-config-input-risk_window_start").isVisible()),
+      "hours hidden until ticked",
+    );
+    await page.locator("#node-config-input-risk_window").check();
+    await page.locator("#node-config-input-risk_window_start").waitFor();
+    await page.waitForFunction(() =>
+      /^ACTIVE \(/.test(document.querySelector("#trading-broker-risk-state")?.textContent ?? ""),
+    );
+    const quantity = page.locator("#node-config-input-risk_max_order_quantity");
+    await typeInto(quantity, "ten");
+    await page.locator("#node-config-input-risk_max_order_quantity.input-error").waitFor();
+    await typeInto(quantity, "");
+    await page.locator("#node-config-input-risk_max_order_quantity:not(.input-error)").waitFor();
+    await closeConfigDialog("cancel");
+  });
+
+  it("halts the dashboard example's account from its KILL SWITCH button, shows it, and resumes", async function () {
+    const example = allExamples.find((candidate) => candidate.name === "paper-dashboard");
+    assert.ok(example, "examples/paper-dashboard.json exists");
+    const idOf = (name: string): string => {
+      const node = example.nodes.find((candidate) => candidate.name === name);
+      assert.ok(node, `paper-dashboard: a node named "${name}"`);
+      return node.id;
+    };
+    const board = await context!.newPage();
+    try {
+      await board.goto(new URL("dashboard", page.url()).href);
+      const widget = (name: string): Locator => board.locator(`[id="nrdb-ui-widget-${idOf(name)}"]`);
+      await widget("KILL SWITCH").locator("button").click();
+      await board.waitForFunction(
+        (id) =>
+          /HALTED: kill switch pressed on the dashboard/.test(
+            document.querySelector(`[id="nrdb-ui-widget-${id}"]`)?.textContent ?? "",
+          ),
+        idOf("trading state"),
+      );
+      await showTab(example);
+      const placeOrder = canvasNode(idOf("place order"));
+      await placeOrder.locator(".red-ui-flow-node-status-dot-red").waitFor();
+      assert.match(
+        (await placeOrder.locator(".red-ui-flow-node-status-label").textContent()) ?? "",
+        /^halted: kill switch pressed/,
+      );
+      await widget("Resume trading").locator("button").click();
+      await board.waitForFunction(
+        (id) =>
+          /ACTIVE: resumed from the dashboard/.test(
+            document.querySelector(`[id="nrdb-ui-widget-${id}"]`)?.textContent ?? "",
+          ),
+        idOf("trading state"),
+      );
+      await placeOrder.locator(".red-ui-flow-node-status-dot-green").waitFor();
+    } finally {
+      await board.close();
+    }
+  });
 });

@@ -10,6 +10,7 @@ import type { GttEvent, GttSnapshot, OrderSnapshot, Position } from "../../lib/p
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import cancelOrderNode = require("../../nodes/cancel-order/cancel-order");
 import gttNode = require("../../nodes/gtt/gtt");
+import killSwitchNode = require("../../nodes/kill-switch/kill-switch");
 import modifyOrderNode = require("../../nodes/modify-order/modify-order");
 import momentumNode = require("../../nodes/momentum/momentum");
 import orderEventsNode = require("../../nodes/order-events/order-events");
@@ -74,6 +75,7 @@ const PACK = [
   orderbookNode,
   quotesNode,
   momentumNode,
+  killSwitchNode,
 ];
 
 function example(name: string): FlowNode[] {

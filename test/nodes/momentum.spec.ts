@@ -71,7 +71,9 @@ describe("trading-momentum", function () {
     const msg = out[0]!;
     assert.equal(msg.topic, "INFY");
     assert.equal(msg.source, "test", "the rest of msg is kept");
-    assert.deepEqual(msg.payload, {
+    const { client_order_id: clientOrderId, ...payload } = msg.payload as Record<string, unknown>;
+    assert.equal(typeof clientOrderId, "string", "each signal names its order, to know its fills");
+    assert.deepEqual(payload, {
       symbol: "INFY",
       exchange: "NSE",
       side: "BUY",

@@ -41,8 +41,9 @@ describe("metrics", function () {
       a.latency.observe(0.002);
       const b = new BrokerMetrics("b2", 'gateway "prod"\\eu\nwest');
       b.reconnects = 2;
+      a.denied = 4;
       const text = exposition([
-        { metrics: a, state: "connected" },
+        { metrics: a, state: "connected", trading: "HALTED" },
         { metrics: b, state: "reconnecting" },
       ]);
       const families = parsePrometheusText(text);
@@ -56,6 +57,8 @@ describe("metrics", function () {
           "trading_broker_orders_expired_total",
           "trading_broker_reconnects_total",
           "trading_broker_order_latency_seconds",
+          "trading_broker_trading_state",
+          "trading_broker_orders_denied_total",
         ],
       );
       assert.equal(families.get("trading_broker_order_latency_seconds")?.type, "summary");
@@ -75,6 +78,13 @@ describe("metrics", function () {
       assert.equal(sampleValue(families, "trading_broker_orders_placed_total", { id: "a1" }), 3);
       assert.equal(sampleValue(families, "trading_broker_orders_rejected_total", { id: "a1" }), 1);
       assert.equal(sampleValue(families, "trading_broker_reconnects_total", { id: "b2" }), 2);
+      assert.equal(sampleValue(families, "trading_broker_orders_denied_total", { id: "a1" }), 4);
+      assert.equal(sampleValue(families, "trading_broker_trading_state", { id: "a1", state: "HALTED" }), 1);
+      assert.equal(sampleValue(families, "trading_broker_trading_state", { id: "a1", state: "ACTIVE" }), 0);
+      assert.ok(
+        !families.get("trading_broker_trading_state")!.samples.some((s) => s.labels.id === "b2"),
+        "no trading state while no broker is up",
+      );
       assert.equal(
         sampleValue(families, "trading_broker_order_latency_seconds", { id: "a1", quantile: "0.99" }),
         0.002,
@@ -89,7 +99,7 @@ describe("metrics", function () {
 
     it("writes only the headers when no config node is deployed", function () {
       const families = parsePrometheusText(exposition([]));
-      assert.equal(families.size, 7);
+      assert.equal(families.size, 9);
       assert.ok([...families.values()].every((family) => family.samples.length === 0));
     });
   });

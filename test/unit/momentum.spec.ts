@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import type { OrderSnapshot, Position } from "../../lib/protocol";
 import { OrderRequest } from "../../lib/protocol/orders";
 import type { MomentumSettingsInput, MomentumSignal } from "../../lib/strategy/momentum";
-import { MomentumSettings, MomentumStrategy } from "../../lib/strategy/momentum";
+import { MomentumSettings, MomentumStrategy, UNSEEN_SIGNAL_TTL_MS } from "../../lib/strategy/momentum";
 
 function strategy(settings: Partial<MomentumSettingsInput> = {}): MomentumStrategy {
   return new MomentumStrategy({
@@ -67,7 +68,9 @@ describe("MomentumStrategy", function () {
   it("makes a MARKET order request that passes OrderRequest validation", function () {
     const [, , , signal] = feed(strategy({ product: "CNC" }), [100, 100, 100, 105]);
     assert.ok(signal);
-    assert.deepEqual(signal.order, {
+    const { client_order_id: clientOrderId, ...order } = signal.order;
+    assert.match(clientOrderId, /^[A-Za-z0-9]{1,20}$/);
+    assert.deepEqual(order, {
       symbol: "INFY",
       exchange: "NSE",
       side: "BUY",
@@ -175,5 +178,110 @@ describe("MomentumStrategy", function () {
     assert.throws(() => s.onQuote({ symbol: "INFY", last_price: "1" }), /last_price: must be a number/);
     assert.throws(() => s.onQuote({ last_price: 1 }), /symbol: is required/);
     assert.throws(() => s.onQuote(42), /invalid quote: payload: /);
+  });
+});
+
+describe("MomentumStrategy: positions from the account", function () {
+  const T = "2026-01-05T04:30:00.000Z";
+  function position(symbol: string, quantity: number, product: "MIS" | "CNC" = "MIS"): Position {
+    return {
+      symbol,
+      exchange: "NSE",
+      product,
+      quantity,
+      average_price: 100,
+      last_price: 100,
+      realized_pnl: 0,
+      unrealized_pnl: 0,
+    };
+  }
+  function snapshot(
+    signal: MomentumSignal,
+    status: OrderSnapshot["status"],
+    filled: number,
+    id = "P1",
+  ): OrderSnapshot {
+    return {
+      order_id: id,
+      client_order_id: signal.order.client_order_id,
+      symbol: signal.order.symbol,
+      exchange: "NSE",
+      side: signal.order.side,
+      quantity: signal.order.quantity,
+      order_type: "MARKET",
+      product: "MIS",
+      validity: "DAY",
+      tag: "momentum",
+      status,
+      filled_quantity: filled,
+      average_price: filled > 0 ? 100 : 0,
+      placed_at: T,
+      timestamp: T,
+    };
+  }
+  function accountStrategy(now: () => number = Date.now): MomentumStrategy {
+    return new MomentumStrategy(
+      { lookback: 3, threshold: 0.01, quantity: 2, max_position: 5, cooldown: 0, allow_short: true },
+      { fromAccount: true, now },
+    );
+  }
+
+  it("sends nothing until it knows the account's positions", function () {
+    const s = accountStrategy();
+    assert.deepEqual(sides(feed(s, [100, 100, 100, 105, 110])), ["-", "-", "-", "-", "-"]);
+    s.seed([], []);
+    assert.deepEqual(sides(feed(s, [115])), ["BUY2"]);
+  });
+
+  it("starts from the account's position of its product, not zero", function () {
+    const s = accountStrategy();
+    s.seed([position("INFY", 4), position("INFY", 100, "CNC"), position("TCS", -5)], []);
+    assert.equal(s.position("INFY"), 4, "the CNC holding is another product");
+    assert.deepEqual(sides(feed(s, [100, 100, 100, 105, 110, 120])), ["-", "-", "-", "BUY1", "-", "-"]);
+    assert.deepEqual(sides(feed(s, [100, 100, 100, 90], "TCS")), ["-", "-", "-", "-"], "already -5");
+  });
+
+  it("counts its orders on the way, then their fills once, however often an event repeats", function () {
+    const s = accountStrategy();
+    s.seed([], []);
+    const [, , , first] = feed(s, [100, 100, 100, 105]);
+    assert.ok(first);
+    assert.equal(s.position("INFY"), 2, "in flight counts");
+    const [second] = feed(s, [110]);
+    assert.ok(second);
+    assert.equal(s.position("INFY"), 4);
+    s.onOrder(snapshot(first, "OPEN", 0, "P1"));
+    s.onOrder(snapshot(first, "FILLED", 2, "P1"));
+    s.onOrder(snapshot(first, "FILLED", 2, "P1"));
+    s.onOrder(snapshot(second, "PARTIALLY_FILLED", 1, "P2"));
+    s.onOrder(snapshot(second, "PARTIALLY_FILLED", 1, "P2"));
+    assert.equal(s.position("INFY"), 4);
+    s.onOrder(snapshot(second, "CANCELLED", 1, "P2"));
+    assert.equal(s.position("INFY"), 3, "the cancelled rest never comes");
+    assert.deepEqual(sides(feed(s, [120, 130])), ["BUY2", "-"]);
+  });
+
+  it("stops counting a signal the broker never reported (refused before it left)", function () {
+    let now = 0;
+    const s = accountStrategy(() => now);
+    s.seed([], []);
+    feed(s, [100, 100, 100, 105, 110, 120]);
+    assert.equal(s.position("INFY"), 5);
+    now += UNSEEN_SIGNAL_TTL_MS + 1;
+    assert.equal(s.position("INFY"), 0);
+  });
+
+  it("counts fills of other flows' orders in the same symbol and product (whole-account scope)", function () {
+    const s = accountStrategy();
+    s.seed([], []);
+    const manual = snapshot(
+      { order: { symbol: "INFY", side: "BUY", quantity: 5, client_order_id: "manual1" } } as MomentumSignal,
+      "FILLED",
+      5,
+      "P9",
+    );
+    s.onOrder(manual);
+    assert.equal(s.position("INFY"), 5);
+    assert.deepEqual(sides(feed(s, [100, 100, 100, 105])), ["-", "-", "-", "-"]);
   });
 });

@@ -1,0 +1,818 @@
+import { EventEmitter } from "node:events";
+import type { BrokerInterface } from "../brokers/interface";
+import type { BrokerLogger } from "../brokers/logger";
+import { silentLogger } from "../brokers/logger";
+import type {
+  GttRequestInput,
+  GttSnapshot,
+  OrderChanges as OrderChangesType,
+  OrderEvent,
+  OrderRequest as OrderRequestType,
+  OrderRequestInput,
+  OrderSnapshot,
+  Quote,
+  Side,
+} from "../protocol";
+import { BrokerError, toBrokerError } from "../protocol/errors";
+import type { RiskEvent, TradingState } from "../protocol/events";
+import { GttRequest } from "../protocol/gtt";
+import { parseOrderRequest } from "../protocol/order-fast-path";
+import { OrderChanges, isTerminal } from "../protocol/orders";
+import { parseOrThrow } from "../protocol/validate";
+import { Exposure, instrumentOf } from "./exposure";
+import { RateWindow } from "./rate-window";
+import type { RiskSettingsInput } from "./settings";
+import { RiskSettings } from "./settings";
+import type { RiskStateRecord } from "./state-file";
+import { loadState, saveState } from "./state-file";
+import { istDay, outsideWindow } from "./trading-day";
+
+export interface RiskGuardOptions {
+  settings?: RiskSettingsInput;
+  /** Where the trading state is kept; absent keeps it in memory (tests, a gateway CLI). */
+  stateFile?: string;
+  clock?: { now(): number };
+  log?: BrokerLogger;
+}
+
+export type KillCommand = "halt" | "reduce" | "resume";
+export const KILL_COMMANDS: readonly KillCommand[] = ["halt", "reduce", "resume"];
+
+export interface KillOptions {
+  /** Cancel every open order and delete every active GTT. */
+  cancel?: boolean;
+  /** Close every position with MARKET orders (cancels open orders first). */
+  flatten?: boolean;
+}
+
+export interface KillFailure {
+  action: "cancel" | "delete_gtt" | "flatten";
+  id: string;
+  code: string;
+  message: string;
+}
+
+/** What a kill switch did: the state it left, and every order it cancelled or placed. */
+export interface KillOutcome {
+  state: TradingState;
+  previous: TradingState;
+  by: string;
+  reason: string;
+  cancelled: OrderSnapshot[];
+  deleted_gtts: GttSnapshot[];
+  placed: OrderSnapshot[];
+  failures: KillFailure[];
+}
+
+interface RiskEvents {
+  event: [event: RiskEvent];
+}
+
+const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
+const FIGURES = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+
+function fmt(value: number): string {
+  return FIGURES.format(value);
+}
+
+/** A list as a refusal quotes it: the first ten, then an ellipsis. */
+function listed(items: readonly string[]): string {
+  return items.length > 10 ? `${items.slice(0, 10).join(", ")}, …` : items.join(", ");
+}
+
+function signed(side: Side, quantity: number): number {
+  return side === "BUY" ? quantity : -quantity;
+}
+
+/**
+ * The risk guard: sits between every node and the broker, and checks each place and modify
+ * against the limits and the trading state before anything leaves. A refusal is a BrokerError
+ * with code RISK naming the limit and the figures, and an ORDER_DENIED event; the broker never
+ * sees the order.
+ *
+ * It knows no concrete broker and no Node-RED: `guardBroker` puts it in front of any
+ * BrokerInterface. Exposure is the broker's own (positions, open orders, orders in flight), kept
+ * in step from the broker's events, which it watches by wrapping the broker's `emit` so that the
+ * listeners on a broker stay exactly those of its users.
+ */
+export class RiskGuard extends EventEmitter<RiskEvents> {
+  readonly settings: RiskSettings;
+  readonly broker: BrokerInterface;
+  readonly #stateFile: string | undefined;
+  readonly #clock: { now(): number };
+  readonly #log: BrokerLogger;
+  readonly #exposure = new Exposure();
+  readonly #rates = new RateWindow();
+  readonly #countRates: boolean;
+  readonly #allowed: ReadonlySet<string> | undefined;
+  #record: RiskStateRecord;
+  #loaded: Promise<void> | undefined;
+  #writing: Promise<void> = Promise.resolve();
+  #seeded = false;
+  #reseedOnConnect = false;
+  #lastPnlCheck = Number.NEGATIVE_INFINITY;
+  #pnlCheck: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(broker: BrokerInterface, options: RiskGuardOptions = {}) {
+    super();
+    this.broker = broker;
+    this.settings = parseOrThrow(RiskSettings, options.settings ?? {}, "risk settings");
+    this.#stateFile = options.stateFile;
+    this.#clock = options.clock ?? { now: () => Date.now() };
+    this.#log = options.log ?? silentLogger;
+    this.#allowed =
+      this.settings.allowed_symbols === undefined ? undefined : new Set(this.settings.allowed_symbols);
+    this.#countRates =
+      this.settings.max_orders_per_second !== undefined || this.settings.max_orders_per_minute !== undefined;
+    this.#record = {
+      version: 1,
+      state: "ACTIVE",
+      by: "default",
+      reason: "no state saved yet",
+      at: this.#iso(),
+    };
+    this.#watch();
+  }
+
+  get tradingState(): TradingState {
+    return this.#record.state;
+  }
+
+  /** Who set the current state and why (shown in statuses and the admin endpoint). */
+  get stateRecord(): Readonly<RiskStateRecord> {
+    return this.#record;
+  }
+
+  /** Reads the saved state once; a file that cannot be understood halts trading and says why. */
+  load(): Promise<void> {
+    this.#loaded ??= this.#load();
+    return this.#loaded;
+  }
+
+  async connect(): Promise<void> {
+    await this.load();
+    await this.broker.connect();
+    if (!this.#seeded) await this.#seed();
+    this.#checkPnl(true);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.broker.close();
+    await this.#pnlCheck;
+    await this.#writing;
+  }
+
+  // #region state
+
+  /** Moves to `state`, durably first: the change is reported once it survives a restart. */
+  async setState(state: TradingState, by: string, reason: string): Promise<void> {
+    await this.load();
+    const previous = this.#record.state;
+    this.#record = { ...this.#record, state, by, reason, at: this.#iso() };
+    await this.#persist();
+    const line = `trading ${state} (was ${previous}) by ${by}: ${reason}`;
+    if (state === "ACTIVE") this.#log.info(line);
+    else this.#log.warn(line);
+    this.emit("event", {
+      type: "RISK_STATE_CHANGED",
+      state,
+      previous,
+      by,
+      reason,
+      timestamp: this.#record.at,
+    });
+  }
+
+  /**
+   * The kill switch: halt, reduce or resume, optionally cancelling every open order (and active
+   * GTT) and closing every position with MARKET orders. The state changes first, so nothing new
+   * slips out while orders are being cancelled.
+   */
+  async kill(
+    command: KillCommand,
+    by: string,
+    reason: string,
+    options: KillOptions = {},
+  ): Promise<KillOutcome> {
+    if (!KILL_COMMANDS.includes(command)) {
+      throw new BrokerError("VALIDATION", `command: must be one of ${KILL_COMMANDS.join(", ")}`);
+    }
+    const previous = this.tradingState;
+    await this.setState(STATE_OF[command], by, reason);
+    const outcome: KillOutcome = {
+      state: this.tradingState,
+      previous,
+      by,
+      reason,
+      cancelled: [],
+      deleted_gtts: [],
+      placed: [],
+      failures: [],
+    };
+    if (options.cancel === true || options.flatten === true) await this.#cancelEverything(outcome);
+    if (options.flatten === true) await this.#flatten(outcome, by);
+    return outcome;
+  }
+
+  // #endregion
+
+  // #region orders
+
+  /** Not async: the checks run synchronously and the broker's promise is passed on as it is. */
+  placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
+    let request: OrderRequestType;
+    let key: string;
+    try {
+      request = parseOrderRequest(input);
+      key = instrumentOf(request.exchange, request.symbol);
+      const refusal = this.#placeRefusal(request, key);
+      if (refusal !== undefined) throw this.#deny("placeOrder", refusal, request.symbol, request);
+    } catch (error) {
+      return Promise.reject(toBrokerError(error));
+    }
+    return this.#send(key, request);
+  }
+
+  async modifyOrder(orderId: string, input: OrderChangesType): Promise<OrderSnapshot> {
+    const changes = parseOrThrow(OrderChanges, input, "order changes");
+    const order = await this.broker.getOrder(orderId);
+    const refusal = isTerminal(order.status) ? undefined : this.#modifyRefusal(order, changes);
+    if (refusal !== undefined) {
+      throw this.#deny("modifyOrder", refusal, order.symbol, { order_id: orderId, ...changes });
+    }
+    if (this.#countRates) this.#rates.record(this.#clock.now());
+    const snapshot = await this.broker.modifyOrder(orderId, changes);
+    this.#exposure.onOrder(snapshot);
+    return snapshot;
+  }
+
+  async cancelOrder(orderId: string): Promise<OrderSnapshot> {
+    // Cancels are always allowed: they only ever take exposure away.
+    const snapshot = await this.broker.cancelOrder(orderId);
+    this.#exposure.onOrder(snapshot);
+    return snapshot;
+  }
+
+  async placeGtt(input: GttRequestInput): Promise<GttSnapshot> {
+    const request = parseOrThrow(GttRequest, input, "GTT");
+    const refusal = this.#gttRefusal(request);
+    if (refusal !== undefined) throw this.#deny("placeGtt", refusal, request.symbol, request);
+    return this.broker.placeGtt(request);
+  }
+
+  async modifyGtt(gttId: string, input: GttRequestInput): Promise<GttSnapshot> {
+    const request = parseOrThrow(GttRequest, input, "GTT");
+    const refusal = this.#gttRefusal(request);
+    if (refusal !== undefined) {
+      throw this.#deny("modifyGtt", refusal, request.symbol, { gtt_id: gttId, ...request });
+    }
+    return this.broker.modifyGtt(gttId, request);
+  }
+
+  /** Wipes the paper account, and the exposure the guard had of it. */
+  async resetAccount(): Promise<void> {
+    const broker = this.broker as BrokerInterface & { resetAccount?(): Promise<void> };
+    if (typeof broker.resetAccount !== "function") {
+      throw new BrokerError("CONFIG", `a ${broker.kind} broker has no account to reset`);
+    }
+    await broker.resetAccount();
+    await this.#seed();
+  }
+
+  // #endregion
+
+  // #region checks
+
+  #placeRefusal(request: OrderRequestType, key: string): { limit: string; message: string } | undefined {
+    const s = this.settings;
+    const { side, quantity } = request;
+    const state = this.#record.state;
+    if (state === "HALTED") {
+      return { limit: "trading_state", message: `trading is HALTED (${this.#record.reason}): no new orders` };
+    }
+    if (state === "REDUCING") {
+      const why = this.#notReducing(key, side, quantity, 0);
+      if (why !== undefined) return { limit: "trading_state", message: `trading is REDUCING: ${why}` };
+    }
+    const common = this.#commonRefusal(request.symbol, request.exchange, key);
+    if (common !== undefined) return common;
+    if (s.max_order_quantity !== undefined && quantity > s.max_order_quantity) {
+      return {
+        limit: "max_order_quantity",
+        message: `max order quantity ${fmt(s.max_order_quantity)}: order is for ${fmt(quantity)} ${request.symbol}`,
+      };
+    }
+    const priced = this.#priceRefusal(
+      request.order_type,
+      request.price,
+      request.trigger_price,
+      quantity,
+      key,
+    );
+    if (priced !== undefined) return priced;
+    const position = this.#positionRefusal(key, side, quantity);
+    if (position !== undefined) return position;
+    if (s.max_open_orders !== undefined && this.#exposure.openOrders + 1 > s.max_open_orders) {
+      return {
+        limit: "max_open_orders",
+        message: `max open orders ${fmt(s.max_open_orders)}: ${fmt(this.#exposure.openOrders)} open or in flight`,
+      };
+    }
+    return this.#rateRefusal();
+  }
+
+  #modifyRefusal(
+    order: OrderSnapshot,
+    changes: OrderChangesType,
+  ): { limit: string; message: string } | undefined {
+    const key = instrumentOf(order.exchange, order.symbol);
+    const quantity = changes.quantity ?? order.quantity;
+    const added = quantity - order.quantity;
+    const state = this.#record.state;
+    if (state === "HALTED") {
+      const onlyLess =
+        added <= 0 &&
+        changes.price === undefined &&
+        changes.trigger_price === undefined &&
+        changes.order_type === undefined;
+      if (!onlyLess) {
+        return {
+          limit: "trading_state",
+          message: `trading is HALTED (${this.#record.reason}): only cancels and quantity reductions are allowed`,
+        };
+      }
+      return undefined;
+    }
+    if (state === "REDUCING") {
+      const remaining = Math.max(0, order.quantity - order.filled_quantity);
+      const why = this.#notReducing(key, order.side, quantity - order.filled_quantity, remaining);
+      if (why !== undefined) return { limit: "trading_state", message: `trading is REDUCING: ${why}` };
+    }
+    const s = this.settings;
+    if (s.max_order_quantity !== undefined && quantity > s.max_order_quantity) {
+      return {
+        limit: "max_order_quantity",
+        message: `max order quantity ${fmt(s.max_order_quantity)}: order would be for ${fmt(quantity)} ${order.symbol}`,
+      };
+    }
+    const type = changes.order_type ?? order.order_type;
+    const needsPrice = type === "LIMIT" || type === "SL";
+    const price = needsPrice ? (changes.price ?? order.price) : undefined;
+    const trigger =
+      type === "SL" || type === "SL-M" ? (changes.trigger_price ?? order.trigger_price) : undefined;
+    const priced = this.#priceRefusal(type, price, trigger, quantity, key);
+    if (priced !== undefined) return priced;
+    if (added > 0) {
+      const position = this.#positionRefusal(key, order.side, added);
+      if (position !== undefined) return position;
+    }
+    return this.#rateRefusal();
+  }
+
+  #gttRefusal(request: GttRequest): { limit: string; message: string } | undefined {
+    const state = this.#record.state;
+    if (state !== "ACTIVE") {
+      return {
+        limit: "trading_state",
+        message: `trading is ${state} (${this.#record.reason}): no new GTTs (they place orders later)`,
+      };
+    }
+    const key = instrumentOf(request.exchange, request.symbol);
+    const common = this.#commonRefusal(request.symbol, request.exchange, key);
+    if (common !== undefined) return common;
+    const s = this.settings;
+    for (const leg of request.orders) {
+      if (s.max_order_quantity !== undefined && leg.quantity > s.max_order_quantity) {
+        return {
+          limit: "max_order_quantity",
+          message: `max order quantity ${fmt(s.max_order_quantity)}: GTT order is for ${fmt(leg.quantity)} ${request.symbol}`,
+        };
+      }
+      if (s.max_order_value !== undefined && leg.quantity * leg.price > s.max_order_value) {
+        return {
+          limit: "max_order_value",
+          message: `max order value ${fmt(s.max_order_value)}: GTT order is worth ${fmt(leg.quantity * leg.price)}`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /** Allowed symbols and the trading window: the same for orders and GTTs. */
+  #commonRefusal(
+    symbol: string,
+    exchange: string,
+    key: string,
+  ): { limit: string; message: string } | undefined {
+    const s = this.settings;
+    if (this.#allowed !== undefined && !this.#allowed.has(symbol) && !this.#allowed.has(key)) {
+      return {
+        limit: "allowed_symbols",
+        message: `allowed symbols: ${exchange}:${symbol} is not one of ${listed(s.allowed_symbols ?? [])}`,
+      };
+    }
+    if (s.trading_window !== undefined) {
+      const why = outsideWindow(s.trading_window, this.#clock.now());
+      if (why !== undefined) return { limit: "trading_window", message: why };
+    }
+    return undefined;
+  }
+
+  /** Order value and the price band; both need a price to judge the order by. */
+  #priceRefusal(
+    type: string,
+    price: number | undefined,
+    trigger: number | undefined,
+    quantity: number,
+    key: string,
+  ): { limit: string; message: string } | undefined {
+    const s = this.settings;
+    const last = this.#exposure.lastPrice(key);
+    if (s.price_band_pct !== undefined && price !== undefined) {
+      if (last === undefined) {
+        return {
+          limit: "price_band_pct",
+          message: `price band ${fmt(s.price_band_pct)} %: no last price known for ${key} to check ${fmt(price)} against (subscribe to its quotes)`,
+        };
+      }
+      const away = (Math.abs(price - last) / last) * 100;
+      if (away > s.price_band_pct) {
+        return {
+          limit: "price_band_pct",
+          message: `price band ${fmt(s.price_band_pct)} %: price ${fmt(price)} is ${fmt(away)} % from the last price ${fmt(last)} of ${key}`,
+        };
+      }
+    }
+    if (s.max_order_value !== undefined) {
+      const reference = price ?? last ?? (type === "SL-M" ? trigger : undefined);
+      if (reference === undefined) {
+        return {
+          limit: "max_order_value",
+          message: `max order value ${fmt(s.max_order_value)}: no last price known for ${key} to value a ${type} order (subscribe to its quotes)`,
+        };
+      }
+      const value = quantity * reference;
+      if (value > s.max_order_value) {
+        return {
+          limit: "max_order_value",
+          message: `max order value ${fmt(s.max_order_value)}: ${fmt(quantity)} × ${fmt(reference)} = ${fmt(value)}`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Max position, counting open and in-flight orders on the order's side as if they filled. An
+   * order that brings the worst case nearer zero is let through even when it stays over the
+   * limit (limits lowered while a position was open), since refusing it would trap the position.
+   */
+  #positionRefusal(
+    key: string,
+    side: Side,
+    quantity: number,
+  ): { limit: string; message: string } | undefined {
+    const s = this.settings;
+    if (s.max_position_quantity === undefined && s.max_position_value === undefined) return undefined;
+    const before = this.#exposure.worst(key, side);
+    const after = before + signed(side, quantity);
+    if (Math.abs(after) <= Math.abs(before)) return undefined;
+    const net = this.#exposure.net(key);
+    const withOpen = before === net ? "" : `, with open orders ${fmt(before)}`;
+    if (s.max_position_quantity !== undefined && Math.abs(after) > s.max_position_quantity) {
+      return {
+        limit: "max_position_quantity",
+        message: `max position ${key} ${fmt(s.max_position_quantity)}: current ${fmt(net)}${withOpen}, order would make ${fmt(after)}`,
+      };
+    }
+    if (s.max_position_value !== undefined) {
+      const last = this.#exposure.lastPrice(key);
+      if (last === undefined) {
+        return {
+          limit: "max_position_value",
+          message: `max position value ${key} ${fmt(s.max_position_value)}: no last price known to value it (subscribe to its quotes)`,
+        };
+      }
+      const value = Math.abs(after) * last;
+      if (value > s.max_position_value) {
+        return {
+          limit: "max_position_value",
+          message: `max position value ${key} ${fmt(s.max_position_value)}: order would make ${fmt(after)} × ${fmt(last)} = ${fmt(value)}`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  #rateRefusal(): { limit: string; message: string } | undefined {
+    if (!this.#countRates) return undefined;
+    const s = this.settings;
+    const now = this.#clock.now();
+    if (s.max_orders_per_second !== undefined) {
+      const sent = this.#rates.count(now, 1000);
+      if (sent >= s.max_orders_per_second) {
+        return {
+          limit: "max_orders_per_second",
+          message: `max orders per second ${fmt(s.max_orders_per_second)}: ${fmt(sent)} sent in the last second`,
+        };
+      }
+    }
+    if (s.max_orders_per_minute !== undefined) {
+      const sent = this.#rates.count(now, 60_000);
+      if (sent >= s.max_orders_per_minute) {
+        return {
+          limit: "max_orders_per_minute",
+          message: `max orders per minute ${fmt(s.max_orders_per_minute)}: ${fmt(sent)} sent in the last minute`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /** Why an order of `quantity` on `side` (replacing `replaced` already pending) would not reduce. */
+  #notReducing(key: string, side: Side, quantity: number, replaced: number): string | undefined {
+    const net = this.#exposure.net(key);
+    const reduces = (net > 0 && side === "SELL") || (net < 0 && side === "BUY");
+    const pending = this.#exposure.pending(key, side) - replaced;
+    if (reduces && pending + quantity <= Math.abs(net)) return undefined;
+    return `a ${side} of ${fmt(quantity)} would not reduce the ${key} position (net ${fmt(net)}${pending > 0 ? `, ${fmt(pending)} already on the way` : ""})`;
+  }
+
+  #deny(
+    action: string,
+    refusal: { limit: string; message: string },
+    symbol: string,
+    request: object,
+  ): BrokerError {
+    const error = new BrokerError("RISK", `${refusal.message} (${refusal.limit})`);
+    this.emit("event", {
+      type: "ORDER_DENIED",
+      action,
+      limit: refusal.limit,
+      message: error.message,
+      symbol,
+      request: { ...request },
+      timestamp: this.#iso(),
+    });
+    return error;
+  }
+
+  // #endregion
+
+  // #region exposure
+
+  /** Sends an order, counting it as in flight until the broker answers. */
+  #send(key: string, request: OrderRequestInput & { side: Side; quantity: number }): Promise<OrderSnapshot> {
+    if (this.#countRates) this.#rates.record(this.#clock.now());
+    const { side, quantity } = request;
+    this.#exposure.send(key, side, quantity);
+    return this.broker.placeOrder(request).then(
+      (snapshot) => {
+        this.#exposure.settle(key, side, quantity);
+        this.#exposure.onOrder(snapshot);
+        return snapshot;
+      },
+      (error: unknown) => {
+        this.#exposure.settle(key, side, quantity);
+        throw error;
+      },
+    );
+  }
+
+  async #seed(): Promise<void> {
+    const [positions, book] = await Promise.all([this.broker.getPositions(), this.broker.getOrderbook()]);
+    this.#exposure.seed(positions, book);
+    this.#seeded = true;
+  }
+
+  #watch(): void {
+    const broker = this.broker;
+    const emit = broker.emit.bind(broker) as (event: string | symbol, ...args: unknown[]) => boolean;
+    const watched = (event: string | symbol, ...args: unknown[]): boolean => {
+      // The guard counts first, so a user reacting to this event already sees it in the exposure.
+      if (event === "order") {
+        const order = (args[0] as OrderEvent).order;
+        this.#exposure.onOrder(order);
+        if (order.filled_quantity > 0) this.#checkPnl(false);
+      } else if (event === "quote") {
+        this.#exposure.onQuote(args[0] as Quote);
+        this.#checkPnl(false);
+      } else if (event === "state") {
+        if (args[0] !== "connected") this.#reseedOnConnect = this.#seeded;
+        else if (this.#reseedOnConnect) {
+          this.#reseedOnConnect = false;
+          // Fills may have happened while the connection was down: take the broker's view again.
+          this.#seed().catch((error: unknown) =>
+            this.#log.warn(
+              `risk guard: cannot re-read positions after a reconnect: ${toBrokerError(error).message}`,
+            ),
+          );
+        }
+      }
+      return emit(event, ...args);
+    };
+    broker.emit = watched as typeof broker.emit;
+  }
+
+  // #endregion
+
+  // #region daily loss
+
+  /** Asks the broker for the day's P&L at most every pnl_check_ms; halts at max_daily_loss. */
+  #checkPnl(force: boolean): void {
+    const max = this.settings.max_daily_loss;
+    if (max === undefined || this.#closed || this.#pnlCheck !== undefined) return;
+    const now = this.#clock.now();
+    if (!force && now - this.#lastPnlCheck < this.settings.pnl_check_ms) return;
+    this.#lastPnlCheck = now;
+    this.#pnlCheck = this.#dailyLoss(max, now)
+      .catch((error: unknown) =>
+        this.#log.warn(`risk guard: cannot check the daily loss: ${toBrokerError(error).message}`),
+      )
+      .finally(() => {
+        this.#pnlCheck = undefined;
+      });
+  }
+
+  async #dailyLoss(max: number, now: number): Promise<void> {
+    const account = await this.broker.getAccount();
+    const pnl = account.realized_pnl + account.unrealized_pnl;
+    const day = istDay(now);
+    if (this.#record.day !== day || this.#record.day_start_pnl === undefined) {
+      this.#record = { ...this.#record, day, day_start_pnl: pnl };
+      await this.#persist();
+      return;
+    }
+    const loss = this.#record.day_start_pnl - pnl;
+    if (loss < max || this.#record.state !== "ACTIVE" || this.#closed) return;
+    const reason = `daily loss ${fmt(max)} reached (lost ${fmt(loss)} since the start of ${day})`;
+    await this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
+  }
+
+  // #endregion
+
+  // #region kill switch
+
+  async #cancelEverything(outcome: KillOutcome): Promise<void> {
+    const book = await this.broker.getOrderbook();
+    for (const order of book) {
+      if (isTerminal(order.status)) continue;
+      try {
+        outcome.cancelled.push(await this.cancelOrder(order.order_id));
+      } catch (error) {
+        const failure = toBrokerError(error);
+        // Filled or cancelled meanwhile: nothing is left to cancel, which is what was wanted.
+        if (failure.code === "ORDER_TERMINAL") continue;
+        outcome.failures.push({
+          action: "cancel",
+          id: order.order_id,
+          code: failure.code,
+          message: failure.message,
+        });
+      }
+    }
+    for (const gtt of await this.broker.getGtts()) {
+      if (gtt.status !== "active") continue;
+      try {
+        outcome.deleted_gtts.push(await this.broker.deleteGtt(gtt.gtt_id));
+      } catch (error) {
+        const failure = toBrokerError(error);
+        if (failure.code === "ORDER_TERMINAL") continue;
+        outcome.failures.push({
+          action: "delete_gtt",
+          id: gtt.gtt_id,
+          code: failure.code,
+          message: failure.message,
+        });
+      }
+    }
+  }
+
+  /** Closes every position with a MARKET order; these bypass the limits, being the way out. */
+  async #flatten(outcome: KillOutcome, by: string): Promise<void> {
+    for (const position of await this.broker.getPositions()) {
+      if (position.quantity === 0) continue;
+      const side: Side = position.quantity > 0 ? "SELL" : "BUY";
+      const quantity = Math.abs(position.quantity);
+      const key = instrumentOf(position.exchange, position.symbol);
+      try {
+        const request: OrderRequestInput = {
+          symbol: position.symbol,
+          exchange: position.exchange,
+          side,
+          quantity,
+          order_type: "MARKET",
+          product: position.product,
+          tag: "killswitch",
+        };
+        outcome.placed.push(await this.#send(key, { ...request, side, quantity }));
+      } catch (error) {
+        const failure = toBrokerError(error);
+        outcome.failures.push({ action: "flatten", id: key, code: failure.code, message: failure.message });
+        this.#log.error(`kill switch (${by}): cannot close ${key}: ${failure.message}`);
+      }
+    }
+  }
+
+  // #endregion
+
+  async #load(): Promise<void> {
+    if (this.#stateFile === undefined) return;
+    const loaded = await loadState(this.#stateFile);
+    if (loaded.kind === "ok") {
+      this.#record = loaded.record;
+      if (loaded.record.state !== "ACTIVE") {
+        this.#log.warn(
+          `trading is ${loaded.record.state} since ${loaded.record.at} (${loaded.record.by}: ${loaded.record.reason})`,
+        );
+      }
+      return;
+    }
+    if (loaded.kind === "corrupt") {
+      // Not knowing whether a person halted trading must not mean trading: halt, and say why.
+      const reason = `state file unreadable, halted until a person resumes: ${loaded.why}`;
+      this.#log.error(reason);
+      this.#record = { version: 1, state: "HALTED", by: "risk guard", reason, at: this.#iso() };
+      await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
+    }
+  }
+
+  /** Writes the current record; writes are queued so the file always ends with the newest. */
+  #persist(): Promise<void> {
+    const file = this.#stateFile;
+    if (file === undefined) return Promise.resolve();
+    const write = this.#writing.then(
+      () => saveState(file, this.#record),
+      () => saveState(file, this.#record),
+    );
+    this.#writing = write.catch(() => undefined);
+    return write.catch((error: unknown) => {
+      throw new BrokerError(
+        "INTERNAL",
+        `cannot save the trading state to ${file}: ${toBrokerError(error).message}`,
+      );
+    });
+  }
+
+  #iso(): string {
+    return new Date(this.#clock.now()).toISOString();
+  }
+}
+
+/** A broker behind a guard: the broker's own API (and class), with its orders checked first. */
+export type Guarded<T extends BrokerInterface> = T & { readonly risk: RiskGuard };
+
+const GUARDED_METHODS = [
+  "connect",
+  "close",
+  "placeOrder",
+  "modifyOrder",
+  "cancelOrder",
+  "placeGtt",
+  "modifyGtt",
+  "resetAccount",
+] as const;
+
+/**
+ * Puts a RiskGuard in front of `broker`. The result is still `broker` to everything else (its
+ * class, its events, its listeners, its extra methods such as the paper broker's setPrice), so
+ * nodes and tests keep working unchanged; only the order path goes through the guard.
+ */
+export function guardBroker<T extends BrokerInterface>(
+  broker: T,
+  options: RiskGuardOptions = {},
+): Guarded<T> {
+  const guard = new RiskGuard(broker, options);
+  const overrides = new Map<PropertyKey, unknown>([["risk", guard]]);
+  for (const name of GUARDED_METHODS) {
+    if (name === "resetAccount" && typeof (broker as { resetAccount?: unknown }).resetAccount !== "function")
+      continue;
+    overrides.set(name, (guard[name] as (...args: unknown[]) => unknown).bind(guard));
+  }
+  // Bound once per function: the broker's private fields need `this` to be the broker itself.
+  const bound = new WeakMap<object, unknown>();
+  return new Proxy(broker, {
+    get(target, property) {
+      if (overrides.has(property)) return overrides.get(property);
+      const value: unknown = Reflect.get(target, property);
+      if (typeof value !== "function") return value;
+      let fn = bound.get(value);
+      if (fn === undefined) {
+        fn = (value as (...args: unknown[]) => unknown).bind(target);
+        bound.set(value, fn);
+      }
+      return fn;
+    },
+    has(target, property) {
+      return overrides.has(property) || Reflect.has(target, property);
+    },
+  }) as Guarded<T>;
+}
+
+export function isGuarded(broker: unknown): broker is Guarded<BrokerInterface> {
+  return (
+    typeof broker === "object" && broker !== null && (broker as { risk?: unknown }).risk instanceof RiskGuard
+  );
+}

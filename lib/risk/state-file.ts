@@ -1,0 +1,85 @@
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+import { IsoTimestamp } from "../protocol/fields";
+import { TradingState } from "../protocol/events";
+
+/**
+ * What the guard keeps on disk beside the account: the trading state (so a restart or redeploy
+ * stays halted until a person resumes) and where the day's P&L started.
+ */
+export const RiskStateRecord = z.strictObject({
+  version: z.literal(1),
+  state: TradingState,
+  by: z.string(),
+  reason: z.string(),
+  at: IsoTimestamp,
+  /** IST day the P&L baseline belongs to, and the account's realized + unrealized P&L then. */
+  day: z.string().optional(),
+  day_start_pnl: z.number().optional(),
+});
+export type RiskStateRecord = z.output<typeof RiskStateRecord>;
+
+export type LoadedState =
+  { kind: "missing" } | { kind: "ok"; record: RiskStateRecord } | { kind: "corrupt"; why: string };
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Reads the state file; a file that exists but cannot be read or understood is "corrupt". */
+export async function loadState(file: string): Promise<LoadedState> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
+    return { kind: "corrupt", why: `cannot read ${file}: ${messageOf(error)}` };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return { kind: "corrupt", why: `${file} is not JSON (${messageOf(error)})` };
+  }
+  const parsed = RiskStateRecord.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue === undefined || issue.path.length === 0 ? "record" : issue.path.join(".");
+    return {
+      kind: "corrupt",
+      why: `${file} is not a trading state (${field}: ${issue?.message ?? "invalid"})`,
+    };
+  }
+  return { kind: "ok", record: parsed.data };
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  // Windows cannot open a directory for fsync; NTFS journals its metadata anyway.
+  if (process.platform === "win32") return;
+  const handle = await fsp.open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Replaces the state file atomically: a crash leaves either the old record or the new one,
+ * never half of one (write a temporary file, fsync it, rename it over, fsync the directory).
+ */
+export async function saveState(file: string, record: RiskStateRecord): Promise<void> {
+  const dir = path.dirname(file);
+  await fsp.mkdir(dir, { recursive: true });
+  const tmp = `${file}.tmp`;
+  const handle = await fsp.open(tmp, "w", 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`, "utf8");
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fsp.rename(tmp, file);
+  await syncDirectory(dir);
+}
