@@ -12,7 +12,7 @@ import { fmt, row } from "./stats";
  */
 async function marketOrders(count: number, journalFile?: string): Promise<number> {
   const broker = new PaperBroker(
-    { volatility: 0, spread_bps: 0, slippage_bps: 0, starting_cash: 1e15, retention: 10_000 },
+    { volatility: 0, spread_bps: 0, slippage_bps: 0, starting_cash: 1e12, retention: 10_000 },
     journalFile === undefined ? {} : { journalFile },
   );
   await broker.connect();
@@ -34,7 +34,7 @@ async function restingThenFilled(count: number): Promise<number> {
     volatility: 0,
     spread_bps: 0,
     slippage_bps: 0,
-    starting_cash: 1e15,
+    starting_cash: 1e12,
     retention: count,
   });
   await broker.connect();
@@ -72,7 +72,7 @@ export async function memoryGrowth(
 ): Promise<{ before: number; after: number; heapBefore: number; heapAfter: number; fileBytes: number }> {
   const gc = (globalThis as { gc?: () => void }).gc;
   const broker = new PaperBroker(
-    { volatility: 0, spread_bps: 0, slippage_bps: 0, starting_cash: 1e15, retention: 10_000 },
+    { volatility: 0, spread_bps: 0, slippage_bps: 0, starting_cash: 1e12, retention: 10_000 },
     { journalFile },
   );
   await broker.connect();
