@@ -140,23 +140,26 @@ export class PaperAccount {
   }
 
   #evictBeyondRetention(): void {
-    this.ended.trim(this.retention, (id, kind) => {
-      if (kind === "gtt") {
-        this.gtts.delete(id);
-        return;
-      }
-      const order = this.orders.get(id);
-      this.orders.delete(id);
-      if (order === undefined) return;
-      // Only if it still names this order: an id must never be taken from the order it now names.
-      if (this.byClientId.get(order.client_order_id) === id) {
-        this.byClientId.delete(order.client_order_id);
-        if (order.client_id_given) {
-          this.retiredClientIds.set(order.client_order_id, [id, tradingDay(order.placed_at)]);
-        }
-      }
-    });
+    if (this.ended.size > this.retention) this.ended.trim(this.retention, this.#evict);
   }
+
+  /** One function for every eviction: a closure per retired order shows up in the hot path. */
+  readonly #evict = (id: string, kind: "order" | "gtt"): void => {
+    if (kind === "gtt") {
+      this.gtts.delete(id);
+      return;
+    }
+    const order = this.orders.get(id);
+    this.orders.delete(id);
+    if (order === undefined) return;
+    // Only if it still names this order: an id must never be taken from the order it now names.
+    if (this.byClientId.get(order.client_order_id) === id) {
+      this.byClientId.delete(order.client_order_id);
+      if (order.client_id_given) {
+        this.retiredClientIds.set(order.client_order_id, [id, tradingDay(order.placed_at)]);
+      }
+    }
+  };
 
   position(exchange: OrderState["exchange"], symbol: string, product: OrderState["product"]): PositionState {
     const key = positionKey(exchange, symbol, product);
