@@ -93,6 +93,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   /** Last quote per instrument, and those moved since the last journal record. */
   readonly #prices = new Map<InstrumentKey, Quote>();
   readonly #pricesToWrite = new Map<InstrumentKey, Quote>();
+  /** The instruments settings.symbols allows; undefined = any. */
+  readonly #known: ReadonlySet<InstrumentKey> | undefined;
 
   constructor(settings: PaperSettingsInput = {}, deps: PaperBrokerDeps = {}) {
     super();
@@ -105,6 +107,43 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.#account = new PaperAccount(toPaise(this.settings.starting_cash), this.settings.retention);
     this.#engine = new MatchingEngine(this.#account, this.settings);
     this.#feed = this.#createFeed();
+    this.#known =
+      this.settings.symbols === undefined
+        ? undefined
+        : new Set(
+            this.settings.symbols.map((text) => {
+              const { exchange, symbol } = parseInstrument(text);
+              return instrumentKey(exchange, symbol);
+            }),
+          );
+  }
+
+  /** Refuses an instrument the account was not configured for (when it was configured at all). */
+  #checkKnown(key: InstrumentKey): void {
+    if (this.#known === undefined || this.#known.has(key)) return;
+    throw new BrokerError(
+      "VALIDATION",
+      `symbol: ${key} is not one of this paper account's symbols (settings.symbols); add it there to trade it`,
+    );
+  }
+
+  /** Starts the feed on an instrument, from its last known price if it had one. */
+  #watch(key: InstrumentKey): void {
+    if (this.#feed.latest(key) === undefined) {
+      const last = this.#prices.get(key);
+      if (last !== undefined) this.#feed.set(last);
+    }
+    this.#feed.track(key);
+  }
+
+  /** The feed forgets an instrument nobody subscribes to, rests an order on, holds or has a GTT on. */
+  #forgetIfUnused(key: InstrumentKey): void {
+    if (this.#subscribed.has(key) || (this.#account.resting.get(key)?.size ?? 0) > 0) return;
+    for (const product of ["CNC", "MIS", "NRML"] as const) {
+      if ((this.#account.positions.get(`${key}:${product}`)?.quantity ?? 0) !== 0) return;
+    }
+    if (this.#activeGtts(key).length > 0) return;
+    this.#feed.forget(key);
   }
 
   get state(): ConnectionState {
@@ -188,10 +227,13 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       this.#feed.set(quote);
     }
     for (const order of this.#account.orders.values()) {
-      if (!isTerminal(order.status)) this.#feed.track(instrumentKey(order.exchange, order.symbol));
+      if (!isTerminal(order.status)) this.#watch(instrumentKey(order.exchange, order.symbol));
     }
     for (const gtt of this.#account.gtts.values()) {
-      if (gtt.status === "active") this.#feed.track(instrumentKey(gtt.exchange, gtt.symbol));
+      if (gtt.status === "active") this.#watch(instrumentKey(gtt.exchange, gtt.symbol));
+    }
+    for (const position of this.#account.positions.values()) {
+      if (position.quantity !== 0) this.#watch(instrumentKey(position.exchange, position.symbol));
     }
     this.#announcedSeq = this.#account.seq;
     this.#announcer = new DurableAnnouncer<AccountEvent>(
@@ -276,9 +318,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       }
     }
     const key = instrumentKey(request.exchange, request.symbol);
+    this.#checkKnown(key);
     return this.#mutate((change) => {
-      this.#feed.track(key);
+      this.#watch(key);
       const quote = this.#feed.latest(key);
+      // The price an order met is the instrument's last price, kept when the feed forgets it.
+      if (quote !== undefined && this.#prices.get(key) !== quote) this.#notePrice(key, quote);
       const order: OrderState = {
         order_id: this.#account.newOrderId(),
         client_order_id: request.client_order_id ?? newClientOrderId(),
@@ -302,6 +347,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       if (request.trigger_price !== undefined) order.trigger_price = request.trigger_price;
       if (request.tag !== undefined) order.tag = request.tag;
       this.#engine.admit(change, order, quote);
+      this.#forgetIfUnused(key);
       return orderView(order);
     });
   }
@@ -397,7 +443,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const request = parseOrThrow(GttRequest, input, "GTT");
     await this.#ready();
     const key = instrumentKey(request.exchange, request.symbol);
-    this.#feed.track(key);
+    this.#checkKnown(key);
+    this.#watch(key);
     const fields = gttFields(request, this.#feed.latest(key)?.last_price);
     return this.#mutate((change) => {
       const gtt: GttState = {
@@ -419,7 +466,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     await this.#ready();
     const gtt = this.#activeGtt(gttId, "modified");
     const key = instrumentKey(request.exchange, request.symbol);
-    this.#feed.track(key);
+    this.#checkKnown(key);
+    this.#watch(key);
     // Worked out before anything changes: a refusal (no price to tell the direction) leaves the GTT as it was.
     const fields = gttFields(request, this.#feed.latest(key)?.last_price);
     return this.#mutate((change) => {
@@ -511,18 +559,23 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   async subscribeQuotes(symbols: string[]): Promise<void> {
     const keys = symbols.map((text) => parseInstrument(text));
+    for (const { exchange, symbol } of keys) this.#checkKnown(instrumentKey(exchange, symbol));
     await this.#ready();
     for (const { exchange, symbol } of keys) {
       const key = instrumentKey(exchange, symbol);
       this.#subscribed.add(key);
-      this.#feed.track(key);
+      this.#watch(key);
     }
   }
 
   async unsubscribeQuotes(symbols: string[]): Promise<void> {
     const keys = symbols.map((text) => parseInstrument(text));
     await this.#ready();
-    for (const { exchange, symbol } of keys) this.#subscribed.delete(instrumentKey(exchange, symbol));
+    for (const { exchange, symbol } of keys) {
+      const key = instrumentKey(exchange, symbol);
+      this.#subscribed.delete(key);
+      this.#forgetIfUnused(key);
+    }
   }
 
   /**
@@ -555,6 +608,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const gtts = this.#activeGtts(key);
     if ((resting !== undefined && resting.size > 0) || gtts.length > 0) {
       void this.#mutate((change) => this.#engine.onQuote(change, key, quote, gtts)).catch(() => undefined);
+      this.#forgetIfUnused(key);
     }
     if (this.#subscribed.has(key)) this.emit("quote", quote);
   }

@@ -41,6 +41,19 @@ export const PaperSettings = z
     replay_loop: z.boolean().default(true),
     /** Terminal orders kept in memory and in the compacted journal; older ones are dropped. */
     retention: z.number().int().min(10).default(10_000),
+    /**
+     * The instruments this account trades, as "SYMBOL" (NSE) or "EXCHANGE:SYMBOL". Absent: any
+     * symbol (relaxed), priced by an invented walk. Set: anything else is refused, so a typo
+     * (`ZZZZ`) is an error instead of a made-up market.
+     */
+    symbols: z
+      .array(
+        z
+          .string()
+          .regex(/^([A-Z]{3}:)?[A-Za-z0-9&_.-]{1,64}$/, { error: "must be SYMBOL or EXCHANGE:SYMBOL" }),
+      )
+      .max(10_000, { error: "must name at most 10000 symbols" })
+      .optional(),
     /** Most a single quote can fill of one order (0 = no limit), so large orders fill in parts. */
     max_fill_per_quote: z.number().int().min(0).default(0),
   })

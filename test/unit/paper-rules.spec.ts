@@ -108,11 +108,7 @@ describe("PaperBroker: the rules it writes down (issue 12)", function () {
     assert.equal((await broker.getOrder(slm.order_id)).average_price, 92);
     // Its limit 94 is above the bid 92: an IOC that cannot fill at once is cancelled at once.
     assert.deepEqual(log.typesFor(sl.order_id), ["ORDER_PLACED", "ORDER_TRIGGERED", "ORDER_CANCELLED"]);
-    assert.deepEqual(log.typesFor(marketable.order_id), [
-      "ORDER_PLACED",
-      "ORDER_TRIGGERED",
-      "ORDER_FILLED",
-    ]);
+    assert.deepEqual(log.typesFor(marketable.order_id), ["ORDER_PLACED", "ORDER_TRIGGERED", "ORDER_FILLED"]);
   });
 
   it("3. modify runs the placement's admission: funds for a bigger BUY, holdings for a bigger CNC SELL; a refused modify changes nothing", async function () {
@@ -239,6 +235,62 @@ describe("PaperBroker: the rules it writes down (issue 12)", function () {
       new RegExp(first.order_id),
     );
     assert.equal((await broker.getPositions())[0]?.quantity, 31, "no second order filled");
+  });
+
+  it("10. with settings.symbols, an unknown symbol (ZZZZ) is refused instead of getting an invented price walk", async function () {
+    const { broker, log } = await open({ symbols: ["INFY", "BSE:TCS"] });
+    broker.setPrice("INFY", 100);
+    await rejectsWithCode(
+      broker.placeOrder({ symbol: "ZZZZ", side: "BUY", quantity: 1 }),
+      "VALIDATION",
+      /symbol: NSE:ZZZZ is not one of this paper account's symbols/,
+    );
+    await rejectsWithCode(broker.subscribeQuotes(["ZZZZ"]), "VALIDATION", /NSE:ZZZZ/);
+    await rejectsWithCode(
+      broker.placeGtt({
+        type: "single",
+        symbol: "TCS",
+        last_price: 10,
+        trigger_values: [9],
+        orders: [{ side: "SELL", quantity: 1, price: 9 }],
+      }),
+      "VALIDATION",
+      /NSE:TCS/,
+    );
+    assert.equal(log.orders.length, 0, "no order was made up for it");
+    assert.equal((await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 })).status, "FILLED");
+    assert.equal(
+      (await broker.placeOrder({ symbol: "TCS", exchange: "BSE", side: "BUY", quantity: 1 })).status,
+      "FILLED",
+    );
+  });
+
+  it("10. the quote feed forgets symbols nobody subscribes to, rests orders on or holds", async function () {
+    const clock = new ManualClock();
+    const broker = new PaperBroker(
+      { seed: 3, volatility: 0.05, spread_bps: 0, slippage_bps: 0, interval_ms: 1000 },
+      { clock },
+    );
+    opened.push(broker);
+    await broker.connect();
+    const log = new EventLog(broker);
+    await broker.subscribeQuotes(["INFY"]);
+    // A round trip in TCS: traded, then flat, nothing resting.
+    await broker.placeOrder({ symbol: "TCS", side: "BUY", quantity: 1 });
+    await broker.placeOrder({ symbol: "TCS", side: "SELL", quantity: 1 });
+    const lastOf = async (symbol: string) =>
+      (await broker.getPositions()).find((p) => p.symbol === symbol)?.last_price;
+    const tcs = await lastOf("TCS");
+    clock.advance(50_000);
+    assert.equal(await lastOf("TCS"), tcs, "TCS stopped walking once nobody traded it");
+    const infyTicks = log.quotes.length;
+    assert.ok(infyTicks >= 40, `INFY, subscribed, kept walking (${infyTicks} quotes)`);
+    await broker.unsubscribeQuotes(["INFY"]);
+    clock.advance(50_000);
+    assert.equal(log.quotes.length, infyTicks);
+    // Trading it again starts from its last price, not from start_price.
+    const again = await broker.placeOrder({ symbol: "TCS", side: "BUY", quantity: 1 });
+    assert.equal(again.average_price, tcs);
   });
 
   it("14. a failed modifyGtt changes nothing: the GTT still fires from the side it was placed on", async function () {
