@@ -221,11 +221,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     });
     this.#journal = opened.journal;
     this.#restoreReport = opened.report;
-    for (const quote of opened.prices) {
-      const key = instrumentKey(quote.exchange, quote.symbol);
-      this.#prices.set(key, quote);
-      this.#feed.set(quote);
-    }
+    // Last prices wait here; the feed takes up only the instruments still in use (#watch).
+    for (const quote of opened.prices) this.#prices.set(instrumentKey(quote.exchange, quote.symbol), quote);
     for (const order of this.#account.orders.values()) {
       if (!isTerminal(order.status)) this.#watch(instrumentKey(order.exchange, order.symbol));
     }
@@ -234,6 +231,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     }
     for (const position of this.#account.positions.values()) {
       if (position.quantity !== 0) this.#watch(instrumentKey(position.exchange, position.symbol));
+    }
+    if (opened.report.legacy) {
+      // Version 1 did not write what each order holds back; work it out as a placement would.
+      for (const order of this.#account.orders.values()) {
+        if (isTerminal(order.status)) continue;
+        const quote = this.#feed.latest(instrumentKey(order.exchange, order.symbol));
+        this.#account.setReserved(order, this.#engine.reservation(order, quote));
+      }
     }
     this.#announcedSeq = this.#account.seq;
     this.#announcer = new DurableAnnouncer<AccountEvent>(

@@ -19,6 +19,8 @@ export interface RestoreReport {
   orders: number;
   gtts: number;
   positions: number;
+  /** Written by version 1 (rupees): held-back cash has to be worked out again. */
+  legacy: boolean;
   quarantine?: { lineNo: number; reason: string; droppedAfter: number; corruptFile: string };
 }
 
@@ -96,17 +98,20 @@ export class PaperJournal {
         validate,
       });
       const { snapshot, records } = opened.contents;
+      let legacy = false;
       const prices = new Map<string, Quote>();
       const notePrices = (list: Quote[] | undefined) => {
         for (const quote of list ?? []) prices.set(instrumentKey(quote.exchange, quote.symbol), quote);
       };
       if (snapshot !== undefined) {
         const parsed = SnapshotSchema.parse(upgrade(snapshot, "s"));
+        legacy ||= isLegacy(snapshot);
         account.restoreSnapshot(parsed, isLegacy(snapshot));
         notePrices(parsed.prices);
       }
       for (const raw of records) {
         const record = RecordSchema.parse(upgrade(raw, "r"));
+        legacy ||= isLegacy(raw);
         account.applyRecord(record, isLegacy(raw));
         notePrices(record.prices);
       }
@@ -116,6 +121,7 @@ export class PaperJournal {
         orders: account.orders.size,
         gtts: account.gtts.size,
         positions: account.positions.size,
+        legacy,
       };
       const quarantine = opened.quarantine;
       if (quarantine !== undefined) {

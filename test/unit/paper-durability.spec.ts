@@ -246,6 +246,48 @@ describe("PaperBroker: durability and identity (issue 12)", function () {
     assert.equal(fs.readFileSync(file, "utf8"), damaged, "left for a human to repair");
   });
 
+  for (const [name, fixture] of [
+    ["records only", "paper-v1-records.jsonl"],
+    ["a compacted snapshot", "paper-v1-snapshot.jsonl"],
+  ] as const) {
+    it(`opens a version 1 journal (rupees, no checksums; ${name}) as the account it was`, async function () {
+      // Written by the broker before this change: 30 MARKET orders at 100.37, a LIMIT BUY 5 @ 90, a GTT.
+      fs.copyFileSync(path.join(__dirname, "..", "..", "..", "test", "fixtures", fixture), file);
+      const paper = await connected({ retention: 10 });
+      assert.equal(paper.restoreReport?.legacy, true);
+      assert.equal(paper.restoreReport.quarantine, undefined);
+      const account = await paper.getAccount();
+      assert.equal(account.cash, 997691.49);
+      const [position] = await paper.getPositions();
+      assert.equal(position?.quantity, 23);
+      assert.equal(position.average_price, 100.37);
+      assert.equal((await paper.getOrderbook()).length, 11);
+      assert.equal((await paper.getGtts()).length, 1);
+      // The resting BUY 5 @ 90 still holds its 450 back: 997,241.49 is all a new BUY may use.
+      paper.setPrice("INFY", 100);
+      const tooBig = await paper.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 9974,
+        order_type: "LIMIT",
+        price: 99.99,
+      });
+      assert.equal(tooBig.status, "REJECTED");
+      assert.match(tooBig.status_message ?? "", /available 997241.49/);
+      await rejectsWithCode(
+        paper.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1, client_order_id: "c29" }).then(() => {
+          throw Object.assign(new Error("placed"), { code: "PLACED" });
+        }),
+        "PLACED",
+      ); // c29 is retained: the same order, answered again
+      assert.equal((await paper.getOrderbook()).filter((o) => o.client_order_id === "c29").length, 1);
+      await paper.close();
+      // Written back in version 2, it opens again the same.
+      const again = await connected({ retention: 10 });
+      assert.equal((await again.getAccount()).cash, 997691.49);
+    });
+  }
+
   it("6. reopening gives back exactly the state before: last prices, time priority, retention", async function () {
     const clock = new ManualClock();
     const settings: PaperSettingsInput = { retention: 10, max_fill_per_quote: 2 };
