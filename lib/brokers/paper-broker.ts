@@ -136,14 +136,23 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.#feed.track(key);
   }
 
-  /** The feed forgets an instrument nobody subscribes to, rests an order on, holds or has a GTT on. */
-  #forgetIfUnused(key: InstrumentKey): void {
-    if (this.#subscribed.has(key) || (this.#account.resting.get(key)?.size ?? 0) > 0) return;
+  /** Whether anyone subscribes to, rests an order on, holds or has a GTT on an instrument. */
+  #inUse(key: InstrumentKey): boolean {
+    if (this.#subscribed.has(key) || (this.#account.resting.get(key)?.size ?? 0) > 0) return true;
     for (const product of ["CNC", "MIS", "NRML"] as const) {
-      if ((this.#account.positions.get(`${key}:${product}`)?.quantity ?? 0) !== 0) return;
+      if ((this.#account.positions.get(`${key}:${product}`)?.quantity ?? 0) !== 0) return true;
     }
-    if (this.#activeGtts(key).length > 0) return;
+    return this.#activeGtts(key).length > 0;
+  }
+
+  /**
+   * The feed forgets an instrument nobody uses, so a long session does not walk every symbol it
+   * ever saw. Checked when the feed moves it (off the placement path) and on unsubscribe.
+   */
+  #forgetIfUnused(key: InstrumentKey): boolean {
+    if (this.#inUse(key)) return false;
     this.#feed.forget(key);
+    return true;
   }
 
   get state(): ConnectionState {
@@ -352,7 +361,6 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       if (request.trigger_price !== undefined) order.trigger_price = request.trigger_price;
       if (request.tag !== undefined) order.tag = request.tag;
       this.#engine.admit(change, order, quote);
-      this.#forgetIfUnused(key);
       return orderView(order);
     });
   }
@@ -601,19 +609,20 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       "quote",
     );
     this.#feed.set(quote);
-    if (this.#state === "connected" && !this.#closing) this.#onQuote(quote);
+    if (this.#state === "connected" && !this.#closing) this.#onQuote(quote, false);
     else this.#notePrice(instrumentKey(exchange, symbol), quote);
     return quote;
   }
 
-  #onQuote(quote: Quote): void {
+  #onQuote(quote: Quote, fromFeed: boolean): void {
     const key = instrumentKey(quote.exchange, quote.symbol);
+    // A walk step for an instrument nobody uses is dropped, and the walk stops; its last price stays.
+    if (fromFeed && this.#forgetIfUnused(key)) return;
     this.#notePrice(key, quote);
     const resting = this.#account.resting.get(key);
     const gtts = this.#activeGtts(key);
     if ((resting !== undefined && resting.size > 0) || gtts.length > 0) {
       void this.#mutate((change) => this.#engine.onQuote(change, key, quote, gtts)).catch(() => undefined);
-      this.#forgetIfUnused(key);
     }
     if (this.#subscribed.has(key)) this.emit("quote", quote);
   }
@@ -631,7 +640,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   }
 
   #createFeed(): QuoteFeed {
-    const onQuote = (quote: Quote) => this.#onQuote(quote);
+    const onQuote = (quote: Quote) => this.#onQuote(quote, true);
     const settings = this.settings;
     if (settings.quote_source === "csv") {
       return new CsvReplayFeed({
