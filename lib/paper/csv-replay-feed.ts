@@ -85,6 +85,11 @@ export class CsvReplayFeed implements QuoteFeed {
     // The file decides which instruments move.
   }
 
+  /** A replay moves only what its file names; there is no walk to stop. */
+  forget(_key: InstrumentKey): void {
+    // Nothing to do.
+  }
+
   latest(key: InstrumentKey): Quote | undefined {
     return this.#quotes.get(key);
   }

@@ -1,12 +1,16 @@
 // Durable store for the paper broker's account, so it survives Node-RED redeploys and restarts.
 //
-// Format: one JSON value per line. `{"s":<snapshot>}` may only be line 1 (written by compaction);
-// every other line is `{"r":<record>}`. Appends are batched in memory and written + fdatasync'd by an
-// unref'd timer; compaction replaces the file atomically (write .tmp, fsync, rename, fsync dir).
+// Format: one JSON value per line. `{"s":<snapshot>,"k":"<crc32>"}` may only be line 1 (written by
+// compaction); every other line is `{"r":<record>,"k":"<crc32>"}`. The checksum covers the line as it
+// would read without its `,"k":"…"` member, so one flipped byte anywhere is caught before the value is
+// used. Lines without `k` (journals written before checksums) are read as they are. Appends are
+// batched in memory and written + fdatasync'd by an unref'd timer or an explicit flush(); compaction
+// replaces the file atomically (write .tmp, fsync, rename, fsync dir).
 
 import { constants as fsConstants, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
+import { crc32 } from "node:zlib";
 
 export interface JournalLog {
   warn(message: string): void;
@@ -16,6 +20,23 @@ export interface JournalOptions {
   file: string;
   fsyncIntervalMs?: number;
   log?: JournalLog;
+  /**
+   * Checks one decoded value (its schema, say); a string names what is wrong and the line is treated
+   * as corrupt, exactly like a checksum mismatch. A bad snapshot makes open() fail.
+   */
+  validate?: (kind: "s" | "r", value: unknown) => string | undefined;
+}
+
+/** What open() set aside: the first bad line and everything after it, never applied. */
+export interface JournalQuarantine {
+  lineNo: number;
+  reason: string;
+  /** Lines after the bad one that were dropped with it (they may depend on it). */
+  droppedAfter: number;
+  /** The untouched original, kept for a human. */
+  corruptFile: string;
+  /** The bytes that were not applied (the bad line onwards), for callers that must skip ids. */
+  tail: Buffer;
 }
 
 export interface JournalContents<S, R> {
@@ -76,20 +97,60 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 type Entry = { kind: "s"; value: unknown } | { kind: "r"; value: unknown };
+type Validate = JournalOptions["validate"];
 
-function classify(text: string, lineIndex: number): Entry | string {
+/** `,"k":"xxxxxxxx"}`: a fixed-length tail, so the covered text is found without parsing. */
+const CHECK_TAIL = 16;
+const CHECK_PREFIX = ',"k":"';
+
+function checksum(text: string): string {
+  return crc32(text).toString(16).padStart(8, "0");
+}
+
+/** `{"r":…}` becomes `{"r":…,"k":"<crc32 of {"r":…}>"}`. */
+function seal(body: string): string {
+  return `${body.slice(0, -1)}${CHECK_PREFIX}${checksum(body)}"}\n`;
+}
+
+/** The line without its checksum when the checksum matches; a reason when it does not. */
+function unseal(text: string): { body: string } | string {
+  const at = text.length - CHECK_TAIL;
+  if (at <= 0 || !text.startsWith(CHECK_PREFIX, at) || !text.endsWith('"}')) return { body: text };
+  const body = `${text.slice(0, at)}}`;
+  const given = text.slice(at + CHECK_PREFIX.length, -2);
+  return given === checksum(body)
+    ? { body }
+    : `checksum mismatch (stored ${given}, computed ${checksum(body)})`;
+}
+
+function classify(text: string, lineIndex: number, validate: Validate): Entry | string {
+  const unsealed = unseal(text);
+  if (typeof unsealed === "string") return unsealed;
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(unsealed.body);
   } catch (err) {
     return `invalid JSON (${messageOf(err)})`;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "not a journal entry";
-  if (Object.hasOwn(value, "r")) return { kind: "r", value: (value as { r: unknown }).r };
-  if (Object.hasOwn(value, "s")) {
-    return lineIndex === 0 ? { kind: "s", value: (value as { s: unknown }).s } : "snapshot after line 1";
-  }
-  return "not a journal entry";
+  // Exactly one key: a damaged checksum member must not turn a line into an unchecked legacy one.
+  const keys = Object.keys(value);
+  if (keys.length !== 1) return "not a journal entry";
+  let entry: Entry;
+  if (keys[0] === "r") entry = { kind: "r", value: (value as { r: unknown }).r };
+  else if (keys[0] === "s") {
+    if (lineIndex !== 0) return "snapshot after line 1";
+    entry = { kind: "s", value: (value as { s: unknown }).s };
+  } else return "not a journal entry";
+  const invalid = validate?.(entry.kind, entry.value);
+  return invalid === undefined ? entry : `invalid ${entry.kind === "s" ? "snapshot" : "record"}: ${invalid}`;
+}
+
+/** A crash can leave the tail of the last write unwritten (no newline) or zero-filled. */
+function looksTorn(data: Buffer, start: number, end: number, hasNewline: boolean): boolean {
+  if (!hasNewline) return true;
+  for (let i = start; i < end; i++) if (data[i] !== 0) return false;
+  return true;
 }
 
 interface Parsed {
@@ -97,10 +158,16 @@ interface Parsed {
   records: unknown[];
   /** Byte offset just past the last good line. */
   goodEnd: number;
-  bad?: { lineNo: number; reason: string; isLast: boolean };
+  bad?: { lineNo: number; reason: string; isLast: boolean; torn: boolean };
 }
 
-function parse(data: Buffer): Parsed {
+function countLines(data: Buffer, from: number): number {
+  let count = 0;
+  for (let at = data.indexOf(NEWLINE, from); at !== -1; at = data.indexOf(NEWLINE, at + 1)) count++;
+  return count;
+}
+
+function parse(data: Buffer, validate: Validate): Parsed {
   const out: Parsed = { snapshot: undefined, records: [], goodEnd: 0 };
   let start = 0;
   let lineIndex = 0;
@@ -110,9 +177,11 @@ function parse(data: Buffer): Parsed {
     const next = nl === -1 ? data.length : nl + 1;
     const isLast = next >= data.length;
     // Without its newline the write was cut short, even if the fragment happens to parse.
-    const entry = nl === -1 ? "no trailing newline" : classify(data.toString("utf8", start, end), lineIndex);
+    const entry =
+      nl === -1 ? "no trailing newline" : classify(data.toString("utf8", start, end), lineIndex, validate);
     if (typeof entry === "string") {
-      out.bad = { lineNo: lineIndex + 1, reason: entry, isLast };
+      const torn = isLast && looksTorn(data, start, end, nl !== -1);
+      out.bad = { lineNo: lineIndex + 1, reason: entry, isLast, torn };
       return out;
     }
     if (entry.kind === "s") out.snapshot = entry.value;
@@ -172,7 +241,7 @@ export class Journal<S, R> {
 
   static async open<S, R>(
     options: JournalOptions,
-  ): Promise<{ journal: Journal<S, R>; contents: JournalContents<S, R> }> {
+  ): Promise<{ journal: Journal<S, R>; contents: JournalContents<S, R>; quarantine?: JournalQuarantine }> {
     const file = options.file;
     if (typeof file !== "string" || file === "")
       throw new Error("journal: options.file must be a non-empty path");
@@ -203,10 +272,19 @@ export class Journal<S, R> {
       if (errorCode(err) !== "ENOENT") throw journalError(file, "cannot read", err);
     }
 
-    const parsed = parse(data ?? Buffer.alloc(0));
+    const parsed = parse(data ?? Buffer.alloc(0), options.validate);
     const bad = parsed.bad;
-    if (data !== undefined && bad !== undefined && !bad.isLast) {
-      await Journal.quarantine(file, data, parsed.goodEnd, bad, parsed.records.length, log);
+    if (bad !== undefined && bad.lineNo === 1 && !bad.torn) {
+      // Continuing from nothing would silently put the account back to its starting cash.
+      throw journalError(
+        file,
+        `line 1 (the account snapshot or first record) is corrupt (${bad.reason}); nothing was loaded and the file is ` +
+          "unchanged. Restore it from a backup, or move it aside to start a new account",
+      );
+    }
+    let quarantine: JournalQuarantine | undefined;
+    if (data !== undefined && bad !== undefined && !bad.torn) {
+      quarantine = await Journal.quarantine(file, data, parsed.goodEnd, bad, parsed.records.length, log);
     }
 
     let fh: FileHandle;
@@ -216,7 +294,7 @@ export class Journal<S, R> {
       throw journalError(file, "cannot open for append", err);
     }
     try {
-      if (bad?.isLast) {
+      if (bad?.torn === true) {
         // Cut the torn tail off now, or the next append would be glued onto it and corrupt a good line.
         await fh.truncate(parsed.goodEnd);
         await fh.datasync();
@@ -236,10 +314,8 @@ export class Journal<S, R> {
     }
 
     const journal = new Journal<S, R>(file, intervalMs, log, fh, parsed.goodEnd, parsed.records.length);
-    return {
-      journal,
-      contents: { snapshot: parsed.snapshot as S | undefined, records: parsed.records as R[] },
-    };
+    const contents = { snapshot: parsed.snapshot as S | undefined, records: parsed.records as R[] };
+    return quarantine === undefined ? { journal, contents } : { journal, contents, quarantine };
   }
 
   /**
@@ -254,7 +330,7 @@ export class Journal<S, R> {
     bad: { lineNo: number; reason: string },
     goodRecords: number,
     log: JournalLog,
-  ): Promise<void> {
+  ): Promise<JournalQuarantine> {
     const tmpFile = `${file}.tmp`;
     let stamp = Date.now();
     let corrupt = `${file}.corrupt-${stamp}`;
@@ -288,10 +364,19 @@ export class Journal<S, R> {
     await syncDir(dir).catch((err: unknown) =>
       log.warn(`journal ${file}: cannot fsync directory ${dir}: ${messageOf(err)}`),
     );
+    const droppedAfter = countLines(data, goodEnd) - 1 + (data[data.length - 1] === NEWLINE ? 0 : 1);
     log.warn(
       `journal ${file}: line ${bad.lineNo} is corrupt (${bad.reason}); moved the original to ${corrupt} ` +
-        `and continued from the ${goodRecords} record(s) and snapshot before that line`,
+        `and continued from the ${goodRecords} record(s) and snapshot before that line; ` +
+        `${droppedAfter} line(s) after it were not applied`,
     );
+    return {
+      lineNo: bad.lineNo,
+      reason: bad.reason,
+      droppedAfter,
+      corruptFile: corrupt,
+      tail: data.subarray(goodEnd),
+    };
   }
 
   append(record: R): void {
@@ -304,7 +389,7 @@ export class Journal<S, R> {
     }
     // JSON.stringify yields undefined for undefined/functions/symbols; the line would not read back.
     if (json === undefined) throw journalError(this.file, "record is not serializable to JSON");
-    this.buffer.push(`{"r":${json}}\n`);
+    this.buffer.push(seal(`{"r":${json}}`));
     this.nextSeq++;
     this.records++;
     this.armTimer();
@@ -326,7 +411,7 @@ export class Journal<S, R> {
     }
     if (json === undefined)
       return Promise.reject(journalError(this.file, "snapshot is not serializable to JSON"));
-    const line = `{"s":${json}}\n`;
+    const line = seal(`{"s":${json}}`);
     const cutoff = this.nextSeq;
     this.cutoffs.push(cutoff);
     const covered = this.records;

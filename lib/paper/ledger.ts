@@ -1,59 +1,57 @@
-import type { Exchange, Position, Product, Side } from "../protocol";
+import type { Position, Side } from "../protocol";
 import type { InstrumentKey } from "../protocol/instrument";
+import type { PositionState } from "./account-state";
+import type { Paise } from "./money";
+import { averageRupees, toRupees } from "./money";
 
-/** One net position as the paper account keeps it (plain data: it goes into the journal as is). */
-export interface PositionState {
-  symbol: string;
-  exchange: Exchange;
-  product: Product;
-  quantity: number;
-  average_price: number;
-  realized_pnl: number;
-}
+export type PositionKey = `${InstrumentKey}:${PositionState["product"]}`;
 
-export type PositionKey = `${InstrumentKey}:${Product}`;
-
-export function positionKey(exchange: Exchange, symbol: string, product: Product): PositionKey {
-  return `${exchange}:${symbol}:${product}`;
-}
-
-function roundMoney(value: number): number {
-  return Math.round(value * 100) / 100;
+export function positionKey(
+  exchange: string,
+  symbol: string,
+  product: PositionState["product"],
+): PositionKey {
+  return `${exchange}:${symbol}:${product}` as PositionKey;
 }
 
 /**
- * Applies a fill to a net position. Adding to a position moves its average price; reducing it
- * realizes P&L against the average; crossing through zero opens the rest at the fill price.
+ * Applies a fill to a net position, in paise. `cost` is quantity × average price (negative for a
+ * short), so `starting cash = cash + Σ cost − Σ realized` holds exactly after every fill: adding
+ * moves the cost by the fill's value; reducing takes the closed share of the cost off (rounded to
+ * the paisa; the rest stays with the open quantity, so a position closed flat realizes exactly its
+ * proceeds minus its cost); crossing through zero opens the rest at the fill price.
  */
-export function applyFill(position: PositionState, side: Side, quantity: number, price: number): void {
-  const signed = side === "BUY" ? quantity : -quantity;
+export function applyFill(position: PositionState, side: Side, quantity: number, price: Paise): void {
+  const sign = side === "BUY" ? 1 : -1;
   const before = position.quantity;
-  if (before === 0 || Math.sign(before) === Math.sign(signed)) {
-    const total = Math.abs(before) + quantity;
-    position.average_price = (position.average_price * Math.abs(before) + price * quantity) / total;
-    position.quantity = before + signed;
+  if (before === 0 || Math.sign(before) === sign) {
+    position.cost += sign * quantity * price;
+    position.quantity = before + sign * quantity;
     return;
   }
   const closing = Math.min(Math.abs(before), quantity);
-  const direction = Math.sign(before);
-  position.realized_pnl = roundMoney(
-    position.realized_pnl + (price - position.average_price) * closing * direction,
-  );
-  position.quantity = before + signed;
-  if (position.quantity === 0) position.average_price = 0;
-  else if (Math.sign(position.quantity) !== direction) position.average_price = price;
+  const removed =
+    closing === Math.abs(before) ? position.cost : Math.round((position.cost * closing) / Math.abs(before));
+  // Cash moves by −sign × closing × price; the identity fixes what is realized.
+  position.realized += -sign * closing * price - removed;
+  position.cost -= removed;
+  position.quantity = before + sign * closing;
+  const rest = quantity - closing;
+  if (rest > 0) {
+    position.cost += sign * rest * price;
+    position.quantity += sign * rest;
+  }
 }
 
-export function positionView(position: PositionState, lastPrice: number): Position {
+export function positionView(position: PositionState, lastPrice: Paise): Position {
   return {
     symbol: position.symbol,
     exchange: position.exchange,
     product: position.product,
     quantity: position.quantity,
-    average_price: Math.round(position.average_price * 10_000) / 10_000,
-    last_price: lastPrice,
-    realized_pnl: position.realized_pnl,
-    unrealized_pnl:
-      position.quantity === 0 ? 0 : roundMoney((lastPrice - position.average_price) * position.quantity),
+    average_price: averageRupees(position.cost, position.quantity),
+    last_price: toRupees(lastPrice),
+    realized_pnl: toRupees(position.realized),
+    unrealized_pnl: toRupees(position.quantity * lastPrice - position.cost),
   };
 }

@@ -8,6 +8,8 @@ import type { InstrumentKey } from "../protocol/instrument";
 export interface QuoteFeed {
   /** Starts moving this instrument's price (no-op for feeds that replay a fixed set). */
   track(key: InstrumentKey): void;
+  /** Stops moving an instrument nobody watches or trades; its last price stays with the broker. */
+  forget(key: InstrumentKey): void;
   /** The latest quote, or undefined when the feed has no price for the instrument yet. */
   latest(key: InstrumentKey): Quote | undefined;
   /** Moves an instrument's price by hand (tests, manual what-ifs); the feed carries on from it. */

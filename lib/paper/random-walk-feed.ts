@@ -33,6 +33,10 @@ export class RandomWalkFeed implements QuoteFeed {
     this.#quotes.set(key, this.#quoteAt(key, this.#options.startPrice));
   }
 
+  forget(key: InstrumentKey): void {
+    this.#quotes.delete(key);
+  }
+
   latest(key: InstrumentKey): Quote | undefined {
     return this.#quotes.get(key);
   }

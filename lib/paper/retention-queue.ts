@@ -32,6 +32,11 @@ export class RetentionQueue<K extends string> {
     }
   }
 
+  /** Oldest first, as trim() would take them. */
+  forEach(visit: (id: string, kind: K) => void): void {
+    for (let i = this.#head; i < this.#ids.length; i++) visit(this.#ids[i] as string, this.#kinds[i] as K);
+  }
+
   clear(): void {
     this.#ids = [];
     this.#kinds = [];

@@ -11,7 +11,12 @@ export const PaperSettings = z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: "must be 1 to 64 letters, digits, _ or -" })
       .default("default"),
-    starting_cash: z.number().positive({ error: "must be greater than 0" }).default(1_000_000),
+    // Money is kept in whole paise, exact up to 2^53; 1e13 rupees leaves room for every sum.
+    starting_cash: z
+      .number()
+      .positive({ error: "must be greater than 0" })
+      .max(1e13, { error: "must be at most 1e13" })
+      .default(1_000_000),
     /** Applied to MARKET fills at the last price when there is no bid/ask, in basis points. */
     slippage_bps: z.number().min(0).max(1000, { error: "must be at most 1000" }).default(5),
     quote_source: z
@@ -21,7 +26,13 @@ export const PaperSettings = z
     /** Standard deviation of one tick's log return. */
     volatility: z.number().min(0).max(0.5, { error: "must be at most 0.5" }).default(0.002),
     spread_bps: z.number().min(0).max(1000, { error: "must be at most 1000" }).default(5),
-    interval_ms: z.number().int().min(10, { error: "must be at least 10" }).default(1000),
+    // Node's timers hold at most 2^31-1 ms; beyond that they fire at once, every millisecond.
+    interval_ms: z
+      .number()
+      .int()
+      .min(10, { error: "must be at least 10" })
+      .max(86_400_000, { error: "must be at most 86400000 (one day)" })
+      .default(1000),
     /** Absent: seeded from the time, so every start walks differently. */
     seed: z.number().int().optional(),
     csv_file: z.string().min(1).optional(),
@@ -30,6 +41,19 @@ export const PaperSettings = z
     replay_loop: z.boolean().default(true),
     /** Terminal orders kept in memory and in the compacted journal; older ones are dropped. */
     retention: z.number().int().min(10).default(10_000),
+    /**
+     * The instruments this account trades, as "SYMBOL" (NSE) or "EXCHANGE:SYMBOL". Absent: any
+     * symbol (relaxed), priced by an invented walk. Set: anything else is refused, so a typo
+     * (`ZZZZ`) is an error instead of a made-up market.
+     */
+    symbols: z
+      .array(
+        z
+          .string()
+          .regex(/^([A-Z]{3}:)?[A-Za-z0-9&_.-]{1,64}$/, { error: "must be SYMBOL or EXCHANGE:SYMBOL" }),
+      )
+      .max(10_000, { error: "must name at most 10000 symbols" })
+      .optional(),
     /** Most a single quote can fill of one order (0 = no limit), so large orders fill in parts. */
     max_fill_per_quote: z.number().int().min(0).default(0),
   })

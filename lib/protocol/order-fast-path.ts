@@ -70,6 +70,12 @@ function tryFast(input: unknown): OrderRequestType | undefined {
   const needsTrigger = orderType === "SL" || orderType === "SL-M";
   if (needsPrice ? !isPrice(price) : price !== undefined) return undefined;
   if (needsTrigger ? !isPrice(trigger) : trigger !== undefined) return undefined;
+  // SL with its limit beyond its trigger: the schema writes the message.
+  if (
+    orderType === "SL" &&
+    (side === "BUY" ? (price as number) < (trigger as number) : (price as number) > (trigger as number))
+  )
+    return undefined;
   if (tag !== undefined && (typeof tag !== "string" || !ID.test(tag))) return undefined;
   if (clientId !== undefined && (typeof clientId !== "string" || !ID.test(clientId))) return undefined;
   // Key order as the schema returns it, so both paths give deep-equal results.

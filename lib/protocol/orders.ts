@@ -40,6 +40,7 @@ export function isTerminal(status: OrderStatus): boolean {
 /** Which price fields an order type needs and which it must not carry. */
 function checkPriceFields(
   value: {
+    side?: "BUY" | "SELL" | undefined;
     order_type?: OrderType | undefined;
     price?: number | undefined;
     trigger_price?: number | undefined;
@@ -61,6 +62,24 @@ function checkPriceFields(
   }
   if (!needsTrigger && value.trigger_price !== undefined) {
     ctx.addIssue({ code: "custom", path: ["trigger_price"], message: `must not be set for ${type} orders` });
+  }
+  const { price, trigger_price: trigger } = value;
+  if (type === "SL" && price !== undefined && trigger !== undefined) {
+    // A stop-limit whose limit is beyond its trigger could never fill where it triggers.
+    if (value.side === "BUY" && price < trigger) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["price"],
+        message: "must be at least trigger_price for an SL BUY",
+      });
+    }
+    if (value.side === "SELL" && price > trigger) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["price"],
+        message: "must be at most trigger_price for an SL SELL",
+      });
+    }
   }
 }
 

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+import { crc32 } from "node:zlib";
 
 import { Journal } from "../../lib/paper/journal";
 import type { JournalOptions } from "../../lib/paper/journal";
@@ -48,7 +49,16 @@ describe("paper/journal", () => {
       text === "" || text.endsWith("\n"),
       `file ends with a newline: ${JSON.stringify(text.slice(-20))}`,
     );
-    return text === "" ? [] : text.slice(0, -1).split("\n");
+    return text === "" ? [] : text.slice(0, -1).split("\n").map(unsealed);
+  }
+
+  /** A written line without its checksum member, after checking the checksum covers the rest. */
+  function unsealed(line: string): string {
+    const match = /^(.*),"k":"([0-9a-f]{8})"\}$/.exec(line);
+    assert.ok(match, `line carries a checksum: ${line}`);
+    const body = `${match[1]!}}`;
+    assert.equal(match[2], crc32(body).toString(16).padStart(8, "0"), `checksum of ${body}`);
+    return body;
   }
 
   /** Swaps the journal's append fd for one whose writes fail like EIO/ENOSPC, optionally after landing half the bytes. */
@@ -312,6 +322,75 @@ describe("paper/journal", () => {
     const reopened = await open({ log: reopenLog });
     assert.deepEqual(reopened.contents, { snapshot: { cash: 50, seq: 0 }, records: [rec(1), rec(4)] });
     assert.deepEqual(reopenLog.messages, []);
+  });
+
+  it("detects every single-byte flip in a checksummed record: never applied, counted, quarantined", async () => {
+    const { journal } = await open();
+    for (let seq = 1; seq <= 3; seq++) journal.append(rec(seq));
+    await journal.close();
+    const pristine = fs.readFileSync(file);
+    const firstEnd = pristine.indexOf(0x0a) + 1;
+    const secondEnd = pristine.indexOf(0x0a, firstEnd) + 1;
+    let trials = 0;
+    // Every byte of the middle line except its newline, each to several other values.
+    for (let at = firstEnd; at < secondEnd - 1; at++) {
+      for (const mask of [0x01, 0x02, 0x10, 0x20, 0x40]) {
+        const damaged = Buffer.from(pristine);
+        damaged[at] = damaged[at]! ^ mask;
+        if (damaged[at] === 0x0a) continue; // a new line break is a different damage, tested apart
+        fs.writeFileSync(file, damaged);
+        for (const f of fs.readdirSync(path.dirname(file))) {
+          if (f.includes(".corrupt-")) fs.rmSync(path.join(path.dirname(file), f));
+        }
+        const log = new RecordingLog();
+        const result = await open({ log });
+        trials++;
+        assert.deepEqual(result.contents.records, [rec(1)], `flip at byte ${at} ^ ${mask} never applied`);
+        assert.equal(result.quarantine?.lineNo, 2);
+        assert.equal(
+          result.quarantine?.droppedAfter,
+          1,
+          "the quarantine says one good line after it was dropped",
+        );
+        assert.match(log.messages[0] ?? "", /line 2\b.*1 line\(s\) after it were not applied/s);
+        await result.journal.close();
+      }
+    }
+    assert.ok(trials > 100, `${trials} flips tried`);
+  });
+
+  it("refuses to open when line 1 is corrupt, instead of starting an empty account", async () => {
+    const first = await open();
+    await first.journal.compact({ cash: 42, seq: 7 });
+    first.journal.append(rec(8));
+    await first.journal.close();
+    const pristine = fs.readFileSync(file);
+    const damaged = Buffer.from(pristine);
+    damaged[10] = damaged[10]! ^ 0x04;
+    fs.writeFileSync(file, damaged);
+    await assert.rejects(
+      Journal.open({ file, fsyncIntervalMs: NEVER_MS }),
+      (error: Error) =>
+        error.message.includes(file) && /line 1 .*corrupt.*checksum mismatch/.test(error.message),
+    );
+    assert.deepEqual(fs.readFileSync(file), damaged, "the file is left as it was for a human");
+  });
+
+  it("treats a record the validator refuses as corrupt: quarantined with the validator's reason", async () => {
+    const { journal } = await open();
+    journal.append(rec(1));
+    journal.append({ seq: 2, kind: "OPEM" });
+    journal.append(rec(3));
+    await journal.close();
+    const log = new RecordingLog();
+    const result = await open({
+      log,
+      validate: (kind, value) =>
+        kind === "r" && (value as Rec).kind !== "fill" ? `kind: must be fill` : undefined,
+    });
+    assert.deepEqual(result.contents.records, [rec(1)]);
+    assert.equal(result.quarantine?.droppedAfter, 1);
+    assert.match(result.quarantine?.reason ?? "", /invalid record: kind: must be fill/);
   });
 
   it("treats a snapshot after line 1 as corruption", async () => {

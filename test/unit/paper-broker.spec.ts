@@ -89,15 +89,16 @@ describe("PaperBroker: fill rules", function () {
       quantity: 1,
       order_type: "SL",
       trigger_price: 105,
-      price: 104,
+      // An SL BUY's limit is at or above its trigger (a lower one is refused, see "Rules").
+      price: 107,
     });
     assert.equal(sl.status, "TRIGGER_PENDING");
-    broker.setPrice("INFY", 106);
+    broker.setPrice("INFY", 108);
     assert.equal((await broker.getOrder(sl.order_id)).status, "OPEN");
-    broker.setPrice("INFY", 103.5);
+    broker.setPrice("INFY", 106.5);
     const filled = await broker.getOrder(sl.order_id);
     assert.equal(filled.status, "FILLED");
-    assert.equal(filled.average_price, 103.5);
+    assert.equal(filled.average_price, 106.5);
     assert.deepEqual(log.typesFor(sl.order_id), ["ORDER_PLACED", "ORDER_TRIGGERED", "ORDER_FILLED"]);
   });
 

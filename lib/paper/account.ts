@@ -1,0 +1,284 @@
+import type { AccountEvent, Quote } from "../protocol";
+import type { InstrumentKey } from "../protocol/instrument";
+import { instrumentKey } from "../protocol/instrument";
+import { isTerminal } from "../protocol/orders";
+import type { AccountRecord, AccountSnapshot, GttState, OrderState, PositionState } from "./account-state";
+
+import type { PositionKey } from "./ledger";
+import { positionKey } from "./ledger";
+import type { Paise } from "./money";
+import { RetentionQueue } from "./retention-queue";
+import { gttRecord, orderRecord } from "./views";
+
+/** Everything one operation changed: written to the journal as one record, then announced. */
+export interface Change {
+  orders: Set<OrderState>;
+  gtts: Set<GttState>;
+  positions: Set<PositionState>;
+  events: AccountEvent[];
+  /** Orders and GTTs that ended, in the order they ended (the retention queue's order). */
+  ended: string[];
+  now: string;
+}
+
+const IST_OFFSET_MS = 5.5 * 60 * 60 * 1000;
+
+/** The trading day (Asia/Kolkata date) an ISO time falls on. */
+export function tradingDay(iso: string): string {
+  return new Date(Date.parse(iso) + IST_OFFSET_MS).toISOString().slice(0, 10);
+}
+
+/**
+ * The paper account's state and its bookkeeping: cash, ids, orders (in placement order, which is
+ * time priority), resting orders per instrument, GTTs, positions, the retention queue and the
+ * client_order_id index. It knows nothing of matching; it can write itself as a snapshot and be
+ * rebuilt from a snapshot and records to exactly the state it had.
+ */
+export class PaperAccount {
+  readonly startingCash: Paise;
+  readonly retention: number;
+
+  cash: Paise;
+  seq = 0;
+  nextOrder = 1;
+  nextGtt = 1;
+  readonly orders = new Map<string, OrderState>();
+  readonly byClientId = new Map<string, string>();
+  /** client_order_id → [order_id, day] of orders that left retention, kept for their trading day. */
+  readonly retiredClientIds = new Map<string, [string, string]>();
+  /** Live orders per instrument, in time priority; what a quote is matched against. */
+  readonly resting = new Map<InstrumentKey, Set<OrderState>>();
+  readonly ended = new RetentionQueue<"order" | "gtt">();
+  readonly gtts = new Map<string, GttState>();
+  readonly positions = new Map<PositionKey, PositionState>();
+  /** Σ reserved over live orders, so a funds check is O(1). */
+  reservedTotal: Paise = 0;
+
+  constructor(startingCash: Paise, retention: number) {
+    this.startingCash = startingCash;
+    this.retention = retention;
+    this.cash = startingCash;
+  }
+
+  /** Back to starting cash with nothing in it; seq, ids and the client_order_id index go on. */
+  clear(): void {
+    this.orders.clear();
+    this.byClientId.clear();
+    this.resting.clear();
+    this.ended.clear();
+    this.gtts.clear();
+    this.positions.clear();
+    this.reservedTotal = 0;
+    this.cash = this.startingCash;
+  }
+
+  /** As if never opened: for a restore that must not land on top of what is in memory. */
+  reset(): void {
+    this.clear();
+    this.retiredClientIds.clear();
+    this.seq = 0;
+    this.nextOrder = 1;
+    this.nextGtt = 1;
+  }
+
+  newOrderId(): string {
+    return `P${String(this.nextOrder++).padStart(9, "0")}`;
+  }
+
+  newGttId(): string {
+    return `G${String(this.nextGtt++).padStart(9, "0")}`;
+  }
+
+  availableCash(): Paise {
+    return this.cash - this.reservedTotal;
+  }
+
+  setReserved(order: OrderState, amount: Paise): void {
+    this.reservedTotal += amount - order.reserved;
+    order.reserved = amount;
+  }
+
+  /** The order a client_order_id names, or the id of one that left retention today. */
+  lookupClientId(clientId: string): OrderState | string | undefined {
+    const orderId = this.byClientId.get(clientId);
+    const order = orderId === undefined ? undefined : this.orders.get(orderId);
+    if (order !== undefined) return order;
+    return this.retiredClientIds.get(clientId)?.[0];
+  }
+
+  add(order: OrderState): void {
+    this.orders.set(order.order_id, order);
+    this.byClientId.set(order.client_order_id, order.order_id);
+  }
+
+  rest(order: OrderState): void {
+    const key = instrumentKey(order.exchange, order.symbol);
+    let set = this.resting.get(key);
+    if (set === undefined) {
+      set = new Set();
+      this.resting.set(key, set);
+    }
+    set.add(order);
+  }
+
+  /** Takes a terminal order out of matching and queues it for the retention bound. */
+  retire(change: Change | undefined, order: OrderState): void {
+    this.setReserved(order, 0);
+    // An emptied set stays: instruments are few, and re-creating one per order costs more.
+    this.resting.get(instrumentKey(order.exchange, order.symbol))?.delete(order);
+    this.#ended(change, order.order_id, "order");
+  }
+
+  retireGtt(change: Change | undefined, gtt: GttState): void {
+    this.#ended(change, gtt.gtt_id, "gtt");
+  }
+
+  #ended(change: Change | undefined, id: string, kind: "order" | "gtt"): void {
+    this.ended.push(id, kind);
+    change?.ended.push(id);
+    this.#evictBeyondRetention();
+  }
+
+  #evictBeyondRetention(): void {
+    if (this.ended.size > this.retention) this.ended.trim(this.retention, this.#evict);
+  }
+
+  /** One function for every eviction: a closure per retired order shows up in the hot path. */
+  readonly #evict = (id: string, kind: "order" | "gtt"): void => {
+    if (kind === "gtt") {
+      this.gtts.delete(id);
+      return;
+    }
+    const order = this.orders.get(id);
+    this.orders.delete(id);
+    if (order === undefined) return;
+    // Only if it still names this order: an id must never be taken from the order it now names.
+    if (this.byClientId.get(order.client_order_id) === id) {
+      this.byClientId.delete(order.client_order_id);
+      if (order.client_id_given) {
+        this.retiredClientIds.set(order.client_order_id, [id, tradingDay(order.placed_at)]);
+      }
+    }
+  };
+
+  position(exchange: OrderState["exchange"], symbol: string, product: OrderState["product"]): PositionState {
+    const key = positionKey(exchange, symbol, product);
+    let position = this.positions.get(key);
+    if (position === undefined) {
+      position = { symbol, exchange, product, quantity: 0, cost: 0, realized: 0 };
+      this.positions.set(key, position);
+    }
+    return position;
+  }
+
+  // #region journal
+
+  record(change: Change, prices: Quote[]): AccountRecord {
+    const record: AccountRecord = {
+      version: 2,
+      seq: this.seq,
+      cash: this.cash,
+      next_order: this.nextOrder,
+      next_gtt: this.nextGtt,
+    };
+    if (change.orders.size > 0) record.orders = Array.from(change.orders, orderRecord);
+    if (change.gtts.size > 0) record.gtts = Array.from(change.gtts, gttRecord);
+    if (change.positions.size > 0) record.positions = Array.from(change.positions, (p) => ({ ...p }));
+    if (prices.length > 0) record.prices = prices;
+    if (change.ended.length > 0) record.ended = change.ended;
+    return record;
+  }
+
+  snapshot(prices: Quote[], today: string): AccountSnapshot {
+    const clientIds: [string, string, string][] = [];
+    for (const [clientId, [orderId, day]] of this.retiredClientIds) {
+      if (day >= today) clientIds.push([clientId, orderId, day]);
+    }
+    const ended: string[] = [];
+    this.ended.forEach((id) => ended.push(id));
+    return {
+      version: 2,
+      cash: this.cash,
+      seq: this.seq,
+      next_order: this.nextOrder,
+      next_gtt: this.nextGtt,
+      orders: Array.from(this.orders.values(), orderRecord),
+      ended,
+      gtts: Array.from(this.gtts.values(), gttRecord),
+      positions: Array.from(this.positions.values(), (p) => ({ ...p })),
+      prices,
+      client_ids: clientIds,
+    };
+  }
+
+  /** Whether what was restored came from a version 1 journal (no retention order written). */
+  #legacy = false;
+
+  restoreSnapshot(snapshot: AccountSnapshot, legacy: boolean): void {
+    this.#legacy ||= legacy;
+    this.#counters(snapshot);
+    for (const order of snapshot.orders) this.orders.set(order.order_id, { ...order });
+    for (const gtt of snapshot.gtts) this.gtts.set(gtt.gtt_id, { ...gtt });
+    for (const position of snapshot.positions) {
+      this.positions.set(positionKey(position.exchange, position.symbol, position.product), { ...position });
+    }
+    for (const [clientId, orderId, day] of snapshot.client_ids) {
+      this.retiredClientIds.set(clientId, [orderId, day]);
+    }
+    for (const id of snapshot.ended) this.ended.push(id, this.gtts.has(id) ? "gtt" : "order");
+  }
+
+  applyRecord(record: AccountRecord, legacy: boolean): void {
+    this.#legacy ||= legacy;
+    this.#counters(record);
+    // set() on an existing key keeps its place, so placement order (time priority) survives.
+    for (const order of record.orders ?? []) {
+      this.orders.set(order.order_id, { ...order });
+      this.byClientId.set(order.client_order_id, order.order_id);
+    }
+    for (const gtt of record.gtts ?? []) this.gtts.set(gtt.gtt_id, { ...gtt });
+    for (const position of record.positions ?? []) {
+      this.positions.set(positionKey(position.exchange, position.symbol, position.product), { ...position });
+    }
+    for (const id of record.ended ?? []) this.#ended(undefined, id, this.gtts.has(id) ? "gtt" : "order");
+  }
+
+  #counters(from: { cash: Paise; seq: number; next_order: number; next_gtt: number }): void {
+    this.cash = from.cash;
+    this.seq = from.seq;
+    this.nextOrder = from.next_order;
+    this.nextGtt = from.next_gtt;
+  }
+
+  /** After a restore: the indexes that follow from the orders (client ids, resting book, reservations). */
+  rebuildIndexes(): void {
+    this.byClientId.clear();
+    this.reservedTotal = 0;
+    if (this.#legacy) {
+      this.ended.clear();
+      for (const order of this.orders.values())
+        if (isTerminal(order.status)) this.ended.push(order.order_id, "order");
+      for (const gtt of this.gtts.values()) if (gtt.status !== "active") this.ended.push(gtt.gtt_id, "gtt");
+    }
+    for (const order of this.orders.values()) {
+      this.byClientId.set(order.client_order_id, order.order_id);
+      if (isTerminal(order.status)) {
+        order.reserved = 0;
+      } else {
+        this.reservedTotal += order.reserved;
+        this.rest(order);
+      }
+    }
+    this.#evictBeyondRetention();
+    this.#legacy = false;
+  }
+
+  /** Ids and seq past anything a dropped (quarantined) journal tail may have handed out. */
+  skipPast(found: { seq?: number; next_order?: number; next_gtt?: number }): void {
+    if (found.seq !== undefined) this.seq = Math.max(this.seq, found.seq);
+    if (found.next_order !== undefined) this.nextOrder = Math.max(this.nextOrder, found.next_order);
+    if (found.next_gtt !== undefined) this.nextGtt = Math.max(this.nextGtt, found.next_gtt);
+  }
+
+  // #endregion
+}

@@ -1,0 +1,56 @@
+import type { GttSnapshot, OrderSnapshot } from "../protocol";
+import type { GttState, OrderState } from "./account-state";
+
+/**
+ * What the flow sees: plain copies without the engine's bookkeeping, so nothing a listener does
+ * can change the account. Built field by field: rest spread is slow in V8 (~10 µs a call on Node 20).
+ */
+export function orderView(order: OrderState): OrderSnapshot {
+  const view: OrderSnapshot = {
+    order_id: order.order_id,
+    client_order_id: order.client_order_id,
+    symbol: order.symbol,
+    exchange: order.exchange,
+    side: order.side,
+    quantity: order.quantity,
+    order_type: order.order_type,
+    product: order.product,
+    validity: order.validity,
+    status: order.status,
+    filled_quantity: order.filled_quantity,
+    average_price: order.average_price,
+    placed_at: order.placed_at,
+    timestamp: order.timestamp,
+  };
+  if (order.price !== undefined) view.price = order.price;
+  if (order.trigger_price !== undefined) view.trigger_price = order.trigger_price;
+  if (order.tag !== undefined) view.tag = order.tag;
+  if (order.status_message !== undefined) view.status_message = order.status_message;
+  if (order.gtt_id !== undefined) view.gtt_id = order.gtt_id;
+  return view;
+}
+
+/** The order as the journal keeps it: the view plus what a restart needs to continue exactly. */
+export function orderRecord(order: OrderState): OrderState {
+  const record = orderView(order) as OrderState;
+  record.reserved = order.reserved;
+  record.filled_value = order.filled_value;
+  record.client_id_given = order.client_id_given;
+  return record;
+}
+
+export function gttView(gtt: GttState): GttSnapshot {
+  const { direction: _direction, ...snapshot } = gtt;
+  return {
+    ...snapshot,
+    trigger_values: [...gtt.trigger_values],
+    orders: gtt.orders.map((o) => ({ ...o })),
+    order_ids: [...gtt.order_ids],
+  };
+}
+
+export function gttRecord(gtt: GttState): GttState {
+  const record: GttState = gttView(gtt);
+  if (gtt.direction !== undefined) record.direction = gtt.direction;
+  return record;
+}

@@ -1,0 +1,389 @@
+// Issue 12's invariants as fast-check properties over the PaperBroker's public API: status
+// sequences, fill prices by the rules, admission on place and modify (cash and CNC holdings never
+// negative), the cash identity to the paisa, exactly one terminal event, idempotency, IOC never
+// resting, and a journaled broker reopened at random points = its never-restarted twin.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import fc from "fast-check";
+import { PaperBroker } from "../../lib/brokers/paper-broker";
+import { ManualClock } from "../../lib/paper/clock";
+import type { PaperSettingsInput } from "../../lib/paper/settings";
+import type { OrderEvent, OrderRequestInput, OrderSnapshot } from "../../lib/protocol";
+import { canTransition } from "../../lib/protocol/state-machine";
+import { isTerminal } from "../../lib/protocol/orders";
+
+const SYMBOLS = ["INFY", "TCS"] as const;
+const START = 100_000;
+const SETTINGS: PaperSettingsInput = {
+  seed: 1,
+  volatility: 0,
+  spread_bps: 0,
+  slippage_bps: 0,
+  interval_ms: 86_400_000,
+  starting_cash: START,
+};
+
+type Command =
+  | { kind: "quote"; symbol: number; paise: number; spread: number }
+  | {
+      kind: "place";
+      symbol: number;
+      side: "BUY" | "SELL";
+      quantity: number;
+      type: "MARKET" | "LIMIT" | "SL" | "SL-M";
+      offset: number;
+      gap: number;
+      product: "CNC" | "MIS";
+      validity: "DAY" | "IOC";
+      clientId: number;
+    }
+  | {
+      kind: "modify";
+      pick: number;
+      quantity: number | undefined;
+      offset: number | undefined;
+      validity: "DAY" | "IOC" | undefined;
+    }
+  | { kind: "cancel"; pick: number }
+  | { kind: "reopen" };
+
+const command: fc.Arbitrary<Command> = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("quote" as const),
+      symbol: fc.nat(1),
+      paise: fc.integer({ min: 9000, max: 11000 }),
+      spread: fc.nat(30),
+    }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant("place" as const),
+      symbol: fc.nat(1),
+      side: fc.constantFrom("BUY" as const, "SELL" as const),
+      quantity: fc.integer({ min: 1, max: 40 }),
+      type: fc.constantFrom("MARKET" as const, "LIMIT" as const, "SL" as const, "SL-M" as const),
+      offset: fc.integer({ min: -300, max: 300 }),
+      gap: fc.integer({ min: 1, max: 300 }),
+      product: fc.constantFrom("CNC" as const, "MIS" as const),
+      validity: fc.constantFrom("DAY" as const, "DAY" as const, "IOC" as const),
+      clientId: fc.integer({ min: -1, max: 6 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("modify" as const),
+      pick: fc.nat(),
+      quantity: fc.option(fc.integer({ min: 1, max: 80 }), { nil: undefined }),
+      offset: fc.option(fc.integer({ min: -300, max: 300 }), { nil: undefined }),
+      validity: fc.option(fc.constantFrom("DAY" as const, "IOC" as const), { nil: undefined }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("cancel" as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("reopen" as const) }) },
+);
+
+const rupees = (paise: number) => paise / 100;
+
+/** Every run starts with both instruments priced, so orders have something to fill against. */
+const OPENING: Command[] = [
+  { kind: "quote", symbol: 0, paise: 10_000, spread: 5 },
+  { kind: "quote", symbol: 1, paise: 10_000, spread: 0 },
+];
+
+/** What the runs exercised, so a property that passes by doing nothing is caught. */
+const tally = { operations: 0, fills: 0, rejected: 0, refusedModifies: 0, reopens: 0, duplicates: 0 };
+
+/** Runs the commands on one broker, checking every invariant after each; returns its final state. */
+class Driver {
+  readonly events: OrderEvent[] = [];
+  readonly #last = new Map<string, { bid: number; ask: number; last: number }>();
+  readonly #clientIds = new Map<string, string>();
+  broker: PaperBroker;
+  readonly #make: () => PaperBroker;
+
+  constructor(make: () => PaperBroker) {
+    this.#make = make;
+    this.broker = this.#listen(make());
+  }
+
+  #listen(broker: PaperBroker): PaperBroker {
+    broker.on("order", (event) => this.events.push(event));
+    return broker;
+  }
+
+  async run(c: Command, reopen: boolean): Promise<void> {
+    const broker = this.broker;
+    tally.operations++;
+    switch (c.kind) {
+      case "quote": {
+        const symbol = SYMBOLS[c.symbol]!;
+        const bid = rupees(c.paise - c.spread);
+        const ask = rupees(c.paise + c.spread);
+        this.#last.set(symbol, { bid, ask, last: rupees(c.paise) });
+        const before = this.events.length;
+        broker.setPrice(symbol, rupees(c.paise), { bid, ask });
+        await broker.flush();
+        this.#checkFills(this.events.slice(before), { bid, ask });
+        return;
+      }
+      case "place": {
+        const symbol = SYMBOLS[c.symbol]!;
+        const quote = this.#last.get(symbol);
+        const base = Math.round((quote?.last ?? 100) * 100);
+        const request: OrderRequestInput = {
+          symbol,
+          side: c.side,
+          quantity: c.quantity,
+          order_type: c.type,
+          product: c.product,
+          validity: c.validity,
+        };
+        if (c.type === "LIMIT") request.price = rupees(Math.max(1, base + c.offset));
+        if (c.type === "SL" || c.type === "SL-M") {
+          // On the right side of the market; an SL's limit at or beyond its trigger.
+          const trigger = c.side === "BUY" ? base + c.gap : Math.max(2, base - c.gap);
+          request.trigger_price = rupees(trigger);
+          if (c.type === "SL")
+            request.price = rupees(
+              c.side === "BUY" ? trigger + Math.abs(c.offset) : Math.max(1, trigger - Math.abs(c.offset)),
+            );
+        }
+        if (c.clientId >= 0) request.client_order_id = `cid${c.clientId}`;
+        const before = this.events.length;
+        try {
+          const order = await broker.placeOrder(request);
+          if (request.client_order_id !== undefined) {
+            const earlier = this.#clientIds.get(request.client_order_id);
+            if (earlier !== undefined)
+              assert.equal(order.order_id, earlier, "a repeated client_order_id answers with the same order");
+            this.#clientIds.set(request.client_order_id, order.order_id);
+          }
+        } catch (error) {
+          assert.equal((error as { code?: string }).code, "DUPLICATE_ORDER", (error as Error).message);
+          tally.duplicates++;
+        }
+        tally.rejected += this.events.slice(before).filter((e) => e.type === "ORDER_REJECTED").length;
+        if (quote !== undefined) this.#checkFills(this.events.slice(before), quote);
+        return;
+      }
+      case "modify":
+      case "cancel": {
+        const live = (await broker.getOrderbook()).filter((o) => !isTerminal(o.status));
+        const order = live[c.pick % Math.max(1, live.length)];
+        if (order === undefined) return;
+        const before = this.events.length;
+        if (c.kind === "cancel") {
+          await broker.cancelOrder(order.order_id);
+          return;
+        }
+        const changes: Record<string, unknown> = {};
+        if (c.quantity !== undefined) changes.quantity = c.quantity;
+        if (c.validity !== undefined) changes.validity = c.validity;
+        if (c.offset !== undefined && order.price !== undefined) {
+          const price = Math.max(1, Math.round(order.price * 100) + c.offset);
+          if (order.order_type === "LIMIT") changes.price = rupees(price);
+        }
+        if (Object.keys(changes).length === 0) return;
+        try {
+          await broker.modifyOrder(order.order_id, changes);
+        } catch (error) {
+          const code = (error as { code?: string }).code ?? "";
+          assert.ok(
+            ["VALIDATION", "INSUFFICIENT_FUNDS", "ORDER_REJECTED", "NO_QUOTE"].includes(code),
+            (error as Error).message,
+          );
+          assert.equal(this.events.length, before, "a refused modify announces nothing");
+          tally.refusedModifies++;
+        }
+        const quote = this.#last.get(order.symbol);
+        if (quote !== undefined) this.#checkFills(this.events.slice(before), quote);
+        return;
+      }
+      case "reopen": {
+        if (!reopen) return;
+        tally.reopens++;
+        await broker.close();
+        this.broker = this.#listen(this.#make());
+        await this.broker.connect();
+        return;
+      }
+    }
+  }
+
+  /** Fill prices by the rules: the touch for MARKET, the touch or better within a limit. */
+  #checkFills(events: OrderEvent[], quote: { bid: number; ask: number }): void {
+    const filledBefore = new Map<string, { qty: number; value: number }>();
+    for (const e of this.events) {
+      if (events.includes(e)) break;
+      filledBefore.set(e.order.order_id, {
+        qty: e.order.filled_quantity,
+        value: e.order.filled_quantity * e.order.average_price,
+      });
+    }
+    for (const e of events) {
+      const prior = filledBefore.get(e.order.order_id) ?? { qty: 0, value: 0 };
+      const qty = e.order.filled_quantity - prior.qty;
+      const value = e.order.filled_quantity * e.order.average_price;
+      filledBefore.set(e.order.order_id, { qty: e.order.filled_quantity, value });
+      if (qty <= 0) continue;
+      tally.fills++;
+      const price = Math.round(((value - prior.value) / qty) * 100) / 100;
+      const touch = e.order.side === "BUY" ? quote.ask : quote.bid;
+      assert.equal(
+        price,
+        touch,
+        `${e.order.order_id} ${e.order.side} ${e.order.order_type} filled at ${price}, the touch is ${touch}`,
+      );
+      if (e.order.price !== undefined && e.order.order_type !== "SL-M") {
+        assert.ok(
+          e.order.side === "BUY" ? price <= e.order.price : price >= e.order.price,
+          `fill ${price} beyond limit ${e.order.price}`,
+        );
+      }
+    }
+  }
+
+  /** The invariants that hold between any two operations. */
+  async checkInvariants(): Promise<void> {
+    const broker = this.broker;
+    const [account, positions, book] = [
+      await broker.getAccount(),
+      await broker.getPositions(),
+      await broker.getOrderbook(),
+    ];
+    let held = 0;
+    let realized = 0;
+    for (const p of positions) {
+      held += p.quantity * p.average_price;
+      realized += p.realized_pnl;
+      if (p.product === "CNC") assert.ok(p.quantity >= 0, `CNC ${p.symbol} sold short: ${p.quantity}`);
+    }
+    assert.equal(
+      Math.round((account.cash + held - realized) * 100),
+      START * 100,
+      "starting cash = cash + Σ qty × avg − Σ realized",
+    );
+    assert.ok(account.cash >= 0, `cash went negative: ${account.cash}`);
+    for (const order of book) {
+      if (order.validity === "IOC")
+        assert.ok(
+          isTerminal(order.status) || order.status === "TRIGGER_PENDING",
+          `IOC ${order.order_id} rests as ${order.status}`,
+        );
+    }
+    // Status sequences and exactly one terminal event per order; seq rises by one.
+    const byOrder = new Map<string, OrderSnapshot[]>();
+    for (const [i, e] of this.events.entries()) {
+      if (i > 0) assert.ok(e.seq > this.events[i - 1]!.seq, "seq rises");
+      const list = byOrder.get(e.order.order_id) ?? [];
+      list.push(e.order);
+      byOrder.set(e.order.order_id, list);
+    }
+    for (const [id, list] of byOrder) {
+      const terminal = list.filter((o) => isTerminal(o.status)).length;
+      assert.ok(terminal <= 1, `${id}: ${terminal} terminal events`);
+      for (let i = 1; i < list.length; i++) {
+        assert.ok(
+          canTransition(list[i - 1]!.status, list[i]!.status),
+          `${id}: ${list[i - 1]!.status} → ${list[i]!.status}`,
+        );
+        assert.ok(!isTerminal(list[i - 1]!.status), `${id}: an event after its terminal one`);
+      }
+    }
+  }
+
+  async state(): Promise<unknown> {
+    const broker = this.broker;
+    return {
+      account: await broker.getAccount(),
+      positions: await broker.getPositions(),
+      orders: (await broker.getOrderbook()).map(({ client_order_id, ...o }) => ({
+        ...o,
+        client: client_order_id.startsWith("cid") ? client_order_id : "auto",
+      })),
+      seq: broker.lastSeq,
+    };
+  }
+}
+
+describe("paper broker properties (fast-check)", function () {
+  this.timeout(120_000);
+
+  it("keeps every invariant over 1,000 seeds of random orders, quotes, modifies and cancels", async function () {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(command, { minLength: 5, maxLength: 40 }),
+        fc.boolean(),
+        async (commands, partial) => {
+          const clock = new ManualClock();
+          const driver = new Driver(
+            () =>
+              new PaperBroker({ ...SETTINGS, max_fill_per_quote: partial ? 7 : 0, retention: 10 }, { clock }),
+          );
+          await driver.broker.connect();
+          try {
+            for (const c of [...OPENING, ...commands]) {
+              await driver.run(c, false);
+              await driver.checkInvariants();
+            }
+          } finally {
+            await driver.broker.close();
+          }
+        },
+      ),
+      { numRuns: 1000, seed: 20261204 },
+    );
+    assert.ok(
+      tally.fills > 1000 && tally.rejected > 500 && tally.refusedModifies > 10,
+      JSON.stringify(tally),
+    );
+  });
+
+  it("a journaled broker reopened at random points behaves as its never-restarted twin (150 seeds)", async function () {
+    const root = fs.mkdtempSync(
+      path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), "paper-twin-"),
+    );
+    let run = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(command, { minLength: 5, maxLength: 40 }),
+          fc.boolean(),
+          async (commands, partial) => {
+            const file = path.join(root, `twin-${run++}.jsonl`);
+            const settings = { ...SETTINGS, max_fill_per_quote: partial ? 7 : 0, retention: 10 };
+            const clock = new ManualClock();
+            const journaled = new Driver(
+              () => new PaperBroker(settings, { clock, journalFile: file, compactEvery: 7 }),
+            );
+            const twin = new Driver(() => new PaperBroker(settings, { clock }));
+            await journaled.broker.connect();
+            await twin.broker.connect();
+            try {
+              for (const c of [...OPENING, ...commands]) {
+                await journaled.run(c, true);
+                await twin.run(c, false);
+                clock.advance(1);
+              }
+              assert.deepEqual(await journaled.state(), await twin.state());
+              await journaled.checkInvariants();
+            } finally {
+              await journaled.broker.close();
+              await twin.broker.close();
+            }
+          },
+        ),
+        { numRuns: 150, seed: 4121 },
+      );
+      assert.ok(tally.reopens > 100, JSON.stringify(tally));
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
