@@ -5,6 +5,7 @@ import type { NodeAPI, NodeDef } from "node-red";
 import { createBroker, paperJournalFile } from "../../lib/brokers/create-broker";
 import type { BrokerLogger } from "../../lib/brokers/logger";
 import type { BrokerSettingsInput } from "../../lib/brokers/settings";
+import { SESSION_EXPIRED } from "../../lib/kite/errors";
 import { BrokerSettings } from "../../lib/brokers/settings";
 import { BrokerError, toBrokerError } from "../../lib/protocol/errors";
 import { formatIssues } from "../../lib/protocol/validate";
@@ -58,6 +59,7 @@ interface BrokerConfigDef extends NodeDef {
   read_timeout_ms?: unknown;
   order_ttl_ms?: unknown;
   gtt_poll_ms?: unknown;
+  login_url?: unknown;
   orders_per_second?: unknown;
   orders_per_minute?: unknown;
   requests_per_second?: unknown;
@@ -149,10 +151,14 @@ function websocketSettingsOf(
 function kiteSettingsOf(
   def: BrokerConfigDef,
   credentials: BrokerCredentials | undefined,
+  userDir: string,
 ): Record<string, unknown> {
   return withoutUndefined({
     api_key: secret(credentials?.apiKey),
     access_token: secret(credentials?.accessToken),
+    // Instrument lists are cached for the trading day beside the flows (issue 10).
+    cache_dir: path.join(userDir, "kite-cache"),
+    login_url: text(def.login_url),
     root: text(def.root),
     ticker_url: text(def.ticker_url),
     market_protection: numeric(def.market_protection),
@@ -191,7 +197,7 @@ function brokerSettingsOf(
   let kindSettings: Record<string, unknown> | BrokerError = {};
   if (kind === "paper") kindSettings = paperSettingsOf(def);
   else if (kind === "websocket") kindSettings = websocketSettingsOf(def, credentials, userDir);
-  else if (kind === "kite") kindSettings = kiteSettingsOf(def, credentials);
+  else if (kind === "kite") kindSettings = kiteSettingsOf(def, credentials, userDir);
   if (kindSettings instanceof BrokerError) return kindSettings;
   const parsed = BrokerSettings.safeParse({ kind, [kind]: kindSettings });
   if (parsed.success) return parsed.data;
@@ -260,11 +266,10 @@ export = function (RED: NodeAPI): void {
         failedStatus: (error) =>
           problemStatus(
             error.code === "AUTH"
-              ? RED._(
-                  kind === "kite"
-                    ? "trading-broker.status.kite-session-expired"
-                    : "trading-broker.status.auth-failed",
-                )
+              ? // Kite: the very text place-order shows for the same error, so every node agrees.
+                kind === "kite"
+                ? SESSION_EXPIRED
+                : RED._("trading-broker.status.auth-failed")
               : RED._("trading-broker.status.failed", { reason: failureText(error) }),
           ),
       },

@@ -1,6 +1,7 @@
 // The kite kind of trading-broker end to end: the config node's fields and credentials become
 // KiteSettings, and the user nodes trade against the fake Kite (REST + ticker) on 127.0.0.1.
 import assert from "node:assert/strict";
+import path from "node:path";
 import type { NodeStatus } from "node-red";
 import { KiteBroker } from "../../lib/brokers/kite-broker";
 import { KiteSettings } from "../../lib/brokers/kite-settings";
@@ -34,7 +35,7 @@ const API_KEY = "kite-node-key";
 const TOKEN = "kite-access-token-never-logged-7f3b";
 const CREDENTIALS = { b1: { apiKey: API_KEY, accessToken: TOKEN } };
 const BROKER_EVENTS = ["order", "gtt", "quote", "state", "error"] as const;
-const SESSION_EXPIRED = "trading-broker.status.kite-session-expired";
+const SESSION_EXPIRED = "Kite session expired: log in again";
 
 function kiteConfig(fake: FakeKite, overrides: Record<string, unknown> = {}): FlowNode {
   return {
@@ -138,9 +139,10 @@ function listenerCounts(emitter: NodeJS.EventEmitter): Record<string, number> {
 describe("trading-broker, kite kind", function () {
   this.timeout(20_000);
   let fake: FakeKite;
+  let userDir: string;
 
   beforeEach(async function () {
-    freshRuntime();
+    userDir = freshRuntime();
     fake = await FakeKite.start({ apiKey: API_KEY, accessToken: TOKEN, heartbeatMs: 200 });
     fake.setPrice("INFY", 100);
   });
@@ -190,10 +192,14 @@ describe("trading-broker, kite kind", function () {
           orders_per_minute: 200,
           requests_per_second: 8,
           quotes_per_second: 1,
+          historical_per_second: 3,
+          margin_ms: 100,
           max_wait_ms: 500,
         },
         gtt_poll_ms: 1000,
         instruments: {},
+        cache_dir: path.join(userDir, "kite-cache"),
+        login_url: "https://kite.zerodha.com/connect/login",
         retention: 10_000,
       });
       const node = helper.getNode("b1") as unknown as Record<string, unknown>;
@@ -313,6 +319,9 @@ describe("trading-broker, kite kind", function () {
       assert.equal(fake.tickerRefusals, refusals, "the ticker is not redialled");
       assert.equal(fake.requests.length, requests, "no call reaches Kite with the dead token");
       assert.equal(lastStatus("e1")?.text, SESSION_EXPIRED, "it stays shown");
+      // place-order showed the failed input's error: the very same documented text (issue 10, defect 5).
+      assert.equal(lastStatus("p1")?.text, SESSION_EXPIRED);
+      assert.equal(lastStatus("u1")?.text, SESSION_EXPIRED);
       const expired = logged("b1", ERROR).filter((line) => /session expired/.test(line));
       assert.ok(expired.length >= 1 && expired.length <= 2, expired.join(" | "));
       assertNeverLogged(TOKEN);
