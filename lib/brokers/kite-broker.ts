@@ -30,6 +30,7 @@ import { InstrumentCache } from "../kite/instrument-cache";
 import type { KiteOrder, KitePosition } from "../kite/mapping";
 import { toGttSnapshot, toKiteGttParams, toKiteOrderParams, toPosition } from "../kite/mapping";
 import { OrderTracker } from "../kite/order-tracker";
+import { registerLiveBroker, unregisterLiveBroker, liveBrokers } from "../kite/live-brokers";
 import { KiteRestClient, isKiteOrder, isKiteTrigger, isRecord } from "../kite/rest-client";
 import type { KiteSession } from "../kite/session";
 import { toKiteSession } from "../kite/session";
@@ -140,6 +141,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       if (error.code === "AUTH") this.#confirmSession(error);
       else this.#emitError(error);
     });
+    registerLiveBroker(settings.api_key, this);
   }
 
   get state(): ConnectionState {
@@ -216,6 +218,11 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   /** Everything Kite already has, recorded without events: later updates are compared with it. */
   async #baseline(): Promise<void> {
     this.#orders.baseline(await this.#rest.fetchBook());
+    // Whose session this is, for the editor dialog (Kite's profile has no login time; a login has).
+    if (this.#session === undefined) {
+      const profile = await this.#rest.call("request", "profile request", (k) => k.getProfile());
+      this.#session = toKiteSession(profile);
+    }
     this.#gtts.ingest(await this.#rest.fetchGtts(), true);
     this.#baselined = true;
     this.#schedulePoll();
@@ -228,6 +235,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   async #shutdown(): Promise<void> {
+    unregisterLiveBroker(this.settings.api_key, this);
     this.#closed.abort();
     clearTimeout(this.#pollTimer);
     this.#pollTimer = undefined;
@@ -290,8 +298,22 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     if (accessToken === "")
       throw new BrokerError("INTERNAL", "bad reply from Kite: the session has no access_token");
     const session = toKiteSession(reply);
-    this.setAccessToken(accessToken, session);
+    // Every broker on this account switches, this one included.
+    for (const broker of liveBrokers(this.settings.api_key)) broker.setAccessToken(accessToken, session);
+    if (!liveBrokers(this.settings.api_key).includes(this)) this.setAccessToken(accessToken, session);
     return { session, accessToken };
+  }
+
+  /**
+   * Kite's login page for this app: the api key, and `state` carried back to the redirect URL
+   * through Kite's redirect_params (so the callback can tell its own logins from forged ones).
+   */
+  loginUrl(state: string): string {
+    const url = new URL(this.settings.login_url);
+    url.searchParams.set("v", "3");
+    url.searchParams.set("api_key", this.settings.api_key);
+    url.searchParams.set("redirect_params", new URLSearchParams({ state }).toString());
+    return url.toString();
   }
 
   #sessionFields(): { user_id?: string; user_name?: string; login_time?: string } {

@@ -38,6 +38,16 @@ export interface KiteRest {
   requestInstance: { defaults: { httpAgent?: unknown; httpsAgent?: unknown } };
 }
 
+/** A refused token exchange is a bad or used request_token (or api secret), not an expired session. */
+function loginFailure(error: unknown, what: string): BrokerError {
+  const err = mapKiteError(error, what);
+  if (err.code !== "AUTH") return err;
+  const said = isKiteErrorBody(error) && typeof error.message === "string" ? error.message : "token refused";
+  return new BrokerError("AUTH", `Kite refused the ${what}: ${said} (log in again; check the api secret)`, {
+    cause: error,
+  });
+}
+
 /** Which of Kite's limits a call counts against (KITE.md §9). */
 export type Lane = "order" | "request" | "quote" | "historical";
 
@@ -149,9 +159,9 @@ export class KiteRestClient {
     try {
       result = await call(this.#kite);
     } catch (error) {
-      throw mapKiteError(error, what);
+      throw loginFailure(error, what);
     }
-    if (isKiteErrorBody(result)) throw mapKiteError(result, what);
+    if (isKiteErrorBody(result)) throw loginFailure(result, what);
     return result;
   }
 

@@ -17,6 +17,7 @@ import { flag, numeric, text, withoutUndefined } from "../shared/coerce";
 import { failureText, toError } from "../shared/errors";
 import { brokerMetrics, forgetBrokerMetrics, registerMetricsEndpoint } from "../shared/metrics";
 import { problemStatus, statusForState } from "../shared/status";
+import { registerKiteLogin } from "./kite-login";
 
 /** The editor stores every field as text (numbers too); blank means "use the default". */
 interface BrokerConfigDef extends NodeDef {
@@ -325,4 +326,5 @@ export = function (RED: NodeAPI): void {
   );
 
   registerMetricsEndpoint(RED);
+  registerKiteLogin(RED);
 };

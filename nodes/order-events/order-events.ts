@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import type { GttEvent, OrderEvent } from "../../lib/protocol/events";
+import type { GttEvent, OrderEvent, SessionEvent } from "../../lib/protocol/events";
 import { linkBroker } from "../shared/broker-link";
 import type { EventFilter } from "../shared/event-filter";
 import { eventFilterOf, eventSymbol, passes } from "../shared/event-filter";
@@ -67,6 +67,11 @@ export = function (RED: NodeAPI): void {
 
     broker.on("order", emit);
     broker.on("gtt", emit);
+    // Session news (Kite's SESSION_EXPIRED) passes every filter: it is what a flow alerts someone on.
+    broker.on("session", (event: SessionEvent) => {
+      node.send({ payload: { ...event }, topic: "session" });
+      showBriefly(event.type);
+    });
     node.on("close", () => {
       clearTimeout(flash);
       flash = undefined;

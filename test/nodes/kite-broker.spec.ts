@@ -383,6 +383,136 @@ describe("trading-broker, kite kind", function () {
     });
   });
 
+  describe("logging in from the editor (issue 10)", function () {
+    // A fresh object per load: the runtime keeps the one it is given as its credential store.
+    const loginCredentials = () => ({ b1: { apiKey: API_KEY, apiSecret: "kitesecret", accessToken: TOKEN } });
+    const connected = "trading-broker.status.connected";
+
+    /** What the browser does: the login URL the dialog opens, Kite's redirect, the callback here. */
+    async function loginRoundTrip(): Promise<{ status: number; text: string }> {
+      const start = await admin("post", "/trading-broker/kite/b1/login", 200);
+      const { url, callback } = start.body as { url: string; callback: string };
+      assert.equal(callback, "/trading-broker/kite/callback");
+      assert.ok(url.startsWith(`${fake.restUrl}/connect/login?`), url);
+      assert.equal(new URL(url).searchParams.get("api_key"), API_KEY);
+      const kite = await fetch(url, { redirect: "manual" });
+      assert.equal(kite.status, 302);
+      const back = new URL(kite.headers.get("location")!);
+      assert.equal(back.pathname, callback);
+      const answer = await admin("get", `${back.pathname}${back.search}`);
+      return { status: answer.status, text: answer.text };
+    }
+
+    type AdminAnswer = { status: number; text: string; body: Record<string, unknown> };
+    /** The editor's admin API as the browser calls it; `expected` checks the status. */
+    async function admin(method: "get" | "post", path: string, expected?: number): Promise<AdminAnswer> {
+      const request = helper.request() as unknown as Record<
+        "get" | "post",
+        (p: string) => PromiseLike<AdminAnswer>
+      >;
+      const answer = await request[method](path);
+      if (expected !== undefined) assert.equal(answer.status, expected, `${method} ${path}: ${answer.text}`);
+      return answer;
+    }
+
+    beforeEach(function () {
+      fake.redirectUrl = "http://127.0.0.1:1/trading-broker/kite/callback";
+    });
+
+    it("after expiry: button → Kite's login → callback → broker connected again, no redeploy", async function () {
+      await helper.load(
+        NODES,
+        flow(kiteConfig(fake, { login_url: `${fake.restUrl}/connect/login` })),
+        loginCredentials(),
+      );
+      const before = await place();
+      const brokerBefore = await kiteBroker();
+      const sessions = collect("events");
+      fake.expireSession();
+      for (const id of ["p1", "e1", "u1"]) await statusMatching(id, hasText(SESSION_EXPIRED), 5000);
+      await until(
+        () => sessions.messages.some((m) => (m.payload as { type?: string }).type === "SESSION_EXPIRED"),
+        () => "SESSION_EXPIRED on order-events",
+      );
+
+      const answer = await loginRoundTrip();
+      assert.equal(answer.status, 200, answer.text);
+      assert.match(answer.text, /Logged in to Kite/);
+      assert.match(answer.text, /Test Trader \(AB1234\)/);
+      assert.equal(fake.sessions, 1);
+      for (const id of ["e1", "u1"]) await statusMatching(id, hasText(connected), 5000);
+      assert.equal(await kiteBroker(), brokerBefore, "the same broker: no redeploy");
+      const after = await place();
+      assert.notEqual(after.order_id, before.order_id);
+      await until(
+        () => sessions.messages.some((m) => (m.payload as { type?: string }).type === "SESSION_STARTED"),
+        () => "SESSION_STARTED on order-events",
+      );
+      sessions.stop();
+      // Kept as the credential, so the next deploy saves it; never logged.
+      const stored = (
+        helper as unknown as { _RED: { nodes: { getCredentials(id: string): { accessToken?: string } } } }
+      )._RED.nodes.getCredentials("b1");
+      assert.equal(stored.accessToken, fake.accessToken);
+      assertNeverLogged(fake.accessToken, "kitesecret");
+      const session = await admin("get", "/trading-broker/kite/b1/session", 200);
+      assert.equal(session.body.user_id, "AB1234");
+      assert.equal(session.body.user_name, "Test Trader");
+      assert.equal(session.body.expired, false);
+      assert.ok(
+        (session.body.age_ms as number) >= 0 && (session.body.age_ms as number) < 60_000,
+        JSON.stringify(session.body),
+      );
+      assert.ok(!JSON.stringify(session.body).includes(fake.accessToken));
+    });
+
+    it("forged, reused and mismatched callbacks are refused and change nothing", async function () {
+      await helper.load(
+        NODES,
+        flow(kiteConfig(fake, { login_url: `${fake.restUrl}/connect/login` })),
+        loginCredentials(),
+      );
+      await place();
+      const forged = await admin(
+        "get",
+        `/trading-broker/kite/callback?status=success&request_token=abc&state=${"0".repeat(48)}`,
+      );
+      assert.equal(forged.status, 403);
+      const noState = await admin("get", "/trading-broker/kite/callback?status=success&request_token=abc");
+      assert.equal(noState.status, 403);
+      const hostile = await admin(
+        "get",
+        `/trading-broker/kite/callback?status=success&request_token=${"x".repeat(5000)}&state=<script>`,
+      );
+      assert.equal(hostile.status, 403);
+      assert.ok(!hostile.text.includes("<script>alert"));
+
+      // A real login's callback works once; replayed, it is refused (one-time state).
+      const start = await admin("post", "/trading-broker/kite/b1/login", 200);
+      const kite = await fetch((start.body as unknown as { url: string }).url, { redirect: "manual" });
+      const back = new URL(kite.headers.get("location")!);
+      const first = await admin("get", `${back.pathname}${back.search}`);
+      assert.equal(first.status, 200, first.text);
+      const replay = await admin("get", `${back.pathname}${back.search}`);
+      assert.equal(replay.status, 403);
+      assert.equal(fake.sessions, 1);
+
+      // A valid state with a request_token Kite does not know: Kite refuses, the session stays.
+      const again = await admin("post", "/trading-broker/kite/b1/login", 200);
+      const state = new URLSearchParams(
+        new URL((again.body as unknown as { url: string }).url).searchParams.get("redirect_params")!,
+      ).get("state");
+      const bad = await admin(
+        "get",
+        `/trading-broker/kite/callback?status=success&request_token=deadbeef&state=${state}`,
+      );
+      assert.equal(bad.status, 403);
+      assert.match(bad.text, /Kite refused the session exchange/);
+      await place();
+      await admin("post", "/trading-broker/kite/nope/login", 404);
+    });
+  });
+
   describe("redeploying 50 times while connected", function () {
     this.timeout(60_000);
     const DEPLOYS = 50;
