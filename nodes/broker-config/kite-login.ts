@@ -126,7 +126,10 @@ export function registerKiteLogin(RED: NodeAPI): void {
     const requestToken = typeof query.request_token === "string" ? query.request_token : "";
     const login = takeState(state);
     const refuse = (status: number, message: string, detail = ""): void => {
-      res.status(status).type("html").send(page(false, message, detail));
+      res
+        .status(status)
+        .type("html")
+        .send(page(false, message, detail));
     };
     if (login === undefined) {
       refuse(403, RED._("trading-broker.kite-login.bad-state"));
@@ -150,7 +153,9 @@ export function registerKiteLogin(RED: NodeAPI): void {
     broker.login(requestToken, secret).then(
       ({ session, accessToken }) => {
         // Kept as the node's credential: saved with the flows at the next deploy.
-        RED.nodes.addCredentials(node.id, { ...node.credentials, accessToken });
+        void Promise.resolve(RED.nodes.addCredentials(node.id, { ...node.credentials, accessToken })).catch(
+          (error: unknown) => node.warn(toBrokerError(error).message),
+        );
         const who =
           session.user_name === undefined ? session.user_id : `${session.user_name} (${session.user_id})`;
         node.log(RED._("trading-broker.kite-login.logged-in", { user: who }));
