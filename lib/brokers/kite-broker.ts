@@ -25,7 +25,10 @@ import { parseOrThrow } from "../protocol/validate";
 import { newClientOrderId } from "../paper/ids";
 import { SESSION_EXPIRED, isUnknownOutcome } from "../kite/errors";
 import { GttTracker, copyGtt } from "../kite/gtt-tracker";
+import type { InstrumentInfo } from "../kite/instruments";
 import { InstrumentMap } from "../kite/instruments";
+import type { Candle } from "../kite/candles";
+import { CANDLE_SPAN_DAYS, CandleInterval, kiteDateTime, toCandles } from "../kite/candles";
 import { InstrumentCache } from "../kite/instrument-cache";
 import type { KiteOrder, KitePosition } from "../kite/mapping";
 import { toGttSnapshot, toKiteGttParams, toKiteOrderParams, toPosition } from "../kite/mapping";
@@ -500,6 +503,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   async #place(request: OrderRequest, clientId: string): Promise<OrderSnapshot> {
+    await this.#checkInstrument(request.exchange, request.symbol, request);
     if (request.tag !== undefined) this.#orders.setUserTag(clientId, request.tag);
     const params = toKiteOrderParams(request, clientId, this.settings.market_protection);
     const sendBy = Date.now() + this.settings.order_ttl_ms;
@@ -602,6 +606,56 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     );
   }
 
+  /**
+   * Refuses, before anything is sent, what Kite's instrument list says the exchange would refuse:
+   * a quantity that is not a whole number of lots, a price off the tick, an index (not tradable).
+   * The list comes from the day's cache; when it cannot be had, Kite itself decides.
+   */
+  async #checkInstrument(
+    exchange: Exchange,
+    symbol: string,
+    fields: { quantity?: number | undefined; price?: number | undefined; trigger_price?: number | undefined },
+  ): Promise<void> {
+    if (!this.#instruments.isLoaded(exchange)) {
+      try {
+        await this.#loadInstruments(exchange);
+      } catch (error) {
+        const err = toBrokerError(error);
+        if (err.code === "AUTH" || err.code === "CLOSED") throw err;
+        this.#log.warn(`no instrument list for ${exchange} (${err.message}): lot and tick not checked`);
+        return;
+      }
+    }
+    const key = `${exchange}:${symbol}`;
+    const info = this.#instruments.infoOf(exchange, symbol);
+    if (info === undefined) {
+      throw new BrokerError("VALIDATION", `symbol: ${key} is not in Kite's instrument list for today`);
+    }
+    if (info.segment === "INDICES") {
+      throw new BrokerError(
+        "VALIDATION",
+        `symbol: ${key} is an index; indices have quotes but cannot be traded`,
+      );
+    }
+    if (fields.quantity !== undefined && info.lot_size > 1 && fields.quantity % info.lot_size !== 0) {
+      throw new BrokerError(
+        "VALIDATION",
+        `quantity: must be a multiple of ${key}'s lot size ${info.lot_size} (got ${fields.quantity})`,
+      );
+    }
+    for (const field of ["price", "trigger_price"] as const) {
+      const value = fields[field];
+      if (value === undefined || !(info.tick_size > 0)) continue;
+      const ticks = value / info.tick_size;
+      if (Math.abs(ticks - Math.round(ticks)) > 1e-6) {
+        throw new BrokerError(
+          "VALIDATION",
+          `${field}: must be a multiple of ${key}'s tick size ${info.tick_size} (got ${value})`,
+        );
+      }
+    }
+  }
+
   #pendingSnapshot(request: OrderRequest, clientId: string, orderId: string): OrderSnapshot {
     const now = new Date().toISOString();
     const snapshot: OrderSnapshot = {
@@ -702,6 +756,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     if (changes.order_type === "MARKET" || changes.order_type === "SL-M") {
       params.market_protection = this.settings.market_protection;
     }
+    const known = this.#orders.current(orderId);
+    if (known !== undefined) await this.#checkInstrument(known.exchange, known.symbol, changes);
     const landed = (order: OrderSnapshot): boolean =>
       (["quantity", "price", "trigger_price", "order_type", "validity"] as const).every(
         (key) => changes[key] === undefined || order[key] === changes[key],
@@ -1067,6 +1123,55 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       this.#loadingInstruments.set(exchange, loading);
     }
     return loading;
+  }
+
+  /**
+   * Historical candles for one instrument (Kite's historical API, 3 requests a second), oldest
+   * first; `from`/`to` are ISO times and may span at most CANDLE_SPAN_DAYS[interval] days.
+   */
+  async getCandles(query: {
+    symbol: string;
+    exchange?: Exchange;
+    interval: string;
+    from: string;
+    to: string;
+  }): Promise<Candle[]> {
+    this.#usable("historical data request");
+    const { exchange, symbol } = parseInstrument(query.symbol, query.exchange ?? "NSE");
+    const interval = parseOrThrow(CandleInterval, query.interval, "interval");
+    const from = kiteDateTime(query.from);
+    const to = kiteDateTime(query.to);
+    const span = (Date.parse(query.to) - Date.parse(query.from)) / 86_400_000;
+    if (!(span > 0) || span > CANDLE_SPAN_DAYS[interval]) {
+      throw new BrokerError(
+        "VALIDATION",
+        `from/to: must span more than 0 and at most ${CANDLE_SPAN_DAYS[interval]} days for ${interval} candles`,
+      );
+    }
+    await this.#ensureInstruments([{ exchange, symbol }]);
+    const token = this.#instruments.tokenOf(exchange, symbol);
+    if (token === undefined) {
+      throw new BrokerError("VALIDATION", `symbol: ${exchange}:${symbol} not in Kite's instrument list`);
+    }
+    const reply = await this.#rest.call("historical", "historical data request", (k) =>
+      k.getHistoricalData(token, interval, from, to, false, false),
+    );
+    return toCandles(reply);
+  }
+
+  /**
+   * Instruments from the day's list, by exact symbol or by search text (symbol or name contains
+   * it), for the flows' instrument lookup: lot and tick size, expiry, segment.
+   */
+  async findInstruments(query: {
+    exchange?: Exchange;
+    text: string;
+    limit?: number;
+  }): Promise<InstrumentInfo[]> {
+    this.#usable("instrument lookup");
+    const exchange = query.exchange ?? "NSE";
+    if (!this.#instruments.isLoaded(exchange)) await this.#loadInstruments(exchange);
+    return this.#instruments.search(query.text, Math.min(Math.max(1, query.limit ?? 20), 500), exchange);
   }
 
   #onTicks(ticks: Tick[]): void {

@@ -132,3 +132,66 @@ describe("Instrument list cache on disk (trading day, IST)", function () {
     assert.equal(await cache.read("../../etc"), undefined, "an exchange name never becomes a path");
   });
 });
+
+/** Issue 10, instruments: what the exchange would refuse is refused before anything is sent. */
+describe("KiteBroker: lot and tick checks from the instrument list", function () {
+  let h: KiteHarness;
+  afterEach(async function () {
+    await h.close();
+  });
+
+  const posts = (): number => h.fake.requests.filter((r) => r.method === "POST").length;
+
+  it("refuses a quantity off the lot, a price off the tick, an index and an unknown symbol; sends none", async function () {
+    h = await startKite();
+    h.fake.setPrice("NFO:NIFTY26DECFUT", 24600);
+    h.fake.setPrice("INFY", 1500);
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [
+        { symbol: "NIFTY26DECFUT", exchange: "NFO", quantity: 50, order_type: "LIMIT", price: 24600 },
+        /^quantity: must be a multiple of NFO:NIFTY26DECFUT's lot size 75 \(got 50\)$/,
+      ],
+      [
+        { symbol: "NIFTY26DECFUT", exchange: "NFO", quantity: 75, order_type: "LIMIT", price: 24600.05 },
+        /^price: must be a multiple of NFO:NIFTY26DECFUT's tick size 0.1/,
+      ],
+      [{ symbol: "INFY", quantity: 1, order_type: "LIMIT", price: 1500.03 }, /^price: .*tick size 0.05/],
+      [
+        { symbol: "INFY", quantity: 1, order_type: "SL", price: 1500, trigger_price: 1499.99 },
+        /^trigger_price: .*tick size 0.05/,
+      ],
+      [{ symbol: "NIFTY 50", quantity: 1 }, /is an index/],
+      [{ symbol: "NOSUCH", quantity: 1 }, /not in Kite's instrument list/],
+    ];
+    for (const [fields, pattern] of cases) {
+      await assert.rejects(
+        h.broker.placeOrder({ side: "BUY", ...fields } as never),
+        (error: { code: string; message: string }) =>
+          error.code === "VALIDATION" && pattern.test(error.message),
+        JSON.stringify(fields),
+      );
+    }
+    assert.equal(posts(), 0, "nothing refused was sent");
+    // Whole lots and prices on the tick go through (floating point: 1500.05 / 0.05 is not exact).
+    await h.broker.placeOrder({
+      symbol: "NIFTY26DECFUT",
+      exchange: "NFO",
+      side: "BUY",
+      quantity: 150,
+      order_type: "LIMIT",
+      price: 24500.1,
+    });
+    const open = await h.broker.placeOrder({
+      symbol: "INFY",
+      side: "BUY",
+      quantity: 3,
+      order_type: "LIMIT",
+      price: 1400.05,
+    });
+    assert.equal(posts(), 2);
+    await assert.rejects(h.broker.modifyOrder(open.order_id, { price: 1400.01 }), /tick size/);
+    assert.equal(h.fake.requests.filter((r) => r.method === "PUT").length, 0);
+    const downloads = h.fake.requests.filter((r) => r.path.startsWith("/instruments"));
+    assert.deepEqual(downloads.map((r) => r.path).sort(), ["/instruments/NFO", "/instruments/NSE"]);
+  });
+});
