@@ -1138,7 +1138,9 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }): Promise<Candle[]> {
     this.#usable("historical data request");
     const { exchange, symbol } = parseInstrument(query.symbol, query.exchange ?? "NSE");
-    const interval = parseOrThrow(CandleInterval, query.interval, "interval");
+    const parsed = CandleInterval.safeParse(query.interval);
+    if (!parsed.success) throw new BrokerError("VALIDATION", `interval: ${parsed.error.issues[0]?.message}`);
+    const interval = parsed.data;
     const from = kiteDateTime(query.from);
     const to = kiteDateTime(query.to);
     const span = (Date.parse(query.to) - Date.parse(query.from)) / 86_400_000;

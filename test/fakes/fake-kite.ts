@@ -556,6 +556,37 @@ export class FakeKite {
     };
   }
 
+  /**
+   * Candles every `interval` from `from` to `to` (IST wall clock, as Kite takes them), timestamps
+   * as Kite writes them ("2026-12-04T09:15:00+0530"); candle i closes at 100 + i.
+   */
+  #candles(token: number, interval: string, query: Record<string, string | string[]>): unknown[][] {
+    if (!this.#byToken.has(token)) throw new HttpError(400, "InputException", "invalid token");
+    const minutes: Record<string, number> = {
+      minute: 1,
+      "3minute": 3,
+      "5minute": 5,
+      "15minute": 15,
+      day: 1440,
+    };
+    const step = minutes[interval];
+    if (step === undefined) throw new HttpError(400, "InputException", "invalid interval");
+    const parse = (text: unknown): number => {
+      const t = typeof text === "string" ? Date.parse(`${text.replace(" ", "T")}+05:30`) : Number.NaN;
+      if (Number.isNaN(t)) throw new HttpError(400, "InputException", "invalid from or to");
+      return t;
+    };
+    const from = parse(query.from);
+    const to = parse(query.to);
+    const rows: unknown[][] = [];
+    for (let t = from, i = 0; t <= to && i < 5000; t += step * 60_000, i++) {
+      const ist = new Date(t + 330 * 60_000).toISOString().slice(0, 19);
+      const close = 100 + i;
+      rows.push([`${ist}+0530`, close - 0.5, close + 1, close - 1, close, 1000 + i]);
+    }
+    return rows;
+  }
+
   #checkAuth(req: http.IncomingMessage): void {
     const version = req.headers["x-kite-version"];
     const auth = req.headers.authorization;
@@ -642,6 +673,9 @@ export class FakeKite {
         },
       };
       return { json: path === "/user/margins" ? { equity, commodity: equity } : equity };
+    }
+    if (method === "GET" && (m = /^\/instruments\/historical\/(\d+)\/([a-z0-9]+)$/.exec(path)) !== null) {
+      return { json: { candles: this.#candles(Number(m[1]), m[2]!, query) } };
     }
     if (method === "GET" && (m = /^\/instruments(?:\/([A-Z]+))?$/.exec(path)) !== null) {
       return { csv: this.#instrumentsCsv(m[1]) };
