@@ -195,3 +195,43 @@ describe("KiteBroker: lot and tick checks from the instrument list", function ()
     assert.deepEqual(downloads.map((r) => r.path).sort(), ["/instruments/NFO", "/instruments/NSE"]);
   });
 });
+
+describe("KiteBroker: instrument lookup", function () {
+  let h: KiteHarness;
+  afterEach(async function () {
+    await h.close();
+  });
+
+  it("finds by exact symbol first, then by text in symbol or name, with lot, tick, expiry and segment", async function () {
+    h = await startKite();
+    const [future] = await h.broker.findInstruments({ exchange: "NFO", text: "NIFTY26DECFUT" });
+    assert.deepEqual(
+      { ...future, instrument_token: undefined },
+      {
+        instrument_token: undefined,
+        exchange: "NFO",
+        tradingsymbol: "NIFTY26DECFUT",
+        name: "NIFTY26DECFUT, Ltd",
+        segment: "NFO-FUT",
+        instrument_type: "FUT",
+        lot_size: 75,
+        tick_size: 0.1,
+        expiry: "2026-12-29",
+        strike: 0,
+      },
+    );
+    const nifty = await h.broker.findInstruments({ text: "nifty" });
+    assert.deepEqual(
+      nifty.map((i) => i.tradingsymbol),
+      ["NIFTY 50", "NIFTY BANK"],
+    );
+    assert.equal(nifty[0]!.segment, "INDICES");
+    assert.equal((await h.broker.findInstruments({ text: "INFY", limit: 1 })).length, 1);
+    assert.deepEqual(await h.broker.findInstruments({ text: "NO SUCH THING" }), []);
+    assert.equal(
+      h.fake.requests.filter((r) => r.path.startsWith("/instruments")).length,
+      2,
+      "one list per exchange",
+    );
+  });
+});
