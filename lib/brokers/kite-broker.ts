@@ -26,10 +26,9 @@ import { newClientOrderId } from "../paper/ids";
 import { SESSION_EXPIRED, isUnknownOutcome } from "../kite/errors";
 import { GttTracker, copyGtt } from "../kite/gtt-tracker";
 import type { InstrumentInfo } from "../kite/instruments";
-import { InstrumentMap } from "../kite/instruments";
+import { KiteInstruments } from "../kite/kite-instruments";
 import type { Candle } from "../kite/candles";
 import { CANDLE_SPAN_DAYS, CandleInterval, kiteDateTime, toCandles } from "../kite/candles";
-import { InstrumentCache } from "../kite/instrument-cache";
 import type { KiteOrder, KitePosition } from "../kite/mapping";
 import { toGttSnapshot, toKiteGttParams, toKiteOrderParams, toPosition } from "../kite/mapping";
 import { OrderTracker } from "../kite/order-tracker";
@@ -57,11 +56,12 @@ const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const ABSENT_GRACE_MS = 300;
 
 /**
- * BrokerInterface over Zerodha Kite Connect v3, a facade over four parts in lib/kite/:
+ * BrokerInterface over Zerodha Kite Connect v3, a facade over five parts in lib/kite/:
  * KiteRestClient (kiteconnect behind Kite's rate limits, errors mapped, the session gate),
  * OrderTracker (every order update through the state machine, events once and in order),
- * GttTracker (GTT news, polled, once per change) and KiteTickerClient (our own ticker client,
- * never kiteconnect's KiteTicker: KITE.md §11.1-2).
+ * GttTracker (GTT news, polled, once per change), KiteInstruments (the day's instrument lists:
+ * tokens, lot and tick checks, lookup) and KiteTickerClient (our own ticker client, never
+ * kiteconnect's KiteTicker: KITE.md §11.1-2).
  *
  * - Our client_order_id travels in Kite's `tag`. A placement whose answer does not prove Kite
  *   refused it (no answer, 5xx, an HTML page) is looked up by tag in the order book before
@@ -84,12 +84,10 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   readonly #ticker: KiteTickerClient;
   readonly #orders: OrderTracker;
   readonly #gtts: GttTracker;
-  readonly #instruments: InstrumentMap;
-  readonly #instrumentCache: InstrumentCache | undefined;
+  readonly #instruments: KiteInstruments;
   readonly #closed = new AbortController();
   readonly #placing = new Map<string, Promise<OrderSnapshot>>();
   readonly #quoteKeys = new Map<number, InstrumentKey>();
-  readonly #loadingInstruments = new Map<string, Promise<void>>();
 
   #seq = 0;
   #state: ConnectionState = "disconnected";
@@ -119,9 +117,12 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       gttOf: (orderId) => this.#gtts.gttOfOrder(orderId),
       onForget: (orderId) => this.#gtts.forgetOrder(orderId),
     });
-    this.#instruments = new InstrumentMap(settings.instruments);
-    this.#instrumentCache =
-      settings.cache_dir === undefined ? undefined : new InstrumentCache(settings.cache_dir);
+    this.#instruments = new KiteInstruments({
+      fixed: settings.instruments,
+      cacheDir: settings.cache_dir,
+      rest: this.#rest,
+      log: this.#log,
+    });
 
     this.#ticker = new KiteTickerClient({
       url: settings.ticker_url,
@@ -503,7 +504,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   async #place(request: OrderRequest, clientId: string): Promise<OrderSnapshot> {
-    await this.#checkInstrument(request.exchange, request.symbol, request);
+    await this.#instruments.check(request.exchange, request.symbol, request);
     if (request.tag !== undefined) this.#orders.setUserTag(clientId, request.tag);
     const params = toKiteOrderParams(request, clientId, this.settings.market_protection);
     const sendBy = Date.now() + this.settings.order_ttl_ms;
@@ -604,56 +605,6 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       "NETWORK",
       `order ${clientId}: outcome still unknown after ${window} ms (${last.message}); it will show in order events if it was placed`,
     );
-  }
-
-  /**
-   * Refuses, before anything is sent, what Kite's instrument list says the exchange would refuse:
-   * a quantity that is not a whole number of lots, a price off the tick, an index (not tradable).
-   * The list comes from the day's cache; when it cannot be had, Kite itself decides.
-   */
-  async #checkInstrument(
-    exchange: Exchange,
-    symbol: string,
-    fields: { quantity?: number | undefined; price?: number | undefined; trigger_price?: number | undefined },
-  ): Promise<void> {
-    if (!this.#instruments.isLoaded(exchange)) {
-      try {
-        await this.#loadInstruments(exchange);
-      } catch (error) {
-        const err = toBrokerError(error);
-        if (err.code === "AUTH" || err.code === "CLOSED") throw err;
-        this.#log.warn(`no instrument list for ${exchange} (${err.message}): lot and tick not checked`);
-        return;
-      }
-    }
-    const key = `${exchange}:${symbol}`;
-    const info = this.#instruments.infoOf(exchange, symbol);
-    if (info === undefined) {
-      throw new BrokerError("VALIDATION", `symbol: ${key} is not in Kite's instrument list for today`);
-    }
-    if (info.segment === "INDICES") {
-      throw new BrokerError(
-        "VALIDATION",
-        `symbol: ${key} is an index; indices have quotes but cannot be traded`,
-      );
-    }
-    if (fields.quantity !== undefined && info.lot_size > 1 && fields.quantity % info.lot_size !== 0) {
-      throw new BrokerError(
-        "VALIDATION",
-        `quantity: must be a multiple of ${key}'s lot size ${info.lot_size} (got ${fields.quantity})`,
-      );
-    }
-    for (const field of ["price", "trigger_price"] as const) {
-      const value = fields[field];
-      if (value === undefined || !(info.tick_size > 0)) continue;
-      const ticks = value / info.tick_size;
-      if (Math.abs(ticks - Math.round(ticks)) > 1e-6) {
-        throw new BrokerError(
-          "VALIDATION",
-          `${field}: must be a multiple of ${key}'s tick size ${info.tick_size} (got ${value})`,
-        );
-      }
-    }
   }
 
   #pendingSnapshot(request: OrderRequest, clientId: string, orderId: string): OrderSnapshot {
@@ -757,7 +708,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       params.market_protection = this.settings.market_protection;
     }
     const known = this.#orders.current(orderId);
-    if (known !== undefined) await this.#checkInstrument(known.exchange, known.symbol, changes);
+    if (known !== undefined) await this.#instruments.check(known.exchange, known.symbol, changes);
     const landed = (order: OrderSnapshot): boolean =>
       (["quantity", "price", "trigger_price", "order_type", "validity"] as const).every(
         (key) => changes[key] === undefined || order[key] === changes[key],
@@ -1054,7 +1005,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     const list = parseOrThrow(SymbolList, symbols, "symbols");
     this.#usable("quote subscription");
     const keys = list.map((text) => parseInstrument(text));
-    await this.#ensureInstruments(keys);
+    await this.#instruments.ensure(keys);
     const tokens: number[] = [];
     const unknown: string[] = [];
     for (const { exchange, symbol } of keys) {
@@ -1085,46 +1036,6 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     return Promise.resolve();
   }
 
-  /** Loads the instrument list of each exchange where one of `keys` has no token yet. */
-  async #ensureInstruments(keys: { exchange: Exchange; symbol: string }[]): Promise<void> {
-    const missing = new Set<Exchange>();
-    for (const { exchange, symbol } of keys) {
-      if (this.#instruments.tokenOf(exchange, symbol) === undefined && !this.#instruments.isLoaded(exchange))
-        missing.add(exchange);
-    }
-    await Promise.all(Array.from(missing, (exchange) => this.#loadInstruments(exchange)));
-  }
-
-  /**
-   * An exchange's instrument list: from the disk cache when it was fetched this trading day
-   * (issue 10, defect 6), else downloaded once and cached.
-   */
-  #loadInstruments(exchange: string): Promise<void> {
-    let loading = this.#loadingInstruments.get(exchange);
-    if (loading === undefined) {
-      loading = (async () => {
-        const cached = await this.#instrumentCache?.read(exchange);
-        if (cached !== undefined) {
-          const added = this.#instruments.load(exchange, cached);
-          this.#log.info(`Kite instrument list for ${exchange}: ${added} instruments (cached today)`);
-          return;
-        }
-        const rows = await this.#rest.call("request", "instrument list request", (k) =>
-          k.getInstruments(exchange),
-        );
-        const added = this.#instruments.load(exchange, rows);
-        this.#log.info(`Kite instrument list for ${exchange}: ${added} instruments`);
-        await this.#instrumentCache
-          ?.write(exchange, this.#instruments.rowsOf(exchange))
-          .catch((error: unknown) =>
-            this.#log.warn(`could not cache Kite's instrument list: ${toBrokerError(error).message}`),
-          );
-      })().finally(() => this.#loadingInstruments.delete(exchange));
-      this.#loadingInstruments.set(exchange, loading);
-    }
-    return loading;
-  }
-
   /**
    * Historical candles for one instrument (Kite's historical API, 3 requests a second), oldest
    * first; `from`/`to` are ISO times and may span at most CANDLE_SPAN_DAYS[interval] days.
@@ -1150,7 +1061,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
         `from/to: must span more than 0 and at most ${CANDLE_SPAN_DAYS[interval]} days for ${interval} candles`,
       );
     }
-    await this.#ensureInstruments([{ exchange, symbol }]);
+    await this.#instruments.ensure([{ exchange, symbol }]);
     const token = this.#instruments.tokenOf(exchange, symbol);
     if (token === undefined) {
       throw new BrokerError("VALIDATION", `symbol: ${exchange}:${symbol} not in Kite's instrument list`);
@@ -1172,8 +1083,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }): Promise<InstrumentInfo[]> {
     this.#usable("instrument lookup");
     const exchange = query.exchange ?? "NSE";
-    if (!this.#instruments.isLoaded(exchange)) await this.#loadInstruments(exchange);
-    return this.#instruments.search(query.text, Math.min(Math.max(1, query.limit ?? 20), 500), exchange);
+    return this.#instruments.search(exchange, query.text, Math.min(Math.max(1, query.limit ?? 20), 500));
   }
 
   #onTicks(ticks: Tick[]): void {
