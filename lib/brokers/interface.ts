@@ -12,6 +12,7 @@ import type {
   Position,
   Quote,
 } from "../protocol";
+import type { SessionEvent } from "../protocol/events";
 import type { BrokerError } from "../protocol/errors";
 
 /** The events every broker emits, with their argument types. */
@@ -21,6 +22,8 @@ export interface BrokerEvents {
   quote: [quote: Quote];
   state: [state: ConnectionState, detail?: string];
   error: [error: BrokerError];
+  /** Login session news (Kite's daily token); brokers without sessions never emit it. */
+  session: [event: SessionEvent];
 }
 
 export type BrokerKind = "paper" | "websocket" | "kite";

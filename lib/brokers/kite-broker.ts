@@ -1,7 +1,4 @@
 import { EventEmitter } from "node:events";
-import http from "node:http";
-import https from "node:https";
-import { KiteConnect } from "kiteconnect";
 import type {
   Account,
   ConnectionState,
@@ -24,21 +21,21 @@ import { instrumentKey, parseInstrument } from "../protocol/instrument";
 import { parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderChanges as OrderChangesSchema, isTerminal } from "../protocol/orders";
 import { SymbolList } from "../protocol/quotes";
-import { canTransition } from "../protocol/state-machine";
 import { parseOrThrow } from "../protocol/validate";
 import { newClientOrderId } from "../paper/ids";
-import { RetentionQueue } from "../paper/retention-queue";
-import { SESSION_EXPIRED, isKiteErrorBody, isUnknownOutcome, mapKiteError } from "../kite/errors";
-import { InstrumentMap } from "../kite/instruments";
-import type { KiteOrder, KitePosition, KiteTrigger } from "../kite/mapping";
-import {
-  toGttSnapshot,
-  toKiteGttParams,
-  toKiteOrderParams,
-  toOrderSnapshot,
-  toPosition,
-} from "../kite/mapping";
-import { RateLimiter, bucket } from "../kite/rate-limiter";
+import { SESSION_EXPIRED, isUnknownOutcome } from "../kite/errors";
+import { GttTracker, copyGtt } from "../kite/gtt-tracker";
+import type { InstrumentInfo } from "../kite/instruments";
+import { KiteInstruments } from "../kite/kite-instruments";
+import type { Candle } from "../kite/candles";
+import { CANDLE_SPAN_DAYS, CandleInterval, kiteDateTime, toCandles } from "../kite/candles";
+import type { KiteOrder, KitePosition } from "../kite/mapping";
+import { toGttSnapshot, toKiteGttParams, toKiteOrderParams, toPosition } from "../kite/mapping";
+import { OrderTracker } from "../kite/order-tracker";
+import { registerLiveBroker, unregisterLiveBroker, liveBrokers } from "../kite/live-brokers";
+import { KiteRestClient, isKiteOrder, isKiteTrigger, isRecord } from "../kite/rest-client";
+import type { KiteSession } from "../kite/session";
+import { toKiteSession } from "../kite/session";
 import { sleep } from "../ws/sleep";
 import type { TickerState } from "../kite/ticker-client";
 import { KiteTickerClient } from "../kite/ticker-client";
@@ -52,194 +49,80 @@ export interface KiteBrokerDeps {
   log?: BrokerLogger;
 }
 
-/** The kiteconnect methods this broker calls, typed loosely: the 5.3.0 types lag the API (KITE.md §11.8). */
-interface KiteRest {
-  placeOrder(variety: string, params: object): Promise<unknown>;
-  modifyOrder(variety: string, orderId: string, params: object): Promise<unknown>;
-  cancelOrder(variety: string, orderId: string, params?: object): Promise<unknown>;
-  getOrders(): Promise<unknown>;
-  getOrderHistory(orderId: string): Promise<unknown>;
-  getPositions(): Promise<unknown>;
-  getMargins(segment?: string): Promise<unknown>;
-  getInstruments(exchange?: string): Promise<unknown>;
-  getLTP(instruments: string[]): Promise<unknown>;
-  placeGTT(params: object): Promise<unknown>;
-  modifyGTT(triggerId: string, params: object): Promise<unknown>;
-  deleteGTT(triggerId: string): Promise<unknown>;
-  getGTTs(): Promise<unknown>;
-  getGTT(triggerId: string): Promise<unknown>;
-  setAccessToken(token: string): void;
-  requestInstance: { defaults: { httpAgent?: unknown; httpsAgent?: unknown } };
-}
-
-/** An order as this broker last knew it, and whether its placement was announced yet. */
-interface Tracked {
-  order: OrderSnapshot;
-  announced: boolean;
-}
-
 const VARIETY = "regular";
 /** Kite order ids are digits; this also keeps ids from breaking kiteconnect's unescaped URL paths. */
 const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** How long a lost placement must stay absent from the order book before it is sent again. */
 const ABSENT_GRACE_MS = 300;
 
-const EVENT_FOR_END: Partial<Record<OrderSnapshot["status"], OrderEventType>> = {
-  PARTIALLY_FILLED: "ORDER_PARTIALLY_FILLED",
-  FILLED: "ORDER_FILLED",
-  CANCELLED: "ORDER_CANCELLED",
-  REJECTED: "ORDER_REJECTED",
-  EXPIRED: "ORDER_EXPIRED",
-};
-
-function copy(order: OrderSnapshot): OrderSnapshot {
-  return { ...order };
-}
-
-function copyGtt(gtt: GttSnapshot): GttSnapshot {
-  return {
-    ...gtt,
-    trigger_values: [...gtt.trigger_values],
-    orders: gtt.orders.map((o) => ({ ...o })),
-    order_ids: [...gtt.order_ids],
-  };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function isKiteOrder(value: unknown): value is KiteOrder {
-  return (
-    isRecord(value) &&
-    (typeof value.order_id === "string" || typeof value.order_id === "number") &&
-    typeof value.tradingsymbol === "string" &&
-    typeof value.transaction_type === "string"
-  );
-}
-
-function isKiteTrigger(value: unknown): value is KiteTrigger {
-  return (
-    isRecord(value) &&
-    value.id !== undefined &&
-    isRecord(value.condition) &&
-    Array.isArray(value.condition.trigger_values) &&
-    Array.isArray(value.orders)
-  );
-}
-
-/** What an order's changes were, as an event type; undefined when nothing a flow sees has changed. */
-function changeEvent(before: OrderSnapshot, after: OrderSnapshot): OrderEventType | undefined {
-  if (before.status !== after.status) {
-    if (after.status === "OPEN")
-      return before.status === "TRIGGER_PENDING" ? "ORDER_TRIGGERED" : "ORDER_MODIFIED";
-    if (after.status === "TRIGGER_PENDING" || after.status === "PENDING") return "ORDER_MODIFIED";
-    return EVENT_FOR_END[after.status];
-  }
-  if (after.filled_quantity !== before.filled_quantity)
-    return EVENT_FOR_END[after.status] ?? "ORDER_MODIFIED";
-  if (
-    after.quantity !== before.quantity ||
-    after.price !== before.price ||
-    after.trigger_price !== before.trigger_price ||
-    after.order_type !== before.order_type ||
-    after.validity !== before.validity
-  ) {
-    return "ORDER_MODIFIED";
-  }
-  return undefined;
-}
-
 /**
- * BrokerInterface over Zerodha Kite Connect v3. Orders, positions and GTTs go through the official
- * kiteconnect REST client; order updates and quotes come over Kite's ticker WebSocket through our
- * own client (lib/kite/ticker-client.ts, never kiteconnect's KiteTicker: KITE.md §11.1-2).
+ * BrokerInterface over Zerodha Kite Connect v3, a facade over five parts in lib/kite/:
+ * KiteRestClient (kiteconnect behind Kite's rate limits, errors mapped, the session gate),
+ * OrderTracker (every order update through the state machine, events once and in order),
+ * GttTracker (GTT news, polled, once per change), KiteInstruments (the day's instrument lists:
+ * tokens, lot and tick checks, lookup) and KiteTickerClient (our own ticker client, never
+ * kiteconnect's KiteTicker: KITE.md §11.1-2).
  *
- * - Our client_order_id travels in Kite's `tag`. A placement whose answer was lost (a
- *   NetworkException) is looked up by tag in the order book before anything is reported; it is sent
- *   again only when absent and still within order_ttl_ms, so it never yields two orders.
- * - Every order update (postback, order history, order book) is a snapshot run through the order
- *   state machine; events are numbered by this broker (Kite has no sequence). An order first seen
- *   past its placement (a fill whose OPEN update never came) gets ORDER_PLACED first.
+ * - Our client_order_id travels in Kite's `tag`. A placement whose answer does not prove Kite
+ *   refused it (no answer, 5xx, an HTML page) is looked up by tag in the order book before
+ *   anything is reported; it is sent again only when absent and still within order_ttl_ms, so it
+ *   never yields two orders. Modifications and cancellations are settled likewise, by reading the
+ *   order.
  * - After a ticker reconnect the order book and the GTTs are reconciled, and what changed is
  *   reported as synthesized events, so no fill is missed.
- * - Kite pushes nothing about GTTs: while any is active they are polled (gtt_poll_ms), and at once
- *   when an order shows up that we did not place.
- * - A TokenException (the daily session ended) fails every later call with AUTH and stops the
- *   ticker until setAccessToken() brings a new token.
+ * - A TokenException (the daily session ended) fails every later call with AUTH and one
+ *   documented message (SESSION_EXPIRED), stops the ticker and emits `session` until
+ *   setAccessToken() or login() brings a new token. A ticker 403 alone is confirmed with one REST
+ *   call first.
  */
 export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInterface {
   readonly kind = "kite" as const;
   readonly settings: KiteSettings;
 
   readonly #log: BrokerLogger;
-  readonly #kite: KiteRest;
-  readonly #agent: http.Agent;
+  readonly #rest: KiteRestClient;
   readonly #ticker: KiteTickerClient;
-  readonly #orderLimit: RateLimiter;
-  readonly #restLimit: RateLimiter;
-  readonly #quoteLimit: RateLimiter;
-  readonly #instruments: InstrumentMap;
+  readonly #orders: OrderTracker;
+  readonly #gtts: GttTracker;
+  readonly #instruments: KiteInstruments;
   readonly #closed = new AbortController();
-
-  readonly #orders = new Map<string, Tracked>();
-  readonly #ended = new RetentionQueue<"order">();
-  readonly #byClientId = new Map<string, string>();
-  readonly #userTags = new Map<string, string>();
   readonly #placing = new Map<string, Promise<OrderSnapshot>>();
-  readonly #gtts = new Map<string, GttSnapshot>();
-  readonly #gttOfOrder = new Map<string, string>();
   readonly #quoteKeys = new Map<number, InstrumentKey>();
-  readonly #loadingInstruments = new Map<string, Promise<void>>();
 
   #seq = 0;
   #state: ConnectionState = "disconnected";
-  #authError: BrokerError | undefined;
+  #session: KiteSession | undefined;
   #connecting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #inbound: Promise<void> = Promise.resolve();
   #reconciling: Promise<void> | undefined;
   #polling: Promise<void> | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
+  #confirming: Promise<void> | undefined;
+  /** Kite's order book and GTTs have been read once (connect got that far). */
+  #baselined = false;
 
   constructor(settings: KiteSettings, deps: KiteBrokerDeps = {}) {
     super();
     this.settings = settings;
     this.#log = deps.log ?? silentLogger;
-    this.#kite = new KiteConnect({
-      api_key: settings.api_key,
-      access_token: settings.access_token,
-      root: settings.root,
-      timeout: settings.timeout_ms,
-    }) as unknown as KiteRest;
-    // Our own agent, so close() can destroy every kept-alive socket (the global agent would keep them).
-    this.#agent = settings.root.startsWith("https:")
-      ? new https.Agent({ keepAlive: true })
-      : new http.Agent({ keepAlive: true });
-    this.#kite.requestInstance.defaults.httpAgent = this.#agent;
-    this.#kite.requestInstance.defaults.httpsAgent = this.#agent;
-
-    const limits = settings.rate_limit;
-    const wait = limits.max_wait_ms;
-    this.#orderLimit = new RateLimiter(
-      "order",
-      [
-        bucket(limits.orders_per_second, Math.max(1, Math.floor(limits.orders_per_second))),
-        bucket(limits.orders_per_minute / 60, Math.max(1, Math.floor(limits.orders_per_minute))),
-      ],
-      wait,
+    this.#rest = new KiteRestClient(settings, this.#closed.signal, (detail) => this.#sessionExpired(detail));
+    this.#gtts = new GttTracker(
+      (type, gtt) => this.#emitGtt(type, gtt),
+      (orderId, gttId) => this.#orders.setGtt(orderId, gttId),
     );
-    this.#restLimit = new RateLimiter(
-      "request",
-      [bucket(limits.requests_per_second, Math.max(1, Math.floor(limits.requests_per_second)))],
-      wait,
-    );
-    this.#quoteLimit = new RateLimiter(
-      "quote",
-      [bucket(limits.quotes_per_second, Math.max(1, Math.floor(limits.quotes_per_second)))],
-      wait,
-    );
-    this.#instruments = new InstrumentMap(settings.instruments);
+    this.#orders = new OrderTracker({
+      retention: settings.retention,
+      emit: (type, order, synthesized) => this.#emitOrder(type, order, synthesized),
+      gttOf: (orderId) => this.#gtts.gttOfOrder(orderId),
+      onForget: (orderId) => this.#gtts.forgetOrder(orderId),
+    });
+    this.#instruments = new KiteInstruments({
+      fixed: settings.instruments,
+      cacheDir: settings.cache_dir,
+      rest: this.#rest,
+      log: this.#log,
+    });
 
     this.#ticker = new KiteTickerClient({
       url: settings.ticker_url,
@@ -259,9 +142,10 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     this.#ticker.on("ticks", (ticks) => this.#onTicks(ticks));
     this.#ticker.on("order", (data) => this.#onPostback(data));
     this.#ticker.on("error", (error) => {
-      if (error.code === "AUTH") this.#sessionExpired(error);
+      if (error.code === "AUTH") this.#confirmSession(error);
       else this.#emitError(error);
     });
+    registerLiveBroker(settings.api_key, this);
   }
 
   get state(): ConnectionState {
@@ -271,6 +155,16 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   /** The last event seq issued (orders and GTTs share it). */
   get lastSeq(): number {
     return this.#seq;
+  }
+
+  /** Who is logged in and since when, once known (after login() or a profile read at connect). */
+  get session(): KiteSession | undefined {
+    return this.#session === undefined ? undefined : { ...this.#session };
+  }
+
+  /** True while Kite refuses the access token: only a new login helps. */
+  get sessionExpired(): boolean {
+    return this.#rest.expired !== undefined;
   }
 
   // #region lifecycle
@@ -291,13 +185,14 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   async #open(): Promise<void> {
-    if (this.#authError !== undefined) throw this.#authError;
+    const expired = this.#rest.expired;
+    if (expired !== undefined) throw expired;
     this.#setState("connecting");
     try {
       await this.#baseline();
     } catch (error) {
       const err = toBrokerError(error);
-      if (this.#authError === undefined) this.#setState("disconnected", err.message);
+      if (this.#rest.expired === undefined) this.#setState("disconnected", err.message);
       throw err;
     }
     if (this.#closing !== undefined) throw new BrokerError("CLOSED", "Kite broker closed while connecting");
@@ -305,9 +200,18 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       const onState = (state: TickerState, reason?: string): void => {
         if (state === "connecting") return;
         this.#ticker.off("state", onState);
-        if (state === "disconnected") {
-          reject(this.#authError ?? new BrokerError("NOT_CONNECTED", reason ?? "Kite ticker disconnected"));
-        } else resolve();
+        if (state !== "disconnected") {
+          resolve();
+          return;
+        }
+        const fail = (): void =>
+          reject(
+            this.#rest.expired ?? new BrokerError("NOT_CONNECTED", reason ?? "Kite ticker disconnected"),
+          );
+        // A 403 is being checked with Kite's REST API: the answer decides.
+        if (this.#confirming !== undefined) {
+          void this.#confirming.then(() => (this.#rest.expired === undefined ? resolve() : fail()));
+        } else fail();
       };
       this.#ticker.on("state", onState);
     });
@@ -317,17 +221,14 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
 
   /** Everything Kite already has, recorded without events: later updates are compared with it. */
   async #baseline(): Promise<void> {
-    const book = await this.#fetchBook();
-    const now = new Date().toISOString();
-    for (const raw of book) {
-      const snapshot = this.#toSnapshot(raw, now);
-      if (this.#orders.has(snapshot.order_id)) continue;
-      this.#orders.set(snapshot.order_id, { order: snapshot, announced: true });
-      if (typeof raw.tag === "string" && raw.tag !== "")
-        this.#byClientId.set(snapshot.client_order_id, snapshot.order_id);
-      if (isTerminal(snapshot.status)) this.#retire(snapshot.order_id);
+    this.#orders.baseline(await this.#rest.fetchBook());
+    // Whose session this is, for the editor dialog (Kite's profile has no login time; a login has).
+    if (this.#session === undefined) {
+      const profile = await this.#rest.call("request", "profile request", (k) => k.getProfile());
+      this.#session = toKiteSession(profile);
     }
-    this.#ingestGtts(await this.#fetchGtts(), true);
+    this.#gtts.ingest(await this.#rest.fetchGtts(), true);
+    this.#baselined = true;
     this.#schedulePoll();
   }
 
@@ -338,41 +239,105 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   async #shutdown(): Promise<void> {
+    unregisterLiveBroker(this.settings.api_key, this);
     this.#closed.abort();
     clearTimeout(this.#pollTimer);
     this.#pollTimer = undefined;
     // The ticker and the REST sockets go first: a connect() still waiting on either ends at once.
     await this.#ticker.close();
-    this.#agent.destroy();
+    this.#rest.destroy();
     await this.#connecting?.catch(() => undefined);
     await this.#inbound;
     await this.#reconciling;
     await this.#polling?.catch(() => undefined);
-    this.#agent.destroy();
+    await this.#confirming;
+    this.#rest.destroy();
     this.#setState("disconnected", "closed");
   }
 
   /**
-   * A new access token after the daily login: clears the AUTH failure and restarts the ticker
-   * (which reconciles what happened meanwhile).
+   * A new access token (after the daily login), switched over without a redeploy: REST uses it
+   * at once, the ticker reconnects with it (and reconciles what happened meanwhile).
    */
-  setAccessToken(token: string): void {
-    this.#kite.setAccessToken(token);
+  setAccessToken(token: string, session?: KiteSession): void {
+    const wasExpired = this.#rest.expired !== undefined;
+    this.#rest.setAccessToken(token);
     this.#ticker.setAccessToken(token);
-    const wasExpired = this.#authError !== undefined;
-    this.#authError = undefined;
-    if (wasExpired && this.#closing === undefined) {
+    if (session !== undefined) this.#session = { ...session };
+    if (this.#closing !== undefined) return;
+    this.emit("session", {
+      type: "SESSION_STARTED",
+      timestamp: new Date().toISOString(),
+      ...this.#sessionFields(),
+    });
+    if (!this.#baselined) {
+      // Kite refused the old token before we ever connected: connect now, as a deploy would.
+      this.connect().catch((error: unknown) =>
+        this.#log.warn(`connecting with the new Kite session: ${toBrokerError(error).message}`),
+      );
+    } else if (wasExpired) {
       this.#ticker.start();
       this.#schedulePoll();
+    } else this.#ticker.redial();
+  }
+
+  /**
+   * The second half of Kite's login: trades the one-time request_token from the redirect for an
+   * access token (kiteconnect's generateSession, checksum made with the api secret), and switches
+   * this broker to it. Resolves the session (never the token).
+   */
+  async login(
+    requestToken: string,
+    apiSecret: string,
+  ): Promise<{ session: KiteSession; accessToken: string }> {
+    if (!/^[A-Za-z0-9]{1,128}$/.test(requestToken)) {
+      throw new BrokerError("VALIDATION", "request_token: must be 1 to 128 letters or digits");
     }
+    if (apiSecret === "")
+      throw new BrokerError("CONFIG", "api secret: is required to log in (broker config credentials)");
+    const reply = await this.#rest.unauthenticated("session exchange", (k) =>
+      k.generateSession(requestToken, apiSecret),
+    );
+    const accessToken = isRecord(reply) && typeof reply.access_token === "string" ? reply.access_token : "";
+    if (accessToken === "")
+      throw new BrokerError("INTERNAL", "bad reply from Kite: the session has no access_token");
+    const session = toKiteSession(reply);
+    // Every broker on this account switches, this one included.
+    for (const broker of liveBrokers(this.settings.api_key)) broker.setAccessToken(accessToken, session);
+    if (!liveBrokers(this.settings.api_key).includes(this)) this.setAccessToken(accessToken, session);
+    return { session, accessToken };
+  }
+
+  /**
+   * Kite's login page for this app: the api key, and `state` carried back to the redirect URL
+   * through Kite's redirect_params (so the callback can tell its own logins from forged ones).
+   */
+  loginUrl(state: string): string {
+    const url = new URL(this.settings.login_url);
+    url.searchParams.set("v", "3");
+    url.searchParams.set("api_key", this.settings.api_key);
+    url.searchParams.set("redirect_params", new URLSearchParams({ state }).toString());
+    return url.toString();
+  }
+
+  #sessionFields(): { user_id?: string; user_name?: string; login_time?: string } {
+    const s = this.#session;
+    if (s === undefined) return {};
+    return { user_id: s.user_id, user_name: s.user_name, login_time: s.login_time };
   }
 
   #onTickerState(state: TickerState, reason?: string): void {
-    if (this.#authError !== undefined) {
-      this.#setState("disconnected", this.#authError.message);
+    const expired = this.#rest.expired;
+    if (expired !== undefined) {
+      this.#setState("disconnected", expired.message);
       return;
     }
     if (this.#closing !== undefined && state !== "disconnected") return;
+    // A ticker 403 under check: not down yet, and not expired unless REST agrees.
+    if (this.#confirming !== undefined && state === "disconnected") {
+      this.#setState("reconnecting", `${reason ?? "ticker refused"}; checking the session with Kite`);
+      return;
+    }
     this.#setState(state, reason);
   }
 
@@ -382,18 +347,53 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     this.emit("state", state, detail);
   }
 
-  #sessionExpired(error: BrokerError): void {
-    if (this.#authError !== undefined) return;
-    const message = error.message.startsWith(SESSION_EXPIRED)
-      ? error.message
-      : `${SESSION_EXPIRED} (${error.message})`;
-    this.#authError = new BrokerError("AUTH", message, { cause: error });
-    this.#log.error(message);
+  /**
+   * The ticker refused the token (HTTP 403). A 403 alone does not prove the session is over (the
+   * ticker has its own limits, three connections per key): one REST call decides. If Kite's REST
+   * API refuses the token too, the session has expired; otherwise the ticker tries again after
+   * its longest backoff.
+   */
+  #confirmSession(refusal: BrokerError): void {
+    if (this.#rest.expired !== undefined || this.#confirming !== undefined) return;
+    this.#confirming = (async () => {
+      try {
+        await this.#rest.call("request", "session check", (k) => k.getProfile());
+        this.#emitError(
+          new BrokerError(
+            "NOT_CONNECTED",
+            `${refusal.message}, though Kite's REST API accepts it; the ticker tries again in ${this.settings.reconnect.max_ms} ms`,
+          ),
+        );
+      } catch (error) {
+        if (this.#rest.expired !== undefined) return;
+        this.#log.warn(`checking the session after the ticker's 403: ${toBrokerError(error).message}`);
+      }
+      await sleep(this.settings.reconnect.max_ms, this.#closed.signal);
+      if (this.#closing === undefined && this.#rest.expired === undefined) this.#ticker.start();
+    })().finally(() => {
+      this.#confirming = undefined;
+    });
+  }
+
+  /** Kite refused the token: the session is over until a new login. Reported once. */
+  #sessionExpired(detail: BrokerError): void {
+    if (!this.#rest.expire(detail)) return;
+    const kiteSaid =
+      detail.cause !== undefined && isRecord(detail.cause) && typeof detail.cause.message === "string"
+        ? ` (Kite: ${detail.cause.message})`
+        : "";
+    this.#log.error(`${SESSION_EXPIRED}${kiteSaid}`);
     clearTimeout(this.#pollTimer);
     this.#pollTimer = undefined;
-    void this.#ticker.stop(message);
-    this.#setState("disconnected", message);
-    this.#emitError(this.#authError);
+    void this.#ticker.stop(SESSION_EXPIRED);
+    this.#setState("disconnected", SESSION_EXPIRED);
+    this.emit("session", {
+      type: "SESSION_EXPIRED",
+      message: SESSION_EXPIRED,
+      timestamp: new Date().toISOString(),
+      ...this.#sessionFields(),
+    });
+    this.#emitError(this.#rest.expired!);
   }
 
   #emitError(error: BrokerError): void {
@@ -401,178 +401,29 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     else this.#log.warn(error.message);
   }
 
-  // #endregion
-
-  // #region REST plumbing
-
-  /** One kiteconnect call: rate-limited, its rejection (or resolved error body) made a BrokerError. */
-  async #rest(
-    limiter: RateLimiter,
-    what: string,
-    call: (kite: KiteRest) => Promise<unknown>,
-  ): Promise<unknown> {
-    if (this.#closed.signal.aborted)
-      throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
-    if (this.#authError !== undefined) {
-      throw new BrokerError("AUTH", `${this.#authError.message}; ${what} not sent`);
-    }
-    await limiter.acquire(this.#closed.signal);
-    let result: unknown;
-    try {
-      result = await call(this.#kite);
-    } catch (error) {
-      throw this.#failure(error, what);
-    }
-    // A 2xx reply with the wrong Content-Type resolves with a DataException body (KITE.md §5).
-    if (isKiteErrorBody(result)) throw this.#failure(result, what);
-    return result;
-  }
-
-  #failure(error: unknown, what: string): BrokerError {
-    if (this.#closed.signal.aborted && !(error instanceof BrokerError)) {
-      return new BrokerError("CLOSED", `Kite broker closed during the ${what}`, { cause: error });
-    }
-    const err = mapKiteError(error, what);
-    if (err.code === "AUTH") this.#sessionExpired(err);
-    return err;
-  }
-
   #usable(what: string): void {
     if (this.#closing !== undefined)
       throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
-    if (this.#authError !== undefined)
-      throw new BrokerError("AUTH", `${this.#authError.message}; ${what} not sent`);
-  }
-
-  async #fetchBook(): Promise<KiteOrder[]> {
-    const book = await this.#rest(this.#restLimit, "order book request", (k) => k.getOrders());
-    if (!Array.isArray(book))
-      throw new BrokerError("INTERNAL", "bad reply from Kite: the order book is not a list");
-    return book.filter(isKiteOrder);
-  }
-
-  async #fetchGtts(): Promise<KiteTrigger[]> {
-    const list = await this.#rest(this.#restLimit, "GTT list request", (k) => k.getGTTs());
-    if (!Array.isArray(list))
-      throw new BrokerError("INTERNAL", "bad reply from Kite: the GTT list is not a list");
-    return list.filter(isKiteTrigger);
+    const expired = this.#rest.expired;
+    if (expired !== undefined) throw expired;
   }
 
   // #endregion
 
-  // #region order state
-
-  #toSnapshot(raw: KiteOrder, now: string): OrderSnapshot {
-    const id = String(raw.order_id);
-    const known = this.#orders.get(id)?.order;
-    const tag = typeof raw.tag === "string" ? raw.tag : undefined;
-    const userTag = tag === undefined ? undefined : this.#userTags.get(tag);
-    const gttId = this.#gttOfOrder.get(id) ?? known?.gtt_id;
-    const snapshot = toOrderSnapshot(raw, {
-      ...(known === undefined ? {} : { previous: known.status }),
-      ...(userTag === undefined ? {} : { userTag }),
-      ...(gttId === undefined ? {} : { gttId }),
-      now,
-    });
-    if (known !== undefined) snapshot.placed_at = known.placed_at;
-    return snapshot;
-  }
-
-  /** Any Kite order dict (postback, history entry, order book row) → state, events, current snapshot. */
-  #ingest(raw: KiteOrder, synthesized = false): OrderSnapshot {
-    const snapshot = this.#toSnapshot(raw, new Date().toISOString());
-    if (typeof raw.tag === "string" && raw.tag !== "" && !this.#byClientId.has(snapshot.client_order_id)) {
-      this.#byClientId.set(snapshot.client_order_id, snapshot.order_id);
-    }
-    return this.#observe(snapshot, synthesized);
-  }
-
-  /**
-   * Applies a snapshot if it is newer than what we know (the state machine allows the step, fills
-   * do not shrink, the time does not go back) and reports what changed. Returns the current state.
-   */
-  #observe(next: OrderSnapshot, synthesized: boolean): OrderSnapshot {
-    const tracked = this.#orders.get(next.order_id);
-    if (tracked === undefined) {
-      const fresh: Tracked = { order: next, announced: false };
-      this.#orders.set(next.order_id, fresh);
-      this.#announce(fresh, synthesized);
-      if (isTerminal(next.status)) this.#retire(next.order_id);
-      return copy(next);
-    }
-    const before = tracked.order;
-    if (
-      !canTransition(before.status, next.status) ||
-      next.filled_quantity < before.filled_quantity ||
-      Date.parse(next.timestamp) < Date.parse(before.timestamp)
-    ) {
-      // An older snapshot (a REST reply overtaken by a postback): what we know is newer.
-      return copy(before);
-    }
-    tracked.order = next;
-    if (!tracked.announced) this.#announce(tracked, synthesized);
-    else {
-      const type = changeEvent(before, next);
-      if (type !== undefined) this.#emitOrder(type, next, synthesized);
-    }
-    if (isTerminal(next.status) && !isTerminal(before.status)) this.#retire(next.order_id);
-    return copy(next);
-  }
-
-  /**
-   * The first report of an order: ORDER_PLACED once it is live; an order first seen already filled
-   * or cancelled (its OPEN update never came) gets ORDER_PLACED, as it was placed, then its outcome.
-   */
-  #announce(tracked: Tracked, synthesized: boolean): void {
-    const order = tracked.order;
-    if (order.status === "PENDING") return;
-    tracked.announced = true;
-    if (order.status === "OPEN" || order.status === "TRIGGER_PENDING") {
-      this.#emitOrder("ORDER_PLACED", order, synthesized);
-      return;
-    }
-    if (order.status !== "REJECTED") {
-      const placed: OrderSnapshot = {
-        ...order,
-        status: order.order_type === "SL" || order.order_type === "SL-M" ? "TRIGGER_PENDING" : "OPEN",
-        filled_quantity: 0,
-        average_price: 0,
-        timestamp: order.placed_at,
-      };
-      delete placed.status_message;
-      this.#emitOrder("ORDER_PLACED", placed, synthesized);
-    }
-    const type = EVENT_FOR_END[order.status];
-    if (type !== undefined) this.#emitOrder(type, order, synthesized);
-  }
+  // #region order events
 
   #emitOrder(type: OrderEventType, order: OrderSnapshot, synthesized: boolean): void {
-    const event = {
+    this.emit("order", {
       type,
       seq: ++this.#seq,
-      order: copy(order),
+      order,
       timestamp: new Date().toISOString(),
       ...(synthesized ? { synthesized: true } : {}),
-    };
-    this.emit("order", event);
-  }
-
-  #retire(orderId: string): void {
-    this.#ended.push(orderId, "order");
-    this.#ended.trim(this.settings.retention, (id) => {
-      const tracked = this.#orders.get(id);
-      this.#orders.delete(id);
-      this.#gttOfOrder.delete(id);
-      if (tracked !== undefined && this.#byClientId.get(tracked.order.client_order_id) === id) {
-        this.#byClientId.delete(tracked.order.client_order_id);
-        this.#userTags.delete(tracked.order.client_order_id);
-      }
     });
   }
 
-  #current(orderId: string): OrderSnapshot | undefined {
-    const tracked = this.#orders.get(orderId);
-    return tracked === undefined ? undefined : copy(tracked.order);
+  #emitGtt(type: GttEventType, gtt: GttSnapshot): void {
+    this.emit("gtt", { type, seq: ++this.#seq, gtt: copyGtt(gtt), timestamp: new Date().toISOString() });
   }
 
   /** Postbacks are handled one at a time, in arrival order. */
@@ -591,8 +442,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     }
     const id = String(data.order_id);
     const tag = typeof data.tag === "string" ? data.tag : "";
-    const ours = this.#orders.has(id) || this.#byClientId.has(tag) || this.#placing.has(tag);
-    if (!ours && this.#hasActiveGtt()) {
+    const ours = this.#orders.has(id) || this.#orders.orderIdOf(tag) !== undefined || this.#placing.has(tag);
+    if (!ours && this.#gtts.hasActive()) {
       // An order we did not place while GTTs are active: most likely one of them fired. Learn
       // which, so the order carries its gtt_id and GTT_TRIGGERED comes first.
       await this.#pollGtts().catch((error: unknown) =>
@@ -600,21 +451,21 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       );
     }
     if (this.#closing !== undefined) return;
-    this.#ingest(data);
+    this.#orders.ingest(data);
   }
 
   /** After a ticker reconnect: what changed while we were away, as synthesized events. */
   #reconcile(): Promise<void> {
     this.#reconciling ??= (async () => {
       try {
-        const book = await this.#fetchBook();
+        const book = await this.#rest.fetchBook();
         // Behind the postbacks that arrived meanwhile, so those win over this older view.
         await this.#inbound;
-        for (const raw of book) this.#ingest(raw, true);
+        for (const raw of book) this.#orders.ingest(raw, true);
         await this.#pollGtts();
       } catch (error) {
         const err = toBrokerError(error);
-        if (err.code !== "CLOSED") {
+        if (err.code !== "CLOSED" && err.code !== "AUTH") {
           this.#emitError(
             new BrokerError(err.code, `reconciling after the ticker reconnected: ${err.message}`),
           );
@@ -640,9 +491,9 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       return Promise.reject(toBrokerError(error));
     }
     const clientId = request.client_order_id ?? newClientOrderId();
-    const existing = this.#byClientId.get(clientId);
+    const existing = this.#orders.orderIdOf(clientId);
     if (existing !== undefined) {
-      const known = this.#current(existing);
+      const known = this.#orders.current(existing);
       if (known !== undefined) return Promise.resolve(known);
     }
     const inFlight = this.#placing.get(clientId);
@@ -653,7 +504,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   async #place(request: OrderRequest, clientId: string): Promise<OrderSnapshot> {
-    if (request.tag !== undefined) this.#userTags.set(clientId, request.tag);
+    await this.#instruments.check(request.exchange, request.symbol, request);
+    if (request.tag !== undefined) this.#orders.setUserTag(clientId, request.tag);
     const params = toKiteOrderParams(request, clientId, this.settings.market_protection);
     const sendBy = Date.now() + this.settings.order_ttl_ms;
     let orderId: string;
@@ -662,23 +514,23 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     } catch (error) {
       const err = toBrokerError(error);
       if (!isUnknownOutcome(err)) {
-        this.#userTags.delete(clientId);
+        this.#orders.dropUserTag(clientId);
         throw err;
       }
       this.#log.warn(`placement ${clientId}: ${err.message}; looking it up by tag before reporting`);
       orderId = await this.#settlePlacement(params, clientId, sendBy, err);
     }
-    this.#byClientId.set(clientId, orderId);
+    this.#orders.bindClientId(clientId, orderId);
     // A postback usually tells us first; then the history request (10/s shared with every other
     // read) is not spent.
-    const known = this.#current(orderId);
+    const known = this.#orders.current(orderId);
     if (known !== undefined) return known;
     return this.#refreshOrder(orderId, () => this.#pendingSnapshot(request, clientId, orderId));
   }
 
   async #sendPlacement(params: object): Promise<string> {
     // kiteconnect adds `variety` to what it is given: each attempt gets its own copy.
-    const reply = await this.#rest(this.#orderLimit, "order placement", (k) =>
+    const reply = await this.#rest.call("order", "order placement", (k) =>
       k.placeOrder(VARIETY, { ...params }),
     );
     const id = isRecord(reply) ? reply.order_id : undefined;
@@ -689,7 +541,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   /**
-   * A placement whose answer was lost: the order may or may not exist. Look for its tag in the
+   * A placement whose outcome is unknown: the order may or may not exist. Look for its tag in the
    * order book (twice, ABSENT_GRACE_MS apart, since Kite may list it a moment late); send it again
    * only when it is absent and its time to live lasts, so it never yields two orders.
    */
@@ -712,10 +564,10 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       }
       let book: KiteOrder[];
       try {
-        book = await this.#fetchBook();
+        book = await this.#rest.fetchBook();
       } catch (error) {
         const err = toBrokerError(error);
-        if (!err.retryable) throw err;
+        if (!err.retryable && !isUnknownOutcome(err)) throw err;
         last = err;
         await sleep(Math.min(250, Math.max(0, giveUpAt - Date.now())), this.#closed.signal);
         continue;
@@ -724,10 +576,10 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
         (o) => o.tag === clientId || (Array.isArray(o.tags) && o.tags.includes(clientId)),
       );
       if (found !== undefined) {
-        this.#ingest(found);
+        this.#orders.ingest(found);
         return String(found.order_id);
       }
-      const viaPostback = this.#byClientId.get(clientId);
+      const viaPostback = this.#orders.orderIdOf(clientId);
       if (viaPostback !== undefined) return viaPostback;
       if (!absentOnce) {
         absentOnce = true;
@@ -785,20 +637,20 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
    */
   async #refreshOrder(orderId: string, fallback?: () => OrderSnapshot): Promise<OrderSnapshot> {
     try {
-      const history = await this.#rest(this.#restLimit, "order history request", (k) =>
+      const history = await this.#rest.call("request", "order history request", (k) =>
         k.getOrderHistory(orderId),
       );
       const entries = Array.isArray(history) ? history.filter(isKiteOrder) : [];
       const latest = entries[entries.length - 1];
-      if (latest !== undefined) return this.#ingest(latest);
+      if (latest !== undefined) return this.#orders.ingest(latest);
     } catch (error) {
       const err = toBrokerError(error);
       if (fallback === undefined) throw err;
       this.#log.warn(`order ${orderId}: ${err.message}; answering with what is known`);
     }
-    const known = this.#current(orderId);
+    const known = this.#orders.current(orderId);
     if (known !== undefined) return known;
-    if (fallback !== undefined) return this.#observe(fallback(), false);
+    if (fallback !== undefined) return this.#orders.observe(fallback(), false);
     throw new BrokerError("NOT_FOUND", `order ${orderId} not found`);
   }
 
@@ -809,7 +661,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   #refuseIfEnded(orderId: string, verb: string): void {
-    const known = this.#orders.get(orderId)?.order;
+    const known = this.#orders.current(orderId);
     if (known !== undefined && isTerminal(known.status)) {
       throw new BrokerError(
         "ORDER_TERMINAL",
@@ -827,13 +679,13 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       return error;
     let book: KiteOrder[];
     try {
-      book = await this.#fetchBook();
+      book = await this.#rest.fetchBook();
     } catch {
       return error;
     }
     const raw = book.find((o) => String(o.order_id) === orderId);
     if (raw === undefined) return new BrokerError("NOT_FOUND", `order ${orderId} not found`);
-    const order = this.#ingest(raw);
+    const order = this.#orders.ingest(raw);
     if (isTerminal(order.status)) {
       return new BrokerError(
         "ORDER_TERMINAL",
@@ -855,33 +707,73 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     if (changes.order_type === "MARKET" || changes.order_type === "SL-M") {
       params.market_protection = this.settings.market_protection;
     }
-    try {
-      await this.#rest(this.#orderLimit, "order change", (k) => k.modifyOrder(VARIETY, orderId, params));
-    } catch (error) {
-      throw await this.#explain(orderId, toBrokerError(error), "modified");
-    }
-    return this.#refreshOrder(orderId);
+    const known = this.#orders.current(orderId);
+    if (known !== undefined) await this.#instruments.check(known.exchange, known.symbol, changes);
+    const landed = (order: OrderSnapshot): boolean =>
+      (["quantity", "price", "trigger_price", "order_type", "validity"] as const).every(
+        (key) => changes[key] === undefined || order[key] === changes[key],
+      );
+    return this.#changeOnce(orderId, "modified", landed, () =>
+      this.#rest.call("order", "order change", (k) => k.modifyOrder(VARIETY, orderId, { ...params })),
+    );
   }
 
   async cancelOrder(orderId: string): Promise<OrderSnapshot> {
     this.#usable("cancellation");
     this.#checkOrderId(orderId);
     this.#refuseIfEnded(orderId, "cancelled");
-    try {
-      await this.#rest(this.#orderLimit, "cancellation", (k) => k.cancelOrder(VARIETY, orderId));
-    } catch (error) {
-      const err = toBrokerError(error);
-      if (!isUnknownOutcome(err)) throw await this.#explain(orderId, err, "cancelled");
-      // Cancelling twice is harmless; asking first tells whether the first one landed.
-      const current = await this.#refreshOrder(orderId);
-      if (isTerminal(current.status)) return current;
+    // An order that ended another way meanwhile (filled) is the answer too: nothing is left to cancel.
+    return this.#changeOnce(
+      orderId,
+      "cancelled",
+      (order) => isTerminal(order.status),
+      () => this.#rest.call("order", "cancellation", (k) => k.cancelOrder(VARIETY, orderId)),
+    );
+  }
+
+  /**
+   * A modification or cancellation, exactly once: an answer that does not prove Kite refused it
+   * (no answer, 5xx, HTML) is settled by reading the order. When the change shows, that is the
+   * answer; when it does not, it is sent once more (setting the same values or cancelling twice is
+   * harmless), and if that answer is lost too the outcome is reported unknown.
+   */
+  async #changeOnce(
+    orderId: string,
+    verb: "modified" | "cancelled",
+    landed: (order: OrderSnapshot) => boolean,
+    send: () => Promise<unknown>,
+  ): Promise<OrderSnapshot> {
+    for (let attempt = 1; ; attempt++) {
+      let lost: BrokerError;
       try {
-        await this.#rest(this.#orderLimit, "cancellation", (k) => k.cancelOrder(VARIETY, orderId));
-      } catch (again) {
-        throw await this.#explain(orderId, toBrokerError(again), "cancelled");
+        await send();
+        return await this.#refreshOrder(orderId);
+      } catch (error) {
+        lost = toBrokerError(error);
+        if (!isUnknownOutcome(lost)) throw await this.#explain(orderId, lost, verb);
+      }
+      this.#log.warn(`order ${orderId} to be ${verb}: ${lost.message}; reading the order before reporting`);
+      let current: OrderSnapshot | undefined;
+      try {
+        current = await this.#refreshOrder(orderId);
+      } catch {
+        current = undefined;
+      }
+      if (current !== undefined && landed(current)) return current;
+      if (current !== undefined && isTerminal(current.status)) {
+        throw new BrokerError(
+          "ORDER_TERMINAL",
+          `order ${orderId} is ${current.status}; only open orders can be ${verb}`,
+        );
+      }
+      if (attempt >= 2) {
+        throw new BrokerError(
+          "NETWORK",
+          `order ${orderId}: whether it was ${verb} is unknown (${lost.message}); it will show in order events`,
+          { cause: lost },
+        );
       }
     }
-    return this.#refreshOrder(orderId);
   }
 
   async getOrder(orderId: string): Promise<OrderSnapshot> {
@@ -892,7 +784,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     } catch (error) {
       const err = await this.#explain(orderId, toBrokerError(error), "read");
       if (err.code === "ORDER_TERMINAL") {
-        const known = this.#current(orderId);
+        const known = this.#orders.current(orderId);
         if (known !== undefined) return known;
       }
       throw err;
@@ -901,13 +793,13 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
 
   async getOrderbook(): Promise<OrderSnapshot[]> {
     this.#usable("order book request");
-    const book = await this.#fetchBook();
-    return book.map((raw) => this.#ingest(raw));
+    const book = await this.#rest.fetchBook();
+    return book.map((raw) => this.#orders.ingest(raw));
   }
 
   async getPositions(): Promise<Position[]> {
     this.#usable("positions request");
-    const reply = await this.#rest(this.#restLimit, "positions request", (k) => k.getPositions());
+    const reply = await this.#rest.call("request", "positions request", (k) => k.getPositions());
     const net = isRecord(reply) && Array.isArray(reply.net) ? (reply.net as unknown[]) : [];
     return net
       .filter((p): p is KitePosition => isRecord(p) && typeof p.tradingsymbol === "string")
@@ -917,7 +809,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   async getAccount(): Promise<Account> {
     this.#usable("margins request");
     const [margins, positions] = await Promise.all([
-      this.#rest(this.#restLimit, "margins request", (k) => k.getMargins("equity")),
+      this.#rest.call("request", "margins request", (k) => k.getMargins("equity")),
       this.getPositions(),
     ]);
     const m = isRecord(margins) ? margins : {};
@@ -942,18 +834,15 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     this.#usable("GTT placement");
     const last = request.last_price ?? (await this.#lastPrice(request.exchange, request.symbol));
     const params = toKiteGttParams(request, last);
-    const reply = await this.#rest(this.#restLimit, "GTT placement", (k) => k.placeGTT(params));
+    const reply = await this.#rest.call("request", "GTT placement", (k) => k.placeGTT(params));
     const id = isRecord(reply) ? reply.trigger_id : undefined;
     if (typeof id !== "string" && typeof id !== "number") {
       throw new BrokerError("INTERNAL", "bad reply from Kite: the GTT placement answer has no trigger_id");
     }
-    const gtt = await this.#readGtt(String(id), () =>
-      this.#gttFromRequest(String(id), request, last, "active"),
-    );
-    this.#gtts.set(gtt.gtt_id, gtt);
-    this.#emitGtt("GTT_PLACED", gtt);
+    const gtt = await this.#readGtt(String(id), () => this.#gttFromRequest(String(id), request, last));
+    const current = this.#gtts.record(gtt);
     this.#schedulePoll();
-    return copyGtt(gtt);
+    return current;
   }
 
   async modifyGtt(gttId: string, input: GttRequestInput): Promise<GttSnapshot> {
@@ -964,14 +853,12 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     const last = request.last_price ?? (await this.#lastPrice(request.exchange, request.symbol));
     const params = toKiteGttParams(request, last);
     try {
-      await this.#rest(this.#restLimit, "GTT change", (k) => k.modifyGTT(gttId, params));
+      await this.#rest.call("request", "GTT change", (k) => k.modifyGTT(gttId, params));
     } catch (error) {
       throw await this.#explainGtt(gttId, toBrokerError(error), "modified");
     }
-    const gtt = await this.#readGtt(gttId, () => this.#gttFromRequest(gttId, request, last, "active"));
-    this.#gtts.set(gtt.gtt_id, gtt);
-    this.#emitGtt("GTT_MODIFIED", gtt);
-    return copyGtt(gtt);
+    const gtt = await this.#readGtt(gttId, () => this.#gttFromRequest(gttId, request, last));
+    return this.#gtts.modified(gtt);
   }
 
   async deleteGtt(gttId: string): Promise<GttSnapshot> {
@@ -979,7 +866,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     this.#checkGttId(gttId);
     this.#refuseIfGttEnded(gttId, "deleted");
     try {
-      await this.#rest(this.#restLimit, "GTT deletion", (k) => k.deleteGTT(gttId));
+      await this.#rest.call("request", "GTT deletion", (k) => k.deleteGTT(gttId));
     } catch (error) {
       throw await this.#explainGtt(gttId, toBrokerError(error), "deleted");
     }
@@ -993,15 +880,13 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       gtt = copyGtt(known);
     }
     if (gtt.status === "active") gtt = { ...gtt, status: "deleted", updated_at: now };
-    this.#gtts.set(gttId, gtt);
-    this.#emitGtt("GTT_DELETED", gtt);
-    return copyGtt(gtt);
+    return this.#gtts.record(gtt);
   }
 
   async getGtts(): Promise<GttSnapshot[]> {
     this.#usable("GTT list request");
-    const list = await this.#fetchGtts();
-    this.#ingestGtts(list, false);
+    const list = await this.#rest.fetchGtts();
+    this.#gtts.ingest(list, false);
     return list.map((t) =>
       copyGtt(this.#gtts.get(String(t.id)) ?? toGttSnapshot(t, new Date().toISOString())),
     );
@@ -1035,7 +920,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       return new BrokerError("NOT_FOUND", `GTT ${gttId} not found`);
     }
     if (gtt.status !== "active") {
-      this.#gtts.set(gttId, gtt);
+      this.#gtts.record(gtt);
       return new BrokerError(
         "ORDER_TERMINAL",
         `GTT ${gttId} is ${gtt.status}; only active GTTs can be ${verb}`,
@@ -1046,9 +931,9 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
 
   async #readGtt(gttId: string, fallback?: () => GttSnapshot): Promise<GttSnapshot> {
     try {
-      const reply = await this.#rest(this.#restLimit, "GTT request", (k) => k.getGTT(gttId));
+      const reply = await this.#rest.call("request", "GTT request", (k) => k.getGTT(gttId));
       if (!isKiteTrigger(reply)) throw new BrokerError("INTERNAL", "bad reply from Kite: not a GTT");
-      this.#learnGttOrders(reply);
+      this.#gtts.learnOrders(reply);
       return toGttSnapshot(reply, new Date().toISOString());
     } catch (error) {
       if (fallback === undefined) throw error;
@@ -1057,7 +942,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     }
   }
 
-  #gttFromRequest(gttId: string, request: GttRequestType, last: number, status: "active"): GttSnapshot {
+  #gttFromRequest(gttId: string, request: GttRequestType, last: number): GttSnapshot {
     const now = new Date().toISOString();
     return {
       gtt_id: gttId,
@@ -1067,7 +952,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       last_price: last,
       trigger_values: [...request.trigger_values],
       orders: request.orders.map((o) => ({ ...o })),
-      status,
+      status: "active",
       order_ids: [],
       created_at: now,
       updated_at: now,
@@ -1076,7 +961,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
 
   async #lastPrice(exchange: Exchange, symbol: string): Promise<number> {
     const key = `${exchange}:${symbol}`;
-    const reply = await this.#rest(this.#quoteLimit, "last price request", (k) => k.getLTP([key]));
+    const reply = await this.#rest.call("quote", "last price request", (k) => k.getLTP([key]));
     const entry = isRecord(reply) ? reply[key] : undefined;
     const last = isRecord(entry) ? Number(entry.last_price) : Number.NaN;
     if (!(last > 0)) {
@@ -1085,50 +970,9 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     return last;
   }
 
-  #learnGttOrders(trigger: KiteTrigger): void {
-    const gttId = String(trigger.id);
-    for (const order of trigger.orders) {
-      const id = order.result?.order_result?.order_id;
-      if (id === undefined || id === null || String(id) === "") continue;
-      this.#gttOfOrder.set(String(id), gttId);
-      const tracked = this.#orders.get(String(id));
-      if (tracked !== undefined && tracked.order.gtt_id === undefined) {
-        tracked.order = { ...tracked.order, gtt_id: gttId };
-      }
-    }
-  }
-
-  /** Records GTTs as listed; unless `silent`, reports what changed since we last looked. */
-  #ingestGtts(list: KiteTrigger[], silent: boolean): void {
-    const now = new Date().toISOString();
-    for (const trigger of list) {
-      this.#learnGttOrders(trigger);
-      const gtt = toGttSnapshot(trigger, now);
-      const known = this.#gtts.get(gtt.gtt_id);
-      this.#gtts.set(gtt.gtt_id, gtt);
-      if (silent) continue;
-      let type: GttEventType | undefined;
-      if (known === undefined) type = gtt.status === "active" ? "GTT_PLACED" : undefined;
-      else if (known.status !== gtt.status) {
-        if (gtt.status === "triggered") type = "GTT_TRIGGERED";
-        else if (gtt.status === "deleted") type = "GTT_DELETED";
-      }
-      if (type !== undefined) this.#emitGtt(type, gtt);
-    }
-  }
-
-  #emitGtt(type: GttEventType, gtt: GttSnapshot): void {
-    this.emit("gtt", { type, seq: ++this.#seq, gtt: copyGtt(gtt), timestamp: new Date().toISOString() });
-  }
-
-  #hasActiveGtt(): boolean {
-    for (const gtt of this.#gtts.values()) if (gtt.status === "active") return true;
-    return false;
-  }
-
   #pollGtts(): Promise<void> {
     this.#polling ??= (async () => {
-      this.#ingestGtts(await this.#fetchGtts(), false);
+      this.#gtts.ingest(await this.#rest.fetchGtts(), false);
     })().finally(() => {
       this.#polling = undefined;
     });
@@ -1137,8 +981,9 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
 
   /** Kite pushes nothing about GTTs: while one is active, look every gtt_poll_ms. */
   #schedulePoll(): void {
-    if (this.#pollTimer !== undefined || this.#closing !== undefined || this.#authError !== undefined) return;
-    if (!this.#hasActiveGtt()) return;
+    if (this.#pollTimer !== undefined || this.#closing !== undefined || this.#rest.expired !== undefined)
+      return;
+    if (!this.#gtts.hasActive()) return;
     this.#pollTimer = setTimeout(() => {
       void this.#pollGtts()
         .catch((error: unknown) => {
@@ -1154,22 +999,13 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
 
   // #endregion
 
-  // #region quotes
+  // #region quotes and instruments
 
   async subscribeQuotes(symbols: string[]): Promise<void> {
     const list = parseOrThrow(SymbolList, symbols, "symbols");
     this.#usable("quote subscription");
     const keys = list.map((text) => parseInstrument(text));
-    const missing = new Set<string>();
-    for (const { exchange, symbol } of keys) {
-      if (
-        this.#instruments.tokenOf(exchange, symbol) === undefined &&
-        !this.#instruments.isLoaded(exchange)
-      ) {
-        missing.add(exchange);
-      }
-    }
-    await Promise.all(Array.from(missing, (exchange) => this.#loadInstruments(exchange)));
+    await this.#instruments.ensure(keys);
     const tokens: number[] = [];
     const unknown: string[] = [];
     for (const { exchange, symbol } of keys) {
@@ -1200,18 +1036,54 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     return Promise.resolve();
   }
 
-  #loadInstruments(exchange: string): Promise<void> {
-    let loading = this.#loadingInstruments.get(exchange);
-    if (loading === undefined) {
-      loading = this.#rest(this.#restLimit, "instrument list request", (k) => k.getInstruments(exchange))
-        .then((rows) => {
-          const added = this.#instruments.load(exchange, rows);
-          this.#log.info(`Kite instrument list for ${exchange}: ${added} instruments`);
-        })
-        .finally(() => this.#loadingInstruments.delete(exchange));
-      this.#loadingInstruments.set(exchange, loading);
+  /**
+   * Historical candles for one instrument (Kite's historical API, 3 requests a second), oldest
+   * first; `from`/`to` are ISO times and may span at most CANDLE_SPAN_DAYS[interval] days.
+   */
+  async getCandles(query: {
+    symbol: string;
+    exchange?: Exchange;
+    interval: string;
+    from: string;
+    to: string;
+  }): Promise<Candle[]> {
+    this.#usable("historical data request");
+    const { exchange, symbol } = parseInstrument(query.symbol, query.exchange ?? "NSE");
+    const parsed = CandleInterval.safeParse(query.interval);
+    if (!parsed.success) throw new BrokerError("VALIDATION", `interval: ${parsed.error.issues[0]?.message}`);
+    const interval = parsed.data;
+    const from = kiteDateTime(query.from);
+    const to = kiteDateTime(query.to);
+    const span = (Date.parse(query.to) - Date.parse(query.from)) / 86_400_000;
+    if (!(span > 0) || span > CANDLE_SPAN_DAYS[interval]) {
+      throw new BrokerError(
+        "VALIDATION",
+        `from/to: must span more than 0 and at most ${CANDLE_SPAN_DAYS[interval]} days for ${interval} candles`,
+      );
     }
-    return loading;
+    await this.#instruments.ensure([{ exchange, symbol }]);
+    const token = this.#instruments.tokenOf(exchange, symbol);
+    if (token === undefined) {
+      throw new BrokerError("VALIDATION", `symbol: ${exchange}:${symbol} not in Kite's instrument list`);
+    }
+    const reply = await this.#rest.call("historical", "historical data request", (k) =>
+      k.getHistoricalData(token, interval, from, to, false, false),
+    );
+    return toCandles(reply);
+  }
+
+  /**
+   * Instruments from the day's list, by exact symbol or by search text (symbol or name contains
+   * it), for the flows' instrument lookup: lot and tick size, expiry, segment.
+   */
+  async findInstruments(query: {
+    exchange?: Exchange;
+    text: string;
+    limit?: number;
+  }): Promise<InstrumentInfo[]> {
+    this.#usable("instrument lookup");
+    const exchange = query.exchange ?? "NSE";
+    return this.#instruments.search(exchange, query.text, Math.min(Math.max(1, query.limit ?? 20), 500));
   }
 
   #onTicks(ticks: Tick[]): void {

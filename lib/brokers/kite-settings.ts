@@ -63,6 +63,12 @@ export const KiteSettings = z.strictObject({
       orders_per_minute: z.number().positive().default(400),
       requests_per_second: z.number().positive().default(10),
       quotes_per_second: z.number().positive().default(1),
+      historical_per_second: z.number().positive().default(3),
+      /**
+       * Each limit holds over a sliding window this much longer than Kite's (1 s, 1 min): requests
+       * sent just inside our window may reach Kite closer together than they left.
+       */
+      margin_ms: z.number().int().min(0, { error: "must be at least 0" }).max(1000).default(100),
       /** A request that would wait longer than this for the limit fails RATE_LIMITED instead. */
       max_wait_ms: positiveInt(0).default(2000),
     })
@@ -79,6 +85,16 @@ export const KiteSettings = z.strictObject({
       z.number().int().positive(),
     )
     .default({}),
+  /**
+   * Where Kite's instrument lists are cached for the trading day (a directory; broker-config uses
+   * the Node-RED user directory). Without it every new broker downloads them again.
+   */
+  cache_dir: z.string().min(1).optional(),
+  /** Kite's login page (the fake Kite's in tests); the api key and a state value are added. */
+  login_url: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+/, { error: "must be an http:// or https:// URL" })
+    .default("https://kite.zerodha.com/connect/login"),
   /** Ended orders remembered for dedupe and reconciliation. */
   retention: positiveInt(10).default(10_000),
 });

@@ -15,7 +15,12 @@ export function isKiteErrorBody(value: unknown): value is KiteErrorBody {
   );
 }
 
-export const SESSION_EXPIRED = "session expired: log in to Kite again";
+/**
+ * The one message every node shows once Kite's session has ended (its tokens die around 06:00 IST
+ * and on logout): short enough for a node status, the same on every node (issue 10, defect 5).
+ * What Kite said is logged once, beside it.
+ */
+export const SESSION_EXPIRED = "Kite session expired: log in again";
 
 const TOO_MANY = /too many requests|rate limit/i;
 
@@ -29,8 +34,9 @@ function text(value: unknown): string {
  * Maps whatever a kiteconnect call rejected with to a BrokerError with a stable code:
  * TokenException → AUTH, InputException → VALIDATION, OrderException → ORDER_REJECTED,
  * MarginException → INSUFFICIENT_FUNDS, HoldingException → ORDER_REJECTED,
- * PermissionException → CONFIG, NetworkException → NETWORK (RATE_LIMITED for HTTP 429 "Too Many
- * Requests"), DataException → INTERNAL ("bad reply from Kite"), anything else → INTERNAL.
+ * PermissionException → CONFIG, UserException → ORDER_REJECTED, NetworkException → NETWORK
+ * (RATE_LIMITED for HTTP 429 "Too Many Requests"), DataException → INTERNAL ("bad reply from
+ * Kite"), anything else (GeneralException: Kite's HTTP 500) → INTERNAL.
  */
 export function mapKiteError(error: unknown, what = "Kite request"): BrokerError {
   if (error instanceof BrokerError) return error;
@@ -38,7 +44,7 @@ export function mapKiteError(error: unknown, what = "Kite request"): BrokerError
     const message = text(error.message) || error.error_type;
     switch (error.error_type) {
       case "TokenException":
-        return new BrokerError("AUTH", `${SESSION_EXPIRED} (Kite: ${message})`, { cause: error });
+        return new BrokerError("AUTH", SESSION_EXPIRED, { cause: error });
       case "InputException":
         return new BrokerError("VALIDATION", `Kite refused the ${what}: ${message}`, { cause: error });
       case "OrderException":
@@ -49,6 +55,10 @@ export function mapKiteError(error: unknown, what = "Kite request"): BrokerError
         });
       case "HoldingException":
         return new BrokerError("ORDER_REJECTED", `Kite: insufficient holdings: ${message}`, { cause: error });
+      case "UserException":
+        return new BrokerError("ORDER_REJECTED", `Kite refused the ${what} (user account): ${message}`, {
+          cause: error,
+        });
       case "PermissionException":
         return new BrokerError(
           "CONFIG",
@@ -81,7 +91,13 @@ export function mapKiteError(error: unknown, what = "Kite request"): BrokerError
   return new BrokerError("INTERNAL", `${what} failed: ${text(error) || "unknown error"}`);
 }
 
-/** True when the request may or may not have taken effect: its answer never arrived. */
+/**
+ * True when the request may or may not have taken effect: only a refusal Kite spelled out
+ * (InputException, OrderException, MarginException, ... or a 429) proves it did not. No answer, a
+ * 5xx (GeneralException, NetworkException from Kite's gateway), a body that is not Kite's JSON
+ * (HTML from a proxy, DataException) or a success without the expected id all leave the outcome
+ * open, to be settled by looking before anything is reported (issue 10, defect 1).
+ */
 export function isUnknownOutcome(error: BrokerError): boolean {
-  return error.code === "NETWORK" || error.code === "TIMEOUT";
+  return error.code === "NETWORK" || error.code === "TIMEOUT" || error.code === "INTERNAL";
 }

@@ -1,6 +1,37 @@
+import { z } from "zod";
 import type { Exchange } from "../protocol/fields";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey } from "../protocol/instrument";
+
+/**
+ * One row of Kite's instrument list, as this pack hands it to flows (trading-instruments) and
+ * checks orders against: lot and tick size, expiry, segment. Indices have lot_size 0.
+ */
+export const InstrumentInfo = z.strictObject({
+  instrument_token: z.number().int().positive(),
+  exchange: z.string(),
+  tradingsymbol: z.string(),
+  name: z.string(),
+  segment: z.string(),
+  instrument_type: z.string(),
+  lot_size: z.number().nonnegative(),
+  tick_size: z.number().nonnegative(),
+  /** YYYY-MM-DD, or "" for instruments that do not expire. */
+  expiry: z.string(),
+  strike: z.number(),
+});
+export type InstrumentInfo = z.output<typeof InstrumentInfo>;
+
+function str(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.toISOString().slice(0, 10);
+  return typeof value === "number" ? String(value) : "";
+}
+
+function numberOr0(value: unknown): number {
+  const n = Number(value);
+  return Number.isFinite(n) ? n : 0;
+}
 
 /**
  * Instrument tokens ⇄ exchange:symbol, for the ticker (which speaks tokens only). Filled from
@@ -13,6 +44,7 @@ export class InstrumentMap {
   readonly #byToken = new Map<number, { exchange: Exchange; symbol: string }>();
   readonly #loaded = new Set<string>();
   readonly #fixed = new Set<InstrumentKey>();
+  readonly #info = new Map<InstrumentKey, InstrumentInfo>();
 
   constructor(fixed: Readonly<Record<string, number>> = {}) {
     for (const [key, token] of Object.entries(fixed)) {
@@ -38,6 +70,35 @@ export class InstrumentMap {
     return this.#byToken.get(token);
   }
 
+  /** Lot size, tick size, expiry, segment: known once the exchange's list is loaded. */
+  infoOf(exchange: Exchange, symbol: string): InstrumentInfo | undefined {
+    const info = this.#info.get(instrumentKey(exchange, symbol));
+    return info === undefined ? undefined : { ...info };
+  }
+
+  /** The listed instruments of an exchange (what the disk cache keeps). */
+  rowsOf(exchange: string): InstrumentInfo[] {
+    return Array.from(this.#info.values()).filter((i) => i.exchange === exchange);
+  }
+
+  /**
+   * Instruments whose symbol or name contains `text` (case-insensitive), exact symbol matches
+   * first, at most `limit`; only exchanges already loaded are searched.
+   */
+  search(text: string, limit: number, exchange?: string): InstrumentInfo[] {
+    const needle = text.trim().toUpperCase();
+    const exact: InstrumentInfo[] = [];
+    const partial: InstrumentInfo[] = [];
+    for (const info of this.#info.values()) {
+      if (exchange !== undefined && info.exchange !== exchange) continue;
+      const symbol = info.tradingsymbol.toUpperCase();
+      if (symbol === needle) exact.push({ ...info });
+      else if (symbol.includes(needle) || info.name.toUpperCase().includes(needle)) partial.push({ ...info });
+      if (exact.length >= limit) break;
+    }
+    return [...exact, ...partial].slice(0, limit);
+  }
+
   /**
    * Adds the rows of an instrument list for `exchange`: kiteconnect's parsed rows (tokens as
    * strings, and an empty last row from the CSV's final newline), or the raw CSV text it returns
@@ -53,7 +114,20 @@ export class InstrumentMap {
       const symbol = typeof r.tradingsymbol === "string" ? r.tradingsymbol : "";
       const rowExchange = typeof r.exchange === "string" && r.exchange !== "" ? r.exchange : exchange;
       if (!Number.isInteger(token) || token <= 0 || symbol === "") continue;
-      if (this.#fixed.has(instrumentKey(rowExchange as Exchange, symbol))) continue;
+      const key = instrumentKey(rowExchange as Exchange, symbol);
+      this.#info.set(key, {
+        instrument_token: token,
+        exchange: rowExchange,
+        tradingsymbol: symbol,
+        name: str(r.name),
+        segment: str(r.segment) || rowExchange,
+        instrument_type: str(r.instrument_type),
+        lot_size: numberOr0(r.lot_size),
+        tick_size: numberOr0(r.tick_size),
+        expiry: str(r.expiry),
+        strike: numberOr0(r.strike),
+      });
+      if (this.#fixed.has(key)) continue;
       this.#add(rowExchange as Exchange, symbol, token);
       added += 1;
     }

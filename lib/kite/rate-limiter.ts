@@ -1,38 +1,82 @@
 import { sleep } from "../ws/sleep";
 import { BrokerError } from "../protocol/errors";
-import { TokenBucket } from "../ws/token-bucket";
+
+/**
+ * At most `limit` sends in any window of `windowMs`: the send times are remembered, and a new one
+ * waits until the oldest of the last `limit` leaves the window. Unlike a token bucket (which
+ * starts full and keeps refilling, so a burst can put twice the rate inside one second), no
+ * sliding window ever holds more than the limit (KITE.md §9; issue 10 defect 2).
+ */
+export class SlidingWindow {
+  readonly limit: number;
+  readonly windowMs: number;
+  /** Send times, oldest first; never more than `limit` of them. */
+  readonly #sent: number[] = [];
+
+  constructor(limit: number, windowMs: number) {
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new RangeError(`limit must be a whole number ≥ 1, got ${limit}`);
+    if (!(windowMs > 0)) throw new RangeError(`windowMs must be greater than 0, got ${windowMs}`);
+    this.limit = limit;
+    this.windowMs = windowMs;
+  }
+
+  /**
+   * When the send `ahead` places after the next one could go, given only the sends recorded so
+   * far and those `ahead` going as early as they can: the waiting-time estimate for a queue.
+   */
+  earliest(now: number, ahead = 0): number {
+    const times = this.#sent.slice();
+    let at = now;
+    for (let i = 0; i <= ahead; i++) {
+      at = times.length < this.limit ? now : Math.max(now, times[times.length - this.limit]! + this.windowMs);
+      times.push(at);
+    }
+    return at;
+  }
+
+  record(now: number): void {
+    this.#sent.push(now);
+    if (this.#sent.length > this.limit) this.#sent.shift();
+  }
+}
 
 /**
  * Client-side limits under Kite's published ones (KITE.md §9), so a burst waits here instead of
- * drawing HTTP 429s: every acquire() takes a token from each of its buckets, first come first
- * served. One that would wait longer than `maxWaitMs` fails at once with RATE_LIMITED (it would be
- * stale by the time it went out).
+ * drawing HTTP 429s: each acquire() is recorded in every window, first come first served. One
+ * that would wait longer than `maxWaitMs` fails at once with RATE_LIMITED (it would be stale by
+ * the time it went out).
  */
 export class RateLimiter {
   readonly name: string;
-  readonly #buckets: TokenBucket[];
+  readonly #windows: SlidingWindow[];
   readonly #maxWaitMs: number;
+  readonly #now: () => number;
   #queue: Promise<void> = Promise.resolve();
   #waiting = 0;
 
-  constructor(name: string, buckets: TokenBucket[], maxWaitMs: number) {
+  constructor(
+    name: string,
+    windows: SlidingWindow[],
+    maxWaitMs: number,
+    now: () => number = () => performance.now(),
+  ) {
     this.name = name;
-    this.#buckets = buckets;
+    this.#windows = windows;
     this.#maxWaitMs = maxWaitMs;
+    this.#now = now;
   }
 
-  /** Milliseconds until `count` more tokens exist in every bucket. */
-  #estimate(count: number): number {
-    let wait = 0;
-    for (const bucket of this.#buckets) {
-      const missing = count - bucket.available;
-      if (missing > 0) wait = Math.max(wait, Math.ceil((missing * 1000) / bucket.ratePerSecond));
-    }
-    return wait;
+  /** Milliseconds until the send `ahead` places back in the queue may go. */
+  #estimate(ahead: number): number {
+    const now = this.#now();
+    let at = now;
+    for (const window of this.#windows) at = Math.max(at, window.earliest(now, ahead));
+    return Math.ceil(at - now);
   }
 
   async acquire(signal: AbortSignal): Promise<void> {
-    const estimate = this.#estimate(this.#waiting + 1);
+    const estimate = this.#estimate(this.#waiting);
     if (estimate > this.#maxWaitMs) {
       throw new BrokerError(
         "RATE_LIMITED",
@@ -54,9 +98,10 @@ export class RateLimiter {
     for (;;) {
       if (signal.aborted)
         throw new BrokerError("CLOSED", "broker closed while the request waited for the rate limit");
-      const wait = this.#estimate(1);
-      if (wait === 0) {
-        for (const bucket of this.#buckets) bucket.take(1);
+      const wait = this.#estimate(0);
+      if (wait <= 0) {
+        const now = this.#now();
+        for (const window of this.#windows) window.record(now);
         return;
       }
       await sleep(wait, signal);
@@ -64,6 +109,15 @@ export class RateLimiter {
   }
 }
 
-export function bucket(ratePerSecond: number, burst: number): TokenBucket {
-  return new TokenBucket(ratePerSecond, burst);
+/**
+ * `perSecond` a second (and optionally a per-minute cap) as sliding windows widened by
+ * `marginMs`: the server counts arrivals, and a request sent at the start of our window may arrive
+ * late while the next one arrives early, so a window a little longer than Kite's keeps clear of
+ * that jitter.
+ */
+export function kiteWindows(perSecond: number, marginMs: number, perMinute?: number): SlidingWindow[] {
+  const windows = [new SlidingWindow(Math.max(1, Math.floor(perSecond)), 1000 + marginMs)];
+  if (perMinute !== undefined)
+    windows.push(new SlidingWindow(Math.max(1, Math.floor(perMinute)), 60_000 + marginMs));
+  return windows;
 }

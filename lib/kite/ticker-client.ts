@@ -122,6 +122,16 @@ export class KiteTickerClient extends EventEmitter<TickerEvents> {
     this.#accessToken = token;
   }
 
+  /**
+   * While running, drops the connection so the next one carries the current token (a new login
+   * switches over without waiting for the old token to die); subscriptions follow as after any
+   * reconnect.
+   */
+  redial(): void {
+    if (this.#closed || !this.#running) return;
+    this.#hangUp("reconnecting with a new access token");
+  }
+
   /** Disconnects and stops reconnecting; start() may run it again. */
   async stop(reason = "stopped"): Promise<void> {
     this.#running = false;
@@ -243,12 +253,10 @@ export class KiteTickerClient extends EventEmitter<TickerEvents> {
     if (refused?.[1] === "403") {
       // Kite refuses the handshake with 403 when the access token is no longer valid.
       this.#running = false;
-      const error = new BrokerError(
-        "AUTH",
-        "session expired: log in to Kite again (the ticker refused the access token with HTTP 403)",
-      );
-      this.#setState("disconnected", error.message);
+      // The error goes first: whoever listens may want to check the session before showing the state.
+      const error = new BrokerError("AUTH", "the Kite ticker refused the access token (HTTP 403)");
       this.#report(error);
+      this.#setState("disconnected", error.message);
       return;
     }
     if (this.#openedAt > 0 && performance.now() - this.#openedAt >= this.#stableAfterMs)

@@ -85,3 +85,22 @@ export type OrderDeniedEvent = z.output<typeof OrderDeniedEvent>;
 
 export const RiskEvent = z.discriminatedUnion("type", [RiskStateChangedEvent, OrderDeniedEvent]);
 export type RiskEvent = RiskStateChangedEvent | OrderDeniedEvent;
+/**
+ * The broker's login session (Kite: the daily access token). SESSION_EXPIRED: the broker refuses
+ * the token (Kite's tokens die around 06:00 IST and on logout); every call fails AUTH until a new
+ * login. SESSION_STARTED: a new login took effect without a redeploy. Not account events: no seq.
+ */
+export const SessionEventType = z.enum(["SESSION_EXPIRED", "SESSION_STARTED"]);
+export type SessionEventType = z.infer<typeof SessionEventType>;
+
+export const SessionEvent = z.strictObject({
+  type: SessionEventType,
+  /** For SESSION_EXPIRED: the message every node shows. */
+  message: z.string().optional(),
+  user_id: z.string().optional(),
+  user_name: z.string().optional(),
+  /** When the session began (ISO 8601 UTC), when known. */
+  login_time: IsoTimestamp.optional(),
+  timestamp: IsoTimestamp,
+});
+export type SessionEvent = z.output<typeof SessionEvent>;

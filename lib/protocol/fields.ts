@@ -32,7 +32,10 @@ export const Symbol = z
   .trim()
   .min(1, { error: "must not be empty" })
   .max(64, { error: "must be at most 64 characters" })
-  .regex(/^[A-Za-z0-9&_.:-]+$/, { error: "must contain only letters, digits and & _ . : -" });
+  // Single spaces between words let index names through ("NSE:NIFTY 50", "NSE:INDIA VIX").
+  .regex(/^[A-Za-z0-9&_.:-]+(?: [A-Za-z0-9&_.:-]+)*$/, {
+    error: "must contain only letters, digits, & _ . : - and single spaces between words",
+  });
 
 export const Quantity = z
   .number({ error: requiredOr("must be a number") })

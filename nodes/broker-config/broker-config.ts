@@ -6,6 +6,7 @@ import type { NodeAPI, NodeDef } from "node-red";
 import { createBroker, paperJournalFile } from "../../lib/brokers/create-broker";
 import type { BrokerLogger } from "../../lib/brokers/logger";
 import type { BrokerSettingsInput } from "../../lib/brokers/settings";
+import { SESSION_EXPIRED } from "../../lib/kite/errors";
 import { BrokerSettings } from "../../lib/brokers/settings";
 import { BrokerError, toBrokerError } from "../../lib/protocol/errors";
 import { formatIssues } from "../../lib/protocol/validate";
@@ -21,6 +22,7 @@ import { flag, numeric, text, withoutUndefined } from "../shared/coerce";
 import { failureText, toError } from "../shared/errors";
 import { brokerMetrics, forgetBrokerMetrics, registerMetricsEndpoint } from "../shared/metrics";
 import { failureStatus, problemStatus, shorten, statusForState } from "../shared/status";
+import { registerKiteLogin } from "./kite-login";
 
 /** The editor stores every field as text (numbers too); blank means "use the default". */
 interface BrokerConfigDef extends NodeDef {
@@ -63,6 +65,7 @@ interface BrokerConfigDef extends NodeDef {
   read_timeout_ms?: unknown;
   order_ttl_ms?: unknown;
   gtt_poll_ms?: unknown;
+  login_url?: unknown;
   orders_per_second?: unknown;
   orders_per_minute?: unknown;
   requests_per_second?: unknown;
@@ -170,10 +173,14 @@ function websocketSettingsOf(
 function kiteSettingsOf(
   def: BrokerConfigDef,
   credentials: BrokerCredentials | undefined,
+  userDir: string,
 ): Record<string, unknown> {
   return withoutUndefined({
     api_key: secret(credentials?.apiKey),
     access_token: secret(credentials?.accessToken),
+    // Instrument lists are cached for the trading day beside the flows (issue 10).
+    cache_dir: path.join(userDir, "kite-cache"),
+    login_url: text(def.login_url),
     root: text(def.root),
     ticker_url: text(def.ticker_url),
     market_protection: numeric(def.market_protection),
@@ -253,7 +260,7 @@ function brokerSettingsOf(
   let kindSettings: Record<string, unknown> | BrokerError = {};
   if (kind === "paper") kindSettings = paperSettingsOf(def);
   else if (kind === "websocket") kindSettings = websocketSettingsOf(def, credentials, userDir);
-  else if (kind === "kite") kindSettings = kiteSettingsOf(def, credentials);
+  else if (kind === "kite") kindSettings = kiteSettingsOf(def, credentials, userDir);
   if (kindSettings instanceof BrokerError) return kindSettings;
   const parsed = BrokerSettings.safeParse({ kind, [kind]: kindSettings, risk: riskSettingsOf(def, kind) });
   if (parsed.success) return parsed.data;
@@ -353,11 +360,10 @@ export = function (RED: NodeAPI): void {
         failedStatus: (error) =>
           problemStatus(
             error.code === "AUTH"
-              ? RED._(
-                  kind === "kite"
-                    ? "trading-broker.status.kite-session-expired"
-                    : "trading-broker.status.auth-failed",
-                )
+              ? // Kite: the very text place-order shows for the same error, so every node agrees.
+                kind === "kite"
+                ? SESSION_EXPIRED
+                : RED._("trading-broker.status.auth-failed")
               : RED._("trading-broker.status.failed", { reason: failureText(error) }),
           ),
       },
@@ -506,4 +512,5 @@ export = function (RED: NodeAPI): void {
   );
 
   registerMetricsEndpoint(RED);
+  registerKiteLogin(RED);
 };

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import type { GttEvent, OrderEvent, RiskEvent } from "../../lib/protocol/events";
+import type { GttEvent, OrderEvent, RiskEvent, SessionEvent } from "../../lib/protocol/events";
 import { BrokerSession } from "../shared/broker-connection";
 import { linkBroker } from "../shared/broker-link";
 import type { EventFilter } from "../shared/event-filter";
@@ -104,6 +104,11 @@ export = function (RED: NodeAPI): void {
     broker.on("order", emit);
     broker.on("gtt", emit);
     if (broker instanceof BrokerSession) broker.onRisk(emitRisk);
+    // Session news (Kite's SESSION_EXPIRED) passes every filter: it is what a flow alerts someone on.
+    broker.on("session", (event: SessionEvent) => {
+      node.send({ payload: { ...event }, topic: "session" });
+      showBriefly(event.type);
+    });
     node.on("close", () => {
       clearTimeout(flash);
       flash = undefined;

@@ -275,6 +275,8 @@ export class BrokerConnection {
     if (this.#broker !== undefined) return this.#broker;
     const broker = this.#options.create();
     const onState = (state: ConnectionState, detail?: string): void => {
+      // A broker that takes a new login without a redeploy (Kite) is usable again once connected.
+      if (state === "connected" && this.#broker === broker) this.#refused = undefined;
       // Once the credentials are refused, users keep showing that rather than "disconnected".
       if (this.#refused !== undefined && this.#broker === broker) return;
       this.#push(this.#statusFor(broker, state));

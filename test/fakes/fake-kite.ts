@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
@@ -26,8 +27,11 @@ import { encodeFrame, encodePacket } from "./ticker-encoder";
  * codes, instruments as CSV) and a ticker WebSocket server (auth from the query string, 1-byte
  * heartbeats, binary ticks in the requested mode, JSON order postbacks). Behind it a PaperBroker
  * (no spread, no slippage, no random walk) is the exchange, so orders really fill and postbacks
- * really follow. Fault injection: failNext, dropNextResponse, dropNextRequest, stallTicker,
- * closeTicker, refuseTicker, expireSession.
+ * really follow. Fault injection: failNext, failAfter (the request takes effect, then a 5xx or an
+ * HTML page answers), delayNext, dropNextResponse, dropNextRequest, stallTicker, closeTicker,
+ * refuseTicker, expireSession; Kite's per-second limits as a sliding window answering 429
+ * (`rateLimits`); and the daily login: a login page that redirects to the app's redirect URL with a
+ * one-time request_token, and the session exchange that checks its checksum.
  */
 
 export interface FakeKiteOptions {
@@ -40,8 +44,16 @@ export interface FakeKiteOptions {
   skipPostbackStatuses?: string[];
   /** The exchange fills at most this much of an order per price move (0 = all), for partial fills. */
   maxFillPerQuote?: number;
-  /** Extra instruments: "EXCHANGE:SYMBOL" (NSE when no exchange) or with a fixed token. */
-  instruments?: (string | { key: string; token: number })[];
+  /** Extra instruments: "EXCHANGE:SYMBOL" (NSE when no exchange) or with a fixed token, lot and tick. */
+  instruments?: (string | { key: string; token?: number; lot_size?: number; tick_size?: number })[];
+  /**
+   * Kite's limits, enforced as a sliding 1 s window per kind (order = POST/PUT/DELETE on
+   * /orders, quote = /quote*, other = the rest); a request over its limit gets HTTP 429.
+   */
+  rateLimits?: { order?: number; quote?: number; other?: number };
+  /** The app's registered redirect URL: where the login page sends the browser. */
+  redirectUrl?: string;
+  apiSecret?: string;
 }
 
 export interface RecordedRequest {
@@ -50,13 +62,16 @@ export interface RecordedRequest {
   query: Record<string, string | string[]>;
   body: Record<string, string>;
   headers: http.IncomingHttpHeaders;
+  /** performance.now() when the request arrived. */
+  at: number;
 }
 
 interface Fault {
   method: string | undefined;
   path: string;
-  kind: "fail" | "drop-response" | "drop-request" | "hang";
+  kind: "fail" | "fail-after" | "delay" | "drop-response" | "drop-request" | "hang";
   status?: number;
+  delayMs?: number;
   body?: unknown;
   contentType?: string;
 }
@@ -70,8 +85,12 @@ interface TickerConnection {
 interface Instrument {
   token: number;
   exchangeToken: number;
-  exchange: Exchange | "INDICES";
+  exchange: Exchange;
+  /** Kite's segment column: the exchange, NFO-FUT and the like, or INDICES. */
+  segment: string;
   symbol: string;
+  lotSize: number;
+  tickSize: number;
 }
 
 const SEGMENT_OF: Record<string, number> = {
@@ -106,7 +125,14 @@ const TAG = /^[A-Za-z0-9]{1,20}$/;
 
 export class FakeKite {
   readonly apiKey: string;
+  readonly apiSecret: string;
   accessToken: string;
+  /** Where the login page redirects (the app's registered redirect URL). */
+  redirectUrl: string;
+  /** Requests answered 429 by the rate limits. */
+  rateLimited = 0;
+  /** Session exchanges (POST /session/token) that succeeded. */
+  sessions = 0;
   readonly paper: PaperBroker;
   readonly requests: RecordedRequest[] = [];
   /** Text frames the ticker received from clients, parsed. */
@@ -137,11 +163,15 @@ export class FakeKite {
   #refuseTicker = 0;
   #refuseStatus = 503;
   #heartbeat: NodeJS.Timeout | undefined;
+  readonly #requestTokens = new Set<string>();
+  readonly #windows = new Map<string, number[]>();
 
   private constructor(options: FakeKiteOptions) {
     this.#options = options;
     this.apiKey = options.apiKey ?? "kitekey";
+    this.apiSecret = options.apiSecret ?? "kitesecret";
     this.accessToken = options.accessToken ?? "kitetoken";
+    this.redirectUrl = options.redirectUrl ?? "http://127.0.0.1:1/callback";
     this.paper = new PaperBroker(
       {
         starting_cash: 1e10,
@@ -166,11 +196,25 @@ export class FakeKite {
     this.#addInstrument("NSE", "RELIANCE", 738561);
     this.#addInstrument("CDS", "USDINR24JUNFUT");
     this.#addInstrument("BCD", "USDINR24JUNBFUT");
-    this.#addInstrument("INDICES", "NIFTY 50", 256265);
+    // Kite lists indices under their exchange with segment INDICES; their tokens are segment 9.
+    this.#addInstrument("NSE", "NIFTY 50", 256265, { segment: "INDICES", lotSize: 0, tickSize: 0 });
+    this.#addInstrument("NSE", "NIFTY BANK", 260105, { segment: "INDICES", lotSize: 0, tickSize: 0 });
+    this.#addInstrument("NSE", "INDIA VIX", 264969, { segment: "INDICES", lotSize: 0, tickSize: 0 });
+    this.#addInstrument("NFO", "NIFTY26DECFUT", undefined, {
+      segment: "NFO-FUT",
+      lotSize: 75,
+      tickSize: 0.1,
+    });
     for (const entry of options.instruments ?? []) {
       const key = typeof entry === "string" ? entry : entry.key;
       const { exchange, symbol } = parseInstrument(key);
-      this.#addInstrument(exchange, symbol, typeof entry === "string" ? undefined : entry.token);
+      if (typeof entry === "string") this.#addInstrument(exchange, symbol);
+      else {
+        this.#addInstrument(exchange, symbol, entry.token, {
+          ...(entry.lot_size === undefined ? {} : { lotSize: entry.lot_size }),
+          ...(entry.tick_size === undefined ? {} : { tickSize: entry.tick_size }),
+        });
+      }
     }
   }
 
@@ -221,6 +265,19 @@ export class FakeKite {
   /** The next request to `path` ("POST /orders/regular" or just "/orders/regular") gets this reply. */
   failNext(path: string, status: number, body?: unknown, contentType?: string): void {
     this.#faults.push({ ...splitRule(path), kind: "fail", status, body, contentType });
+  }
+
+  /**
+   * The next request to `path` is carried out, then answered with `status` and `body` anyway (a
+   * 500 or an HTML page from a proxy after the order was placed).
+   */
+  failAfter(path: string, status: number, body?: unknown, contentType?: string): void {
+    this.#faults.push({ ...splitRule(path), kind: "fail-after", status, body, contentType });
+  }
+
+  /** The next request to `path` is carried out at once and answered `ms` later. */
+  delayNext(path: string, ms: number): void {
+    this.#faults.push({ ...splitRule(path), kind: "delay", delayMs: ms });
   }
 
   /** The next request to `path` is carried out, then its socket destroyed before any reply. */
@@ -288,13 +345,22 @@ export class FakeKite {
 
   // ---- instruments ------------------------------------------------------------------------------
 
-  #addInstrument(exchange: Exchange | "INDICES", symbol: string, token?: number): Instrument {
+  #addInstrument(
+    exchange: Exchange,
+    symbol: string,
+    token?: number,
+    extra: Partial<Pick<Instrument, "segment" | "lotSize" | "tickSize">> = {},
+  ): Instrument {
+    const segment = extra.segment ?? exchange;
     const exchangeToken = token === undefined ? this.#nextExchangeToken++ : token >>> 8;
     const instr: Instrument = {
-      token: token ?? exchangeToken * 256 + (SEGMENT_OF[exchange] ?? 1),
+      token: token ?? exchangeToken * 256 + (SEGMENT_OF[segment] ?? SEGMENT_OF[exchange] ?? 1),
       exchangeToken,
       exchange,
+      segment,
       symbol,
+      lotSize: extra.lotSize ?? 1,
+      tickSize: extra.tickSize ?? 0.05,
     };
     this.#instruments.set(`${exchange}:${symbol}`, instr);
     this.#byToken.set(instr.token, instr);
@@ -308,7 +374,9 @@ export class FakeKite {
       .filter((i) => exchange === undefined || i.exchange === exchange)
       .map((i) => {
         const name = i.symbol.includes(" ") || i.symbol.includes(",") ? `"${i.symbol}"` : i.symbol;
-        return `${i.token},${i.exchangeToken},${name},"${i.symbol}, Ltd",${this.#prices.get(i.token) ?? 0},,0,0.05,1,EQ,${i.exchange},${i.exchange}`;
+        const type = i.segment === "NFO-FUT" ? "FUT" : "EQ";
+        const expiry = i.segment === "NFO-FUT" ? "2026-12-29" : "";
+        return `${i.token},${i.exchangeToken},${name},"${i.symbol}, Ltd",${this.#prices.get(i.token) ?? 0},${expiry},0,${i.tickSize},${i.lotSize},${type},${i.segment},${i.exchange}`;
       });
     // Kite's dump ends with a newline (kiteconnect's parser makes an empty last row of it).
     return `${header}\n${rows.join("\n")}\n`;
@@ -334,7 +402,25 @@ export class FakeKite {
     }
     const body =
       method === "POST" || method === "PUT" ? Object.fromEntries(new URLSearchParams(rawBody)) : {};
-    this.requests.push({ method, path: url.pathname, query, body, headers: req.headers });
+    const at = performance.now();
+    this.requests.push({ method, path: url.pathname, query, body, headers: req.headers, at });
+    if (method === "GET" && url.pathname === "/connect/login") {
+      this.#loginPage(url, res);
+      return;
+    }
+    if (this.#overLimit(method, url.pathname, at)) {
+      this.rateLimited += 1;
+      res.writeHead(429, { "Content-Type": "application/json" });
+      res.end(
+        JSON.stringify({
+          status: "error",
+          message: "Too many requests",
+          data: null,
+          error_type: "NetworkException",
+        }),
+      );
+      return;
+    }
 
     const faultIndex = this.#faults.findIndex(
       (f) => f.path === url.pathname && (f.method === undefined || f.method === method),
@@ -362,8 +448,11 @@ export class FakeKite {
     let status = 200;
     let reply: { json?: unknown; csv?: string };
     try {
-      this.#checkAuth(req);
-      reply = await this.#route(method, url.pathname, query, body, req);
+      if (method === "POST" && url.pathname === "/session/token") reply = { json: this.#exchange(body) };
+      else {
+        this.#checkAuth(req);
+        reply = await this.#route(method, url.pathname, query, body, req);
+      }
     } catch (error) {
       const err = toHttpError(error);
       status = err.status;
@@ -373,6 +462,21 @@ export class FakeKite {
       req.socket.destroy();
       return;
     }
+    if (fault?.kind === "fail-after") {
+      const isText = typeof fault.body === "string";
+      res.writeHead(fault.status ?? 500, {
+        "Content-Type": fault.contentType ?? (isText ? "text/html" : "application/json"),
+      });
+      res.end(
+        isText
+          ? (fault.body as string)
+          : JSON.stringify(
+              fault.body ?? { status: "error", message: "injected failure", error_type: "GeneralException" },
+            ),
+      );
+      return;
+    }
+    if (fault?.kind === "delay") await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
     if (reply.csv !== undefined) {
       res.writeHead(status, { "Content-Type": this.#options.csvContentType ?? "text/csv" });
       res.end(reply.csv);
@@ -380,6 +484,107 @@ export class FakeKite {
     }
     res.writeHead(status, { "Content-Type": "application/json" });
     res.end(JSON.stringify(status === 200 ? { status: "success", data: reply.json } : reply.json));
+  }
+
+  #overLimit(method: string, path: string, at: number): boolean {
+    const limits = this.#options.rateLimits;
+    if (limits === undefined) return false;
+    const kind =
+      method !== "GET" && path.startsWith("/orders/")
+        ? "order"
+        : path.startsWith("/quote")
+          ? "quote"
+          : "other";
+    const limit = limits[kind];
+    if (limit === undefined) return false;
+    const window = (this.#windows.get(kind) ?? []).filter((t) => at - t < 1000);
+    this.#windows.set(kind, window);
+    if (window.length >= limit) return true;
+    window.push(at);
+    return false;
+  }
+
+  /**
+   * Kite's login page, already logged in: straight to the app's redirect URL with a one-time
+   * request_token, and the app's own `redirect_params` appended (where a CSRF state travels).
+   */
+  #loginPage(url: URL, res: http.ServerResponse): void {
+    if (url.searchParams.get("api_key") !== this.apiKey || url.searchParams.get("v") !== "3") {
+      res.writeHead(400, { "Content-Type": "text/html" }).end("<h1>Invalid api_key</h1>");
+      return;
+    }
+    const token = randomBytes(16).toString("hex");
+    this.#requestTokens.add(token);
+    const target = new URL(this.redirectUrl);
+    const extra = new URLSearchParams(url.searchParams.get("redirect_params") ?? "");
+    for (const [key, value] of extra) target.searchParams.append(key, value);
+    target.searchParams.set("action", "login");
+    target.searchParams.set("type", "login");
+    target.searchParams.set("status", "success");
+    target.searchParams.set("request_token", token);
+    res.writeHead(302, { Location: target.toString() }).end();
+  }
+
+  /** POST /session/token: a request_token is good once, with the checksum Kite documents. */
+  #exchange(body: Record<string, string>): Record<string, unknown> {
+    const token = body.request_token ?? "";
+    const expected = createHash("sha256").update(`${this.apiKey}${token}${this.apiSecret}`).digest("hex");
+    if (body.api_key !== this.apiKey || body.checksum !== expected || !this.#requestTokens.delete(token)) {
+      throw new HttpError(403, "TokenException", "Token is invalid or has expired.");
+    }
+    this.sessions += 1;
+    const access = `tok${randomBytes(12).toString("hex")}`;
+    this.renewSession(access);
+    return {
+      user_type: "individual",
+      email: "trader@example.invalid",
+      user_name: "Test Trader",
+      user_shortname: "Trader",
+      broker: "ZERODHA",
+      exchanges: ["NSE", "BSE", "NFO"],
+      products: ["CNC", "NRML", "MIS"],
+      order_types: ["MARKET", "LIMIT", "SL", "SL-M"],
+      avatar_url: null,
+      user_id: "AB1234",
+      api_key: this.apiKey,
+      access_token: access,
+      public_token: `pub${randomBytes(8).toString("hex")}`,
+      refresh_token: "",
+      enctoken: "",
+      login_time: formatKiteTimestamp(Date.now()),
+      meta: { demat_consent: "physical" },
+    };
+  }
+
+  /**
+   * Candles every `interval` from `from` to `to` (IST wall clock, as Kite takes them), timestamps
+   * as Kite writes them ("2026-12-04T09:15:00+0530"); candle i closes at 100 + i.
+   */
+  #candles(token: number, interval: string, query: Record<string, string | string[]>): unknown[][] {
+    if (!this.#byToken.has(token)) throw new HttpError(400, "InputException", "invalid token");
+    const minutes: Record<string, number> = {
+      minute: 1,
+      "3minute": 3,
+      "5minute": 5,
+      "15minute": 15,
+      day: 1440,
+    };
+    const step = minutes[interval];
+    if (step === undefined) throw new HttpError(400, "InputException", "invalid interval");
+    const parse = (text: unknown): number => {
+      const t = typeof text === "string" ? Date.parse(`${text.replace(" ", "T")}+05:30`) : Number.NaN;
+      if (Number.isNaN(t)) throw new HttpError(400, "InputException", "invalid from or to");
+      return t;
+    };
+    const from = parse(query.from);
+    const to = parse(query.to);
+    const rows: unknown[][] = [];
+    for (let t = from, i = 0; t <= to && i < 5000; t += step * 60_000, i++) {
+      const ist = new Date(t + 330 * 60_000).toISOString().slice(0, 19);
+      const close = 100 + i;
+      rows.push([`${ist}+0530`, close - 0.5, close + 1, close - 1, close, 1000 + i]);
+    }
+    return rows;
   }
 
   #checkAuth(req: http.IncomingMessage): void {
@@ -424,6 +629,11 @@ export class FakeKite {
       if (method === "PUT") return { json: await this.#modifyOrder(kiteId, body) };
       if (method === "DELETE") return { json: await this.#cancelOrder(kiteId) };
     }
+    if (method === "GET" && path === "/user/profile") {
+      return {
+        json: { user_id: "AB1234", user_name: "Test Trader", user_shortname: "Trader", broker: "ZERODHA" },
+      };
+    }
     if (method === "GET" && path === "/portfolio/positions") {
       const positions = (await this.paper.getPositions()).map((p) => ({
         tradingsymbol: p.symbol,
@@ -463,6 +673,9 @@ export class FakeKite {
         },
       };
       return { json: path === "/user/margins" ? { equity, commodity: equity } : equity };
+    }
+    if (method === "GET" && (m = /^\/instruments\/historical\/(\d+)\/([a-z0-9]+)$/.exec(path)) !== null) {
+      return { json: { candles: this.#candles(Number(m[1]), m[2]!, query) } };
     }
     if (method === "GET" && (m = /^\/instruments(?:\/([A-Z]+))?$/.exec(path)) !== null) {
       return { csv: this.#instrumentsCsv(m[1]) };

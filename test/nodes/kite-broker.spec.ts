@@ -1,6 +1,7 @@
 // The kite kind of trading-broker end to end: the config node's fields and credentials become
 // KiteSettings, and the user nodes trade against the fake Kite (REST + ticker) on 127.0.0.1.
 import assert from "node:assert/strict";
+import path from "node:path";
 import type { NodeStatus } from "node-red";
 import { KiteBroker } from "../../lib/brokers/kite-broker";
 import { KiteSettings } from "../../lib/brokers/kite-settings";
@@ -34,7 +35,7 @@ const API_KEY = "kite-node-key";
 const TOKEN = "kite-access-token-never-logged-7f3b";
 const CREDENTIALS = { b1: { apiKey: API_KEY, accessToken: TOKEN } };
 const BROKER_EVENTS = ["order", "gtt", "quote", "state", "error"] as const;
-const SESSION_EXPIRED = "trading-broker.status.kite-session-expired";
+const SESSION_EXPIRED = "Kite session expired: log in again";
 
 function kiteConfig(fake: FakeKite, overrides: Record<string, unknown> = {}): FlowNode {
   return {
@@ -138,9 +139,10 @@ function listenerCounts(emitter: NodeJS.EventEmitter): Record<string, number> {
 describe("trading-broker, kite kind", function () {
   this.timeout(20_000);
   let fake: FakeKite;
+  let userDir: string;
 
   beforeEach(async function () {
-    freshRuntime();
+    userDir = freshRuntime();
     fake = await FakeKite.start({ apiKey: API_KEY, accessToken: TOKEN, heartbeatMs: 200 });
     fake.setPrice("INFY", 100);
   });
@@ -190,10 +192,14 @@ describe("trading-broker, kite kind", function () {
           orders_per_minute: 200,
           requests_per_second: 8,
           quotes_per_second: 1,
+          historical_per_second: 3,
+          margin_ms: 100,
           max_wait_ms: 500,
         },
         gtt_poll_ms: 1000,
         instruments: {},
+        cache_dir: path.join(userDir, "kite-cache"),
+        login_url: "https://kite.zerodha.com/connect/login",
         retention: 10_000,
       });
       const node = helper.getNode("b1") as unknown as Record<string, unknown>;
@@ -313,6 +319,9 @@ describe("trading-broker, kite kind", function () {
       assert.equal(fake.tickerRefusals, refusals, "the ticker is not redialled");
       assert.equal(fake.requests.length, requests, "no call reaches Kite with the dead token");
       assert.equal(lastStatus("e1")?.text, SESSION_EXPIRED, "it stays shown");
+      // place-order showed the failed input's error: the very same documented text (issue 10, defect 5).
+      assert.equal(lastStatus("p1")?.text, SESSION_EXPIRED);
+      assert.equal(lastStatus("u1")?.text, SESSION_EXPIRED);
       const expired = logged("b1", ERROR).filter((line) => /session expired/.test(line));
       assert.ok(expired.length >= 1 && expired.length <= 2, expired.join(" | "));
       assertNeverLogged(TOKEN);
@@ -371,6 +380,136 @@ describe("trading-broker, kite kind", function () {
         Object.defineProperty(process, "exit", original);
       }
       assert.deepEqual(exits, [], "process.exit was never called");
+    });
+  });
+
+  describe("logging in from the editor (issue 10)", function () {
+    // A fresh object per load: the runtime keeps the one it is given as its credential store.
+    const loginCredentials = () => ({ b1: { apiKey: API_KEY, apiSecret: "kitesecret", accessToken: TOKEN } });
+    const connected = "trading-broker.status.connected";
+
+    /** What the browser does: the login URL the dialog opens, Kite's redirect, the callback here. */
+    async function loginRoundTrip(): Promise<{ status: number; text: string }> {
+      const start = await admin("post", "/trading-broker/kite/b1/login", 200);
+      const { url, callback } = start.body as { url: string; callback: string };
+      assert.equal(callback, "/trading-broker/kite/callback");
+      assert.ok(url.startsWith(`${fake.restUrl}/connect/login?`), url);
+      assert.equal(new URL(url).searchParams.get("api_key"), API_KEY);
+      const kite = await fetch(url, { redirect: "manual" });
+      assert.equal(kite.status, 302);
+      const back = new URL(kite.headers.get("location")!);
+      assert.equal(back.pathname, callback);
+      const answer = await admin("get", `${back.pathname}${back.search}`);
+      return { status: answer.status, text: answer.text };
+    }
+
+    type AdminAnswer = { status: number; text: string; body: Record<string, unknown> };
+    /** The editor's admin API as the browser calls it; `expected` checks the status. */
+    async function admin(method: "get" | "post", path: string, expected?: number): Promise<AdminAnswer> {
+      const request = helper.request() as unknown as Record<
+        "get" | "post",
+        (p: string) => PromiseLike<AdminAnswer>
+      >;
+      const answer = await request[method](path);
+      if (expected !== undefined) assert.equal(answer.status, expected, `${method} ${path}: ${answer.text}`);
+      return answer;
+    }
+
+    beforeEach(function () {
+      fake.redirectUrl = "http://127.0.0.1:1/trading-broker/kite/callback";
+    });
+
+    it("after expiry: button → Kite's login → callback → broker connected again, no redeploy", async function () {
+      await helper.load(
+        NODES,
+        flow(kiteConfig(fake, { login_url: `${fake.restUrl}/connect/login` })),
+        loginCredentials(),
+      );
+      const before = await place();
+      const brokerBefore = await kiteBroker();
+      const sessions = collect("events");
+      fake.expireSession();
+      for (const id of ["p1", "e1", "u1"]) await statusMatching(id, hasText(SESSION_EXPIRED), 5000);
+      await until(
+        () => sessions.messages.some((m) => (m.payload as { type?: string }).type === "SESSION_EXPIRED"),
+        () => "SESSION_EXPIRED on order-events",
+      );
+
+      const answer = await loginRoundTrip();
+      assert.equal(answer.status, 200, answer.text);
+      assert.match(answer.text, /Logged in to Kite/);
+      assert.match(answer.text, /Test Trader \(AB1234\)/);
+      assert.equal(fake.sessions, 1);
+      for (const id of ["e1", "u1"]) await statusMatching(id, hasText(connected), 5000);
+      assert.equal(await kiteBroker(), brokerBefore, "the same broker: no redeploy");
+      const after = await place();
+      assert.notEqual(after.order_id, before.order_id);
+      await until(
+        () => sessions.messages.some((m) => (m.payload as { type?: string }).type === "SESSION_STARTED"),
+        () => "SESSION_STARTED on order-events",
+      );
+      sessions.stop();
+      // Kept as the credential, so the next deploy saves it; never logged.
+      const stored = (
+        helper as unknown as { _RED: { nodes: { getCredentials(id: string): { accessToken?: string } } } }
+      )._RED.nodes.getCredentials("b1");
+      assert.equal(stored.accessToken, fake.accessToken);
+      assertNeverLogged(fake.accessToken, "kitesecret");
+      const session = await admin("get", "/trading-broker/kite/b1/session", 200);
+      assert.equal(session.body.user_id, "AB1234");
+      assert.equal(session.body.user_name, "Test Trader");
+      assert.equal(session.body.expired, false);
+      assert.ok(
+        (session.body.age_ms as number) >= 0 && (session.body.age_ms as number) < 60_000,
+        JSON.stringify(session.body),
+      );
+      assert.ok(!JSON.stringify(session.body).includes(fake.accessToken));
+    });
+
+    it("forged, reused and mismatched callbacks are refused and change nothing", async function () {
+      await helper.load(
+        NODES,
+        flow(kiteConfig(fake, { login_url: `${fake.restUrl}/connect/login` })),
+        loginCredentials(),
+      );
+      await place();
+      const forged = await admin(
+        "get",
+        `/trading-broker/kite/callback?status=success&request_token=abc&state=${"0".repeat(48)}`,
+      );
+      assert.equal(forged.status, 403);
+      const noState = await admin("get", "/trading-broker/kite/callback?status=success&request_token=abc");
+      assert.equal(noState.status, 403);
+      const hostile = await admin(
+        "get",
+        `/trading-broker/kite/callback?status=success&request_token=${"x".repeat(5000)}&state=<script>`,
+      );
+      assert.equal(hostile.status, 403);
+      assert.ok(!hostile.text.includes("<script>alert"));
+
+      // A real login's callback works once; replayed, it is refused (one-time state).
+      const start = await admin("post", "/trading-broker/kite/b1/login", 200);
+      const kite = await fetch((start.body as unknown as { url: string }).url, { redirect: "manual" });
+      const back = new URL(kite.headers.get("location")!);
+      const first = await admin("get", `${back.pathname}${back.search}`);
+      assert.equal(first.status, 200, first.text);
+      const replay = await admin("get", `${back.pathname}${back.search}`);
+      assert.equal(replay.status, 403);
+      assert.equal(fake.sessions, 1);
+
+      // A valid state with a request_token Kite does not know: Kite refuses, the session stays.
+      const again = await admin("post", "/trading-broker/kite/b1/login", 200);
+      const state = new URLSearchParams(
+        new URL((again.body as unknown as { url: string }).url).searchParams.get("redirect_params")!,
+      ).get("state");
+      const bad = await admin(
+        "get",
+        `/trading-broker/kite/callback?status=success&request_token=deadbeef&state=${state}`,
+      );
+      assert.equal(bad.status, 403);
+      assert.match(bad.text, /Kite refused the session exchange/);
+      await place();
+      await admin("post", "/trading-broker/kite/nope/login", 404);
     });
   });
 

@@ -146,7 +146,7 @@ describe("trading-quotes", function () {
       [{}, /must hold subscribe or unsubscribe/],
       [{ subscribe: [] }, /subscribe: must name at least one symbol/],
       [{ subscribe: ["XYZ:INFY"] }, /unknown exchange/],
-      [{ subscribe: ["IN FY"] }, /subscribe\.0: must contain only/],
+      [{ subscribe: ["IN  FY"] }, /subscribe\.0: must contain only/],
       ["TCS", /payload: /],
     ];
     for (const [payload, expected] of cases) {

@@ -25,7 +25,7 @@ const PLACE = "POST /orders/regular";
 describe("Kite errors → BrokerError codes", function () {
   describe("mapKiteError (what kiteconnect rejects with)", function () {
     const table: [unknown, string, RegExp][] = [
-      [kiteError("TokenException"), "AUTH", /^session expired: log in to Kite again/],
+      [kiteError("TokenException"), "AUTH", /^Kite session expired: log in again$/],
       [kiteError("InputException"), "VALIDATION", /InputException says no/],
       [kiteError("OrderException"), "ORDER_REJECTED", /rejected/],
       [kiteError("MarginException"), "INSUFFICIENT_FUNDS", /margin/],
@@ -40,7 +40,7 @@ describe("Kite errors → BrokerError codes", function () {
       ],
       [kiteError("DataException", "Unknown content type"), "INTERNAL", /^bad reply from Kite/],
       [kiteError("GeneralException", "boom"), "INTERNAL", /GeneralException.*boom/],
-      [kiteError("UserException", "user blocked"), "INTERNAL", /user blocked/],
+      [kiteError("UserException", "user blocked"), "ORDER_REJECTED", /user account.*user blocked/],
       [new Error("Invalid `trigger_values` for `OCO` order type"), "INTERNAL", /trigger_values/],
       ["weird", "INTERNAL", /weird/],
       [new BrokerError("TIMEOUT", "kept"), "TIMEOUT", /kept/],
@@ -544,10 +544,10 @@ describe("KiteBroker: session expiry (TokenException)", function () {
     await rejectsWithCode(
       h.broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 }),
       "AUTH",
-      /^session expired: log in to Kite again/,
+      /^Kite session expired: log in again$/,
     );
     assert.equal(h.broker.state, "disconnected");
-    assert.match(h.states.at(-1)![1] ?? "", /session expired: log in to Kite again/);
+    assert.match(h.states.at(-1)![1] ?? "", /^Kite session expired: log in again$/);
     assert.ok(h.errors.some((e) => e.code === "AUTH"));
     const sent = h.fake.requests.length;
     await rejectsWithCode(h.broker.getOrderbook(), "AUTH", /session expired/);
@@ -560,7 +560,7 @@ describe("KiteBroker: session expiry (TokenException)", function () {
     h.fake.expireSession();
     await h.log.until(() => h.broker.state === "disconnected", "disconnected after the ticker's 403");
     assert.ok(
-      h.errors.some((e) => e.code === "AUTH" && /session expired: log in to Kite again/.test(e.message)),
+      h.errors.some((e) => e.code === "AUTH" && /^Kite session expired: log in again$/.test(e.message)),
     );
     const refusals = h.fake.tickerRefusals;
     await new Promise((r) => setTimeout(r, 150));
@@ -576,7 +576,7 @@ describe("KiteBroker: session expiry (TokenException)", function () {
 
   it("connect() with a dead token rejects AUTH", async function () {
     h = await startKite({ access_token: "wrong" }, {}, false);
-    await rejectsWithCode(h.broker.connect(), "AUTH", /^session expired: log in to Kite again/);
+    await rejectsWithCode(h.broker.connect(), "AUTH", /^Kite session expired: log in again$/);
     assert.equal(h.broker.state, "disconnected");
   });
 });

@@ -111,7 +111,7 @@ describe("Kite ticker client", function () {
     client.start();
     await waitFor(() => errors.length === 1, "AUTH error");
     assert.equal(errors[0]!.code, "AUTH");
-    assert.match(errors[0]!.message, /session expired: log in to Kite again/);
+    assert.match(errors[0]!.message, /refused the access token \(HTTP 403\)/);
     assert.equal(client.state, "disconnected");
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(fake.tickerRefusals, 1);

@@ -1,0 +1,198 @@
+import http from "node:http";
+import https from "node:https";
+import { KiteConnect } from "kiteconnect";
+import { BrokerError } from "../protocol/errors";
+import type { KiteSettings } from "../brokers/kite-settings";
+import { SESSION_EXPIRED, isKiteErrorBody, mapKiteError } from "./errors";
+import type { KiteOrder, KiteTrigger } from "./mapping";
+import { RateLimiter, kiteWindows } from "./rate-limiter";
+
+/** The kiteconnect methods the broker calls, typed loosely: the 5.3.0 types lag the API (KITE.md §11.8). */
+export interface KiteRest {
+  placeOrder(variety: string, params: object): Promise<unknown>;
+  modifyOrder(variety: string, orderId: string, params: object): Promise<unknown>;
+  cancelOrder(variety: string, orderId: string, params?: object): Promise<unknown>;
+  getOrders(): Promise<unknown>;
+  getOrderHistory(orderId: string): Promise<unknown>;
+  getOrderTrades(orderId: string): Promise<unknown>;
+  getPositions(): Promise<unknown>;
+  getMargins(segment?: string): Promise<unknown>;
+  getProfile(): Promise<unknown>;
+  getInstruments(exchange?: string): Promise<unknown>;
+  getLTP(instruments: string[]): Promise<unknown>;
+  getHistoricalData(
+    token: number | string,
+    interval: string,
+    from: string | Date,
+    to: string | Date,
+    continuous?: boolean,
+    oi?: boolean,
+  ): Promise<unknown>;
+  placeGTT(params: object): Promise<unknown>;
+  modifyGTT(triggerId: string, params: object): Promise<unknown>;
+  deleteGTT(triggerId: string): Promise<unknown>;
+  getGTTs(): Promise<unknown>;
+  getGTT(triggerId: string): Promise<unknown>;
+  generateSession(requestToken: string, apiSecret: string): Promise<unknown>;
+  setAccessToken(token: string): void;
+  requestInstance: { defaults: { httpAgent?: unknown; httpsAgent?: unknown } };
+}
+
+/** A refused token exchange is a bad or used request_token (or api secret), not an expired session. */
+function loginFailure(error: unknown, what: string): BrokerError {
+  const err = mapKiteError(error, what);
+  if (err.code !== "AUTH") return err;
+  const said = isKiteErrorBody(error) && typeof error.message === "string" ? error.message : "token refused";
+  return new BrokerError("AUTH", `Kite refused the ${what}: ${said} (log in again; check the api secret)`, {
+    cause: error,
+  });
+}
+
+/** Which of Kite's limits a call counts against (KITE.md §9). */
+export type Lane = "order" | "request" | "quote" | "historical";
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+export function isKiteOrder(value: unknown): value is KiteOrder {
+  return (
+    isRecord(value) &&
+    (typeof value.order_id === "string" || typeof value.order_id === "number") &&
+    typeof value.tradingsymbol === "string" &&
+    typeof value.transaction_type === "string"
+  );
+}
+
+export function isKiteTrigger(value: unknown): value is KiteTrigger {
+  return (
+    isRecord(value) &&
+    value.id !== undefined &&
+    isRecord(value.condition) &&
+    Array.isArray(value.condition.trigger_values) &&
+    Array.isArray(value.orders)
+  );
+}
+
+/**
+ * kiteconnect's REST client behind Kite's limits: every call waits its turn in its lane's sliding
+ * windows, and whatever it rejects with (or resolves with, for a wrong Content-Type) becomes a
+ * BrokerError. A TokenException ends the session here: every later call fails AUTH at once with
+ * the one documented message, until a new access token arrives.
+ */
+export class KiteRestClient {
+  readonly #kite: KiteRest;
+  readonly #agent: http.Agent;
+  readonly #lanes: Record<Lane, RateLimiter>;
+  readonly #signal: AbortSignal;
+  readonly #onExpired: (detail: BrokerError) => void;
+  #expired: BrokerError | undefined;
+
+  constructor(settings: KiteSettings, signal: AbortSignal, onExpired: (detail: BrokerError) => void) {
+    this.#signal = signal;
+    this.#onExpired = onExpired;
+    this.#kite = new KiteConnect({
+      api_key: settings.api_key,
+      access_token: settings.access_token,
+      root: settings.root,
+      timeout: settings.timeout_ms,
+    }) as unknown as KiteRest;
+    // Our own agent, so close() can destroy every kept-alive socket (the global agent would keep them).
+    this.#agent = settings.root.startsWith("https:")
+      ? new https.Agent({ keepAlive: true })
+      : new http.Agent({ keepAlive: true });
+    this.#kite.requestInstance.defaults.httpAgent = this.#agent;
+    this.#kite.requestInstance.defaults.httpsAgent = this.#agent;
+    const limits = settings.rate_limit;
+    const wait = limits.max_wait_ms;
+    const margin = limits.margin_ms;
+    this.#lanes = {
+      order: new RateLimiter(
+        "order",
+        kiteWindows(limits.orders_per_second, margin, limits.orders_per_minute),
+        wait,
+      ),
+      request: new RateLimiter("request", kiteWindows(limits.requests_per_second, margin), wait),
+      quote: new RateLimiter("quote", kiteWindows(limits.quotes_per_second, margin), wait),
+      historical: new RateLimiter("historical data", kiteWindows(limits.historical_per_second, margin), wait),
+    };
+  }
+
+  /** The AUTH error every call fails with while the session is over; undefined while it lasts. */
+  get expired(): BrokerError | undefined {
+    return this.#expired;
+  }
+
+  /** Declares the session over (Kite refused the token); returns false when it already was. */
+  expire(detail: BrokerError): boolean {
+    if (this.#expired !== undefined) return false;
+    this.#expired = new BrokerError("AUTH", SESSION_EXPIRED, { cause: detail });
+    return true;
+  }
+
+  setAccessToken(token: string): void {
+    this.#kite.setAccessToken(token);
+    this.#expired = undefined;
+  }
+
+  /** One kiteconnect call: rate-limited, its rejection (or resolved error body) made a BrokerError. */
+  async call(lane: Lane, what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
+    if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
+    if (this.#expired !== undefined) throw this.#expired;
+    await this.#lanes[lane].acquire(this.#signal);
+    let result: unknown;
+    try {
+      result = await call(this.#kite);
+    } catch (error) {
+      throw this.#failure(error, what);
+    }
+    // A 2xx reply with the wrong Content-Type resolves with a DataException body (KITE.md §5).
+    if (isKiteErrorBody(result)) throw this.#failure(result, what);
+    return result;
+  }
+
+  /** A call made without a session (the login's token exchange): no auth gate, same error mapping. */
+  async unauthenticated(what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
+    if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
+    await this.#lanes.request.acquire(this.#signal);
+    let result: unknown;
+    try {
+      result = await call(this.#kite);
+    } catch (error) {
+      throw loginFailure(error, what);
+    }
+    if (isKiteErrorBody(result)) throw loginFailure(result, what);
+    return result;
+  }
+
+  #failure(error: unknown, what: string): BrokerError {
+    if (this.#signal.aborted && !(error instanceof BrokerError)) {
+      return new BrokerError("CLOSED", `Kite broker closed during the ${what}`, { cause: error });
+    }
+    const err = mapKiteError(error, what);
+    if (err.code === "AUTH") {
+      this.#onExpired(err);
+      return this.#expired ?? err;
+    }
+    return err;
+  }
+
+  async fetchBook(): Promise<KiteOrder[]> {
+    const book = await this.call("request", "order book request", (k) => k.getOrders());
+    if (!Array.isArray(book))
+      throw new BrokerError("INTERNAL", "bad reply from Kite: the order book is not a list");
+    return book.filter(isKiteOrder);
+  }
+
+  async fetchGtts(): Promise<KiteTrigger[]> {
+    const list = await this.call("request", "GTT list request", (k) => k.getGTTs());
+    if (!Array.isArray(list))
+      throw new BrokerError("INTERNAL", "bad reply from Kite: the GTT list is not a list");
+    return list.filter(isKiteTrigger);
+  }
+
+  /** Ends every kept-alive REST socket. */
+  destroy(): void {
+    this.#agent.destroy();
+  }
+}
