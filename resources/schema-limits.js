@@ -35,12 +35,12 @@ window.TradingBrokerSchema = {
         type: "string",
         minLength: 1,
         maxLength: 64,
-        pattern: "^[A-Za-z0-9&_.:-]+$",
+        pattern: "^[A-Za-z0-9&_.:-]+(?: [A-Za-z0-9&_.:-]+)*$",
         trim: true,
         messages: {
           minLength: "must not be empty",
           maxLength: "must be at most 64 characters",
-          pattern: "must contain only letters, digits and & _ . : -",
+          pattern: "must contain only letters, digits, & _ . : - and single spaces between words",
         },
       },
       exchange: {
@@ -164,12 +164,12 @@ window.TradingBrokerSchema = {
         type: "string",
         minLength: 1,
         maxLength: 64,
-        pattern: "^[A-Za-z0-9&_.:-]+$",
+        pattern: "^[A-Za-z0-9&_.:-]+(?: [A-Za-z0-9&_.:-]+)*$",
         trim: true,
         messages: {
           minLength: "must not be empty",
           maxLength: "must be at most 64 characters",
-          pattern: "must contain only letters, digits and & _ . : -",
+          pattern: "must contain only letters, digits, & _ . : - and single spaces between words",
         },
       },
       exchange: {
