@@ -26,7 +26,7 @@ import { parseOrderRequest } from "../protocol/order-fast-path";
 import { isPlainOrderSnapshot, plainOrderEventOf } from "../protocol/snapshot-fast-path";
 import { parseOrThrow } from "../protocol/validate";
 import type { AuthResult, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
-import { RESULT_SCHEMAS, SUBPROTOCOL, ServerMessage, authPayload } from "../protocol/wire";
+import { RESULT_SCHEMAS, SUBPROTOCOL, ServerMessage, WIRE_LIMITS, authPayload } from "../protocol/wire";
 import { newClientOrderId } from "../paper/ids";
 import { RetentionQueue } from "../paper/retention-queue";
 import { CircuitBreaker } from "../ws/circuit-breaker";
@@ -273,7 +273,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   /** Compares the order book and GTTs with what this client last saw and reports the differences. */
   async #reconcile(session: Session, serverSeq: number): Promise<void> {
-    const book = parseResult("GET_ORDERBOOK", await session.request({ type: "GET_ORDERBOOK" }));
+    const book = await readBook(async (page) =>
+      parseResult("GET_ORDERBOOK", await session.request({ type: "GET_ORDERBOOK", ...page })),
+    );
     const gtts = parseResult("GET_GTTS", await session.request({ type: "GET_GTTS" }));
     const now = new Date().toISOString();
     for (const order of book) {
@@ -521,7 +523,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   async getOrderbook(): Promise<OrderSnapshot[]> {
-    return this.#call("GET_ORDERBOOK", {});
+    return readBook((page) => this.#call("GET_ORDERBOOK", { ...page }));
   }
 
   async placeGtt(input: GttRequestInput): Promise<GttSnapshot> {
@@ -568,6 +570,22 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   // #endregion
+}
+
+/** The whole order book, page by page (the gateway answers at most WIRE_LIMITS.maxPage at once). */
+async function readBook(
+  fetchPage: (page: { limit: number; after?: string }) => Promise<OrderSnapshot[]>,
+): Promise<OrderSnapshot[]> {
+  const limit = WIRE_LIMITS.maxPage;
+  const book: OrderSnapshot[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await fetchPage(after === undefined ? { limit } : { limit, after });
+    for (const order of page) book.push(order);
+    const last = page[page.length - 1];
+    if (page.length < limit || last === undefined) return book;
+    after = last.order_id;
+  }
 }
 
 /** Checks a RESULT against the request type's schema: a peer's bad answer is an error, not data. */

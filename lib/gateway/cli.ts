@@ -156,6 +156,13 @@ async function main(): Promise<number> {
     await broker.close();
     throw error;
   }
+  // A last line of defence: one request's fault is logged, never the end of every client's session
+  // (and, the journal replaying the same state, of the restarted gateway too).
+  process.on("unhandledRejection", (reason) => {
+    stderrLogger.error(
+      `unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`,
+    );
+  });
   // The log line from start() goes to stderr; this one is the contract with scripts and tests.
   process.stdout.write(`gateway listening on ${gateway.url}\n`);
 

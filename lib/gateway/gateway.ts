@@ -55,6 +55,11 @@ export interface GatewayOptions {
   maxBufferedBytes?: number;
   /** client_order_ids remembered for idempotent PLACE_ORDER beyond the broker's own. Default 100,000. */
   idempotencyCapacity?: number;
+  /**
+   * Soft cap on one answer frame: a batch's answers are split into array frames of about this
+   * size, and wait for the socket to drain before the next goes out. Default 1 MiB.
+   */
+  maxAnswerFrameBytes?: number;
   /** How long close() waits for a client's close handshake before terminating it. Default 1000. */
   closeTimeoutMs?: number;
   /** The account name AUTH reports when the credential names none. Default: the broker's, or "default". */
@@ -126,6 +131,7 @@ const DEFAULTS = {
   maxBufferedBytes: 8 * 1024 * 1024,
   idempotencyCapacity: 100_000,
   closeTimeoutMs: 1000,
+  maxAnswerFrameBytes: 1024 * 1024,
 } as const;
 
 const REQUEST_TYPE_SET: ReadonlySet<string> = new Set(REQUEST_TYPES);
@@ -155,6 +161,7 @@ export class Gateway {
   readonly #maxBufferedBytes: number;
   readonly #idempotencyCapacity: number;
   readonly #closeTimeoutMs: number;
+  readonly #maxAnswerFrameBytes: number;
   readonly #account: string;
   readonly #verifier: AuthVerifier;
   readonly #replay: ReplayBuffer;
@@ -174,6 +181,8 @@ export class Gateway {
   readonly #placed = new Map<string, Promise<OrderSnapshot> | string>();
   /** An order-book scan in progress, shared by the client_order_id lookups waiting on it. */
   #bookScan: Promise<Map<string, OrderSnapshot>> | undefined;
+  /** The order book sorted by order_id, shared by the GET_ORDERBOOK pages asked for in one turn. */
+  #sortedScan: Promise<OrderSnapshot[]> | undefined;
   readonly #quotes = new Map<string, QuoteSubscription>();
   /** Broker subscribe/unsubscribe calls run one after another, so they reach it in the order made. */
   #quoteOps: Promise<void> = Promise.resolve();
@@ -242,6 +251,10 @@ export class Gateway {
       DEFAULTS.idempotencyCapacity,
     );
     this.#closeTimeoutMs = limit("closeTimeoutMs", options.closeTimeoutMs, DEFAULTS.closeTimeoutMs);
+    this.#maxAnswerFrameBytes = Math.max(
+      1,
+      limit("maxAnswerFrameBytes", options.maxAnswerFrameBytes, DEFAULTS.maxAnswerFrameBytes),
+    );
     this.#account = options.account ?? brokerAccount(options.broker) ?? "default";
     this.#verifier = new AuthVerifier({
       credentials: options.credentials,
@@ -466,10 +479,15 @@ export class Gateway {
     }
   }
 
-  #send(client: Client, frame: string): void {
+  /** `written`, when given, is called once the frame is on the socket or can never be (always once). */
+  #send(client: Client, frame: string, written?: () => void): void {
     const ws = client.ws;
-    if (ws.readyState !== WebSocket.OPEN) return;
-    ws.send(frame);
+    if (ws.readyState !== WebSocket.OPEN) {
+      written?.();
+      return;
+    }
+    if (written === undefined) ws.send(frame);
+    else ws.send(frame, () => written());
     if (ws.bufferedAmount > this.#maxBufferedBytes) {
       this.#log.warn(
         `gateway: connection ${client.id} (${client.remote}) has ${ws.bufferedAmount} bytes unsent (limit ${this.#maxBufferedBytes}); terminating the slow consumer`,
@@ -553,21 +571,54 @@ export class Gateway {
     );
   }
 
-  /** Sends one frame's replies together (an array frame for a batch), then closes if AUTH failed. */
+  /**
+   * Sends one frame's replies (array frames for a batch), then closes if AUTH failed. Every path
+   * ends in a handler: a fault here is logged, never an unhandled rejection that ends the process.
+   */
   #reply(client: Client, replies: Reply[], batch: boolean): void {
-    const send = (frames: string[]): void => {
-      this.#send(client, batch ? `[${frames.join(",")}]` : (frames[0] ?? ""));
-      if (client.closeCode !== undefined && client.ws.readyState === WebSocket.OPEN) {
-        client.ws.close(client.closeCode, "authentication failed");
-      }
+    const failed = (error: unknown): void => {
+      this.#log.error(`gateway: reply to connection ${client.id} failed: ${describe(error)}`);
     };
     if (replies.every((reply): reply is string => typeof reply === "string")) {
-      send(replies);
+      this.#deliver(client, replies, batch).catch(failed);
       return;
     }
-    Promise.all(replies.map(async (reply) => reply)).then(send, (error: unknown) => {
-      this.#log.error(`gateway: reply to connection ${client.id} failed: ${describe(error)}`);
-    });
+    Promise.all(replies.map(async (reply) => reply))
+      .then((frames) => this.#deliver(client, frames, batch))
+      .catch(failed);
+  }
+
+  /**
+   * Answers go out in array frames of about maxAnswerFrameBytes, never one string of a whole batch
+   * (100 pages of a large book would pass V8's string limit). Past half the slow-consumer limit
+   * the next frame waits until the socket has taken the last one, so big answers to a reader that
+   * keeps up are paced rather than cut off.
+   */
+  async #deliver(client: Client, frames: string[], batch: boolean): Promise<void> {
+    const ws = client.ws;
+    if (!batch) {
+      this.#send(client, frames[0] ?? "");
+    } else {
+      let start = 0;
+      let written: Promise<void> = Promise.resolve();
+      while (start < frames.length) {
+        let end = start;
+        let bytes = 2;
+        do {
+          bytes += (frames[end]?.length ?? 0) + 1;
+          end++;
+        } while (end < frames.length && bytes + (frames[end]?.length ?? 0) <= this.#maxAnswerFrameBytes);
+        const chunk = frames.slice(start, end);
+        start = end;
+        if (ws.readyState !== WebSocket.OPEN) return;
+        if (ws.bufferedAmount > this.#maxBufferedBytes / 2) await written;
+        if (ws.readyState !== WebSocket.OPEN) return;
+        written = new Promise<void>((resolve) => this.#send(client, `[${chunk.join(",")}]`, resolve));
+      }
+    }
+    if (client.closeCode !== undefined && ws.readyState === WebSocket.OPEN) {
+      ws.close(client.closeCode, "authentication failed");
+    }
   }
 
   /** One message: rate, shape, type, authentication, schema, then the broker. */
@@ -655,7 +706,7 @@ export class Gateway {
           ? broker.getOrder(request.order_id)
           : this.#orderByClientId(request.client_order_id);
       case "GET_ORDERBOOK":
-        return broker.getOrderbook();
+        return this.#orderbookPage(request.limit, request.after);
       case "PLACE_GTT":
         return broker.placeGtt(request.gtt);
       case "MODIFY_GTT":
@@ -727,6 +778,38 @@ export class Gateway {
       if (oldest.done === true) return;
       this.#placed.delete(oldest.value);
     }
+  }
+
+  /** One page of the order book by order_id (docs/PROTOCOL.md, GET_ORDERBOOK). */
+  async #orderbookPage(limit: number | undefined, after: string | undefined): Promise<OrderSnapshot[]> {
+    const book = await this.#sortedBook();
+    let start = 0;
+    if (after !== undefined) {
+      let high = book.length;
+      while (start < high) {
+        const mid = (start + high) >>> 1;
+        if ((book[mid]?.order_id ?? "") > after) high = mid;
+        else start = mid + 1;
+      }
+    }
+    const remaining = book.length - start;
+    if (limit === undefined && remaining > WIRE_LIMITS.maxPage) {
+      throw new BrokerError(
+        "VALIDATION",
+        `invalid GET_ORDERBOOK: limit: is required when more than ${WIRE_LIMITS.maxPage} orders would be answered (${remaining} would); page with limit and after`,
+      );
+    }
+    return book.slice(start, start + (limit ?? WIRE_LIMITS.maxPage));
+  }
+
+  #sortedBook(): Promise<OrderSnapshot[]> {
+    this.#sortedScan ??= this.#broker
+      .getOrderbook()
+      .then((book) => book.sort((a, b) => (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0)))
+      .finally(() => {
+        this.#sortedScan = undefined;
+      });
+    return this.#sortedScan;
   }
 
   /**

@@ -24,6 +24,8 @@ export const WIRE_LIMITS = {
   maxBatch: 100,
   /** How far a signed AUTH timestamp may be from the server's clock. */
   authWindowMs: 30_000,
+  /** Most orders in one GET_ORDERBOOK answer: a larger book is read page by page. */
+  maxPage: 1000,
 } as const;
 
 export const RequestId = z
@@ -57,7 +59,20 @@ export const GetOrderRequest = z.union([
   request("GET_ORDER", { order_id: OrderId }),
   request("GET_ORDER", { client_order_id: ClientOrderId }),
 ]);
-export const GetOrderbookRequest = request("GET_ORDERBOOK", {});
+/**
+ * One page of the order book, in order_id order (plain string comparison): the orders after
+ * `after`, at most `limit` of them. A page shorter than `limit` is the last one. Without `limit` a
+ * book larger than WIRE_LIMITS.maxPage is refused rather than answered in one unbounded frame.
+ */
+export const GetOrderbookRequest = request("GET_ORDERBOOK", {
+  limit: z
+    .number({ error: "must be a number" })
+    .int({ error: "must be an integer" })
+    .min(1, { error: "must be at least 1" })
+    .max(WIRE_LIMITS.maxPage, { error: `must be at most ${WIRE_LIMITS.maxPage}` })
+    .optional(),
+  after: OrderId.optional(),
+});
 export const PlaceGttRequest = request("PLACE_GTT", { gtt: GttRequest });
 export const ModifyGttRequest = request("MODIFY_GTT", { gtt_id: GttId, gtt: GttRequest });
 export const DeleteGttRequest = request("DELETE_GTT", { gtt_id: GttId });

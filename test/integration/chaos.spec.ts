@@ -210,7 +210,7 @@ describe("chaos: the WebSocket broker against failing gateways", function () {
 
       // The gateway's view, through a connection of the test's own.
       const url = gateway.url;
-      const book = (await withClient(url, (client) => client.call({ type: "GET_ORDERBOOK" }))).filter((o) =>
+      const book = (await withClient(url, (client) => client.wholeBook())).filter((o) =>
         o.client_order_id.startsWith(prefix),
       );
       const byClientId = new Map<string, OrderSnapshot>();
