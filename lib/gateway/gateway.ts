@@ -49,6 +49,8 @@ export interface GatewayOptions {
   rate?: { perSecond?: number; burst?: number };
   /** Ping every intervalMs; terminate after maxMissedPongs unanswered. intervalMs 0 turns it off. */
   heartbeat?: { intervalMs?: number; maxMissedPongs?: number };
+  /** A client that has sent PING and then nothing for this long is terminated (at the next heartbeat). Default 10,000. */
+  pingIdleMs?: number;
   /** Account events kept for RESUME. Default 10,000. */
   replayBuffer?: number;
   /** A connection whose unsent bytes exceed this is a slow consumer and is terminated. Default 8 MiB. */
@@ -102,6 +104,10 @@ interface Client {
   outbox: Outgoing[];
   /** Highest event seq sent, so a replay and the live flush never send one event twice in a row. */
   sentSeq: number;
+  /** performance.now() of the last frame received. */
+  lastFrameAt: number;
+  /** Set by its first PING: from then on a silence past pingIdleMs means a dead link. */
+  pings: boolean;
 }
 
 interface Outgoing {
@@ -127,6 +133,7 @@ const DEFAULTS = {
   burst: 1000,
   heartbeatIntervalMs: 10_000,
   maxMissedPongs: 2,
+  pingIdleMs: 10_000,
   replayBuffer: 10_000,
   maxBufferedBytes: 8 * 1024 * 1024,
   idempotencyCapacity: 100_000,
@@ -158,6 +165,7 @@ export class Gateway {
   readonly #authTimeoutMs: number;
   readonly #heartbeatIntervalMs: number;
   readonly #maxMissedPongs: number;
+  readonly #pingIdleMs: number;
   readonly #maxBufferedBytes: number;
   readonly #idempotencyCapacity: number;
   readonly #closeTimeoutMs: number;
@@ -176,7 +184,11 @@ export class Gateway {
   #heartbeat: NodeJS.Timeout | undefined;
   #flushing: NodeJS.Immediate | undefined;
   readonly #dirty = new Set<Client>();
-  #highestSeq = 0;
+  /** The last event seq made durable, held for RESUME and pushed: what AUTH, PING and RESUME report. */
+  #pushedSeq = 0;
+  /** Account events emitted since the last flush, waiting for `durable`. */
+  #unflushed: BufferedEvent[] = [];
+  #publishing: Promise<void> = Promise.resolve();
   /** client_order_id → the placement in flight, or the order_id it got. Oldest first. */
   readonly #placed = new Map<string, Promise<OrderSnapshot> | string>();
   /** An order-book scan in progress, shared by the client_order_id lookups waiting on it. */
@@ -244,6 +256,7 @@ export class Gateway {
       options.heartbeat?.maxMissedPongs,
       DEFAULTS.maxMissedPongs,
     );
+    this.#pingIdleMs = limit("pingIdleMs", options.pingIdleMs, DEFAULTS.pingIdleMs);
     this.#maxBufferedBytes = limit("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes);
     this.#idempotencyCapacity = limit(
       "idempotencyCapacity",
@@ -309,9 +322,9 @@ export class Gateway {
     return this.#clients.size;
   }
 
-  /** The last account event seq: the highest seen, or the broker's own when it reports one. */
+  /** The last account event seq made durable and pushed (the broker's own at start). */
   get seq(): number {
-    return Math.max(this.#highestSeq, brokerLastSeq(this.#broker));
+    return this.#pushedSeq;
   }
 
   async #listen(): Promise<void> {
@@ -319,7 +332,8 @@ export class Gateway {
     this.#broker.on("gtt", this.#onGtt);
     this.#broker.on("quote", this.#onQuote);
     this.#broker.on("error", this.#onBrokerError);
-    this.#highestSeq = brokerLastSeq(this.#broker);
+    // What the broker holds at start was loaded from (or is) its journal: durable already.
+    this.#pushedSeq = brokerLastSeq(this.#broker);
     try {
       await new Promise<void>((resolve, reject) => {
         this.#server.once("error", reject);
@@ -427,6 +441,8 @@ export class Gateway {
       symbols: new Set(),
       outbox: [],
       sentSeq: 0,
+      lastFrameAt: performance.now(),
+      pings: false,
     };
     this.#clients.add(client);
     client.authTimer = setTimeout(() => {
@@ -464,9 +480,21 @@ export class Gateway {
     }
   }
 
-  /** One ping per interval; a client that missed maxMissedPongs in a row is dead and is terminated. */
+  /**
+   * One ping per interval; a client that missed maxMissedPongs in a row is dead and is terminated.
+   * So is a client that sends application PINGs and has fallen silent for pingIdleMs: a relay that
+   * drops data frames still answers WebSocket pings.
+   */
   #beat(): void {
+    const now = performance.now();
     for (const client of this.#clients) {
+      if (client.pings && now - client.lastFrameAt > this.#pingIdleMs) {
+        this.#log.warn(
+          `gateway: connection ${client.id} (${client.remote}) sent PINGs, then nothing for ${Math.round(now - client.lastFrameAt)} ms; terminating it`,
+        );
+        client.ws.terminate();
+        continue;
+      }
       if (client.missedPongs >= this.#maxMissedPongs) {
         this.#log.warn(
           `gateway: connection ${client.id} (${client.remote}) missed ${client.missedPongs} pongs; terminating it`,
@@ -501,6 +529,7 @@ export class Gateway {
   // #region frames and requests
 
   #onMessage(client: Client, data: RawData, isBinary: boolean): void {
+    client.lastFrameAt = performance.now();
     if (isBinary) {
       this.#refuseFrame(
         client,
@@ -725,6 +754,9 @@ export class Gateway {
         return { symbols: await this.#unsubscribe(client, request.symbols) };
       case "RESUME":
         return this.#resume(client, request.from_seq);
+      case "PING":
+        client.pings = true;
+        return { seq: this.seq, server_time: new Date(this.#now()).toISOString() };
     }
   }
 
@@ -919,13 +951,14 @@ export class Gateway {
 
   // #region events
 
+  /**
+   * An account event is held back until `durable` has run: only then does it enter the replay
+   * buffer and go to connections, so neither a push nor a RESUME hands out an event that a kill -9
+   * could still take back.
+   */
   #onAccountEvent(event: AccountEvent): void {
-    if (event.seq > this.#highestSeq) this.#highestSeq = event.seq;
-    const item: BufferedEvent = { seq: event.seq, frame: JSON.stringify({ type: "EVENT", event }) };
-    this.#replay.push(item);
-    for (const client of this.#clients) {
-      if (client.authenticated && client.closeCode === undefined) this.#enqueue(client, item);
-    }
+    this.#unflushed.push({ seq: event.seq, frame: JSON.stringify({ type: "EVENT", event }) });
+    this.#flushing ??= setImmediate(this.#flush);
   }
 
   #enqueue(client: Client, item: Outgoing): void {
@@ -937,25 +970,52 @@ export class Gateway {
   /** Sends each client's pushes of this tick, several in one array frame (after `durable`, if set). */
   readonly #flush = (): void => {
     this.#flushing = undefined;
+    const events = this.#unflushed;
+    this.#unflushed = [];
     const batch = Array.from(this.#dirty, (client) => {
       const items = client.outbox;
       client.outbox = [];
       return { client, items };
     });
     this.#dirty.clear();
-    if (this.#durable === undefined) {
+    const publish = (): void => {
+      this.#publishEvents(events);
       this.#sendPushes(batch);
+    };
+    if (this.#durable === undefined) {
+      publish();
       return;
     }
-    this.#durable().then(
-      () => this.#sendPushes(batch),
-      (error: unknown) => {
+    const durable = this.#durable;
+    // Chained, so events enter the replay buffer in seq order even if flushes finish out of order.
+    this.#publishing = this.#publishing
+      .then(durable)
+      .then(publish, (error: unknown) => {
         // The account in memory has changed either way; say the journal failed and tell clients.
-        this.#log.error(`gateway: journal flush failed before pushing events: ${(error as Error).message}`);
-        this.#sendPushes(batch);
-      },
-    );
+        this.#log.error(`gateway: journal flush failed before pushing events: ${describe(error)}`);
+        publish();
+      })
+      .catch((error: unknown) => this.#log.error(`gateway: pushing events failed: ${describe(error)}`));
   };
+
+  /** Events now durable: held for RESUME and sent to every authenticated connection. */
+  #publishEvents(events: BufferedEvent[]): void {
+    if (events.length === 0) return;
+    for (const item of events) {
+      this.#replay.push(item);
+      if (item.seq > this.#pushedSeq) this.#pushedSeq = item.seq;
+    }
+    for (const client of this.#clients) {
+      if (!client.authenticated || client.closeCode !== undefined) continue;
+      const frames: string[] = [];
+      for (const item of events) {
+        if (item.seq <= client.sentSeq) continue;
+        client.sentSeq = item.seq;
+        frames.push(item.frame);
+      }
+      this.#sendChunked(client, frames);
+    }
+  }
 
   #sendPushes(batch: { client: Client; items: Outgoing[] }[]): void {
     for (const { client, items } of batch) {

@@ -83,6 +83,12 @@ export const SubscribeRequest = request("SUBSCRIBE", { symbols: SymbolList });
 export const UnsubscribeRequest = request("UNSUBSCRIBE", { symbols: SymbolList });
 /** Replays the account events after `from_seq` (0 = everything the server still holds). */
 export const ResumeRequest = request("RESUME", { from_seq: z.number().int().nonnegative() });
+/**
+ * Application-level liveness: answered at once with the account's latest pushed seq. A relay that
+ * drops data frames still passes WebSocket pings, so only an answer in the data stream proves the
+ * link carries messages; the seq lets a client that lost the last events notice without a new one.
+ */
+export const PingRequest = request("PING", {});
 
 export const REQUEST_TYPES = [
   "AUTH",
@@ -100,6 +106,7 @@ export const REQUEST_TYPES = [
   "SUBSCRIBE",
   "UNSUBSCRIBE",
   "RESUME",
+  "PING",
 ] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 
@@ -120,6 +127,7 @@ export const REQUEST_SCHEMAS = {
   SUBSCRIBE: SubscribeRequest,
   UNSUBSCRIBE: UnsubscribeRequest,
   RESUME: ResumeRequest,
+  PING: PingRequest,
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type WireRequest = z.output<(typeof REQUEST_SCHEMAS)[RequestType]>;
@@ -150,6 +158,13 @@ export type ResumeResult = z.output<typeof ResumeResult>;
 
 export const SubscribeResult = z.strictObject({ symbols: z.array(z.string()) });
 
+export const PingResult = z.object({
+  /** The last event seq pushed to connections (and held for RESUME). */
+  seq: z.number().int().nonnegative(),
+  server_time: IsoTimestamp,
+});
+export type PingResult = z.output<typeof PingResult>;
+
 /** What RESULT.result holds for each request type. */
 export const RESULT_SCHEMAS = {
   AUTH: AuthResult,
@@ -167,6 +182,7 @@ export const RESULT_SCHEMAS = {
   SUBSCRIBE: SubscribeResult,
   UNSUBSCRIBE: SubscribeResult,
   RESUME: ResumeResult,
+  PING: PingResult,
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type WireResultOf<T extends RequestType> = z.output<(typeof RESULT_SCHEMAS)[T]>;

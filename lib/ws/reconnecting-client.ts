@@ -63,6 +63,13 @@ export interface ReconnectingClientOptions {
   closeTimeoutMs?: number;
   /** Runs after every (re)connect, before "connected": authenticate, resume, reconcile. */
   openSession?: (session: Session) => Promise<void>;
+  /**
+   * Application-level ping on a ready link: `message` is sent every heartbeat.intervalMs / 2 and
+   * its RESULT handed to `onResult`. A ready link that has carried no message for
+   * heartbeat.intervalMs is presumed dead and dropped (noticed within 1.25 × intervalMs): a relay
+   * that drops data frames still answers WebSocket pings, so those alone cannot tell.
+   */
+  appPing?: { message: () => OutboundMessage; onResult: (result: unknown) => void };
 }
 
 export interface ClientStats {
@@ -116,6 +123,11 @@ interface Link {
   handshakeTimer: NodeJS.Timeout | undefined;
   sessionTimer: NodeJS.Timeout | undefined;
   heartbeat: NodeJS.Timeout | undefined;
+  appPing: NodeJS.Timeout | undefined;
+  /** performance.now() of the last message received, or of the link becoming ready. */
+  lastMessageAt: number;
+  lastPingAt: number;
+  pingInFlight: boolean;
   killTimer: NodeJS.Timeout | undefined;
 }
 
@@ -152,6 +164,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   readonly #maxInboundFrameBytes: number | undefined;
   readonly #rateLimit: TokenBucket | undefined;
   readonly #openSession: ((session: Session) => Promise<void>) | undefined;
+  readonly #appPing: ReconnectingClientOptions["appPing"];
   readonly #backoff: Backoff;
   readonly #queue: SendQueue<Pending>;
   #maxBatch: number;
@@ -222,6 +235,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
         : positiveInteger("maxInboundFrameBytes", options.maxInboundFrameBytes, 0);
     this.#rateLimit = options.rateLimit;
     this.#openSession = options.openSession;
+    this.#appPing = options.appPing;
     this.#backoff = new Backoff({ ...DEFAULTS.backoff, ...options.backoff });
     this.#queue = new SendQueue<Pending>({
       max: options.queue?.max ?? DEFAULTS.queue.max,
@@ -517,6 +531,10 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       handshakeTimer: undefined,
       sessionTimer: undefined,
       heartbeat: undefined,
+      appPing: undefined,
+      lastMessageAt: performance.now(),
+      lastPingAt: 0,
+      pingInFlight: false,
       killTimer: undefined,
     };
     this.#link = link;
@@ -604,6 +622,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     link.sessionTimer = undefined;
     link.phase = "ready";
     link.connectedAt = performance.now();
+    link.lastMessageAt = link.connectedAt;
+    this.#startAppPing(link);
     if (this.#everConnected) this.#reconnects += 1;
     this.#everConnected = true;
     // Queued requests go out only now, after the broker has authenticated and reconciled.
@@ -663,6 +683,41 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     }, this.#heartbeatIntervalMs);
   }
 
+  #startAppPing(link: Link): void {
+    const appPing = this.#appPing;
+    if (appPing === undefined) return;
+    const interval = this.#heartbeatIntervalMs;
+    link.appPing = setInterval(
+      () => {
+        const now = performance.now();
+        if (now - link.lastMessageAt > interval) {
+          link.reason = `no message for ${Math.round(now - link.lastMessageAt)} ms although pinged every ${Math.round(interval / 2)} ms; link presumed dead`;
+          link.ws.terminate();
+          return;
+        }
+        if (link.pingInFlight || now - link.lastPingAt < interval / 2) return;
+        if (link.phase !== "ready" || link.ws.readyState !== WebSocket.OPEN) return;
+        link.pingInFlight = true;
+        link.lastPingAt = now;
+        const done = (): void => {
+          link.pingInFlight = false;
+        };
+        const pending = this.#newPending(
+          appPing.message(),
+          "PING",
+          interval,
+          (result) => {
+            done();
+            appPing.onResult(result);
+          },
+          done,
+        );
+        if (pending !== undefined) this.#write(link, [pending]);
+      },
+      Math.max(1, interval / 4),
+    );
+  }
+
   /** Closes politely; a peer that does not answer the close gets its socket destroyed. */
   #hangUp(link: Link, code: number, reason: string): void {
     if (link.phase === "closing" || link.phase === "closed") return;
@@ -713,6 +768,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
 
   #onFrame(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
     this.#onAlive(link);
+    link.lastMessageAt = performance.now();
     if (isBinary) {
       this.#report(
         new BrokerError("BAD_FRAME", "binary frame from server; the protocol uses JSON text frames"),
@@ -793,6 +849,8 @@ function clearLinkTimers(link: Link): void {
   clearTimeout(link.handshakeTimer);
   clearTimeout(link.sessionTimer);
   clearInterval(link.heartbeat);
+  clearInterval(link.appPing);
+  link.appPing = undefined;
   link.handshakeTimer = undefined;
   link.sessionTimer = undefined;
   link.heartbeat = undefined;
