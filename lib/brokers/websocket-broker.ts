@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import type { z } from "zod";
 import type {
   Account,
@@ -127,6 +127,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     super();
     this.settings = settings;
     this.#log = deps.log ?? silentLogger;
+    // Every placement settling a lost answer waits on this signal: hundreds at once after a drop
+    // are expected, not a leak (Node warns past 10).
+    setMaxListeners(0, this.#closed.signal);
     this.#breaker = new CircuitBreaker({
       failureThreshold: settings.breaker.failure_threshold,
       coolDownMs: settings.breaker.cool_down_ms,
