@@ -551,7 +551,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         );
       } catch (error) {
         const err = toBrokerError(error);
-        if (err.code === "CLOSED") throw err;
+        // Final answers about the id itself: it was used before (today), for this or another order.
+        if (err.code === "CLOSED" || err.code === "DUPLICATE_ORDER" || err.code === "IDEMPOTENCY_MISMATCH")
+          throw err;
         if (err.code !== "NOT_FOUND") {
           // Still unknown (timeout, network, open circuit): ask again shortly, within the window.
           last = err;

@@ -21,6 +21,7 @@ import { TokenBucket } from "../ws/token-bucket";
 import type { CredentialSource } from "./auth";
 import { AuthVerifier } from "./auth";
 import type { BufferedEvent } from "./replay-buffer";
+import { IdempotencyIndex, orderHash } from "./idempotency-index";
 import { ReplayBuffer } from "./replay-buffer";
 
 export interface GatewayOptions {
@@ -55,8 +56,12 @@ export interface GatewayOptions {
   replayBuffer?: number;
   /** A connection whose unsent bytes exceed this is a slow consumer and is terminated. Default 8 MiB. */
   maxBufferedBytes?: number;
-  /** client_order_ids remembered for idempotent PLACE_ORDER beyond the broker's own. Default 100,000. */
-  idempotencyCapacity?: number;
+  /**
+   * Where client_order_ids are kept for idempotent PLACE_ORDER beyond the broker's own retention,
+   * for their IST trading day and the next (lib/gateway/idempotency-index.ts). Without it they are
+   * kept in memory only and a restart forgets them.
+   */
+  idempotencyFile?: string;
   /**
    * Soft cap on one answer frame: a batch's answers are split into array frames of about this
    * size, and wait for the socket to drain before the next goes out. Default 1 MiB.
@@ -136,7 +141,6 @@ const DEFAULTS = {
   pingIdleMs: 10_000,
   replayBuffer: 10_000,
   maxBufferedBytes: 8 * 1024 * 1024,
-  idempotencyCapacity: 100_000,
   closeTimeoutMs: 1000,
   maxAnswerFrameBytes: 1024 * 1024,
 } as const;
@@ -167,7 +171,6 @@ export class Gateway {
   readonly #maxMissedPongs: number;
   readonly #pingIdleMs: number;
   readonly #maxBufferedBytes: number;
-  readonly #idempotencyCapacity: number;
   readonly #closeTimeoutMs: number;
   readonly #maxAnswerFrameBytes: number;
   readonly #account: string;
@@ -189,8 +192,10 @@ export class Gateway {
   /** Account events emitted since the last flush, waiting for `durable`. */
   #unflushed: BufferedEvent[] = [];
   #publishing: Promise<void> = Promise.resolve();
-  /** client_order_id → the placement in flight, or the order_id it got. Oldest first. */
-  readonly #placed = new Map<string, Promise<OrderSnapshot> | string>();
+  /** client_order_id → the placement in flight and its parameters' hash. */
+  readonly #placing = new Map<string, { hash: string; placed: Promise<OrderSnapshot> }>();
+  /** Set by start() before the first connection. */
+  #index!: IdempotencyIndex;
   /** An order-book scan in progress, shared by the client_order_id lookups waiting on it. */
   #bookScan: Promise<Map<string, OrderSnapshot>> | undefined;
   /** The order book sorted by order_id, shared by the GET_ORDERBOOK pages asked for in one turn. */
@@ -258,11 +263,6 @@ export class Gateway {
     );
     this.#pingIdleMs = limit("pingIdleMs", options.pingIdleMs, DEFAULTS.pingIdleMs);
     this.#maxBufferedBytes = limit("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes);
-    this.#idempotencyCapacity = limit(
-      "idempotencyCapacity",
-      options.idempotencyCapacity,
-      DEFAULTS.idempotencyCapacity,
-    );
     this.#closeTimeoutMs = limit("closeTimeoutMs", options.closeTimeoutMs, DEFAULTS.closeTimeoutMs);
     this.#maxAnswerFrameBytes = Math.max(
       1,
@@ -302,7 +302,15 @@ export class Gateway {
   /** Connects the broker if needed, listens, and resolves once clients can connect. */
   static async start(options: GatewayOptions): Promise<Gateway> {
     const gateway = new Gateway(options);
+    gateway.#index = await IdempotencyIndex.open({
+      ...(options.idempotencyFile === undefined ? {} : { file: options.idempotencyFile }),
+      now: gateway.#now,
+    });
     if (options.broker.state !== "connected") await options.broker.connect();
+    // Orders placed before a crash cut the index's write short are still known by their ids.
+    for (const order of await options.broker.getOrderbook()) {
+      gateway.#index.seed(gateway.#account, order.client_order_id, order.order_id);
+    }
     await gateway.#listen();
     return gateway;
   }
@@ -383,6 +391,7 @@ export class Gateway {
     this.#wss.close();
     await serverClosed;
     await this.#quoteOps;
+    await this.#index.flush();
   }
 
   #closeClient(client: Client): Promise<void> {
@@ -765,31 +774,41 @@ export class Gateway {
   // #region orders
 
   /**
-   * Idempotent on client_order_id on top of the broker's own: a retry while the first placement
-   * is in flight gets that placement's answer; a later one gets the original order as it is now.
+   * Idempotent on client_order_id on top of the broker's own, for the whole trading day and across
+   * restarts: a retry while the first placement is in flight gets that placement's answer; a later
+   * one the original order as it is now. The answer waits until the id is durably indexed. A
+   * retry with different parameters is refused with IDEMPOTENCY_MISMATCH.
    */
   async #placeOrder(order: WireRequestOf<"PLACE_ORDER">["order"]): Promise<OrderSnapshot> {
     const clientOrderId = order.client_order_id;
-    const known = this.#placed.get(clientOrderId);
-    if (typeof known === "string") return this.#originalOrder(clientOrderId, known);
-    if (known !== undefined) return known;
-    const placing = this.#broker.placeOrder(order);
-    this.#placed.set(clientOrderId, placing);
+    const hash = orderHash(order);
+    const inFlight = this.#placing.get(clientOrderId);
+    if (inFlight !== undefined) {
+      if (inFlight.hash !== hash) throw mismatch(clientOrderId, "an order in flight");
+      return inFlight.placed;
+    }
+    const known = this.#index.get(this.#account, clientOrderId);
+    if (known !== undefined) {
+      if (known.hash !== "" && known.hash !== hash) throw mismatch(clientOrderId, `order ${known.orderId}`);
+      return this.#originalOrder(clientOrderId, known.orderId);
+    }
+    const placed = (async () => {
+      const snapshot = await this.#broker.placeOrder(order);
+      this.#index.record(this.#account, clientOrderId, snapshot.order_id, hash);
+      await this.#index.flush();
+      return snapshot;
+    })();
+    const entry = { hash, placed };
+    this.#placing.set(clientOrderId, entry);
     try {
-      const placed = await placing;
-      if (this.#placed.get(clientOrderId) === placing) {
-        this.#placed.delete(clientOrderId);
-        this.#placed.set(clientOrderId, placed.order_id);
-        this.#trimPlaced();
-      }
-      return placed;
-    } catch (error) {
-      // Nothing was placed, so a retry must be free to try again.
-      if (this.#placed.get(clientOrderId) === placing) this.#placed.delete(clientOrderId);
-      throw error;
+      return await placed;
+    } finally {
+      // Placed: the index answers from now on. Failed: nothing was placed, a retry may try again.
+      if (this.#placing.get(clientOrderId) === entry) this.#placing.delete(clientOrderId);
     }
   }
 
+  /** The order an id made; when the broker no longer holds it, PLACE_ORDER and GET_ORDER say so alike. */
   async #originalOrder(clientOrderId: string, orderId: string): Promise<OrderSnapshot> {
     try {
       return await this.#broker.getOrder(orderId);
@@ -797,18 +816,10 @@ export class Gateway {
       if (error instanceof BrokerError && error.code === "NOT_FOUND") {
         throw new BrokerError(
           "DUPLICATE_ORDER",
-          `client_order_id ${clientOrderId} was already used for order ${orderId}, which the broker no longer holds`,
+          `client_order_id ${clientOrderId} was already used today for order ${orderId}, which the broker no longer holds; no new order was placed`,
         );
       }
       throw error;
-    }
-  }
-
-  #trimPlaced(): void {
-    while (this.#placed.size > this.#idempotencyCapacity) {
-      const oldest = this.#placed.keys().next();
-      if (oldest.done === true) return;
-      this.#placed.delete(oldest.value);
     }
   }
 
@@ -860,14 +871,13 @@ export class Gateway {
   }
 
   async #orderByClientId(clientOrderId: string): Promise<OrderSnapshot> {
-    const known = this.#placed.get(clientOrderId);
-    if (known !== undefined) {
-      const orderId =
-        typeof known === "string"
-          ? known
-          : await known.then((order) => order.order_id).catch(() => undefined);
-      if (orderId !== undefined) return this.#broker.getOrder(orderId);
+    const inFlight = this.#placing.get(clientOrderId);
+    if (inFlight !== undefined) {
+      const placed = await inFlight.placed.catch(() => undefined);
+      if (placed !== undefined) return this.#broker.getOrder(placed.order_id);
     }
+    const known = this.#index.get(this.#account, clientOrderId);
+    if (known !== undefined) return this.#originalOrder(clientOrderId, known.orderId);
     const found = (await this.#scanBook()).get(clientOrderId);
     if (found === undefined)
       throw new BrokerError("NOT_FOUND", `no order with client_order_id ${clientOrderId}`);
@@ -1127,6 +1137,13 @@ function brokerAccount(broker: BrokerInterface): string | undefined {
   const settings: unknown = (broker as { settings?: unknown }).settings;
   if (!isObject(settings)) return undefined;
   return typeof settings.account === "string" ? settings.account : undefined;
+}
+
+function mismatch(clientOrderId: string, what: string): BrokerError {
+  return new BrokerError(
+    "IDEMPOTENCY_MISMATCH",
+    `client_order_id ${clientOrderId} was already used for ${what} with different parameters; a retry must repeat the order exactly, a new order needs a new client_order_id`,
+  );
 }
 
 function describe(error: unknown): string {

@@ -29,6 +29,10 @@ export const ERROR_CODES = [
   "UNKNOWN_TYPE",
   "FRAME_TOO_LARGE",
   "BATCH_TOO_LARGE",
+  // A client_order_id reused with different order parameters.
+  "IDEMPOTENCY_MISMATCH",
+  // AUTH could not be checked now (too many in the window); retry after retry_after_ms.
+  "AUTH_RETRY",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -38,6 +42,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "NETWORK",
   "RATE_LIMITED",
   "NOT_CONNECTED",
+  "AUTH_RETRY",
 ]);
 
 export class BrokerError extends Error {
