@@ -48,6 +48,17 @@ export interface GatewayOptions {
   maxBatch?: number;
   /** Per-connection request rate (every message counts, AUTH too). Default 500/s, burst 1000. */
   rate?: { perSecond?: number; burst?: number };
+  /** Request rate per api key, over all its connections. Default: the same as `rate`. */
+  keyRate?: { perSecond?: number; burst?: number };
+  /** Open connections from one IP address; more are refused with HTTP 429. Default 256. */
+  maxConnectionsPerIp?: number;
+  /** Authenticated connections per api key; more get AUTH_RETRY and close 1013. Default 64. */
+  maxConnectionsPerKey?: number;
+  /**
+   * Frames in a row a connection may send over its rate (or refused whole: too large, batch too
+   * long) before it is closed with 1008. Default 10.
+   */
+  maxStrikes?: number;
   /** Ping every intervalMs; terminate after maxMissedPongs unanswered. intervalMs 0 turns it off. */
   heartbeat?: { intervalMs?: number; maxMissedPongs?: number };
   /** A client that has sent PING and then nothing for this long is terminated (at the next heartbeat). Default 10,000. */
@@ -113,6 +124,13 @@ interface Client {
   lastFrameAt: number;
   /** Set by its first PING: from then on a silence past pingIdleMs means a dead link. */
   pings: boolean;
+  readonly ip: string;
+  /** The api key it authenticated with ("" before). */
+  apiKey: string;
+  /** Frames received before AUTH succeeded. */
+  unauthenticatedFrames: number;
+  /** Frames in a row refused for being over a limit. */
+  strikes: number;
 }
 
 interface Outgoing {
@@ -139,6 +157,9 @@ const DEFAULTS = {
   heartbeatIntervalMs: 10_000,
   maxMissedPongs: 2,
   pingIdleMs: 10_000,
+  maxConnectionsPerIp: 256,
+  maxConnectionsPerKey: 64,
+  maxStrikes: 10,
   replayBuffer: 10_000,
   maxBufferedBytes: 8 * 1024 * 1024,
   closeTimeoutMs: 1000,
@@ -146,6 +167,13 @@ const DEFAULTS = {
 } as const;
 
 const REQUEST_TYPE_SET: ReadonlySet<string> = new Set(REQUEST_TYPES);
+
+/**
+ * Frames a connection may send before AUTH succeeds: AUTH and a few a client pipelined around it.
+ * A socket that keeps talking without authenticating is cut off unparsed: each frame it sends
+ * would otherwise cost parsing and an answer, which is how two sockets stalled everyone.
+ */
+const MAX_UNAUTHENTICATED_FRAMES = 4;
 
 /**
  * The v1 protocol server: exposes any BrokerInterface to WebSocket clients (docs/PROTOCOL.md).
@@ -170,6 +198,14 @@ export class Gateway {
   readonly #heartbeatIntervalMs: number;
   readonly #maxMissedPongs: number;
   readonly #pingIdleMs: number;
+  readonly #keyRate: { perSecond: number; burst: number };
+  readonly #maxConnectionsPerIp: number;
+  readonly #maxConnectionsPerKey: number;
+  readonly #maxStrikes: number;
+  /** Open connections per remote address (counted from the upgrade to the close). */
+  readonly #perIp = new Map<string, number>();
+  /** Per api key: its shared rate bucket and its authenticated connections. */
+  readonly #perKey = new Map<string, { bucket: TokenBucket; connections: number }>();
   readonly #maxBufferedBytes: number;
   readonly #closeTimeoutMs: number;
   readonly #maxAnswerFrameBytes: number;
@@ -262,6 +298,23 @@ export class Gateway {
       DEFAULTS.maxMissedPongs,
     );
     this.#pingIdleMs = limit("pingIdleMs", options.pingIdleMs, DEFAULTS.pingIdleMs);
+    const keyPerSecond = limit("keyRate.perSecond", options.keyRate?.perSecond, this.ratePerSecond);
+    if (keyPerSecond <= 0) throw new RangeError("gateway option keyRate.perSecond must be greater than 0");
+    this.#keyRate = {
+      perSecond: keyPerSecond,
+      burst: Math.max(1, Math.floor(limit("keyRate.burst", options.keyRate?.burst, this.burst))),
+    };
+    this.#maxConnectionsPerIp = limit(
+      "maxConnectionsPerIp",
+      options.maxConnectionsPerIp,
+      DEFAULTS.maxConnectionsPerIp,
+    );
+    this.#maxConnectionsPerKey = limit(
+      "maxConnectionsPerKey",
+      options.maxConnectionsPerKey,
+      DEFAULTS.maxConnectionsPerKey,
+    );
+    this.#maxStrikes = limit("maxStrikes", options.maxStrikes, DEFAULTS.maxStrikes);
     this.#maxBufferedBytes = limit("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes);
     this.#closeTimeoutMs = limit("closeTimeoutMs", options.closeTimeoutMs, DEFAULTS.closeTimeoutMs);
     this.#maxAnswerFrameBytes = Math.max(
@@ -429,6 +482,12 @@ export class Gateway {
       refuseUpgrade(socket, "404 Not Found");
       return;
     }
+    const ip = req.socket.remoteAddress ?? "?";
+    if ((this.#perIp.get(ip) ?? 0) >= this.#maxConnectionsPerIp) {
+      this.#log.warn(`gateway: refused a connection from ${ip}: ${this.#maxConnectionsPerIp} already open`);
+      refuseUpgrade(socket, "429 Too Many Requests");
+      return;
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, req));
   }
 
@@ -452,8 +511,13 @@ export class Gateway {
       sentSeq: 0,
       lastFrameAt: performance.now(),
       pings: false,
+      ip: req.socket.remoteAddress ?? "?",
+      apiKey: "",
+      unauthenticatedFrames: 0,
+      strikes: 0,
     };
     this.#clients.add(client);
+    this.#perIp.set(client.ip, (this.#perIp.get(client.ip) ?? 0) + 1);
     client.authTimer = setTimeout(() => {
       client.authTimer = undefined;
       this.#log.warn(`gateway: connection ${client.id} (${client.remote}) did not authenticate in time`);
@@ -473,7 +537,12 @@ export class Gateway {
   }
 
   #onClose(client: Client): void {
-    this.#clients.delete(client);
+    if (!this.#clients.delete(client)) return;
+    const fromIp = (this.#perIp.get(client.ip) ?? 1) - 1;
+    if (fromIp <= 0) this.#perIp.delete(client.ip);
+    else this.#perIp.set(client.ip, fromIp);
+    const key = this.#perKey.get(client.apiKey);
+    if (client.authenticated && key !== undefined) key.connections -= 1;
     this.#dirty.delete(client);
     client.outbox = [];
     if (client.authTimer !== undefined) clearTimeout(client.authTimer);
@@ -539,6 +608,24 @@ export class Gateway {
 
   #onMessage(client: Client, data: RawData, isBinary: boolean): void {
     client.lastFrameAt = performance.now();
+    if (client.closeCode !== undefined || client.ws.readyState !== WebSocket.OPEN) return;
+    // Budget first: no frame is parsed, or answered, beyond what the connection may spend.
+    if (!client.authenticated) {
+      client.unauthenticatedFrames += 1;
+      if (client.unauthenticatedFrames > MAX_UNAUTHENTICATED_FRAMES) {
+        this.#cutOff(client, `${MAX_UNAUTHENTICATED_FRAMES} frames and still not authenticated`);
+        return;
+      }
+    }
+    if (client.bucket.available < 1) {
+      this.#strike(client, `over the rate limit of ${this.ratePerSecond} requests/s`);
+      // Answered once (unparsed, id null); the frames after it in the same run are not.
+      if (client.strikes === 1) {
+        const waitMs = Math.max(1, Math.ceil(((1 - client.bucket.available) * 1000) / this.ratePerSecond));
+        this.#reply(client, [this.#rateLimited(null, waitMs)], false);
+      }
+      return;
+    }
     if (isBinary) {
       this.#refuseFrame(
         client,
@@ -551,6 +638,7 @@ export class Gateway {
     }
     const bytes = rawBytes(data);
     if (bytes.length > this.maxFrameBytes) {
+      this.#strike(client, "frames over the size limit");
       const message = `frame of ${bytes.length} bytes exceeds the limit of ${this.maxFrameBytes} bytes; it was not read`;
       this.#refuseFrame(client, [null], "FRAME_TOO_LARGE", message, false);
       return;
@@ -563,6 +651,7 @@ export class Gateway {
       return;
     }
     if (!Array.isArray(parsed)) {
+      client.strikes = 0;
       this.#reply(client, [this.#handle(client, parsed)], false);
       return;
     }
@@ -572,12 +661,14 @@ export class Gateway {
       return;
     }
     if (batch.length > this.maxBatch) {
-      // Nothing runs; each request still gets its answer so no caller waits for one that never comes.
-      const message = `batch of ${batch.length} messages exceeds the limit of ${this.maxBatch}; nothing in it was executed`;
-      const ids = batch.map(readableId).filter((id): id is string => id !== null);
-      this.#refuseFrame(client, ids.length === 0 ? [null] : ids, "BATCH_TOO_LARGE", message, true);
+      // Nothing runs, and the batch is answered once (id null): one answer per request would
+      // let a frame of tiny requests buy many times its size in answers.
+      this.#strike(client, "batches over the length limit");
+      const message = `batch of ${batch.length} messages exceeds the limit of ${this.maxBatch}; nothing in it was executed and its requests get no other answer`;
+      this.#refuseFrame(client, [null], "BATCH_TOO_LARGE", message, false);
       return;
     }
+    client.strikes = 0;
     this.#reply(
       client,
       batch.map((message) => this.#handle(client, message)),
@@ -598,6 +689,22 @@ export class Gateway {
       waitMs > 0 ? this.#rateLimited(id, waitMs) : errorFrame(id, code, message),
     );
     this.#reply(client, frames, batch);
+  }
+
+  /** Counts a frame refused for a limit; past maxStrikes in a row the connection is cut off. */
+  #strike(client: Client, what: string): void {
+    client.strikes += 1;
+    if (client.strikes > this.#maxStrikes) this.#cutOff(client, `${client.strikes} ${what} in a row`);
+  }
+
+  /** Closes a connection that keeps breaking the rules (1008), without answering it further. */
+  #cutOff(client: Client, why: string): void {
+    if (client.closeCode !== undefined) return;
+    client.closeCode = CLOSE_CODES.policy;
+    this.#log.warn(`gateway: closing connection ${client.id} (${client.remote}): ${why}`);
+    client.ws.close(CLOSE_CODES.policy, why.slice(0, 120));
+    // A peer that does not complete the close handshake is not waited on.
+    setTimeout(() => client.ws.terminate(), this.#closeTimeoutMs).unref();
   }
 
   #rateLimited(id: string | null, waitMs: number): string {
@@ -655,7 +762,10 @@ export class Gateway {
       }
     }
     if (client.closeCode !== undefined && ws.readyState === WebSocket.OPEN) {
-      ws.close(client.closeCode, "authentication failed");
+      ws.close(
+        client.closeCode,
+        client.closeCode === CLOSE_CODES.tryAgainLater ? "try again later" : "authentication failed",
+      );
     }
   }
 
@@ -677,6 +787,24 @@ export class Gateway {
     if (type !== "AUTH" && !client.authenticated) {
       return errorFrame(id, "UNAUTHENTICATED", `send AUTH first; ${type} was not executed`);
     }
+    if (type === "AUTH" && client.authenticated) {
+      return errorFrame(
+        id,
+        "VALIDATION",
+        "AUTH: this connection is already authenticated; a second AUTH is refused",
+      );
+    }
+    if (client.authenticated) {
+      const keyWaitMs = this.#perKey.get(client.apiKey)?.bucket.take() ?? 0;
+      if (keyWaitMs > 0) {
+        return errorFrame(
+          id,
+          "RATE_LIMITED",
+          `over the api key's rate limit of ${this.#keyRate.perSecond} requests/s over all its connections; not executed, retry after ${keyWaitMs} ms`,
+          keyWaitMs,
+        );
+      }
+    }
     const parsed = parseRequest(type as RequestType, message);
     if (typeof parsed === "string") return errorFrame(id, "VALIDATION", `invalid ${type}: ${parsed}`);
     if (parsed.type === "AUTH") return this.#authenticate(client, parsed);
@@ -686,12 +814,30 @@ export class Gateway {
   #authenticate(client: Client, request: WireRequestOf<"AUTH">): string {
     const outcome = this.#verifier.verify(request);
     if (!outcome.ok) {
-      client.closeCode = CLOSE_CODES.authFailed;
       this.#log.warn(
         `gateway: AUTH refused on connection ${client.id} (${client.remote}): ${outcome.message}`,
       );
+      if (outcome.retryAfterMs !== undefined) {
+        // Not the credentials' fault: the client may try again later, with a new AUTH.
+        client.closeCode = CLOSE_CODES.tryAgainLater;
+        return errorFrame(request.id, "AUTH_RETRY", outcome.message, outcome.retryAfterMs);
+      }
+      client.closeCode = CLOSE_CODES.authFailed;
       return errorFrame(request.id, "AUTH", outcome.message);
     }
+    let key = this.#perKey.get(outcome.apiKey);
+    if (key === undefined) {
+      key = { bucket: new TokenBucket(this.#keyRate.perSecond, this.#keyRate.burst), connections: 0 };
+      this.#perKey.set(outcome.apiKey, key);
+    }
+    if (key.connections >= this.#maxConnectionsPerKey) {
+      client.closeCode = CLOSE_CODES.tryAgainLater;
+      const message = `api key already has ${key.connections} connections (the most allowed); retry later`;
+      this.#log.warn(`gateway: AUTH refused on connection ${client.id} (${client.remote}): ${message}`);
+      return errorFrame(request.id, "AUTH_RETRY", message, 1000);
+    }
+    key.connections += 1;
+    client.apiKey = outcome.apiKey;
     client.authenticated = true;
     client.account = outcome.account;
     this.#log.info(

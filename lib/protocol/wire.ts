@@ -228,6 +228,10 @@ export const CLOSE_CODES = {
   authTimeout: 4002,
   /** The gateway is shutting down; reconnect later. */
   goingAway: 1001,
+  /** The connection kept breaking the protocol's limits (unauthenticated frames, rate, sizes). */
+  policy: 1008,
+  /** A retryable refusal (AUTH_RETRY): reconnect after a while. */
+  tryAgainLater: 1013,
 } as const;
 
 /** The string an AUTH signature covers. */
