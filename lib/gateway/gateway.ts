@@ -131,6 +131,8 @@ interface Client {
   unauthenticatedFrames: number;
   /** Frames in a row refused for being over a limit. */
   strikes: number;
+  /** Ids of its requests being executed: a second request with one of them is refused. */
+  readonly inFlight: Set<string>;
 }
 
 interface Outgoing {
@@ -174,6 +176,12 @@ const REQUEST_TYPE_SET: ReadonlySet<string> = new Set(REQUEST_TYPES);
  * would otherwise cost parsing and an answer, which is how two sockets stalled everyone.
  */
 const MAX_UNAUTHENTICATED_FRAMES = 4;
+
+/** Requests one connection may have executing at once (a stalled broker must not pile up work). */
+const MAX_IN_FLIGHT = 1000;
+
+/** Quote subscriptions one connection may hold: each costs the broker a tracked symbol. */
+export const MAX_SYMBOLS_PER_CONNECTION = 3000;
 
 /**
  * The v1 protocol server: exposes any BrokerInterface to WebSocket clients (docs/PROTOCOL.md).
@@ -515,6 +523,7 @@ export class Gateway {
       apiKey: "",
       unauthenticatedFrames: 0,
       strikes: 0,
+      inFlight: new Set(),
     };
     this.#clients.add(client);
     this.#perIp.set(client.ip, (this.#perIp.get(client.ip) ?? 0) + 1);
@@ -808,7 +817,23 @@ export class Gateway {
     const parsed = parseRequest(type as RequestType, message);
     if (typeof parsed === "string") return errorFrame(id, "VALIDATION", `invalid ${type}: ${parsed}`);
     if (parsed.type === "AUTH") return this.#authenticate(client, parsed);
-    return this.#execute(client, parsed);
+    if (client.inFlight.has(parsed.id)) {
+      return errorFrame(
+        parsed.id,
+        "VALIDATION",
+        `id: a request with id ${parsed.id} is still in flight on this connection; ids must be unique among requests in flight, so this ${type} was not executed`,
+      );
+    }
+    if (client.inFlight.size >= MAX_IN_FLIGHT) {
+      return errorFrame(
+        parsed.id,
+        "RATE_LIMITED",
+        `${MAX_IN_FLIGHT} requests are in flight on this connection; not executed, retry after 100 ms`,
+        100,
+      );
+    }
+    client.inFlight.add(parsed.id);
+    return this.#execute(client, parsed).finally(() => client.inFlight.delete(parsed.id));
   }
 
   #authenticate(client: Client, request: WireRequestOf<"AUTH">): string {
@@ -1043,6 +1068,13 @@ export class Gateway {
   /** Adds symbols to the client's set; the broker is asked only for ones no client had. */
   async #subscribe(client: Client, symbols: string[]): Promise<string[]> {
     const keys = symbols.map(symbolKey);
+    const adding = new Set(keys.filter((key) => !client.symbols.has(key))).size;
+    if (client.symbols.size + adding > MAX_SYMBOLS_PER_CONNECTION) {
+      throw new BrokerError(
+        "VALIDATION",
+        `symbols: a connection may hold at most ${MAX_SYMBOLS_PER_CONNECTION} subscriptions (it holds ${client.symbols.size}, this adds ${adding}); unsubscribe some first`,
+      );
+    }
     const added: string[] = [];
     const fresh: string[] = [];
     for (const key of keys) {

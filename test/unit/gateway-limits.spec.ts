@@ -172,6 +172,65 @@ describe("Gateway: limits a client cannot knock over", function () {
     assert.equal(verifier.verify(auth("b", "sb")).ok, true);
   });
 
+  it("refuses a second request with an id still in flight, and executes the first once", async function () {
+    const { url, broker } = await start();
+    const client = await open(url);
+    client.send([
+      {
+        type: "PLACE_ORDER",
+        id: "same",
+        order: { symbol: "INFY", side: "BUY", quantity: 1, client_order_id: "dupA" },
+      },
+      {
+        type: "PLACE_ORDER",
+        id: "same",
+        order: { symbol: "INFY", side: "BUY", quantity: 1, client_order_id: "dupB" },
+      },
+    ]);
+    await waitFor(() => client.received.filter((m) => m.id === "same").length === 2, "both answers");
+    const answers = client.received.filter((m) => m.id === "same");
+    assert.deepEqual(answers.map((m) => m.error?.code ?? m.type).sort(), ["RESULT", "VALIDATION"]);
+    assert.match(
+      answers.find((m) => m.type === "ERROR")?.error?.message ?? "",
+      /id: a request with id same is still in flight/,
+    );
+    const book = await broker.getOrderbook();
+    assert.deepEqual(
+      book.map((o) => o.client_order_id),
+      ["dupA"],
+    );
+    // Once answered, the id may be used again.
+    assert.equal((await client.request({ type: "GET_ACCOUNT", id: "same" })).type, "RESULT");
+  });
+
+  it("caps symbols per connection and stops tracking a symbol when its last subscriber goes", async function () {
+    let tracked = 0;
+    const made = await start();
+    const subscribe = made.broker.subscribeQuotes.bind(made.broker);
+    const unsubscribe = made.broker.unsubscribeQuotes.bind(made.broker);
+    made.broker.subscribeQuotes = async (symbols) => {
+      tracked += symbols.length;
+      return subscribe(symbols);
+    };
+    made.broker.unsubscribeQuotes = async (symbols) => {
+      tracked -= symbols.length;
+      return unsubscribe(symbols);
+    };
+    const client = await open(made.url);
+    for (let round = 0; round < 20; round++) {
+      const symbols = Array.from({ length: 3000 }, (_, i) => `R${round}S${i}`);
+      await client.call({ type: "SUBSCRIBE", symbols });
+      await client.call({ type: "UNSUBSCRIBE", symbols });
+    }
+    assert.equal(tracked, 0, "symbols still tracked after every one was unsubscribed");
+    await client.call({ type: "SUBSCRIBE", symbols: Array.from({ length: 3000 }, (_, i) => `K${i}`) });
+    const over = await client.request({ type: "SUBSCRIBE", symbols: ["ONEMORE"] });
+    assert.equal(over.error?.code, "VALIDATION");
+    assert.match(over.error?.message ?? "", /symbols: a connection may hold at most 3000 subscriptions/);
+    await client.close();
+    await waitFor(() => tracked === 0, "the closed connection's symbols to be released");
+  });
+
   it("keeps a WebSocketBroker told AUTH_RETRY reconnecting until it gets in", async function () {
     const { url } = await start({ maxConnectionsPerKey: 1 });
     const holder = await open(url);
