@@ -196,7 +196,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#clientState = state;
     if (state === "connected" || state === "reconnecting") this.#settleConnectWaiters();
     if (state === "disconnected" && reason !== undefined && this.#connectWaiters.length > 0) {
-      this.#settleConnectWaiters(new BrokerError("AUTH", reason));
+      this.#settleConnectWaiters(new BrokerError(this.#client.fatalError?.code ?? "AUTH", reason));
     }
     this.#publishState(reason);
   }

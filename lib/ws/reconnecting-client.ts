@@ -129,6 +129,8 @@ interface Link {
   lastPingAt: number;
   pingInFlight: boolean;
   killTimer: NodeJS.Timeout | undefined;
+  /** Set when TLS refused the server's certificate: retrying cannot help. */
+  certificateError: BrokerError | undefined;
 }
 
 const DEFAULTS = {
@@ -335,7 +337,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       return;
     }
     if (this.#fatal !== undefined) {
-      reject(new BrokerError("AUTH", `${this.#fatal.message}; ${type} not sent`));
+      reject(new BrokerError(this.#fatal.code, `${this.#fatal.message}; ${type} not sent`));
       return;
     }
     const timeoutMs = positive("timeoutMs", options?.timeoutMs, this.#requestTimeoutMs);
@@ -536,6 +538,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       lastPingAt: 0,
       pingInFlight: false,
       killTimer: undefined,
+      certificateError: undefined,
     };
     this.#link = link;
     // ws's own handshakeTimeout is an idle timeout on the HTTP request; this one bounds the whole dial.
@@ -558,6 +561,16 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   /** ws follows every error with 'close', which does the work; the first error is the best reason. */
   #onSocketError(link: Link, error: Error): void {
     link.reason ??= error.message;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== undefined && CERTIFICATE_ERRORS.has(code)) {
+      // The same certificate will be refused on every attempt: a configuration error, not a
+      // network one, so it is reported once and not retried forever.
+      link.certificateError = new BrokerError(
+        "CONFIG",
+        `the server's TLS certificate was refused (${code}: ${error.message}); check the URL, or configure the CA that signed it`,
+        { cause: error },
+      );
+    }
   }
 
   #onOpen(link: Link): void {
@@ -653,17 +666,29 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   }
 
   #stopOnAuthFailure(link: Link, error: BrokerError): void {
-    this.#fatal = new BrokerError("AUTH", `authentication failed: ${error.message}`, { cause: error });
+    this.#stop(
+      link,
+      new BrokerError("AUTH", `authentication failed: ${error.message}`, { cause: error }),
+      "fix the credentials and deploy again",
+    );
+  }
+
+  /** Stops reconnecting: retrying cannot help until someone changes the configuration. */
+  #stop(link: Link, fatal: BrokerError, advice: string): void {
+    this.#fatal = fatal;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     for (const pending of this.#queue.clear()) {
-      settleReject(pending, new BrokerError("AUTH", `${this.#fatal.message}; ${label(pending)} never sent`));
+      settleReject(pending, new BrokerError(fatal.code, `${fatal.message}; ${label(pending)} never sent`));
     }
-    if (link.phase !== "closed") this.#hangUp(link, 1000, "authentication failed");
-    this.#setState(
-      "disconnected",
-      `${this.#fatal.message}; not reconnecting: fix the credentials and deploy again`,
-    );
+    if (link.phase !== "closed" && link.phase !== "closing")
+      this.#hangUp(link, 1000, fatal.code.toLowerCase());
+    this.#setState("disconnected", `${fatal.message}; not reconnecting: ${advice}`);
+  }
+
+  /** The error that stopped the client (AUTH or CONFIG), until start() tries again. */
+  get fatalError(): BrokerError | undefined {
+    return this.#fatal;
   }
 
   /**
@@ -752,6 +777,11 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     );
     link.markClosed();
     if (this.#closed || this.#fatal !== undefined) return;
+    if (link.certificateError !== undefined) {
+      this.#report(link.certificateError);
+      this.#stop(link, link.certificateError, "fix the certificate or the CA and deploy again");
+      return;
+    }
     if (link.connectedAt !== undefined && performance.now() - link.connectedAt >= this.#stableAfterMs) {
       this.#backoff.reset();
     }
@@ -844,6 +874,21 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     this.#flushImmediate = undefined;
   }
 }
+
+/** Node's codes for a server certificate that failed verification (as opposed to a network fault). */
+const CERTIFICATE_ERRORS: ReadonlySet<string> = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
 
 function clearLinkTimers(link: Link): void {
   clearTimeout(link.handshakeTimer);
