@@ -1,6 +1,7 @@
 import { runFlowBench } from "./flow-roundtrip";
 import { runMemoryBench, runPaperBench } from "./paper-matching";
 import { runWsBench } from "./ws-bench";
+import { runFloodBench } from "./ws-flood";
 
 /**
  * `npm run bench`: prints markdown tables for docs/PERFORMANCE.md. Every figure with a baseline
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
     ["paper", () => runPaperBench({ quick })],
     ["flow", () => runFlowBench({ quick })],
     ["ws", () => runWsBench({ quick })],
+    ["flood", () => runFloodBench({ quick })],
     // Only on request: it wants a fresh process (`npm run bench -- --only=memory`).
     ["memory", () => runMemoryBench({ quick })],
   ];

@@ -14,7 +14,8 @@ Runs a paper broker behind a protocol v1 gateway. The api key and secret may ins
 TRADING_GATEWAY_API_KEY and TRADING_GATEWAY_API_SECRET (preferred: arguments show up in ps).
 Prints "gateway listening on ws://HOST:PORT/v1" once clients can connect; --port 0 picks a free port.
 Answers to order requests wait for the journal to be written and fsync'd, so an acknowledged order
-survives the gateway being killed; --fast-acks answers from memory (benchmarks only).
+survives the gateway being killed; --fast-acks answers from memory and keeps client_order_ids in
+memory only (benchmarks only).
 client_order_ids are kept for their IST trading day in JOURNAL.idempotency.jsonl beside the
 journal, so a retried placement never makes a second order, even after a restart.
 --rate sets the per-connection request limit per second (burst twice that).`;
@@ -152,7 +153,8 @@ async function main(): Promise<number> {
         ? {}
         : { rate: { perSecond: config.rate, burst: Math.ceil(config.rate * 2) } }),
       ...(config.fastAcks ? {} : { durable: () => broker.flush() }),
-      idempotencyFile: `${config.journal}.idempotency.jsonl`,
+      // --fast-acks answers from memory, client_order_ids included (benchmarks only).
+      ...(config.fastAcks ? {} : { idempotencyFile: `${config.journal}.idempotency.jsonl` }),
       log: stderrLogger,
     });
   } catch (error) {

@@ -176,6 +176,8 @@ const REQUEST_TYPE_SET: ReadonlySet<string> = new Set(REQUEST_TYPES);
  * would otherwise cost parsing and an answer, which is how two sockets stalled everyone.
  */
 const MAX_UNAUTHENTICATED_FRAMES = 4;
+/** An AUTH is a few hundred bytes: a larger frame before it is not worth parsing. */
+const MAX_UNAUTHENTICATED_FRAME_BYTES = 8 * 1024;
 
 /** Requests one connection may have executing at once (a stalled broker must not pile up work). */
 const MAX_IN_FLIGHT = 1000;
@@ -625,6 +627,11 @@ export class Gateway {
         this.#cutOff(client, `${MAX_UNAUTHENTICATED_FRAMES} frames and still not authenticated`);
         return;
       }
+      const size = rawSize(data);
+      if (size > MAX_UNAUTHENTICATED_FRAME_BYTES) {
+        this.#cutOff(client, `a frame of ${size} bytes before authenticating`);
+        return;
+      }
     }
     if (client.bucket.available < 1) {
       this.#strike(client, `over the rate limit of ${this.ratePerSecond} requests/s`);
@@ -712,8 +719,9 @@ export class Gateway {
     client.closeCode = CLOSE_CODES.policy;
     this.#log.warn(`gateway: closing connection ${client.id} (${client.remote}): ${why}`);
     client.ws.close(CLOSE_CODES.policy, why.slice(0, 120));
-    // A peer that does not complete the close handshake is not waited on.
-    setTimeout(() => client.ws.terminate(), this.#closeTimeoutMs).unref();
+    // Whatever it keeps sending meanwhile is still read off the socket: give it 100 ms, not the
+    // polite closeTimeoutMs.
+    setTimeout(() => client.ws.terminate(), 100).unref();
   }
 
   #rateLimited(id: string | null, waitMs: number): string {
@@ -1280,6 +1288,11 @@ function readableId(message: unknown): string | null {
   if (!isObject(message)) return null;
   const id = message.id;
   return typeof id === "string" && id.length > 0 && id.length <= 64 ? id : null;
+}
+
+function rawSize(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, part) => sum + part.length, 0);
+  return data.byteLength;
 }
 
 function rawBytes(data: RawData): Buffer {
