@@ -37,10 +37,7 @@ async function withClient<T>(url: string, use: (client: GatewayClient) => Promis
 
 /** The account's latest event seq, as a fresh connection's AUTH reports it. */
 function serverSeq(url: string): Promise<number> {
-  return withClient(url, async (client) => {
-    const reply = await client.auth();
-    return (reply.result as { seq: number }).seq;
-  });
+  return withClient(url, async (client) => (await client.call({ type: "PING" })).seq);
 }
 
 function market(clientOrderId: string, side: "BUY" | "SELL" = "BUY") {
