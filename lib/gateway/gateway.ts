@@ -895,7 +895,13 @@ export class Gateway {
   async #execute(client: Client, request: Exclude<WireRequest, { type: "AUTH" }>): Promise<string> {
     try {
       const result = await this.#dispatch(client, request);
-      if (this.#durable !== undefined && MUTATING.has(request.type)) await this.#durable();
+      if (MUTATING.has(request.type)) {
+        // The journal and the idempotency index are written side by side, not one after the other.
+        await Promise.all([
+          this.#durable?.(),
+          request.type === "PLACE_ORDER" ? this.#index.flush() : undefined,
+        ]);
+      }
       return resultFrame(request.id, result);
     } catch (error) {
       if (error instanceof BrokerError) {
@@ -973,8 +979,8 @@ export class Gateway {
     }
     const placed = (async () => {
       const snapshot = await this.#broker.placeOrder(order);
+      // Durable before the answer goes out: #execute awaits the index's flush with the journal's.
       this.#index.record(this.#account, clientOrderId, snapshot.order_id, hash);
-      await this.#index.flush();
       return snapshot;
     })();
     const entry = { hash, placed };
