@@ -23,16 +23,16 @@ export const ERROR_CODES = [
   "AUTH",
   "CONFIG",
   "INTERNAL",
+  // A client_order_id reused with different order parameters.
+  "IDEMPOTENCY_MISMATCH",
+  // AUTH could not be checked now (too many in the window); retry after retry_after_ms.
+  "AUTH_RETRY",
   // Wire-level answers from the gateway (docs/PROTOCOL.md).
   "UNAUTHENTICATED",
   "BAD_FRAME",
   "UNKNOWN_TYPE",
   "FRAME_TOO_LARGE",
   "BATCH_TOO_LARGE",
-  // A client_order_id reused with different order parameters.
-  "IDEMPOTENCY_MISMATCH",
-  // AUTH could not be checked now (too many in the window); retry after retry_after_ms.
-  "AUTH_RETRY",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
