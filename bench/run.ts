@@ -2,6 +2,7 @@ import { runFlowBench } from "./flow-roundtrip";
 import { runGuardBench } from "./guard-cost";
 import { runMemoryBench, runPaperBench } from "./paper-matching";
 import { runWsBench } from "./ws-bench";
+import { runFloodBench } from "./ws-flood";
 
 /**
  * `npm run bench`: prints markdown tables for docs/PERFORMANCE.md. Every figure with a baseline
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
     ["guard", () => runGuardBench({ quick })],
     ["flow", () => runFlowBench({ quick })],
     ["ws", () => runWsBench({ quick })],
+    ["flood", () => runFloodBench({ quick })],
     // Only on request: it wants a fresh process (`npm run bench -- --only=memory`).
     ["memory", () => runMemoryBench({ quick })],
   ];

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import type { z } from "zod";
 import type {
   Account,
@@ -26,7 +26,7 @@ import { parseOrderRequest } from "../protocol/order-fast-path";
 import { isPlainOrderSnapshot, plainOrderEventOf } from "../protocol/snapshot-fast-path";
 import { parseOrThrow } from "../protocol/validate";
 import type { AuthResult, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
-import { RESULT_SCHEMAS, SUBPROTOCOL, ServerMessage, authPayload } from "../protocol/wire";
+import { RESULT_SCHEMAS, SUBPROTOCOL, ServerMessage, WIRE_LIMITS, authPayload } from "../protocol/wire";
 import { newClientOrderId } from "../paper/ids";
 import { RetentionQueue } from "../paper/retention-queue";
 import { CircuitBreaker } from "../ws/circuit-breaker";
@@ -59,6 +59,27 @@ const EVENT_FOR_STATUS: Record<OrderStatus, OrderEventType> = {
   EXPIRED: "ORDER_EXPIRED",
 };
 
+/** How far along its life an order is: an event never takes an order back. */
+const PROGRESS: Record<OrderStatus, number> = {
+  PENDING: 0,
+  OPEN: 1,
+  TRIGGER_PENDING: 1,
+  PARTIALLY_FILLED: 2,
+  FILLED: 3,
+  CANCELLED: 3,
+  REJECTED: 3,
+  EXPIRED: 3,
+};
+
+/** True when `next` would move an order backwards from `known`, or repeat its end. */
+function isStale(known: OrderSnapshot, next: OrderSnapshot): boolean {
+  if (isTerminal(known.status)) return true;
+  const rank = PROGRESS[next.status] - PROGRESS[known.status];
+  if (rank !== 0) return rank < 0;
+  if (next.filled_quantity !== known.filled_quantity) return next.filled_quantity < known.filled_quantity;
+  return Date.parse(next.timestamp) < Date.parse(known.timestamp);
+}
+
 function isUnknownOutcome(error: BrokerError): boolean {
   return error.code === "TIMEOUT" || error.code === "NETWORK";
 }
@@ -84,6 +105,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   readonly #gttStatus = new Map<string, string>();
   readonly #subscriptions = new Set<string>();
   #lastSeq = 0;
+  /**
+   * Server time (ms) up to which this client has the account's story: its first AUTH, then each
+   * event processed and each reconcile. An order unknown to it whose last change is older did not
+   * happen in a gap: it ended before the client started, or was reported and then forgotten.
+   */
+  #syncedAt = 0;
   #sessions = 0;
   /** The session whose loss was last counted by the breaker (see #call). */
   #droppedSession = -1;
@@ -100,6 +127,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     super();
     this.settings = settings;
     this.#log = deps.log ?? silentLogger;
+    // Every placement settling a lost answer waits on this signal: hundreds at once after a drop
+    // are expected, not a leak (Node warns past 10).
+    setMaxListeners(0, this.#closed.signal);
     this.#breaker = new CircuitBreaker({
       failureThreshold: settings.breaker.failure_threshold,
       coolDownMs: settings.breaker.cool_down_ms,
@@ -118,6 +148,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       queue: { max: settings.queue.max, ttlMs: settings.queue.ttl_ms },
       rateLimit: new TokenBucket(settings.rate_limit.per_second, settings.rate_limit.burst),
       openSession: (session) => this.#openSession(session),
+      appPing: { message: () => ({ type: "PING" }), onResult: (result) => this.#onPing(result) },
     };
     if (settings.ca !== undefined) options.ca = settings.ca;
     this.#client = new ReconnectingClient(options);
@@ -165,7 +196,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#clientState = state;
     if (state === "connected" || state === "reconnecting") this.#settleConnectWaiters();
     if (state === "disconnected" && reason !== undefined && this.#connectWaiters.length > 0) {
-      this.#settleConnectWaiters(new BrokerError("AUTH", reason));
+      this.#settleConnectWaiters(new BrokerError(this.#client.fatalError?.code ?? "AUTH", reason));
     }
     this.#publishState(reason);
   }
@@ -218,15 +249,15 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       if (this.#sessions === 1 && this.#known.size === 0) {
         // A fresh client starts from now: replaying the account's history would re-announce old fills.
         this.#lastSeq = auth.seq;
+        this.#syncedAt = Math.max(this.#syncedAt, Date.parse(auth.server_time));
       } else {
-        await this.#resume(session, auth.seq);
+        await this.#resume((message) => session.request(message), auth.seq);
       }
     } finally {
       // On failure the held events are dropped: the next session resumes from the same seq.
       if (this.#held === held) this.#held = undefined;
     }
-    held.sort((a, b) => a.seq - b.seq);
-    for (const event of held) this.#onEvent(event);
+    this.#release(held);
     if (this.#subscriptions.size > 0) {
       await session.request({ type: "SUBSCRIBE", symbols: Array.from(this.#subscriptions) });
     }
@@ -251,34 +282,92 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     return auth;
   }
 
-  async #resume(session: Session, serverSeq: number): Promise<void> {
+  async #resume(send: Send, serverSeq: number): Promise<void> {
     if (serverSeq < this.#lastSeq) {
       // The server's account is behind what we processed (a reset or a different account): only
       // the order book can say what is true now.
       this.#log.warn(`server seq ${serverSeq} is behind the last processed ${this.#lastSeq}; reconciling`);
-      await this.#reconcile(session, serverSeq);
+      await this.#reconcile(send, serverSeq);
       return;
     }
     const resumed: ResumeResult = parseResult(
       "RESUME",
-      await session.request({ type: "RESUME", from_seq: this.#lastSeq }),
+      await send({ type: "RESUME", from_seq: this.#lastSeq }),
     );
     if (resumed.gap) {
       this.#log.warn(
         `events after seq ${this.#lastSeq} are no longer held by the server; reconciling from the order book`,
       );
-      await this.#reconcile(session, resumed.seq);
+      await this.#reconcile(send, resumed.seq);
+    }
+  }
+
+  /**
+   * A seq gap on a live connection (a relay dropped frames, or the last events never came): hold
+   * what arrives, RESUME from the last seq processed (reconciling if the server no longer holds it),
+   * then process the held events in order. On failure the held events are dropped, the last seq
+   * stays where it was, and the next event or PING starts a new repair from it.
+   */
+  #repairGap(trigger: AccountEvent | undefined, why: string): void {
+    if (this.#held !== undefined) {
+      if (trigger !== undefined) this.#held.push(trigger);
+      return;
+    }
+    const held: AccountEvent[] = trigger === undefined ? [] : [trigger];
+    this.#held = held;
+    const from = this.#lastSeq;
+    this.#log.warn(`${why}; resuming from seq ${from}`);
+    this.#resume((message) => this.#client.request(message), from).then(
+      () => {
+        if (this.#held !== held) return;
+        this.#held = undefined;
+        this.#release(held);
+      },
+      (error: unknown) => {
+        if (this.#held === held) this.#held = undefined;
+        this.#log.warn(
+          `repairing the gap after seq ${from} failed (${describe(error)}); trying again on the next event`,
+        );
+      },
+    );
+  }
+
+  /** Processes held events in seq order; one that opens a new gap holds the rest again. */
+  #release(held: AccountEvent[]): void {
+    held.sort((a, b) => a.seq - b.seq);
+    for (const event of held) {
+      if (this.#held !== undefined) this.#held.push(event);
+      else this.#onEvent(event);
+    }
+  }
+
+  #onPing(raw: unknown): void {
+    const parsed = RESULT_SCHEMAS.PING.safeParse(raw);
+    if (!parsed.success || this.#held !== undefined) return;
+    // The server sent every event up to its seq before this answer: a higher seq means lost events.
+    if (parsed.data.seq > this.#lastSeq) {
+      this.#repairGap(
+        undefined,
+        `server is at seq ${parsed.data.seq} but the last event received was ${this.#lastSeq}`,
+      );
     }
   }
 
   /** Compares the order book and GTTs with what this client last saw and reports the differences. */
-  async #reconcile(session: Session, serverSeq: number): Promise<void> {
-    const book = parseResult("GET_ORDERBOOK", await session.request({ type: "GET_ORDERBOOK" }));
-    const gtts = parseResult("GET_GTTS", await session.request({ type: "GET_GTTS" }));
+  async #reconcile(send: Send, serverSeq: number): Promise<void> {
+    const book = await readBook(async (page) =>
+      parseResult("GET_ORDERBOOK", await send({ type: "GET_ORDERBOOK", ...page })),
+    );
+    const gtts = parseResult("GET_GTTS", await send({ type: "GET_GTTS" }));
     const now = new Date().toISOString();
+    let newest = this.#syncedAt;
     for (const order of book) {
+      const changedAt = Date.parse(order.timestamp);
+      if (changedAt > newest) newest = changedAt;
       const known = this.#known.get(order.order_id);
-      if (known !== undefined && versionKey(known) === versionKey(order)) continue;
+      // Not this client's news: it ended (or last changed) before the client's story began.
+      if (known === undefined && changedAt < this.#syncedAt) continue;
+      if (known !== undefined && (versionKey(known) === versionKey(order) || isStale(known, order))) continue;
       const type: OrderEventType =
         known !== undefined &&
         known.status === order.status &&
@@ -300,7 +389,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
               : undefined;
       if (type !== undefined) this.#emitGtt({ type, seq: serverSeq, gtt, timestamp: now });
     }
-    this.#lastSeq = serverSeq;
+    this.#syncedAt = newest;
+    if (serverSeq > this.#lastSeq) this.#lastSeq = serverSeq;
   }
 
   // #endregion
@@ -338,15 +428,25 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #onEvent(event: AccountEvent): void {
     // At-most-once per seq: a replayed or duplicated event has a seq already processed.
     if (event.seq <= this.#lastSeq) return;
+    if (event.seq > this.#lastSeq + 1) {
+      this.#repairGap(event, `event seq jumped from ${this.#lastSeq} to ${event.seq}`);
+      return;
+    }
     this.#lastSeq = event.seq;
+    const at = Date.parse(event.timestamp);
+    if (at > this.#syncedAt) this.#syncedAt = at;
     if ("order" in event) this.#emitOrder(event);
     else this.#emitGtt(event);
   }
 
-  /** Emits an order event unless this exact order state was already reported (replay, reconcile). */
+  /**
+   * Emits an order event unless this exact order state was already reported (replay, reconcile)
+   * or it would take the order backwards (an older event after a reconcile read a newer book).
+   */
   #emitOrder(event: OrderEvent): void {
     const known = this.#known.get(event.order.order_id);
-    if (known !== undefined && versionKey(known) === versionKey(event.order)) return;
+    if (known !== undefined && (versionKey(known) === versionKey(event.order) || isStale(known, event.order)))
+      return;
     this.#remember(event.order);
     this.emit("order", event);
   }
@@ -451,7 +551,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         );
       } catch (error) {
         const err = toBrokerError(error);
-        if (err.code === "CLOSED") throw err;
+        // Final answers about the id itself: it was used before (today), for this or another order.
+        if (err.code === "CLOSED" || err.code === "DUPLICATE_ORDER" || err.code === "IDEMPOTENCY_MISMATCH")
+          throw err;
         if (err.code !== "NOT_FOUND") {
           // Still unknown (timeout, network, open circuit): ask again shortly, within the window.
           last = err;
@@ -521,7 +623,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   async getOrderbook(): Promise<OrderSnapshot[]> {
-    return this.#call("GET_ORDERBOOK", {});
+    return readBook((page) => this.#call("GET_ORDERBOOK", { ...page }));
   }
 
   async placeGtt(input: GttRequestInput): Promise<GttSnapshot> {
@@ -568,6 +670,28 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   // #endregion
+}
+
+type Send = (message: { type: string; [key: string]: unknown }) => Promise<unknown>;
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The whole order book, page by page (the gateway answers at most WIRE_LIMITS.maxPage at once). */
+async function readBook(
+  fetchPage: (page: { limit: number; after?: string }) => Promise<OrderSnapshot[]>,
+): Promise<OrderSnapshot[]> {
+  const limit = WIRE_LIMITS.maxPage;
+  const book: OrderSnapshot[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await fetchPage(after === undefined ? { limit } : { limit, after });
+    for (const order of page) book.push(order);
+    const last = page[page.length - 1];
+    if (page.length < limit || last === undefined) return book;
+    after = last.order_id;
+  }
 }
 
 /** Checks a RESULT against the request type's schema: a peer's bad answer is an error, not data. */

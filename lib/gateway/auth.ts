@@ -23,13 +23,16 @@ export function signAuth(secret: string, apiKey: string, timestamp: number, nonc
     .digest("hex");
 }
 
-export type AuthOutcome = { ok: true; apiKey: string; account: string } | { ok: false; message: string };
+export type AuthOutcome =
+  { ok: true; apiKey: string; account: string } | { ok: false; message: string; retryAfterMs?: number };
 
 /** Compared against when the key is unknown, so an unknown key costs what a wrong signature does. */
 const DUMMY_SECRET = "unknown-api-key-dummy-secret";
 
-/** Nonces remembered at most; past this a new AUTH is refused until old ones age out. */
+/** Nonces remembered at most; past this a new AUTH is refused (retryable) until old ones age out. */
 const MAX_NONCES = 100_000;
+/** Nonces one key may hold: one key holder cannot fill the table and lock every other key out. */
+export const MAX_NONCES_PER_KEY = 5_000;
 
 /**
  * Checks AUTH requests: the timestamp within ±windowMs of the server clock, the signature with
@@ -42,6 +45,12 @@ export class AuthVerifier {
   readonly #defaultAccount: string;
   /** `${api_key}\n${nonce}` → when it may be forgotten; inserted in arrival order. */
   readonly #nonces = new Map<string, number>();
+  readonly #perKey = new Map<string, number>();
+  /**
+   * Nonces are not kept across restarts; instead no AUTH signed before this verifier existed is
+   * accepted, so an AUTH frame captured before a restart cannot be replayed after it.
+   */
+  readonly #startedAt: number;
 
   constructor(options: {
     credentials: CredentialSource;
@@ -60,6 +69,7 @@ export class AuthVerifier {
     this.#windowMs = options.windowMs;
     this.#now = options.now;
     this.#defaultAccount = options.defaultAccount;
+    this.#startedAt = options.now();
   }
 
   /** Nonces currently remembered (for tests of the bound). */
@@ -85,13 +95,28 @@ export class AuthVerifier {
     const matches = given.length === expected.length && timingSafeEqual(given, expected);
     if (credential === undefined || !matches)
       return { ok: false, message: "api key or signature is invalid" };
+    if (request.timestamp < this.#startedAt) {
+      // Genuine clients sign when they connect; a clock a little behind the server's gets through
+      // on a retry once it passes the start.
+      return {
+        ok: false,
+        message: `timestamp ${request.timestamp} predates this server's start (${this.#startedAt}); sign a new AUTH`,
+        retryAfterMs: Math.min(this.#windowMs, this.#startedAt - request.timestamp),
+      };
+    }
     const key = `${request.api_key}\n${request.nonce}`;
     if (this.#nonces.has(key)) return { ok: false, message: "nonce already used" };
-    if (this.#nonces.size >= MAX_NONCES) {
-      return { ok: false, message: "too many authentications in the window; retry later" };
+    const forKey = this.#perKey.get(request.api_key) ?? 0;
+    if (forKey >= MAX_NONCES_PER_KEY || this.#nonces.size >= MAX_NONCES) {
+      return {
+        ok: false,
+        message: `too many authentications ${forKey >= MAX_NONCES_PER_KEY ? "for this api key " : ""}in the ±${formatSeconds(this.#windowMs)} window; retry later`,
+        retryAfterMs: this.#windowMs,
+      };
     }
     // Remembered until the signed timestamp can no longer pass the window check.
     this.#nonces.set(key, Math.max(now, request.timestamp) + this.#windowMs);
+    this.#perKey.set(request.api_key, forKey + 1);
     return { ok: true, apiKey: request.api_key, account: credential.account ?? this.#defaultAccount };
   }
 
@@ -100,6 +125,10 @@ export class AuthVerifier {
     for (const [key, expires] of this.#nonces) {
       if (expires >= now) break;
       this.#nonces.delete(key);
+      const apiKey = key.slice(0, key.lastIndexOf("\n"));
+      const left = (this.#perKey.get(apiKey) ?? 1) - 1;
+      if (left <= 0) this.#perKey.delete(apiKey);
+      else this.#perKey.set(apiKey, left);
     }
   }
 }

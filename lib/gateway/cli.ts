@@ -14,7 +14,10 @@ Runs a paper broker behind a protocol v1 gateway. The api key and secret may ins
 TRADING_GATEWAY_API_KEY and TRADING_GATEWAY_API_SECRET (preferred: arguments show up in ps).
 Prints "gateway listening on ws://HOST:PORT/v1" once clients can connect; --port 0 picks a free port.
 Answers to order requests wait for the journal to be written and fsync'd, so an acknowledged order
-survives the gateway being killed; --fast-acks answers from memory (benchmarks only).
+survives the gateway being killed; --fast-acks answers from memory and keeps client_order_ids in
+memory only (benchmarks only).
+client_order_ids are kept for their IST trading day in JOURNAL.idempotency.jsonl beside the
+journal, so a retried placement never makes a second order, even after a restart.
 --rate sets the per-connection request limit per second (burst twice that).`;
 
 /** A bad command line: reported with the usage and exit code 2. */
@@ -150,12 +153,21 @@ async function main(): Promise<number> {
         ? {}
         : { rate: { perSecond: config.rate, burst: Math.ceil(config.rate * 2) } }),
       ...(config.fastAcks ? {} : { durable: () => broker.flush() }),
+      // --fast-acks answers from memory, client_order_ids included (benchmarks only).
+      ...(config.fastAcks ? {} : { idempotencyFile: `${config.journal}.idempotency.jsonl` }),
       log: stderrLogger,
     });
   } catch (error) {
     await broker.close();
     throw error;
   }
+  // A last line of defence: one request's fault is logged, never the end of every client's session
+  // (and, the journal replaying the same state, of the restarted gateway too).
+  process.on("unhandledRejection", (reason) => {
+    stderrLogger.error(
+      `unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`,
+    );
+  });
   // The log line from start() goes to stderr; this one is the contract with scripts and tests.
   process.stdout.write(`gateway listening on ${gateway.url}\n`);
 

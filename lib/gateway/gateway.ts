@@ -21,6 +21,7 @@ import { TokenBucket } from "../ws/token-bucket";
 import type { CredentialSource } from "./auth";
 import { AuthVerifier } from "./auth";
 import type { BufferedEvent } from "./replay-buffer";
+import { IdempotencyIndex, orderHash } from "./idempotency-index";
 import { ReplayBuffer } from "./replay-buffer";
 
 export interface GatewayOptions {
@@ -47,14 +48,36 @@ export interface GatewayOptions {
   maxBatch?: number;
   /** Per-connection request rate (every message counts, AUTH too). Default 500/s, burst 1000. */
   rate?: { perSecond?: number; burst?: number };
+  /** Request rate per api key, over all its connections. Default: the same as `rate`. */
+  keyRate?: { perSecond?: number; burst?: number };
+  /** Open connections from one IP address; more are refused with HTTP 429. Default 256. */
+  maxConnectionsPerIp?: number;
+  /** Authenticated connections per api key; more get AUTH_RETRY and close 1013. Default 64. */
+  maxConnectionsPerKey?: number;
+  /**
+   * Frames in a row a connection may send over its rate (or refused whole: too large, batch too
+   * long) before it is closed with 1008. Default 10.
+   */
+  maxStrikes?: number;
   /** Ping every intervalMs; terminate after maxMissedPongs unanswered. intervalMs 0 turns it off. */
   heartbeat?: { intervalMs?: number; maxMissedPongs?: number };
+  /** A client that has sent PING and then nothing for this long is terminated (at the next heartbeat). Default 10,000. */
+  pingIdleMs?: number;
   /** Account events kept for RESUME. Default 10,000. */
   replayBuffer?: number;
   /** A connection whose unsent bytes exceed this is a slow consumer and is terminated. Default 8 MiB. */
   maxBufferedBytes?: number;
-  /** client_order_ids remembered for idempotent PLACE_ORDER beyond the broker's own. Default 100,000. */
-  idempotencyCapacity?: number;
+  /**
+   * Where client_order_ids are kept for idempotent PLACE_ORDER beyond the broker's own retention,
+   * for their IST trading day and the next (lib/gateway/idempotency-index.ts). Without it they are
+   * kept in memory only and a restart forgets them.
+   */
+  idempotencyFile?: string;
+  /**
+   * Soft cap on one answer frame: a batch's answers are split into array frames of about this
+   * size, and wait for the socket to drain before the next goes out. Default 1 MiB.
+   */
+  maxAnswerFrameBytes?: number;
   /** How long close() waits for a client's close handshake before terminating it. Default 1000. */
   closeTimeoutMs?: number;
   /** The account name AUTH reports when the credential names none. Default: the broker's, or "default". */
@@ -97,6 +120,19 @@ interface Client {
   outbox: Outgoing[];
   /** Highest event seq sent, so a replay and the live flush never send one event twice in a row. */
   sentSeq: number;
+  /** performance.now() of the last frame received. */
+  lastFrameAt: number;
+  /** Set by its first PING: from then on a silence past pingIdleMs means a dead link. */
+  pings: boolean;
+  readonly ip: string;
+  /** The api key it authenticated with ("" before). */
+  apiKey: string;
+  /** Frames received before AUTH succeeded. */
+  unauthenticatedFrames: number;
+  /** Frames in a row refused for being over a limit. */
+  strikes: number;
+  /** Ids of its requests being executed: a second request with one of them is refused. */
+  readonly inFlight: Set<string>;
 }
 
 interface Outgoing {
@@ -122,13 +158,32 @@ const DEFAULTS = {
   burst: 1000,
   heartbeatIntervalMs: 10_000,
   maxMissedPongs: 2,
+  pingIdleMs: 10_000,
+  maxConnectionsPerIp: 256,
+  maxConnectionsPerKey: 64,
+  maxStrikes: 10,
   replayBuffer: 10_000,
   maxBufferedBytes: 8 * 1024 * 1024,
-  idempotencyCapacity: 100_000,
   closeTimeoutMs: 1000,
+  maxAnswerFrameBytes: 1024 * 1024,
 } as const;
 
 const REQUEST_TYPE_SET: ReadonlySet<string> = new Set(REQUEST_TYPES);
+
+/**
+ * Frames a connection may send before AUTH succeeds: AUTH and a few a client pipelined around it.
+ * A socket that keeps talking without authenticating is cut off unparsed: each frame it sends
+ * would otherwise cost parsing and an answer, which is how two sockets stalled everyone.
+ */
+const MAX_UNAUTHENTICATED_FRAMES = 4;
+/** An AUTH is a few hundred bytes: a larger frame before it is not worth parsing. */
+const MAX_UNAUTHENTICATED_FRAME_BYTES = 8 * 1024;
+
+/** Requests one connection may have executing at once (a stalled broker must not pile up work). */
+const MAX_IN_FLIGHT = 1000;
+
+/** Quote subscriptions one connection may hold: each costs the broker a tracked symbol. */
+export const MAX_SYMBOLS_PER_CONNECTION = 3000;
 
 /**
  * The v1 protocol server: exposes any BrokerInterface to WebSocket clients (docs/PROTOCOL.md).
@@ -152,9 +207,18 @@ export class Gateway {
   readonly #authTimeoutMs: number;
   readonly #heartbeatIntervalMs: number;
   readonly #maxMissedPongs: number;
+  readonly #pingIdleMs: number;
+  readonly #keyRate: { perSecond: number; burst: number };
+  readonly #maxConnectionsPerIp: number;
+  readonly #maxConnectionsPerKey: number;
+  readonly #maxStrikes: number;
+  /** Open connections per remote address (counted from the upgrade to the close). */
+  readonly #perIp = new Map<string, number>();
+  /** Per api key: its shared rate bucket and its authenticated connections. */
+  readonly #perKey = new Map<string, { bucket: TokenBucket; connections: number }>();
   readonly #maxBufferedBytes: number;
-  readonly #idempotencyCapacity: number;
   readonly #closeTimeoutMs: number;
+  readonly #maxAnswerFrameBytes: number;
   readonly #account: string;
   readonly #verifier: AuthVerifier;
   readonly #replay: ReplayBuffer;
@@ -169,11 +233,19 @@ export class Gateway {
   #heartbeat: NodeJS.Timeout | undefined;
   #flushing: NodeJS.Immediate | undefined;
   readonly #dirty = new Set<Client>();
-  #highestSeq = 0;
-  /** client_order_id → the placement in flight, or the order_id it got. Oldest first. */
-  readonly #placed = new Map<string, Promise<OrderSnapshot> | string>();
+  /** The last event seq made durable, held for RESUME and pushed: what AUTH, PING and RESUME report. */
+  #pushedSeq = 0;
+  /** Account events emitted since the last flush, waiting for `durable`. */
+  #unflushed: BufferedEvent[] = [];
+  #publishing: Promise<void> = Promise.resolve();
+  /** client_order_id → the placement in flight and its parameters' hash. */
+  readonly #placing = new Map<string, { hash: string; placed: Promise<OrderSnapshot> }>();
+  /** Set by start() before the first connection. */
+  #index!: IdempotencyIndex;
   /** An order-book scan in progress, shared by the client_order_id lookups waiting on it. */
   #bookScan: Promise<Map<string, OrderSnapshot>> | undefined;
+  /** The order book sorted by order_id, shared by the GET_ORDERBOOK pages asked for in one turn. */
+  #sortedScan: Promise<OrderSnapshot[]> | undefined;
   readonly #quotes = new Map<string, QuoteSubscription>();
   /** Broker subscribe/unsubscribe calls run one after another, so they reach it in the order made. */
   #quoteOps: Promise<void> = Promise.resolve();
@@ -235,13 +307,30 @@ export class Gateway {
       options.heartbeat?.maxMissedPongs,
       DEFAULTS.maxMissedPongs,
     );
-    this.#maxBufferedBytes = limit("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes);
-    this.#idempotencyCapacity = limit(
-      "idempotencyCapacity",
-      options.idempotencyCapacity,
-      DEFAULTS.idempotencyCapacity,
+    this.#pingIdleMs = limit("pingIdleMs", options.pingIdleMs, DEFAULTS.pingIdleMs);
+    const keyPerSecond = limit("keyRate.perSecond", options.keyRate?.perSecond, this.ratePerSecond);
+    if (keyPerSecond <= 0) throw new RangeError("gateway option keyRate.perSecond must be greater than 0");
+    this.#keyRate = {
+      perSecond: keyPerSecond,
+      burst: Math.max(1, Math.floor(limit("keyRate.burst", options.keyRate?.burst, this.burst))),
+    };
+    this.#maxConnectionsPerIp = limit(
+      "maxConnectionsPerIp",
+      options.maxConnectionsPerIp,
+      DEFAULTS.maxConnectionsPerIp,
     );
+    this.#maxConnectionsPerKey = limit(
+      "maxConnectionsPerKey",
+      options.maxConnectionsPerKey,
+      DEFAULTS.maxConnectionsPerKey,
+    );
+    this.#maxStrikes = limit("maxStrikes", options.maxStrikes, DEFAULTS.maxStrikes);
+    this.#maxBufferedBytes = limit("maxBufferedBytes", options.maxBufferedBytes, DEFAULTS.maxBufferedBytes);
     this.#closeTimeoutMs = limit("closeTimeoutMs", options.closeTimeoutMs, DEFAULTS.closeTimeoutMs);
+    this.#maxAnswerFrameBytes = Math.max(
+      1,
+      limit("maxAnswerFrameBytes", options.maxAnswerFrameBytes, DEFAULTS.maxAnswerFrameBytes),
+    );
     this.#account = options.account ?? brokerAccount(options.broker) ?? "default";
     this.#verifier = new AuthVerifier({
       credentials: options.credentials,
@@ -276,7 +365,15 @@ export class Gateway {
   /** Connects the broker if needed, listens, and resolves once clients can connect. */
   static async start(options: GatewayOptions): Promise<Gateway> {
     const gateway = new Gateway(options);
+    gateway.#index = await IdempotencyIndex.open({
+      ...(options.idempotencyFile === undefined ? {} : { file: options.idempotencyFile }),
+      now: gateway.#now,
+    });
     if (options.broker.state !== "connected") await options.broker.connect();
+    // Orders placed before a crash cut the index's write short are still known by their ids.
+    for (const order of await options.broker.getOrderbook()) {
+      gateway.#index.seed(gateway.#account, order.client_order_id, order.order_id);
+    }
     await gateway.#listen();
     return gateway;
   }
@@ -296,9 +393,9 @@ export class Gateway {
     return this.#clients.size;
   }
 
-  /** The last account event seq: the highest seen, or the broker's own when it reports one. */
+  /** The last account event seq made durable and pushed (the broker's own at start). */
   get seq(): number {
-    return Math.max(this.#highestSeq, brokerLastSeq(this.#broker));
+    return this.#pushedSeq;
   }
 
   async #listen(): Promise<void> {
@@ -306,7 +403,8 @@ export class Gateway {
     this.#broker.on("gtt", this.#onGtt);
     this.#broker.on("quote", this.#onQuote);
     this.#broker.on("error", this.#onBrokerError);
-    this.#highestSeq = brokerLastSeq(this.#broker);
+    // What the broker holds at start was loaded from (or is) its journal: durable already.
+    this.#pushedSeq = brokerLastSeq(this.#broker);
     try {
       await new Promise<void>((resolve, reject) => {
         this.#server.once("error", reject);
@@ -356,6 +454,7 @@ export class Gateway {
     this.#wss.close();
     await serverClosed;
     await this.#quoteOps;
+    await this.#index.flush();
   }
 
   #closeClient(client: Client): Promise<void> {
@@ -393,6 +492,12 @@ export class Gateway {
       refuseUpgrade(socket, "404 Not Found");
       return;
     }
+    const ip = req.socket.remoteAddress ?? "?";
+    if ((this.#perIp.get(ip) ?? 0) >= this.#maxConnectionsPerIp) {
+      this.#log.warn(`gateway: refused a connection from ${ip}: ${this.#maxConnectionsPerIp} already open`);
+      refuseUpgrade(socket, "429 Too Many Requests");
+      return;
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, req));
   }
 
@@ -414,8 +519,16 @@ export class Gateway {
       symbols: new Set(),
       outbox: [],
       sentSeq: 0,
+      lastFrameAt: performance.now(),
+      pings: false,
+      ip: req.socket.remoteAddress ?? "?",
+      apiKey: "",
+      unauthenticatedFrames: 0,
+      strikes: 0,
+      inFlight: new Set(),
     };
     this.#clients.add(client);
+    this.#perIp.set(client.ip, (this.#perIp.get(client.ip) ?? 0) + 1);
     client.authTimer = setTimeout(() => {
       client.authTimer = undefined;
       this.#log.warn(`gateway: connection ${client.id} (${client.remote}) did not authenticate in time`);
@@ -435,7 +548,12 @@ export class Gateway {
   }
 
   #onClose(client: Client): void {
-    this.#clients.delete(client);
+    if (!this.#clients.delete(client)) return;
+    const fromIp = (this.#perIp.get(client.ip) ?? 1) - 1;
+    if (fromIp <= 0) this.#perIp.delete(client.ip);
+    else this.#perIp.set(client.ip, fromIp);
+    const key = this.#perKey.get(client.apiKey);
+    if (client.authenticated && key !== undefined) key.connections -= 1;
     this.#dirty.delete(client);
     client.outbox = [];
     if (client.authTimer !== undefined) clearTimeout(client.authTimer);
@@ -451,9 +569,21 @@ export class Gateway {
     }
   }
 
-  /** One ping per interval; a client that missed maxMissedPongs in a row is dead and is terminated. */
+  /**
+   * One ping per interval; a client that missed maxMissedPongs in a row is dead and is terminated.
+   * So is a client that sends application PINGs and has fallen silent for pingIdleMs: a relay that
+   * drops data frames still answers WebSocket pings.
+   */
   #beat(): void {
+    const now = performance.now();
     for (const client of this.#clients) {
+      if (client.pings && now - client.lastFrameAt > this.#pingIdleMs) {
+        this.#log.warn(
+          `gateway: connection ${client.id} (${client.remote}) sent PINGs, then nothing for ${Math.round(now - client.lastFrameAt)} ms; terminating it`,
+        );
+        client.ws.terminate();
+        continue;
+      }
       if (client.missedPongs >= this.#maxMissedPongs) {
         this.#log.warn(
           `gateway: connection ${client.id} (${client.remote}) missed ${client.missedPongs} pongs; terminating it`,
@@ -466,10 +596,15 @@ export class Gateway {
     }
   }
 
-  #send(client: Client, frame: string): void {
+  /** `written`, when given, is called once the frame is on the socket or can never be (always once). */
+  #send(client: Client, frame: string, written?: () => void): void {
     const ws = client.ws;
-    if (ws.readyState !== WebSocket.OPEN) return;
-    ws.send(frame);
+    if (ws.readyState !== WebSocket.OPEN) {
+      written?.();
+      return;
+    }
+    if (written === undefined) ws.send(frame);
+    else ws.send(frame, () => written());
     if (ws.bufferedAmount > this.#maxBufferedBytes) {
       this.#log.warn(
         `gateway: connection ${client.id} (${client.remote}) has ${ws.bufferedAmount} bytes unsent (limit ${this.#maxBufferedBytes}); terminating the slow consumer`,
@@ -483,6 +618,30 @@ export class Gateway {
   // #region frames and requests
 
   #onMessage(client: Client, data: RawData, isBinary: boolean): void {
+    client.lastFrameAt = performance.now();
+    if (client.closeCode !== undefined || client.ws.readyState !== WebSocket.OPEN) return;
+    // Budget first: no frame is parsed, or answered, beyond what the connection may spend.
+    if (!client.authenticated) {
+      client.unauthenticatedFrames += 1;
+      if (client.unauthenticatedFrames > MAX_UNAUTHENTICATED_FRAMES) {
+        this.#cutOff(client, `${MAX_UNAUTHENTICATED_FRAMES} frames and still not authenticated`);
+        return;
+      }
+      const size = rawSize(data);
+      if (size > MAX_UNAUTHENTICATED_FRAME_BYTES) {
+        this.#cutOff(client, `a frame of ${size} bytes before authenticating`);
+        return;
+      }
+    }
+    if (client.bucket.available < 1) {
+      this.#strike(client, `over the rate limit of ${this.ratePerSecond} requests/s`);
+      // Answered once (unparsed, id null); the frames after it in the same run are not.
+      if (client.strikes === 1) {
+        const waitMs = Math.max(1, Math.ceil(((1 - client.bucket.available) * 1000) / this.ratePerSecond));
+        this.#reply(client, [this.#rateLimited(null, waitMs)], false);
+      }
+      return;
+    }
     if (isBinary) {
       this.#refuseFrame(
         client,
@@ -495,6 +654,7 @@ export class Gateway {
     }
     const bytes = rawBytes(data);
     if (bytes.length > this.maxFrameBytes) {
+      this.#strike(client, "frames over the size limit");
       const message = `frame of ${bytes.length} bytes exceeds the limit of ${this.maxFrameBytes} bytes; it was not read`;
       this.#refuseFrame(client, [null], "FRAME_TOO_LARGE", message, false);
       return;
@@ -507,6 +667,7 @@ export class Gateway {
       return;
     }
     if (!Array.isArray(parsed)) {
+      client.strikes = 0;
       this.#reply(client, [this.#handle(client, parsed)], false);
       return;
     }
@@ -516,12 +677,14 @@ export class Gateway {
       return;
     }
     if (batch.length > this.maxBatch) {
-      // Nothing runs; each request still gets its answer so no caller waits for one that never comes.
-      const message = `batch of ${batch.length} messages exceeds the limit of ${this.maxBatch}; nothing in it was executed`;
-      const ids = batch.map(readableId).filter((id): id is string => id !== null);
-      this.#refuseFrame(client, ids.length === 0 ? [null] : ids, "BATCH_TOO_LARGE", message, true);
+      // Nothing runs, and the batch is answered once (id null): one answer per request would
+      // let a frame of tiny requests buy many times its size in answers.
+      this.#strike(client, "batches over the length limit");
+      const message = `batch of ${batch.length} messages exceeds the limit of ${this.maxBatch}; nothing in it was executed and its requests get no other answer`;
+      this.#refuseFrame(client, [null], "BATCH_TOO_LARGE", message, false);
       return;
     }
+    client.strikes = 0;
     this.#reply(
       client,
       batch.map((message) => this.#handle(client, message)),
@@ -544,6 +707,23 @@ export class Gateway {
     this.#reply(client, frames, batch);
   }
 
+  /** Counts a frame refused for a limit; past maxStrikes in a row the connection is cut off. */
+  #strike(client: Client, what: string): void {
+    client.strikes += 1;
+    if (client.strikes > this.#maxStrikes) this.#cutOff(client, `${client.strikes} ${what} in a row`);
+  }
+
+  /** Closes a connection that keeps breaking the rules (1008), without answering it further. */
+  #cutOff(client: Client, why: string): void {
+    if (client.closeCode !== undefined) return;
+    client.closeCode = CLOSE_CODES.policy;
+    this.#log.warn(`gateway: closing connection ${client.id} (${client.remote}): ${why}`);
+    client.ws.close(CLOSE_CODES.policy, why.slice(0, 120));
+    // Whatever it keeps sending meanwhile is still read off the socket: give it 100 ms, not the
+    // polite closeTimeoutMs.
+    setTimeout(() => client.ws.terminate(), 100).unref();
+  }
+
   #rateLimited(id: string | null, waitMs: number): string {
     return errorFrame(
       id,
@@ -553,21 +733,57 @@ export class Gateway {
     );
   }
 
-  /** Sends one frame's replies together (an array frame for a batch), then closes if AUTH failed. */
+  /**
+   * Sends one frame's replies (array frames for a batch), then closes if AUTH failed. Every path
+   * ends in a handler: a fault here is logged, never an unhandled rejection that ends the process.
+   */
   #reply(client: Client, replies: Reply[], batch: boolean): void {
-    const send = (frames: string[]): void => {
-      this.#send(client, batch ? `[${frames.join(",")}]` : (frames[0] ?? ""));
-      if (client.closeCode !== undefined && client.ws.readyState === WebSocket.OPEN) {
-        client.ws.close(client.closeCode, "authentication failed");
-      }
+    const failed = (error: unknown): void => {
+      this.#log.error(`gateway: reply to connection ${client.id} failed: ${describe(error)}`);
     };
     if (replies.every((reply): reply is string => typeof reply === "string")) {
-      send(replies);
+      this.#deliver(client, replies, batch).catch(failed);
       return;
     }
-    Promise.all(replies.map(async (reply) => reply)).then(send, (error: unknown) => {
-      this.#log.error(`gateway: reply to connection ${client.id} failed: ${describe(error)}`);
-    });
+    Promise.all(replies.map(async (reply) => reply))
+      .then((frames) => this.#deliver(client, frames, batch))
+      .catch(failed);
+  }
+
+  /**
+   * Answers go out in array frames of about maxAnswerFrameBytes, never one string of a whole batch
+   * (100 pages of a large book would pass V8's string limit). Past half the slow-consumer limit
+   * the next frame waits until the socket has taken the last one, so big answers to a reader that
+   * keeps up are paced rather than cut off.
+   */
+  async #deliver(client: Client, frames: string[], batch: boolean): Promise<void> {
+    const ws = client.ws;
+    if (!batch) {
+      this.#send(client, frames[0] ?? "");
+    } else {
+      let start = 0;
+      let written: Promise<void> = Promise.resolve();
+      while (start < frames.length) {
+        let end = start;
+        let bytes = 2;
+        do {
+          bytes += (frames[end]?.length ?? 0) + 1;
+          end++;
+        } while (end < frames.length && bytes + (frames[end]?.length ?? 0) <= this.#maxAnswerFrameBytes);
+        const chunk = frames.slice(start, end);
+        start = end;
+        if (ws.readyState !== WebSocket.OPEN) return;
+        if (ws.bufferedAmount > this.#maxBufferedBytes / 2) await written;
+        if (ws.readyState !== WebSocket.OPEN) return;
+        written = new Promise<void>((resolve) => this.#send(client, `[${chunk.join(",")}]`, resolve));
+      }
+    }
+    if (client.closeCode !== undefined && ws.readyState === WebSocket.OPEN) {
+      ws.close(
+        client.closeCode,
+        client.closeCode === CLOSE_CODES.tryAgainLater ? "try again later" : "authentication failed",
+      );
+    }
   }
 
   /** One message: rate, shape, type, authentication, schema, then the broker. */
@@ -588,21 +804,73 @@ export class Gateway {
     if (type !== "AUTH" && !client.authenticated) {
       return errorFrame(id, "UNAUTHENTICATED", `send AUTH first; ${type} was not executed`);
     }
+    if (type === "AUTH" && client.authenticated) {
+      return errorFrame(
+        id,
+        "VALIDATION",
+        "AUTH: this connection is already authenticated; a second AUTH is refused",
+      );
+    }
+    if (client.authenticated) {
+      const keyWaitMs = this.#perKey.get(client.apiKey)?.bucket.take() ?? 0;
+      if (keyWaitMs > 0) {
+        return errorFrame(
+          id,
+          "RATE_LIMITED",
+          `over the api key's rate limit of ${this.#keyRate.perSecond} requests/s over all its connections; not executed, retry after ${keyWaitMs} ms`,
+          keyWaitMs,
+        );
+      }
+    }
     const parsed = parseRequest(type as RequestType, message);
     if (typeof parsed === "string") return errorFrame(id, "VALIDATION", `invalid ${type}: ${parsed}`);
     if (parsed.type === "AUTH") return this.#authenticate(client, parsed);
-    return this.#execute(client, parsed);
+    if (client.inFlight.has(parsed.id)) {
+      return errorFrame(
+        parsed.id,
+        "VALIDATION",
+        `id: a request with id ${parsed.id} is still in flight on this connection; ids must be unique among requests in flight, so this ${type} was not executed`,
+      );
+    }
+    if (client.inFlight.size >= MAX_IN_FLIGHT) {
+      return errorFrame(
+        parsed.id,
+        "RATE_LIMITED",
+        `${MAX_IN_FLIGHT} requests are in flight on this connection; not executed, retry after 100 ms`,
+        100,
+      );
+    }
+    client.inFlight.add(parsed.id);
+    return this.#execute(client, parsed).finally(() => client.inFlight.delete(parsed.id));
   }
 
   #authenticate(client: Client, request: WireRequestOf<"AUTH">): string {
     const outcome = this.#verifier.verify(request);
     if (!outcome.ok) {
-      client.closeCode = CLOSE_CODES.authFailed;
       this.#log.warn(
         `gateway: AUTH refused on connection ${client.id} (${client.remote}): ${outcome.message}`,
       );
+      if (outcome.retryAfterMs !== undefined) {
+        // Not the credentials' fault: the client may try again later, with a new AUTH.
+        client.closeCode = CLOSE_CODES.tryAgainLater;
+        return errorFrame(request.id, "AUTH_RETRY", outcome.message, outcome.retryAfterMs);
+      }
+      client.closeCode = CLOSE_CODES.authFailed;
       return errorFrame(request.id, "AUTH", outcome.message);
     }
+    let key = this.#perKey.get(outcome.apiKey);
+    if (key === undefined) {
+      key = { bucket: new TokenBucket(this.#keyRate.perSecond, this.#keyRate.burst), connections: 0 };
+      this.#perKey.set(outcome.apiKey, key);
+    }
+    if (key.connections >= this.#maxConnectionsPerKey) {
+      client.closeCode = CLOSE_CODES.tryAgainLater;
+      const message = `api key already has ${key.connections} connections (the most allowed); retry later`;
+      this.#log.warn(`gateway: AUTH refused on connection ${client.id} (${client.remote}): ${message}`);
+      return errorFrame(request.id, "AUTH_RETRY", message, 1000);
+    }
+    key.connections += 1;
+    client.apiKey = outcome.apiKey;
     client.authenticated = true;
     client.account = outcome.account;
     this.#log.info(
@@ -627,7 +895,13 @@ export class Gateway {
   async #execute(client: Client, request: Exclude<WireRequest, { type: "AUTH" }>): Promise<string> {
     try {
       const result = await this.#dispatch(client, request);
-      if (this.#durable !== undefined && MUTATING.has(request.type)) await this.#durable();
+      if (MUTATING.has(request.type)) {
+        // The journal and the idempotency index are written side by side, not one after the other.
+        await Promise.all([
+          this.#durable?.(),
+          request.type === "PLACE_ORDER" ? this.#index.flush() : undefined,
+        ]);
+      }
       return resultFrame(request.id, result);
     } catch (error) {
       if (error instanceof BrokerError) {
@@ -655,7 +929,7 @@ export class Gateway {
           ? broker.getOrder(request.order_id)
           : this.#orderByClientId(request.client_order_id);
       case "GET_ORDERBOOK":
-        return broker.getOrderbook();
+        return this.#orderbookPage(request.limit, request.after);
       case "PLACE_GTT":
         return broker.placeGtt(request.gtt);
       case "MODIFY_GTT":
@@ -674,6 +948,9 @@ export class Gateway {
         return { symbols: await this.#unsubscribe(client, request.symbols) };
       case "RESUME":
         return this.#resume(client, request.from_seq);
+      case "PING":
+        client.pings = true;
+        return { seq: this.seq, server_time: new Date(this.#now()).toISOString() };
     }
   }
 
@@ -682,31 +959,41 @@ export class Gateway {
   // #region orders
 
   /**
-   * Idempotent on client_order_id on top of the broker's own: a retry while the first placement
-   * is in flight gets that placement's answer; a later one gets the original order as it is now.
+   * Idempotent on client_order_id on top of the broker's own, for the whole trading day and across
+   * restarts: a retry while the first placement is in flight gets that placement's answer; a later
+   * one the original order as it is now. The answer waits until the id is durably indexed. A
+   * retry with different parameters is refused with IDEMPOTENCY_MISMATCH.
    */
   async #placeOrder(order: WireRequestOf<"PLACE_ORDER">["order"]): Promise<OrderSnapshot> {
     const clientOrderId = order.client_order_id;
-    const known = this.#placed.get(clientOrderId);
-    if (typeof known === "string") return this.#originalOrder(clientOrderId, known);
-    if (known !== undefined) return known;
-    const placing = this.#broker.placeOrder(order);
-    this.#placed.set(clientOrderId, placing);
+    const hash = orderHash(order);
+    const inFlight = this.#placing.get(clientOrderId);
+    if (inFlight !== undefined) {
+      if (inFlight.hash !== hash) throw mismatch(clientOrderId, "an order in flight");
+      return inFlight.placed;
+    }
+    const known = this.#index.get(this.#account, clientOrderId);
+    if (known !== undefined) {
+      if (known.hash !== "" && known.hash !== hash) throw mismatch(clientOrderId, `order ${known.orderId}`);
+      return this.#originalOrder(clientOrderId, known.orderId);
+    }
+    const placed = (async () => {
+      const snapshot = await this.#broker.placeOrder(order);
+      // Durable before the answer goes out: #execute awaits the index's flush with the journal's.
+      this.#index.record(this.#account, clientOrderId, snapshot.order_id, hash);
+      return snapshot;
+    })();
+    const entry = { hash, placed };
+    this.#placing.set(clientOrderId, entry);
     try {
-      const placed = await placing;
-      if (this.#placed.get(clientOrderId) === placing) {
-        this.#placed.delete(clientOrderId);
-        this.#placed.set(clientOrderId, placed.order_id);
-        this.#trimPlaced();
-      }
-      return placed;
-    } catch (error) {
-      // Nothing was placed, so a retry must be free to try again.
-      if (this.#placed.get(clientOrderId) === placing) this.#placed.delete(clientOrderId);
-      throw error;
+      return await placed;
+    } finally {
+      // Placed: the index answers from now on. Failed: nothing was placed, a retry may try again.
+      if (this.#placing.get(clientOrderId) === entry) this.#placing.delete(clientOrderId);
     }
   }
 
+  /** The order an id made; when the broker no longer holds it, PLACE_ORDER and GET_ORDER say so alike. */
   async #originalOrder(clientOrderId: string, orderId: string): Promise<OrderSnapshot> {
     try {
       return await this.#broker.getOrder(orderId);
@@ -714,19 +1001,43 @@ export class Gateway {
       if (error instanceof BrokerError && error.code === "NOT_FOUND") {
         throw new BrokerError(
           "DUPLICATE_ORDER",
-          `client_order_id ${clientOrderId} was already used for order ${orderId}, which the broker no longer holds`,
+          `client_order_id ${clientOrderId} was already used today for order ${orderId}, which the broker no longer holds; no new order was placed`,
         );
       }
       throw error;
     }
   }
 
-  #trimPlaced(): void {
-    while (this.#placed.size > this.#idempotencyCapacity) {
-      const oldest = this.#placed.keys().next();
-      if (oldest.done === true) return;
-      this.#placed.delete(oldest.value);
+  /** One page of the order book by order_id (docs/PROTOCOL.md, GET_ORDERBOOK). */
+  async #orderbookPage(limit: number | undefined, after: string | undefined): Promise<OrderSnapshot[]> {
+    const book = await this.#sortedBook();
+    let start = 0;
+    if (after !== undefined) {
+      let high = book.length;
+      while (start < high) {
+        const mid = (start + high) >>> 1;
+        if ((book[mid]?.order_id ?? "") > after) high = mid;
+        else start = mid + 1;
+      }
     }
+    const remaining = book.length - start;
+    if (limit === undefined && remaining > WIRE_LIMITS.maxPage) {
+      throw new BrokerError(
+        "VALIDATION",
+        `invalid GET_ORDERBOOK: limit: is required when more than ${WIRE_LIMITS.maxPage} orders would be answered (${remaining} would); page with limit and after`,
+      );
+    }
+    return book.slice(start, start + (limit ?? WIRE_LIMITS.maxPage));
+  }
+
+  #sortedBook(): Promise<OrderSnapshot[]> {
+    this.#sortedScan ??= this.#broker
+      .getOrderbook()
+      .then((book) => book.sort((a, b) => (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0)))
+      .finally(() => {
+        this.#sortedScan = undefined;
+      });
+    return this.#sortedScan;
   }
 
   /**
@@ -745,14 +1056,13 @@ export class Gateway {
   }
 
   async #orderByClientId(clientOrderId: string): Promise<OrderSnapshot> {
-    const known = this.#placed.get(clientOrderId);
-    if (known !== undefined) {
-      const orderId =
-        typeof known === "string"
-          ? known
-          : await known.then((order) => order.order_id).catch(() => undefined);
-      if (orderId !== undefined) return this.#broker.getOrder(orderId);
+    const inFlight = this.#placing.get(clientOrderId);
+    if (inFlight !== undefined) {
+      const placed = await inFlight.placed.catch(() => undefined);
+      if (placed !== undefined) return this.#broker.getOrder(placed.order_id);
     }
+    const known = this.#index.get(this.#account, clientOrderId);
+    if (known !== undefined) return this.#originalOrder(clientOrderId, known.orderId);
     const found = (await this.#scanBook()).get(clientOrderId);
     if (found === undefined)
       throw new BrokerError("NOT_FOUND", `no order with client_order_id ${clientOrderId}`);
@@ -772,6 +1082,13 @@ export class Gateway {
   /** Adds symbols to the client's set; the broker is asked only for ones no client had. */
   async #subscribe(client: Client, symbols: string[]): Promise<string[]> {
     const keys = symbols.map(symbolKey);
+    const adding = new Set(keys.filter((key) => !client.symbols.has(key))).size;
+    if (client.symbols.size + adding > MAX_SYMBOLS_PER_CONNECTION) {
+      throw new BrokerError(
+        "VALIDATION",
+        `symbols: a connection may hold at most ${MAX_SYMBOLS_PER_CONNECTION} subscriptions (it holds ${client.symbols.size}, this adds ${adding}); unsubscribe some first`,
+      );
+    }
     const added: string[] = [];
     const fresh: string[] = [];
     for (const key of keys) {
@@ -836,13 +1153,14 @@ export class Gateway {
 
   // #region events
 
+  /**
+   * An account event is held back until `durable` has run: only then does it enter the replay
+   * buffer and go to connections, so neither a push nor a RESUME hands out an event that a kill -9
+   * could still take back.
+   */
   #onAccountEvent(event: AccountEvent): void {
-    if (event.seq > this.#highestSeq) this.#highestSeq = event.seq;
-    const item: BufferedEvent = { seq: event.seq, frame: JSON.stringify({ type: "EVENT", event }) };
-    this.#replay.push(item);
-    for (const client of this.#clients) {
-      if (client.authenticated && client.closeCode === undefined) this.#enqueue(client, item);
-    }
+    this.#unflushed.push({ seq: event.seq, frame: JSON.stringify({ type: "EVENT", event }) });
+    this.#flushing ??= setImmediate(this.#flush);
   }
 
   #enqueue(client: Client, item: Outgoing): void {
@@ -854,25 +1172,52 @@ export class Gateway {
   /** Sends each client's pushes of this tick, several in one array frame (after `durable`, if set). */
   readonly #flush = (): void => {
     this.#flushing = undefined;
+    const events = this.#unflushed;
+    this.#unflushed = [];
     const batch = Array.from(this.#dirty, (client) => {
       const items = client.outbox;
       client.outbox = [];
       return { client, items };
     });
     this.#dirty.clear();
-    if (this.#durable === undefined) {
+    const publish = (): void => {
+      this.#publishEvents(events);
       this.#sendPushes(batch);
+    };
+    if (this.#durable === undefined) {
+      publish();
       return;
     }
-    this.#durable().then(
-      () => this.#sendPushes(batch),
-      (error: unknown) => {
+    const durable = this.#durable;
+    // Chained, so events enter the replay buffer in seq order even if flushes finish out of order.
+    this.#publishing = this.#publishing
+      .then(durable)
+      .then(publish, (error: unknown) => {
         // The account in memory has changed either way; say the journal failed and tell clients.
-        this.#log.error(`gateway: journal flush failed before pushing events: ${(error as Error).message}`);
-        this.#sendPushes(batch);
-      },
-    );
+        this.#log.error(`gateway: journal flush failed before pushing events: ${describe(error)}`);
+        publish();
+      })
+      .catch((error: unknown) => this.#log.error(`gateway: pushing events failed: ${describe(error)}`));
   };
+
+  /** Events now durable: held for RESUME and sent to every authenticated connection. */
+  #publishEvents(events: BufferedEvent[]): void {
+    if (events.length === 0) return;
+    for (const item of events) {
+      this.#replay.push(item);
+      if (item.seq > this.#pushedSeq) this.#pushedSeq = item.seq;
+    }
+    for (const client of this.#clients) {
+      if (!client.authenticated || client.closeCode !== undefined) continue;
+      const frames: string[] = [];
+      for (const item of events) {
+        if (item.seq <= client.sentSeq) continue;
+        client.sentSeq = item.seq;
+        frames.push(item.frame);
+      }
+      this.#sendChunked(client, frames);
+    }
+  }
 
   #sendPushes(batch: { client: Client; items: Outgoing[] }[]): void {
     for (const { client, items } of batch) {
@@ -951,6 +1296,11 @@ function readableId(message: unknown): string | null {
   return typeof id === "string" && id.length > 0 && id.length <= 64 ? id : null;
 }
 
+function rawSize(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, part) => sum + part.length, 0);
+  return data.byteLength;
+}
+
 function rawBytes(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
@@ -984,6 +1334,13 @@ function brokerAccount(broker: BrokerInterface): string | undefined {
   const settings: unknown = (broker as { settings?: unknown }).settings;
   if (!isObject(settings)) return undefined;
   return typeof settings.account === "string" ? settings.account : undefined;
+}
+
+function mismatch(clientOrderId: string, what: string): BrokerError {
+  return new BrokerError(
+    "IDEMPOTENCY_MISMATCH",
+    `client_order_id ${clientOrderId} was already used for ${what} with different parameters; a retry must repeat the order exactly, a new order needs a new client_order_id`,
+  );
 }
 
 function describe(error: unknown): string {

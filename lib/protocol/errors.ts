@@ -23,6 +23,10 @@ export const ERROR_CODES = [
   "AUTH",
   "CONFIG",
   "INTERNAL",
+  // A client_order_id reused with different order parameters.
+  "IDEMPOTENCY_MISMATCH",
+  // AUTH could not be checked now (too many in the window); retry after retry_after_ms.
+  "AUTH_RETRY",
   // Wire-level answers from the gateway (docs/PROTOCOL.md).
   "UNAUTHENTICATED",
   "BAD_FRAME",
@@ -40,6 +44,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "NETWORK",
   "RATE_LIMITED",
   "NOT_CONNECTED",
+  "AUTH_RETRY",
 ]);
 
 export class BrokerError extends Error {

@@ -24,6 +24,8 @@ export const WIRE_LIMITS = {
   maxBatch: 100,
   /** How far a signed AUTH timestamp may be from the server's clock. */
   authWindowMs: 30_000,
+  /** Most orders in one GET_ORDERBOOK answer: a larger book is read page by page. */
+  maxPage: 1000,
 } as const;
 
 export const RequestId = z
@@ -57,7 +59,20 @@ export const GetOrderRequest = z.union([
   request("GET_ORDER", { order_id: OrderId }),
   request("GET_ORDER", { client_order_id: ClientOrderId }),
 ]);
-export const GetOrderbookRequest = request("GET_ORDERBOOK", {});
+/**
+ * One page of the order book, in order_id order (plain string comparison): the orders after
+ * `after`, at most `limit` of them. A page shorter than `limit` is the last one. Without `limit` a
+ * book larger than WIRE_LIMITS.maxPage is refused rather than answered in one unbounded frame.
+ */
+export const GetOrderbookRequest = request("GET_ORDERBOOK", {
+  limit: z
+    .number({ error: "must be a number" })
+    .int({ error: "must be an integer" })
+    .min(1, { error: "must be at least 1" })
+    .max(WIRE_LIMITS.maxPage, { error: `must be at most ${WIRE_LIMITS.maxPage}` })
+    .optional(),
+  after: OrderId.optional(),
+});
 export const PlaceGttRequest = request("PLACE_GTT", { gtt: GttRequest });
 export const ModifyGttRequest = request("MODIFY_GTT", { gtt_id: GttId, gtt: GttRequest });
 export const DeleteGttRequest = request("DELETE_GTT", { gtt_id: GttId });
@@ -68,6 +83,12 @@ export const SubscribeRequest = request("SUBSCRIBE", { symbols: SymbolList });
 export const UnsubscribeRequest = request("UNSUBSCRIBE", { symbols: SymbolList });
 /** Replays the account events after `from_seq` (0 = everything the server still holds). */
 export const ResumeRequest = request("RESUME", { from_seq: z.number().int().nonnegative() });
+/**
+ * Application-level liveness: answered at once with the account's latest pushed seq. A relay that
+ * drops data frames still passes WebSocket pings, so only an answer in the data stream proves the
+ * link carries messages; the seq lets a client that lost the last events notice without a new one.
+ */
+export const PingRequest = request("PING", {});
 
 export const REQUEST_TYPES = [
   "AUTH",
@@ -85,6 +106,7 @@ export const REQUEST_TYPES = [
   "SUBSCRIBE",
   "UNSUBSCRIBE",
   "RESUME",
+  "PING",
 ] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 
@@ -105,6 +127,7 @@ export const REQUEST_SCHEMAS = {
   SUBSCRIBE: SubscribeRequest,
   UNSUBSCRIBE: UnsubscribeRequest,
   RESUME: ResumeRequest,
+  PING: PingRequest,
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type WireRequest = z.output<(typeof REQUEST_SCHEMAS)[RequestType]>;
@@ -135,6 +158,13 @@ export type ResumeResult = z.output<typeof ResumeResult>;
 
 export const SubscribeResult = z.strictObject({ symbols: z.array(z.string()) });
 
+export const PingResult = z.object({
+  /** The last event seq pushed to connections (and held for RESUME). */
+  seq: z.number().int().nonnegative(),
+  server_time: IsoTimestamp,
+});
+export type PingResult = z.output<typeof PingResult>;
+
 /** What RESULT.result holds for each request type. */
 export const RESULT_SCHEMAS = {
   AUTH: AuthResult,
@@ -152,6 +182,7 @@ export const RESULT_SCHEMAS = {
   SUBSCRIBE: SubscribeResult,
   UNSUBSCRIBE: SubscribeResult,
   RESUME: ResumeResult,
+  PING: PingResult,
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type WireResultOf<T extends RequestType> = z.output<(typeof RESULT_SCHEMAS)[T]>;
@@ -197,6 +228,10 @@ export const CLOSE_CODES = {
   authTimeout: 4002,
   /** The gateway is shutting down; reconnect later. */
   goingAway: 1001,
+  /** The connection kept breaking the protocol's limits (unauthenticated frames, rate, sizes). */
+  policy: 1008,
+  /** A retryable refusal (AUTH_RETRY): reconnect after a while. */
+  tryAgainLater: 1013,
 } as const;
 
 /** The string an AUTH signature covers. */

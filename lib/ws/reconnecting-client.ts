@@ -63,6 +63,13 @@ export interface ReconnectingClientOptions {
   closeTimeoutMs?: number;
   /** Runs after every (re)connect, before "connected": authenticate, resume, reconcile. */
   openSession?: (session: Session) => Promise<void>;
+  /**
+   * Application-level ping on a ready link: `message` is sent every heartbeat.intervalMs / 2 and
+   * its RESULT handed to `onResult`. A ready link that has carried no message for
+   * heartbeat.intervalMs is presumed dead and dropped (noticed within 1.25 × intervalMs): a relay
+   * that drops data frames still answers WebSocket pings, so those alone cannot tell.
+   */
+  appPing?: { message: () => OutboundMessage; onResult: (result: unknown) => void };
 }
 
 export interface ClientStats {
@@ -116,7 +123,14 @@ interface Link {
   handshakeTimer: NodeJS.Timeout | undefined;
   sessionTimer: NodeJS.Timeout | undefined;
   heartbeat: NodeJS.Timeout | undefined;
+  appPing: NodeJS.Timeout | undefined;
+  /** performance.now() of the last message received, or of the link becoming ready. */
+  lastMessageAt: number;
+  lastPingAt: number;
+  pingInFlight: boolean;
   killTimer: NodeJS.Timeout | undefined;
+  /** Set when TLS refused the server's certificate: retrying cannot help. */
+  certificateError: BrokerError | undefined;
 }
 
 const DEFAULTS = {
@@ -152,6 +166,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   readonly #maxInboundFrameBytes: number | undefined;
   readonly #rateLimit: TokenBucket | undefined;
   readonly #openSession: ((session: Session) => Promise<void>) | undefined;
+  readonly #appPing: ReconnectingClientOptions["appPing"];
   readonly #backoff: Backoff;
   readonly #queue: SendQueue<Pending>;
   #maxBatch: number;
@@ -222,6 +237,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
         : positiveInteger("maxInboundFrameBytes", options.maxInboundFrameBytes, 0);
     this.#rateLimit = options.rateLimit;
     this.#openSession = options.openSession;
+    this.#appPing = options.appPing;
     this.#backoff = new Backoff({ ...DEFAULTS.backoff, ...options.backoff });
     this.#queue = new SendQueue<Pending>({
       max: options.queue?.max ?? DEFAULTS.queue.max,
@@ -321,7 +337,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       return;
     }
     if (this.#fatal !== undefined) {
-      reject(new BrokerError("AUTH", `${this.#fatal.message}; ${type} not sent`));
+      reject(new BrokerError(this.#fatal.code, `${this.#fatal.message}; ${type} not sent`));
       return;
     }
     const timeoutMs = positive("timeoutMs", options?.timeoutMs, this.#requestTimeoutMs);
@@ -517,7 +533,12 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       handshakeTimer: undefined,
       sessionTimer: undefined,
       heartbeat: undefined,
+      appPing: undefined,
+      lastMessageAt: performance.now(),
+      lastPingAt: 0,
+      pingInFlight: false,
       killTimer: undefined,
+      certificateError: undefined,
     };
     this.#link = link;
     // ws's own handshakeTimeout is an idle timeout on the HTTP request; this one bounds the whole dial.
@@ -540,6 +561,16 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   /** ws follows every error with 'close', which does the work; the first error is the best reason. */
   #onSocketError(link: Link, error: Error): void {
     link.reason ??= error.message;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== undefined && CERTIFICATE_ERRORS.has(code)) {
+      // The same certificate will be refused on every attempt: a configuration error, not a
+      // network one, so it is reported once and not retried forever.
+      link.certificateError = new BrokerError(
+        "CONFIG",
+        `the server's TLS certificate was refused (${code}: ${error.message}); check the URL, or configure the CA that signed it`,
+        { cause: error },
+      );
+    }
   }
 
   #onOpen(link: Link): void {
@@ -604,6 +635,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     link.sessionTimer = undefined;
     link.phase = "ready";
     link.connectedAt = performance.now();
+    link.lastMessageAt = link.connectedAt;
+    this.#startAppPing(link);
     if (this.#everConnected) this.#reconnects += 1;
     this.#everConnected = true;
     // Queued requests go out only now, after the broker has authenticated and reconciled.
@@ -633,17 +666,29 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   }
 
   #stopOnAuthFailure(link: Link, error: BrokerError): void {
-    this.#fatal = new BrokerError("AUTH", `authentication failed: ${error.message}`, { cause: error });
+    this.#stop(
+      link,
+      new BrokerError("AUTH", `authentication failed: ${error.message}`, { cause: error }),
+      "fix the credentials and deploy again",
+    );
+  }
+
+  /** Stops reconnecting: retrying cannot help until someone changes the configuration. */
+  #stop(link: Link, fatal: BrokerError, advice: string): void {
+    this.#fatal = fatal;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     for (const pending of this.#queue.clear()) {
-      settleReject(pending, new BrokerError("AUTH", `${this.#fatal.message}; ${label(pending)} never sent`));
+      settleReject(pending, new BrokerError(fatal.code, `${fatal.message}; ${label(pending)} never sent`));
     }
-    if (link.phase !== "closed") this.#hangUp(link, 1000, "authentication failed");
-    this.#setState(
-      "disconnected",
-      `${this.#fatal.message}; not reconnecting: fix the credentials and deploy again`,
-    );
+    if (link.phase !== "closed" && link.phase !== "closing")
+      this.#hangUp(link, 1000, fatal.code.toLowerCase());
+    this.#setState("disconnected", `${fatal.message}; not reconnecting: ${advice}`);
+  }
+
+  /** The error that stopped the client (AUTH or CONFIG), until start() tries again. */
+  get fatalError(): BrokerError | undefined {
+    return this.#fatal;
   }
 
   /**
@@ -661,6 +706,41 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       link.missedPongs += 1;
       link.ws.ping();
     }, this.#heartbeatIntervalMs);
+  }
+
+  #startAppPing(link: Link): void {
+    const appPing = this.#appPing;
+    if (appPing === undefined) return;
+    const interval = this.#heartbeatIntervalMs;
+    link.appPing = setInterval(
+      () => {
+        const now = performance.now();
+        if (now - link.lastMessageAt > interval) {
+          link.reason = `no message for ${Math.round(now - link.lastMessageAt)} ms although pinged every ${Math.round(interval / 2)} ms; link presumed dead`;
+          link.ws.terminate();
+          return;
+        }
+        if (link.pingInFlight || now - link.lastPingAt < interval / 2) return;
+        if (link.phase !== "ready" || link.ws.readyState !== WebSocket.OPEN) return;
+        link.pingInFlight = true;
+        link.lastPingAt = now;
+        const done = (): void => {
+          link.pingInFlight = false;
+        };
+        const pending = this.#newPending(
+          appPing.message(),
+          "PING",
+          interval,
+          (result) => {
+            done();
+            appPing.onResult(result);
+          },
+          done,
+        );
+        if (pending !== undefined) this.#write(link, [pending]);
+      },
+      Math.max(1, interval / 4),
+    );
   }
 
   /** Closes politely; a peer that does not answer the close gets its socket destroyed. */
@@ -697,6 +777,11 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     );
     link.markClosed();
     if (this.#closed || this.#fatal !== undefined) return;
+    if (link.certificateError !== undefined) {
+      this.#report(link.certificateError);
+      this.#stop(link, link.certificateError, "fix the certificate or the CA and deploy again");
+      return;
+    }
     if (link.connectedAt !== undefined && performance.now() - link.connectedAt >= this.#stableAfterMs) {
       this.#backoff.reset();
     }
@@ -713,6 +798,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
 
   #onFrame(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
     this.#onAlive(link);
+    link.lastMessageAt = performance.now();
     if (isBinary) {
       this.#report(
         new BrokerError("BAD_FRAME", "binary frame from server; the protocol uses JSON text frames"),
@@ -789,10 +875,27 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   }
 }
 
+/** Node's codes for a server certificate that failed verification (as opposed to a network fault). */
+const CERTIFICATE_ERRORS: ReadonlySet<string> = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
 function clearLinkTimers(link: Link): void {
   clearTimeout(link.handshakeTimer);
   clearTimeout(link.sessionTimer);
   clearInterval(link.heartbeat);
+  clearInterval(link.appPing);
+  link.appPing = undefined;
   link.handshakeTimer = undefined;
   link.sessionTimer = undefined;
   link.heartbeat = undefined;

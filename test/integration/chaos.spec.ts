@@ -37,10 +37,7 @@ async function withClient<T>(url: string, use: (client: GatewayClient) => Promis
 
 /** The account's latest event seq, as a fresh connection's AUTH reports it. */
 function serverSeq(url: string): Promise<number> {
-  return withClient(url, async (client) => {
-    const reply = await client.auth();
-    return (reply.result as { seq: number }).seq;
-  });
+  return withClient(url, async (client) => (await client.call({ type: "PING" })).seq);
 }
 
 function market(clientOrderId: string, side: "BUY" | "SELL" = "BUY") {
@@ -210,7 +207,7 @@ describe("chaos: the WebSocket broker against failing gateways", function () {
 
       // The gateway's view, through a connection of the test's own.
       const url = gateway.url;
-      const book = (await withClient(url, (client) => client.call({ type: "GET_ORDERBOOK" }))).filter((o) =>
+      const book = (await withClient(url, (client) => client.wholeBook())).filter((o) =>
         o.client_order_id.startsWith(prefix),
       );
       const byClientId = new Map<string, OrderSnapshot>();

@@ -147,6 +147,23 @@ export class GatewayClient {
     return checked.data as WireResultOf<T>;
   }
 
+  /** The whole order book, read a page at a time as the protocol requires of a large book. */
+  async wholeBook(pageSize = 1000): Promise<WireResultOf<"GET_ORDERBOOK">> {
+    const book: WireResultOf<"GET_ORDERBOOK"> = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.call({
+        type: "GET_ORDERBOOK",
+        limit: pageSize,
+        ...(after === undefined ? {} : { after }),
+      });
+      book.push(...page);
+      const last = page[page.length - 1];
+      if (page.length < pageSize || last === undefined) return book;
+      after = last.order_id;
+    }
+  }
+
   /** Waits for the RESULT or ERROR that answers `id`. */
   reply(id: string, timeoutMs?: number): Promise<Received> {
     return this.next((m) => (m.type === "RESULT" || m.type === "ERROR") && m.id === id, timeoutMs);

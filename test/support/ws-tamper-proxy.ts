@@ -40,6 +40,8 @@ export interface Seen {
  */
 export class WsTamperProxy {
   tap: Tap | undefined;
+  /** Added one-way delay for every frame, both ways; frames keep their order. */
+  delayMs = 0;
   /** Every frame forwarded or swallowed, in order. */
   readonly seen: Seen[] = [];
   connections = 0;
@@ -130,7 +132,12 @@ export class WsTamperProxy {
       this.seen.push({ direction, connection: connection.index, messages: parseMessages(text) });
       if (replaced === null) return;
       const to = direction === "up" ? upstream : client;
-      if (to.readyState === WebSocket.OPEN) to.send(replaced ?? text);
+      const forward = (): void => {
+        if (to.readyState === WebSocket.OPEN) to.send(replaced ?? text);
+      };
+      // Timers of one delay fire in the order they were set, so frames stay in order.
+      if (this.delayMs > 0) setTimeout(forward, this.delayMs);
+      else forward();
     };
     client.on("message", (data) => {
       const text = rawText(data);

@@ -285,7 +285,8 @@ describe("Gateway: events and RESUME", function () {
       { type: "GET_ACCOUNT", id: "a" },
       { type: "RESUME", id: "r", from_seq: 2 },
     ]);
-    assert.deepEqual((await client.reply("r")).result, { replayed: 1, gap: false, seq: 3 });
+    // Seq 3 is not durable yet when the RESUME runs: it is not replayed, only pushed once it is.
+    assert.deepEqual((await client.reply("r")).result, { replayed: 0, gap: false, seq: 2 });
     await GatewayClient.pause(30);
     assert.deepEqual(seqs(client.received), [3]);
   });

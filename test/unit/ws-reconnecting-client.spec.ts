@@ -873,14 +873,29 @@ describe("ReconnectingClient", function () {
       cleanups.push(() => server.stop());
 
       const untrusting = makeClient(server.url).client;
+      const errors: BrokerError[] = [];
+      untrusting.on("error", (error) => errors.push(error));
       untrusting.start();
+      // A refused certificate is a configuration error: reported once, and not retried forever.
       const [, reason] = await nextEvent<StateEvent>(
         untrusting,
         "state",
-        (state) => state === "reconnecting",
-        1000,
+        (state) => state === "disconnected",
+        3000,
       );
-      assert.match(reason ?? "", /certificate/i);
+      assert.match(reason ?? "", /TLS certificate was refused \(\w+/);
+      assert.match(reason ?? "", /not reconnecting/);
+      assert.deepEqual(
+        errors.map((e) => e.code),
+        ["CONFIG"],
+      );
+      assert.equal(untrusting.fatalError?.code, "CONFIG");
+      await assert.rejects(
+        untrusting.request({ type: "X" }),
+        (error: BrokerError) => error.code === "CONFIG",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(untrusting.state, "disconnected", "no further attempts");
       await untrusting.close();
 
       const { client } = await connect(server.url, { ca: TEST_CA_PEM });
