@@ -393,27 +393,41 @@ export = function (RED: NodeAPI): void {
     },
   );
 
+  /** The deployed config node an admin route names, or a 404 naming the id. */
+  function configNodeOr404(
+    req: { params: Record<string, unknown> },
+    res: { status(code: number): { json(body: unknown): unknown } },
+  ): BrokerConfigNode | undefined {
+    const id = String(req.params.id);
+    const node = RED.nodes.getNode(id);
+    if (isBrokerConfigNode(node)) return node;
+    res
+      .status(404)
+      .json({ code: "NOT_FOUND", message: RED._("trading-broker.errors.unknown-config", { id }) });
+    return undefined;
+  }
+
+  /** A broker's refusal as the admin API answers it: 409 for a refusal, 500 for a fault of ours. */
+  function replyFailure(
+    res: { status(code: number): { json(body: unknown): unknown } },
+    error: unknown,
+  ): void {
+    const failure = toBrokerError(error);
+    res.status(failure.code === "INTERNAL" ? 500 : 409).json(failure.toJSON());
+  }
+
   RED.httpAdmin.post(
     "/trading-broker/:id/reset",
     RED.auth.needsPermission("trading-broker.write"),
     (req, res) => {
-      const id = String(req.params.id);
-      const node = RED.nodes.getNode(id);
-      if (!isBrokerConfigNode(node)) {
-        res
-          .status(404)
-          .json({ code: "NOT_FOUND", message: RED._("trading-broker.errors.unknown-config", { id }) });
-        return;
-      }
+      const node = configNodeOr404(req, res);
+      if (node === undefined) return;
       node.connection.resetAccount().then(
         () => {
           node.log(RED._("trading-broker.log.reset"));
           res.json({ ok: true });
         },
-        (error: unknown) => {
-          const failure = toBrokerError(error);
-          res.status(failure.code === "INTERNAL" ? 500 : 409).json(failure.toJSON());
-        },
+        (error: unknown) => replyFailure(res, error),
       );
     },
   );
@@ -428,14 +442,8 @@ export = function (RED: NodeAPI): void {
     "/trading-broker/:id/state",
     RED.auth.needsPermission("trading-broker.write"),
     (req, res) => {
-      const id = String(req.params.id);
-      const node = RED.nodes.getNode(id);
-      if (!isBrokerConfigNode(node)) {
-        res
-          .status(404)
-          .json({ code: "NOT_FOUND", message: RED._("trading-broker.errors.unknown-config", { id }) });
-        return;
-      }
+      const node = configNodeOr404(req, res);
+      if (node === undefined) return;
       const body = (typeof req.body === "object" && req.body !== null ? req.body : {}) as Record<
         string,
         unknown
@@ -464,10 +472,7 @@ export = function (RED: NodeAPI): void {
         })
         .then(
           (outcome) => res.json(outcome),
-          (error: unknown) => {
-            const failure = toBrokerError(error);
-            res.status(failure.code === "INTERNAL" ? 500 : 409).json(failure.toJSON());
-          },
+          (error: unknown) => replyFailure(res, error),
         );
     },
   );
