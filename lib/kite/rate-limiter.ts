@@ -2,16 +2,23 @@ import { sleep } from "../ws/sleep";
 import { BrokerError } from "../protocol/errors";
 
 /**
- * At most `limit` sends in any window of `windowMs`: the send times are remembered, and a new one
- * waits until the oldest of the last `limit` leaves the window. Unlike a token bucket (which
- * starts full and keeps refilling, so a burst can put twice the rate inside one second), no
- * sliding window ever holds more than the limit (KITE.md §9; issue 10 defect 2).
+ * At most `limit` requests in any window of `windowMs`, counted where the server counts them. The
+ * server sees a request arrive somewhere between our send and its answer, and the network may
+ * delay one and not the next; so a request holds its place from the moment it is sent until
+ * `windowMs` after its answer came back, and a new one goes only while fewer than `limit` places
+ * are held. Then any server window that holds k arrivals also held, at the last of those sends,
+ * k − 1 places (each other one was in flight or answered less than `windowMs` before), so k ≤
+ * limit whatever the delays. A token bucket (which starts full and keeps refilling) or a window
+ * over send times alone lets a late batch and an early one meet inside one second (KITE.md §9;
+ * issue 10 defect 2).
  */
 export class SlidingWindow {
   readonly limit: number;
   readonly windowMs: number;
-  /** Send times, oldest first; never more than `limit` of them. */
-  readonly #sent: number[] = [];
+  /** Answer times of finished requests, oldest first; never more than `limit` of them. */
+  readonly #done: number[] = [];
+  /** Requests sent and not yet answered: they hold a place until windowMs after their answer. */
+  #inFlight = 0;
 
   constructor(limit: number, windowMs: number) {
     if (!Number.isInteger(limit) || limit < 1)
@@ -21,12 +28,19 @@ export class SlidingWindow {
     this.windowMs = windowMs;
   }
 
+  /** Requests sent and not yet answered. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
   /**
-   * When the send `ahead` places after the next one could go, given only the sends recorded so
-   * far and those `ahead` going as early as they can: the waiting-time estimate for a queue.
+   * When the send `ahead` places after the next one could go, given the places held now and those
+   * `ahead` going as early as they can and answered at once. A request still in flight is taken as
+   * answered now, so this is the earliest it could be: the caller checks again when it comes.
    */
   earliest(now: number, ahead = 0): number {
-    const times = this.#sent.slice();
+    const times = this.#done.slice();
+    for (let i = 0; i < this.#inFlight; i++) times.push(now);
     let at = now;
     for (let i = 0; i <= ahead; i++) {
       at = times.length < this.limit ? now : Math.max(now, times[times.length - this.limit]! + this.windowMs);
@@ -35,9 +49,22 @@ export class SlidingWindow {
     return at;
   }
 
+  /** A request is sent: it holds a place until finish(). */
+  start(): void {
+    this.#inFlight += 1;
+  }
+
+  /** Its answer (or failure) came back at `now`: it keeps its place for windowMs more. */
+  finish(now: number): void {
+    if (this.#inFlight > 0) this.#inFlight -= 1;
+    this.#done.push(now);
+    if (this.#done.length > this.limit) this.#done.shift();
+  }
+
+  /** A request answered the moment it was sent (start and finish at once). */
   record(now: number): void {
-    this.#sent.push(now);
-    if (this.#sent.length > this.limit) this.#sent.shift();
+    this.start();
+    this.finish(now);
   }
 }
 
@@ -75,7 +102,11 @@ export class RateLimiter {
     return Math.ceil(at - now);
   }
 
-  async acquire(signal: AbortSignal): Promise<void> {
+  /**
+   * Waits for a place in every window and takes it; call the returned function when the request's
+   * answer (or failure) is back, so the place is held until windowMs after that.
+   */
+  async acquire(signal: AbortSignal): Promise<() => void> {
     const estimate = this.#estimate(this.#waiting);
     if (estimate > this.#maxWaitMs) {
       throw new BrokerError(
@@ -86,23 +117,31 @@ export class RateLimiter {
     }
     this.#waiting += 1;
     const turn = this.#queue.then(() => this.#take(signal));
-    this.#queue = turn.catch(() => undefined);
+    this.#queue = turn.then(
+      () => undefined,
+      () => undefined,
+    );
     try {
-      await turn;
+      return await turn;
     } finally {
       this.#waiting -= 1;
     }
   }
 
-  async #take(signal: AbortSignal): Promise<void> {
+  async #take(signal: AbortSignal): Promise<() => void> {
     for (;;) {
       if (signal.aborted)
         throw new BrokerError("CLOSED", "broker closed while the request waited for the rate limit");
       const wait = this.#estimate(0);
       if (wait <= 0) {
-        const now = this.#now();
-        for (const window of this.#windows) window.record(now);
-        return;
+        for (const window of this.#windows) window.start();
+        let finished = false;
+        return () => {
+          if (finished) return;
+          finished = true;
+          const now = this.#now();
+          for (const window of this.#windows) window.finish(now);
+        };
       }
       await sleep(wait, signal);
     }

@@ -139,12 +139,14 @@ export class KiteRestClient {
   async call(lane: Lane, what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
     if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
     if (this.#expired !== undefined) throw this.#expired;
-    await this.#lanes[lane].acquire(this.#signal);
+    const release = await this.#lanes[lane].acquire(this.#signal);
     let result: unknown;
     try {
       result = await call(this.#kite);
     } catch (error) {
       throw this.#failure(error, what);
+    } finally {
+      release();
     }
     // A 2xx reply with the wrong Content-Type resolves with a DataException body (KITE.md §5).
     if (isKiteErrorBody(result)) throw this.#failure(result, what);
@@ -154,12 +156,14 @@ export class KiteRestClient {
   /** A call made without a session (the login's token exchange): no auth gate, same error mapping. */
   async unauthenticated(what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
     if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
-    await this.#lanes.request.acquire(this.#signal);
+    const release = await this.#lanes.request.acquire(this.#signal);
     let result: unknown;
     try {
       result = await call(this.#kite);
     } catch (error) {
       throw loginFailure(error, what);
+    } finally {
+      release();
     }
     if (isKiteErrorBody(result)) throw loginFailure(result, what);
     return result;

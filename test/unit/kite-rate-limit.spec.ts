@@ -41,6 +41,53 @@ describe("SlidingWindow", function () {
     );
   });
 
+  it("never lets more than its limit arrive in any server window, however the network delays each request", function () {
+    // The server counts arrivals; a request arrives somewhere between our send and its answer. A
+    // window over send times alone fails this as soon as one batch is delayed and the next is not.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 10 }),
+        fc.integer({ min: 100, max: 1000 }),
+        fc.array(
+          fc.record({
+            gap: fc.integer({ min: 0, max: 200 }),
+            toServer: fc.integer({ min: 0, max: 800 }),
+            back: fc.integer({ min: 0, max: 800 }),
+          }),
+          { minLength: 1, maxLength: 120 },
+        ),
+        (limit, windowMs, requests) => {
+          const window = new SlidingWindow(limit, windowMs);
+          const answers: number[] = []; // answer times of requests in flight
+          const arrivals: number[] = [];
+          let now = 0;
+          const settle = (until: number): void => {
+            answers.sort((a, b) => a - b);
+            while (answers.length > 0 && answers[0]! <= until) window.finish(answers.shift()!);
+          };
+          for (const request of requests) {
+            now += request.gap;
+            for (;;) {
+              settle(now);
+              const at = window.earliest(now);
+              if (at <= now) break;
+              // Wake at the estimate or at the next answer, whichever comes first, and look again.
+              now = Math.min(at, answers.length > 0 ? Math.min(...answers) : at);
+            }
+            window.start();
+            arrivals.push(now + request.toServer);
+            answers.push(now + request.toServer + request.back);
+          }
+          assert.ok(
+            busiest(arrivals, windowMs) <= limit,
+            `${busiest(arrivals, windowMs)} arrivals in ${windowMs} ms`,
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it("estimates a queue's wait: the 11th of 10/s waits for the first to leave the window", function () {
     const window = new SlidingWindow(10, 1000);
     for (let i = 0; i < 10; i++) window.record(i);
