@@ -142,6 +142,25 @@ export async function statusMatching(
   }
 }
 
+/** Waits until `nodeId` has at some point shown a status matching `predicate` (not only the last). */
+export async function statusSeen(
+  nodeId: string,
+  predicate: (status: NodeStatus) => boolean,
+  timeoutMs = 2000,
+): Promise<NodeStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const seen = statusHistory(nodeId).find(predicate);
+    if (seen !== undefined) return seen;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${nodeId} never showed a matching status; last was ${JSON.stringify(lastStatus(nodeId))}`,
+      );
+    }
+    await delay(10);
+  }
+}
+
 interface StatusSpy {
   lastCall?: { args: [NodeStatus] } | null;
 }
