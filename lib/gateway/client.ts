@@ -1,0 +1,157 @@
+import type http from "node:http";
+import { WebSocket } from "ws";
+import type { BrokerLogger } from "../brokers/logger";
+import { CLOSE_CODES } from "../protocol/wire";
+import type { TokenBucket } from "../ws/token-bucket";
+
+/** A push waiting for its tick's flush; `seq` for account events, so none is sent twice. */
+export interface Outgoing {
+  seq?: number;
+  frame: string;
+}
+
+/** What a connection needs from the gateway's settings to write to its socket. */
+export interface ClientLimits {
+  readonly log: BrokerLogger;
+  readonly maxBufferedBytes: number;
+  readonly maxAnswerFrameBytes: number;
+  readonly maxBatch: number;
+}
+
+/**
+ * One WebSocket connection to the gateway: its session state and the ways frames leave it. A
+ * socket that cannot keep up, or keeps breaking the rules, is closed here.
+ */
+export class Client {
+  readonly remote: string;
+  readonly ip: string;
+  authenticated = false;
+  account = "";
+  /** Set by a failed AUTH: nothing more is executed and the socket closes after the reply. */
+  closeCode: number | undefined = undefined;
+  authTimer: NodeJS.Timeout | undefined = undefined;
+  missedPongs = 0;
+  /** Quote subscriptions as "EXCHANGE:SYMBOL". */
+  readonly symbols = new Set<string>();
+  /** Pushes waiting for this tick's flush. */
+  outbox: Outgoing[] = [];
+  /** Highest event seq sent, so a replay and the live flush never send one event twice in a row. */
+  sentSeq = 0;
+  /** performance.now() of the last frame received. */
+  lastFrameAt = performance.now();
+  /** Set by its first PING: from then on a silence past pingIdleMs means a dead link. */
+  pings = false;
+  /** The api key it authenticated with ("" before). */
+  apiKey = "";
+  /** Frames received before AUTH succeeded. */
+  unauthenticatedFrames = 0;
+  /** Frames in a row refused for being over a limit. */
+  strikes = 0;
+  /** Ids of its requests being executed: a second request with one of them is refused. */
+  readonly inFlight = new Set<string>();
+
+  readonly #limits: ClientLimits;
+
+  constructor(
+    readonly id: number,
+    readonly ws: WebSocket,
+    req: http.IncomingMessage,
+    readonly bucket: TokenBucket,
+    limits: ClientLimits,
+  ) {
+    this.remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
+    this.ip = req.socket.remoteAddress ?? "?";
+    this.#limits = limits;
+  }
+
+  /** `written`, when given, is called once the frame is on the socket or can never be (always once). */
+  send(frame: string, written?: () => void): void {
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN) {
+      written?.();
+      return;
+    }
+    if (written === undefined) ws.send(frame);
+    else ws.send(frame, () => written());
+    if (ws.bufferedAmount > this.#limits.maxBufferedBytes) {
+      this.#limits.log.warn(
+        `gateway: connection ${this.id} (${this.remote}) has ${ws.bufferedAmount} bytes unsent (limit ${this.#limits.maxBufferedBytes}); terminating the slow consumer`,
+      );
+      ws.terminate();
+    }
+  }
+
+  /** Pushes, at most maxBatch to an array frame. */
+  sendChunked(frames: string[]): void {
+    const maxBatch = this.#limits.maxBatch;
+    for (let start = 0; start < frames.length; start += maxBatch) {
+      const chunk = frames.slice(start, start + maxBatch);
+      this.send(chunk.length === 1 ? (chunk[0] ?? "") : `[${chunk.join(",")}]`);
+    }
+  }
+
+  /**
+   * One frame's answers, then the close a failed AUTH asked for. Answers go out in array frames
+   * of about maxAnswerFrameBytes, never one string of a whole batch (100 pages of a large book
+   * would pass V8's string limit). Past half the slow-consumer limit the next frame waits until
+   * the socket has taken the last one, so big answers to a reader that keeps up are paced rather
+   * than cut off.
+   */
+  async deliver(frames: string[], batch: boolean): Promise<void> {
+    const ws = this.ws;
+    if (!batch) {
+      this.send(frames[0] ?? "");
+    } else {
+      let start = 0;
+      let written: Promise<void> = Promise.resolve();
+      while (start < frames.length) {
+        let end = start;
+        let bytes = 2;
+        do {
+          bytes += (frames[end]?.length ?? 0) + 1;
+          end++;
+        } while (
+          end < frames.length &&
+          bytes + (frames[end]?.length ?? 0) <= this.#limits.maxAnswerFrameBytes
+        );
+        const chunk = frames.slice(start, end);
+        start = end;
+        if (ws.readyState !== WebSocket.OPEN) return;
+        if (ws.bufferedAmount > this.#limits.maxBufferedBytes / 2) await written;
+        if (ws.readyState !== WebSocket.OPEN) return;
+        written = new Promise<void>((resolve) => this.send(`[${chunk.join(",")}]`, resolve));
+      }
+    }
+    if (this.closeCode !== undefined && ws.readyState === WebSocket.OPEN) {
+      ws.close(
+        this.closeCode,
+        this.closeCode === CLOSE_CODES.tryAgainLater ? "try again later" : "authentication failed",
+      );
+    }
+  }
+
+  /** Closes a connection that keeps breaking the rules (1008), without answering it further. */
+  cutOff(why: string): void {
+    if (this.closeCode !== undefined) return;
+    this.closeCode = CLOSE_CODES.policy;
+    this.#limits.log.warn(`gateway: closing connection ${this.id} (${this.remote}): ${why}`);
+    this.ws.close(CLOSE_CODES.policy, why.slice(0, 120));
+    // Whatever it keeps sending meanwhile is still read off the socket: give it 100 ms, not the
+    // polite closeTimeoutMs.
+    setTimeout(() => this.ws.terminate(), 100).unref();
+  }
+
+  /** Closes with 1001, terminating a peer that does not answer within timeoutMs. */
+  shutDown(timeoutMs: number): Promise<void> {
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => ws.terminate(), timeoutMs);
+      ws.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (ws.readyState === WebSocket.OPEN) ws.close(CLOSE_CODES.goingAway, "gateway shutting down");
+    });
+  }
+}

@@ -1,0 +1,231 @@
+import type { BrokerInterface } from "../brokers/interface";
+import type { BrokerLogger } from "../brokers/logger";
+import { BrokerError } from "../protocol/errors";
+import type { AuthResult, RequestType, WireRequest, WireRequestOf } from "../protocol/wire";
+import { CLOSE_CODES } from "../protocol/wire";
+import { TokenBucket } from "../ws/token-bucket";
+import type { AuthVerifier } from "./auth";
+import type { Client } from "./client";
+import type { FrameBudget } from "./frame-budget";
+import { MAX_IN_FLIGHT } from "./frame-budget";
+import { errorFrame, isObject, parseRequest, readableId, REQUEST_TYPE_SET, resultFrame } from "./frames";
+import type { GatewaySettings } from "./options";
+import type { Placements } from "./placements";
+import type { Pushes } from "./pushes";
+import type { QuoteSubscriptions } from "./quote-subscriptions";
+
+/** A reply that is ready now, or once the broker answers. */
+export type Reply = string | Promise<string>;
+
+/** Per api key: its shared rate bucket and its authenticated connections. */
+export interface KeyUsage {
+  bucket: TokenBucket;
+  connections: number;
+}
+
+/** Requests whose answer announces a change to the account. */
+const MUTATING = new Set([
+  "PLACE_ORDER",
+  "MODIFY_ORDER",
+  "CANCEL_ORDER",
+  "PLACE_GTT",
+  "MODIFY_GTT",
+  "DELETE_GTT",
+]);
+
+export interface DispatchParts {
+  readonly settings: GatewaySettings;
+  readonly verifier: AuthVerifier;
+  readonly budget: FrameBudget;
+  readonly placements: Placements;
+  readonly quotes: QuoteSubscriptions<Client>;
+  readonly pushes: Pushes;
+  /** Shared with the connection handling, which counts a key's connections down as they close. */
+  readonly perKey: Map<string, KeyUsage>;
+}
+
+/**
+ * One message to one answer: its rate, shape, type, authentication and schema are checked in the
+ * caller's turn, then the broker runs it. Every request gets exactly one RESULT or ERROR.
+ */
+export class Dispatcher {
+  readonly #parts: DispatchParts;
+  readonly #broker: BrokerInterface;
+  readonly #log: BrokerLogger;
+
+  constructor(parts: DispatchParts) {
+    this.#parts = parts;
+    this.#broker = parts.settings.broker;
+    this.#log = parts.settings.log;
+  }
+
+  /** One message: rate, shape, type, authentication, schema, then the broker. */
+  handle(client: Client, message: unknown): Reply {
+    const id = readableId(message);
+    const waitMs = client.bucket.take();
+    if (waitMs > 0) return this.#parts.budget.rateLimited(id, waitMs);
+    if (!isObject(message) || typeof message.type !== "string") {
+      return errorFrame(id, "BAD_FRAME", "a message must be a JSON object with a string type");
+    }
+    const type = message.type;
+    if (!REQUEST_TYPE_SET.has(type)) {
+      return errorFrame(id, "UNKNOWN_TYPE", `unknown message type ${JSON.stringify(type.slice(0, 64))}`);
+    }
+    if (client.closeCode !== undefined) {
+      return errorFrame(id, "UNAUTHENTICATED", `AUTH failed on this connection; ${type} was not executed`);
+    }
+    if (type !== "AUTH" && !client.authenticated) {
+      return errorFrame(id, "UNAUTHENTICATED", `send AUTH first; ${type} was not executed`);
+    }
+    if (type === "AUTH" && client.authenticated) {
+      return errorFrame(
+        id,
+        "VALIDATION",
+        "AUTH: this connection is already authenticated; a second AUTH is refused",
+      );
+    }
+    if (client.authenticated) {
+      const keyWaitMs = this.#parts.perKey.get(client.apiKey)?.bucket.take() ?? 0;
+      if (keyWaitMs > 0) {
+        return errorFrame(
+          id,
+          "RATE_LIMITED",
+          `over the api key's rate limit of ${this.#parts.settings.keyRate.perSecond} requests/s over all its connections; not executed, retry after ${keyWaitMs} ms`,
+          keyWaitMs,
+        );
+      }
+    }
+    const parsed = parseRequest(type as RequestType, message);
+    if (typeof parsed === "string") return errorFrame(id, "VALIDATION", `invalid ${type}: ${parsed}`);
+    if (parsed.type === "AUTH") return this.#authenticate(client, parsed);
+    if (client.inFlight.has(parsed.id)) {
+      return errorFrame(
+        parsed.id,
+        "VALIDATION",
+        `id: a request with id ${parsed.id} is still in flight on this connection; ids must be unique among requests in flight, so this ${type} was not executed`,
+      );
+    }
+    if (client.inFlight.size >= MAX_IN_FLIGHT) {
+      return errorFrame(
+        parsed.id,
+        "RATE_LIMITED",
+        `${MAX_IN_FLIGHT} requests are in flight on this connection; not executed, retry after 100 ms`,
+        100,
+      );
+    }
+    client.inFlight.add(parsed.id);
+    return this.#execute(client, parsed).finally(() => client.inFlight.delete(parsed.id));
+  }
+
+  #authenticate(client: Client, request: WireRequestOf<"AUTH">): string {
+    const { settings, perKey } = this.#parts;
+    const outcome = this.#parts.verifier.verify(request);
+    if (!outcome.ok) {
+      this.#log.warn(
+        `gateway: AUTH refused on connection ${client.id} (${client.remote}): ${outcome.message}`,
+      );
+      if (outcome.retryAfterMs !== undefined) {
+        // Not the credentials' fault: the client may try again later, with a new AUTH.
+        client.closeCode = CLOSE_CODES.tryAgainLater;
+        return errorFrame(request.id, "AUTH_RETRY", outcome.message, outcome.retryAfterMs);
+      }
+      client.closeCode = CLOSE_CODES.authFailed;
+      return errorFrame(request.id, "AUTH", outcome.message);
+    }
+    let key = perKey.get(outcome.apiKey);
+    if (key === undefined) {
+      key = { bucket: new TokenBucket(settings.keyRate.perSecond, settings.keyRate.burst), connections: 0 };
+      perKey.set(outcome.apiKey, key);
+    }
+    if (key.connections >= settings.maxConnectionsPerKey) {
+      client.closeCode = CLOSE_CODES.tryAgainLater;
+      const message = `api key already has ${key.connections} connections (the most allowed); retry later`;
+      this.#log.warn(`gateway: AUTH refused on connection ${client.id} (${client.remote}): ${message}`);
+      return errorFrame(request.id, "AUTH_RETRY", message, 1000);
+    }
+    key.connections += 1;
+    client.apiKey = outcome.apiKey;
+    client.authenticated = true;
+    client.account = outcome.account;
+    this.#log.info(
+      `gateway: connection ${client.id} (${client.remote}) authenticated for ${outcome.account}`,
+    );
+    if (client.authTimer !== undefined) clearTimeout(client.authTimer);
+    client.authTimer = undefined;
+    const result: AuthResult = {
+      account: outcome.account,
+      seq: this.#parts.pushes.seq,
+      server_time: new Date(settings.now()).toISOString(),
+      limits: {
+        max_frame_bytes: settings.maxFrameBytes,
+        max_batch: settings.maxBatch,
+        rate_per_second: settings.rate.perSecond,
+        burst: settings.rate.burst,
+      },
+    };
+    return resultFrame(request.id, result);
+  }
+
+  async #execute(client: Client, request: Exclude<WireRequest, { type: "AUTH" }>): Promise<string> {
+    try {
+      const result = await this.#dispatch(client, request);
+      if (MUTATING.has(request.type)) {
+        // The journal and the idempotency index are written side by side, not one after the other.
+        await Promise.all([
+          this.#parts.settings.durable?.(),
+          request.type === "PLACE_ORDER" ? this.#parts.placements.flush() : undefined,
+        ]);
+      }
+      return resultFrame(request.id, result);
+    } catch (error) {
+      if (error instanceof BrokerError) {
+        return errorFrame(request.id, error.code, error.message, error.retryAfterMs);
+      }
+      this.#log.error(
+        `gateway: ${request.type} ${request.id} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
+      return errorFrame(request.id, "INTERNAL", `${request.type} failed on the gateway; see its log`);
+    }
+  }
+
+  /** Runs a request against the broker. Anything before its first await runs in the caller's turn. */
+  async #dispatch(client: Client, request: Exclude<WireRequest, { type: "AUTH" }>): Promise<unknown> {
+    const broker = this.#broker;
+    const { placements, quotes, pushes } = this.#parts;
+    switch (request.type) {
+      case "PLACE_ORDER":
+        return placements.place(request.order);
+      case "MODIFY_ORDER":
+        return broker.modifyOrder(request.order_id, request.changes);
+      case "CANCEL_ORDER":
+        return broker.cancelOrder(request.order_id);
+      case "GET_ORDER":
+        return "order_id" in request
+          ? broker.getOrder(request.order_id)
+          : placements.byClientOrderId(request.client_order_id);
+      case "GET_ORDERBOOK":
+        return placements.orderbookPage(request.limit, request.after);
+      case "PLACE_GTT":
+        return broker.placeGtt(request.gtt);
+      case "MODIFY_GTT":
+        return broker.modifyGtt(request.gtt_id, request.gtt);
+      case "DELETE_GTT":
+        return broker.deleteGtt(request.gtt_id);
+      case "GET_GTTS":
+        return broker.getGtts();
+      case "GET_POSITIONS":
+        return broker.getPositions();
+      case "GET_ACCOUNT":
+        return broker.getAccount();
+      case "SUBSCRIBE":
+        return { symbols: await quotes.subscribe(client, request.symbols) };
+      case "UNSUBSCRIBE":
+        return { symbols: await quotes.unsubscribe(client, request.symbols) };
+      case "RESUME":
+        return pushes.resume(client, request.from_seq);
+      case "PING":
+        client.pings = true;
+        return { seq: pushes.seq, server_time: new Date(this.#parts.settings.now()).toISOString() };
+    }
+  }
+}

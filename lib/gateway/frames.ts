@@ -1,0 +1,55 @@
+import type { ErrorCode } from "../protocol/errors";
+import { formatIssues } from "../protocol/validate";
+import type { RequestType, WireRequest } from "../protocol/wire";
+import { REQUEST_SCHEMAS, REQUEST_TYPES } from "../protocol/wire";
+
+/** Reading requests off the wire and writing answers onto it (docs/PROTOCOL.md, frames). */
+
+export const REQUEST_TYPE_SET: ReadonlySet<string> = new Set(REQUEST_TYPES);
+
+/** The request, or a message naming the field and rule it broke. */
+export function parseRequest(type: RequestType, message: Record<string, unknown>): WireRequest | string {
+  const result = REQUEST_SCHEMAS[type].safeParse(message);
+  if (result.success) return result.data;
+  if (type === "GET_ORDER" && result.error.issues.some((issue) => issue.code === "invalid_union")) {
+    const hasOrderId = "order_id" in message;
+    const hasClientId = "client_order_id" in message;
+    if (hasOrderId === hasClientId) {
+      return "order_id, client_order_id: give exactly one of order_id or client_order_id";
+    }
+    // Name the rule of the branch the client meant rather than zod's "Invalid input".
+    const branch = REQUEST_SCHEMAS.GET_ORDER.options[hasOrderId ? 0 : 1].safeParse(message);
+    if (!branch.success) return formatIssues(branch.error.issues);
+  }
+  return formatIssues(result.error.issues);
+}
+
+export function resultFrame(id: string, result: unknown): string {
+  return JSON.stringify({ type: "RESULT", id, result });
+}
+
+export function errorFrame(
+  id: string | null,
+  code: ErrorCode,
+  message: string,
+  retryAfterMs?: number,
+): string {
+  const error =
+    retryAfterMs === undefined ? { code, message } : { code, message, retry_after_ms: retryAfterMs };
+  return JSON.stringify({ type: "ERROR", id, error });
+}
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The message's id when it is a usable RequestId, so even a refused message is answered by id. */
+export function readableId(message: unknown): string | null {
+  if (!isObject(message)) return null;
+  const id = message.id;
+  return typeof id === "string" && id.length > 0 && id.length <= 64 ? id : null;
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
