@@ -28,7 +28,7 @@ async function ordersPerSecond(count: number, guarded: boolean): Promise<number>
     volatility: 0,
     spread_bps: 0,
     slippage_bps: 0,
-    starting_cash: 1e15,
+    starting_cash: 1e13,
     retention: 10_000,
   });
   const broker: BrokerInterface = guarded ? guardBroker(paper, { settings: LIMITS }) : paper;
