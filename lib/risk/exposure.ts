@@ -68,6 +68,12 @@ export class Exposure {
   #older = new Map<string, Entry>();
   #added = 0;
   #open = 0;
+  /**
+   * The order last added to the newer generation: an order's later events and the broker's answer
+   * usually follow its first event straight away, and find it here without a map lookup.
+   */
+  #lastId: string | undefined;
+  #lastEntry: Entry | undefined;
   /** Orders sent and not answered yet; their quantities are in #pending until settled. */
   #inFlight = 0;
 
@@ -79,6 +85,8 @@ export class Exposure {
     this.#older.clear();
     this.#added = 0;
     this.#open = 0;
+    this.#lastId = undefined;
+    this.#lastEntry = undefined;
     for (const p of positions) {
       const key = instrumentOf(p.exchange, p.symbol);
       this.#net.set(key, (this.#net.get(key) ?? 0) + p.quantity);
@@ -94,7 +102,7 @@ export class Exposure {
   /** Counts a snapshot from an event or an answer; stale and repeated ones change nothing. */
   onOrder(order: OrderSnapshot): void {
     const id = order.order_id;
-    let known = this.#orders.get(id);
+    let known = id === this.#lastId ? this.#lastEntry : this.#orders.get(id);
     let older = false;
     if (known === undefined) {
       known = this.#older.get(id);
@@ -194,8 +202,13 @@ export class Exposure {
 
   #add(id: string, entry: Entry): void {
     this.#orders.set(id, entry);
+    this.#lastId = id;
+    this.#lastEntry = entry;
     this.#added += 1;
     if (this.#added < GENERATION) return;
+    // The entry cached is in the generation about to become the older one: look it up again.
+    this.#lastId = undefined;
+    this.#lastEntry = undefined;
     // Open orders of the generation being dropped live on in the new one.
     const next = new Map<string, Entry>();
     for (const [orderId, old] of this.#older) {
