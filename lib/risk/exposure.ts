@@ -23,15 +23,13 @@ export function instrumentOf(exchange: string, symbol: string): string {
   return key;
 }
 
-interface Entry {
+interface OpenOrder {
   key: string;
   side: Side;
-  /** Quantity still to fill (0 once terminal). */
+  /** Quantity still to fill. */
   remaining: number;
   /** Filled quantity already counted into the net position. */
   filled: number;
-  /** Terminal: remembered only so a late or replayed event cannot count a fill twice. */
-  done: boolean;
 }
 
 interface Pending {
@@ -39,15 +37,8 @@ interface Pending {
   sell: number;
 }
 
-/**
- * A terminal order first seen terminal: all it needs is to be known as done, so one object serves
- * all. Never written to (done entries are returned from before any write); not frozen, so it keeps
- * the shape of every other entry and the lookups stay monomorphic.
- */
-const DONE: Readonly<Entry> = { key: "", side: "BUY", remaining: 0, filled: 0, done: true };
-
-/** Orders added per generation: terminal ids are remembered for at least this many new orders. */
-const GENERATION = 10_000;
+/** Terminal order ids remembered (at least half this many) so a late or replayed event cannot count a fill twice. */
+const DONE_MEMORY = 20_000;
 
 /**
  * The account's exposure as the broker reports it: net positions, open orders and orders still
@@ -57,36 +48,24 @@ const GENERATION = 10_000;
 export class Exposure {
   readonly #net = new Map<string, number>();
   readonly #lastPrice = new Map<string, number>();
+  readonly #open = new Map<string, OpenOrder>();
   readonly #pending = new Map<string, Pending>();
   /**
-   * Every order seen, open and terminal, in two generations: one lookup per event answers both
-   * "is it open?" and "is it already done?". When the newer generation has taken GENERATION new
-   * orders the older is dropped whole (its open orders carried over first), which is cheaper
-   * than forgetting terminal ids one at a time.
+   * Terminal order ids in two generations: when the newer fills up it becomes the older and the
+   * oldest are dropped at once (deleting one at a time from a Set's front costs more and more).
    */
-  #orders = new Map<string, Entry>();
-  #older = new Map<string, Entry>();
-  #added = 0;
-  #open = 0;
-  /**
-   * The order last added to the newer generation: an order's later events and the broker's answer
-   * usually follow its first event straight away, and find it here without a map lookup.
-   */
-  #lastId: string | undefined;
-  #lastEntry: Entry | undefined;
+  #done = new Set<string>();
+  #doneBefore = new Set<string>();
   /** Orders sent and not answered yet; their quantities are in #pending until settled. */
   #inFlight = 0;
 
   /** Replaces everything with the broker's own view (at connect and after a reconnect). */
   seed(positions: readonly Position[], book: readonly OrderSnapshot[]): void {
     this.#net.clear();
+    this.#open.clear();
     this.#pending.clear();
-    this.#orders.clear();
-    this.#older.clear();
-    this.#added = 0;
-    this.#open = 0;
-    this.#lastId = undefined;
-    this.#lastEntry = undefined;
+    this.#done.clear();
+    this.#doneBefore.clear();
     for (const p of positions) {
       const key = instrumentOf(p.exchange, p.symbol);
       this.#net.set(key, (this.#net.get(key) ?? 0) + p.quantity);
@@ -94,21 +73,16 @@ export class Exposure {
     }
     // The positions already hold every fill so far: orders only add what they have still to fill.
     for (const order of book) {
-      if (isTerminal(order.status)) this.#add(order.order_id, DONE);
-      else this.#addOpen(order, order.filled_quantity);
+      if (isTerminal(order.status)) this.#remember(order.order_id);
+      else this.#setOpen(order.order_id, this.#entryOf(order, order.filled_quantity));
     }
   }
 
   /** Counts a snapshot from an event or an answer; stale and repeated ones change nothing. */
   onOrder(order: OrderSnapshot): void {
     const id = order.order_id;
-    let known = id === this.#lastId ? this.#lastEntry : this.#orders.get(id);
-    let older = false;
-    if (known === undefined) {
-      known = this.#older.get(id);
-      older = known !== undefined;
-    }
-    if (known?.done === true) return;
+    if (this.#done.has(id) || this.#doneBefore.has(id)) return;
+    const known = this.#open.get(id);
     const counted = known?.filled ?? 0;
     // An answer can arrive after the event that already moved the order on.
     if (order.filled_quantity < counted) return;
@@ -119,17 +93,8 @@ export class Exposure {
       if (order.average_price > 0 && !this.#lastPrice.has(key)) this.#lastPrice.set(key, order.average_price);
     }
     if (isTerminal(order.status)) {
-      if (known === undefined) {
-        this.#add(id, DONE);
-        return;
-      }
-      this.#addPending(known.key, known.side, -known.remaining);
-      known.remaining = 0;
-      known.filled = order.filled_quantity;
-      known.done = true;
-      this.#open -= 1;
-      // A long-lived order ends: remember it for a whole generation from now, not just what is left of the older one.
-      if (older) this.#orders.set(id, known);
+      if (known !== undefined) this.#setOpen(id, undefined);
+      this.#remember(id);
     } else if (known !== undefined) {
       // Same order, moved on: update in place (no new object per event on the hot path).
       const remaining = Math.max(0, order.quantity - order.filled_quantity);
@@ -137,7 +102,7 @@ export class Exposure {
       known.remaining = remaining;
       known.filled = order.filled_quantity;
     } else {
-      this.#addOpen(order, order.filled_quantity);
+      this.#setOpen(id, this.#entryOf(order, order.filled_quantity));
     }
   }
 
@@ -179,44 +144,31 @@ export class Exposure {
   }
 
   get openOrders(): number {
-    return this.#open + this.#inFlight;
+    return this.#open.size + this.#inFlight;
   }
 
   openOrder(orderId: string): { key: string; side: Side; remaining: number } | undefined {
-    const entry = this.#orders.get(orderId) ?? this.#older.get(orderId);
-    return entry === undefined || entry.done ? undefined : entry;
+    return this.#open.get(orderId);
   }
 
-  #addOpen(order: OrderSnapshot, filled: number): void {
-    const entry: Entry = {
+  #entryOf(order: OrderSnapshot, filled: number): OpenOrder {
+    return {
       key: instrumentOf(order.exchange, order.symbol),
       side: order.side,
       remaining: Math.max(0, order.quantity - order.filled_quantity),
       filled,
-      done: false,
     };
-    this.#open += 1;
-    this.#addPending(entry.key, entry.side, entry.remaining);
-    this.#add(order.order_id, entry);
   }
 
-  #add(id: string, entry: Entry): void {
-    this.#orders.set(id, entry);
-    this.#lastId = id;
-    this.#lastEntry = entry;
-    this.#added += 1;
-    if (this.#added < GENERATION) return;
-    // The entry cached is in the generation about to become the older one: look it up again.
-    this.#lastId = undefined;
-    this.#lastEntry = undefined;
-    // Open orders of the generation being dropped live on in the new one.
-    const next = new Map<string, Entry>();
-    for (const [orderId, old] of this.#older) {
-      if (!old.done && !this.#orders.has(orderId)) next.set(orderId, old);
+  #setOpen(id: string, entry: OpenOrder | undefined): void {
+    const old = this.#open.get(id);
+    if (old !== undefined) this.#addPending(old.key, old.side, -old.remaining);
+    if (entry === undefined) {
+      this.#open.delete(id);
+      return;
     }
-    this.#older = this.#orders;
-    this.#orders = next;
-    this.#added = 0;
+    this.#open.set(id, entry);
+    this.#addPending(entry.key, entry.side, entry.remaining);
   }
 
   #addPending(key: string, side: Side, quantity: number): void {
@@ -227,5 +179,13 @@ export class Exposure {
     }
     if (side === "BUY") p.buy += quantity;
     else p.sell += quantity;
+  }
+
+  #remember(id: string): void {
+    this.#done.add(id);
+    if (this.#done.size >= DONE_MEMORY / 2) {
+      this.#doneBefore = this.#done;
+      this.#done = new Set();
+    }
   }
 }
