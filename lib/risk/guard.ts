@@ -224,15 +224,17 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
     let request: OrderRequestType;
     let key: string;
+    // One clock read serves the window, the rate check and the rate record of this order.
+    const now = this.#clock.now();
     try {
       request = parseOrderRequest(input);
       key = instrumentOf(request.exchange, request.symbol);
-      const refusal = this.#placeRefusal(request, key);
+      const refusal = this.#placeRefusal(request, key, now);
       if (refusal !== undefined) throw this.#deny("placeOrder", refusal, request.symbol, request);
     } catch (error) {
       return Promise.reject(toBrokerError(error));
     }
-    return this.#send(key, request);
+    return this.#send(key, request, now);
   }
 
   async modifyOrder(orderId: string, input: OrderChangesType): Promise<OrderSnapshot> {
@@ -285,7 +287,11 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   // #region checks
 
-  #placeRefusal(request: OrderRequestType, key: string): { limit: string; message: string } | undefined {
+  #placeRefusal(
+    request: OrderRequestType,
+    key: string,
+    now: number,
+  ): { limit: string; message: string } | undefined {
     const s = this.settings;
     const { side, quantity } = request;
     const state = this.#record.state;
@@ -296,7 +302,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       const why = this.#notReducing(key, side, quantity, 0);
       if (why !== undefined) return { limit: "trading_state", message: `trading is REDUCING: ${why}` };
     }
-    const common = this.#commonRefusal(request.symbol, request.exchange, key);
+    const common = this.#commonRefusal(request.symbol, request.exchange, key, now);
     if (common !== undefined) return common;
     if (s.max_order_quantity !== undefined && quantity > s.max_order_quantity) {
       return {
@@ -320,7 +326,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         message: `max open orders ${fmt(s.max_open_orders)}: ${fmt(this.#exposure.openOrders)} open or in flight`,
       };
     }
-    return this.#rateRefusal();
+    return this.#rateRefusal(now);
   }
 
   #modifyRefusal(
@@ -368,7 +374,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       const position = this.#positionRefusal(key, order.side, added);
       if (position !== undefined) return position;
     }
-    return this.#rateRefusal();
+    return this.#rateRefusal(this.#clock.now());
   }
 
   #gttRefusal(request: GttRequest): { limit: string; message: string } | undefined {
@@ -380,7 +386,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       };
     }
     const key = instrumentOf(request.exchange, request.symbol);
-    const common = this.#commonRefusal(request.symbol, request.exchange, key);
+    const common = this.#commonRefusal(request.symbol, request.exchange, key, this.#clock.now());
     if (common !== undefined) return common;
     const s = this.settings;
     for (const leg of request.orders) {
@@ -405,6 +411,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     symbol: string,
     exchange: string,
     key: string,
+    now: number,
   ): { limit: string; message: string } | undefined {
     const s = this.settings;
     if (this.#allowed !== undefined && !this.#allowed.has(symbol) && !this.#allowed.has(key)) {
@@ -414,7 +421,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       };
     }
     if (s.trading_window !== undefined) {
-      const why = outsideWindow(s.trading_window, this.#clock.now());
+      const why = outsideWindow(s.trading_window, now);
       if (why !== undefined) return { limit: "trading_window", message: why };
     }
     return undefined;
@@ -506,10 +513,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     return undefined;
   }
 
-  #rateRefusal(): { limit: string; message: string } | undefined {
+  #rateRefusal(now: number): { limit: string; message: string } | undefined {
     if (!this.#countRates) return undefined;
     const s = this.settings;
-    const now = this.#clock.now();
     if (s.max_orders_per_second !== undefined) {
       const sent = this.#rates.count(now, 1000);
       if (sent >= s.max_orders_per_second) {
@@ -564,8 +570,12 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   // #region exposure
 
   /** Sends an order, counting it as in flight until the broker answers. */
-  #send(key: string, request: OrderRequestInput & { side: Side; quantity: number }): Promise<OrderSnapshot> {
-    if (this.#countRates) this.#rates.record(this.#clock.now());
+  #send(
+    key: string,
+    request: OrderRequestInput & { side: Side; quantity: number },
+    now: number,
+  ): Promise<OrderSnapshot> {
+    if (this.#countRates) this.#rates.record(now);
     const { side, quantity } = request;
     this.#exposure.send(key, side, quantity);
     return this.broker.placeOrder(request).then(
@@ -590,30 +600,41 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   #watch(): void {
     const broker = this.broker;
     const emit = broker.emit.bind(broker) as (event: string | symbol, ...args: unknown[]) => boolean;
-    const watched = (event: string | symbol, ...args: unknown[]): boolean => {
+    const exposure = this.#exposure;
+    const guard = this; // eslint-disable-line @typescript-eslint/no-this-alias -- `this` inside is the broker
+    // A plain function and `arguments`, not rest parameters: no array per event, and the broker's
+    // emit sees exactly the arguments it was given.
+    const watched = function (this: unknown, event: string | symbol, first?: unknown): boolean {
       // The guard counts first, so a user reacting to this event already sees it in the exposure.
       if (event === "order") {
-        const order = (args[0] as OrderEvent).order;
-        this.#exposure.onOrder(order);
-        if (order.filled_quantity > 0) this.#checkPnl(false);
+        const order = (first as OrderEvent).order;
+        exposure.onOrder(order);
+        if (order.filled_quantity > 0) guard.#checkPnl(false);
       } else if (event === "quote") {
-        this.#exposure.onQuote(args[0] as Quote);
-        this.#checkPnl(false);
+        exposure.onQuote(first as Quote);
+        guard.#checkPnl(false);
       } else if (event === "state") {
-        if (args[0] !== "connected") this.#reseedOnConnect = this.#seeded;
-        else if (this.#reseedOnConnect) {
-          this.#reseedOnConnect = false;
-          // Fills may have happened while the connection was down: take the broker's view again.
-          this.#seed().catch((error: unknown) =>
-            this.#log.warn(
-              `risk guard: cannot re-read positions after a reconnect: ${toBrokerError(error).message}`,
-            ),
-          );
-        }
+        guard.#onState(first);
       }
-      return emit(event, ...args);
+      return arguments.length === 2
+        ? emit(event, first)
+        : // eslint-disable-next-line prefer-rest-params -- see above
+          (Reflect.apply(emit, undefined, arguments) as boolean);
     };
     broker.emit = watched as typeof broker.emit;
+  }
+
+  #onState(state: unknown): void {
+    if (state !== "connected") this.#reseedOnConnect = this.#seeded;
+    else if (this.#reseedOnConnect) {
+      this.#reseedOnConnect = false;
+      // Fills may have happened while the connection was down: take the broker's view again.
+      this.#seed().catch((error: unknown) =>
+        this.#log.warn(
+          `risk guard: cannot re-read positions after a reconnect: ${toBrokerError(error).message}`,
+        ),
+      );
+    }
   }
 
   // #endregion
@@ -707,7 +728,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           product: position.product,
           tag: "killswitch",
         };
-        outcome.placed.push(await this.#send(key, { ...request, side, quantity }));
+        outcome.placed.push(await this.#send(key, { ...request, side, quantity }, this.#clock.now()));
       } catch (error) {
         const failure = toBrokerError(error);
         outcome.failures.push({ action: "flatten", id: key, code: failure.code, message: failure.message });
@@ -791,10 +812,13 @@ export function guardBroker<T extends BrokerInterface>(
       continue;
     overrides.set(name, (guard[name] as (...args: unknown[]) => unknown).bind(guard));
   }
+  const place = overrides.get("placeOrder");
   // Bound once per function: the broker's private fields need `this` to be the broker itself.
   const bound = new WeakMap<object, unknown>();
   return new Proxy(broker, {
     get(target, property) {
+      // Placing is the hot path: answer it before any lookup.
+      if (property === "placeOrder") return place;
       if (overrides.has(property)) return overrides.get(property);
       const value: unknown = Reflect.get(target, property);
       if (typeof value !== "function") return value;
