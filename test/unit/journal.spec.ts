@@ -117,7 +117,11 @@ describe("paper/journal", () => {
     const records: unknown[] = [];
     const samples = ["₹", "नमस्ते", "😀", "\u0000", "a\u2028b", '"\\', "é".repeat(300), ""];
     for (let i = 0; i < 400; i++) {
-      records.push({ seq: i, tag: samples[i % samples.length]!.repeat(1 + (i % 5)), n: [i, i === 0 ? 0.5 : -i / 3] });
+      records.push({
+        seq: i,
+        tag: samples[i % samples.length]!.repeat(1 + (i % 5)),
+        n: [i, i === 0 ? 0.5 : -i / 3],
+      });
     }
     for (const r of records) journal.append(r);
     await journal.flush();
