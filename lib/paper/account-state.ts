@@ -51,7 +51,8 @@ export const WalkPosition = z.strictObject({
   random: z.number().int().min(0).max(0xffffffff).optional(),
   /** Clock time (ms) of the next step; absent while the walk is stopped. */
   next_step_at: z.number().int().nonnegative().optional(),
-  instruments: z.array(z.string().max(64)).max(10_000),
+  // No size limits: the walk writes whatever it tracks, and a limit here would refuse its own journal.
+  instruments: z.array(z.string()),
 });
 export type WalkPosition = z.output<typeof WalkPosition>;
 
