@@ -77,6 +77,10 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   readonly #journalFile: string | undefined;
   readonly #compactEvery: number;
   readonly #feed: QuoteFeed;
+  /** The feed when it is a random walk, whose position the journal keeps so a reopen carries on. */
+  readonly #walk: RandomWalkFeed | undefined;
+  /** The walk's version last written to the journal. */
+  #walkWritten = -1;
   readonly #account: PaperAccount;
   readonly #engine: MatchingEngine;
 
@@ -107,6 +111,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.#account = new PaperAccount(toPaise(this.settings.starting_cash), this.settings.retention);
     this.#engine = new MatchingEngine(this.#account, this.settings);
     this.#feed = this.#createFeed();
+    this.#walk = this.#feed instanceof RandomWalkFeed ? this.#feed : undefined;
     this.#known =
       this.settings.symbols === undefined
         ? undefined
@@ -206,8 +211,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const journal = this.#journal;
     if (journal !== undefined) {
       // The last prices, so a reopened account values its positions as this one did.
-      if (this.#pricesToWrite.size > 0)
-        journal.append(this.#account.record(emptyChange(this.#isoNow()), this.#takePrices()));
+      if (this.#pricesToWrite.size > 0 || this.#walkMoved())
+        journal.append(this.#record(emptyChange(this.#isoNow())));
       await journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
     }
     await this.#closeJournal();
@@ -232,6 +237,10 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.#restoreReport = opened.report;
     // Last prices wait here; the feed takes up only the instruments still in use (#watch).
     for (const quote of opened.prices) this.#prices.set(instrumentKey(quote.exchange, quote.symbol), quote);
+    if (opened.walk !== undefined && this.#walk !== undefined) {
+      this.#walk.resume(opened.walk, (key) => this.#prices.get(key));
+    }
+    this.#walkWritten = this.#walk?.version ?? -1;
     for (const order of this.#account.orders.values()) {
       if (!isTerminal(order.status)) this.#watch(instrumentKey(order.exchange, order.symbol));
     }
@@ -684,7 +693,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       return Promise.resolve(result);
     }
     if (change.events.length === 0) return Promise.resolve(result);
-    journal.append(this.#account.record(change, this.#takePrices()));
+    journal.append(this.#record(change));
     journal.compactIfGrown(this.#compactEvery, () => this.#snapshot()).catch(() => undefined);
     return announcer.queue(change.events).then(() => result);
   }
@@ -692,7 +701,27 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   #snapshot() {
     const prices = Array.from(this.#prices.values());
     this.#pricesToWrite.clear();
-    return this.#account.snapshot(prices, tradingDay(this.#isoNow()));
+    const snapshot = this.#account.snapshot(prices, tradingDay(this.#isoNow()));
+    if (this.#walk !== undefined) {
+      snapshot.walk = this.#walk.position();
+      this.#walkWritten = this.#walk.version;
+    }
+    return snapshot;
+  }
+
+  /** One operation's record, with the prices and walk position that moved since the last one. */
+  #record(change: Change) {
+    const record = this.#account.record(change, this.#takePrices());
+    const walk = this.#walk;
+    if (walk !== undefined && walk.version !== this.#walkWritten) {
+      record.walk = walk.position();
+      this.#walkWritten = walk.version;
+    }
+    return record;
+  }
+
+  #walkMoved(): boolean {
+    return this.#walk !== undefined && this.#walk.version !== this.#walkWritten;
   }
 
   #isoAt = Number.NaN;

@@ -41,6 +41,21 @@ export type PositionState = z.output<typeof PositionState>;
 /** client_order_id → order_id for orders that left retention, with the IST day they were placed. */
 const RetiredClientId = z.tuple([z.string(), z.string(), z.string()]);
 
+/**
+ * Where the random-walk feed stood: its generator's position, when its next step falls due, and the
+ * instruments it walks in the order it walks them (each step draws for them in that order), so a
+ * reopened broker walks the prices its never-restarted twin would have.
+ */
+export const WalkPosition = z.strictObject({
+  /** The generator's 32-bit state; absent when the generator was injected and cannot be saved. */
+  random: z.number().int().min(0).max(0xffffffff).optional(),
+  /** Clock time (ms) of the next step; absent while the walk is stopped. */
+  next_step_at: z.number().int().nonnegative().optional(),
+  // No size limits: the walk writes whatever it tracks, and a limit here would refuse its own journal.
+  instruments: z.array(z.string()),
+});
+export type WalkPosition = z.output<typeof WalkPosition>;
+
 export const AccountSnapshot = z.strictObject({
   version: z.literal(2),
   cash: Paise,
@@ -56,6 +71,7 @@ export const AccountSnapshot = z.strictObject({
   /** Last prices, so positions are valued and a walk resumes where it was. */
   prices: z.array(Quote),
   client_ids: z.array(RetiredClientId),
+  walk: WalkPosition.optional(),
 });
 export type AccountSnapshot = z.output<typeof AccountSnapshot>;
 
@@ -72,6 +88,8 @@ export const AccountRecord = z.strictObject({
   prices: z.array(Quote).optional(),
   /** Orders and GTTs that ended in this operation, in the order they ended. */
   ended: z.array(z.string()).optional(),
+  /** The walk's position, when it moved since the record before. */
+  walk: WalkPosition.optional(),
 });
 export type AccountRecord = z.output<typeof AccountRecord>;
 

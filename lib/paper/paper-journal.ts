@@ -4,7 +4,7 @@ import { instrumentKey } from "../protocol/instrument";
 import { formatIssues } from "../protocol/validate";
 import type { BrokerLogger } from "../brokers/logger";
 import type { PaperAccount } from "./account";
-import type { AccountRecord, AccountSnapshot } from "./account-state";
+import type { AccountRecord, AccountSnapshot, WalkPosition } from "./account-state";
 import {
   AccountRecord as RecordSchema,
   AccountSnapshot as SnapshotSchema,
@@ -82,7 +82,7 @@ export class PaperJournal {
 
   static async open(
     options: OpenOptions,
-  ): Promise<{ journal: PaperJournal; report: RestoreReport; prices: Quote[] }> {
+  ): Promise<{ journal: PaperJournal; report: RestoreReport; prices: Quote[]; walk?: WalkPosition }> {
     const { file, account, log } = options;
     if (openJournals.has(file)) {
       throw new BrokerError(
@@ -100,6 +100,8 @@ export class PaperJournal {
       const { snapshot, records } = opened.contents;
       let legacy = false;
       const prices = new Map<string, Quote>();
+      // The latest position wins: each record carries it only when the walk moved.
+      let walk: WalkPosition | undefined;
       const notePrices = (list: Quote[] | undefined) => {
         for (const quote of list ?? []) prices.set(instrumentKey(quote.exchange, quote.symbol), quote);
       };
@@ -108,12 +110,14 @@ export class PaperJournal {
         legacy ||= isLegacy(snapshot);
         account.restoreSnapshot(parsed, isLegacy(snapshot));
         notePrices(parsed.prices);
+        walk = parsed.walk ?? walk;
       }
       for (const raw of records) {
         const record = RecordSchema.parse(upgrade(raw, "r"));
         legacy ||= isLegacy(raw);
         account.applyRecord(record, isLegacy(raw));
         notePrices(record.prices);
+        walk = record.walk ?? walk;
       }
       account.rebuildIndexes();
       const report: RestoreReport = {
@@ -144,11 +148,12 @@ export class PaperJournal {
           `paper account "${options.settingsName}" restored: ${report.orders} orders, ${report.gtts} GTTs, cash ${account.cash / 100}`,
         );
       }
-      return {
+      const restored = {
         journal: new PaperJournal(opened.journal, options),
         report,
         prices: Array.from(prices.values()),
       };
+      return walk === undefined ? restored : { ...restored, walk };
     } catch (error) {
       openJournals.delete(file);
       throw error;

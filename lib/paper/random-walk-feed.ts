@@ -3,8 +3,9 @@ import type { Clock, TimerRef } from "./clock";
 import type { InstrumentKey } from "../protocol/instrument";
 import { roundPrice } from "../protocol/instrument";
 import type { QuoteFeed, QuoteListener } from "./quote-feed";
+import type { WalkPosition } from "./account-state";
 import type { Random } from "./random";
-import { gaussian } from "./random";
+import { gaussian, isSeeded } from "./random";
 
 export interface RandomWalkOptions {
   clock: Clock;
@@ -23,6 +24,10 @@ export class RandomWalkFeed implements QuoteFeed {
   readonly #quotes = new Map<InstrumentKey, Quote>();
   #timer: TimerRef | undefined;
   #running = false;
+  /** When the next step falls due; kept across a restart so the walk keeps its rhythm. */
+  #nextStepAt: number | undefined;
+  /** Bumped whenever the position moves, so a journal writes it only when it changed. */
+  #version = 0;
 
   constructor(options: RandomWalkOptions) {
     this.#options = options;
@@ -31,10 +36,42 @@ export class RandomWalkFeed implements QuoteFeed {
   track(key: InstrumentKey): void {
     if (this.#quotes.has(key)) return;
     this.#quotes.set(key, this.#quoteAt(key, this.#options.startPrice));
+    this.#version++;
   }
 
   forget(key: InstrumentKey): void {
-    this.#quotes.delete(key);
+    if (this.#quotes.delete(key)) this.#version++;
+  }
+
+  /** Changes whenever position() would return something different. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Everything the walk's future depends on besides the prices themselves. */
+  position(): WalkPosition {
+    const position: WalkPosition = { instruments: Array.from(this.#quotes.keys()) };
+    const random = this.#options.random;
+    if (isSeeded(random)) position.random = random.state();
+    if (this.#nextStepAt !== undefined) position.next_step_at = this.#nextStepAt;
+    return position;
+  }
+
+  /**
+   * Carries on from a saved position, before start(): the same instruments in the same order, from
+   * their last prices, the same draws, the next step when it was due (at once if that has passed;
+   * the time the broker was down is not walked).
+   */
+  resume(position: WalkPosition, lastPrice: (key: InstrumentKey) => Quote | undefined): void {
+    const random = this.#options.random;
+    if (position.random !== undefined && isSeeded(random)) random.restore(position.random);
+    this.#quotes.clear();
+    for (const key of position.instruments) {
+      const quote = lastPrice(key as InstrumentKey);
+      if (quote !== undefined) this.#quotes.set(key as InstrumentKey, quote);
+    }
+    this.#nextStepAt = position.next_step_at;
+    this.#version++;
   }
 
   latest(key: InstrumentKey): Quote | undefined {
@@ -42,7 +79,9 @@ export class RandomWalkFeed implements QuoteFeed {
   }
 
   set(quote: Quote): void {
-    this.#quotes.set(`${quote.exchange}:${quote.symbol}`, quote);
+    const key: InstrumentKey = `${quote.exchange}:${quote.symbol}`;
+    if (!this.#quotes.has(key)) this.#version++;
+    this.#quotes.set(key, quote);
   }
 
   start(): Promise<void> {
@@ -59,19 +98,30 @@ export class RandomWalkFeed implements QuoteFeed {
 
   #schedule(): void {
     if (!this.#running) return;
-    this.#timer = this.#options.clock.setTimeout(() => this.#tick(), this.#options.intervalMs);
+    const { clock, intervalMs } = this.#options;
+    const now = clock.now();
+    if (this.#nextStepAt === undefined) {
+      this.#nextStepAt = now + intervalMs;
+      this.#version++;
+    }
+    this.#timer = clock.setTimeout(() => this.#tick(), Math.max(0, this.#nextStepAt - now));
     if (typeof this.#timer === "object" && "unref" in this.#timer) this.#timer.unref();
   }
 
   #tick(): void {
     this.#timer = undefined;
-    const { random, volatility } = this.#options;
+    const { random, volatility, clock, intervalMs } = this.#options;
+    // Set before the step: a record written while it runs already names the next one.
+    this.#nextStepAt = Math.max(this.#nextStepAt ?? 0, clock.now()) + intervalMs;
     for (const [key, quote] of this.#quotes) {
       const next = this.#quoteAt(key, quote.last_price * Math.exp(volatility * gaussian(random)));
       this.#quotes.set(key, next);
+      // Every draw moves the generator, and a record the quote causes must see where it now stands.
+      this.#version++;
       this.#options.onQuote(next);
       if (!this.#running) return;
     }
+    this.#version++;
     this.#schedule();
   }
 

@@ -111,6 +111,35 @@ describe("paper/journal", () => {
     assert.deepEqual(third.contents.records, [...records, rec(4)]);
   });
 
+  // Lines are encoded straight into one Buffer per batch; the bytes must be exactly the sealed text.
+  it('writes each record as {"r":…} plus the CRC32 of that text, also for multi-byte UTF-8', async () => {
+    const { journal } = await open<Snap, unknown>();
+    const records: unknown[] = [];
+    const samples = ["₹", "नमस्ते", "😀", "\u0000", "a\u2028b", '"\\', "é".repeat(300), ""];
+    for (let i = 0; i < 400; i++) {
+      records.push({
+        seq: i,
+        tag: samples[i % samples.length]!.repeat(1 + (i % 5)),
+        n: [i, i === 0 ? 0.5 : -i / 3],
+      });
+    }
+    for (const r of records) journal.append(r);
+    await journal.flush();
+    const text = fs.readFileSync(file, "utf8");
+    const expected = records
+      .map((r) => {
+        const body = `{"r":${JSON.stringify(r)}}`;
+        return `${body.slice(0, -1)},"k":"${crc32(body).toString(16).padStart(8, "0")}"}\n`;
+      })
+      .join("");
+    assert.equal(text, expected);
+    assert.equal(fs.statSync(file).size, Buffer.byteLength(expected));
+    await journal.close();
+    const again = await open<Snap, unknown>();
+    assert.deepEqual(again.contents.records, records);
+    assert.equal(again.quarantine, undefined);
+  });
+
   it("flush() makes buffered records visible on disk, and fdatasyncs them", async () => {
     const { journal } = await open();
     // Durability itself needs a power cut to observe; the fdatasync call is the part a test can see.
