@@ -222,6 +222,18 @@ export class MomentumStrategy {
     };
   }
 
+  /**
+   * Puts past prices (oldest first) in front of what the symbol has seen, keeping the last
+   * lookback + 1: the strategy then signals on its first live quote instead of after lookback
+   * quotes. Never signals and leaves positions and cooldown alone. Returns the prices now held.
+   */
+  warmUp(exchange: Exchange, symbol: string, prices: readonly number[]): number {
+    const state = this.#state(`${exchange}:${symbol}`);
+    const usable = prices.filter((price) => Number.isFinite(price) && price > 0);
+    state.prices = [...usable, ...state.prices].slice(-(this.settings.lookback + 1));
+    return state.prices.length;
+  }
+
   /** Net position, counting this strategy's orders still on their way. */
   position(symbol: string, exchange: Exchange = "NSE"): number {
     const key = `${exchange}:${symbol}`;

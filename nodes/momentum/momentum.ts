@@ -3,7 +3,8 @@ import { OrderRequest } from "../../lib/protocol/orders";
 import { parseOrThrow } from "../../lib/protocol/validate";
 import { BrokerError } from "../../lib/protocol/errors";
 import type { MomentumSignal } from "../../lib/strategy/momentum";
-import { MomentumSettings, MomentumStrategy } from "../../lib/strategy/momentum";
+import { MomentumQuote, MomentumSettings, MomentumStrategy } from "../../lib/strategy/momentum";
+import { offersCandles, warmUpFromCandles } from "../../lib/strategy/momentum-warmup";
 import { flag, numeric, text, withoutUndefined } from "../shared/coerce";
 import { toError } from "../shared/errors";
 import { handleInput } from "../shared/input";
@@ -21,6 +22,8 @@ interface MomentumDef extends NodeDef {
   allowShort?: unknown;
   cooldown?: unknown;
   product?: unknown;
+  /** Fill each symbol's lookback from the broker's minute candles before its first quote. */
+  warmup?: unknown;
 }
 
 interface MomentumNode extends Node {
@@ -63,12 +66,16 @@ export = function (RED: NodeAPI): void {
       node.error(strategy.message);
       node.status(problemStatus(RED._("trading-momentum.status.invalid-settings")));
     }
+    let warm: ((payload: unknown) => Promise<void>) | undefined;
     if (brokerId !== undefined && !(strategy instanceof BrokerError)) {
-      followAccount(node, strategy, linkBroker(RED, node, brokerId));
+      const link = linkBroker(RED, node, brokerId);
+      followAccount(node, strategy, link);
+      if (flag(def.warmup) === true) warm = warmer(node, strategy, link);
     }
 
-    handleInput(node, (msg, send) => {
+    handleInput(node, async (msg, send) => {
       if (strategy instanceof BrokerError) throw strategy;
+      if (warm !== undefined && msg.reset !== true) await warm(msg.payload);
       if (msg.reset === true) {
         strategy.reset();
         node.status({ fill: "grey", shape: "ring", text: RED._("trading-momentum.status.reset") });
@@ -87,6 +94,44 @@ export = function (RED: NodeAPI): void {
       node.status(successStatus(describe(signal)));
       send(msg);
     });
+  }
+
+  /**
+   * The warm-up for each symbol, once, before its first quote is fed: the quotes that arrive
+   * meanwhile wait on the same promise, so they still reach the strategy in order. A failed
+   * warm-up is reported and the symbol starts cold; it is not tried again.
+   */
+  function warmer(
+    node: MomentumNode,
+    strategy: MomentumStrategy,
+    broker: BrokerLink,
+  ): (payload: unknown) => Promise<void> {
+    const warmed = new Map<string, Promise<void>>();
+    let unsupported = false;
+    return (payload) => {
+      const quote = MomentumQuote.safeParse(payload);
+      // A bad quote is refused by the strategy itself, with the field named.
+      if (!quote.success) return Promise.resolve();
+      const { exchange, symbol } = quote.data;
+      const key = `${exchange}:${symbol}`;
+      let warming = warmed.get(key);
+      if (warming === undefined) {
+        warming = (async () => {
+          const ready = await broker.ready();
+          if (!offersCandles(ready)) {
+            if (!unsupported) node.warn(RED._("trading-momentum.errors.warmup-unsupported"));
+            unsupported = true;
+            return;
+          }
+          const held = await warmUpFromCandles(strategy, ready, exchange, symbol, Date.now());
+          node.log(RED._("trading-momentum.status.warmed", { symbol: key, count: held }));
+        })().catch((error: unknown) => {
+          node.warn(RED._("trading-momentum.errors.warmup", { symbol: key, reason: toError(error).message }));
+        });
+        warmed.set(key, warming);
+      }
+      return warming;
+    };
   }
 
   /**

@@ -10,6 +10,7 @@ import type { GttEvent, GttSnapshot, OrderSnapshot, Position } from "../../lib/p
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import cancelOrderNode = require("../../nodes/cancel-order/cancel-order");
 import gttNode = require("../../nodes/gtt/gtt");
+import instrumentsNode = require("../../nodes/instruments/instruments");
 import killSwitchNode = require("../../nodes/kill-switch/kill-switch");
 import modifyOrderNode = require("../../nodes/modify-order/modify-order");
 import momentumNode = require("../../nodes/momentum/momentum");
@@ -76,6 +77,7 @@ const PACK = [
   quotesNode,
   momentumNode,
   killSwitchNode,
+  instrumentsNode,
 ];
 
 function example(name: string): FlowNode[] {
@@ -432,6 +434,11 @@ describe("examples", function () {
       const errors = nextMessage(byName(flow, "errors").id);
       pressInject(flow, "cancel it");
       assert.equal(((await errors).error as { code: string }).code, "ORDER_TERMINAL");
+
+      const instrument = nextMessage(byName(flow, "instrument").id);
+      pressInject(flow, "TCS lot and tick");
+      const [tcs] = (await instrument).payload as { symbol: string; lot_size: number; tick_size: number }[];
+      assert.deepEqual([tcs?.symbol, tcs?.lot_size, tcs?.tick_size], ["TCS", 1, 0.05]);
     });
     /** The dashboard example with its widgets as helper nodes, its broker and a few look-ups. */
     async function loadDashboard(): Promise<{
