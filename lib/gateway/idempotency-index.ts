@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
+import { istDay } from "../market/ist";
 
 /** What a client_order_id was used for: the order it made and a hash of the order's parameters. */
 export interface IdempotencyEntry {
@@ -15,12 +16,8 @@ interface Held extends IdempotencyEntry {
   readonly day: string;
 }
 
-const IST_OFFSET_MS = (5 * 60 + 30) * 60_000;
-
 /** The IST calendar day of an instant: Indian trading days run on IST whatever the host's zone. */
-export function istDay(ms: number): string {
-  return new Date(ms + IST_OFFSET_MS).toISOString().slice(0, 10);
-}
+export { istDay };
 
 /**
  * A hash of an order's parameters, independent of key order and of the client_order_id itself:

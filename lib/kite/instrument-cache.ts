@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, readdir, rename, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { istDay } from "../market/ist";
 import type { InstrumentInfo } from "./instruments";
 
-const IST_OFFSET_MS = (5 * 60 + 30) * 60_000;
 /** Kite publishes the day's instrument list before the market opens, around 08:30 IST. */
 const PUBLISHED_AT_MS = (8 * 60 + 30) * 60_000;
 const SAFE = /^[A-Z]{2,8}$/;
@@ -13,7 +13,7 @@ const SAFE = /^[A-Z]{2,8}$/;
  * list fetched before 08:30 IST is still the previous day's.
  */
 export function tradingDay(ms: number): string {
-  return new Date(ms + IST_OFFSET_MS - PUBLISHED_AT_MS).toISOString().slice(0, 10);
+  return istDay(ms - PUBLISHED_AT_MS);
 }
 
 /**

@@ -6,7 +6,8 @@
  * Everything here reads them as +05:30 whatever the host's zone is and answers ISO 8601 UTC.
  */
 
-const IST_OFFSET_MS = (5 * 60 + 30) * 60_000;
+import { IST_OFFSET_MS } from "../market/ist";
+
 const WALL_CLOCK = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?$/;
 const HAS_ZONE = /(?:[zZ]|[+-]\d{2}:?\d{2})$/;
 

@@ -1,4 +1,5 @@
 import type { AccountEvent, Quote } from "../protocol";
+import { istDay } from "../market/ist";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey } from "../protocol/instrument";
 import { isTerminal } from "../protocol/orders";
@@ -21,11 +22,9 @@ export interface Change {
   now: string;
 }
 
-const IST_OFFSET_MS = 5.5 * 60 * 60 * 1000;
-
 /** The trading day (Asia/Kolkata date) an ISO time falls on. */
 export function tradingDay(iso: string): string {
-  return new Date(Date.parse(iso) + IST_OFFSET_MS).toISOString().slice(0, 10);
+  return istDay(Date.parse(iso));
 }
 
 /**

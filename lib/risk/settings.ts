@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { minutesOf } from "../market/ist";
 import type { BrokerKind } from "../brokers/interface";
 
 function requiredOr(rule: string) {
@@ -18,11 +19,6 @@ const PositiveAmount = z
 const ClockTime = z
   .string({ error: requiredOr("must be a time HH:MM") })
   .regex(/^([01]\d|2[0-3]):[0-5]\d$/, { error: "must be a time HH:MM (00:00 to 23:59)" });
-
-/** Minutes after midnight of an "HH:MM" the schema has already checked. */
-export function minutesOf(time: string): number {
-  return Number(time.slice(0, 2)) * 60 + Number(time.slice(3, 5));
-}
 
 /**
  * When orders may go out, in India Standard Time (UTC+05:30, no daylight saving). Saturdays and
