@@ -7,6 +7,7 @@ window.TradingBrokerSchema = {
     OrderType: ["MARKET", "LIMIT", "SL", "SL-M"],
     Product: ["CNC", "MIS", "NRML"],
     Validity: ["DAY", "IOC", "TTL"],
+    Variety: ["regular", "amo", "iceberg"],
     OrderStatus: [
       "PENDING",
       "OPEN",
