@@ -3,7 +3,7 @@ import type { Exchange, OrderType, Validity, Variety } from "./fields";
 
 /**
  * Kite's optional order parameters beyond the basic shape: TTL validity, disclosed quantity and
- * iceberg legs, with the rules Kite and the exchanges apply to them (KITE.md §15), so an order that
+ * iceberg legs, with the rules Kite and the exchanges apply to them (docs/PROTOCOL.md §7), so an order that
  * Kite would refuse is refused here first, with a message naming the field and the rule.
  */
 function requiredOr(rule: string) {
