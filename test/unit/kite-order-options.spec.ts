@@ -202,6 +202,29 @@ describe("Kite: variety, TTL, disclosed quantity, iceberg", function () {
       for (const post of sent(kite, "POST")) assert.equal(post.path, "/orders/iceberg");
     });
 
+    it("refuses iceberg legs that are not whole lots before sending, and places whole-lot legs", async function () {
+      const future = {
+        symbol: "NIFTY26DECFUT",
+        exchange: "NFO",
+        side: "BUY",
+        quantity: 150,
+        order_type: "LIMIT",
+        price: 100,
+        product: "NRML",
+        variety: "iceberg",
+        iceberg_legs: 2,
+      } as const;
+      await rejectsWithCode(
+        kite.broker.placeOrder({ ...future, iceberg_quantity: 80 }),
+        "VALIDATION",
+        /iceberg_quantity: must be a multiple of NFO:NIFTY26DECFUT's lot size 75 \(got 80\)/,
+      );
+      assert.equal(sent(kite, "POST").length, 0);
+      const placed = await kite.broker.placeOrder({ ...future, iceberg_quantity: 75 });
+      assert.equal(placed.iceberg_quantity, 75);
+      assert.equal(sent(kite, "POST")[0]?.path, "/orders/iceberg");
+    });
+
     it("sends nothing for an option Kite would refuse", async function () {
       const refusals: [Record<string, unknown>, RegExp][] = [
         [{ variety: "iceberg", iceberg_legs: 2 }, /iceberg_quantity: is required for iceberg orders/],
