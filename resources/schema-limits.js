@@ -6,7 +6,8 @@ window.TradingBrokerSchema = {
     Side: ["BUY", "SELL"],
     OrderType: ["MARKET", "LIMIT", "SL", "SL-M"],
     Product: ["CNC", "MIS", "NRML"],
-    Validity: ["DAY", "IOC"],
+    Validity: ["DAY", "IOC", "TTL"],
+    Variety: ["regular", "amo", "iceberg"],
     OrderStatus: [
       "PENDING",
       "OPEN",
@@ -90,7 +91,16 @@ window.TradingBrokerSchema = {
         enum: ["CNC", "MIS", "NRML"],
         messages: { enum: "must be one of CNC, MIS, NRML" },
       },
-      validity: { type: "string", enum: ["DAY", "IOC"], messages: { enum: "must be DAY or IOC" } },
+      validity: {
+        type: "string",
+        enum: ["DAY", "IOC", "TTL"],
+        messages: { enum: "must be one of DAY, IOC, TTL" },
+      },
+      variety: {
+        type: "string",
+        enum: ["regular", "amo", "iceberg"],
+        messages: { enum: "must be one of regular, amo, iceberg" },
+      },
       tag: {
         type: "string",
         pattern: "^[A-Za-z0-9]{1,20}$",
@@ -102,6 +112,50 @@ window.TradingBrokerSchema = {
         pattern: "^[A-Za-z0-9]{1,20}$",
         trim: false,
         messages: { pattern: "must be 1 to 20 letters or digits" },
+      },
+      validity_ttl: {
+        type: "integer",
+        minimum: 1,
+        maximum: 365,
+        messages: {
+          type: "must be a number",
+          integer: "must be a whole number",
+          minimum: "must be at least 1",
+          maximum: "must be at most 365",
+        },
+      },
+      disclosed_quantity: {
+        type: "integer",
+        minimum: 1,
+        maximum: 10000000,
+        messages: {
+          type: "must be a number",
+          integer: "must be a whole number",
+          minimum: "must be at least 1",
+          maximum: "must be at most 10000000",
+        },
+      },
+      iceberg_legs: {
+        type: "integer",
+        minimum: 2,
+        maximum: 50,
+        messages: {
+          type: "must be a number",
+          integer: "must be a whole number",
+          minimum: "must be at least 2",
+          maximum: "must be at most 50",
+        },
+      },
+      iceberg_quantity: {
+        type: "integer",
+        minimum: 1,
+        maximum: 10000000,
+        messages: {
+          type: "must be a number",
+          integer: "must be a whole number",
+          minimum: "must be at least 1",
+          maximum: "must be at most 10000000",
+        },
       },
     },
     modify: {
@@ -148,7 +202,22 @@ window.TradingBrokerSchema = {
           maximum: "must be at most 1e12",
         },
       },
-      validity: { type: "string", enum: ["DAY", "IOC"], messages: { enum: "must be DAY or IOC" } },
+      validity: {
+        type: "string",
+        enum: ["DAY", "IOC", "TTL"],
+        messages: { enum: "must be one of DAY, IOC, TTL" },
+      },
+      disclosed_quantity: {
+        type: "integer",
+        minimum: 1,
+        maximum: 10000000,
+        messages: {
+          type: "must be a number",
+          integer: "must be a whole number",
+          minimum: "must be at least 1",
+          maximum: "must be at most 10000000",
+        },
+      },
     },
     cancel: {
       order_id: {

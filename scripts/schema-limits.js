@@ -33,6 +33,7 @@ function enums(protocol) {
     "OrderType",
     "Product",
     "Validity",
+    "Variety",
     "OrderStatus",
     "OrderEventType",
     "GttEventType",

@@ -13,6 +13,7 @@ import type {
   OrderRequestInput,
   OrderSnapshot,
   Position,
+  Variety,
 } from "../protocol";
 import { BrokerError, toBrokerError } from "../protocol/errors";
 import { GttRequest } from "../protocol/gtt";
@@ -30,7 +31,7 @@ import { KiteInstruments } from "../kite/kite-instruments";
 import type { Candle } from "../kite/candles";
 import { CANDLE_SPAN_DAYS, CandleInterval, kiteDateTime, toCandles } from "../kite/candles";
 import type { KiteOrder, KitePosition } from "../kite/mapping";
-import { toGttSnapshot, toKiteGttParams, toKiteOrderParams, toPosition } from "../kite/mapping";
+import { kiteVariety, toGttSnapshot, toKiteGttParams, toKiteOrderParams, toPosition } from "../kite/mapping";
 import { OrderTracker } from "../kite/order-tracker";
 import { registerLiveBroker, unregisterLiveBroker, liveBrokers } from "../kite/live-brokers";
 import { KiteRestClient, isKiteOrder, isKiteTrigger, isRecord } from "../kite/rest-client";
@@ -49,7 +50,15 @@ export interface KiteBrokerDeps {
   log?: BrokerLogger;
 }
 
-const VARIETY = "regular";
+/** What Kite's modify takes (and so what a modification may change). */
+const CHANGEABLE = [
+  "quantity",
+  "price",
+  "trigger_price",
+  "order_type",
+  "validity",
+  "disclosed_quantity",
+] as const;
 /** Kite order ids are digits; this also keeps ids from breaking kiteconnect's unescaped URL paths. */
 const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** How long a lost placement must stay absent from the order book before it is sent again. */
@@ -507,10 +516,11 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     await this.#instruments.check(request.exchange, request.symbol, request);
     if (request.tag !== undefined) this.#orders.setUserTag(clientId, request.tag);
     const params = toKiteOrderParams(request, clientId, this.settings.market_protection);
+    const variety = kiteVariety(request);
     const sendBy = Date.now() + this.settings.order_ttl_ms;
     let orderId: string;
     try {
-      orderId = await this.#sendPlacement(params);
+      orderId = await this.#sendPlacement(params, variety);
     } catch (error) {
       const err = toBrokerError(error);
       if (!isUnknownOutcome(err)) {
@@ -518,7 +528,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
         throw err;
       }
       this.#log.warn(`placement ${clientId}: ${err.message}; looking it up by tag before reporting`);
-      orderId = await this.#settlePlacement(params, clientId, sendBy, err);
+      orderId = await this.#settlePlacement(params, variety, clientId, sendBy, err);
     }
     this.#orders.bindClientId(clientId, orderId);
     // A postback usually tells us first; then the history request (10/s shared with every other
@@ -528,10 +538,10 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     return this.#refreshOrder(orderId, () => this.#pendingSnapshot(request, clientId, orderId));
   }
 
-  async #sendPlacement(params: object): Promise<string> {
+  async #sendPlacement(params: object, variety: Variety): Promise<string> {
     // kiteconnect adds `variety` to what it is given: each attempt gets its own copy.
     const reply = await this.#rest.call("order", "order placement", (k) =>
-      k.placeOrder(VARIETY, { ...params }),
+      k.placeOrder(variety, { ...params }),
     );
     const id = isRecord(reply) ? reply.order_id : undefined;
     if (typeof id !== "string" && typeof id !== "number") {
@@ -547,6 +557,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
    */
   async #settlePlacement(
     params: { tag: string },
+    variety: Variety,
     clientId: string,
     sendBy: number,
     first: BrokerError,
@@ -593,7 +604,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
         );
       }
       try {
-        return await this.#sendPlacement(params);
+        return await this.#sendPlacement(params, variety);
       } catch (error) {
         const err = toBrokerError(error);
         if (!isUnknownOutcome(err)) throw err;
@@ -628,7 +639,27 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     if (request.price !== undefined) snapshot.price = request.price;
     if (request.trigger_price !== undefined) snapshot.trigger_price = request.trigger_price;
     if (request.tag !== undefined) snapshot.tag = request.tag;
+    if (request.variety !== undefined && request.variety !== "regular") snapshot.variety = request.variety;
+    if (request.validity_ttl !== undefined) snapshot.validity_ttl = request.validity_ttl;
+    if (request.disclosed_quantity !== undefined) snapshot.disclosed_quantity = request.disclosed_quantity;
+    if (request.iceberg_legs !== undefined) snapshot.iceberg_legs = request.iceberg_legs;
+    if (request.iceberg_quantity !== undefined) snapshot.iceberg_quantity = request.iceberg_quantity;
     return snapshot;
+  }
+
+  /**
+   * The variety an order was placed with: Kite changes and cancels an order only under its own
+   * variety's path (/orders/amo/…, /orders/iceberg/…). Known from the tracker, else read once from
+   * the order's history; an order that cannot be read is tried as regular (Kite then says why not).
+   */
+  async #varietyOf(orderId: string): Promise<Variety> {
+    const known = this.#orders.current(orderId);
+    if (known !== undefined) return kiteVariety(known);
+    try {
+      return kiteVariety(await this.#refreshOrder(orderId));
+    } catch {
+      return "regular";
+    }
   }
 
   /**
@@ -701,7 +732,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     this.#checkOrderId(orderId);
     this.#refuseIfEnded(orderId, "modified");
     const params: Record<string, unknown> = {};
-    for (const key of ["quantity", "price", "trigger_price", "order_type", "validity"] as const) {
+    for (const key of CHANGEABLE) {
       if (changes[key] !== undefined) params[key] = changes[key];
     }
     if (changes.order_type === "MARKET" || changes.order_type === "SL-M") {
@@ -710,11 +741,10 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     const known = this.#orders.current(orderId);
     if (known !== undefined) await this.#instruments.check(known.exchange, known.symbol, changes);
     const landed = (order: OrderSnapshot): boolean =>
-      (["quantity", "price", "trigger_price", "order_type", "validity"] as const).every(
-        (key) => changes[key] === undefined || order[key] === changes[key],
-      );
+      CHANGEABLE.every((key) => changes[key] === undefined || order[key] === changes[key]);
+    const variety = await this.#varietyOf(orderId);
     return this.#changeOnce(orderId, "modified", landed, () =>
-      this.#rest.call("order", "order change", (k) => k.modifyOrder(VARIETY, orderId, { ...params })),
+      this.#rest.call("order", "order change", (k) => k.modifyOrder(variety, orderId, { ...params })),
     );
   }
 
@@ -722,12 +752,13 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     this.#usable("cancellation");
     this.#checkOrderId(orderId);
     this.#refuseIfEnded(orderId, "cancelled");
+    const variety = await this.#varietyOf(orderId);
     // An order that ended another way meanwhile (filled) is the answer too: nothing is left to cancel.
     return this.#changeOnce(
       orderId,
       "cancelled",
       (order) => isTerminal(order.status),
-      () => this.#rest.call("order", "cancellation", (k) => k.cancelOrder(VARIETY, orderId)),
+      () => this.#rest.call("order", "cancellation", (k) => k.cancelOrder(variety, orderId)),
     );
   }
 

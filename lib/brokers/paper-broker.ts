@@ -13,7 +13,7 @@ import type {
   Quote,
 } from "../protocol";
 // Straight from the defining modules: the index's re-exports are getters on every access.
-import { BrokerError } from "../protocol/errors";
+import { BrokerError, toBrokerError } from "../protocol/errors";
 import { GttRequest } from "../protocol/gtt";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey, parseInstrument } from "../protocol/instrument";
@@ -33,6 +33,7 @@ import { applyGttFields, gttFields } from "../paper/gtt-book";
 import { newClientOrderId } from "../paper/ids";
 import { positionView } from "../paper/ledger";
 import { MatchingEngine } from "../paper/matching-engine";
+import { TtlExpiry, copyOrderOptions, hasOrderOptions, ttlDeadline } from "../paper/order-coverage";
 import { toPaise, toRupees } from "../paper/money";
 import type { PaperJournal, RestoreReport } from "../paper/paper-journal";
 import { openPaperJournal } from "../paper/paper-journal";
@@ -83,6 +84,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   #walkWritten = -1;
   readonly #account: PaperAccount;
   readonly #engine: MatchingEngine;
+  readonly #ttl: TtlExpiry;
 
   #state: ConnectionState = "disconnected";
   #connecting: Promise<void> | undefined;
@@ -110,6 +112,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.#compactEvery = deps.compactEvery ?? Math.max(1000, this.settings.retention * 5);
     this.#account = new PaperAccount(toPaise(this.settings.starting_cash), this.settings.retention);
     this.#engine = new MatchingEngine(this.#account, this.settings);
+    this.#ttl = new TtlExpiry(this.#clock, (ids) => this.#expire(ids));
     this.#feed = this.#createFeed();
     this.#walk = this.#feed instanceof RandomWalkFeed ? this.#feed : undefined;
     this.#known =
@@ -192,7 +195,11 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     try {
       await this.#openJournal();
       await this.#feed.start();
+      const due: string[] = [];
+      for (const order of this.#account.orders.values()) this.#scheduleTtl(order, due);
       this.#setState("connected");
+      // Minutes that ran out while the broker was closed end the order now, not at the next timer.
+      this.#expire(due);
     } catch (error) {
       this.#feed.stop();
       await this.#closeJournal();
@@ -207,6 +214,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.#closing = true;
     await this.#connecting?.catch(() => undefined);
     this.#feed.stop();
+    this.#ttl.clear();
     await this.#announcer?.settled();
     const journal = this.#journal;
     if (journal !== undefined) {
@@ -369,7 +377,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       if (request.price !== undefined) order.price = request.price;
       if (request.trigger_price !== undefined) order.trigger_price = request.trigger_price;
       if (request.tag !== undefined) order.tag = request.tag;
+      if (hasOrderOptions(request)) copyOrderOptions(request, order);
       this.#engine.admit(change, order, quote);
+      this.#scheduleTtl(order);
       return orderView(order);
     });
   }
@@ -382,6 +392,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     if (changes.order_type !== undefined && !isStop({ order_type: changes.order_type }))
       delete merged.trigger_price;
     if (changes.order_type === "MARKET" || changes.order_type === "SL-M") delete merged.price;
+    if (changes.validity !== undefined && changes.validity !== "TTL") delete merged.validity_ttl;
     const request = parseOrThrow(OrderRequest, merged, "order changes");
     if (request.quantity <= order.filled_quantity) {
       throw new BrokerError(
@@ -412,6 +423,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     else next.price = request.price;
     if (request.trigger_price === undefined) delete next.trigger_price;
     else next.trigger_price = request.trigger_price;
+    copyOrderOptions(request, next);
     const quote = this.#feed.latest(instrumentKey(order.exchange, order.symbol));
     // The same admission as a placement, for the order as it would be: nothing changes if refused.
     const refusal = this.#engine.refusal(next, quote, order);
@@ -443,6 +455,31 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   async getOrderbook(): Promise<OrderSnapshot[]> {
     await this.#readable();
     return Array.from(this.#account.orders.values(), orderView);
+  }
+
+  /** A live TTL order gets its expiry; one whose minutes ran out while closed expires at once. */
+  #scheduleTtl(order: OrderState, due?: string[]): void {
+    if (isTerminal(order.status)) return;
+    const deadline = ttlDeadline(order);
+    if (deadline === undefined) return;
+    if (due !== undefined && deadline <= this.#clock.now()) due.push(order.order_id);
+    else this.#ttl.schedule(order.order_id, deadline);
+  }
+
+  #expire(orderIds: string[]): void {
+    if (this.#closing || this.#state !== "connected") return;
+    const now = this.#clock.now();
+    const due = orderIds
+      .map((id) => this.#account.orders.get(id))
+      .filter((order): order is OrderState => {
+        if (order === undefined || isTerminal(order.status)) return false;
+        const deadline = ttlDeadline(order);
+        return deadline !== undefined && deadline <= now;
+      });
+    if (due.length === 0) return;
+    void this.#mutate((change) => {
+      for (const order of due) this.#engine.expire(change, order);
+    }).catch((error: unknown) => this.#reportError(toBrokerError(error)));
   }
 
   #liveOrder(orderId: string, verb: string): OrderState {
@@ -758,6 +795,7 @@ function requestOf(order: OrderSnapshot): OrderRequestInput {
   if (order.price !== undefined) request.price = order.price;
   if (order.trigger_price !== undefined) request.trigger_price = order.trigger_price;
   if (order.tag !== undefined) request.tag = order.tag;
+  if (hasOrderOptions(order)) copyOrderOptions(order, request);
   return request;
 }
 

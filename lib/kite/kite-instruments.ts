@@ -48,7 +48,13 @@ export class KiteInstruments {
   async check(
     exchange: Exchange,
     symbol: string,
-    fields: { quantity?: number | undefined; price?: number | undefined; trigger_price?: number | undefined },
+    fields: {
+      quantity?: number | undefined;
+      price?: number | undefined;
+      trigger_price?: number | undefined;
+      iceberg_quantity?: number | undefined;
+      disclosed_quantity?: number | undefined;
+    },
   ): Promise<void> {
     if (!this.#map.isLoaded(exchange)) {
       try {
@@ -71,11 +77,15 @@ export class KiteInstruments {
         `symbol: ${key} is an index; indices have quotes but cannot be traded`,
       );
     }
-    if (fields.quantity !== undefined && info.lot_size > 1 && fields.quantity % info.lot_size !== 0) {
-      throw new BrokerError(
-        "VALIDATION",
-        `quantity: must be a multiple of ${key}'s lot size ${info.lot_size} (got ${fields.quantity})`,
-      );
+    // Each iceberg leg and each disclosed slice goes to the exchange as an order of its own: whole lots too.
+    for (const field of ["quantity", "iceberg_quantity", "disclosed_quantity"] as const) {
+      const value = fields[field];
+      if (value !== undefined && info.lot_size > 1 && value % info.lot_size !== 0) {
+        throw new BrokerError(
+          "VALIDATION",
+          `${field}: must be a multiple of ${key}'s lot size ${info.lot_size} (got ${value})`,
+        );
+      }
     }
     for (const field of ["price", "trigger_price"] as const) {
       const value = fields[field];

@@ -12,6 +12,7 @@ import type {
   Product,
   Side,
   Validity,
+  Variety,
 } from "../protocol";
 import { isTerminal } from "../protocol/orders";
 import { parseKiteTimestamp } from "./time";
@@ -123,6 +124,34 @@ export interface SnapshotContext {
   now: string;
 }
 
+/** Kite's whole-number fields arrive as numbers or strings; 0 or less means "not set". */
+function positiveInt(value: unknown): number | undefined {
+  const n = num(value);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * The options Kite reports on an order: its variety (absent = regular), TTL minutes, disclosed
+ * quantity, and an iceberg's legs from `meta.iceberg` (legs, leg_quantity).
+ */
+function orderOptions(order: KiteOrder, snapshot: OrderSnapshot): void {
+  const variety = typeof order.variety === "string" ? order.variety.toLowerCase() : "";
+  if (variety === "amo" || variety === "iceberg") snapshot.variety = variety;
+  const ttl = positiveInt(order.validity_ttl);
+  if (snapshot.validity === "TTL" && ttl !== undefined && ttl <= 365) snapshot.validity_ttl = ttl;
+  const disclosed = positiveInt(order.disclosed_quantity);
+  if (disclosed !== undefined && disclosed <= 10_000_000) snapshot.disclosed_quantity = disclosed;
+  const meta = order.meta;
+  const iceberg =
+    typeof meta === "object" && meta !== null ? (meta as Record<string, unknown>).iceberg : undefined;
+  if (variety === "iceberg" && typeof iceberg === "object" && iceberg !== null) {
+    const legs = positiveInt((iceberg as Record<string, unknown>).legs);
+    const legQuantity = positiveInt((iceberg as Record<string, unknown>).leg_quantity);
+    if (legs !== undefined && legs >= 2 && legs <= 50) snapshot.iceberg_legs = legs;
+    if (legQuantity !== undefined && legQuantity <= 10_000_000) snapshot.iceberg_quantity = legQuantity;
+  }
+}
+
 /** Kite order → OrderSnapshot; timestamps read as IST whatever the host's time zone. */
 export function toOrderSnapshot(order: KiteOrder, context: SnapshotContext): OrderSnapshot {
   const quantity = num(order.quantity);
@@ -159,6 +188,7 @@ export function toOrderSnapshot(order: KiteOrder, context: SnapshotContext): Ord
   const message = order.status_message ?? order.status_message_raw;
   if (typeof message === "string" && message !== "") snapshot.status_message = message;
   if (context.gttId !== undefined) snapshot.gtt_id = context.gttId;
+  orderOptions(order, snapshot);
   return snapshot;
 }
 
@@ -175,6 +205,15 @@ export interface KiteOrderParams {
   price?: number;
   trigger_price?: number;
   market_protection?: number;
+  validity_ttl?: number;
+  disclosed_quantity?: number;
+  iceberg_legs?: number;
+  iceberg_quantity?: number;
+}
+
+/** The variety in Kite's URL path (/orders/{variety}) for placing, changing and cancelling an order. */
+export function kiteVariety(order: { variety?: Variety | undefined }): Variety {
+  return order.variety ?? "regular";
 }
 
 /**
@@ -201,6 +240,10 @@ export function toKiteOrderParams(
   if (request.trigger_price !== undefined) params.trigger_price = request.trigger_price;
   if (request.order_type === "MARKET" || request.order_type === "SL-M")
     params.market_protection = marketProtection;
+  if (request.validity_ttl !== undefined) params.validity_ttl = request.validity_ttl;
+  if (request.disclosed_quantity !== undefined) params.disclosed_quantity = request.disclosed_quantity;
+  if (request.iceberg_legs !== undefined) params.iceberg_legs = request.iceberg_legs;
+  if (request.iceberg_quantity !== undefined) params.iceberg_quantity = request.iceberg_quantity;
   return params;
 }
 

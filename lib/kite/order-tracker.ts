@@ -38,7 +38,8 @@ function changeEvent(before: OrderSnapshot, after: OrderSnapshot): OrderEventTyp
     after.price !== before.price ||
     after.trigger_price !== before.trigger_price ||
     after.order_type !== before.order_type ||
-    after.validity !== before.validity
+    after.validity !== before.validity ||
+    after.disclosed_quantity !== before.disclosed_quantity
   ) {
     return "ORDER_MODIFIED";
   }

@@ -9,6 +9,7 @@ import type { GttState, OrderState } from "./account-state";
 import { buyReference, fillPrice, triggered, triggerPassed } from "./fill-rules";
 import { firedLeg } from "./gtt-book";
 import { newClientOrderId } from "./ids";
+import { copyOrderOptions, visibleQuantity } from "./order-coverage";
 import { applyFill, positionKey } from "./ledger";
 import type { Paise } from "./money";
 import { averageRupees, toRupees } from "./money";
@@ -126,6 +127,7 @@ export class MatchingEngine {
     else order.price = next.price;
     if (next.trigger_price === undefined) delete order.trigger_price;
     else order.trigger_price = next.trigger_price;
+    copyOrderOptions(next, order);
     this.#account.setReserved(order, this.reservation(order, quote));
     this.touch(change, order, "ORDER_MODIFIED");
     if (quote !== undefined) this.match(change, order, quote);
@@ -134,6 +136,12 @@ export class MatchingEngine {
 
   cancel(change: Change, order: OrderState): void {
     this.#end(change, order, "CANCELLED", "ORDER_CANCELLED", "cancelled by the user");
+  }
+
+  /** A TTL order whose minutes have run out: what is left of it ends EXPIRED. */
+  expire(change: Change, order: OrderState): void {
+    if (isTerminal(order.status)) return;
+    this.#end(change, order, "EXPIRED", "ORDER_EXPIRED", `TTL: ${order.validity_ttl ?? 0} minutes passed`);
   }
 
   /** A quote for one instrument: resting orders in time priority, then the instrument's GTTs. */
@@ -164,7 +172,8 @@ export class MatchingEngine {
   #fillFrom(change: Change, order: OrderState, quote: Quote): void {
     const price = fillPrice(order, quote, this.#settings.slippage_bps);
     if (price === undefined) return;
-    const remaining = order.quantity - order.filled_quantity;
+    // An iceberg shows one leg at a time: a quote fills at most what is left of that leg.
+    const remaining = visibleQuantity(order);
     const limit = this.#settings.max_fill_per_quote;
     this.#fill(change, order, limit > 0 ? Math.min(limit, remaining) : remaining, price, quote);
   }

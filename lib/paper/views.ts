@@ -1,5 +1,6 @@
 import type { GttSnapshot, OrderSnapshot } from "../protocol";
 import type { GttState, OrderState } from "./account-state";
+import { copyOrderOptions, hasOrderOptions } from "./order-coverage";
 
 /**
  * What the flow sees: plain copies without the engine's bookkeeping, so nothing a listener does
@@ -27,6 +28,7 @@ export function orderView(order: OrderState): OrderSnapshot {
   if (order.tag !== undefined) view.tag = order.tag;
   if (order.status_message !== undefined) view.status_message = order.status_message;
   if (order.gtt_id !== undefined) view.gtt_id = order.gtt_id;
+  if (hasOrderOptions(order)) copyOrderOptions(order, view);
   return view;
 }
 

@@ -24,8 +24,13 @@ export type OrderType = z.infer<typeof OrderType>;
 export const Product = z.enum(["CNC", "MIS", "NRML"], { error: requiredOr("must be one of CNC, MIS, NRML") });
 export type Product = z.infer<typeof Product>;
 
-export const Validity = z.enum(["DAY", "IOC"], { error: requiredOr("must be DAY or IOC") });
+export const Validity = z.enum(["DAY", "IOC", "TTL"], { error: requiredOr("must be one of DAY, IOC, TTL") });
 export type Validity = z.infer<typeof Validity>;
+
+export const Variety = z.enum(["regular", "amo", "iceberg"], {
+  error: requiredOr("must be one of regular, amo, iceberg"),
+});
+export type Variety = z.infer<typeof Variety>;
 
 export const Symbol = z
   .string({ error: requiredOr("must be a string") })

@@ -36,6 +36,7 @@ const KNOWN_KEYS: ReadonlySet<string> = new Set([
   "validity",
   "tag",
   "client_order_id",
+  "variety",
 ]);
 const SYMBOL = /^[A-Za-z0-9&_.:-]{1,64}$/;
 const ID = /^[A-Za-z0-9]{1,20}$/;
@@ -66,6 +67,10 @@ function tryFast(input: unknown): OrderRequestType | undefined {
   const validity = enumOr<Validity>(raw.validity, VALIDITIES, "DAY");
   if (exchange === undefined || orderType === undefined || product === undefined || validity === undefined)
     return undefined;
+  // TTL and iceberg orders carry cross-field rules (lib/protocol/order-options.ts): the schema's.
+  const variety = raw.variety;
+  if (validity === "TTL" || (variety !== undefined && variety !== "regular" && variety !== "amo"))
+    return undefined;
   const needsPrice = orderType === "LIMIT" || orderType === "SL";
   const needsTrigger = orderType === "SL" || orderType === "SL-M";
   if (needsPrice ? !isPrice(price) : price !== undefined) return undefined;
@@ -90,6 +95,7 @@ function tryFast(input: unknown): OrderRequestType | undefined {
   if (needsTrigger) order.trigger_price = trigger as number;
   order.product = product;
   order.validity = validity;
+  if (variety !== undefined) order.variety = variety;
   if (tag !== undefined) order.tag = tag;
   if (clientId !== undefined) order.client_order_id = clientId;
   return order;

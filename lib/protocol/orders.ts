@@ -12,7 +12,16 @@ import {
   Symbol,
   Tag,
   Validity,
+  Variety,
 } from "./fields";
+import {
+  DisclosedQuantity,
+  IcebergLegs,
+  IcebergQuantity,
+  ValidityTtl,
+  checkChangedOptions,
+  checkOrderOptions,
+} from "./order-options";
 
 export const OrderStatus = z.enum([
   "PENDING",
@@ -93,12 +102,20 @@ const orderFields = {
   trigger_price: Price.optional(),
   product: Product.default("MIS"),
   validity: Validity.default("DAY"),
+  variety: Variety.optional(),
   tag: Tag.optional(),
   client_order_id: ClientOrderId.optional(),
+  validity_ttl: ValidityTtl.optional(),
+  disclosed_quantity: DisclosedQuantity.optional(),
+  iceberg_legs: IcebergLegs.optional(),
+  iceberg_quantity: IcebergQuantity.optional(),
 };
 
 /** What a flow (msg.payload), the TypeScript API and the wire send to place an order. */
-export const OrderRequest = z.strictObject(orderFields).superRefine(checkPriceFields);
+export const OrderRequest = z
+  .strictObject(orderFields)
+  .superRefine(checkPriceFields)
+  .superRefine(checkOrderOptions);
 /** The request as given (defaults not yet applied). */
 export type OrderRequestInput = z.input<typeof OrderRequest>;
 /** The request after validation: defaults applied. */
@@ -111,10 +128,13 @@ export const OrderChanges = z
     price: Price.optional(),
     trigger_price: Price.optional(),
     validity: Validity.optional(),
+    disclosed_quantity: DisclosedQuantity.optional(),
   })
   .refine((changes) => Object.values(changes).some((v) => v !== undefined), {
-    message: "must change at least one of quantity, order_type, price, trigger_price, validity",
-  });
+    message:
+      "must change at least one of quantity, order_type, price, trigger_price, validity, disclosed_quantity",
+  })
+  .superRefine(checkChangedOptions);
 export type OrderChanges = z.output<typeof OrderChanges>;
 
 /** modify-order's payload: which order, and what to change. */
@@ -125,6 +145,7 @@ export const ModifyRequest = z.strictObject({
   price: Price.optional(),
   trigger_price: Price.optional(),
   validity: Validity.optional(),
+  disclosed_quantity: DisclosedQuantity.optional(),
 });
 export type ModifyRequest = z.output<typeof ModifyRequest>;
 
@@ -143,6 +164,7 @@ export const OrderSnapshot = z.strictObject({
   trigger_price: Price.optional(),
   product: Product,
   validity: Validity,
+  variety: Variety.optional(),
   tag: Tag.optional(),
   status: OrderStatus,
   filled_quantity: z.number().int().nonnegative(),
@@ -150,6 +172,10 @@ export const OrderSnapshot = z.strictObject({
   status_message: z.string().optional(),
   /** Set on orders a GTT placed when it triggered. */
   gtt_id: z.string().optional(),
+  validity_ttl: ValidityTtl.optional(),
+  disclosed_quantity: DisclosedQuantity.optional(),
+  iceberg_legs: IcebergLegs.optional(),
+  iceberg_quantity: IcebergQuantity.optional(),
   placed_at: IsoTimestamp,
   timestamp: IsoTimestamp,
 });

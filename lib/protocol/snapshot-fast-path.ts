@@ -1,6 +1,7 @@
 import type { OrderEvent } from "./events";
 import { OrderEventType } from "./events";
-import { Exchange, OrderType, Product, Side, Validity } from "./fields";
+import { Exchange, OrderType, Product, Side, Validity, Variety } from "./fields";
+import { ICEBERG_LEGS, TTL_MINUTES } from "./order-options";
 import type { OrderSnapshot as OrderSnapshotType } from "./orders";
 import { OrderStatus } from "./orders";
 
@@ -18,6 +19,7 @@ const ORDER_TYPES: ReadonlySet<unknown> = new Set(OrderType.options);
 const PRODUCTS: ReadonlySet<unknown> = new Set(Product.options);
 const VALIDITIES: ReadonlySet<unknown> = new Set(Validity.options);
 const STATUSES: ReadonlySet<unknown> = new Set(OrderStatus.options);
+const VARIETIES: ReadonlySet<unknown> = new Set(Variety.options);
 const REQUIRED = [
   "order_id",
   "client_order_id",
@@ -34,13 +36,32 @@ const REQUIRED = [
   "placed_at",
   "timestamp",
 ] as const;
-const OPTIONAL: ReadonlySet<string> = new Set(["price", "trigger_price", "tag", "status_message", "gtt_id"]);
+const OPTIONAL: ReadonlySet<string> = new Set([
+  "price",
+  "trigger_price",
+  "tag",
+  "status_message",
+  "gtt_id",
+  "variety",
+  "validity_ttl",
+  "disclosed_quantity",
+  "iceberg_legs",
+  "iceberg_quantity",
+]);
 const KNOWN: ReadonlySet<string> = new Set([...REQUIRED, ...OPTIONAL]);
 const SYMBOL = /^[A-Za-z0-9&_.:-]{1,64}$/;
 const ID20 = /^[A-Za-z0-9]{1,20}$/;
 
 function isId(value: unknown): boolean {
   return typeof value === "string" && value.length > 0 && value.length <= 64;
+}
+
+/** Absent, or a whole number within [min, max]. */
+function isCount(value: unknown, min: number, max: number): boolean {
+  return (
+    value === undefined ||
+    (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max)
+  );
 }
 
 function isPrice(value: unknown): boolean {
@@ -95,6 +116,11 @@ export function isPlainOrderSnapshot(value: unknown): value is OrderSnapshotType
     average >= 0 &&
     (o.status_message === undefined || typeof o.status_message === "string") &&
     (o.gtt_id === undefined || typeof o.gtt_id === "string") &&
+    (o.variety === undefined || VARIETIES.has(o.variety)) &&
+    isCount(o.validity_ttl, TTL_MINUTES.min, TTL_MINUTES.max) &&
+    isCount(o.disclosed_quantity, 1, 10_000_000) &&
+    isCount(o.iceberg_legs, ICEBERG_LEGS.min, ICEBERG_LEGS.max) &&
+    isCount(o.iceberg_quantity, 1, 10_000_000) &&
     isIsoUtc(o.placed_at) &&
     isIsoUtc(o.timestamp)
   );

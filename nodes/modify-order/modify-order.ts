@@ -18,6 +18,7 @@ const FIELDS: readonly EditorField[] = [
   { field: "price", prop: "price", numeric: true },
   { field: "trigger_price", prop: "triggerPrice", numeric: true },
   { field: "validity", prop: "validity" },
+  { field: "disclosed_quantity", prop: "disclosedQuantity", numeric: true },
 ];
 
 /** The editor's values as TypedInputs, resolved once at start. */

@@ -26,6 +26,11 @@ const FIELDS: readonly EditorField[] = [
   { field: "product", prop: "product" },
   { field: "validity", prop: "validity" },
   { field: "tag", prop: "tag" },
+  { field: "variety", prop: "variety" },
+  { field: "validity_ttl", prop: "validityTtl", numeric: true },
+  { field: "disclosed_quantity", prop: "disclosedQuantity", numeric: true },
+  { field: "iceberg_legs", prop: "icebergLegs", numeric: true },
+  { field: "iceberg_quantity", prop: "icebergQuantity", numeric: true },
 ];
 
 /** The editor's values as TypedInputs, resolved once at start. */

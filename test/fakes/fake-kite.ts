@@ -122,6 +122,8 @@ class HttpError extends Error {
 }
 
 const TAG = /^[A-Za-z0-9]{1,20}$/;
+/** The varieties the fake takes (Kite also has co and auction, which this project never sends). */
+const VARIETIES: ReadonlySet<string> = new Set(["regular", "amo", "iceberg"]);
 
 export class FakeKite {
   readonly apiKey: string;
@@ -153,6 +155,8 @@ export class FakeKite {
   readonly #prices = new Map<number, number>();
   readonly #kiteIdOf = new Map<string, string>();
   readonly #paperIdOf = new Map<string, string>();
+  /** Each order's variety, as placed: Kite changes and cancels it only under that variety's path. */
+  readonly #varietyOf = new Map<string, string>();
   readonly #history = new Map<string, Record<string, unknown>[]>();
   readonly #triggerIdOf = new Map<string, number>();
   readonly #paperGttOf = new Map<number, string>();
@@ -625,7 +629,15 @@ export class FakeKite {
     }
     if ((m = /^\/orders\/([^/]+)\/([^/]+)$/.exec(path)) !== null) {
       const [, variety, kiteId] = m as unknown as [string, string, string];
-      if (variety !== "regular") throw new HttpError(400, "InputException", "Invalid `variety`.");
+      if (!VARIETIES.has(variety)) throw new HttpError(400, "InputException", "Invalid `variety`.");
+      const placedAs = this.#varietyOf.get(kiteId);
+      if (placedAs !== undefined && placedAs !== variety) {
+        throw new HttpError(
+          400,
+          "InputException",
+          `Invalid \`variety\`: order ${kiteId} is a ${placedAs} order, not ${variety}.`,
+        );
+      }
       if (method === "PUT") return { json: await this.#modifyOrder(kiteId, body) };
       if (method === "DELETE") return { json: await this.#cancelOrder(kiteId) };
     }
@@ -717,7 +729,11 @@ export class FakeKite {
   }
 
   async #placeOrder(variety: string, body: Record<string, string>): Promise<{ order_id: string }> {
-    if (variety !== "regular") throw new HttpError(400, "InputException", "Invalid `variety`.");
+    if (!VARIETIES.has(variety)) throw new HttpError(400, "InputException", "Invalid `variety`.");
+    // Kite's place endpoint takes the variety from the path; kiteconnect also sends it in the body.
+    if (body.variety !== undefined && body.variety !== variety) {
+      throw new HttpError(400, "InputException", "Invalid `variety`: the path and the body disagree.");
+    }
     if (body.tag !== undefined && !TAG.test(body.tag)) {
       throw new HttpError(400, "InputException", "Invalid `tag`: alphanumeric, at most 20 characters.");
     }
@@ -746,15 +762,22 @@ export class FakeKite {
       request.trigger_price = Number(body.trigger_price);
     }
     if (body.tag !== undefined) request.tag = body.tag;
+    if (variety !== "regular") request.variety = variety;
+    // Kite's whole-number options; the exchange (the paper broker) applies their rules.
+    for (const key of ["validity_ttl", "disclosed_quantity", "iceberg_legs", "iceberg_quantity"] as const) {
+      if (body[key] !== undefined && Number(body[key]) !== 0) request[key] = Number(body[key]);
+    }
     const order = await this.paper.placeOrder(request as OrderRequestInput).catch(orderError("placed"));
-    return { order_id: this.#kiteId(order.order_id) };
+    const kiteId = this.#kiteId(order.order_id);
+    this.#varietyOf.set(kiteId, variety);
+    return { order_id: kiteId };
   }
 
   async #modifyOrder(kiteId: string, body: Record<string, string>): Promise<{ order_id: string }> {
     const paperId = this.#paperIdOf.get(kiteId);
     if (paperId === undefined) throw new HttpError(400, "InputException", "Couldn't find that `order_id`.");
     const changes: Record<string, unknown> = {};
-    for (const key of ["quantity", "price", "trigger_price"] as const) {
+    for (const key of ["quantity", "price", "trigger_price", "disclosed_quantity"] as const) {
       if (body[key] !== undefined) changes[key] = Number(body[key]);
     }
     for (const key of ["order_type", "validity"] as const)
@@ -817,7 +840,7 @@ export class FakeKite {
       order_timestamp: placed,
       exchange_update_timestamp: updated,
       exchange_timestamp: order.status === "REJECTED" ? null : updated,
-      variety: "regular",
+      variety: order.variety ?? "regular",
       modified: false,
       exchange: order.exchange,
       tradingsymbol: order.symbol,
@@ -825,10 +848,10 @@ export class FakeKite {
       order_type: order.order_type,
       transaction_type: order.side,
       validity: order.validity,
-      validity_ttl: 0,
+      validity_ttl: order.validity_ttl ?? 0,
       product: order.product,
       quantity: order.quantity,
-      disclosed_quantity: 0,
+      disclosed_quantity: order.disclosed_quantity ?? 0,
       price: order.price ?? 0,
       trigger_price: order.trigger_price ?? 0,
       average_price: order.average_price,
@@ -839,7 +862,23 @@ export class FakeKite {
           : 0,
       cancelled_quantity: cancelled,
       market_protection: 0,
-      meta: {},
+      meta:
+        order.variety === "iceberg" &&
+        order.iceberg_legs !== undefined &&
+        order.iceberg_quantity !== undefined
+          ? {
+              iceberg: {
+                leg: Math.min(
+                  order.iceberg_legs,
+                  Math.floor(order.filled_quantity / order.iceberg_quantity) + 1,
+                ),
+                legs: order.iceberg_legs,
+                leg_quantity: order.iceberg_quantity,
+                total_quantity: order.quantity,
+                remaining_quantity: order.quantity - order.filled_quantity,
+              },
+            }
+          : {},
       tag: order.tag ?? null,
       tags: order.tag === undefined ? [] : [order.tag],
       guid: `guid${kiteId}`,

@@ -61,9 +61,33 @@ describe("trading-modify-order", function () {
     };
     assert.deepEqual(
       editorFields.map((f) => f.field),
-      ["order_id", "quantity", "order_type", "price", "trigger_price", "validity"],
+      ["order_id", "quantity", "order_type", "price", "trigger_price", "validity", "disclosed_quantity"],
     );
     assert.ok(editorFields.every((f) => f.typed.value === ""));
+  });
+
+  it("changes the disclosed quantity set in the editor, and refuses a change into TTL", async function () {
+    await helper.load(NODES, flow({ disclosedQuantity: "40", disclosedQuantityType: "num" }));
+    const broker = await paperBroker();
+    const order = await broker.placeOrder({
+      symbol: "INFY",
+      side: "BUY",
+      quantity: 100,
+      order_type: "LIMIT",
+      price: 90,
+      disclosed_quantity: 10,
+    });
+    const out = nextMessage("out");
+    getNode("m1").receive({ payload: { order_id: order.order_id } });
+    assert.equal(((await out).payload as OrderSnapshot).disclosed_quantity, 40);
+    assert.equal((await broker.getOrder(order.order_id)).disclosed_quantity, 40);
+
+    const caught = nextMessage("caught");
+    getNode("m1").receive({ payload: { order_id: order.order_id, validity: "TTL" } });
+    const error = (await caught).error as { code?: string; message: string };
+    assert.equal(error.code, "VALIDATION");
+    assert.match(error.message, /validity: cannot be changed to TTL/);
+    assert.equal((await broker.getOrder(order.order_id)).validity, "DAY");
   });
 
   it("modifies an open order and keeps the rest of msg", async function () {

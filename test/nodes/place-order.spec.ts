@@ -69,6 +69,11 @@ describe("trading-place-order", function () {
         "product",
         "validity",
         "tag",
+        "variety",
+        "validity_ttl",
+        "disclosed_quantity",
+        "iceberg_legs",
+        "iceberg_quantity",
       ],
     );
     assert.ok(fields.every((f) => f.typed.value === "" && f.typed.type === "str"));
@@ -163,6 +168,81 @@ describe("trading-place-order", function () {
     const order = (await out).payload as OrderSnapshot;
     assert.equal(order.quantity, 7);
     assert.equal(order.symbol, "INFY");
+  });
+
+  it("places an iceberg TTL order set up in the editor, the options fixed there", async function () {
+    await helper.load(
+      NODES,
+      flow({
+        symbol: "INFY",
+        side: "BUY",
+        sideType: "side",
+        quantity: "30",
+        quantityType: "num",
+        orderType: "LIMIT",
+        orderTypeType: "order_type",
+        price: "90",
+        priceType: "num",
+        validity: "TTL",
+        validityType: "validity",
+        validityTtl: "5",
+        validityTtlType: "str",
+        variety: "iceberg",
+        varietyType: "variety",
+        varietyFixed: true,
+        icebergLegs: "3",
+        icebergLegsType: "num",
+        icebergLegsFixed: true,
+        icebergQuantity: "10",
+        icebergQuantityType: "num",
+      }),
+    );
+    const broker = await paperBroker();
+    broker.setPrice("INFY", 100);
+    const out = nextMessage("out");
+    getNode("n1").receive({ payload: 1700000000000 });
+    const order = (await out).payload as OrderSnapshot;
+    assert.equal(order.variety, "iceberg");
+    assert.equal(order.iceberg_legs, 3);
+    assert.equal(order.iceberg_quantity, 10);
+    assert.equal(order.validity, "TTL");
+    assert.equal(order.validity_ttl, 5, "a number typed as text is a number");
+
+    const caught = nextMessage("caught");
+    getNode("n1").receive({ payload: { variety: "regular" } });
+    const error = (await caught).error as CaughtError;
+    assert.equal(error.code, "VALIDATION");
+    assert.match(error.message, /variety: is fixed at "iceberg" in this node/);
+
+    const refused = nextMessage("caught");
+    getNode("n1").receive({ payload: { quantity: 31 } });
+    const legs = (await refused).error as CaughtError;
+    assert.equal(legs.code, "VALIDATION");
+    assert.match(
+      legs.message,
+      /iceberg_quantity: must cover quantity over iceberg_legs legs \(3 legs of 10 = 30 < 31\)/,
+    );
+    assert.equal(await orderCount(), 1, "only the valid order reached the broker");
+  });
+
+  it("refuses a disclosed quantity from msg.payload that breaks the exchange's rule, naming it", async function () {
+    await helper.load(NODES, flow());
+    await paperBroker();
+    const caught = nextMessage("caught");
+    getNode("n1").receive({
+      payload: {
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 100,
+        order_type: "LIMIT",
+        price: 90,
+        disclosed_quantity: 5,
+      },
+    });
+    const error = (await caught).error as CaughtError;
+    assert.equal(error.code, "VALIDATION");
+    assert.match(error.message, /disclosed_quantity: must be at least 10% of quantity on NSE \(10 of 100\)/);
+    assert.equal(await orderCount(), 0);
   });
 
   describe("fixed fields", function () {

@@ -11,6 +11,7 @@ const valid = {
   quantity: fc.oneof(fc.constantFrom(1, 10_000_000), fc.integer({ min: 1, max: 10_000_000 })),
   product: fc.constantFrom(undefined, "CNC", "MIS", "NRML"),
   validity: fc.constantFrom(undefined, "DAY", "IOC"),
+  variety: fc.constantFrom(undefined, "regular", "amo"),
   tag: fc.constantFrom(undefined, "momentum", "a".repeat(20)),
   client_order_id: fc.constantFrom(undefined, "abc123", "x".repeat(20)),
 };
@@ -20,6 +21,16 @@ const priced = fc.oneof(
   fc.record({ order_type: fc.constant("LIMIT"), price: aPrice }),
   fc.record({ order_type: fc.constant("SL"), price: aPrice, trigger_price: aPrice }),
   fc.record({ order_type: fc.constant("SL-M"), trigger_price: aPrice }),
+);
+
+/** Kite's options (lib/protocol/order-options.ts), valid for a quantity of 100 on NSE. */
+const options = fc.oneof(
+  { weight: 4, arbitrary: fc.constant({}) },
+  fc.record({ validity: fc.constant("TTL"), validity_ttl: fc.integer({ min: 1, max: 365 }) }),
+  fc.record({ disclosed_quantity: fc.integer({ min: 10, max: 100 }) }),
+  fc
+    .integer({ min: 2, max: 50 })
+    .map((legs) => ({ variety: "iceberg", iceberg_legs: legs, iceberg_quantity: Math.ceil(100 / legs) })),
 );
 
 /** Values that break a rule, or sit just past its edge. */
@@ -33,6 +44,11 @@ const broken: Record<string, fc.Arbitrary<unknown>> = {
   trigger_price: fc.constantFrom(0, Number.NaN, "1", 10),
   product: fc.constantFrom("MTF", ""),
   validity: fc.constantFrom("TTL", "GTC"),
+  variety: fc.constantFrom("iceberg", "co", "AMO", ""),
+  validity_ttl: fc.constantFrom(0, 1, 366, 1.5, "5"),
+  disclosed_quantity: fc.constantFrom(0, 9, 101, 50, 1.5),
+  iceberg_legs: fc.constantFrom(1, 2, 51),
+  iceberg_quantity: fc.constantFrom(0, 50, 100),
   tag: fc.constantFrom("a".repeat(21), "a-b", ""),
   client_order_id: fc.constantFrom("x".repeat(21), "a_b", ""),
   colour: fc.constant("red"),
@@ -44,7 +60,13 @@ function compact(fields: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-const validRequest = fc.tuple(fc.record(valid), priced).map(([a, b]) => compact({ ...a, ...b }));
+const validRequest = fc
+  .tuple(fc.record(valid), priced, options)
+  .map(([a, b, c]) =>
+    Object.keys(c).length === 0
+      ? compact({ ...a, ...b })
+      : compact({ ...a, ...b, exchange: "NSE", quantity: 100, variety: undefined, ...c }),
+  );
 /** A valid request with one or two fields broken (or set where they are not allowed). */
 const request = fc.oneof(
   validRequest,

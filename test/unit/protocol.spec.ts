@@ -71,7 +71,7 @@ describe("protocol: OrderRequest", function () {
     ],
     ["unknown exchange", { ...base, exchange: "NYSE" }, /exchange: must be one of NSE/],
     ["unknown product", { ...base, product: "X" }, /product: must be one of CNC, MIS, NRML/],
-    ["unknown validity", { ...base, validity: "GTC" }, /validity: must be DAY or IOC/],
+    ["unknown validity", { ...base, validity: "GTC" }, /validity: must be one of DAY, IOC, TTL/],
     ["negative price", { ...base, order_type: "LIMIT", price: -1 }, /price: must be greater than 0/],
     ["zero price", { ...base, order_type: "LIMIT", price: 0 }, /price: must be greater than 0/],
     ["NaN price", { ...base, order_type: "LIMIT", price: Number.NaN }, /price: must be a number/],
