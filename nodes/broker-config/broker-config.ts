@@ -23,6 +23,7 @@ import { failureText, toError } from "../shared/errors";
 import { brokerMetrics, forgetBrokerMetrics, registerMetricsEndpoint } from "../shared/metrics";
 import { failureStatus, problemStatus, shorten, statusForState } from "../shared/status";
 import { registerKiteLogin } from "./kite-login";
+import { withStoredKiteSession } from "./kite-session-file";
 
 /** The editor stores every field as text (numbers too); blank means "use the default". */
 interface BrokerConfigDef extends NodeDef {
@@ -323,7 +324,9 @@ export = function (RED: NodeAPI): void {
       error: (message) => node.error(message),
     };
     const userDir = userDirFor(node);
-    const settings = brokerSettingsOf(def, node.credentials, userDir);
+    // Kite: a login from earlier today outlives a restart (kite-session-file.ts).
+    const credentials = def.kind === "kite" ? withStoredKiteSession(RED, node, userDir) : node.credentials;
+    const settings = brokerSettingsOf(def, credentials, userDir);
     const kind = settings instanceof BrokerError ? undefined : settings.kind;
     let unusable: Unusable | undefined;
     if (settings instanceof BrokerError) {
@@ -517,5 +520,5 @@ export = function (RED: NodeAPI): void {
   );
 
   registerMetricsEndpoint(RED);
-  registerKiteLogin(RED);
+  registerKiteLogin(RED, userDirFor);
 };

@@ -5,6 +5,7 @@ import { liveBrokers } from "../../lib/kite/live-brokers";
 import { toBrokerError } from "../../lib/protocol/errors";
 import type { BrokerConfigNode } from "../shared/broker-link";
 import { isBrokerConfigNode } from "../shared/broker-link";
+import { storeKiteSession } from "./kite-session-file";
 
 /** The admin path Kite's redirect URL must name (under httpAdminRoot). */
 export const KITE_CALLBACK_PATH = "/trading-broker/kite/callback";
@@ -71,7 +72,7 @@ function kiteBrokerOf(node: BrokerConfigNode): KiteBroker | undefined {
  * switch over, no redeploy) and keeps it as the node's credential. The callback cannot require the
  * editor's login (Kite's redirect carries no admin token): the one-time state is its protection.
  */
-export function registerKiteLogin(RED: NodeAPI): void {
+export function registerKiteLogin(RED: NodeAPI, userDirOf: (node: BrokerConfigNode) => string): void {
   const configNode = (id: string): BrokerConfigNode | undefined => {
     const node = RED.nodes.getNode(id);
     return isBrokerConfigNode(node) ? node : undefined;
@@ -150,12 +151,15 @@ export function registerKiteLogin(RED: NodeAPI): void {
       refuse(409, RED._("trading-broker.kite-login.no-secret"));
       return;
     }
+    const replaced = node.credentials?.accessToken ?? "";
     broker.login(requestToken, secret).then(
       ({ session, accessToken }) => {
-        // Kept as the node's credential: saved with the flows at the next deploy.
+        // Kept as the node's credential, which Node-RED writes only at the next deploy; and in a
+        // sealed file of its own, so a restart later today keeps the session without a deploy.
         void Promise.resolve(RED.nodes.addCredentials(node.id, { ...node.credentials, accessToken })).catch(
           (error: unknown) => node.warn(toBrokerError(error).message),
         );
+        storeKiteSession(RED, node, userDirOf(node), accessToken, session, replaced);
         const who =
           session.user_name === undefined ? session.user_id : `${session.user_name} (${session.user_id})`;
         node.log(RED._("trading-broker.kite-login.logged-in", { user: who }));
