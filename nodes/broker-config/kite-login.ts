@@ -78,6 +78,18 @@ export function registerKiteLogin(RED: NodeAPI, userDirOf: (node: BrokerConfigNo
     return isBrokerConfigNode(node) ? node : undefined;
   };
 
+  const sameAccount = (node: BrokerConfigNode): BrokerConfigNode[] => {
+    const apiKey = node.credentials?.apiKey;
+    const found: BrokerConfigNode[] = [node];
+    RED.nodes.eachNode((def) => {
+      if (def.id === node.id) return;
+      const other = configNode(def.id);
+      if (other !== undefined && apiKey !== undefined && other.credentials?.apiKey === apiKey)
+        found.push(other);
+    });
+    return found;
+  };
+
   RED.httpAdmin.post(
     "/trading-broker/kite/:id/login",
     RED.auth.needsPermission("trading-broker.write"),
@@ -151,15 +163,19 @@ export function registerKiteLogin(RED: NodeAPI, userDirOf: (node: BrokerConfigNo
       refuse(409, RED._("trading-broker.kite-login.no-secret"));
       return;
     }
-    const replaced = node.credentials?.accessToken ?? "";
+    // Every config node on this api key: the login switches all their brokers (one Kite account).
+    const account = sameAccount(node);
+    const replaced = account.map((each) => each.credentials?.accessToken ?? "");
     broker.login(requestToken, secret).then(
       ({ session, accessToken }) => {
         // Kept as the node's credential, which Node-RED writes only at the next deploy; and in a
         // sealed file of its own, so a restart later today keeps the session without a deploy.
-        void Promise.resolve(RED.nodes.addCredentials(node.id, { ...node.credentials, accessToken })).catch(
-          (error: unknown) => node.warn(toBrokerError(error).message),
-        );
-        storeKiteSession(RED, node, userDirOf(node), accessToken, session, replaced);
+        account.forEach((each, i) => {
+          void Promise.resolve(RED.nodes.addCredentials(each.id, { ...each.credentials, accessToken })).catch(
+            (error: unknown) => each.warn(toBrokerError(error).message),
+          );
+          storeKiteSession(RED, each, userDirOf(each), accessToken, session, replaced[i]!);
+        });
         const who =
           session.user_name === undefined ? session.user_id : `${session.user_name} (${session.user_id})`;
         node.log(RED._("trading-broker.kite-login.logged-in", { user: who }));

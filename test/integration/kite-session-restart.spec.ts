@@ -38,16 +38,20 @@ describe("Kite login across a Node-RED restart", function () {
     nodeRed = undefined;
   }
 
-  async function session(): Promise<SessionAnswer> {
-    const answer = await fetch(`${url}trading-broker/kite/b1/session`);
+  async function session(id = "b1"): Promise<SessionAnswer> {
+    const answer = await fetch(`${url}trading-broker/kite/${id}/session`);
     return (await answer.json()) as SessionAnswer;
   }
 
-  async function until(predicate: (s: SessionAnswer) => boolean, what: string): Promise<SessionAnswer> {
+  async function until(
+    predicate: (s: SessionAnswer) => boolean,
+    what: string,
+    id = "b1",
+  ): Promise<SessionAnswer> {
     const deadline = Date.now() + 20_000;
     let last: SessionAnswer | undefined;
     while (Date.now() < deadline) {
-      last = await session().catch(() => undefined);
+      last = await session(id).catch(() => undefined);
       if (last !== undefined && predicate(last)) return last;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -75,6 +79,19 @@ describe("Kite login across a Node-RED restart", function () {
         credentials: { apiKey: "rskey", apiSecret: "rssecret", accessToken: "yesterdays-token" },
       },
       { id: "e1", type: "trading-order-events", z: "t1", broker: "b1", x: 200, y: 100, wires: [[]] },
+      // A second config on the same Kite account: one login serves both, across the restart too.
+      {
+        id: "b2",
+        type: "trading-broker",
+        name: "kite restart, same account",
+        kind: "kite",
+        root: fake.restUrl,
+        ticker_url: fake.tickerUrl,
+        reconnect_initial_ms: "50",
+        reconnect_max_ms: "500",
+        credentials: { apiKey: "rskey", apiSecret: "rssecret", accessToken: "yesterdays-token" },
+      },
+      { id: "e2", type: "trading-order-events", z: "t1", broker: "b2", x: 200, y: 200, wires: [[]] },
     ];
     const deployed = await fetch(`${url}flows`, {
       method: "POST",
@@ -110,6 +127,7 @@ describe("Kite login across a Node-RED restart", function () {
       await stop();
       await start();
       const back = await until((s) => s.state === "connected", `connected after restart ${restart + 1}`);
+      await until((s) => s.state === "connected", "the same account's other config connected", "b2");
       assert.equal(back.expired, false);
       assert.equal(back.user_id, "AB1234");
       assert.equal(fake.sessions, 1, "no new login");
