@@ -304,6 +304,14 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   /**
+   * Who a login kept from before a restart belongs to (user, login time), for the editor dialog;
+   * not a new session, so nothing is announced. What connect() reads from Kite's profile yields to it.
+   */
+  restoreSession(session: KiteSession): void {
+    this.#session = { ...session };
+  }
+
+  /**
    * The second half of Kite's login: trades the one-time request_token from the redirect for an
    * access token (kiteconnect's generateSession, checksum made with the api secret), and switches
    * this broker to it. Resolves the session (never the token).

@@ -24,6 +24,7 @@ import { brokerMetrics, forgetBrokerMetrics, registerMetricsEndpoint } from "../
 import { failureStatus, problemStatus, shorten, statusForState } from "../shared/status";
 import { registerKiteLogin } from "./kite-login";
 import { withStoredKiteSession } from "./kite-session-file";
+import { liveBrokers } from "../../lib/kite/live-brokers";
 
 /** The editor stores every field as text (numbers too); blank means "use the default". */
 interface BrokerConfigDef extends NodeDef {
@@ -325,8 +326,8 @@ export = function (RED: NodeAPI): void {
     };
     const userDir = userDirFor(node);
     // Kite: a login from earlier today outlives a restart (kite-session-file.ts).
-    const credentials = def.kind === "kite" ? withStoredKiteSession(RED, node, userDir) : node.credentials;
-    const settings = brokerSettingsOf(def, credentials, userDir);
+    const kept = def.kind === "kite" ? withStoredKiteSession(RED, node, userDir) : undefined;
+    const settings = brokerSettingsOf(def, kept?.credentials ?? node.credentials, userDir);
     const kind = settings instanceof BrokerError ? undefined : settings.kind;
     let unusable: Unusable | undefined;
     if (settings instanceof BrokerError) {
@@ -341,6 +342,9 @@ export = function (RED: NodeAPI): void {
         create: (): ManagedBroker => {
           if (settings instanceof BrokerError) throw settings;
           const broker = metrics.instrument(createBroker(settings, { userDir, log }));
+          if (kept?.session !== undefined && settings.kind === "kite") {
+            for (const kite of liveBrokers(settings.kite.api_key)) kite.restoreSession(kept.session);
+          }
           const guarded = guardBroker(broker, {
             settings: settings.risk ?? {},
             stateFile: riskStateFile(settings, userDir),

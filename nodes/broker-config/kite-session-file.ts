@@ -43,24 +43,27 @@ export function withStoredKiteSession(
   RED: NodeAPI,
   node: BrokerConfigNode,
   userDir: string,
-): BrokerCredentials | undefined {
+): { credentials: BrokerCredentials | undefined; session?: KiteSession } {
   const credentials = node.credentials;
   const apiKey = credentials?.apiKey ?? "";
-  if (apiKey === "") return credentials;
+  if (apiKey === "") return { credentials };
   let found: ReturnType<KiteSessionStore["load"]>;
   try {
     found = kiteSessionStore(RED, userDir).load(node.id, apiKey, credentials?.accessToken ?? "");
   } catch (error) {
     node.warn(RED._("trading-broker.kite-login.stored-failed", { reason: toBrokerError(error).message }));
-    return credentials;
+    return { credentials };
   }
-  if (found === undefined) return credentials;
+  if (found === undefined) return { credentials };
   if ("discarded" in found) {
     node.log(RED._(`trading-broker.kite-login.stored-${found.discarded}`));
-    return credentials;
+    return { credentials };
   }
   node.log(RED._("trading-broker.kite-login.stored-restored", { day: found.day }));
-  return { ...credentials, accessToken: found.accessToken };
+  return {
+    credentials: { ...credentials, accessToken: found.accessToken },
+    ...(found.session === undefined ? {} : { session: found.session }),
+  };
 }
 
 /** Keeps a login's token for a restart later the same trading day. Never throws; never logs it. */

@@ -14,6 +14,8 @@ interface SessionAnswer {
   state?: string;
   expired?: boolean;
   user_id?: string;
+  user_name?: string;
+  age_ms?: number;
 }
 
 const DEMO_SECRET = process.env.TRADING_BROKER_CREDENTIAL_SECRET || "trading-broker-demo-only-secret";
@@ -130,6 +132,9 @@ describe("Kite login across a Node-RED restart", function () {
       await until((s) => s.state === "connected", "the same account's other config connected", "b2");
       assert.equal(back.expired, false);
       assert.equal(back.user_id, "AB1234");
+      // The kept login's own time, not a fresh profile read: the dialog shows how old the session is.
+      assert.equal(back.user_name, "Test Trader");
+      assert.equal(typeof back.age_ms, "number");
       assert.equal(fake.sessions, 1, "no new login");
       assert.match(nodeRed!.output, /using the Kite login of trading day \d{4}-\d{2}-\d{2}/);
     }
