@@ -478,7 +478,12 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
               );
         for (const item of batch) {
           const at = item.kind === "order" && item.fill ? fills.indexOf(item) : -1;
-          this.#send(item, at < 0 ? undefined : found[at]);
+          try {
+            this.#send(item, at < 0 ? undefined : found[at]);
+          } catch (error) {
+            // A listener that throws must not cost the events after it.
+            this.#emitError(toBrokerError(error));
+          }
         }
       }
     } catch (error) {

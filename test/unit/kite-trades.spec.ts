@@ -224,6 +224,26 @@ describe("KiteBroker: fills carry their trades (issue 10, trades)", function () 
     assert.equal(h.fake.rateLimited, 0);
   });
 
+  it("a listener that throws costs no other event waiting behind a fill", async function () {
+    h = await startKite();
+    h.fake.setPrice("TCS", 3500);
+    const orders = await Promise.all(
+      [1, 2, 3, 4].map((quantity) =>
+        h.broker.placeOrder({ symbol: "TCS", side: "BUY", quantity, order_type: "LIMIT", price: 3400 }),
+      ),
+    );
+    h.broker.on("order", (event) => {
+      if (event.type === "ORDER_FILLED") throw new Error("a flow's bug");
+    });
+    h.fake.setPrice("TCS", 3390);
+    for (const order of orders) {
+      await h.log.until(() => h.log.typesFor(order.order_id).includes("ORDER_FILLED"), "ORDER_FILLED");
+      assertTradesExactlyOnce(h, order);
+    }
+    await h.log.until(() => h.errors.length >= 4, "each throw reported");
+    assert.ok(h.errors.every((e) => /a flow's bug/.test(e.message)));
+  });
+
   it("close() with a fill's trades being read: the event still goes out once, then nothing", async function () {
     h = await startKite();
     h.fake.setPrice("INFY", 1500);
