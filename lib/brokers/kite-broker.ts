@@ -13,6 +13,7 @@ import type {
   OrderRequestInput,
   OrderSnapshot,
   Position,
+  Trade,
   Variety,
 } from "../protocol";
 import { BrokerError, toBrokerError } from "../protocol/errors";
@@ -33,6 +34,8 @@ import { CANDLE_SPAN_DAYS, CandleInterval, kiteDateTime, toCandles } from "../ki
 import type { KiteOrder, KitePosition } from "../kite/mapping";
 import { kiteVariety, toGttSnapshot, toKiteGttParams, toKiteOrderParams, toPosition } from "../kite/mapping";
 import { OrderTracker } from "../kite/order-tracker";
+import type { FillToReport } from "../kite/trade-reporter";
+import { TradeReporter, toTrade } from "../kite/trade-reporter";
 import { registerLiveBroker, unregisterLiveBroker, liveBrokers } from "../kite/live-brokers";
 import { KiteRestClient, isKiteOrder, isKiteTrigger, isRecord } from "../kite/rest-client";
 import type { KiteSession } from "../kite/session";
@@ -97,6 +100,10 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   readonly #closed = new AbortController();
   readonly #placing = new Map<string, Promise<OrderSnapshot>>();
   readonly #quoteKeys = new Map<number, InstrumentKey>();
+  readonly #trades: TradeReporter;
+  /** Events waiting behind a fill whose trades are being read, so seq order stays event order. */
+  readonly #outbox: Outgoing[] = [];
+  #draining: Promise<void> | undefined;
 
   #seq = 0;
   #state: ConnectionState = "disconnected";
@@ -120,11 +127,24 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       (type, gtt) => this.#emitGtt(type, gtt),
       (orderId, gttId) => this.#orders.setGtt(orderId, gttId),
     );
+    this.#trades = new TradeReporter(
+      {
+        orderTrades: (orderId) =>
+          this.#rest.call("request", "order trades request", (k) => k.getOrderTrades(orderId)),
+        dayTrades: () => this.#rest.call("request", "trades request", (k) => k.getTrades()),
+      },
+      this.#closed.signal,
+      this.#log,
+    );
     this.#orders = new OrderTracker({
       retention: settings.retention,
-      emit: (type, order, synthesized) => this.#emitOrder(type, order, synthesized),
+      emit: (type, order, synthesized, previousFilled) =>
+        this.#emitOrder(type, order, synthesized, previousFilled),
       gttOf: (orderId) => this.#gtts.gttOfOrder(orderId),
-      onForget: (orderId) => this.#gtts.forgetOrder(orderId),
+      onForget: (orderId) => {
+        this.#gtts.forgetOrder(orderId);
+        this.#trades.forget(orderId);
+      },
     });
     this.#instruments = new KiteInstruments({
       fixed: settings.instruments,
@@ -260,6 +280,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     await this.#reconciling;
     await this.#polling?.catch(() => undefined);
     await this.#confirming;
+    // Events owed go out (without trades now: the REST client is closed).
+    await this.#draining;
     this.#rest.destroy();
     this.#setState("disconnected", "closed");
   }
@@ -288,6 +310,14 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       this.#ticker.start();
       this.#schedulePoll();
     } else this.#ticker.redial();
+  }
+
+  /**
+   * Who a login kept from before a restart belongs to (user, login time), for the editor dialog;
+   * not a new session, so nothing is announced. What connect() reads from Kite's profile yields to it.
+   */
+  restoreSession(session: KiteSession): void {
+    this.#session = { ...session };
   }
 
   /**
@@ -421,18 +451,93 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
 
   // #region order events
 
-  #emitOrder(type: OrderEventType, order: OrderSnapshot, synthesized: boolean): void {
-    this.emit("order", {
-      type,
-      seq: ++this.#seq,
-      order,
-      timestamp: new Date().toISOString(),
-      ...(synthesized ? { synthesized: true } : {}),
-    });
+  /**
+   * A fill event waits for its trades (Kite's trade book, read through the rate limiter); every
+   * event after it waits behind it, so events keep their order and seq. Other events go out at once
+   * while nothing waits.
+   */
+  #emitOrder(type: OrderEventType, order: OrderSnapshot, synthesized: boolean, previousFilled: number): void {
+    const fill = type === "ORDER_PARTIALLY_FILLED" || type === "ORDER_FILLED";
+    const item: Outgoing = { kind: "order", type, order, synthesized, previousFilled, fill };
+    if (!fill && this.#draining === undefined) this.#send(item, undefined);
+    else this.#queue(item);
   }
 
   #emitGtt(type: GttEventType, gtt: GttSnapshot): void {
-    this.emit("gtt", { type, seq: ++this.#seq, gtt: copyGtt(gtt), timestamp: new Date().toISOString() });
+    const item: Outgoing = { kind: "gtt", type, gtt: copyGtt(gtt) };
+    if (this.#draining === undefined) this.#send(item, undefined);
+    else this.#queue(item);
+  }
+
+  #queue(item: Outgoing): void {
+    this.#outbox.push(item);
+    this.#draining ??= this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#outbox.length > 0) {
+        const batch = this.#outbox.splice(0);
+        const fills = batch.filter((item): item is OutgoingOrder => item.kind === "order" && item.fill);
+        const found: (Trade[] | undefined)[] =
+          fills.length === 0
+            ? []
+            : await this.#trades.collect(
+                fills.map((f): FillToReport => ({ order: f.order, previousFilled: f.previousFilled })),
+              );
+        for (const item of batch) {
+          const at = item.kind === "order" && item.fill ? fills.indexOf(item) : -1;
+          try {
+            this.#send(item, at < 0 ? undefined : found[at]);
+          } catch (error) {
+            // A listener that throws must not cost the events after it.
+            this.#emitError(toBrokerError(error));
+          }
+        }
+      }
+    } catch (error) {
+      this.#emitError(toBrokerError(error));
+    } finally {
+      this.#draining = undefined;
+    }
+  }
+
+  #send(item: Outgoing, trades: Trade[] | undefined): void {
+    const timestamp = new Date().toISOString();
+    if (item.kind === "gtt") {
+      this.emit("gtt", { type: item.type, seq: ++this.#seq, gtt: item.gtt, timestamp });
+      return;
+    }
+    this.emit("order", {
+      type: item.type,
+      seq: ++this.#seq,
+      order: item.order,
+      timestamp,
+      ...(item.synthesized ? { synthesized: true } : {}),
+      ...(trades === undefined ? {} : { trades }),
+    });
+  }
+
+  /**
+   * An order's fills (executions) from Kite's trade book, oldest first: what ORDER_PARTIALLY_FILLED
+   * and ORDER_FILLED events carry in `trades`, read on demand.
+   */
+  async getOrderTrades(orderId: string): Promise<Trade[]> {
+    this.#usable("order trades request");
+    this.#checkOrderId(orderId);
+    const reply = await this.#rest.call("request", "order trades request", (k) => k.getOrderTrades(orderId));
+    const trades: Trade[] = [];
+    for (const raw of Array.isArray(reply) ? reply : []) {
+      const trade = toTrade(raw);
+      if (trade === undefined || trade.order_id !== orderId) continue;
+      trades.push({
+        trade_id: trade.trade_id,
+        quantity: trade.quantity,
+        price: trade.price,
+        timestamp: trade.timestamp,
+      });
+    }
+    return trades.sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
   }
 
   /** Postbacks are handled one at a time, in arrival order. */
@@ -1149,3 +1254,14 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
 
   // #endregion
 }
+
+interface OutgoingOrder {
+  kind: "order";
+  type: OrderEventType;
+  order: OrderSnapshot;
+  synthesized: boolean;
+  previousFilled: number;
+  fill: boolean;
+}
+
+type Outgoing = OutgoingOrder | { kind: "gtt"; type: GttEventType; gtt: GttSnapshot };

@@ -61,13 +61,18 @@ export class OrderTracker {
   /** client_order_id → the user's own tag, which Kite cannot carry beside ours. */
   readonly #userTags = new Map<string, string>();
   readonly #retention: number;
-  readonly #emit: (type: OrderEventType, order: OrderSnapshot, synthesized: boolean) => void;
+  readonly #emit: (
+    type: OrderEventType,
+    order: OrderSnapshot,
+    synthesized: boolean,
+    previousFilled: number,
+  ) => void;
   readonly #gttOf: (orderId: string) => string | undefined;
   readonly #onForget: (orderId: string) => void;
 
   constructor(options: {
     retention: number;
-    emit: (type: OrderEventType, order: OrderSnapshot, synthesized: boolean) => void;
+    emit: (type: OrderEventType, order: OrderSnapshot, synthesized: boolean, previousFilled: number) => void;
     gttOf: (orderId: string) => string | undefined;
     onForget: (orderId: string) => void;
   }) {
@@ -157,7 +162,7 @@ export class OrderTracker {
     if (!tracked.announced) this.#announce(tracked, synthesized);
     else {
       const type = changeEvent(before, next);
-      if (type !== undefined) this.#emit(type, copy(next), synthesized);
+      if (type !== undefined) this.#emit(type, copy(next), synthesized, before.filled_quantity);
     }
     if (isTerminal(next.status) && !isTerminal(before.status)) this.#retire(next.order_id);
     return copy(next);
@@ -188,7 +193,7 @@ export class OrderTracker {
     if (order.status === "PENDING") return;
     tracked.announced = true;
     if (order.status === "OPEN" || order.status === "TRIGGER_PENDING") {
-      this.#emit("ORDER_PLACED", copy(order), synthesized);
+      this.#emit("ORDER_PLACED", copy(order), synthesized, 0);
       return;
     }
     if (order.status !== "REJECTED") {
@@ -200,10 +205,10 @@ export class OrderTracker {
         timestamp: order.placed_at,
       };
       delete placed.status_message;
-      this.#emit("ORDER_PLACED", placed, synthesized);
+      this.#emit("ORDER_PLACED", placed, synthesized, 0);
     }
     const type = EVENT_FOR_END[order.status];
-    if (type !== undefined) this.#emit(type, copy(order), synthesized);
+    if (type !== undefined) this.#emit(type, copy(order), synthesized, 0);
   }
 
   #retire(orderId: string): void {

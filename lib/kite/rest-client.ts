@@ -15,6 +15,7 @@ export interface KiteRest {
   getOrders(): Promise<unknown>;
   getOrderHistory(orderId: string): Promise<unknown>;
   getOrderTrades(orderId: string): Promise<unknown>;
+  getTrades(): Promise<unknown>;
   getPositions(): Promise<unknown>;
   getMargins(segment?: string): Promise<unknown>;
   getProfile(): Promise<unknown>;

@@ -1,4 +1,4 @@
-import type { GttEventType, OrderEventType, OrderStatus, Quote } from "../protocol";
+import type { GttEventType, OrderEvent, OrderEventType, OrderStatus, Quote, Trade } from "../protocol";
 import type { ErrorCode } from "../protocol/errors";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey } from "../protocol/instrument";
@@ -193,7 +193,15 @@ export class MatchingEngine {
     // A partly filled BUY keeps holding cash for its rest, at this quote (MARKET) or its limit.
     if (done) account.retire(change, order);
     else account.setReserved(order, this.reservation(order, quote));
-    this.touch(change, order, done ? "ORDER_FILLED" : "ORDER_PARTIALLY_FILLED");
+    // The id names the order and its filled quantity after this fill, which only grows: unique, and
+    // the same when a journal replay rebuilds the order.
+    const trade = {
+      trade_id: `${order.order_id}-${filled}`,
+      quantity,
+      price: toRupees(price),
+      timestamp: change.now,
+    };
+    this.touch(change, order, done ? "ORDER_FILLED" : "ORDER_PARTIALLY_FILLED", [trade]);
   }
 
   /** IOC: whatever did not fill at once is cancelled, as exchanges do. A pending stop waits. */
@@ -250,10 +258,17 @@ export class MatchingEngine {
     this.touchGtt(change, gtt, "GTT_TRIGGERED");
   }
 
-  touch(change: Change, order: OrderState, type: OrderEventType): void {
+  touch(change: Change, order: OrderState, type: OrderEventType, trades?: Trade[]): void {
     order.timestamp = change.now;
     change.orders.add(order);
-    change.events.push({ type, seq: ++this.#account.seq, order: orderView(order), timestamp: change.now });
+    const event: OrderEvent = {
+      type,
+      seq: ++this.#account.seq,
+      order: orderView(order),
+      timestamp: change.now,
+    };
+    if (trades !== undefined) event.trades = trades;
+    change.events.push(event);
   }
 
   touchGtt(change: Change, gtt: GttState, type: GttEventType): void {

@@ -3,6 +3,7 @@ import { IsoTimestamp } from "./fields";
 import { GttSnapshot } from "./gtt";
 import { OrderSnapshot } from "./orders";
 import { Quote } from "./quotes";
+import { TradeList } from "./trade";
 
 export const OrderEventType = z.enum([
   "ORDER_PLACED",
@@ -26,6 +27,11 @@ export const OrderEvent = z.strictObject({
   order: OrderSnapshot,
   /** Set on events a client made up after a reconnect from the order book, not received live. */
   synthesized: z.boolean().optional(),
+  /**
+   * On ORDER_PARTIALLY_FILLED / ORDER_FILLED: the fills this event reports (those since the order's
+   * previous event), oldest first. Absent when the broker could not learn them (docs/PROTOCOL.md §2.3).
+   */
+  trades: TradeList.optional(),
   timestamp: IsoTimestamp,
 });
 export type OrderEvent = z.output<typeof OrderEvent>;

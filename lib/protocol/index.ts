@@ -6,5 +6,6 @@ export * from "./gtt";
 export * from "./quotes";
 export * from "./positions";
 export * from "./events";
+export * from "./trade";
 export * from "./validate";
 export * from "./wire";

@@ -4,6 +4,7 @@ import { Exchange, OrderType, Product, Side, Validity, Variety } from "./fields"
 import { ICEBERG_LEGS, TTL_MINUTES } from "./order-options";
 import type { OrderSnapshot as OrderSnapshotType } from "./orders";
 import { OrderStatus } from "./orders";
+import { MAX_TRADES_PER_EVENT } from "./trade";
 
 /**
  * A quick yes to "is this plainly a valid OrderSnapshot?", for the client's hot path: every order
@@ -127,7 +128,39 @@ export function isPlainOrderSnapshot(value: unknown): value is OrderSnapshotType
 }
 
 const ORDER_EVENT_TYPES: ReadonlySet<unknown> = new Set(OrderEventType.options);
-const EVENT_KEYS: ReadonlySet<string> = new Set(["type", "seq", "order", "synthesized", "timestamp"]);
+const EVENT_KEYS: ReadonlySet<string> = new Set([
+  "type",
+  "seq",
+  "order",
+  "synthesized",
+  "trades",
+  "timestamp",
+]);
+const TRADE_KEYS: ReadonlySet<string> = new Set(["trade_id", "quantity", "price", "timestamp"]);
+
+/** A plainly valid `trades` list (lib/protocol/trade.ts), or absent. */
+function isPlainTradeList(value: unknown): boolean {
+  if (value === undefined) return true;
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_TRADES_PER_EVENT) return false;
+  for (const trade of value as unknown[]) {
+    if (typeof trade !== "object" || trade === null || Object.getPrototypeOf(trade) !== Object.prototype)
+      return false;
+    const t = trade as Record<string, unknown>;
+    for (const key in t) if (!TRADE_KEYS.has(key)) return false;
+    const q = t.quantity;
+    if (
+      !isId(t.trade_id) ||
+      typeof q !== "number" ||
+      !Number.isInteger(q) ||
+      q <= 0 ||
+      q > 10_000_000 ||
+      !isPrice(t.price) ||
+      !isIsoUtc(t.timestamp)
+    )
+      return false;
+  }
+  return true;
+}
 
 /** The order event inside a plainly valid `{type: "EVENT", event}` message; undefined: ask the schema. */
 export function plainOrderEventOf(message: unknown): OrderEvent | undefined {
@@ -146,6 +179,7 @@ export function plainOrderEventOf(message: unknown): OrderEvent | undefined {
     Number.isSafeInteger(seq) &&
     seq > 0 &&
     (e.synthesized === undefined || typeof e.synthesized === "boolean") &&
+    isPlainTradeList(e.trades) &&
     isIsoUtc(e.timestamp) &&
     isPlainOrderSnapshot(e.order);
   return ok ? (e as unknown as OrderEvent) : undefined;

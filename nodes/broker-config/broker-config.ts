@@ -23,6 +23,8 @@ import { failureText, toError } from "../shared/errors";
 import { brokerMetrics, forgetBrokerMetrics, registerMetricsEndpoint } from "../shared/metrics";
 import { failureStatus, problemStatus, shorten, statusForState } from "../shared/status";
 import { registerKiteLogin } from "./kite-login";
+import { withStoredKiteSession } from "./kite-session-file";
+import { liveBrokers } from "../../lib/kite/live-brokers";
 
 /** The editor stores every field as text (numbers too); blank means "use the default". */
 interface BrokerConfigDef extends NodeDef {
@@ -323,7 +325,9 @@ export = function (RED: NodeAPI): void {
       error: (message) => node.error(message),
     };
     const userDir = userDirFor(node);
-    const settings = brokerSettingsOf(def, node.credentials, userDir);
+    // Kite: a login from earlier today outlives a restart (kite-session-file.ts).
+    const kept = def.kind === "kite" ? withStoredKiteSession(RED, node, userDir) : undefined;
+    const settings = brokerSettingsOf(def, kept?.credentials ?? node.credentials, userDir);
     const kind = settings instanceof BrokerError ? undefined : settings.kind;
     let unusable: Unusable | undefined;
     if (settings instanceof BrokerError) {
@@ -338,6 +342,9 @@ export = function (RED: NodeAPI): void {
         create: (): ManagedBroker => {
           if (settings instanceof BrokerError) throw settings;
           const broker = metrics.instrument(createBroker(settings, { userDir, log }));
+          if (kept?.session !== undefined && settings.kind === "kite") {
+            for (const kite of liveBrokers(settings.kite.api_key)) kite.restoreSession(kept.session);
+          }
           const guarded = guardBroker(broker, {
             settings: settings.risk ?? {},
             stateFile: riskStateFile(settings, userDir),
@@ -517,5 +524,5 @@ export = function (RED: NodeAPI): void {
   );
 
   registerMetricsEndpoint(RED);
-  registerKiteLogin(RED);
+  registerKiteLogin(RED, userDirFor);
 };

@@ -5,6 +5,7 @@ import { liveBrokers } from "../../lib/kite/live-brokers";
 import { toBrokerError } from "../../lib/protocol/errors";
 import type { BrokerConfigNode } from "../shared/broker-link";
 import { isBrokerConfigNode } from "../shared/broker-link";
+import { storeKiteSession } from "./kite-session-file";
 
 /** The admin path Kite's redirect URL must name (under httpAdminRoot). */
 export const KITE_CALLBACK_PATH = "/trading-broker/kite/callback";
@@ -71,10 +72,22 @@ function kiteBrokerOf(node: BrokerConfigNode): KiteBroker | undefined {
  * switch over, no redeploy) and keeps it as the node's credential. The callback cannot require the
  * editor's login (Kite's redirect carries no admin token): the one-time state is its protection.
  */
-export function registerKiteLogin(RED: NodeAPI): void {
+export function registerKiteLogin(RED: NodeAPI, userDirOf: (node: BrokerConfigNode) => string): void {
   const configNode = (id: string): BrokerConfigNode | undefined => {
     const node = RED.nodes.getNode(id);
     return isBrokerConfigNode(node) ? node : undefined;
+  };
+
+  const sameAccount = (node: BrokerConfigNode): BrokerConfigNode[] => {
+    const apiKey = node.credentials?.apiKey;
+    const found: BrokerConfigNode[] = [node];
+    RED.nodes.eachNode((def) => {
+      if (def.id === node.id) return;
+      const other = configNode(def.id);
+      if (other !== undefined && apiKey !== undefined && other.credentials?.apiKey === apiKey)
+        found.push(other);
+    });
+    return found;
   };
 
   RED.httpAdmin.post(
@@ -150,12 +163,19 @@ export function registerKiteLogin(RED: NodeAPI): void {
       refuse(409, RED._("trading-broker.kite-login.no-secret"));
       return;
     }
+    // Every config node on this api key: the login switches all their brokers (one Kite account).
+    const account = sameAccount(node);
+    const replaced = account.map((each) => each.credentials?.accessToken ?? "");
     broker.login(requestToken, secret).then(
       ({ session, accessToken }) => {
-        // Kept as the node's credential: saved with the flows at the next deploy.
-        void Promise.resolve(RED.nodes.addCredentials(node.id, { ...node.credentials, accessToken })).catch(
-          (error: unknown) => node.warn(toBrokerError(error).message),
-        );
+        // Kept as the node's credential, which Node-RED writes only at the next deploy; and in a
+        // sealed file of its own, so a restart later today keeps the session without a deploy.
+        account.forEach((each, i) => {
+          void Promise.resolve(RED.nodes.addCredentials(each.id, { ...each.credentials, accessToken })).catch(
+            (error: unknown) => each.warn(toBrokerError(error).message),
+          );
+          storeKiteSession(RED, each, userDirOf(each), accessToken, session, replaced[i]!);
+        });
         const who =
           session.user_name === undefined ? session.user_id : `${session.user_name} (${session.user_id})`;
         node.log(RED._("trading-broker.kite-login.logged-in", { user: who }));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { BrokerInterface } from "../../lib/brokers/interface";
-import type { BrokerError, GttEvent, OrderEvent, OrderSnapshot, Quote } from "../../lib/protocol";
+import type { BrokerError, GttEvent, OrderSnapshot, Quote } from "../../lib/protocol";
+import { OrderEvent } from "../../lib/protocol";
 
 /**
  * What each broker implementation supplies to run the shared contract: a connected broker and a
@@ -284,6 +285,48 @@ export function brokerContract(name: string, create: HarnessFactory): void {
       await h.setPrice("INFY", 1502);
       assert.equal(log.quotes.filter((q) => q.last_price === 1502).length, 0);
       assert.ok(log.quotes.length === count);
+    });
+
+    it("reports each fill's trades once: ids unique, quantities adding up to the filled quantity", async function () {
+      const market = await h.broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 7 });
+      const limit = await h.broker.placeOrder({
+        symbol: "TCS",
+        side: "BUY",
+        quantity: 4,
+        order_type: "LIMIT",
+        price: 3400,
+      });
+      await h.setPrice("TCS", 3390);
+      for (const order of [market, limit]) {
+        await log.until(() => log.typesFor(order.order_id).includes("ORDER_FILLED"), "ORDER_FILLED");
+      }
+      const seen = new Set<string>();
+      for (const order of [market, limit]) {
+        let reported = 0;
+        for (const event of log.orders.filter((e) => e.order.order_id === order.order_id)) {
+          assert.ok(OrderEvent.safeParse(event).success, `${event.type} fits the OrderEvent schema`);
+          const fill = event.type === "ORDER_FILLED" || event.type === "ORDER_PARTIALLY_FILLED";
+          if (!fill) {
+            assert.equal(event.trades, undefined, `${event.type} carries no trades`);
+            continue;
+          }
+          assert.ok(
+            event.trades !== undefined && event.trades.length > 0,
+            `${event.type} carries its trades`,
+          );
+          for (const trade of event.trades) {
+            assert.ok(!seen.has(trade.trade_id), `trade ${trade.trade_id} reported once`);
+            seen.add(trade.trade_id);
+            reported += trade.quantity;
+          }
+          assert.equal(reported, event.order.filled_quantity, "trades so far add up to the filled quantity");
+        }
+        const filled = log.orders.find(
+          (e) => e.order.order_id === order.order_id && e.type === "ORDER_FILLED",
+        )!;
+        const value = filled.trades!.reduce((sum, t) => sum + t.quantity * t.price, 0);
+        assert.ok(Math.abs(value / filled.order.filled_quantity - filled.order.average_price) < 0.01);
+      }
     });
   });
 }

@@ -168,6 +168,11 @@ export class FakeKite {
   #refuseStatus = 503;
   #heartbeat: NodeJS.Timeout | undefined;
   readonly #requestTokens = new Set<string>();
+  /** Kite's trade book, in fill order; `#heldTrades` are fills the book does not list yet. */
+  readonly #trades: Record<string, unknown>[] = [];
+  readonly #heldTrades: Record<string, unknown>[] = [];
+  #holdingTrades = false;
+  #nextTrade = 10_000_001;
   readonly #windows = new Map<string, number[]>();
 
   private constructor(options: FakeKiteOptions) {
@@ -292,6 +297,24 @@ export class FakeKite {
   /** The next request to `path` is dropped unread: it never takes effect. */
   dropNextRequest(path: string): void {
     this.#faults.push({ ...splitRule(path), kind: "drop-request" });
+  }
+
+  /**
+   * Fills from now on stay out of the trade book (GET /trades, GET /orders/{id}/trades) until
+   * releaseTrades(), as Kite's trade book may lag its order book.
+   */
+  holdTrades(): void {
+    this.#holdingTrades = true;
+  }
+
+  releaseTrades(): void {
+    this.#holdingTrades = false;
+    this.#trades.push(...this.#heldTrades.splice(0));
+  }
+
+  /** Every trade the exchange has made so far (held ones too), as Kite's trade book writes them. */
+  allTrades(): Record<string, unknown>[] {
+    return [...this.#trades, ...this.#heldTrades].map((t) => ({ ...t }));
   }
 
   /** Sends a raw frame (binary Buffer or text) to every ticker connection. */
@@ -627,6 +650,13 @@ export class FakeKite {
         return { json: history };
       }
     }
+    if (method === "GET" && path === "/trades") return { json: this.#trades.map((t) => ({ ...t })) };
+    if (method === "GET" && (m = /^\/orders\/([^/]+)\/trades$/.exec(path)) !== null) {
+      const kiteId = m[1]!;
+      if (!this.#paperIdOf.has(kiteId))
+        throw new HttpError(400, "InputException", "Couldn't find that `order_id`.");
+      return { json: this.#trades.filter((t) => t.order_id === kiteId).map((t) => ({ ...t })) };
+    }
     if ((m = /^\/orders\/([^/]+)\/([^/]+)$/.exec(path)) !== null) {
       const [, variety, kiteId] = m as unknown as [string, string, string];
       if (!VARIETIES.has(variety)) throw new HttpError(400, "InputException", "Invalid `variety`.");
@@ -892,6 +922,25 @@ export class FakeKite {
     const history = this.#history.get(kiteId) ?? [];
     history.push(entry);
     this.#history.set(kiteId, history);
+    for (const trade of event.trades ?? []) {
+      const at = formatKiteTimestamp(Date.parse(trade.timestamp));
+      const row = {
+        trade_id: String(this.#nextTrade++),
+        order_id: kiteId,
+        exchange: event.order.exchange,
+        tradingsymbol: event.order.symbol,
+        instrument_token: entry.instrument_token,
+        product: event.order.product,
+        average_price: trade.price,
+        quantity: trade.quantity,
+        exchange_order_id: entry.exchange_order_id,
+        transaction_type: event.order.side,
+        fill_timestamp: at,
+        order_timestamp: entry.order_timestamp,
+        exchange_timestamp: at,
+      };
+      (this.#holdingTrades ? this.#heldTrades : this.#trades).push(row);
+    }
     const postbackStatus =
       event.type === "ORDER_MODIFIED" || event.type === "ORDER_PARTIALLY_FILLED" ? "UPDATE" : bookStatus;
     if (this.#options.skipPostbackStatuses?.includes(postbackStatus)) return;

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import type { z } from "zod";
-import { ERROR_CODES, REQUEST_SCHEMAS, REQUEST_TYPES } from "../../lib/protocol";
+import {
+  ERROR_CODES,
+  MAX_TRADES_PER_EVENT,
+  OrderEvent,
+  REQUEST_SCHEMAS,
+  REQUEST_TYPES,
+  Trade,
+} from "../../lib/protocol";
 import { ErrorMessage, EventMessage, QuoteMessage, ResultMessage } from "../../lib/protocol/wire";
 
 /** docs/PROTOCOL.md and lib/protocol/wire.ts describe one protocol: these tests keep them in step. */
@@ -52,6 +59,25 @@ describe("docs/PROTOCOL.md matches lib/protocol/wire.ts", function () {
   it("documents no message type the schemas lack", function () {
     const documented = Array.from(doc.matchAll(/^#### ([A-Z_]+)$/gm), (m) => m[1]);
     assert.deepEqual(documented.sort(), [...REQUEST_TYPES, ...pushes.map(([t]) => t)].sort());
+  });
+
+  it("documents the order event's and the trade's fields exactly (section 2.3)", function () {
+    const start = doc.indexOf("\n### 2.3 ");
+    assert.ok(start >= 0, "docs/PROTOCOL.md has section 2.3");
+    const section = doc.slice(start, doc.indexOf("\n## 3.", start));
+    // The tables of the section, in order: the order event's, then the trade's.
+    const tables = section
+      .split("\n\n")
+      .filter((block) => block.startsWith("|"))
+      .map((table) =>
+        Array.from(table.matchAll(/^\|\s*([a-z_]+)\s*\|/gm), (m) => m[1] as string).filter(
+          (f) => f !== "field",
+        ),
+      );
+    assert.equal(tables.length, 2);
+    assert.deepEqual(tables[0]!.sort(), schemaFields(OrderEvent).sort());
+    assert.deepEqual(tables[1]!.sort(), schemaFields(Trade).sort());
+    assert.match(section, new RegExp(`optional, 1–${MAX_TRADES_PER_EVENT};`));
   });
 
   it("lists every error code, and only those", function () {

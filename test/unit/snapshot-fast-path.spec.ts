@@ -194,3 +194,95 @@ describe("order EVENT message fast check", function () {
     });
   }
 });
+
+describe("order EVENT fast check with trades", function () {
+  const order = {
+    order_id: "P1",
+    client_order_id: "c1",
+    symbol: "INFY",
+    exchange: "NSE",
+    side: "BUY",
+    quantity: 10,
+    order_type: "MARKET",
+    product: "MIS",
+    validity: "DAY",
+    status: "PARTIALLY_FILLED",
+    filled_quantity: 4,
+    average_price: 100,
+    placed_at: "2026-01-05T03:45:00.000Z",
+    timestamp: "2026-01-05T03:45:00.000Z",
+  };
+  const validTrade = fc.record({
+    trade_id: fc.constantFrom("P1-4", "1", "t".repeat(64)),
+    quantity: fc.integer({ min: 1, max: 10_000_000 }),
+    price,
+    timestamp: iso,
+  });
+  const brokenTrade: Record<string, fc.Arbitrary<unknown>> = {
+    trade_id: fc.constantFrom("", "t".repeat(65), 7, undefined),
+    quantity: fc.constantFrom(0, -1, 1.5, 10_000_001, "1", undefined),
+    price: fc.constantFrom(0, -1, Infinity, Number.NaN, 1e12 + 1, "1", undefined),
+    timestamp: fc.constantFrom("now", "2026-01-05", undefined),
+    extra: fc.constant("surprise"),
+  };
+  const trade = fc.oneof(
+    validTrade,
+    fc
+      .tuple(validTrade, fc.constantFrom(...Object.keys(brokenTrade)))
+      .chain(([base, key]) => brokenTrade[key]!.map((value) => ({ ...base, [key]: value }))),
+  );
+  const trades = fc.oneof(
+    fc.array(validTrade, { minLength: 1, maxLength: 5 }),
+    fc.array(trade, { minLength: 1, maxLength: 5 }),
+    fc.constantFrom(
+      [],
+      "x",
+      null,
+      [null],
+      Array.from({ length: 201 }, (_, i) => ({
+        trade_id: `T${i}`,
+        quantity: 1,
+        price: 1,
+        timestamp: "2026-01-05T03:45:00.000Z",
+      })),
+    ),
+  );
+
+  it("says yes only to events with trades the schema accepts unchanged (property)", function () {
+    this.timeout(30_000);
+    let yes = 0;
+    let no = 0;
+    fc.assert(
+      fc.property(trades, (list) => {
+        const message = {
+          type: "EVENT",
+          event: { type: "ORDER_PARTIALLY_FILLED", seq: 2, order, trades: list, timestamp: order.timestamp },
+        };
+        const fast = plainOrderEventOf(message);
+        const parsed = EventMessage.safeParse(message);
+        if (fast === undefined) {
+          no += 1;
+          return;
+        }
+        yes += 1;
+        assert.ok(parsed.success, `fast check accepted ${JSON.stringify(list)}`);
+        assert.deepEqual(parsed.data, message);
+      }),
+      { numRuns: 3000 },
+    );
+    assert.ok(yes > 200 && no > 200, `both answers are reached (${yes} yes, ${no} no)`);
+  });
+
+  it("refuses through the schema a trade with a bad field, naming it", function () {
+    const event = {
+      type: "ORDER_FILLED",
+      seq: 2,
+      order: { ...order, status: "FILLED", filled_quantity: 10 },
+      trades: [{ trade_id: "P1-10", quantity: 0, price: 100, timestamp: order.timestamp }],
+      timestamp: order.timestamp,
+    };
+    const parsed = EventMessage.safeParse({ type: "EVENT", event });
+    assert.equal(parsed.success, false);
+    assert.match(JSON.stringify(parsed.error?.issues), /"trades",0,"quantity"/);
+  });
+});
