@@ -70,6 +70,22 @@ interface RiskEvents {
   event: [event: RiskEvent];
 }
 
+/** Reads of positions and the book before the guard takes them although orders kept filling. */
+const SEED_ATTEMPTS = 5;
+
+/** An order whose fills changed from one read of the book to the next, if any. */
+function filledBetween(
+  before: readonly OrderSnapshot[],
+  after: readonly OrderSnapshot[],
+): string | undefined {
+  const filled = new Map<string, number>();
+  for (const order of before) filled.set(order.order_id, order.filled_quantity);
+  for (const order of after) {
+    if ((filled.get(order.order_id) ?? 0) !== order.filled_quantity) return order.order_id;
+  }
+  return undefined;
+}
+
 const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
 const FIGURES = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
 
@@ -112,6 +128,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   #writing: Promise<void> = Promise.resolve();
   #seeded = false;
   #reseedOnConnect = false;
+  /** The seed being read, and whether another must follow it (a reconnect came meanwhile). */
+  #seeding: Promise<void> | undefined;
+  #seedAgain = false;
   #lastPnlCheck = Number.NEGATIVE_INFINITY;
   #pnlCheck: Promise<void> | undefined;
   #closed = false;
@@ -144,6 +163,22 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** Who set the current state and why (shown in statuses and the admin endpoint). */
   get stateRecord(): Readonly<RiskStateRecord> {
     return this.#record;
+  }
+
+  /**
+   * What the guard holds per instrument: net position, and quantity open and in flight per side
+   * (for the admin view and for tests that compare it with the broker's own account).
+   */
+  exposure(): { instrument: string; net: number; buy: number; sell: number }[] {
+    return this.#exposure
+      .instruments()
+      .map((entry) => ({
+        instrument: entry.key,
+        net: entry.net,
+        buy: entry.openBuy + entry.flightBuy,
+        sell: entry.openSell + entry.flightSell,
+      }))
+      .filter((row) => row.net !== 0 || row.buy !== 0 || row.sell !== 0);
   }
 
   /** Reads the saved state once; a file that cannot be understood halts trading and says why. */
@@ -629,10 +664,48 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     return placed;
   }
 
-  async #seed(): Promise<void> {
-    const [positions, book] = await Promise.all([this.broker.getPositions(), this.broker.getOrderbook()]);
-    this.#exposure.seed(positions, book);
-    this.#seeded = true;
+  /** Takes the broker's view (one seed at a time; a request meanwhile runs another after it). */
+  #seed(): Promise<void> {
+    if (this.#seeding !== undefined) {
+      this.#seedAgain = true;
+      return this.#seeding;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.#seedAgain = false;
+        await this.#seedOnce();
+      } while (this.#seedAgain && !this.#closed);
+    };
+    const seeding = run().finally(() => {
+      this.#seeding = undefined;
+    });
+    this.#seeding = seeding;
+    return seeding;
+  }
+
+  /**
+   * Positions and the order book are two reads, and a fill can land between them: positions read
+   * before it and a book read after it would hide that fill for good (the book says it is counted,
+   * the positions never had it). So the book is read on both sides of the positions, and the three
+   * are used only when no order filled in between; otherwise they are read again.
+   */
+  async #seedOnce(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const before = await this.broker.getOrderbook();
+      const positions = await this.broker.getPositions();
+      const after = await this.broker.getOrderbook();
+      const moved = filledBetween(before, after);
+      if (moved === undefined || attempt >= SEED_ATTEMPTS) {
+        if (moved !== undefined) {
+          this.#log.warn(
+            `risk guard: order ${moved} kept filling while positions were read (${SEED_ATTEMPTS} tries); using the last read`,
+          );
+        }
+        this.#exposure.seed(positions, after);
+        this.#seeded = true;
+        return;
+      }
+    }
   }
 
   #watch(): void {
