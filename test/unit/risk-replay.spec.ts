@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import type { BrokerInterface } from "../../lib/brokers/interface";
+import { KiteBroker } from "../../lib/brokers/kite-broker";
+import { KiteSettings } from "../../lib/brokers/kite-settings";
 import { PaperBroker } from "../../lib/brokers/paper-broker";
 import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
 import type { OrderSnapshot, Position } from "../../lib/protocol";
 import { isTerminal } from "../../lib/protocol";
 import type { Guarded } from "../../lib/risk/guard";
 import { guardBroker } from "../../lib/risk/guard";
+import { FakeKite } from "../fakes/fake-kite";
 import { fastSettings, useCleanup } from "../support/broker-chaos";
 import { PaperHost } from "../support/paper-host";
 import { waitFor } from "../support/wait";
@@ -193,6 +196,62 @@ describe("RiskGuard: replayed and synthesized fills after a reconnect count once
       } finally {
         await broker.close();
       }
+    }
+  });
+
+  it("does not lose a fill that lands between the seed's reads on Kite (fake Kite on 127.0.0.1, 5 trials)", async function () {
+    const rnd = random(11);
+    for (let trial = 0; trial < 5; trial++) {
+      const fake = await FakeKite.start();
+      cleanup(() => fake.close());
+      fake.setPrice("NSE:INFY", 1500);
+      // History on the account: a position, and an order resting below the market.
+      await fake.paper.placeOrder({ symbol: "INFY", side: "BUY", quantity: 4 });
+      await fake.paper.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 2,
+        order_type: "LIMIT",
+        price: 1400,
+      });
+      const kite = new KiteBroker(
+        KiteSettings.parse({
+          api_key: fake.apiKey,
+          access_token: fake.accessToken,
+          root: fake.restUrl,
+          ticker_url: fake.tickerUrl,
+        }),
+      );
+      let races = 1 + Math.floor(rnd() * 2);
+      const raced: string[] = [];
+      const getPositions = kite.getPositions.bind(kite);
+      kite.getPositions = async () => {
+        const positions = await getPositions();
+        if (races > 0) {
+          races -= 1;
+          // Straight on the account, as another app or the Kite web would.
+          const side = rnd() < 0.5 ? "BUY" : "SELL";
+          raced.push((await fake.paper.placeOrder({ symbol: "INFY", side, quantity: 1 + trial })).order_id);
+        }
+        return positions;
+      };
+      const broker = guardBroker(kite);
+      cleanup(() => broker.close());
+      await broker.connect();
+      assert.ok(raced.length > 0, "the race was run");
+      const expected = await accountTruth(kite);
+      let held: Row[] = [];
+      // The order updates of the raced fills may still be on their way: they must not count again.
+      await waitFor(
+        () => {
+          held = sorted(broker.risk.exposure());
+          return JSON.stringify(held) === JSON.stringify(expected);
+        },
+        `trial ${trial}: the guard to hold the account's exposure`,
+        5000,
+      ).catch((error: Error) => assert.deepEqual(held, expected, error.message));
+      await sleep(100);
+      assert.deepEqual(sorted(broker.risk.exposure()), await accountTruth(kite), `trial ${trial}: later`);
     }
   });
 });
