@@ -78,8 +78,8 @@ const MAX_INSTRUMENTS = 50_000;
 export class Exposure {
   readonly #instruments = new Map<string, Map<string, Instrument>>();
   #instrumentCount = 0;
-  #orders = new Map<string, Tracked>();
-  #older = new Map<string, Tracked>();
+  #orders = new Generation();
+  #older = new Generation();
   /** The order seen last: its next events and the broker's answer usually follow straight away. */
   #lastId: string | undefined;
   #lastTracked: Tracked | undefined;
@@ -137,8 +137,8 @@ export class Exposure {
         entry.openSell = 0;
       }
     }
-    this.#orders = new Map();
-    this.#older = new Map();
+    this.#orders = new Generation();
+    this.#older = new Generation();
     this.#lastId = undefined;
     this.#lastTracked = undefined;
     this.#openCount = 0;
@@ -161,7 +161,7 @@ export class Exposure {
       if (tracked === undefined && id <= this.#maxId) {
         tracked = this.#older.get(id);
         // Seen again: it moves up a generation, so it is remembered a whole generation from now.
-        if (tracked !== undefined) this.#orders.set(id, tracked);
+        if (tracked !== undefined) this.#orders.add(id, tracked, false);
       }
       if (tracked === undefined) {
         // Not seen before: everything it has filled is new.
@@ -274,18 +274,19 @@ export class Exposure {
   }
 
   #remember(id: string, tracked: Tracked, rotate: boolean): void {
-    if (id > this.#maxId) this.#maxId = id;
+    const ascending = id > this.#maxId;
+    if (ascending) this.#maxId = id;
     this.#lastId = id;
     this.#lastTracked = tracked;
-    this.#orders.set(id, tracked);
+    this.#orders.add(id, tracked, ascending);
     if (!rotate || this.#orders.size < Math.max(GENERATION, this.#openCount * 2)) return;
     // The older generation goes; what of it is still open moves up, so it is never forgotten.
     const dropped = this.#older;
     this.#older = this.#orders;
-    this.#orders = new Map();
-    for (const [oldId, old] of dropped) {
-      if (old.open && !this.#older.has(oldId)) this.#orders.set(oldId, old);
-    }
+    this.#orders = new Generation();
+    dropped.forEach((oldId, old) => {
+      if (old.open && this.#older.get(oldId) === undefined) this.#orders.add(oldId, old, false);
+    });
   }
 
   /** Drops instruments with nothing on them (no position, nothing open or in flight). */
@@ -311,4 +312,49 @@ export function worstOf(entry: Instrument, side: Side): number {
   return side === "BUY"
     ? entry.net + entry.openBuy + entry.flightBuy
     : entry.net - entry.openSell - entry.flightSell;
+}
+
+/**
+ * One generation of tracked orders. Ids above every id seen before (brokers number orders
+ * upwards, so nearly all of them) are appended to sorted arrays: remembering one is a push, not a
+ * hash-table insert, and finding one (rare: the order just seen is cached) a binary search. Any
+ * other id goes to a map.
+ */
+class Generation {
+  readonly #map = new Map<string, Tracked>();
+  readonly #ids: string[] = [];
+  readonly #tracked: Tracked[] = [];
+
+  get size(): number {
+    return this.#map.size + this.#ids.length;
+  }
+
+  /** `ascending`: `id` is above every id this generation holds. */
+  add(id: string, tracked: Tracked, ascending: boolean): void {
+    if (ascending) {
+      this.#ids.push(id);
+      this.#tracked.push(tracked);
+    } else this.#map.set(id, tracked);
+  }
+
+  get(id: string): Tracked | undefined {
+    const found = this.#map.get(id);
+    if (found !== undefined) return found;
+    const ids = this.#ids;
+    let low = 0;
+    let high = ids.length - 1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      const at = ids[mid]!;
+      if (at === id) return this.#tracked[mid];
+      if (at < id) low = mid + 1;
+      else high = mid - 1;
+    }
+    return undefined;
+  }
+
+  forEach(fn: (id: string, tracked: Tracked) => void): void {
+    for (const [id, tracked] of this.#map) fn(id, tracked);
+    for (let i = 0; i < this.#ids.length; i++) fn(this.#ids[i]!, this.#tracked[i]!);
+  }
 }
