@@ -7,7 +7,6 @@ import type {
   GttSnapshot,
   OrderChanges as OrderChangesType,
   OrderEvent,
-  OrderRequest as OrderRequestType,
   OrderRequestInput,
   OrderSnapshot,
   Quote,
@@ -19,7 +18,10 @@ import { GttRequest } from "../protocol/gtt";
 import { parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderChanges, isTerminal } from "../protocol/orders";
 import { parseOrThrow } from "../protocol/validate";
-import { Exposure, instrumentOf } from "./exposure";
+import type { Instrument } from "./exposure";
+import { Exposure, instrumentOf, pendingOf, worstOf } from "./exposure";
+import type { CheckedFields } from "./order-fields";
+import { readCheckedFields } from "./order-fields";
 import { RateWindow } from "./rate-window";
 import type { RiskSettingsInput } from "./settings";
 import { RiskSettings } from "./settings";
@@ -68,6 +70,22 @@ interface RiskEvents {
   event: [event: RiskEvent];
 }
 
+/** Reads of positions and the book before the guard takes them although orders kept filling. */
+const SEED_ATTEMPTS = 5;
+
+/** An order whose fills changed from one read of the book to the next, if any. */
+function filledBetween(
+  before: readonly OrderSnapshot[],
+  after: readonly OrderSnapshot[],
+): string | undefined {
+  const filled = new Map<string, number>();
+  for (const order of before) filled.set(order.order_id, order.filled_quantity);
+  for (const order of after) {
+    if ((filled.get(order.order_id) ?? 0) !== order.filled_quantity) return order.order_id;
+  }
+  return undefined;
+}
+
 const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
 const FIGURES = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
 
@@ -110,6 +128,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   #writing: Promise<void> = Promise.resolve();
   #seeded = false;
   #reseedOnConnect = false;
+  /** The seed being read, and whether another must follow it (a reconnect came meanwhile). */
+  #seeding: Promise<void> | undefined;
+  #seedAgain = false;
   #lastPnlCheck = Number.NEGATIVE_INFINITY;
   #pnlCheck: Promise<void> | undefined;
   #closed = false;
@@ -142,6 +163,22 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** Who set the current state and why (shown in statuses and the admin endpoint). */
   get stateRecord(): Readonly<RiskStateRecord> {
     return this.#record;
+  }
+
+  /**
+   * What the guard holds per instrument: net position, and quantity open and in flight per side
+   * (for the admin view and for tests that compare it with the broker's own account).
+   */
+  exposure(): { instrument: string; net: number; buy: number; sell: number }[] {
+    return this.#exposure
+      .instruments()
+      .map((entry) => ({
+        instrument: entry.key,
+        net: entry.net,
+        buy: entry.openBuy + entry.flightBuy,
+        sell: entry.openSell + entry.flightSell,
+      }))
+      .filter((row) => row.net !== 0 || row.buy !== 0 || row.sell !== 0);
   }
 
   /** Reads the saved state once; a file that cannot be understood halts trading and says why. */
@@ -222,19 +259,43 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   /** Not async: the checks run synchronously and the broker's promise is passed on as it is. */
   placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
-    let request: OrderRequestType;
-    let key: string;
+    let fields: CheckedFields;
+    let request: OrderRequestInput = input;
+    let instrument: Instrument;
     // One clock read serves the window, the rate check and the rate record of this order.
     const now = this.#clock.now();
     try {
-      request = parseOrderRequest(input);
-      key = instrumentOf(request.exchange, request.symbol);
-      const refusal = this.#placeRefusal(request, key, now);
-      if (refusal !== undefined) throw this.#deny("placeOrder", refusal, request.symbol, request);
+      let read = readCheckedFields(input);
+      if (read === undefined) {
+        // Not plainly well-formed: the schema decides, and names the field when it refuses.
+        request = parseOrderRequest(input);
+        read = request as CheckedFields;
+      }
+      fields = read;
+      const known = this.#exposure.find(fields.exchange, fields.symbol);
+      // An instrument never seen is judged as a blank and only held once an order goes out, so
+      // refused orders for made-up symbols leave nothing behind.
+      instrument = known ?? this.#blank(fields);
+      const refusal = this.#placeRefusal(fields, instrument, now);
+      if (refusal !== undefined) throw this.#deny("placeOrder", refusal, fields.symbol, request);
+      if (known === undefined) instrument = this.#exposure.instrument(fields.exchange, fields.symbol);
     } catch (error) {
       return Promise.reject(toBrokerError(error));
     }
-    return this.#send(key, request, now);
+    return this.#send(instrument, fields, request, now);
+  }
+
+  /** What an instrument the guard has never seen looks like: nothing held, nothing open. */
+  #blank(fields: CheckedFields): Instrument {
+    return {
+      key: instrumentOf(fields.exchange, fields.symbol),
+      net: 0,
+      openBuy: 0,
+      openSell: 0,
+      flightBuy: 0,
+      flightSell: 0,
+      last: 0,
+    };
   }
 
   async modifyOrder(orderId: string, input: OrderChangesType): Promise<OrderSnapshot> {
@@ -288,8 +349,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   // #region checks
 
   #placeRefusal(
-    request: OrderRequestType,
-    key: string,
+    request: CheckedFields,
+    instrument: Instrument,
     now: number,
   ): { limit: string; message: string } | undefined {
     const s = this.settings;
@@ -299,10 +360,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       return { limit: "trading_state", message: `trading is HALTED (${this.#record.reason}): no new orders` };
     }
     if (state === "REDUCING") {
-      const why = this.#notReducing(key, side, quantity, 0);
+      const why = this.#notReducing(instrument, side, quantity, 0);
       if (why !== undefined) return { limit: "trading_state", message: `trading is REDUCING: ${why}` };
     }
-    const common = this.#commonRefusal(request.symbol, request.exchange, key, now);
+    const common = this.#commonRefusal(request.symbol, request.exchange, instrument.key, now);
     if (common !== undefined) return common;
     if (s.max_order_quantity !== undefined && quantity > s.max_order_quantity) {
       return {
@@ -315,10 +376,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       request.price,
       request.trigger_price,
       quantity,
-      key,
+      instrument,
     );
     if (priced !== undefined) return priced;
-    const position = this.#positionRefusal(key, side, quantity);
+    const position = this.#positionRefusal(instrument, side, quantity);
     if (position !== undefined) return position;
     if (s.max_open_orders !== undefined && this.#exposure.openOrders + 1 > s.max_open_orders) {
       return {
@@ -333,7 +394,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     order: OrderSnapshot,
     changes: OrderChangesType,
   ): { limit: string; message: string } | undefined {
-    const key = instrumentOf(order.exchange, order.symbol);
+    const instrument = this.#exposure.instrument(order.exchange, order.symbol);
     const quantity = changes.quantity ?? order.quantity;
     const added = quantity - order.quantity;
     const state = this.#record.state;
@@ -353,7 +414,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     }
     if (state === "REDUCING") {
       const remaining = Math.max(0, order.quantity - order.filled_quantity);
-      const why = this.#notReducing(key, order.side, quantity - order.filled_quantity, remaining);
+      const why = this.#notReducing(instrument, order.side, quantity - order.filled_quantity, remaining);
       if (why !== undefined) return { limit: "trading_state", message: `trading is REDUCING: ${why}` };
     }
     const s = this.settings;
@@ -368,10 +429,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const price = needsPrice ? (changes.price ?? order.price) : undefined;
     const trigger =
       type === "SL" || type === "SL-M" ? (changes.trigger_price ?? order.trigger_price) : undefined;
-    const priced = this.#priceRefusal(type, price, trigger, quantity, key);
+    const priced = this.#priceRefusal(type, price, trigger, quantity, instrument);
     if (priced !== undefined) return priced;
     if (added > 0) {
-      const position = this.#positionRefusal(key, order.side, added);
+      const position = this.#positionRefusal(instrument, order.side, added);
       if (position !== undefined) return position;
     }
     return this.#rateRefusal(this.#clock.now());
@@ -433,10 +494,11 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     price: number | undefined,
     trigger: number | undefined,
     quantity: number,
-    key: string,
+    instrument: Instrument,
   ): { limit: string; message: string } | undefined {
     const s = this.settings;
-    const last = this.#exposure.lastPrice(key);
+    const key = instrument.key;
+    const last = instrument.last > 0 ? instrument.last : undefined;
     if (s.price_band_pct !== undefined && price !== undefined) {
       if (last === undefined) {
         return {
@@ -477,16 +539,17 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
    * limit (limits lowered while a position was open), since refusing it would trap the position.
    */
   #positionRefusal(
-    key: string,
+    instrument: Instrument,
     side: Side,
     quantity: number,
   ): { limit: string; message: string } | undefined {
     const s = this.settings;
     if (s.max_position_quantity === undefined && s.max_position_value === undefined) return undefined;
-    const before = this.#exposure.worst(key, side);
+    const key = instrument.key;
+    const before = worstOf(instrument, side);
     const after = before + signed(side, quantity);
     if (Math.abs(after) <= Math.abs(before)) return undefined;
-    const net = this.#exposure.net(key);
+    const net = instrument.net;
     const withOpen = before === net ? "" : `, with open orders ${fmt(before)}`;
     if (s.max_position_quantity !== undefined && Math.abs(after) > s.max_position_quantity) {
       return {
@@ -495,8 +558,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       };
     }
     if (s.max_position_value !== undefined) {
-      const last = this.#exposure.lastPrice(key);
-      if (last === undefined) {
+      const last = instrument.last;
+      if (last === 0) {
         return {
           limit: "max_position_value",
           message: `max position value ${key} ${fmt(s.max_position_value)}: no last price known to value it (subscribe to its quotes)`,
@@ -538,12 +601,12 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   }
 
   /** Why an order of `quantity` on `side` (replacing `replaced` already pending) would not reduce. */
-  #notReducing(key: string, side: Side, quantity: number, replaced: number): string | undefined {
-    const net = this.#exposure.net(key);
+  #notReducing(instrument: Instrument, side: Side, quantity: number, replaced: number): string | undefined {
+    const net = instrument.net;
     const reduces = (net > 0 && side === "SELL") || (net < 0 && side === "BUY");
-    const pending = this.#exposure.pending(key, side) - replaced;
+    const pending = pendingOf(instrument, side) - replaced;
     if (reduces && pending + quantity <= Math.abs(net)) return undefined;
-    return `a ${side} of ${fmt(quantity)} would not reduce the ${key} position (net ${fmt(net)}${pending > 0 ? `, ${fmt(pending)} already on the way` : ""})`;
+    return `a ${side} of ${fmt(quantity)} would not reduce the ${instrument.key} position (net ${fmt(net)}${pending > 0 ? `, ${fmt(pending)} already on the way` : ""})`;
   }
 
   #deny(
@@ -569,32 +632,80 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   // #region exposure
 
-  /** Sends an order, counting it as in flight until the broker answers. */
+  /**
+   * Sends an order, counting it as in flight until the broker answers. The caller gets the
+   * broker's own promise: the guard's bookkeeping is registered on it first, so it runs before
+   * the caller's continuation without adding a promise hop to every placement.
+   */
   #send(
-    key: string,
-    request: OrderRequestInput & { side: Side; quantity: number },
+    instrument: Instrument,
+    fields: { side: Side; quantity: number },
+    request: OrderRequestInput,
     now: number,
   ): Promise<OrderSnapshot> {
     if (this.#countRates) this.#rates.record(now);
-    const { side, quantity } = request;
-    this.#exposure.send(key, side, quantity);
-    return this.broker.placeOrder(request).then(
+    const { side, quantity } = fields;
+    const exposure = this.#exposure;
+    exposure.send(instrument, side, quantity);
+    let placed: Promise<OrderSnapshot>;
+    try {
+      placed = this.broker.placeOrder(request);
+    } catch (error) {
+      exposure.settle(instrument, side, quantity);
+      return Promise.reject(toBrokerError(error));
+    }
+    placed.then(
       (snapshot) => {
-        this.#exposure.settle(key, side, quantity);
-        this.#exposure.onOrder(snapshot);
-        return snapshot;
+        exposure.settle(instrument, side, quantity);
+        exposure.onOrder(snapshot);
       },
-      (error: unknown) => {
-        this.#exposure.settle(key, side, quantity);
-        throw error;
-      },
+      () => exposure.settle(instrument, side, quantity),
     );
+    return placed;
   }
 
-  async #seed(): Promise<void> {
-    const [positions, book] = await Promise.all([this.broker.getPositions(), this.broker.getOrderbook()]);
-    this.#exposure.seed(positions, book);
-    this.#seeded = true;
+  /** Takes the broker's view (one seed at a time; a request meanwhile runs another after it). */
+  #seed(): Promise<void> {
+    if (this.#seeding !== undefined) {
+      this.#seedAgain = true;
+      return this.#seeding;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.#seedAgain = false;
+        await this.#seedOnce();
+      } while (this.#seedAgain && !this.#closed);
+    };
+    const seeding = run().finally(() => {
+      this.#seeding = undefined;
+    });
+    this.#seeding = seeding;
+    return seeding;
+  }
+
+  /**
+   * Positions and the order book are two reads, and a fill can land between them: positions read
+   * before it and a book read after it would hide that fill for good (the book says it is counted,
+   * the positions never had it). So the book is read on both sides of the positions, and the three
+   * are used only when no order filled in between; otherwise they are read again.
+   */
+  async #seedOnce(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const before = await this.broker.getOrderbook();
+      const positions = await this.broker.getPositions();
+      const after = await this.broker.getOrderbook();
+      const moved = filledBetween(before, after);
+      if (moved === undefined || attempt >= SEED_ATTEMPTS) {
+        if (moved !== undefined) {
+          this.#log.warn(
+            `risk guard: order ${moved} kept filling while positions were read (${SEED_ATTEMPTS} tries); using the last read`,
+          );
+        }
+        this.#exposure.seed(positions, after);
+        this.#seeded = true;
+        return;
+      }
+    }
   }
 
   #watch(): void {
@@ -717,7 +828,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       if (position.quantity === 0) continue;
       const side: Side = position.quantity > 0 ? "SELL" : "BUY";
       const quantity = Math.abs(position.quantity);
-      const key = instrumentOf(position.exchange, position.symbol);
+      const instrument = this.#exposure.instrument(position.exchange, position.symbol);
+      const key = instrument.key;
       try {
         const request: OrderRequestInput = {
           symbol: position.symbol,
@@ -728,7 +840,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           product: position.product,
           tag: "killswitch",
         };
-        outcome.placed.push(await this.#send(key, { ...request, side, quantity }, this.#clock.now()));
+        outcome.placed.push(
+          await this.#send(instrument, { ...position, side, quantity }, request, this.#clock.now()),
+        );
       } catch (error) {
         const failure = toBrokerError(error);
         outcome.failures.push({ action: "flatten", id: key, code: failure.code, message: failure.message });

@@ -1,33 +1,57 @@
 /**
  * Orders sent in the last second and the last minute, from the times they were sent. Only what
- * was let through counts: a refused order must not hold back the next good one. Each window keeps
- * its own start index into one list of times, so a count is O(1) amortized however fast orders go.
+ * was let through counts: a refused order must not hold back the next good one.
+ *
+ * Exact, and cheap however fast orders go: orders sent in the same millisecond share one entry
+ * (a time and a count), each window keeps its start index and a running total, so recording and
+ * counting are O(1) amortized and the list holds at most a minute of distinct milliseconds.
  */
 export class RateWindow {
   #times: number[] = [];
-  /** First index inside the last second / the last minute. */
+  #counts: number[] = [];
+  /** First index inside the last second / the last minute, and the orders from there on. */
   #second = 0;
   #minute = 0;
+  #inSecond = 0;
+  #inMinute = 0;
 
   record(now: number): void {
-    this.#times.push(now);
     this.#advance(now);
+    const last = this.#times.length - 1;
+    if (last >= this.#second && this.#times[last] === now) this.#counts[last]! += 1;
+    else {
+      this.#times.push(now);
+      this.#counts.push(1);
+    }
+    this.#inSecond += 1;
+    this.#inMinute += 1;
   }
 
   /** Orders sent within the last second (`ms` 1000) or minute (`ms` 60000) before `now`. */
   count(now: number, ms: 1000 | 60_000): number {
     this.#advance(now);
-    return this.#times.length - (ms === 1000 ? this.#second : this.#minute);
+    return ms === 1000 ? this.#inSecond : this.#inMinute;
   }
 
   #advance(now: number): void {
     const times = this.#times;
-    while (this.#minute < times.length && times[this.#minute]! <= now - 60_000) this.#minute++;
-    if (this.#second < this.#minute) this.#second = this.#minute;
-    while (this.#second < times.length && times[this.#second]! <= now - 1000) this.#second++;
-    // Drop what left the minute now and then, so the list holds about a minute of orders.
+    const counts = this.#counts;
+    while (this.#minute < times.length && times[this.#minute]! <= now - 60_000) {
+      this.#inMinute -= counts[this.#minute]!;
+      if (this.#second === this.#minute) {
+        this.#inSecond -= counts[this.#second]!;
+        this.#second++;
+      }
+      this.#minute++;
+    }
+    while (this.#second < times.length && times[this.#second]! <= now - 1000) {
+      this.#inSecond -= counts[this.#second]!;
+      this.#second++;
+    }
+    // Drop what left the minute now and then, so the lists hold about a minute.
     if (this.#minute > 1024 && this.#minute * 2 > times.length) {
       this.#times = times.slice(this.#minute);
+      this.#counts = counts.slice(this.#minute);
       this.#second -= this.#minute;
       this.#minute = 0;
     }

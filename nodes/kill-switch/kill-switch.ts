@@ -18,6 +18,9 @@ interface KillSwitchNode extends Node {
   options: { command: KillCommand | undefined; cancel: boolean; flatten: boolean };
 }
 
+/** Reads the state without changing it: what a dashboard shows at start, before any change. */
+const READ_STATE = "state";
+
 function isCommand(value: unknown): value is KillCommand {
   return typeof value === "string" && (KILL_COMMANDS as readonly string[]).includes(value);
 }
@@ -66,10 +69,28 @@ export = function (RED: NodeAPI): void {
           ? payload.trim()
           : undefined;
       const command = asked ?? node.options.command;
+      if (command === READ_STATE) {
+        const guarded = await broker.ready();
+        if (!isGuarded(guarded)) throw new BrokerError("CONFIG", "this broker has no risk guard");
+        const record = guarded.risk.stateRecord;
+        msg.payload = {
+          state: record.state,
+          previous: record.state,
+          by: record.by,
+          reason: record.reason,
+          at: record.at,
+          cancelled: [],
+          deleted_gtts: [],
+          placed: [],
+          failures: [],
+        };
+        send(msg);
+        return;
+      }
       if (!isCommand(command)) {
         throw new BrokerError(
           "VALIDATION",
-          `invalid kill switch message: command: must be one of ${KILL_COMMANDS.join(", ")} (got ${shown(command)})`,
+          `invalid kill switch message: command: must be one of ${[...KILL_COMMANDS, READ_STATE].join(", ")} (got ${shown(command)})`,
         );
       }
       const cancel = bool(fields.cancel, "cancel", node.options.cancel);
