@@ -27,6 +27,11 @@ export type Product = z.infer<typeof Product>;
 export const Validity = z.enum(["DAY", "IOC"], { error: requiredOr("must be DAY or IOC") });
 export type Validity = z.infer<typeof Validity>;
 
+export const Variety = z.enum(["regular", "amo", "iceberg"], {
+  error: requiredOr("must be one of regular, amo, iceberg"),
+});
+export type Variety = z.infer<typeof Variety>;
+
 export const Symbol = z
   .string({ error: requiredOr("must be a string") })
   .trim()

@@ -12,6 +12,7 @@ import {
   Symbol,
   Tag,
   Validity,
+  Variety,
 } from "./fields";
 
 export const OrderStatus = z.enum([
@@ -93,6 +94,7 @@ const orderFields = {
   trigger_price: Price.optional(),
   product: Product.default("MIS"),
   validity: Validity.default("DAY"),
+  variety: Variety.optional(),
   tag: Tag.optional(),
   client_order_id: ClientOrderId.optional(),
 };
@@ -143,6 +145,7 @@ export const OrderSnapshot = z.strictObject({
   trigger_price: Price.optional(),
   product: Product,
   validity: Validity,
+  variety: Variety.optional(),
   tag: Tag.optional(),
   status: OrderStatus,
   filled_quantity: z.number().int().nonnegative(),
