@@ -24,7 +24,7 @@ import { parseOrThrow } from "../protocol/validate";
 import type { Change } from "../paper/account";
 import { PaperAccount, tradingDay } from "../paper/account";
 import type { GttState, OrderState } from "../paper/account-state";
-import type { Clock } from "../paper/clock";
+import type { Clock, TimerRef } from "../paper/clock";
 import { systemClock } from "../paper/clock";
 import { CsvReplayFeed } from "../paper/csv-replay-feed";
 import { DurableAnnouncer } from "../paper/durable-announcer";
@@ -32,6 +32,7 @@ import { isStop } from "../paper/fill-rules";
 import { applyGttFields, gttFields } from "../paper/gtt-book";
 import { newClientOrderId } from "../paper/ids";
 import { positionView } from "../paper/ledger";
+import { PaperMarket } from "../paper/market-rules";
 import { MatchingEngine } from "../paper/matching-engine";
 import { toPaise, toRupees } from "../paper/money";
 import type { PaperJournal, RestoreReport } from "../paper/paper-journal";
@@ -83,6 +84,10 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   #walkWritten = -1;
   readonly #account: PaperAccount;
   readonly #engine: MatchingEngine;
+  /** NSE's rules; undefined in the plain relaxed mode (settings.market), which trades as before. */
+  readonly #market: PaperMarket | undefined;
+  /** The next market boundary (open, square-off, close, a GTT's expiry), while connected. */
+  #sessionTimer: TimerRef | undefined;
 
   #state: ConnectionState = "disconnected";
   #connecting: Promise<void> | undefined;
@@ -109,7 +114,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.#journalFile = deps.journalFile;
     this.#compactEvery = deps.compactEvery ?? Math.max(1000, this.settings.retention * 5);
     this.#account = new PaperAccount(toPaise(this.settings.starting_cash), this.settings.retention);
-    this.#engine = new MatchingEngine(this.#account, this.settings);
+    this.#market = PaperMarket.of(this.settings.market, this.#clock);
+    this.#engine = new MatchingEngine(this.#account, this.settings, this.#market);
     this.#feed = this.#createFeed();
     this.#walk = this.#feed instanceof RandomWalkFeed ? this.#feed : undefined;
     this.#known =
@@ -193,6 +199,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       await this.#openJournal();
       await this.#feed.start();
       this.#setState("connected");
+      // What fell due while the broker was down (a close, a square-off), then the next boundary.
+      this.#sessionTick();
     } catch (error) {
       this.#feed.stop();
       await this.#closeJournal();
@@ -206,6 +214,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   async close(): Promise<void> {
     this.#closing = true;
     await this.#connecting?.catch(() => undefined);
+    this.#stopSessionTimer();
     this.#feed.stop();
     await this.#announcer?.settled();
     const journal = this.#journal;
@@ -369,7 +378,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       if (request.price !== undefined) order.price = request.price;
       if (request.trigger_price !== undefined) order.trigger_price = request.trigger_price;
       if (request.tag !== undefined) order.tag = request.tag;
+      if (request.variety !== undefined) order.variety = request.variety;
       this.#engine.admit(change, order, quote);
+      if (order.release_at !== undefined) this.#armSessionTimer();
       return orderView(order);
     });
   }
@@ -543,10 +554,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   async getPositions(): Promise<Position[]> {
     await this.#readable();
+    const withCharges = this.#market?.charges === true;
     return Array.from(this.#account.positions.values(), (position) =>
       positionView(
         position,
         this.#lastPaise(position.exchange, position.symbol, position.cost, position.quantity),
+        withCharges,
       ),
     );
   }
@@ -556,19 +569,27 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     let realized = 0;
     let unrealized = 0;
     let holdings = 0;
+    let charges = 0;
     for (const position of this.#account.positions.values()) {
       const last = this.#lastPaise(position.exchange, position.symbol, position.cost, position.quantity);
       realized += position.realized;
+      charges += position.charges ?? 0;
       unrealized += position.quantity * last - position.cost;
       holdings += position.quantity * last;
     }
     const cash = this.#account.cash;
-    return {
+    const account: Account = {
       cash: toRupees(cash),
       realized_pnl: toRupees(realized),
       unrealized_pnl: toRupees(unrealized),
       equity: toRupees(cash + holdings),
     };
+    // Gross P&L is realized + unrealized (price moves); net takes the charges off.
+    if (this.#market?.charges === true) {
+      account.charges = toRupees(charges);
+      account.net_pnl = toRupees(realized + unrealized - charges);
+    }
+    return account;
   }
 
   /** The last price in paise; with none yet, the position's own average (no unrealized P&L). */
@@ -674,6 +695,54 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   // #endregion
 
+  // #region market clock
+
+  /** Runs what the market's clock made due by now, then waits for the next boundary. */
+  #sessionTick(): void {
+    const market = this.#market;
+    if (market === undefined || !market.timed || this.#state !== "connected" || this.#closing) return;
+    const now = this.#clock.now();
+    void this.#mutate((change) =>
+      this.#engine.sessionTick(change, now, (key) => this.#feed.latest(key) ?? this.#prices.get(key)),
+    ).catch(() => undefined);
+    this.#armSessionTimer();
+  }
+
+  #armSessionTimer(): void {
+    const market = this.#market;
+    if (market === undefined || !market.timed || this.#state !== "connected" || this.#closing) return;
+    this.#stopSessionTimer();
+    const now = this.#clock.now();
+    let due = market.nextBoundary(now);
+    for (const gtt of this.#account.gtts.values()) {
+      if (gtt.status !== "active") continue;
+      const expiry = market.gttExpiry(gtt);
+      if (expiry !== undefined && (due === undefined || expiry < due)) due = Math.max(expiry, now);
+    }
+    for (const resting of this.#account.resting.values()) {
+      for (const order of resting) {
+        const release = order.release_at;
+        if (release !== undefined && (due === undefined || release < due)) due = Math.max(release, now);
+      }
+    }
+    if (due === undefined) return;
+    // Node's timers hold at most 2^31-1 ms; a longer wait is re-armed when that one fires.
+    this.#sessionTimer = this.#clock.setTimeout(
+      () => {
+        this.#sessionTimer = undefined;
+        this.#sessionTick();
+      },
+      Math.min(due - now, 2_147_483_647),
+    );
+  }
+
+  #stopSessionTimer(): void {
+    if (this.#sessionTimer !== undefined) this.#clock.clearTimeout(this.#sessionTimer);
+    this.#sessionTimer = undefined;
+  }
+
+  // #endregion
+
   // #region one operation: change, record, announce
 
   /**
@@ -758,6 +827,7 @@ function requestOf(order: OrderSnapshot): OrderRequestInput {
   if (order.price !== undefined) request.price = order.price;
   if (order.trigger_price !== undefined) request.trigger_price = order.trigger_price;
   if (order.tag !== undefined) request.tag = order.tag;
+  if (order.variety !== undefined) request.variety = order.variety;
   return request;
 }
 

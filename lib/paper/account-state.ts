@@ -20,6 +20,10 @@ export const OrderState = OrderSnapshot.extend({
   filled_value: Paise.nonnegative(),
   /** The caller chose client_order_id: it stays an idempotency key after the order leaves retention. */
   client_id_given: z.boolean(),
+  /** An AMO accepted while the market was closed: it joins the book at this clock time (ms). */
+  release_at: z.number().int().nonnegative().optional(),
+  /** Σ charges of its fills so far, in paise (market rules with charges; absent = none). */
+  charges: Paise.nonnegative().optional(),
 });
 export type OrderState = z.output<typeof OrderState>;
 
@@ -27,7 +31,10 @@ export type OrderState = z.output<typeof OrderState>;
 export const GttState = GttSnapshot.extend({ direction: z.enum(["up", "down"]).optional() });
 export type GttState = z.output<typeof GttState>;
 
-/** One net position. `cost` = quantity × average price in paise (negative for a short). */
+/**
+ * One net position. `cost` = quantity × average price in paise (negative for a short); `realized`
+ * is gross (price moves only), `charges` what the fills cost on top.
+ */
 export const PositionState = z.strictObject({
   symbol: Symbol,
   exchange: Exchange,
@@ -35,6 +42,8 @@ export const PositionState = z.strictObject({
   quantity: z.number().int(),
   cost: Paise,
   realized: Paise,
+  /** Σ charges of the fills that built and closed it, in paise (absent = none). */
+  charges: Paise.nonnegative().optional(),
 });
 export type PositionState = z.output<typeof PositionState>;
 

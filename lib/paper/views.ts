@@ -27,6 +27,7 @@ export function orderView(order: OrderState): OrderSnapshot {
   if (order.tag !== undefined) view.tag = order.tag;
   if (order.status_message !== undefined) view.status_message = order.status_message;
   if (order.gtt_id !== undefined) view.gtt_id = order.gtt_id;
+  if (order.variety !== undefined) view.variety = order.variety;
   return view;
 }
 
@@ -36,6 +37,8 @@ export function orderRecord(order: OrderState): OrderState {
   record.reserved = order.reserved;
   record.filled_value = order.filled_value;
   record.client_id_given = order.client_id_given;
+  if (order.release_at !== undefined) record.release_at = order.release_at;
+  if (order.charges !== undefined) record.charges = order.charges;
   return record;
 }
 
