@@ -233,6 +233,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     if (file === undefined) return;
     // The journal is the account: whatever is in memory from an earlier connect is replaced, not added to.
     this.#account.reset();
+    this.#market?.reset();
     this.#prices.clear();
     this.#pricesToWrite.clear();
     const opened = await openPaperJournal({

@@ -65,6 +65,17 @@ export const WalkPosition = z.strictObject({
 });
 export type WalkPosition = z.output<typeof WalkPosition>;
 
+/**
+ * How much of an instrument's current quote orders have taken (market rules with finite
+ * liquidity), so a reopened account offers the rest of that quote, not all of it again.
+ */
+export const LiquidityTaken = z.strictObject({
+  quote: Quote,
+  buy: Count,
+  sell: Count,
+});
+export type LiquidityTaken = z.output<typeof LiquidityTaken>;
+
 export const AccountSnapshot = z.strictObject({
   version: z.literal(2),
   cash: Paise,
@@ -81,6 +92,7 @@ export const AccountSnapshot = z.strictObject({
   prices: z.array(Quote),
   client_ids: z.array(RetiredClientId),
   walk: WalkPosition.optional(),
+  liquidity: z.array(LiquidityTaken).optional(),
 });
 export type AccountSnapshot = z.output<typeof AccountSnapshot>;
 
@@ -99,6 +111,8 @@ export const AccountRecord = z.strictObject({
   ended: z.array(z.string()).optional(),
   /** The walk's position, when it moved since the record before. */
   walk: WalkPosition.optional(),
+  /** The liquidity taken from quotes that this operation's fills took from. */
+  liquidity: z.array(LiquidityTaken).optional(),
 });
 export type AccountRecord = z.output<typeof AccountRecord>;
 

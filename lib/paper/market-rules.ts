@@ -6,7 +6,7 @@ import type { Instrument } from "../market/instruments";
 import type { QuoteLiquidity } from "../market/liquidity";
 import { MarketModel } from "../market/market-model";
 import { gttExpiry } from "../market/trading-calendar";
-import type { GttState, OrderState, PositionState } from "./account-state";
+import type { GttState, LiquidityTaken, OrderState, PositionState } from "./account-state";
 import type { Clock } from "./clock";
 import { buyLimitPaise, sellLimitPaise, toPaise } from "./money";
 import type { Paise } from "./money";
@@ -34,7 +34,7 @@ export class PaperMarket {
   readonly model: MarketModel;
   readonly #clock: Clock;
   /** The liquidity of each instrument's current quote, consumed by the orders it fills. */
-  readonly #books = new Map<InstrumentKey, { quote: Quote; book: QuoteLiquidity }>();
+  readonly #books = new Map<InstrumentKey, { quote: Quote; book: QuoteLiquidity; taken: LiquidityTaken }>();
   readonly #standIns = new Map<InstrumentKey, Instrument>();
 
   /** Undefined for the plain relaxed preset: the broker then skips every market rule. */
@@ -128,13 +128,31 @@ export class PaperMarket {
 
   /**
    * What one quote fills of an order now, within the quote's liquidity that orders before it left
-   * (time priority); undefined when liquidity is infinite (the relaxed fill rules apply).
+   * (time priority); undefined when liquidity is infinite (the relaxed fill rules apply). `restored`
+   * is what the journal says was taken from each instrument's quote before a restart.
    */
-  fills(key: InstrumentKey, order: OrderState, quote: Quote, quantity: number): MarketFill[] | undefined {
+  fills(
+    key: InstrumentKey,
+    order: OrderState,
+    quote: Quote,
+    quantity: number,
+    restored: ReadonlyMap<InstrumentKey, LiquidityTaken>,
+  ): MarketFill[] | undefined {
     if (!this.finiteLiquidity) return undefined;
     let entry = this.#books.get(key);
     if (entry === undefined || entry.quote !== quote) {
-      entry = { quote, book: this.model.liquidity(quote, this.instrument(order.exchange, order.symbol)) };
+      const book = this.model.liquidity(quote, this.instrument(order.exchange, order.symbol));
+      const taken = { quote, buy: 0, sell: 0 };
+      // Only for the first quote after a (re)start: a new quote in a running broker starts afresh.
+      const before = entry === undefined ? restored.get(key) : undefined;
+      if (before !== undefined && sameQuote(before.quote, quote)) {
+        // Levels are always consumed front to back, so the totals taken rebuild the book exactly.
+        if (before.buy > 0)
+          taken.buy = book.take({ side: "BUY", order_type: "MARKET", quantity: before.buy }).filled;
+        if (before.sell > 0)
+          taken.sell = book.take({ side: "SELL", order_type: "MARKET", quantity: before.sell }).filled;
+      }
+      entry = { quote, book, taken };
       this.#books.set(key, entry);
     }
     const market = order.order_type === "MARKET" || order.order_type === "SL-M";
@@ -145,12 +163,20 @@ export class PaperMarket {
       quantity,
       limit_paise: market ? undefined : order.side === "BUY" ? buyLimitPaise(limit) : sellLimitPaise(limit),
     });
+    if (order.side === "BUY") entry.taken.buy += result.filled;
+    else entry.taken.sell += result.filled;
     return result.fills.map((fill) => ({ quantity: fill.quantity, price: fill.price_paise }));
   }
 
-  /** Forgets the liquidity of quotes no longer current (an instrument the feed dropped). */
-  forget(key: InstrumentKey): void {
-    this.#books.delete(key);
+  /** What orders have taken from an instrument's current quote so far. */
+  taken(key: InstrumentKey): LiquidityTaken | undefined {
+    const taken = this.#books.get(key)?.taken;
+    return taken === undefined ? undefined : { ...taken };
+  }
+
+  /** Forgets every quote's liquidity: the account is being restored from its journal. */
+  reset(): void {
+    this.#books.clear();
   }
 
   /** The charges one fill adds to its order (paise), before the fill is added to the order. */
@@ -238,4 +264,17 @@ export class PaperMarket {
     for (const at of [session.open_ms, session.square_off_ms, session.close_ms]) if (at > ms) return at;
     return calendar.nextOpen(ms);
   }
+}
+
+/** The same quote, as the journal gave it back: every field equal. */
+function sameQuote(a: Quote, b: Quote): boolean {
+  return (
+    a.timestamp === b.timestamp &&
+    a.last_price === b.last_price &&
+    a.bid === b.bid &&
+    a.ask === b.ask &&
+    a.volume === b.volume &&
+    a.symbol === b.symbol &&
+    a.exchange === b.exchange
+  );
 }

@@ -263,7 +263,10 @@ export class MatchingEngine {
     const limit = this.#settings.max_fill_per_quote;
     const wanted = limit > 0 ? Math.min(limit, remaining) : remaining;
     const key = instrumentKey(order.exchange, order.symbol);
-    const fills = market.fills(key, order, quote, wanted) ?? [];
+    const fills = market.fills(key, order, quote, wanted, this.#account.liquidity) ?? [];
+    if (fills.length === 0) return;
+    const taken = market.taken(key);
+    if (taken !== undefined) this.#account.noteLiquidity(change, key, taken);
     for (const fill of fills) this.#fill(change, order, fill.quantity, fill.price, quote);
   }
 

@@ -473,6 +473,29 @@ describe("PaperBroker: trades like NSE (settings.market)", function () {
   });
 
   describe("restart", function () {
+    it("a reopened account offers what is left of the current quote, not all of it again", async function () {
+      const file = path.join(dir, "liquidity.jsonl");
+      const buy = {
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 80,
+        order_type: "LIMIT",
+        price: 1500,
+        product: "CNC",
+      } as const;
+      const first = await open({}, ist("2026-01-05", "11:00"), file);
+      first.broker.setPrice("INFY", 1500, { bid: 1500, ask: 1500 });
+      assert.equal((await first.broker.placeOrder(buy)).filled_quantity, 80);
+      await first.broker.close();
+      const second = await open({}, ist("2026-01-05", "11:00"), file);
+      const after = await second.broker.placeOrder(buy);
+      assert.equal(after.filled_quantity, 20, "the touch held 100 and 80 were taken before the restart");
+      const twin = await open({}, ist("2026-01-05", "11:00"));
+      twin.broker.setPrice("INFY", 1500, { bid: 1500, ask: 1500 });
+      await twin.broker.placeOrder(buy);
+      assert.equal((await twin.broker.placeOrder(buy)).filled_quantity, 20, "as its never-restarted twin");
+    });
+
     it("a reopened account keeps its charges and its waiting AMO, which still goes to the book at the open", async function () {
       const file = path.join(dir, "amo.jsonl");
       const first = await open({}, ist("2026-01-05", "11:00"), file);
