@@ -82,6 +82,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   readonly #walk: RandomWalkFeed | undefined;
   /** The walk's version last written to the journal. */
   #walkWritten = -1;
+  /** The feed when it is a CSV replay, whose position the journal keeps so a reopen goes on after it. */
+  readonly #replay: CsvReplayFeed | undefined;
+  #replayWritten = -1;
   readonly #account: PaperAccount;
   readonly #engine: MatchingEngine;
   /** NSE's rules; undefined in the plain relaxed mode (settings.market), which trades as before. */
@@ -118,6 +121,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.#engine = new MatchingEngine(this.#account, this.settings, this.#market);
     this.#feed = this.#createFeed();
     this.#walk = this.#feed instanceof RandomWalkFeed ? this.#feed : undefined;
+    this.#replay = this.#feed instanceof CsvReplayFeed ? this.#feed : undefined;
     this.#known =
       this.settings.symbols === undefined
         ? undefined
@@ -220,7 +224,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const journal = this.#journal;
     if (journal !== undefined) {
       // The last prices, so a reopened account values its positions as this one did.
-      if (this.#pricesToWrite.size > 0 || this.#walkMoved())
+      if (this.#pricesToWrite.size > 0 || this.#walkMoved() || this.#replayMoved())
         journal.append(this.#record(emptyChange(this.#isoNow())));
       await journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
     }
@@ -251,6 +255,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       this.#walk.resume(opened.walk, (key) => this.#prices.get(key));
     }
     this.#walkWritten = this.#walk?.version ?? -1;
+    if (this.#replay !== undefined && this.#account.replay !== undefined)
+      this.#replay.resume(this.#account.replay);
+    this.#replayWritten = this.#replay?.version ?? -1;
     for (const order of this.#account.orders.values()) {
       if (!isTerminal(order.status)) this.#watch(instrumentKey(order.exchange, order.symbol));
     }
@@ -776,6 +783,10 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       snapshot.walk = this.#walk.position();
       this.#walkWritten = this.#walk.version;
     }
+    if (this.#replay !== undefined) {
+      snapshot.replay = this.#replay.position();
+      this.#replayWritten = this.#replay.version;
+    }
     return snapshot;
   }
 
@@ -787,7 +798,16 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       record.walk = walk.position();
       this.#walkWritten = walk.version;
     }
+    const replay = this.#replay;
+    if (replay !== undefined && replay.version !== this.#replayWritten) {
+      record.replay = replay.position();
+      this.#replayWritten = replay.version;
+    }
     return record;
+  }
+
+  #replayMoved(): boolean {
+    return this.#replay !== undefined && this.#replay.version !== this.#replayWritten;
   }
 
   #walkMoved(): boolean {

@@ -66,6 +66,16 @@ export const WalkPosition = z.strictObject({
 export type WalkPosition = z.output<typeof WalkPosition>;
 
 /**
+ * Where a CSV replay stood: rows of the current pass already replayed and the time column of the
+ * last one, so a reopened account goes on after it instead of replaying old prices.
+ */
+export const ReplayPosition = z.strictObject({
+  rows_done: Count,
+  last_time: z.number().optional(),
+});
+export type ReplayPosition = z.output<typeof ReplayPosition>;
+
+/**
  * How much of an instrument's current quote orders have taken (market rules with finite
  * liquidity), so a reopened account offers the rest of that quote, not all of it again.
  */
@@ -93,6 +103,7 @@ export const AccountSnapshot = z.strictObject({
   client_ids: z.array(RetiredClientId),
   walk: WalkPosition.optional(),
   liquidity: z.array(LiquidityTaken).optional(),
+  replay: ReplayPosition.optional(),
 });
 export type AccountSnapshot = z.output<typeof AccountSnapshot>;
 
@@ -113,6 +124,8 @@ export const AccountRecord = z.strictObject({
   walk: WalkPosition.optional(),
   /** The liquidity taken from quotes that this operation's fills took from. */
   liquidity: z.array(LiquidityTaken).optional(),
+  /** The CSV replay's position, when it moved since the record before. */
+  replay: ReplayPosition.optional(),
 });
 export type AccountRecord = z.output<typeof AccountRecord>;
 

@@ -10,6 +10,7 @@ import type {
   LiquidityTaken,
   OrderState,
   PositionState,
+  ReplayPosition,
 } from "./account-state";
 
 import type { PositionKey } from "./ledger";
@@ -63,6 +64,8 @@ export class PaperAccount {
   reservedTotal: Paise = 0;
   /** What orders took from each instrument's current quote (market rules with finite liquidity). */
   readonly liquidity = new Map<InstrumentKey, LiquidityTaken>();
+  /** The CSV replay's position as the journal last had it (restore only). */
+  replay: ReplayPosition | undefined;
 
   constructor(startingCash: Paise, retention: number) {
     this.startingCash = startingCash;
@@ -93,6 +96,7 @@ export class PaperAccount {
   reset(): void {
     this.clear();
     this.retiredClientIds.clear();
+    this.replay = undefined;
     this.seq = 0;
     this.nextOrder = 1;
     this.nextGtt = 1;
@@ -253,6 +257,7 @@ export class PaperAccount {
     }
     for (const id of snapshot.ended) this.ended.push(id, this.gtts.has(id) ? "gtt" : "order");
     this.#restoreLiquidity(snapshot.liquidity);
+    this.replay = snapshot.replay ?? this.replay;
   }
 
   #restoreLiquidity(list: LiquidityTaken[] | undefined): void {
@@ -275,6 +280,7 @@ export class PaperAccount {
     }
     for (const id of record.ended ?? []) this.#ended(undefined, id, this.gtts.has(id) ? "gtt" : "order");
     this.#restoreLiquidity(record.liquidity);
+    this.replay = record.replay ?? this.replay;
   }
 
   #counters(from: { cash: Paise; seq: number; next_order: number; next_gtt: number }): void {

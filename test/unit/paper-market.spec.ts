@@ -473,6 +473,48 @@ describe("PaperBroker: trades like NSE (settings.market)", function () {
   });
 
   describe("restart", function () {
+    for (const market of ["relaxed", "nse"] as const) {
+      it(`a CSV replay restarted over a restored account resumes after the last replayed row (${market})`, async function () {
+        const file = path.join(dir, "quotes.csv");
+        const rows = Array.from(
+          { length: 10 },
+          (_, i) => `2026-01-05T04:30:${String(i * 5).padStart(2, "0")}Z,INFY,${1500 + i}`,
+        );
+        fs.writeFileSync(file, `timestamp,symbol,price\n${rows.join("\n")}\n`);
+        const settings: PaperSettingsInput = {
+          market,
+          quote_source: "csv",
+          csv_file: file,
+          replay_speed: 1,
+          replay_loop: false,
+        };
+        const journal = path.join(dir, `csv-${market}.jsonl`);
+        const first = await open(settings, ist("2026-01-05", "10:00"), journal);
+        await first.broker.subscribeQuotes(["INFY"]);
+        first.clock.advance(22_000);
+        assert.deepEqual(
+          first.log.quotes.map((q) => q.last_price),
+          [1500, 1501, 1502, 1503, 1504],
+        );
+        await first.broker.close();
+
+        const second = await open(settings, ist("2026-01-05", "10:05"), journal);
+        await second.broker.subscribeQuotes(["INFY"]);
+        second.clock.advance(0);
+        second.clock.advance(30_000);
+        assert.deepEqual(
+          second.log.quotes.map((q) => q.last_price),
+          [1505, 1506, 1507, 1508, 1509],
+          "after row 5, at the file's pace, never the old prices again",
+        );
+        await second.broker.close();
+        const third = await open(settings, ist("2026-01-05", "10:10"), journal);
+        await third.broker.subscribeQuotes(["INFY"]);
+        third.clock.advance(60_000);
+        assert.deepEqual(third.log.quotes, [], "a finished replay stays finished");
+      });
+    }
+
     it("a reopened account offers what is left of the current quote, not all of it again", async function () {
       const file = path.join(dir, "liquidity.jsonl");
       const buy = {
