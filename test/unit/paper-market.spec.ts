@@ -473,6 +473,29 @@ describe("PaperBroker: trades like NSE (settings.market)", function () {
   });
 
   describe("restart", function () {
+    for (const fixture of ["paper-v1-records.jsonl", "paper-v1-snapshot.jsonl"]) {
+      it(`opens an account written by the relaxed broker (${fixture}) under NSE's rules, which then apply`, async function () {
+        const file = path.join(dir, fixture);
+        fs.copyFileSync(path.join(__dirname, "..", "..", "..", "test", "fixtures", fixture), file);
+        const { broker, clock, log } = await open({ retention: 10 }, ist("2026-12-07", "10:00"), file);
+        assert.equal((await broker.getAccount()).cash, 997691.49);
+        const [position] = await broker.getPositions();
+        assert.equal(position?.quantity, 23);
+        assert.equal(position.average_price, 100.37);
+        assert.equal(position.charges, 0, "fills from before carry no charges");
+        const resting = (await broker.getOrderbook()).filter((o) => o.status === "OPEN");
+        assert.equal(resting.length, 1);
+        broker.setPrice("INFY", 100, { bid: 100, ask: 100 });
+        clock.advance(ist("2026-12-07", "15:30") - clock.now());
+        await broker.flush();
+        assert.equal((await broker.getPositions())[0]!.quantity, 0, "its MIS position squared off at 15:20");
+        const cancelled = await broker.getOrder(resting[0]!.order_id);
+        assert.equal(cancelled.status, "CANCELLED", "an open MIS order is cancelled at the square-off");
+        assert.match(cancelled.status_message ?? "", /MIS square-off/);
+        assert.ok(log.orders.some((e) => e.order.tag === "SQUAREOFF" && e.type === "ORDER_FILLED"));
+      });
+    }
+
     for (const market of ["relaxed", "nse"] as const) {
       it(`a CSV replay restarted over a restored account resumes after the last replayed row (${market})`, async function () {
         const file = path.join(dir, "quotes.csv");
