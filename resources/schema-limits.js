@@ -91,6 +91,11 @@ window.TradingBrokerSchema = {
         messages: { enum: "must be one of CNC, MIS, NRML" },
       },
       validity: { type: "string", enum: ["DAY", "IOC"], messages: { enum: "must be DAY or IOC" } },
+      variety: {
+        type: "string",
+        enum: ["regular", "amo", "iceberg"],
+        messages: { enum: "must be one of regular, amo, iceberg" },
+      },
       tag: {
         type: "string",
         pattern: "^[A-Za-z0-9]{1,20}$",
