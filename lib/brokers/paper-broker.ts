@@ -485,6 +485,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     await this.#ready();
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
+    this.#checkGttMarket(request);
     this.#watch(key);
     const fields = gttFields(request, this.#feed.latest(key)?.last_price);
     return this.#mutate((change) => {
@@ -508,6 +509,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const gtt = this.#activeGtt(gttId, "modified");
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
+    this.#checkGttMarket(request);
     this.#watch(key);
     // Worked out before anything changes: a refusal (no price to tell the direction) leaves the GTT as it was.
     const fields = gttFields(request, this.#feed.latest(key)?.last_price);
@@ -516,6 +518,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       this.#engine.touchGtt(change, gtt, "GTT_MODIFIED");
       return gttView(gtt);
     });
+  }
+
+  /** Under market rules, a GTT on an unknown symbol or off the tick is refused now, not when it fires. */
+  #checkGttMarket(request: GttRequest): void {
+    const refused = this.#market?.gttRefusal(request);
+    if (refused !== undefined) throw new BrokerError(refused.code, `GTT refused: ${refused.message}`);
   }
 
   async deleteGtt(gttId: string): Promise<GttSnapshot> {

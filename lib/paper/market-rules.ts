@@ -1,4 +1,5 @@
 import type { Quote } from "../protocol";
+import type { GttRequest } from "../protocol/gtt";
 import { BrokerError } from "../protocol/errors";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey } from "../protocol/instrument";
@@ -112,6 +113,29 @@ export class PaperMarket {
       { reference_price: quote?.last_price },
     );
     if (admitted instanceof BrokerError) return { code: admitted.code, message: admitted.message };
+    return undefined;
+  }
+
+  /**
+   * A GTT's instrument and prices by the instrument rules (symbol known and tradable, lots, ticks
+   * of its triggers and leg prices), checked when it is placed or modified rather than when it
+   * fires. Hours and bands apply to the order it places, when it fires.
+   */
+  gttRefusal(request: GttRequest): BrokerError | undefined {
+    const now_ms = this.now();
+    for (const [i, leg] of request.orders.entries()) {
+      const refused = this.model.instruments.checkOrder(
+        {
+          exchange: request.exchange,
+          symbol: request.symbol,
+          quantity: leg.quantity,
+          price: leg.price,
+          trigger_price: request.trigger_values[i],
+        },
+        { now_ms },
+      );
+      if (refused !== undefined) return refused;
+    }
     return undefined;
   }
 

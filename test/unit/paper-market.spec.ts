@@ -179,6 +179,50 @@ describe("PaperBroker: trades like NSE (settings.market)", function () {
       assert.equal(moved.price, 1450.05);
     });
 
+    it("refuses a GTT on an unknown symbol or off the tick when it is placed or modified, not when it fires", async function () {
+      const { broker } = await open();
+      broker.setPrice("INFY", 1500);
+      broker.setPrice("ZZZZ", 100);
+      const leg = { side: "BUY", quantity: 1, order_type: "LIMIT", product: "CNC" } as const;
+      await rejectsWithCode(
+        broker.placeGtt({
+          type: "single",
+          symbol: "ZZZZ",
+          trigger_values: [90],
+          orders: [{ ...leg, price: 90 }],
+        }),
+        "VALIDATION",
+        /GTT refused: symbol: NSE:ZZZZ is not a known instrument/,
+      );
+      await rejectsWithCode(
+        broker.placeGtt({
+          type: "single",
+          symbol: "INFY",
+          trigger_values: [1400.02],
+          orders: [{ ...leg, price: 1400 }],
+        }),
+        "VALIDATION",
+        /trigger_price: 1400.02 is not a multiple of the tick size/,
+      );
+      const gtt = await broker.placeGtt({
+        type: "single",
+        symbol: "INFY",
+        trigger_values: [1400],
+        orders: [{ ...leg, price: 1400 }],
+      });
+      await rejectsWithCode(
+        broker.modifyGtt(gtt.gtt_id, {
+          type: "single",
+          symbol: "INFY",
+          trigger_values: [1400],
+          orders: [{ ...leg, price: 1399.99 }],
+        }),
+        "VALIDATION",
+        /price: 1399.99 is not a multiple of the tick size/,
+      );
+      assert.equal((await broker.getGtts())[0]!.orders[0]!.price, 1400, "a refused modify changes nothing");
+    });
+
     it("refuses orders outside 09:15–15:30 IST and on holidays, saying when the market opens", async function () {
       for (const at of [
         ist("2026-01-05", "09:14"),
