@@ -24,7 +24,7 @@ import { parseOrThrow } from "../protocol/validate";
 import type { Change } from "../paper/account";
 import { PaperAccount, tradingDay } from "../paper/account";
 import type { GttState, OrderState } from "../paper/account-state";
-import type { Clock } from "../paper/clock";
+import type { Clock, TimerRef } from "../paper/clock";
 import { systemClock } from "../paper/clock";
 import { CsvReplayFeed } from "../paper/csv-replay-feed";
 import { DurableAnnouncer } from "../paper/durable-announcer";
@@ -32,6 +32,7 @@ import { isStop } from "../paper/fill-rules";
 import { applyGttFields, gttFields } from "../paper/gtt-book";
 import { newClientOrderId } from "../paper/ids";
 import { positionView } from "../paper/ledger";
+import { PaperMarket } from "../paper/market-rules";
 import { MatchingEngine } from "../paper/matching-engine";
 import { TtlExpiry, copyOrderOptions, hasOrderOptions, ttlDeadline } from "../paper/order-coverage";
 import { toPaise, toRupees } from "../paper/money";
@@ -82,9 +83,16 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   readonly #walk: RandomWalkFeed | undefined;
   /** The walk's version last written to the journal. */
   #walkWritten = -1;
+  /** The feed when it is a CSV replay, whose position the journal keeps so a reopen goes on after it. */
+  readonly #replay: CsvReplayFeed | undefined;
+  #replayWritten = -1;
   readonly #account: PaperAccount;
   readonly #engine: MatchingEngine;
   readonly #ttl: TtlExpiry;
+  /** NSE's rules; undefined in the plain relaxed mode (settings.market), which trades as before. */
+  readonly #market: PaperMarket | undefined;
+  /** The next market boundary (open, square-off, close, a GTT's expiry), while connected. */
+  #sessionTimer: TimerRef | undefined;
 
   #state: ConnectionState = "disconnected";
   #connecting: Promise<void> | undefined;
@@ -111,10 +119,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.#journalFile = deps.journalFile;
     this.#compactEvery = deps.compactEvery ?? Math.max(1000, this.settings.retention * 5);
     this.#account = new PaperAccount(toPaise(this.settings.starting_cash), this.settings.retention);
-    this.#engine = new MatchingEngine(this.#account, this.settings);
+    this.#market = PaperMarket.of(this.settings.market, this.#clock);
+    this.#engine = new MatchingEngine(this.#account, this.settings, this.#market);
     this.#ttl = new TtlExpiry(this.#clock, (ids) => this.#expire(ids));
     this.#feed = this.#createFeed();
     this.#walk = this.#feed instanceof RandomWalkFeed ? this.#feed : undefined;
+    this.#replay = this.#feed instanceof CsvReplayFeed ? this.#feed : undefined;
     this.#known =
       this.settings.symbols === undefined
         ? undefined
@@ -200,6 +210,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       this.#setState("connected");
       // Minutes that ran out while the broker was closed end the order now, not at the next timer.
       this.#expire(due);
+      // What fell due while the broker was down (a close, a square-off), then the next boundary.
+      this.#sessionTick();
     } catch (error) {
       this.#feed.stop();
       await this.#closeJournal();
@@ -213,13 +225,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   async close(): Promise<void> {
     this.#closing = true;
     await this.#connecting?.catch(() => undefined);
+    this.#stopSessionTimer();
     this.#feed.stop();
     this.#ttl.clear();
     await this.#announcer?.settled();
     const journal = this.#journal;
     if (journal !== undefined) {
       // The last prices, so a reopened account values its positions as this one did.
-      if (this.#pricesToWrite.size > 0 || this.#walkMoved())
+      if (this.#pricesToWrite.size > 0 || this.#walkMoved() || this.#replayMoved())
         journal.append(this.#record(emptyChange(this.#isoNow())));
       await journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
     }
@@ -232,6 +245,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     if (file === undefined) return;
     // The journal is the account: whatever is in memory from an earlier connect is replaced, not added to.
     this.#account.reset();
+    this.#market?.reset();
     this.#prices.clear();
     this.#pricesToWrite.clear();
     const opened = await openPaperJournal({
@@ -249,6 +263,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       this.#walk.resume(opened.walk, (key) => this.#prices.get(key));
     }
     this.#walkWritten = this.#walk?.version ?? -1;
+    if (this.#replay !== undefined && this.#account.replay !== undefined)
+      this.#replay.resume(this.#account.replay);
+    this.#replayWritten = this.#replay?.version ?? -1;
     for (const order of this.#account.orders.values()) {
       if (!isTerminal(order.status)) this.#watch(instrumentKey(order.exchange, order.symbol));
     }
@@ -380,6 +397,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       if (hasOrderOptions(request)) copyOrderOptions(request, order);
       this.#engine.admit(change, order, quote);
       this.#scheduleTtl(order);
+      if (order.release_at !== undefined) this.#armSessionTimer();
       return orderView(order);
     });
   }
@@ -503,6 +521,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     await this.#ready();
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
+    this.#checkGttMarket(request);
     this.#watch(key);
     const fields = gttFields(request, this.#feed.latest(key)?.last_price);
     return this.#mutate((change) => {
@@ -526,6 +545,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const gtt = this.#activeGtt(gttId, "modified");
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
+    this.#checkGttMarket(request);
     this.#watch(key);
     // Worked out before anything changes: a refusal (no price to tell the direction) leaves the GTT as it was.
     const fields = gttFields(request, this.#feed.latest(key)?.last_price);
@@ -534,6 +554,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       this.#engine.touchGtt(change, gtt, "GTT_MODIFIED");
       return gttView(gtt);
     });
+  }
+
+  /** Under market rules, a GTT on an unknown symbol or off the tick is refused now, not when it fires. */
+  #checkGttMarket(request: GttRequest): void {
+    const refused = this.#market?.gttRefusal(request);
+    if (refused !== undefined) throw new BrokerError(refused.code, `GTT refused: ${refused.message}`);
   }
 
   async deleteGtt(gttId: string): Promise<GttSnapshot> {
@@ -580,10 +606,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   async getPositions(): Promise<Position[]> {
     await this.#readable();
+    const withCharges = this.#market?.charges === true;
     return Array.from(this.#account.positions.values(), (position) =>
       positionView(
         position,
         this.#lastPaise(position.exchange, position.symbol, position.cost, position.quantity),
+        withCharges,
       ),
     );
   }
@@ -593,19 +621,27 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     let realized = 0;
     let unrealized = 0;
     let holdings = 0;
+    let charges = 0;
     for (const position of this.#account.positions.values()) {
       const last = this.#lastPaise(position.exchange, position.symbol, position.cost, position.quantity);
       realized += position.realized;
+      charges += position.charges ?? 0;
       unrealized += position.quantity * last - position.cost;
       holdings += position.quantity * last;
     }
     const cash = this.#account.cash;
-    return {
+    const account: Account = {
       cash: toRupees(cash),
       realized_pnl: toRupees(realized),
       unrealized_pnl: toRupees(unrealized),
       equity: toRupees(cash + holdings),
     };
+    // Gross P&L is realized + unrealized (price moves); net takes the charges off.
+    if (this.#market?.charges === true) {
+      account.charges = toRupees(charges);
+      account.net_pnl = toRupees(realized + unrealized - charges);
+    }
+    return account;
   }
 
   /** The last price in paise; with none yet, the position's own average (no unrealized P&L). */
@@ -711,6 +747,54 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   // #endregion
 
+  // #region market clock
+
+  /** Runs what the market's clock made due by now, then waits for the next boundary. */
+  #sessionTick(): void {
+    const market = this.#market;
+    if (market === undefined || !market.timed || this.#state !== "connected" || this.#closing) return;
+    const now = this.#clock.now();
+    void this.#mutate((change) =>
+      this.#engine.sessionTick(change, now, (key) => this.#feed.latest(key) ?? this.#prices.get(key)),
+    ).catch(() => undefined);
+    this.#armSessionTimer();
+  }
+
+  #armSessionTimer(): void {
+    const market = this.#market;
+    if (market === undefined || !market.timed || this.#state !== "connected" || this.#closing) return;
+    this.#stopSessionTimer();
+    const now = this.#clock.now();
+    let due = market.nextBoundary(now);
+    for (const gtt of this.#account.gtts.values()) {
+      if (gtt.status !== "active") continue;
+      const expiry = market.gttExpiry(gtt);
+      if (expiry !== undefined && (due === undefined || expiry < due)) due = Math.max(expiry, now);
+    }
+    for (const resting of this.#account.resting.values()) {
+      for (const order of resting) {
+        const release = order.release_at;
+        if (release !== undefined && (due === undefined || release < due)) due = Math.max(release, now);
+      }
+    }
+    if (due === undefined) return;
+    // Node's timers hold at most 2^31-1 ms; a longer wait is re-armed when that one fires.
+    this.#sessionTimer = this.#clock.setTimeout(
+      () => {
+        this.#sessionTimer = undefined;
+        this.#sessionTick();
+      },
+      Math.min(due - now, 2_147_483_647),
+    );
+  }
+
+  #stopSessionTimer(): void {
+    if (this.#sessionTimer !== undefined) this.#clock.clearTimeout(this.#sessionTimer);
+    this.#sessionTimer = undefined;
+  }
+
+  // #endregion
+
   // #region one operation: change, record, announce
 
   /**
@@ -743,6 +827,10 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       snapshot.walk = this.#walk.position();
       this.#walkWritten = this.#walk.version;
     }
+    if (this.#replay !== undefined) {
+      snapshot.replay = this.#replay.position();
+      this.#replayWritten = this.#replay.version;
+    }
     return snapshot;
   }
 
@@ -754,7 +842,16 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       record.walk = walk.position();
       this.#walkWritten = walk.version;
     }
+    const replay = this.#replay;
+    if (replay !== undefined && replay.version !== this.#replayWritten) {
+      record.replay = replay.position();
+      this.#replayWritten = replay.version;
+    }
     return record;
+  }
+
+  #replayMoved(): boolean {
+    return this.#replay !== undefined && this.#replay.version !== this.#replayWritten;
   }
 
   #walkMoved(): boolean {

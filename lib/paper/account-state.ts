@@ -20,6 +20,10 @@ export const OrderState = OrderSnapshot.extend({
   filled_value: Paise.nonnegative(),
   /** The caller chose client_order_id: it stays an idempotency key after the order leaves retention. */
   client_id_given: z.boolean(),
+  /** An AMO accepted while the market was closed: it joins the book at this clock time (ms). */
+  release_at: z.number().int().nonnegative().optional(),
+  /** Σ charges of its fills so far, in paise (market rules with charges; absent = none). */
+  charges: Paise.nonnegative().optional(),
 });
 export type OrderState = z.output<typeof OrderState>;
 
@@ -27,7 +31,10 @@ export type OrderState = z.output<typeof OrderState>;
 export const GttState = GttSnapshot.extend({ direction: z.enum(["up", "down"]).optional() });
 export type GttState = z.output<typeof GttState>;
 
-/** One net position. `cost` = quantity × average price in paise (negative for a short). */
+/**
+ * One net position. `cost` = quantity × average price in paise (negative for a short); `realized`
+ * is gross (price moves only), `charges` what the fills cost on top.
+ */
 export const PositionState = z.strictObject({
   symbol: Symbol,
   exchange: Exchange,
@@ -35,6 +42,8 @@ export const PositionState = z.strictObject({
   quantity: z.number().int(),
   cost: Paise,
   realized: Paise,
+  /** Σ charges of the fills that built and closed it, in paise (absent = none). */
+  charges: Paise.nonnegative().optional(),
 });
 export type PositionState = z.output<typeof PositionState>;
 
@@ -56,6 +65,27 @@ export const WalkPosition = z.strictObject({
 });
 export type WalkPosition = z.output<typeof WalkPosition>;
 
+/**
+ * Where a CSV replay stood: rows of the current pass already replayed and the time column of the
+ * last one, so a reopened account goes on after it instead of replaying old prices.
+ */
+export const ReplayPosition = z.strictObject({
+  rows_done: Count,
+  last_time: z.number().optional(),
+});
+export type ReplayPosition = z.output<typeof ReplayPosition>;
+
+/**
+ * How much of an instrument's current quote orders have taken (market rules with finite
+ * liquidity), so a reopened account offers the rest of that quote, not all of it again.
+ */
+export const LiquidityTaken = z.strictObject({
+  quote: Quote,
+  buy: Count,
+  sell: Count,
+});
+export type LiquidityTaken = z.output<typeof LiquidityTaken>;
+
 export const AccountSnapshot = z.strictObject({
   version: z.literal(2),
   cash: Paise,
@@ -72,6 +102,8 @@ export const AccountSnapshot = z.strictObject({
   prices: z.array(Quote),
   client_ids: z.array(RetiredClientId),
   walk: WalkPosition.optional(),
+  liquidity: z.array(LiquidityTaken).optional(),
+  replay: ReplayPosition.optional(),
 });
 export type AccountSnapshot = z.output<typeof AccountSnapshot>;
 
@@ -90,6 +122,10 @@ export const AccountRecord = z.strictObject({
   ended: z.array(z.string()).optional(),
   /** The walk's position, when it moved since the record before. */
   walk: WalkPosition.optional(),
+  /** The liquidity taken from quotes that this operation's fills took from. */
+  liquidity: z.array(LiquidityTaken).optional(),
+  /** The CSV replay's position, when it moved since the record before. */
+  replay: ReplayPosition.optional(),
 });
 export type AccountRecord = z.output<typeof AccountRecord>;
 

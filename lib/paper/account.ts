@@ -3,7 +3,15 @@ import { istDay } from "../market/ist";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey } from "../protocol/instrument";
 import { isTerminal } from "../protocol/orders";
-import type { AccountRecord, AccountSnapshot, GttState, OrderState, PositionState } from "./account-state";
+import type {
+  AccountRecord,
+  AccountSnapshot,
+  GttState,
+  LiquidityTaken,
+  OrderState,
+  PositionState,
+  ReplayPosition,
+} from "./account-state";
 
 import type { PositionKey } from "./ledger";
 import { positionKey } from "./ledger";
@@ -20,6 +28,8 @@ export interface Change {
   /** Orders and GTTs that ended, in the order they ended (the retention queue's order). */
   ended: string[];
   now: string;
+  /** Instruments whose quote liquidity this operation took from (market rules only). */
+  liquidity?: Set<InstrumentKey>;
 }
 
 /** The trading day (Asia/Kolkata date) an ISO time falls on. */
@@ -52,6 +62,10 @@ export class PaperAccount {
   readonly positions = new Map<PositionKey, PositionState>();
   /** Σ reserved over live orders, so a funds check is O(1). */
   reservedTotal: Paise = 0;
+  /** What orders took from each instrument's current quote (market rules with finite liquidity). */
+  readonly liquidity = new Map<InstrumentKey, LiquidityTaken>();
+  /** The CSV replay's position as the journal last had it (restore only). */
+  replay: ReplayPosition | undefined;
 
   constructor(startingCash: Paise, retention: number) {
     this.startingCash = startingCash;
@@ -67,14 +81,22 @@ export class PaperAccount {
     this.ended.clear();
     this.gtts.clear();
     this.positions.clear();
+    this.liquidity.clear();
     this.reservedTotal = 0;
     this.cash = this.startingCash;
+  }
+
+  /** Notes what orders have taken from an instrument's current quote, for the journal. */
+  noteLiquidity(change: Change, key: InstrumentKey, taken: LiquidityTaken): void {
+    this.liquidity.set(key, taken);
+    (change.liquidity ??= new Set()).add(key);
   }
 
   /** As if never opened: for a restore that must not land on top of what is in memory. */
   reset(): void {
     this.clear();
     this.retiredClientIds.clear();
+    this.replay = undefined;
     this.seq = 0;
     this.nextOrder = 1;
     this.nextGtt = 1;
@@ -185,6 +207,13 @@ export class PaperAccount {
     if (change.positions.size > 0) record.positions = Array.from(change.positions, (p) => ({ ...p }));
     if (prices.length > 0) record.prices = prices;
     if (change.ended.length > 0) record.ended = change.ended;
+    if (change.liquidity !== undefined && change.liquidity.size > 0) {
+      record.liquidity = [];
+      for (const key of change.liquidity) {
+        const taken = this.liquidity.get(key);
+        if (taken !== undefined) record.liquidity.push({ ...taken });
+      }
+    }
     return record;
   }
 
@@ -195,7 +224,7 @@ export class PaperAccount {
     }
     const ended: string[] = [];
     this.ended.forEach((id) => ended.push(id));
-    return {
+    const snapshot: AccountSnapshot = {
       version: 2,
       cash: this.cash,
       seq: this.seq,
@@ -208,6 +237,8 @@ export class PaperAccount {
       prices,
       client_ids: clientIds,
     };
+    if (this.liquidity.size > 0) snapshot.liquidity = Array.from(this.liquidity.values(), (t) => ({ ...t }));
+    return snapshot;
   }
 
   /** Whether what was restored came from a version 1 journal (no retention order written). */
@@ -225,6 +256,14 @@ export class PaperAccount {
       this.retiredClientIds.set(clientId, [orderId, day]);
     }
     for (const id of snapshot.ended) this.ended.push(id, this.gtts.has(id) ? "gtt" : "order");
+    this.#restoreLiquidity(snapshot.liquidity);
+    this.replay = snapshot.replay ?? this.replay;
+  }
+
+  #restoreLiquidity(list: LiquidityTaken[] | undefined): void {
+    for (const taken of list ?? []) {
+      this.liquidity.set(instrumentKey(taken.quote.exchange, taken.quote.symbol), { ...taken });
+    }
   }
 
   applyRecord(record: AccountRecord, legacy: boolean): void {
@@ -240,6 +279,8 @@ export class PaperAccount {
       this.positions.set(positionKey(position.exchange, position.symbol, position.product), { ...position });
     }
     for (const id of record.ended ?? []) this.#ended(undefined, id, this.gtts.has(id) ? "gtt" : "order");
+    this.#restoreLiquidity(record.liquidity);
+    this.replay = record.replay ?? this.replay;
   }
 
   #counters(from: { cash: Paise; seq: number; next_order: number; next_gtt: number }): void {

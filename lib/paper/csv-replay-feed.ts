@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { Exchange, Quote } from "../protocol";
 import { BrokerError } from "../protocol";
+import type { ReplayPosition } from "./account-state";
 import type { Clock, TimerRef } from "./clock";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey, parseInstrument, roundPrice } from "../protocol/instrument";
@@ -74,8 +75,14 @@ export class CsvReplayFeed implements QuoteFeed {
   #next = 0;
   #timer: TimerRef | undefined;
   #running = false;
-  /** Wall time at which row 0 of the current pass is due, so timing errors do not accumulate. */
+  /** Wall time at which the pass's first row is due, so timing errors do not accumulate. */
   #passStart = 0;
+  /** The time column of the row the current pass (or the resumed part of it) started from. */
+  #anchor = 0;
+  #resumeFrom: ReplayPosition | undefined;
+  /** Rows emitted since construction: the broker journals the position when this moves. */
+  #version = 0;
+  #lastTime: number | undefined;
 
   constructor(options: CsvReplayOptions) {
     this.#options = options;
@@ -98,6 +105,40 @@ export class CsvReplayFeed implements QuoteFeed {
     this.#quotes.set(instrumentKey(quote.exchange, quote.symbol), quote);
   }
 
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Where the replay stands, for the journal. */
+  position(): ReplayPosition {
+    return this.#lastTime === undefined
+      ? { rows_done: this.#next }
+      : { rows_done: this.#next, last_time: this.#lastTime };
+  }
+
+  /**
+   * Goes on after the row the journal says was replayed last (a restarted account must not
+   * replay old prices over itself). Takes effect at start(); if the file changed, the first row
+   * later than the last replayed one is next.
+   */
+  resume(position: ReplayPosition): void {
+    this.#resumeFrom = position;
+  }
+
+  #resumeIndex(): number {
+    const from = this.#resumeFrom;
+    if (from === undefined) return 0;
+    const rows = this.#rows;
+    const done = Math.min(from.rows_done, rows.length);
+    if (from.last_time === undefined || done === 0 || rows[done - 1]?.time === from.last_time) {
+      this.#lastTime = from.last_time;
+      return done;
+    }
+    const index = rows.findIndex((row) => row.time > (from.last_time as number));
+    this.#lastTime = from.last_time;
+    return index === -1 ? rows.length : index;
+  }
+
   async start(): Promise<void> {
     let text: string;
     try {
@@ -112,8 +153,17 @@ export class CsvReplayFeed implements QuoteFeed {
     if (this.#rows.length === 0)
       throw new BrokerError("CONFIG", `quote file ${this.#options.file} has no rows`);
     this.#running = true;
-    this.#next = 0;
+    this.#next = this.#resumeIndex();
+    if (this.#next >= this.#rows.length) {
+      if (!this.#options.loop) {
+        this.#running = false;
+        this.#options.onEnd?.();
+        return;
+      }
+      this.#next = 0;
+    }
     this.#passStart = this.#options.clock.now();
+    this.#anchor = this.#rows[this.#next]!.time;
     this.#schedule();
   }
 
@@ -127,7 +177,7 @@ export class CsvReplayFeed implements QuoteFeed {
     if (!this.#running) return;
     const row = this.#rows[this.#next];
     if (row === undefined) return;
-    const first = this.#rows[0]?.time ?? row.time;
+    const first = this.#anchor;
     const delay =
       this.#options.speed === 0
         ? 0
@@ -139,7 +189,7 @@ export class CsvReplayFeed implements QuoteFeed {
   #emitDue(): void {
     this.#timer = undefined;
     const now = this.#options.clock.now();
-    const first = this.#rows[0]?.time ?? 0;
+    const first = this.#anchor;
     let emitted = 0;
     while (this.#running && this.#next < this.#rows.length) {
       const row = this.#rows[this.#next] as CsvRow;
@@ -158,6 +208,7 @@ export class CsvReplayFeed implements QuoteFeed {
       }
       this.#next = 0;
       this.#passStart = now;
+      this.#anchor = this.#rows[0]!.time;
     }
     this.#schedule();
   }
@@ -170,6 +221,8 @@ export class CsvReplayFeed implements QuoteFeed {
       timestamp: new Date(now).toISOString(),
     };
     if (row.volume !== undefined) quote.volume = row.volume;
+    this.#version += 1;
+    this.#lastTime = row.time;
     this.#quotes.set(instrumentKey(row.exchange, row.symbol), quote);
     this.#options.onQuote(quote);
   }

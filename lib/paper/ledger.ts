@@ -16,7 +16,8 @@ export function positionKey(
 
 /**
  * Applies a fill to a net position, in paise. `cost` is quantity × average price (negative for a
- * short), so `starting cash = cash + Σ cost − Σ realized` holds exactly after every fill: adding
+ * short), so `starting cash = cash + Σ cost − Σ realized + Σ charges` holds exactly after every fill
+ * (charges are taken from cash beside the fill, never mixed into cost or realized): adding
  * moves the cost by the fill's value; reducing takes the closed share of the cost off (rounded to
  * the paisa; the rest stays with the open quantity, so a position closed flat realizes exactly its
  * proceeds minus its cost); crossing through zero opens the rest at the fill price.
@@ -43,8 +44,9 @@ export function applyFill(position: PositionState, side: Side, quantity: number,
   }
 }
 
-export function positionView(position: PositionState, lastPrice: Paise): Position {
-  return {
+/** With `withCharges`, the view adds the position's charges and its net P&L (gross − charges). */
+export function positionView(position: PositionState, lastPrice: Paise, withCharges = false): Position {
+  const view: Position = {
     symbol: position.symbol,
     exchange: position.exchange,
     product: position.product,
@@ -54,4 +56,10 @@ export function positionView(position: PositionState, lastPrice: Paise): Positio
     realized_pnl: toRupees(position.realized),
     unrealized_pnl: toRupees(position.quantity * lastPrice - position.cost),
   };
+  if (withCharges) {
+    const charges = position.charges ?? 0;
+    view.charges = toRupees(charges);
+    view.net_pnl = toRupees(position.realized + position.quantity * lastPrice - position.cost - charges);
+  }
+  return view;
 }

@@ -1,5 +1,4 @@
 import type { GttEventType, OrderEvent, OrderEventType, OrderStatus, Quote, Trade } from "../protocol";
-import type { ErrorCode } from "../protocol/errors";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey } from "../protocol/instrument";
 import { isTerminal } from "../protocol/orders";
@@ -12,15 +11,12 @@ import { newClientOrderId } from "./ids";
 import { copyOrderOptions, visibleQuantity } from "./order-coverage";
 import { applyFill, positionKey } from "./ledger";
 import type { Paise } from "./money";
-import { averageRupees, toRupees } from "./money";
+import { averageRupees, sellLimitPaise, toPaise, toRupees } from "./money";
+import type { PaperMarket, Refusal } from "./market-rules";
 import type { PaperSettings } from "./settings";
 import { gttView, orderView } from "./views";
 
-/** Why an order may not be taken (placed, or modified into what it asks to be). */
-export interface Refusal {
-  code: ErrorCode;
-  message: string;
-}
+export type { Refusal } from "./market-rules";
 
 /**
  * The paper broker's matching engine: admission, triggering, fills, IOC, GTT firing. It changes
@@ -30,17 +26,30 @@ export interface Refusal {
 export class MatchingEngine {
   readonly #account: PaperAccount;
   readonly #settings: PaperSettings;
+  /** NSE's rules (lib/market); undefined in the plain relaxed mode, which keeps the rules above. */
+  readonly #market: PaperMarket | undefined;
 
-  constructor(account: PaperAccount, settings: PaperSettings) {
+  constructor(account: PaperAccount, settings: PaperSettings, market?: PaperMarket) {
     this.#account = account;
     this.#settings = settings;
+    this.#market = market;
   }
 
   /**
    * The one admission rule, for a new order and for an order as a modify would leave it (`current`
    * is the order before the modify: its own reservation and quantity do not count against it).
    */
-  refusal(order: OrderState, quote: Quote | undefined, current?: OrderState): Refusal | undefined {
+  refusal(
+    order: OrderState,
+    quote: Quote | undefined,
+    current?: OrderState,
+    marketRules = true,
+  ): Refusal | undefined {
+    const market = this.#market;
+    if (market !== undefined && marketRules) {
+      const refused = market.refusal(order, quote);
+      if (refused !== undefined) return refused;
+    }
     const where = `${order.exchange}:${order.symbol}`;
     if ((order.order_type === "MARKET" || order.validity === "IOC") && quote === undefined) {
       return {
@@ -64,6 +73,7 @@ export class MatchingEngine {
         };
       }
     }
+    if (market?.kiteMargin === true) return this.#marginRefusal(market, order, quote, current);
     if (order.side === "BUY") {
       const needed = this.reservation(order, quote);
       const available = this.#account.availableCash() + (current?.reserved ?? 0);
@@ -88,9 +98,58 @@ export class MatchingEngine {
     return total;
   }
 
-  /** Cash a live BUY holds back for its unfilled rest. */
+  /** Kite's margin: the opening part of the order's rest must fit in the cash that can be spent. */
+  #marginRefusal(
+    market: PaperMarket,
+    order: OrderState,
+    quote: Quote | undefined,
+    current: OrderState | undefined,
+  ): Refusal | undefined {
+    const needed = market.orderMargin(order, this.#referencePaise(order, quote), this.#held(order));
+    if (typeof needed !== "number") return needed;
+    const available = this.available() + (current?.reserved ?? 0);
+    if (needed <= available) return undefined;
+    return {
+      code: "INSUFFICIENT_FUNDS",
+      message: `insufficient funds: margin needed ${toRupees(needed)}, available ${toRupees(available)}`,
+    };
+  }
+
+  /** Cash that may be spent: under Kite's margin, open positions lend (MIS longs) or hold (shorts). */
+  available(): Paise {
+    const account = this.#account;
+    const market = this.#market;
+    if (market?.kiteMargin !== true) return account.availableCash();
+    let credit = 0;
+    for (const position of account.positions.values()) credit += market.positionCredit(position);
+    return account.availableCash() + credit;
+  }
+
+  #held(order: OrderState): number {
+    return (
+      this.#account.positions.get(positionKey(order.exchange, order.symbol, order.product))?.quantity ?? 0
+    );
+  }
+
+  /** The price one unit of the order is expected to trade at: its limit, its trigger, or the market. */
+  #referencePaise(order: OrderState, quote: Quote | undefined): Paise {
+    if (order.side === "BUY") return buyReference(order, quote, this.#settings.slippage_bps);
+    if (order.price !== undefined) return sellLimitPaise(order.price);
+    const slip = 1 - this.#settings.slippage_bps / 10_000;
+    if (order.trigger_price !== undefined) return toPaise(order.trigger_price * slip);
+    if (quote === undefined) return 0;
+    return quote.bid !== undefined ? toPaise(quote.bid) : toPaise(quote.last_price * slip);
+  }
+
+  /** Cash a live order holds back for its unfilled rest: a BUY's cost, or Kite's margin. */
   reservation(order: OrderState, quote: Quote | undefined): Paise {
-    if (order.side !== "BUY" || isTerminal(order.status)) return 0;
+    if (isTerminal(order.status)) return 0;
+    const market = this.#market;
+    if (market?.kiteMargin === true) {
+      const margin = market.orderMargin(order, this.#referencePaise(order, quote), this.#held(order));
+      return typeof margin === "number" ? margin : 0;
+    }
+    if (order.side !== "BUY") return 0;
     return (order.quantity - order.filled_quantity) * buyReference(order, quote, this.#settings.slippage_bps);
   }
 
@@ -98,9 +157,9 @@ export class MatchingEngine {
    * Takes a new order into the book, from a request or a GTT: refused outright (REJECTED), or
    * placed and matched against the current quote at once; IOC leftovers are cancelled.
    */
-  admit(change: Change, order: OrderState, quote: Quote | undefined): void {
+  admit(change: Change, order: OrderState, quote: Quote | undefined, marketRules = true): void {
     this.#account.add(order);
-    const refusal = this.refusal(order, quote);
+    const refusal = this.refusal(order, quote, undefined, marketRules);
     if (refusal !== undefined) {
       order.status = "REJECTED";
       order.status_message = refusal.message;
@@ -108,6 +167,9 @@ export class MatchingEngine {
       this.touch(change, order, "ORDER_REJECTED");
       return;
     }
+    // An AMO taken while the market is closed waits for the open (match() holds it back).
+    const release = marketRules ? this.#market?.releaseAt(order) : undefined;
+    if (release !== undefined) order.release_at = release;
     this.#account.setReserved(order, this.reservation(order, quote));
     this.touch(change, order, "ORDER_PLACED");
     if (quote !== undefined) this.match(change, order, quote);
@@ -146,6 +208,9 @@ export class MatchingEngine {
 
   /** A quote for one instrument: resting orders in time priority, then the instrument's GTTs. */
   onQuote(change: Change, key: InstrumentKey, quote: Quote, gtts: GttState[]): void {
+    // Outside market hours a quote moves the price but trades nothing (no fill, no GTT trigger).
+    const market = this.#market;
+    if (market !== undefined && !market.isOpen(market.now())) return;
     const resting = this.#account.resting.get(key);
     if (resting !== undefined && resting.size > 0) {
       for (const order of Array.from(resting)) this.match(change, order, quote);
@@ -156,6 +221,10 @@ export class MatchingEngine {
   /** Triggers and fills one order against one quote, as far as the quote allows. */
   match(change: Change, order: OrderState, quote: Quote): void {
     if (isTerminal(order.status)) return;
+    if (order.release_at !== undefined) {
+      this.#release(change, order, quote);
+      return;
+    }
     if (order.status === "TRIGGER_PENDING") {
       if (!triggered(order, quote)) return;
       this.#transition(order, "OPEN");
@@ -169,7 +238,26 @@ export class MatchingEngine {
     this.#fillFrom(change, order, quote);
   }
 
+  /** A waiting AMO: nothing before its open; from then on it is a regular order (IOC: once). */
+  #release(change: Change, order: OrderState, quote: Quote | undefined): void {
+    const due = order.release_at;
+    if (due === undefined || (this.#market !== undefined && this.#market.now() < due)) return;
+    delete order.release_at;
+    change.orders.add(order);
+    if (quote === undefined) {
+      this.#cancelUnfilledIoc(change, order);
+      return;
+    }
+    this.match(change, order, quote);
+    if (order.status !== "TRIGGER_PENDING") this.#cancelUnfilledIoc(change, order);
+  }
+
   #fillFrom(change: Change, order: OrderState, quote: Quote): void {
+    const market = this.#market;
+    if (market?.finiteLiquidity === true) {
+      this.#fillFromBook(change, order, quote, market);
+      return;
+    }
     const price = fillPrice(order, quote, this.#settings.slippage_bps);
     if (price === undefined) return;
     // An iceberg shows one leg at a time: a quote fills at most what is left of that leg.
@@ -178,8 +266,24 @@ export class MatchingEngine {
     this.#fill(change, order, limit > 0 ? Math.min(limit, remaining) : remaining, price, quote);
   }
 
+  /** Finite liquidity: the quote's touch (and, for MARKET, its depth) left by the orders before. */
+  #fillFromBook(change: Change, order: OrderState, quote: Quote, market: PaperMarket): void {
+    // An iceberg offers only its current leg to the book, as in #fillFrom.
+    const remaining = visibleQuantity(order);
+    const limit = this.#settings.max_fill_per_quote;
+    const wanted = limit > 0 ? Math.min(limit, remaining) : remaining;
+    const key = instrumentKey(order.exchange, order.symbol);
+    const fills = market.fills(key, order, quote, wanted, this.#account.liquidity) ?? [];
+    if (fills.length === 0) return;
+    const taken = market.taken(key);
+    if (taken !== undefined) this.#account.noteLiquidity(change, key, taken);
+    for (const fill of fills) this.#fill(change, order, fill.quantity, fill.price, quote);
+  }
+
   #fill(change: Change, order: OrderState, quantity: number, price: Paise, quote: Quote): void {
     const account = this.#account;
+    // Charges first: they are the order's charges after this fill minus before (per-order caps).
+    const charges = this.#market === undefined ? 0 : this.#market.fillCharges(order, quantity * price);
     const filled = order.filled_quantity + quantity;
     order.filled_value += quantity * price;
     order.filled_quantity = filled;
@@ -190,6 +294,11 @@ export class MatchingEngine {
     applyFill(position, order.side, quantity, price);
     change.positions.add(position);
     account.cash += (order.side === "BUY" ? -1 : 1) * quantity * price;
+    if (charges > 0) {
+      account.cash -= charges;
+      order.charges = (order.charges ?? 0) + charges;
+      position.charges = (position.charges ?? 0) + charges;
+    }
     // A partly filled BUY keeps holding cash for its rest, at this quote (MARKET) or its limit.
     if (done) account.retire(change, order);
     else account.setReserved(order, this.reservation(order, quote));
@@ -206,7 +315,13 @@ export class MatchingEngine {
 
   /** IOC: whatever did not fill at once is cancelled, as exchanges do. A pending stop waits. */
   #cancelUnfilledIoc(change: Change, order: OrderState): void {
-    if (order.validity !== "IOC" || isTerminal(order.status) || order.status === "TRIGGER_PENDING") return;
+    if (
+      order.validity !== "IOC" ||
+      isTerminal(order.status) ||
+      order.status === "TRIGGER_PENDING" ||
+      order.release_at !== undefined
+    )
+      return;
     this.#end(change, order, "CANCELLED", "ORDER_CANCELLED", "IOC: unfilled quantity cancelled");
   }
 
@@ -256,6 +371,86 @@ export class MatchingEngine {
     this.admit(change, order, quote);
     gtt.order_ids = [order.order_id];
     this.touchGtt(change, gtt, "GTT_TRIGGERED");
+  }
+
+  /**
+   * What the market's clock makes due at `nowMs`: DAY orders past their session's close expire,
+   * AMOs due join the book, MIS positions outside open..square-off are closed at market, and GTTs
+   * a year old expire (announced as GTT_DELETED with status "expired").
+   */
+  sessionTick(change: Change, nowMs: number, quoteOf: (key: InstrumentKey) => Quote | undefined): void {
+    const market = this.#market;
+    if (market === undefined) return;
+    for (const [key, resting] of this.#account.resting) {
+      for (const order of Array.from(resting)) {
+        if (isTerminal(order.status)) continue;
+        const expiry = market.dayExpiry(order);
+        if (order.validity === "DAY" && expiry !== undefined && expiry <= nowMs) {
+          this.#end(
+            change,
+            order,
+            "EXPIRED",
+            "ORDER_EXPIRED",
+            "DAY order expired at the close of its session",
+          );
+        } else if (order.release_at !== undefined && order.release_at <= nowMs) {
+          this.#release(change, order, quoteOf(key));
+        }
+      }
+    }
+    if (market.squareOffDue(nowMs)) this.#squareOff(change, nowMs, quoteOf);
+    for (const gtt of Array.from(this.#account.gtts.values())) {
+      if (gtt.status !== "active") continue;
+      const expiry = market.gttExpiry(gtt);
+      if (expiry === undefined || expiry > nowMs) continue;
+      gtt.status = "expired";
+      gtt.updated_at = change.now;
+      this.#account.retireGtt(change, gtt);
+      this.touchGtt(change, gtt, "GTT_DELETED");
+    }
+  }
+
+  /** Kite's intraday square-off: live MIS orders are cancelled, open MIS positions closed at market. */
+  #squareOff(change: Change, nowMs: number, quoteOf: (key: InstrumentKey) => Quote | undefined): void {
+    for (const resting of this.#account.resting.values()) {
+      for (const order of Array.from(resting)) {
+        // An MIS AMO for the next session is not today's business.
+        if (order.product !== "MIS" || isTerminal(order.status)) continue;
+        if (order.release_at !== undefined && order.release_at > nowMs) continue;
+        this.#end(
+          change,
+          order,
+          "CANCELLED",
+          "ORDER_CANCELLED",
+          "MIS square-off: intraday orders are cancelled",
+        );
+      }
+    }
+    for (const position of Array.from(this.#account.positions.values())) {
+      if (position.product !== "MIS" || position.quantity === 0) continue;
+      const order: OrderState = {
+        order_id: this.#account.newOrderId(),
+        client_order_id: newClientOrderId(),
+        symbol: position.symbol,
+        exchange: position.exchange,
+        side: position.quantity > 0 ? "SELL" : "BUY",
+        quantity: Math.abs(position.quantity),
+        order_type: "MARKET",
+        product: "MIS",
+        validity: "DAY",
+        tag: "SQUAREOFF",
+        status: "OPEN",
+        filled_quantity: 0,
+        average_price: 0,
+        placed_at: change.now,
+        timestamp: change.now,
+        reserved: 0,
+        filled_value: 0,
+        client_id_given: false,
+      };
+      // Past the square-off time the market rules refuse MIS orders: this one is the broker's own.
+      this.admit(change, order, quoteOf(instrumentKey(position.exchange, position.symbol)), false);
+    }
   }
 
   touch(change: Change, order: OrderState, type: OrderEventType, trades?: Trade[]): void {

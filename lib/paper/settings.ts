@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MarketPreset, parseMarketSettings } from "../market/settings";
 
 /**
  * The paper broker's settings as the broker-config node stores them. Defaults suit a first run:
@@ -56,6 +57,23 @@ export const PaperSettings = z
       .optional(),
     /** Most a single quote can fill of one order (0 = no limit), so large orders fill in parts. */
     max_fill_per_quote: z.number().int().min(0).default(0),
+    /**
+     * The market the account trades in: "relaxed" (open round the clock, any symbol and price, no
+     * charges, cash-only funds, infinite liquidity: the demo flow trades at night) or "nse"
+     * (docs/MARKET-RULES.md). An object picks a preset and overrides single rules:
+     * `{ preset: "nse", margin: { mis_leverage: 4 } }`. Kept as given (it survives a JSON round
+     * trip); the broker builds its market model from it.
+     */
+    market: z
+      .union([MarketPreset, z.record(z.string(), z.unknown())], {
+        error: 'must be "relaxed", "nse" or an object of market settings',
+      })
+      .default("relaxed")
+      .superRefine((value, ctx) => {
+        const problem = marketProblem(value);
+        if (problem !== undefined)
+          ctx.addIssue({ code: "custom", path: problem.path, message: problem.rule });
+      }),
   })
   .refine((s) => s.quote_source !== "csv" || s.csv_file !== undefined, {
     path: ["csv_file"],
@@ -63,3 +81,17 @@ export const PaperSettings = z
   });
 export type PaperSettingsInput = z.input<typeof PaperSettings>;
 export type PaperSettings = z.output<typeof PaperSettings>;
+
+/** The first problem parseMarketSettings finds, split into its path below `market` and its rule. */
+function marketProblem(value: unknown): { path: string[]; rule: string } | undefined {
+  try {
+    parseMarketSettings(typeof value === "string" ? { preset: value } : value);
+    return undefined;
+  } catch (error) {
+    // "market.calendar.open: must be a time written HH:MM" → path calendar.open, the rule after it.
+    const message = (error as Error).message;
+    const match = /^market(?:\.([^:]+))?: (.*)$/s.exec(message);
+    if (match === null) return { path: [], rule: message };
+    return { path: match[1] === undefined ? [] : match[1].split("."), rule: match[2]! };
+  }
+}

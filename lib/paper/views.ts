@@ -38,6 +38,8 @@ export function orderRecord(order: OrderState): OrderState {
   record.reserved = order.reserved;
   record.filled_value = order.filled_value;
   record.client_id_given = order.client_id_given;
+  if (order.release_at !== undefined) record.release_at = order.release_at;
+  if (order.charges !== undefined) record.charges = order.charges;
   return record;
 }
 

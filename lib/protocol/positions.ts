@@ -11,6 +11,10 @@ export const Position = z.strictObject({
   last_price: z.number().nonnegative(),
   realized_pnl: z.number(),
   unrealized_pnl: z.number(),
+  /** Charges paid on the fills of this position (brokers that model them; absent = not modelled). */
+  charges: z.number().nonnegative().optional(),
+  /** realized + unrealized − charges, when charges are modelled. */
+  net_pnl: z.number().optional(),
 });
 export type Position = z.output<typeof Position>;
 
@@ -19,5 +23,9 @@ export const Account = z.strictObject({
   realized_pnl: z.number(),
   unrealized_pnl: z.number(),
   equity: z.number(),
+  /** Σ charges paid (brokers that model them; absent = not modelled). */
+  charges: z.number().nonnegative().optional(),
+  /** realized + unrealized − charges, when charges are modelled. */
+  net_pnl: z.number().optional(),
 });
 export type Account = z.output<typeof Account>;

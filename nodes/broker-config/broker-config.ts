@@ -43,6 +43,8 @@ interface BrokerConfigDef extends NodeDef {
   replay_loop?: unknown;
   retention?: unknown;
   max_fill_per_quote?: unknown;
+  market?: unknown;
+  market_rules?: unknown;
   // websocket kind; the api key and secret are credentials, never properties
   url?: unknown;
   ca_file?: unknown;
@@ -91,7 +93,33 @@ interface BrokerConfigDef extends NodeDef {
   risk_flatten_on_daily_loss?: unknown;
 }
 
-function paperSettingsOf(def: BrokerConfigDef): Record<string, unknown> {
+/**
+ * The paper market: the preset alone, or the preset with the overrides typed as JSON in the
+ * dialog (`{"margin": {"mis_leverage": 4}}`). Text that is not a JSON object is a CONFIG error
+ * naming the field; the schema checks the rules themselves.
+ */
+function paperMarketOf(def: BrokerConfigDef): unknown {
+  const preset = text(def.market);
+  const rules = text(def.market_rules);
+  if (rules === undefined) return preset;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(rules);
+  } catch (error) {
+    return new BrokerError(
+      "CONFIG",
+      `invalid broker settings: paper.market_rules: must be a JSON object (${toError(error).message})`,
+    );
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return new BrokerError("CONFIG", "invalid broker settings: paper.market_rules: must be a JSON object");
+  }
+  return { preset: preset ?? "relaxed", ...parsed };
+}
+
+function paperSettingsOf(def: BrokerConfigDef): Record<string, unknown> | BrokerError {
+  const market = paperMarketOf(def);
+  if (market instanceof BrokerError) return market;
   return withoutUndefined({
     account: text(def.account),
     starting_cash: numeric(def.starting_cash),
@@ -107,6 +135,7 @@ function paperSettingsOf(def: BrokerConfigDef): Record<string, unknown> {
     replay_loop: flag(def.replay_loop),
     retention: numeric(def.retention),
     max_fill_per_quote: numeric(def.max_fill_per_quote),
+    market,
   });
 }
 

@@ -89,6 +89,7 @@ describe("trading-broker (config)", function () {
         replay_loop: true,
         retention: 10_000,
         max_fill_per_quote: 0,
+        market: "relaxed",
       },
       "blank fields take the schema defaults",
     );
@@ -170,6 +171,39 @@ describe("trading-broker (config)", function () {
       book.map((o) => o.order_id),
       [placed.order_id],
     );
+  });
+
+  describe("market (issue 12)", function () {
+    it("passes the Market choice and its JSON rules to the paper broker", async function () {
+      await helper.load(
+        NODES,
+        flow(users(1), paperConfig("b1", { market: "nse", market_rules: '{"margin": {"mis_leverage": 4}}' })),
+      );
+      const broker = await paperBroker();
+      assert.deepEqual((broker as unknown as { settings: { market: unknown } }).settings.market, {
+        preset: "nse",
+        margin: { mis_leverage: 4 },
+      });
+      const order = await broker.placeOrder({ symbol: "ZZZZ", side: "BUY", quantity: 1 });
+      assert.equal(order.status, "REJECTED", "NSE rules refuse an unknown symbol");
+    });
+
+    for (const [fields, pattern] of [
+      [{ market: "nyse" }, /paper\.market: must be/],
+      [{ market: "nse", market_rules: "{margin:" }, /paper\.market_rules: must be a JSON object/],
+      [{ market: "nse", market_rules: "[1]" }, /paper\.market_rules: must be a JSON object/],
+      [
+        { market: "nse", market_rules: '{"calendar": {"open": "9am"}}' },
+        /paper\.market\.calendar\.open: must be a time/,
+      ],
+    ] as const) {
+      it(`refuses ${JSON.stringify(fields)} at deploy, naming the field`, async function () {
+        await helper.load(NODES, flow(users(1), paperConfig("b1", fields)));
+        const errors = logged("b1", ERROR);
+        assert.equal(errors.length, 1);
+        assert.match(errors[0] ?? "", pattern);
+      });
+    }
   });
 
   it("refuses a second config on the same account and says why", async function () {

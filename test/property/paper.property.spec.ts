@@ -1,7 +1,9 @@
 // Issue 12's invariants as fast-check properties over the PaperBroker's public API: status
 // sequences, fill prices by the rules, admission on place and modify (cash and CNC holdings never
 // negative), the cash identity to the paisa, exactly one terminal event, idempotency, IOC never
-// resting, and a journaled broker reopened at random points = its never-restarted twin.
+// resting, and a journaled broker reopened at random points = its never-restarted twin. Each runs
+// twice: in the relaxed market, and under NSE's rules (settings.market "nse": charges in the cash
+// identity, finite liquidity, Kite's margin, tick and band admission).
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
@@ -105,7 +107,15 @@ const tally = {
   reopens: 0,
   duplicates: 0,
   walkQuotes: 0,
+  charged: 0,
+  depthFills: 0,
 };
+
+/** The fill a quote offers under NSE's rules: the touch moved onto the 0.05 tick against the taker. */
+function tickTouch(side: "BUY" | "SELL", rupeesPrice: number): number {
+  const paise = Math.round(rupeesPrice * 100);
+  return (side === "BUY" ? Math.ceil(paise / 5) * 5 : Math.floor(paise / 5) * 5) / 100;
+}
 
 /** Runs the commands on one broker, checking every invariant after each; returns its final state. */
 class Driver {
@@ -114,9 +124,15 @@ class Driver {
   readonly #clientIds = new Map<string, string>();
   broker: PaperBroker;
   readonly #make: () => PaperBroker;
+  readonly #nse: boolean;
+  /** Under NSE's rules: the size a quote offers at its touch (and at each of 5 levels behind it). */
+  readonly #touch: number;
 
-  constructor(make: () => PaperBroker) {
+  /** `touch`: the market is NSE's, with this touch size; absent: relaxed. */
+  constructor(make: () => PaperBroker, touch?: number) {
     this.#make = make;
+    this.#nse = touch !== undefined;
+    this.#touch = touch ?? 0;
     this.broker = this.#listen(make());
   }
 
@@ -158,7 +174,12 @@ class Driver {
           this.#quoting = false;
         }
         await broker.flush();
-        this.#checkFills(this.events.slice(before), { bid, ask });
+        const filled = this.#checkFills(this.events.slice(before), { bid, ask });
+        if (this.#nse) {
+          // One quote offers its touch and 5 levels as large behind it, per side, to all orders together.
+          const most = this.#touch * 6;
+          assert.ok(filled.BUY <= most && filled.SELL <= most, `one quote filled ${JSON.stringify(filled)}`);
+        }
         return;
       }
       case "place": {
@@ -245,8 +266,13 @@ class Driver {
     }
   }
 
-  /** Fill prices by the rules: the touch for MARKET, the touch or better within a limit. */
-  #checkFills(events: OrderEvent[], quote: { bid: number; ask: number }): void {
+  /**
+   * Fill prices by the rules: the touch for MARKET, the touch or better within a limit; under
+   * NSE's rules the touch is on the tick and a MARKET order may walk up to 5 ticks. Returns the
+   * quantity filled per side.
+   */
+  #checkFills(events: OrderEvent[], quote: { bid: number; ask: number }): { BUY: number; SELL: number } {
+    const filled = { BUY: 0, SELL: 0 };
     const filledBefore = new Map<string, { qty: number; value: number }>();
     for (const e of this.events) {
       if (events.includes(e)) break;
@@ -262,13 +288,18 @@ class Driver {
       filledBefore.set(e.order.order_id, { qty: e.order.filled_quantity, value });
       if (qty <= 0) continue;
       tally.fills++;
+      filled[e.order.side] += qty;
       const price = Math.round(((value - prior.value) / qty) * 100) / 100;
-      const touch = e.order.side === "BUY" ? quote.ask : quote.bid;
-      assert.equal(
-        price,
-        touch,
-        `${e.order.order_id} ${e.order.side} ${e.order.order_type} filled at ${price}, the touch is ${touch}`,
-      );
+      const raw = e.order.side === "BUY" ? quote.ask : quote.bid;
+      const touch = this.#nse ? tickTouch(e.order.side, raw) : raw;
+      const what = `${e.order.order_id} ${e.order.side} ${e.order.order_type} filled at ${price}, the touch is ${touch}`;
+      if (this.#nse && (e.order.order_type === "MARKET" || e.order.order_type === "SL-M")) {
+        const away = e.order.side === "BUY" ? price - touch : touch - price;
+        assert.ok(away >= -1e-9 && away <= 0.25 + 1e-9, what);
+        if (away > 1e-9) tally.depthFills++;
+      } else {
+        assert.equal(price, touch, what);
+      }
       if (e.order.price !== undefined && e.order.order_type !== "SL-M") {
         assert.ok(
           e.order.side === "BUY" ? price <= e.order.price : price >= e.order.price,
@@ -276,6 +307,7 @@ class Driver {
         );
       }
     }
+    return filled;
   }
 
   /** The invariants that hold between any two operations. */
@@ -288,17 +320,30 @@ class Driver {
     ];
     let held = 0;
     let realized = 0;
+    let charges = 0;
     for (const p of positions) {
       held += p.quantity * p.average_price;
       realized += p.realized_pnl;
+      charges += p.charges ?? 0;
       if (p.product === "CNC") assert.ok(p.quantity >= 0, `CNC ${p.symbol} sold short: ${p.quantity}`);
+      if (this.#nse) {
+        assert.ok(
+          Math.round(
+            ((p.net_pnl ?? Number.NaN) - (p.realized_pnl + p.unrealized_pnl - (p.charges ?? 0))) * 100,
+          ) === 0,
+          "net P&L = gross − charges",
+        );
+      }
     }
+    if (charges > 0) tally.charged++;
     assert.equal(
-      Math.round((account.cash + held - realized) * 100),
+      Math.round((account.cash + held - realized + charges) * 100),
       START * 100,
-      "starting cash = cash + Σ qty × avg − Σ realized",
+      "starting cash = cash + Σ qty × avg − Σ realized + Σ charges",
     );
-    assert.ok(account.cash >= 0, `cash went negative: ${account.cash}`);
+    if (this.#nse) assert.equal(Math.round((account.charges ?? Number.NaN) * 100), Math.round(charges * 100));
+    // With Kite's margin an MIS long is leveraged, so cash itself may go below zero; relaxed cannot.
+    else assert.ok(account.cash >= 0, `cash went negative: ${account.cash}`);
     for (const order of book) {
       if (order.validity === "IOC")
         assert.ok(
@@ -344,16 +389,24 @@ class Driver {
 describe("paper broker properties (fast-check)", function () {
   this.timeout(120_000);
 
-  it("keeps every invariant over 1,000 seeds of random orders, quotes, modifies and cancels", async function () {
+  /** Runs random commands on one broker, checking every invariant after each. */
+  async function invariants(touch: number | undefined, runs: number, seed: number): Promise<void> {
+    const market: PaperSettingsInput["market"] =
+      touch === undefined ? "relaxed" : { preset: "nse", liquidity: { default_touch_size: touch } };
     await fc.assert(
       fc.asyncProperty(
         fc.array(command, { minLength: 5, maxLength: 40 }),
         fc.boolean(),
         async (commands, partial) => {
+          // 09:15 IST on a Monday: the NSE market is open for the whole run.
           const clock = new ManualClock();
           const driver = new Driver(
             () =>
-              new PaperBroker({ ...SETTINGS, max_fill_per_quote: partial ? 7 : 0, retention: 10 }, { clock }),
+              new PaperBroker(
+                { ...SETTINGS, market, max_fill_per_quote: partial ? 7 : 0, retention: 10 },
+                { clock },
+              ),
+            touch,
           );
           await driver.broker.connect();
           try {
@@ -366,11 +419,30 @@ describe("paper broker properties (fast-check)", function () {
           }
         },
       ),
-      { numRuns: 1000, seed: 20261204 },
+      { numRuns: runs, seed },
     );
+  }
+
+  it("keeps every invariant over 1,000 seeds of random orders, quotes, modifies and cancels", async function () {
+    await invariants(undefined, 1000, 20261204);
     assert.ok(
       tally.fills > 1000 && tally.rejected > 500 && tally.refusedModifies > 10,
       JSON.stringify(tally),
+    );
+  });
+
+  it("under NSE's rules too: charges in the cash identity to the paisa, fills within the quote's liquidity (500 seeds)", async function () {
+    const before = { ...tally };
+    await invariants(20, 500, 20261205);
+    const done = Object.fromEntries(
+      Object.entries(tally).map(([k, v]) => [k, v - before[k as keyof typeof tally]]),
+    );
+    assert.ok(
+      tally.fills - before.fills > 500 &&
+        tally.charged - before.charged > 500 &&
+        tally.depthFills - before.depthFills > 10 &&
+        tally.rejected - before.rejected > 250,
+      JSON.stringify(done),
     );
   });
 
@@ -395,10 +467,12 @@ describe("paper broker properties (fast-check)", function () {
             const file = path.join(root, `twin-${run++}.jsonl`);
             const settings = { ...SETTINGS, ...feed, max_fill_per_quote: partial ? 7 : 0, retention: 10 };
             const clock = new ManualClock();
+            const touch = settings.market === "nse" ? 100 : undefined;
             const journaled = new Driver(
               () => new PaperBroker(settings, { clock, journalFile: file, compactEvery: 7 }),
+              touch,
             );
-            const twin = new Driver(() => new PaperBroker(settings, { clock }));
+            const twin = new Driver(() => new PaperBroker(settings, { clock }), touch);
             await journaled.start();
             await twin.start();
             try {
@@ -436,5 +510,13 @@ describe("paper broker properties (fast-check)", function () {
     const walkedBefore = tally.walkQuotes;
     await reopenedTwin({ volatility: 0.01, spread_bps: 10, interval_ms: 30 }, 10, 5309, 150);
     assert.ok(tally.walkQuotes - walkedBefore > 1000, JSON.stringify(tally));
+  });
+
+  it("under NSE's rules, a reopened broker is its never-restarted twin, liquidity and charges included (150 seeds)", async function () {
+    await reopenedTwin({ market: "nse" }, 1, 7001, 150);
+  });
+
+  it("under NSE's rules with the walk moving prices, a reopened broker is its twin (100 seeds)", async function () {
+    await reopenedTwin({ market: "nse", volatility: 0.01, spread_bps: 10, interval_ms: 30 }, 10, 7002, 100);
   });
 });
