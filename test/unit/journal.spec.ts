@@ -278,11 +278,30 @@ describe("paper/journal", () => {
     const expected: (Rec & { note: string })[] = [];
     let snapshot: Snap | undefined;
     const inFlight: Promise<void>[] = [];
-    for (let i = 0; i < 400; i++) {
-      const size = next(10) === 0 ? 200_000 + next(800_000) : 1 + next(300);
-      const record = { seq: i, kind: "fill", note: text(size) };
+    let seq = 0;
+    const add = (size: number) => {
+      const record = { seq: seq++, kind: "fill", note: text(size) };
       journal.append(record);
       expected.push(record);
+    };
+    // Each huge record outgrows the pending bytes while a write is in flight and lines wait behind it.
+    for (const huge of [100_000, 400_000, 1_600_000, 6_400_000]) {
+      add(10);
+      inFlight.push(journal.flush());
+      // Microtasks only: the write starts, and cannot finish before the event loop turns.
+      for (let k = 0; k < 5; k++) await Promise.resolve();
+      add(20);
+      add(huge);
+      add(30);
+    }
+    await Promise.all(inFlight.splice(0));
+    await journal.flush();
+    // Checked now: a compaction below would cover these lines.
+    const written = readLines();
+    assert.equal(written.length, expected.length);
+    written.forEach((line, i) => assert.deepEqual(JSON.parse(line), { r: expected[i] }, `line ${i}`));
+    for (let i = seq; i < 400; i++) {
+      add(next(10) === 0 ? 200_000 + next(800_000) : 1 + next(300));
       const op = next(20);
       if (op === 0) inFlight.push(journal.flush());
       else if (op === 1) {
