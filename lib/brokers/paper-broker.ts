@@ -815,7 +815,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     }
     if (change.events.length === 0) return Promise.resolve(result);
     journal.append(this.#record(change));
-    journal.compactIfGrown(this.#compactEvery, () => this.#snapshot()).catch(() => undefined);
+    if (journal.compactionDue(this.#compactEvery))
+      void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
     return announcer.queue(change.events).then(() => result);
   }
 

@@ -194,6 +194,7 @@ export class PaperAccount {
 
   // #region journal
 
+  /** Shares the live orders and positions, not copies: it is serialized at once (Journal.append), then dropped. */
   record(change: Change, prices: Quote[]): AccountRecord {
     const record: AccountRecord = {
       version: 2,
@@ -202,9 +203,9 @@ export class PaperAccount {
       next_order: this.nextOrder,
       next_gtt: this.nextGtt,
     };
-    if (change.orders.size > 0) record.orders = Array.from(change.orders, orderRecord);
+    if (change.orders.size > 0) record.orders = Array.from(change.orders);
     if (change.gtts.size > 0) record.gtts = Array.from(change.gtts, gttRecord);
-    if (change.positions.size > 0) record.positions = Array.from(change.positions, (p) => ({ ...p }));
+    if (change.positions.size > 0) record.positions = Array.from(change.positions);
     if (prices.length > 0) record.prices = prices;
     if (change.ended.length > 0) record.ended = change.ended;
     if (change.liquidity !== undefined && change.liquidity.size > 0) {

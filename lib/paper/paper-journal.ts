@@ -199,7 +199,15 @@ export class PaperJournal {
     return this.#journal.compact(snapshot);
   }
 
-  /** Starts a compaction once the journal has grown past `every` records; one at a time. */
+  /** Whether compactIfGrown() would start one: asked per operation, so it allocates nothing. */
+  compactionDue(every: number): boolean {
+    return this.#compacting === undefined && this.#journal.recordsSinceCompaction >= every;
+  }
+
+  /**
+   * Starts a compaction once the journal has grown past `every` records; one at a time. Never
+   * rejects: a failure is reported through onError and the journal carries on uncompacted.
+   */
   compactIfGrown(every: number, snapshot: () => AccountSnapshot): Promise<void> {
     if (this.#compacting !== undefined) return this.#compacting;
     if (this.#journal.recordsSinceCompaction < every) return Promise.resolve();

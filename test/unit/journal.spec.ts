@@ -259,6 +259,68 @@ describe("paper/journal", () => {
     assert.deepEqual(reopened.contents, { snapshot: { cash: 2, seq: 4 }, records: [rec(5), rec(6), rec(7)] });
   });
 
+  it("keeps every line whole and in order while appends outgrow the pending bytes mid-write", async () => {
+    // Records from a few bytes to 3 MB (so the pending bytes grow past what a drained journal keeps,
+    // then shrink), in 1-, 2-, 3- and 4-byte UTF-8, appended while writes and compactions are under
+    // way: each line must come back exactly, checksummed, with nothing a snapshot covers.
+    let state = 12345;
+    const next = (n: number) => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state % n;
+    };
+    const alphabet = ["a", '"', "é", "₹", "漢", "😀", "\n"];
+    const text = (length: number) => {
+      let chunk = "";
+      for (let i = 0; i < Math.min(length, 64); i++) chunk += alphabet[next(alphabet.length)];
+      return chunk.repeat(Math.max(1, Math.floor(length / 64)));
+    };
+    const { journal } = await open<Snap, Rec & { note: string }>();
+    const expected: (Rec & { note: string })[] = [];
+    let snapshot: Snap | undefined;
+    const inFlight: Promise<void>[] = [];
+    let seq = 0;
+    const add = (size: number) => {
+      const record = { seq: seq++, kind: "fill", note: text(size) };
+      journal.append(record);
+      expected.push(record);
+    };
+    // Each huge record outgrows the pending bytes while a write is in flight and lines wait behind it.
+    for (const huge of [100_000, 400_000, 1_600_000, 6_400_000]) {
+      add(10);
+      inFlight.push(journal.flush());
+      // Microtasks only: the write starts, and cannot finish before the event loop turns.
+      for (let k = 0; k < 5; k++) await Promise.resolve();
+      add(20);
+      add(huge);
+      add(30);
+    }
+    await Promise.all(inFlight.splice(0));
+    await journal.flush();
+    // Checked now: a compaction below would cover these lines.
+    const written = readLines();
+    assert.equal(written.length, expected.length);
+    written.forEach((line, i) => assert.deepEqual(JSON.parse(line), { r: expected[i] }, `line ${i}`));
+    for (let i = seq; i < 400; i++) {
+      add(next(10) === 0 ? 200_000 + next(800_000) : 1 + next(300));
+      const op = next(20);
+      if (op === 0) inFlight.push(journal.flush());
+      else if (op === 1) {
+        snapshot = { cash: i, seq: i };
+        expected.length = 0;
+        inFlight.push(journal.compact(snapshot));
+      } else if (op === 2) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(inFlight);
+    await journal.close();
+    const lines = readLines();
+    const body = snapshot === undefined ? lines : lines.slice(1);
+    if (snapshot !== undefined) assert.deepEqual(JSON.parse(lines[0]!), { s: snapshot });
+    assert.equal(body.length, expected.length);
+    body.forEach((line, i) => assert.deepEqual(JSON.parse(line), { r: expected[i] }, `line ${i}`));
+    const reopened = await open<Snap, Rec & { note: string }>();
+    assert.deepEqual(reopened.contents, { snapshot, records: expected });
+  });
+
   it("deletes a leftover .tmp from a crash during compaction and keeps the journal", async () => {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, '{"s":{"cash":5,"seq":1}}\n{"r":{"seq":2,"kind":"fill"}}\n');
