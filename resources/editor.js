@@ -35,6 +35,14 @@
  *   current(node, prop)         the form's value while the dialog is open, else the stored one.
  *   literalNumber(node, prop, value)
  *                               whether `value` is a number typed in the dialog (type num).
+ *   registerNode(type, t, spec) RED.nodes.registerType for a node of the pack: category trading,
+ *                               its colour, one input and one output, the name and broker
+ *                               properties, and palette, node, input and output labels from the
+ *                               catalogue (t("paletteLabel"), t("inputLabel"), t("outputLabel")).
+ *                               `spec` adds to or replaces any of them; `spec.defaults` joins the
+ *                               name and broker; `spec.typed` is a list of [request, fields] whose
+ *                               typedDefaults it adds and whose TypedInputs it prepares before
+ *                               `spec.oneditprepare` runs.
  *
  * And one behaviour, for any dialog: a <select multiple data-trading-toggle> picks and drops its
  * options with a plain click (a native multi-select keeps more than one only with ctrl-click).
@@ -191,6 +199,47 @@
     });
   }
 
+  function registerNode(type, t, spec) {
+    var typed = spec.typed || [];
+    var defaults = { name: { value: "" }, broker: { value: "", type: "trading-broker", required: true } };
+    typed.forEach(function (entry) {
+      $.extend(defaults, typedDefaults(entry[0], entry[1]));
+    });
+    var definition = {
+      category: "trading",
+      color: "#6CC0A8",
+      inputs: 1,
+      outputs: 1,
+      paletteLabel: function () {
+        return t("paletteLabel");
+      },
+      label: function () {
+        return this.name || t("paletteLabel");
+      },
+      inputLabels: function () {
+        return t("inputLabel");
+      },
+      outputLabels: function () {
+        return t("outputLabel");
+      },
+    };
+    Object.keys(spec).forEach(function (key) {
+      if (key !== "typed" && key !== "defaults") definition[key] = spec[key];
+    });
+    definition.defaults = $.extend(defaults, spec.defaults);
+    if (definition.inputs === 0) delete definition.inputLabels;
+    if (typed.length > 0) {
+      definition.oneditprepare = function () {
+        var node = this;
+        typed.forEach(function (entry) {
+          prepareTypedInputs(node, t, entry[1]);
+        });
+        if (spec.oneditprepare !== undefined) spec.oneditprepare.call(node);
+      };
+    }
+    RED.nodes.registerType(type, definition);
+  }
+
   // Delegated, so it serves every dialog opened later; registered once, with the API.
   $(document).on("mousedown", "select[multiple][data-trading-toggle] > option", function (event) {
     event.preventDefault();
@@ -212,5 +261,6 @@
     checkField: checkField,
     current: current,
     literalNumber: literalNumber,
+    registerNode: registerNode,
   };
 })();

@@ -7,6 +7,10 @@
 // registry scans icons/ beside every node file but serves a module's icons from all those folders
 // as one set (registry.js getNodeIconPath; the editor asks for icons/<module>/<file>), so one copy
 // serves every node of the pack. Nine copies only made the package heavier.
+//
+// Help text several nodes share is written once, in nodes/shared/help/<name>.html, and stands in a
+// node's locales/<lang>/<dir>.html as a line `<!-- include: <name> -->`; the copy in dist/ carries
+// the fragment in its place, because Node-RED serves each help file as it is.
 "use strict";
 
 const fs = require("node:fs");
@@ -16,6 +20,27 @@ const root = path.resolve(__dirname, "..");
 const srcNodes = path.join(root, "nodes");
 const distNodes = path.join(root, "dist", "nodes");
 const icons = path.join(root, "icons");
+const helpFragments = path.join(srcNodes, "shared", "help");
+const INCLUDE = /^[ \t]*<!-- include: ([a-z0-9-]+) -->[ \t]*\r?\n/gm;
+
+/** Replaces each include line of the help files below `dir` with its fragment. */
+function expandIncludes(dir) {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith(".html")) continue;
+    const file = path.join(entry.parentPath ?? entry.path, entry.name);
+    const text = fs.readFileSync(file, "utf8");
+    const expanded = text.replace(INCLUDE, (_line, name) => {
+      const fragment = path.join(helpFragments, `${name}.html`);
+      if (!fs.existsSync(fragment)) {
+        throw new Error(
+          `copy-assets: ${path.relative(root, file)} includes ${name}, but ${path.relative(root, fragment)} does not exist`,
+        );
+      }
+      return fs.readFileSync(fragment, "utf8");
+    });
+    if (expanded !== text) fs.writeFileSync(file, expanded);
+  }
+}
 
 function copyTree(from, to) {
   fs.cpSync(from, to, { recursive: true, force: true, errorOnExist: false });
@@ -49,7 +74,10 @@ for (const dir of dirs) {
 
   fs.copyFileSync(html, path.join(out, `${dir}.html`));
   const locales = path.join(srcNodes, dir, "locales");
-  if (fs.existsSync(locales)) copyTree(locales, path.join(out, "locales"));
+  if (fs.existsSync(locales)) {
+    copyTree(locales, path.join(out, "locales"));
+    expandIncludes(path.join(out, "locales"));
+  }
   copied++;
 }
 

@@ -24,7 +24,7 @@ import { parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderChanges as OrderChangesSchema, isTerminal } from "../protocol/orders";
 import { SymbolList } from "../protocol/quotes";
 import { parseOrThrow } from "../protocol/validate";
-import { newClientOrderId } from "../paper/ids";
+import { newClientOrderId } from "../common/ids";
 import { SESSION_EXPIRED, isUnknownOutcome } from "../kite/errors";
 import { GttTracker, copyGtt } from "../kite/gtt-tracker";
 import type { InstrumentInfo } from "../kite/instruments";
@@ -37,10 +37,10 @@ import { OrderTracker } from "../kite/order-tracker";
 import type { FillToReport } from "../kite/trade-reporter";
 import { TradeReporter, toTrade } from "../kite/trade-reporter";
 import { registerLiveBroker, unregisterLiveBroker, liveBrokers } from "../kite/live-brokers";
-import { KiteRestClient, isKiteOrder, isKiteTrigger, isRecord } from "../kite/rest-client";
+import { KiteRestClient, isKiteOrder, isKiteTrigger } from "../kite/rest-client";
 import type { KiteSession } from "../kite/session";
 import { toKiteSession } from "../kite/session";
-import { sleep } from "../ws/sleep";
+import { sleep } from "../common/sleep";
 import type { TickerState } from "../kite/ticker-client";
 import { KiteTickerClient } from "../kite/ticker-client";
 import type { Tick } from "../kite/ticker-parser";
@@ -48,6 +48,8 @@ import type { BrokerEvents, BrokerInterface } from "./interface";
 import type { KiteSettings } from "./kite-settings";
 import type { BrokerLogger } from "./logger";
 import { silentLogger } from "./logger";
+import { isRecord } from "../common/is-record";
+import { settlePlacement } from "../common/unknown-outcome";
 
 export interface KiteBrokerDeps {
   log?: BrokerLogger;
@@ -656,71 +658,40 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   /**
-   * A placement whose outcome is unknown: the order may or may not exist. Look for its tag in the
-   * order book (twice, ABSENT_GRACE_MS apart, since Kite may list it a moment late); send it again
-   * only when it is absent and its time to live lasts, so it never yields two orders.
+   * A placement whose outcome is unknown, looked up by its tag in the order book (twice,
+   * ABSENT_GRACE_MS apart, since Kite may list it a moment late) or a postback's word.
    */
-  async #settlePlacement(
+  #settlePlacement(
     params: { tag: string },
     variety: Variety,
     clientId: string,
     sendBy: number,
     first: BrokerError,
   ): Promise<string> {
-    const window = this.settings.resolve_window_ms;
-    const giveUpAt = Date.now() + window;
-    let last = first;
-    let absentOnce = false;
-    while (Date.now() < giveUpAt) {
-      if (this.#closed.signal.aborted) {
-        throw new BrokerError(
-          "CLOSED",
-          `broker closed while order ${clientId}'s outcome was unknown (${last.message}); it will show in order events if it was placed`,
+    return settlePlacement({
+      clientId,
+      first,
+      windowMs: this.settings.resolve_window_ms,
+      sendBy,
+      ttlMs: this.settings.order_ttl_ms,
+      venue: "Kite",
+      signal: this.#closed.signal,
+      isUnknown: isUnknownOutcome,
+      lookup: async () => {
+        const book = await this.#rest.fetchBook();
+        const found = book.find(
+          (o) => o.tag === clientId || (Array.isArray(o.tags) && o.tags.includes(clientId)),
         );
-      }
-      let book: KiteOrder[];
-      try {
-        book = await this.#rest.fetchBook();
-      } catch (error) {
-        const err = toBrokerError(error);
-        if (!err.retryable && !isUnknownOutcome(err)) throw err;
-        last = err;
-        await sleep(Math.min(250, Math.max(0, giveUpAt - Date.now())), this.#closed.signal);
-        continue;
-      }
-      const found = book.find(
-        (o) => o.tag === clientId || (Array.isArray(o.tags) && o.tags.includes(clientId)),
-      );
-      if (found !== undefined) {
-        this.#orders.ingest(found);
-        return String(found.order_id);
-      }
-      const viaPostback = this.#orders.orderIdOf(clientId);
-      if (viaPostback !== undefined) return viaPostback;
-      if (!absentOnce) {
-        absentOnce = true;
-        await sleep(ABSENT_GRACE_MS, this.#closed.signal);
-        continue;
-      }
-      if (Date.now() > sendBy) {
-        throw new BrokerError(
-          "EXPIRED",
-          `order ${clientId} never reached Kite (${last.message}) and its ${this.settings.order_ttl_ms} ms time to live has passed; not placed`,
-        );
-      }
-      try {
-        return await this.#sendPlacement(params, variety);
-      } catch (error) {
-        const err = toBrokerError(error);
-        if (!isUnknownOutcome(err)) throw err;
-        last = err;
-        absentOnce = false;
-      }
-    }
-    throw new BrokerError(
-      "NETWORK",
-      `order ${clientId}: outcome still unknown after ${window} ms (${last.message}); it will show in order events if it was placed`,
-    );
+        if (found !== undefined) {
+          this.#orders.ingest(found);
+          return String(found.order_id);
+        }
+        return this.#orders.orderIdOf(clientId);
+      },
+      isFinal: (err) => !err.retryable && !isUnknownOutcome(err),
+      resend: () => this.#sendPlacement(params, variety),
+      absentGraceMs: ABSENT_GRACE_MS,
+    });
   }
 
   #pendingSnapshot(request: OrderRequest, clientId: string, orderId: string): OrderSnapshot {

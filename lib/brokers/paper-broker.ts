@@ -30,7 +30,7 @@ import { CsvReplayFeed } from "../paper/csv-replay-feed";
 import { DurableAnnouncer } from "../paper/durable-announcer";
 import { isStop } from "../paper/fill-rules";
 import { applyGttFields, gttFields } from "../paper/gtt-book";
-import { newClientOrderId } from "../paper/ids";
+import { newClientOrderId } from "../common/ids";
 import { positionView } from "../paper/ledger";
 import { PaperMarket } from "../paper/market-rules";
 import { MatchingEngine } from "../paper/matching-engine";

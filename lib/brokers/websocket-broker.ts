@@ -27,17 +27,18 @@ import { isPlainOrderSnapshot, plainOrderEventOf } from "../protocol/snapshot-fa
 import { parseOrThrow } from "../protocol/validate";
 import type { AuthResult, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
 import { RESULT_SCHEMAS, SUBPROTOCOL, ServerMessage, WIRE_LIMITS, authPayload } from "../protocol/wire";
-import { newClientOrderId } from "../paper/ids";
-import { RetentionQueue } from "../paper/retention-queue";
+import { newClientOrderId } from "../common/ids";
+import { RetentionQueue } from "../common/retention-queue";
 import { CircuitBreaker } from "../ws/circuit-breaker";
 import type { Session } from "../ws/reconnecting-client";
 import { ReconnectingClient } from "../ws/reconnecting-client";
-import { sleep } from "../ws/sleep";
 import { TokenBucket } from "../ws/token-bucket";
 import type { BrokerEvents, BrokerInterface } from "./interface";
 import type { BrokerLogger } from "./logger";
 import { silentLogger } from "./logger";
 import type { WebSocketSettings } from "./websocket-settings";
+import { messageOf } from "../common/error-message";
+import { isUnknownOutcome, settlePlacement } from "../common/unknown-outcome";
 
 export interface WebSocketBrokerDeps {
   log?: BrokerLogger;
@@ -78,10 +79,6 @@ function isStale(known: OrderSnapshot, next: OrderSnapshot): boolean {
   if (rank !== 0) return rank < 0;
   if (next.filled_quantity !== known.filled_quantity) return next.filled_quantity < known.filled_quantity;
   return Date.parse(next.timestamp) < Date.parse(known.timestamp);
-}
-
-function isUnknownOutcome(error: BrokerError): boolean {
-  return error.code === "TIMEOUT" || error.code === "NETWORK";
 }
 
 /**
@@ -326,7 +323,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       (error: unknown) => {
         if (this.#held === held) this.#held = undefined;
         this.#log.warn(
-          `repairing the gap after seq ${from} failed (${describe(error)}); trying again on the next event`,
+          `repairing the gap after seq ${from} failed (${messageOf(error)}); trying again on the next event`,
         );
       },
     );
@@ -529,66 +526,34 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     }
   }
 
-  /**
-   * A placement whose answer was lost: the order may or may not exist. Look it up by its
-   * client_order_id; when the server never saw it, send it again (same id, so at most one order)
-   * only while its time to live lasts — a stale order is never sent late.
-   */
-  async #settlePlacement(
+  /** A placement whose answer was lost, looked up by its client_order_id (lib/common/unknown-outcome). */
+  #settlePlacement(
     order: OrderRequest & { client_order_id: string },
     sendBy: number,
     first: BrokerError,
   ): Promise<OrderSnapshot> {
-    const window = this.settings.resolve_window_ms;
-    const giveUpAt = Date.now() + window;
-    let last = first;
-    while (Date.now() < giveUpAt) {
-      try {
-        return await this.#call(
-          "GET_ORDER",
-          { client_order_id: order.client_order_id },
-          giveUpAt - Date.now(),
-        );
-      } catch (error) {
-        const err = toBrokerError(error);
-        // Final answers about the id itself: it was used before (today), for this or another order.
-        if (err.code === "CLOSED" || err.code === "DUPLICATE_ORDER" || err.code === "IDEMPOTENCY_MISMATCH")
-          throw err;
-        if (err.code !== "NOT_FOUND") {
-          // Still unknown (timeout, network, open circuit): ask again shortly, within the window.
-          last = err;
-          await sleep(
-            Math.min(err.retryAfterMs ?? 250, 250, Math.max(0, giveUpAt - Date.now())),
-            this.#closed.signal,
-          );
-          if (this.#closed.signal.aborted) {
-            throw new BrokerError(
-              "CLOSED",
-              `broker closed while order ${order.client_order_id}'s outcome was unknown (${last.message}); it will show in order events if it was placed`,
-            );
-          }
-          continue;
+    return settlePlacement({
+      clientId: order.client_order_id,
+      first,
+      windowMs: this.settings.resolve_window_ms,
+      sendBy,
+      ttlMs: this.settings.queue.ttl_ms,
+      venue: "the server",
+      signal: this.#closed.signal,
+      isUnknown: isUnknownOutcome,
+      lookup: async (remainingMs) => {
+        try {
+          return await this.#call("GET_ORDER", { client_order_id: order.client_order_id }, remainingMs);
+        } catch (error) {
+          if (toBrokerError(error).code === "NOT_FOUND") return undefined;
+          throw error;
         }
-      }
-      const ttl = sendBy - Date.now();
-      if (ttl <= 0) {
-        throw new BrokerError(
-          "EXPIRED",
-          `order ${order.client_order_id} never reached the server and its ${this.settings.queue.ttl_ms} ms time to live has passed; not placed`,
-        );
-      }
-      try {
-        return await this.#call("PLACE_ORDER", { order }, ttl);
-      } catch (error) {
-        const err = toBrokerError(error);
-        if (!isUnknownOutcome(err)) throw err;
-        last = err;
-      }
-    }
-    throw new BrokerError(
-      "NETWORK",
-      `order ${order.client_order_id}: outcome still unknown after ${window} ms (${last.message}); it will show in order events if it was placed`,
-    );
+      },
+      // Final answers about the id itself: it was used before (today), for this or another order.
+      isFinal: (err) =>
+        err.code === "CLOSED" || err.code === "DUPLICATE_ORDER" || err.code === "IDEMPOTENCY_MISMATCH",
+      resend: (ttl) => this.#call("PLACE_ORDER", { order }, ttl),
+    });
   }
 
   /**
@@ -673,10 +638,6 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 }
 
 type Send = (message: { type: string; [key: string]: unknown }) => Promise<unknown>;
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** The whole order book, page by page (the gateway answers at most WIRE_LIMITS.maxPage at once). */
 async function readBook(

@@ -12,7 +12,7 @@ import { errorFrame, isObject, parseRequest, readableId, REQUEST_TYPE_SET, resul
 import type { GatewaySettings } from "./options";
 import type { Placements } from "./placements";
 import type { Pushes } from "./pushes";
-import type { QuoteSubscriptions } from "./quote-subscriptions";
+import type { QuoteSubscriptions } from "../common/quote-subscriptions";
 
 /** A reply that is ready now, or once the broker answers. */
 export type Reply = string | Promise<string>;

@@ -2,6 +2,7 @@ import type { ErrorCode } from "../protocol/errors";
 import { formatIssues } from "../protocol/validate";
 import type { RequestType, WireRequest } from "../protocol/wire";
 import { REQUEST_SCHEMAS, REQUEST_TYPES } from "../protocol/wire";
+import { isRecord } from "../common/is-record";
 
 /** Reading requests off the wire and writing answers onto it (docs/PROTOCOL.md, frames). */
 
@@ -39,17 +40,13 @@ export function errorFrame(
   return JSON.stringify({ type: "ERROR", id, error });
 }
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
+export { isRecord as isObject } from "../common/is-record";
 
 /** The message's id when it is a usable RequestId, so even a refused message is answered by id. */
 export function readableId(message: unknown): string | null {
-  if (!isObject(message)) return null;
+  if (!isRecord(message)) return null;
   const id = message.id;
   return typeof id === "string" && id.length > 0 && id.length <= 64 ? id : null;
 }
 
-export function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+export { messageOf as describe } from "../common/error-message";

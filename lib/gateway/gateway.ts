@@ -21,10 +21,11 @@ import type { GatewayOptions, GatewaySettings } from "./options";
 import { parseGatewayOptions } from "./options";
 import { Placements } from "./placements";
 import { Pushes } from "./pushes";
-import { QuoteSubscriptions } from "./quote-subscriptions";
+import { QuoteSubscriptions } from "../common/quote-subscriptions";
 
 export type { GatewayOptions, GatewaySettings } from "./options";
-export { MAX_SYMBOLS_PER_CONNECTION } from "./quote-subscriptions";
+/** Quote subscriptions one connection may hold: each costs the broker a tracked symbol. */
+export const MAX_SYMBOLS_PER_CONNECTION = 3000;
 
 /**
  * The v1 protocol server: exposes any BrokerInterface to WebSocket clients (docs/PROTOCOL.md).
@@ -94,7 +95,12 @@ export class Gateway {
       now: settings.now,
       defaultAccount: settings.account,
     });
-    this.#quotes = new QuoteSubscriptions(settings.broker, settings.log);
+    this.#quotes = new QuoteSubscriptions({
+      source: settings.broker,
+      cap: { max: MAX_SYMBOLS_PER_CONNECTION, holder: "a connection" },
+      onUnsubscribeFailed: (keys, error) =>
+        settings.log.warn(`gateway: unsubscribing ${keys.join(", ")} failed: ${describe(error)}`),
+    });
     this.#pushes = new Pushes({
       clients: this.#clients,
       durable: settings.durable,

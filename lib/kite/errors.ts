@@ -1,4 +1,5 @@
 import { BrokerError } from "../protocol/errors";
+import { isUnknownOutcome as isNoAnswer } from "../common/unknown-outcome";
 
 /** What kiteconnect rejects with (a plain object, not an Error; KITE.md §5), or resolves on a bad reply. */
 export interface KiteErrorBody {
@@ -99,5 +100,5 @@ export function mapKiteError(error: unknown, what = "Kite request"): BrokerError
  * open, to be settled by looking before anything is reported (issue 10, defect 1).
  */
 export function isUnknownOutcome(error: BrokerError): boolean {
-  return error.code === "NETWORK" || error.code === "TIMEOUT" || error.code === "INTERNAL";
+  return isNoAnswer(error) || error.code === "INTERNAL";
 }

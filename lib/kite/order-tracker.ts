@@ -1,7 +1,7 @@
 import type { OrderEventType, OrderSnapshot } from "../protocol";
 import { isTerminal } from "../protocol/orders";
 import { canTransition } from "../protocol/state-machine";
-import { RetentionQueue } from "../paper/retention-queue";
+import { RetentionQueue } from "../common/retention-queue";
 import type { KiteOrder } from "./mapping";
 import { toOrderSnapshot } from "./mapping";
 

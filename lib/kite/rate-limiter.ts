@@ -1,4 +1,4 @@
-import { sleep } from "../ws/sleep";
+import { sleep } from "../common/sleep";
 import { BrokerError } from "../protocol/errors";
 
 /**

@@ -6,6 +6,7 @@ import type { KiteSettings } from "../brokers/kite-settings";
 import { SESSION_EXPIRED, isKiteErrorBody, mapKiteError } from "./errors";
 import type { KiteOrder, KiteTrigger } from "./mapping";
 import { RateLimiter, kiteWindows } from "./rate-limiter";
+import { isRecord } from "../common/is-record";
 
 /** The kiteconnect methods the broker calls, typed loosely: the 5.3.0 types lag the API (KITE.md §11.8). */
 export interface KiteRest {
@@ -51,10 +52,6 @@ function loginFailure(error: unknown, what: string): BrokerError {
 
 /** Which of Kite's limits a call counts against (KITE.md §9). */
 export type Lane = "order" | "request" | "quote" | "historical";
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 export function isKiteOrder(value: unknown): value is KiteOrder {
   return (

@@ -1,7 +1,7 @@
 import type { OrderSnapshot, Trade } from "../protocol";
 import { toBrokerError } from "../protocol/errors";
 import { MAX_TRADES_PER_EVENT } from "../protocol/trade";
-import { sleep } from "../ws/sleep";
+import { sleep } from "../common/sleep";
 import type { BrokerLogger } from "../brokers/logger";
 import { parseKiteTimestamp } from "./time";
 

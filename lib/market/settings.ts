@@ -7,6 +7,7 @@ import { parseOrThrow } from "./issues";
 import { LiquiditySettings } from "./liquidity";
 import { MarginSettings } from "./margin";
 import { CalendarSettings } from "./trading-calendar";
+import { isRecord } from "../common/is-record";
 
 export const ChargesSettings = z.strictObject({
   enabled: z.boolean().default(true),
@@ -54,13 +55,9 @@ export const PRESETS: Readonly<
   },
 });
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** Objects merge key by key (so one rate can be edited); anything else, arrays too, replaces. */
 function merge(base: unknown, override: unknown): unknown {
-  if (!isPlainObject(base) || !isPlainObject(override)) return override === undefined ? base : override;
+  if (!isRecord(base) || !isRecord(override)) return override === undefined ? base : override;
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(override)) out[key] = merge(base[key], value);
   return out;
@@ -73,7 +70,7 @@ function merge(base: unknown, override: unknown): unknown {
  * CONFIG error naming its path ("market.calendar.open: must be a time written HH:MM ...").
  */
 export function parseMarketSettings(input: unknown = {}): MarketSettings {
-  if (!isPlainObject(input)) throw new BrokerError("CONFIG", "market: must be an object");
+  if (!isRecord(input)) throw new BrokerError("CONFIG", "market: must be an object");
   const preset = MarketPreset.safeParse(input.preset ?? "relaxed");
   if (!preset.success) throw new BrokerError("CONFIG", `market.preset: ${preset.error.issues[0]!.message}`);
   const merged: Record<string, unknown> = { preset: preset.data };
@@ -87,7 +84,7 @@ export function parseMarketSettings(input: unknown = {}): MarketSettings {
   }
   for (const section of SECTIONS) {
     const override = input[section];
-    if (override !== undefined && !isPlainObject(override)) {
+    if (override !== undefined && !isRecord(override)) {
       throw new BrokerError("CONFIG", `market.${section}: must be an object`);
     }
     merged[section] = merge(PRESETS[preset.data][section], override ?? {});

@@ -16,7 +16,7 @@ import type {
 import type { PositionKey } from "./ledger";
 import { positionKey } from "./ledger";
 import type { Paise } from "./money";
-import { RetentionQueue } from "./retention-queue";
+import { RetentionQueue } from "../common/retention-queue";
 import { gttRecord, orderRecord } from "./views";
 
 /** Everything one operation changed: written to the journal as one record, then announced. */

@@ -11,6 +11,7 @@ import { constants as fsConstants, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import { crc32 } from "node:zlib";
+import { messageOf } from "../common/error-message";
 
 export interface JournalLog {
   warn(message: string): void;
@@ -47,10 +48,6 @@ export interface JournalContents<S, R> {
 const DEFAULT_FSYNC_INTERVAL_MS = 100;
 const NEWLINE = 0x0a;
 const noopLog: JournalLog = { warn: () => undefined };
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 function errorCode(err: unknown): string | undefined {
   if (typeof err === "object" && err !== null && "code" in err) {

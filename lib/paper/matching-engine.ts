@@ -7,7 +7,7 @@ import type { Change, PaperAccount } from "./account";
 import type { GttState, OrderState } from "./account-state";
 import { buyReference, fillPrice, triggered, triggerPassed } from "./fill-rules";
 import { firedLeg } from "./gtt-book";
-import { newClientOrderId } from "./ids";
+import { newClientOrderId } from "../common/ids";
 import { copyOrderOptions, visibleQuantity } from "./order-coverage";
 import { applyFill, positionKey } from "./ledger";
 import type { Paise } from "./money";

@@ -1,5 +1,5 @@
 import { BrokerError } from "./errors";
-import type { OrderStatus } from "./orders";
+import { OrderStatus } from "./orders";
 
 /**
  * The written order state machine: for each status, the statuses that may follow it.
@@ -13,16 +13,8 @@ import type { OrderStatus } from "./orders";
  * Everything else out of a terminal status is illegal, and so is going back to PENDING.
  */
 const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
-  PENDING: [
-    "PENDING",
-    "OPEN",
-    "TRIGGER_PENDING",
-    "PARTIALLY_FILLED",
-    "FILLED",
-    "CANCELLED",
-    "REJECTED",
-    "EXPIRED",
-  ],
+  // Any status, PENDING included: a venue may report any first answer (or repeat "sent").
+  PENDING: OrderStatus.options,
   OPEN: ["OPEN", "TRIGGER_PENDING", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"],
   TRIGGER_PENDING: [
     "TRIGGER_PENDING",

@@ -3,6 +3,7 @@ import path from "node:path";
 import { z } from "zod";
 import { IsoTimestamp } from "../protocol/fields";
 import { TradingState } from "../protocol/events";
+import { messageOf } from "../common/error-message";
 
 /**
  * What the guard keeps on disk beside the account: the trading state (so a restart or redeploy
@@ -22,10 +23,6 @@ export type RiskStateRecord = z.output<typeof RiskStateRecord>;
 
 export type LoadedState =
   { kind: "missing" } | { kind: "ok"; record: RiskStateRecord } | { kind: "corrupt"; why: string };
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** Reads the state file; a file that exists but cannot be read or understood is "corrupt". */
 export async function loadState(file: string): Promise<LoadedState> {

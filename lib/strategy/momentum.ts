@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { newClientOrderId } from "../paper/ids";
+import { newClientOrderId } from "../common/ids";
 import type { Side } from "../protocol/fields";
 import { Exchange, Product, Quantity, Symbol } from "../protocol/fields";
 import type { OrderRequestInput, OrderSnapshot } from "../protocol/orders";

@@ -9,6 +9,8 @@ import { Backoff } from "./backoff";
 import type { BackoffOptions } from "./backoff";
 import { SendQueue } from "./send-queue";
 import type { TokenBucket } from "./token-bucket";
+import { messageOf } from "../common/error-message";
+import { isRecord } from "../common/is-record";
 
 /** What request() sends: any JSON object with a `type`; the client adds the `id`. */
 export interface OutboundMessage {
@@ -391,7 +393,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       json = `{"id":"${id}",${JSON.stringify(message).slice(1)}`;
     } catch (error) {
       reject(
-        new BrokerError("VALIDATION", `${type} cannot be sent as JSON: ${errorText(error)}`, {
+        new BrokerError("VALIDATION", `${type} cannot be sent as JSON: ${messageOf(error)}`, {
           cause: error,
         }),
       );
@@ -516,7 +518,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
         ...(this.#maxInboundFrameBytes === undefined ? {} : { maxPayload: this.#maxInboundFrameBytes }),
       });
     } catch (error) {
-      this.#scheduleRetry(`cannot open ${this.url}: ${errorText(error)}`);
+      this.#scheduleRetry(`cannot open ${this.url}: ${messageOf(error)}`);
       return;
     }
     const link: Link = {
@@ -811,7 +813,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       parsed = JSON.parse(text);
     } catch (error) {
       this.#report(
-        new BrokerError("BAD_FRAME", `frame from server is not JSON (${errorText(error)}): ${excerpt(text)}`),
+        new BrokerError("BAD_FRAME", `frame from server is not JSON (${messageOf(error)}): ${excerpt(text)}`),
       );
       return;
     }
@@ -946,10 +948,6 @@ function malformedError(message: Record<string, unknown>): BrokerError {
   );
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function rawText(data: WebSocket.RawData): string {
   if (Buffer.isBuffer(data)) return data.toString("utf8");
   if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
@@ -959,10 +957,6 @@ function rawText(data: WebSocket.RawData): string {
 function excerpt(text: string | undefined): string {
   if (text === undefined) return String(text);
   return text.length > 120 ? `${text.slice(0, 120)}…` : text;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function describeClose(code: number, reason: string): string {

@@ -4,7 +4,7 @@ import { parseOrThrow } from "../../lib/protocol/validate";
 import { linkBroker } from "../shared/broker-link";
 import { handleInput, isPlainObject } from "../shared/input";
 import { successStatus } from "../shared/status";
-import { editorValues, resolveFields } from "../shared/typed-input";
+import { editorValues, mergeEditorValues, resolveFields } from "../shared/typed-input";
 import type { ResolvedField } from "../shared/typed-input";
 
 interface CancelOrderDef extends NodeDef {
@@ -35,10 +35,17 @@ export = function (RED: NodeAPI): void {
   function startCancelOrder(node: CancelOrderNode, def: CancelOrderDef): void {
     const fields = resolveFields(def, [{ field: "order_id", prop: "orderId" }]);
     node.editorFields = fields;
+    const idFixed = fields.some((field) => field.fixed);
     const broker = linkBroker(RED, node, def.broker);
 
     handleInput(node, async (msg, send) => {
-      const order_id = orderIdIn(msg.payload) ?? (await editorValues(RED, node, fields, msg)).order_id;
+      const given = orderIdIn(msg.payload);
+      // The editor's value is evaluated only when it is needed: no id in the payload, or a fixed one.
+      const order_id =
+        given !== undefined && !idFixed
+          ? given
+          : mergeEditorValues({ order_id: given }, await editorValues(RED, node, fields, msg), fields)
+              .order_id;
       const request = parseOrThrow(CancelRequest, { order_id }, "cancel request");
       const snapshot = await (await broker.ready()).cancelOrder(request.order_id);
       msg.payload = snapshot;

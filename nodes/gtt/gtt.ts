@@ -8,7 +8,7 @@ import { linkBroker } from "../shared/broker-link";
 import { fillMissing, handleInput, isPlainObject, payloadFields } from "../shared/input";
 import { successStatus } from "../shared/status";
 import type { EditorField, ResolvedField } from "../shared/typed-input";
-import { editorValues, resolveFields } from "../shared/typed-input";
+import { editorValues, mergeEditorValues, resolveFields } from "../shared/typed-input";
 
 const ACTIONS = ["place", "modify", "delete"] as const;
 type GttAction = (typeof ACTIONS)[number];
@@ -61,13 +61,18 @@ export = function (RED: NodeAPI): void {
     node.gttType = editorType;
     const requestFields = resolveFields(def, REQUEST_FIELDS);
     const idFields = resolveFields(def, [{ field: "gtt_id", prop: "gttId" }]);
+    const idFixed = idFields.some((field) => field.fixed);
     const broker = linkBroker(RED, node, def.broker);
 
     async function requestOf(
       msg: NodeMessageInFlow,
       fields: readonly ResolvedField[],
     ): Promise<Record<string, unknown>> {
-      return fillMissing(payloadFields(msg.payload), await editorValues(RED, node, fields, msg));
+      return mergeEditorValues(
+        payloadFields(msg.payload),
+        await editorValues(RED, node, fields, msg),
+        fields,
+      );
     }
 
     /** The GTT request in a place or modify message, with the editor's type when it names none. */
@@ -93,7 +98,12 @@ export = function (RED: NodeAPI): void {
         }
         case "delete": {
           // Like cancel-order: only the id matters, so a GTT snapshot (or its id as a string) will do.
-          const gtt_id = idIn(msg.payload) ?? (await editorValues(RED, node, idFields, msg)).gtt_id;
+          const given = idIn(msg.payload);
+          const gtt_id =
+            given !== undefined && !idFixed
+              ? given
+              : mergeEditorValues({ gtt_id: given }, await editorValues(RED, node, idFields, msg), idFields)
+                  .gtt_id;
           const ref = parseOrThrow(GttRef, { gtt_id }, "GTT");
           return (gtts) => gtts.deleteGtt(ref.gtt_id);
         }

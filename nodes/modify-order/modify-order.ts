@@ -2,10 +2,10 @@ import type { Node, NodeAPI, NodeDef } from "node-red";
 import { ModifyRequest, OrderChanges } from "../../lib/protocol/orders";
 import { parseOrThrow } from "../../lib/protocol/validate";
 import { linkBroker } from "../shared/broker-link";
-import { fillMissing, handleInput, payloadFields } from "../shared/input";
+import { handleInput, payloadFields } from "../shared/input";
 import { successStatus } from "../shared/status";
 import type { EditorField, ResolvedField } from "../shared/typed-input";
-import { editorValues, resolveFields } from "../shared/typed-input";
+import { editorValues, mergeEditorValues, resolveFields } from "../shared/typed-input";
 
 interface ModifyOrderDef extends NodeDef {
   broker?: string;
@@ -38,7 +38,8 @@ export = function (RED: NodeAPI): void {
     const broker = linkBroker(RED, node, def.broker);
 
     handleInput(node, async (msg, send) => {
-      const fieldsIn = fillMissing(payloadFields(msg.payload), await editorValues(RED, node, fields, msg));
+      const values = await editorValues(RED, node, fields, msg);
+      const fieldsIn = mergeEditorValues(payloadFields(msg.payload), values, fields);
       const { order_id, ...changes } = parseOrThrow(ModifyRequest, fieldsIn, "modify request");
       parseOrThrow(OrderChanges, changes, "modify request");
       const snapshot = await (await broker.ready()).modifyOrder(order_id, changes);

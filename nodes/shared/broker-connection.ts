@@ -6,6 +6,7 @@ import { BrokerError, toBrokerError } from "../../lib/protocol/errors";
 import type { RiskEvent } from "../../lib/protocol/events";
 import type { KillCommand, KillOptions, KillOutcome, RiskGuard } from "../../lib/risk/guard";
 import { isGuarded } from "../../lib/risk/guard";
+import { QuoteSubscriptions } from "../../lib/common/quote-subscriptions";
 import { toError } from "./errors";
 
 /** What createBroker returns: the broker, plus an account reset where the broker has one (paper). */
@@ -63,8 +64,15 @@ export class BrokerConnection {
   readonly #options: ConnectionOptions;
   readonly #unusable: Unusable | undefined;
   readonly #sessions = new Set<BrokerSession>();
-  /** Instrument key → the sessions subscribed to it; the broker itself does not count. */
-  readonly #quoteHolders = new Map<string, Set<BrokerSession>>();
+  /** Quote subscriptions counted over the sessions; the broker itself does not count. */
+  readonly #quotes = new QuoteSubscriptions<BrokerSession>({
+    source: {
+      subscribeQuotes: async (keys) => (await this.ready()).subscribeQuotes(keys),
+      unsubscribeQuotes: (keys) => this.#unsubscribeOnBroker(keys),
+    },
+    onUnsubscribeFailed: (keys, error) =>
+      this.#options.log.warn(`unsubscribing ${keys.join(", ")} failed: ${toError(error).message}`),
+  });
 
   #broker: ManagedBroker | undefined;
   #detachBroker: (() => void) | undefined;
@@ -97,7 +105,7 @@ export class BrokerConnection {
 
   /** Quote subscriptions held on the broker, by instrument key, with how many users hold each. */
   quoteHolders(): Map<string, number> {
-    return new Map(Array.from(this.#quoteHolders, ([key, holders]) => [key, holders.size]));
+    return this.#quotes.counts();
   }
 
   get status(): NodeStatus {
@@ -195,33 +203,11 @@ export class BrokerConnection {
   }
 
   async subscribe(session: BrokerSession, keys: readonly string[]): Promise<void> {
-    const taken: string[] = [];
-    const first: string[] = [];
-    for (const key of keys) {
-      if (session.symbols.has(key)) continue;
-      session.symbols.add(key);
-      taken.push(key);
-      let holders = this.#quoteHolders.get(key);
-      if (holders === undefined) {
-        holders = new Set();
-        this.#quoteHolders.set(key, holders);
-      }
-      holders.add(session);
-      if (holders.size === 1) first.push(key);
-    }
-    if (first.length === 0) return;
-    try {
-      const broker = await this.ready();
-      await broker.subscribeQuotes(first);
-    } catch (error) {
-      this.#release(session, taken);
-      throw error;
-    }
+    await this.#quotes.subscribe(session, keys);
   }
 
   async unsubscribe(session: BrokerSession, keys: readonly string[]): Promise<void> {
-    const last = this.#release(session, keys);
-    await this.#unsubscribeOnBroker(last);
+    await this.#quotes.unsubscribe(session, keys);
   }
 
   /**
@@ -362,28 +348,15 @@ export class BrokerConnection {
   async #deregister(session: BrokerSession): Promise<void> {
     if (!this.#sessions.delete(session)) return;
     session.detachAll();
-    const last = this.#release(session, Array.from(session.symbols));
-    try {
-      if (this.#sessions.size === 0) await this.#closeBroker();
-      else await this.#unsubscribeOnBroker(last);
-    } catch (error) {
-      this.#options.log.warn(toError(error).message);
+    if (this.#sessions.size === 0) {
+      // The broker goes with its subscriptions: nothing to unsubscribe one by one.
+      this.#quotes.clear();
+      await this.#closeBroker();
+      return;
     }
-  }
-
-  /** Drops the session's hold on `keys`; returns the keys nobody holds any more. */
-  #release(session: BrokerSession, keys: readonly string[]): string[] {
-    const last: string[] = [];
-    for (const key of keys) {
-      if (!session.symbols.delete(key)) continue;
-      const holders = this.#quoteHolders.get(key);
-      holders?.delete(session);
-      if (holders !== undefined && holders.size === 0) {
-        this.#quoteHolders.delete(key);
-        last.push(key);
-      }
-    }
-    return last;
+    // Not awaited: the broker's unsubscribe queues behind any subscribe still waiting to connect,
+    // and a leaving node must not wait for that; calls still reach the broker in order.
+    this.#quotes.releaseAll(session);
   }
 
   async #unsubscribeOnBroker(keys: readonly string[]): Promise<void> {
@@ -401,8 +374,7 @@ export class BrokerConnection {
     this.#detachBroker = undefined;
     this.#connecting = undefined;
     this.#refused = undefined;
-    this.#quoteHolders.clear();
-    for (const session of this.#sessions) session.symbols.clear();
+    this.#quotes.clear();
 
     const key = this.#options.accountKey;
     // Listeners stay until the broker has really closed: an error emitted with none would crash.

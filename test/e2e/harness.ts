@@ -44,8 +44,10 @@ export function packNodes(): PackNode[] {
   return Object.keys(pkg["node-red"].nodes).map((dir) => {
     const base = path.join(ROOT, "nodes", dir);
     const html = fs.readFileSync(path.join(base, `${dir}.html`), "utf8");
-    const type = /registerType\(\s*"([^"]+)"/.exec(html)?.[1];
-    const category = /category:\s*"([^"]+)"/.exec(html)?.[1];
+    const type = /(?:registerType|registerNode)\(\s*"([^"]+)"/.exec(html)?.[1];
+    // registerNode (resources/editor.js) files a node under "trading" unless its spec says otherwise.
+    const category =
+      /category:\s*"([^"]+)"/.exec(html)?.[1] ?? (/registerNode\(/.test(html) ? "trading" : undefined);
     if (type === undefined || category === undefined) throw new Error(`${dir}.html: no registerType`);
     const catalogue = JSON.parse(
       fs.readFileSync(path.join(base, "locales", "en-US", `${dir}.json`), "utf8"),

@@ -14,21 +14,14 @@ import {
   logged,
   nextMessage,
   paperBroker,
-  paperConfig,
   teardownRuntime,
+  userFlow,
 } from "./support";
 
 const NODES = [brokerNode, cancelOrderNode, placeOrderNode];
 
 function flow(cancel: Record<string, unknown> = {}): FlowNode[] {
-  return [
-    { id: TAB, type: "tab", label: "cancel" },
-    paperConfig(),
-    { id: "x1", type: "trading-cancel-order", z: TAB, name: "", broker: "b1", wires: [["out"]], ...cancel },
-    { id: "out", type: "helper", z: TAB },
-    { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
-    { id: "caught", type: "helper", z: TAB },
-  ];
+  return userFlow({ id: "x1", type: "trading-cancel-order", ...cancel });
 }
 
 async function restingOrder(): Promise<OrderSnapshot> {

@@ -17,6 +17,7 @@ import {
   nextMessage,
   paperConfig,
   teardownRuntime,
+  userFlow,
 } from "./support";
 
 const NODES = [brokerNode, instrumentsNode];
@@ -24,14 +25,7 @@ const API_KEY = "instruments-key";
 const TOKEN = "instruments-token-never-logged-51c2";
 
 function flow(config: FlowNode, node: Record<string, unknown> = {}): FlowNode[] {
-  return [
-    { id: TAB, type: "tab", label: "instruments" },
-    config,
-    { id: "i1", type: "trading-instruments", z: TAB, name: "", broker: "b1", wires: [["out"]], ...node },
-    { id: "out", type: "helper", z: TAB },
-    { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
-    { id: "caught", type: "helper", z: TAB },
-  ];
+  return userFlow({ id: "i1", type: "trading-instruments", ...node }, { config });
 }
 
 function kiteConfig(fake: FakeKite): FlowNode {

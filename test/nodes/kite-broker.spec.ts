@@ -2,7 +2,6 @@
 // KiteSettings, and the user nodes trade against the fake Kite (REST + ticker) on 127.0.0.1.
 import assert from "node:assert/strict";
 import path from "node:path";
-import type { NodeStatus } from "node-red";
 import { KiteBroker } from "../../lib/brokers/kite-broker";
 import { KiteSettings } from "../../lib/brokers/kite-settings";
 import type { OrderEvent, OrderSnapshot } from "../../lib/protocol";
@@ -12,11 +11,20 @@ import orderbookNode = require("../../nodes/orderbook/orderbook");
 import placeOrderNode = require("../../nodes/place-order/place-order");
 import quotesNode = require("../../nodes/quotes/quotes");
 import { FakeKite } from "../fakes/fake-kite";
+import {
+  assertNeverLogged,
+  hasText,
+  listenerCounts,
+  place,
+  redeployUsers,
+  sockets,
+  timers,
+  until,
+} from "./remote-support";
 import type { FlowNode } from "./support";
 import {
   ERROR,
   TAB,
-  activeResources,
   collect,
   configNode,
   delay,
@@ -34,7 +42,6 @@ const NODES = [brokerNode, placeOrderNode, orderEventsNode, orderbookNode, quote
 const API_KEY = "kite-node-key";
 const TOKEN = "kite-access-token-never-logged-7f3b";
 const CREDENTIALS = { b1: { apiKey: API_KEY, accessToken: TOKEN } };
-const BROKER_EVENTS = ["order", "gtt", "quote", "state", "error"] as const;
 const SESSION_EXPIRED = "Kite session expired: log in again";
 
 function kiteConfig(fake: FakeKite, overrides: Record<string, unknown> = {}): FlowNode {
@@ -82,58 +89,10 @@ function flow(config: FlowNode, users: FlowNode[] = USERS): FlowNode[] {
   return [{ id: TAB, type: "tab", label: "kite" }, config, ...users, ...OUTPUTS];
 }
 
-function hasText(text: string): (status: NodeStatus) => boolean {
-  return (status) => status.text === text;
-}
-
 async function kiteBroker(id = "b1"): Promise<KiteBroker> {
   const broker = await configNode(id).connection.ready();
   assert.ok(broker instanceof KiteBroker);
   return broker;
-}
-
-async function place(fields: Record<string, unknown> = {}): Promise<OrderSnapshot> {
-  const out = nextMessage("out", 5000);
-  getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1, ...fields } });
-  return (await out).payload as OrderSnapshot;
-}
-
-function everyLogLine(): string {
-  return helper
-    .log()
-    .args.map(([event]) => {
-      const msg = event.msg;
-      if (msg instanceof Error) return `${msg.message}\n${msg.stack ?? ""}`;
-      return typeof msg === "string" ? msg : JSON.stringify(msg);
-    })
-    .join("\n");
-}
-
-function assertNeverLogged(...secrets: string[]): void {
-  const lines = everyLogLine();
-  assert.ok(lines.length > 0, "the runtime logged something to search");
-  for (const secret of secrets) assert.ok(!lines.includes(secret), `"${secret}" is not in the log`);
-}
-
-async function until(predicate: () => boolean, what: () => string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what()}`);
-    await delay(10);
-  }
-}
-
-function sockets(): number {
-  const counts = activeResources();
-  return (counts.TCPSocketWrap ?? 0) + (counts.TCPWRAP ?? 0) + (counts.TLSWRAP ?? 0);
-}
-
-function timers(): number {
-  return activeResources().Timeout ?? 0;
-}
-
-function listenerCounts(emitter: NodeJS.EventEmitter): Record<string, number> {
-  return Object.fromEntries(BROKER_EVENTS.map((event) => [event, emitter.listenerCount(event)]));
 }
 
 describe("trading-broker, kite kind", function () {
@@ -518,34 +477,7 @@ describe("trading-broker, kite kind", function () {
     const DEPLOYS = 50;
 
     function redeployFlow(round: number): FlowNode[] {
-      const users: FlowNode[] = [
-        {
-          id: "p1",
-          type: "trading-place-order",
-          z: TAB,
-          name: `order ${round}`,
-          broker: "b1",
-          wires: [["out"]],
-        },
-        {
-          id: "e1",
-          type: "trading-order-events",
-          z: TAB,
-          name: `events ${round}`,
-          broker: "b1",
-          wires: [["events"]],
-        },
-        {
-          id: "q1",
-          type: "trading-quotes",
-          z: TAB,
-          name: "quotes",
-          broker: "b1",
-          symbols: "INFY, TCS",
-          wires: [["ticks"]],
-        },
-        { id: "ticks", type: "helper", z: TAB },
-      ];
+      const users = redeployUsers(round);
       return flow(kiteConfig(fake, { name: `kite ${round}` }), users);
     }
 

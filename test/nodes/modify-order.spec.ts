@@ -5,7 +5,6 @@ import modifyOrderNode = require("../../nodes/modify-order/modify-order");
 import type { FlowNode } from "./support";
 import {
   ERROR,
-  TAB,
   freshRuntime,
   getNode,
   helper,
@@ -13,21 +12,14 @@ import {
   logged,
   nextMessage,
   paperBroker,
-  paperConfig,
   teardownRuntime,
+  userFlow,
 } from "./support";
 
 const NODES = [brokerNode, modifyOrderNode];
 
 function flow(modify: Record<string, unknown> = {}): FlowNode[] {
-  return [
-    { id: TAB, type: "tab", label: "modify" },
-    paperConfig(),
-    { id: "m1", type: "trading-modify-order", z: TAB, name: "", broker: "b1", wires: [["out"]], ...modify },
-    { id: "out", type: "helper", z: TAB },
-    { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
-    { id: "caught", type: "helper", z: TAB },
-  ];
+  return userFlow({ id: "m1", type: "trading-modify-order", ...modify });
 }
 
 /** A BUY LIMIT below the market: it rests OPEN until modified or cancelled. */

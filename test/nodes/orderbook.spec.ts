@@ -5,7 +5,6 @@ import orderbookNode = require("../../nodes/orderbook/orderbook");
 import type { FlowNode } from "./support";
 import {
   ERROR,
-  TAB,
   freshRuntime,
   getNode,
   helper,
@@ -13,21 +12,14 @@ import {
   logged,
   nextMessage,
   paperBroker,
-  paperConfig,
   teardownRuntime,
+  userFlow,
 } from "./support";
 
 const NODES = [brokerNode, orderbookNode];
 
 function flow(book: Record<string, unknown> = {}): FlowNode[] {
-  return [
-    { id: TAB, type: "tab", label: "book" },
-    paperConfig(),
-    { id: "o1", type: "trading-orderbook", z: TAB, name: "", broker: "b1", wires: [["out"]], ...book },
-    { id: "out", type: "helper", z: TAB },
-    { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
-    { id: "caught", type: "helper", z: TAB },
-  ];
+  return userFlow({ id: "o1", type: "trading-orderbook", ...book });
 }
 
 interface Book {

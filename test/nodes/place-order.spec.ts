@@ -6,7 +6,6 @@ import { waitFor } from "../support/wait";
 import type { FlowNode } from "./support";
 import {
   ERROR,
-  TAB,
   collect,
   configNode,
   freshRuntime,
@@ -19,19 +18,13 @@ import {
   paperConfig,
   statusMatching,
   teardownRuntime,
+  userFlow,
 } from "./support";
 
 const NODES = [brokerNode, placeOrderNode];
 
 function flow(order: Record<string, unknown> = {}, config: FlowNode = paperConfig()): FlowNode[] {
-  return [
-    { id: TAB, type: "tab", label: "place order" },
-    config,
-    { id: "n1", type: "trading-place-order", z: TAB, name: "buy", broker: "b1", wires: [["out"]], ...order },
-    { id: "out", type: "helper", z: TAB },
-    { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
-    { id: "caught", type: "helper", z: TAB },
-  ];
+  return userFlow({ type: "trading-place-order", name: "buy", ...order }, { config });
 }
 
 interface CaughtError {

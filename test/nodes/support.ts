@@ -62,6 +62,39 @@ export function paperConfig(id = "b1", overrides: Record<string, unknown> = {}):
   };
 }
 
+/**
+ * The flow a node spec starts from: a tab, a paper broker config "b1", the node under test (on that
+ * tab, using that broker, wired to helper "out"), and a Catch wired to helper "caught". `node` may
+ * override any of those (a second output, another broker); `extra` nodes join the same tab.
+ */
+export function userFlow(
+  node: { type: string; [property: string]: unknown },
+  options: { config?: FlowNode; extra?: FlowNode[] } = {},
+): FlowNode[] {
+  const config = options.config ?? paperConfig();
+  return [
+    { id: TAB, type: "tab", label: node.type },
+    config,
+    { id: "n1", z: TAB, name: "", broker: config.id, wires: [["out"]], ...node },
+    { id: "out", type: "helper", z: TAB },
+    { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
+    { id: "caught", type: "helper", z: TAB },
+    ...(options.extra ?? []).map((extra) => ({ z: TAB, ...extra })),
+  ];
+}
+
+/** Loads `flow` and waits until its paper broker is connected; the broker, for setting prices. */
+export async function loadUserFlow(
+  nodes: Parameters<typeof helper.load>[0],
+  flow: FlowNode[],
+  credentials?: Parameters<typeof helper.load>[2],
+): Promise<PaperBroker> {
+  await helper.load(nodes, flow, credentials);
+  const config = flow.find((node) => node.type === "trading-broker");
+  assert.ok(config !== undefined, "the flow has a trading-broker config node");
+  return paperBroker(config.id);
+}
+
 export function configNode(id = "b1"): BrokerConfigNode {
   const node = helper.getNode(id);
   assert.ok(isBrokerConfigNode(node), `${id} is a trading-broker config node`);

@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import type { NodeStatus } from "node-red";
 import { PaperBroker } from "../../lib/brokers/paper-broker";
 import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
 import { Gateway } from "../../lib/gateway/gateway";
@@ -14,11 +13,21 @@ import orderbookNode = require("../../nodes/orderbook/orderbook");
 import placeOrderNode = require("../../nodes/place-order/place-order");
 import quotesNode = require("../../nodes/quotes/quotes");
 import { SERVER_CERT_PEM, SERVER_KEY_PEM, TEST_CA_PEM } from "../support/tls-fixture";
+import {
+  assertNeverLogged,
+  everyLogLine,
+  hasText,
+  listenerCounts,
+  place,
+  redeployUsers,
+  sockets,
+  timers,
+  until,
+} from "./remote-support";
 import type { FlowNode } from "./support";
 import {
   ERROR,
   TAB,
-  activeResources,
   collect,
   configNode,
   delay,
@@ -38,7 +47,6 @@ const NODES = [brokerNode, placeOrderNode, orderEventsNode, orderbookNode, quote
 const KEY = "node-spec-key";
 const SECRET = "s3cret-that-must-never-be-logged-5d1e";
 const CREDENTIALS = { b1: { apiKey: KEY, apiSecret: SECRET } };
-const BROKER_EVENTS = ["order", "gtt", "quote", "state", "error"] as const;
 /** Node-RED's log level for node.log(). */
 const INFO = 40;
 
@@ -157,61 +165,10 @@ const OUTPUTS: FlowNode[] = [
 
 const STATUS = (state: string): string => `trading-broker.status.${state}`;
 
-function hasText(text: string): (status: NodeStatus) => boolean {
-  return (status) => status.text === text;
-}
-
 async function wsBroker(id = "b1"): Promise<WebSocketBroker> {
   const broker = await configNode(id).connection.ready();
   assert.ok(broker instanceof WebSocketBroker);
   return broker;
-}
-
-async function place(fields: Record<string, unknown> = {}): Promise<OrderSnapshot> {
-  const out = nextMessage("out", 5000);
-  getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1, ...fields } });
-  return (await out).payload as OrderSnapshot;
-}
-
-/** Everything the runtime logged, Error stacks included. */
-function everyLogLine(): string {
-  return helper
-    .log()
-    .args.map(([event]) => {
-      const msg = event.msg;
-      if (msg instanceof Error) return `${msg.message}\n${msg.stack ?? ""}`;
-      return typeof msg === "string" ? msg : JSON.stringify(msg);
-    })
-    .join("\n");
-}
-
-function assertNeverLogged(...secrets: string[]): void {
-  const lines = everyLogLine();
-  assert.ok(lines.length > 0, "the runtime logged something to search");
-  for (const secret of secrets) assert.ok(!lines.includes(secret), `"${secret}" is not in the log`);
-}
-
-/** Waits until `predicate` holds, polling every 10 ms; fails with `what` after `timeoutMs`. */
-async function until(predicate: () => boolean, what: () => string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what()}`);
-    await delay(10);
-  }
-}
-
-/** Sockets of both ends (client and gateway live in this process) and timers. */
-function sockets(): number {
-  const counts = activeResources();
-  return (counts.TCPSocketWrap ?? 0) + (counts.TCPWRAP ?? 0) + (counts.TLSWRAP ?? 0);
-}
-
-function timers(): number {
-  return activeResources().Timeout ?? 0;
-}
-
-function listenerCounts(emitter: NodeJS.EventEmitter): Record<string, number> {
-  return Object.fromEntries(BROKER_EVENTS.map((event) => [event, emitter.listenerCount(event)]));
 }
 
 describe("trading-broker, websocket kind", function () {
@@ -498,6 +455,9 @@ describe("trading-broker, websocket kind", function () {
         CREDENTIALS,
       );
       await statusMatching("p1", hasText(STATUS("connected")));
+      // Connected is shown before the risk guard has read the book; slowing the book before that
+      // read ends would time the guard out instead of the orderbook node's request.
+      await wsBroker();
       venue.paper.bookDelayMs = 400;
       const caught = nextMessage("caught");
       getNode("u1").receive({});
@@ -520,34 +480,7 @@ describe("trading-broker, websocket kind", function () {
     const DEPLOYS = 50;
 
     function redeployFlow(round: number, configToo: boolean): FlowNode[] {
-      const users: FlowNode[] = [
-        {
-          id: "p1",
-          type: "trading-place-order",
-          z: TAB,
-          name: `order ${round}`,
-          broker: "b1",
-          wires: [["out"]],
-        },
-        {
-          id: "e1",
-          type: "trading-order-events",
-          z: TAB,
-          name: `events ${round}`,
-          broker: "b1",
-          wires: [["events"]],
-        },
-        {
-          id: "q1",
-          type: "trading-quotes",
-          z: TAB,
-          name: "quotes",
-          broker: "b1",
-          symbols: "INFY, TCS",
-          wires: [["ticks"]],
-        },
-        { id: "ticks", type: "helper", z: TAB },
-      ];
+      const users = redeployUsers(round);
       return flow(wsConfig(venue.url, configToo ? { name: `gateway ${round}` } : {}), users);
     }
 

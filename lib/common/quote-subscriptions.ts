@@ -1,15 +1,24 @@
-import type { BrokerInterface } from "../brokers/interface";
-import type { BrokerLogger } from "../brokers/logger";
 import { BrokerError } from "../protocol/errors";
 import { parseInstrument } from "../protocol/instrument";
-import { describe } from "./frames";
 
-/** Quote subscriptions one connection may hold: each costs the broker a tracked symbol. */
-export const MAX_SYMBOLS_PER_CONNECTION = 3000;
-
-/** A connection's side of its subscriptions, as "EXCHANGE:SYMBOL". */
+/** Whoever holds subscriptions (a gateway connection, a quotes node), with its side of them. */
 export interface Subscriber {
+  /** "EXCHANGE:SYMBOL" keys this subscriber holds. */
   readonly symbols: Set<string>;
+}
+
+/** What the subscriptions are counted over: the broker, or a way to reach it. */
+export interface QuoteSource {
+  subscribeQuotes(keys: string[]): Promise<void>;
+  unsubscribeQuotes(keys: string[]): Promise<void>;
+}
+
+export interface QuoteSubscriptionOptions {
+  source: QuoteSource;
+  /** Subscriptions one subscriber may hold, and what to call it in the refusal. */
+  cap?: { max: number; holder: string };
+  /** A failed broker unsubscribe: the subscriber has let go either way, so it is only reported. */
+  onUnsubscribeFailed(keys: readonly string[], error: unknown): void;
 }
 
 interface Subscription<S> {
@@ -19,31 +28,33 @@ interface Subscription<S> {
 }
 
 /**
- * The gateway's quote subscriptions, counted per symbol over its connections: the broker is asked
- * to subscribe a symbol when the first connection wants it and to unsubscribe when the last lets
- * go, in the order those calls were made.
+ * Quote subscriptions counted per symbol over their subscribers: the broker is asked to subscribe
+ * a symbol when the first subscriber wants it and to unsubscribe when the last lets go, in the
+ * order those calls were made. A subscriber that asks while the broker is still subscribing waits
+ * for that answer, so nobody is told "subscribed" before the broker is.
  */
 export class QuoteSubscriptions<S extends Subscriber> {
-  readonly #broker: BrokerInterface;
-  readonly #log: BrokerLogger;
+  readonly #options: QuoteSubscriptionOptions;
   readonly #bySymbol = new Map<string, Subscription<S>>();
   /** Broker subscribe/unsubscribe calls run one after another, so they reach it in the order made. */
   #ops: Promise<void> = Promise.resolve();
 
-  constructor(broker: BrokerInterface, log: BrokerLogger) {
-    this.#broker = broker;
-    this.#log = log;
+  constructor(options: QuoteSubscriptionOptions) {
+    this.#options = options;
   }
 
   /** Adds symbols to the subscriber's set; the broker is asked only for ones no subscriber had. */
-  async subscribe(subscriber: S, symbols: string[]): Promise<string[]> {
+  async subscribe(subscriber: S, symbols: readonly string[]): Promise<string[]> {
     const keys = symbols.map(symbolKey);
-    const adding = new Set(keys.filter((key) => !subscriber.symbols.has(key))).size;
-    if (subscriber.symbols.size + adding > MAX_SYMBOLS_PER_CONNECTION) {
-      throw new BrokerError(
-        "VALIDATION",
-        `symbols: a connection may hold at most ${MAX_SYMBOLS_PER_CONNECTION} subscriptions (it holds ${subscriber.symbols.size}, this adds ${adding}); unsubscribe some first`,
-      );
+    const cap = this.#options.cap;
+    if (cap !== undefined) {
+      const adding = new Set(keys.filter((key) => !subscriber.symbols.has(key))).size;
+      if (subscriber.symbols.size + adding > cap.max) {
+        throw new BrokerError(
+          "VALIDATION",
+          `symbols: ${cap.holder} may hold at most ${cap.max} subscriptions (it holds ${subscriber.symbols.size}, this adds ${adding}); unsubscribe some first`,
+        );
+      }
     }
     const added: string[] = [];
     const fresh: string[] = [];
@@ -60,7 +71,7 @@ export class QuoteSubscriptions<S extends Subscriber> {
       added.push(key);
     }
     if (fresh.length > 0) {
-      const ready = this.#op(() => this.#broker.subscribeQuotes(fresh));
+      const ready = this.#op(() => this.#options.source.subscribeQuotes(fresh));
       for (const key of fresh) {
         const subscription = this.#bySymbol.get(key);
         if (subscription !== undefined) subscription.ready = ready;
@@ -77,17 +88,24 @@ export class QuoteSubscriptions<S extends Subscriber> {
     return Array.from(subscriber.symbols);
   }
 
-  async unsubscribe(subscriber: S, symbols: string[]): Promise<string[]> {
+  async unsubscribe(subscriber: S, symbols: readonly string[]): Promise<string[]> {
     const gone = symbols.map(symbolKey).filter((key) => this.#release(subscriber, key));
-    // The subscriber gets no more quotes for these either way; a broker failure is the gateway's to log.
-    if (gone.length > 0) await this.#unsubscribeBroker(gone);
+    if (gone.length > 0) await this.#unsubscribeSource(gone);
     return Array.from(subscriber.symbols);
   }
 
-  /** Drops everything a closed connection held, without waiting for the broker. */
+  /** Drops everything a leaving subscriber held, without waiting for the broker. */
   releaseAll(subscriber: S): void {
     const gone = Array.from(subscriber.symbols).filter((key) => this.#release(subscriber, key));
-    if (gone.length > 0) void this.#unsubscribeBroker(gone);
+    if (gone.length > 0) void this.#unsubscribeSource(gone);
+  }
+
+  /** Forgets every subscription at once: the broker behind them is gone. */
+  clear(): void {
+    for (const subscription of this.#bySymbol.values()) {
+      for (const subscriber of subscription.subscribers) subscriber.symbols.clear();
+    }
+    this.#bySymbol.clear();
   }
 
   /** Who wants quotes of this instrument now. */
@@ -95,14 +113,19 @@ export class QuoteSubscriptions<S extends Subscriber> {
     return this.#bySymbol.get(`${exchange}:${symbol}`)?.subscribers;
   }
 
+  /** Each subscribed instrument key with how many subscribers hold it. */
+  counts(): Map<string, number> {
+    return new Map(Array.from(this.#bySymbol, ([key, { subscribers }]) => [key, subscribers.size]));
+  }
+
   /** Settles once every broker call made so far has. */
   settled(): Promise<void> {
     return this.#ops;
   }
 
-  #unsubscribeBroker(gone: string[]): Promise<void> {
-    return this.#op(() => this.#broker.unsubscribeQuotes(gone)).catch((error: unknown) => {
-      this.#log.warn(`gateway: unsubscribing ${gone.join(", ")} failed: ${describe(error)}`);
+  #unsubscribeSource(gone: string[]): Promise<void> {
+    return this.#op(() => this.#options.source.unsubscribeQuotes(gone)).catch((error: unknown) => {
+      this.#options.onUnsubscribeFailed(gone, error);
     });
   }
 
