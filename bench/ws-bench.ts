@@ -130,7 +130,7 @@ function gatewayArgs(journal: string, extra: string[] = []): string[] {
     "--rate",
     "100000000",
     "--starting-cash",
-    "1e15",
+    "1e13",
     ...extra,
   ];
 }

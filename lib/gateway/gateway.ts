@@ -8,7 +8,7 @@ import type { BrokerInterface } from "../brokers/interface";
 import type { BrokerError } from "../protocol/errors";
 import type { GttEvent, OrderEvent } from "../protocol/events";
 import type { Quote } from "../protocol/quotes";
-import { CLOSE_CODES, SUBPROTOCOL } from "../protocol/wire";
+import { CLOSE_CODES, SUBPROTOCOL, SUBPROTOCOL_V1_1 } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
 import { AuthVerifier } from "./auth";
 import { Client } from "./client";
@@ -116,7 +116,13 @@ export class Gateway {
       clientTracking: false,
       maxPayload: settings.maxPayloadBytes,
       perMessageDeflate: false,
-      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+      // The newest both sides know: a v1.1 client offers v1.1 first and v1 too.
+      handleProtocols: (protocols) =>
+        settings.protocolVersion === "v1.1" && protocols.has(SUBPROTOCOL_V1_1)
+          ? SUBPROTOCOL_V1_1
+          : protocols.has(SUBPROTOCOL)
+            ? SUBPROTOCOL
+            : false,
     });
     this.#server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#onUpgrade(req, socket, head),
@@ -238,9 +244,10 @@ export class Gateway {
 
   #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = requestPath(req);
-    const offersV1 = (req.headers["sec-websocket-protocol"] ?? "")
-      .split(",")
-      .some((protocol) => protocol.trim() === SUBPROTOCOL);
+    const offersV1 = (req.headers["sec-websocket-protocol"] ?? "").split(",").some((protocol) => {
+      const name = protocol.trim();
+      return name === SUBPROTOCOL || (name === SUBPROTOCOL_V1_1 && this.#settings.protocolVersion === "v1.1");
+    });
     if (this.#closing) {
       refuseUpgrade(socket, "503 Service Unavailable");
       return;
