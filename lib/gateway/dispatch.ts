@@ -13,6 +13,7 @@ import type { GatewaySettings } from "./options";
 import type { Placements } from "./placements";
 import type { Pushes } from "./pushes";
 import type { QuoteSubscriptions } from "./quote-subscriptions";
+import { setReceiveLimit } from "./receive-limit";
 
 /** A reply that is ready now, or once the broker answers. */
 export type Reply = string | Promise<string>;
@@ -158,6 +159,7 @@ export class Dispatcher {
     key.connections += 1;
     client.apiKey = outcome.apiKey;
     client.authenticated = true;
+    setReceiveLimit(client.ws, settings.maxPayloadBytes);
     client.account = outcome.account;
     this.#log.info(
       `gateway: connection ${client.id} (${client.remote}) authenticated for ${outcome.account}`,

@@ -14,7 +14,7 @@ import { AuthVerifier } from "./auth";
 import { Client } from "./client";
 import type { KeyUsage, Reply } from "./dispatch";
 import { Dispatcher } from "./dispatch";
-import { FrameBudget } from "./frame-budget";
+import { FrameBudget, MAX_UNAUTHENTICATED_FRAME_BYTES } from "./frame-budget";
 import { describe } from "./frames";
 import { IdempotencyIndex } from "./idempotency-index";
 import type { GatewayOptions, GatewaySettings } from "./options";
@@ -22,6 +22,7 @@ import { parseGatewayOptions } from "./options";
 import { Placements } from "./placements";
 import { Pushes } from "./pushes";
 import { QuoteSubscriptions } from "./quote-subscriptions";
+import { setReceiveLimit } from "./receive-limit";
 
 export type { GatewayOptions, GatewaySettings } from "./options";
 export { MAX_SYMBOLS_PER_CONNECTION } from "./quote-subscriptions";
@@ -287,6 +288,9 @@ export class Gateway {
     );
     this.#clients.add(client);
     this.#perIp.set(client.ip, (this.#perIp.get(client.ip) ?? 0) + 1);
+    // Until AUTH succeeds (dispatch.ts raises it), a frame longer than an AUTH is refused from its
+    // header: two sockets sending 64 KB frames cost the gateway their whole payloads otherwise.
+    setReceiveLimit(ws, Math.min(MAX_UNAUTHENTICATED_FRAME_BYTES, settings.maxPayloadBytes));
     client.authTimer = setTimeout(() => {
       client.authTimer = undefined;
       log.warn(`gateway: connection ${client.id} (${client.remote}) did not authenticate in time`);
@@ -298,6 +302,9 @@ export class Gateway {
     });
     ws.on("error", (error) => {
       log.warn(`gateway: connection ${client.id} (${client.remote}): ${error.message}`);
+      // ws has sent its close frame (1009 for a frame over the limit) and reads nothing more:
+      // the socket need not wait out ws's 30 s close timeout for a peer that keeps sending.
+      setTimeout(() => ws.terminate(), 100).unref();
     });
     ws.once("close", (code) => {
       if (client.authenticated) log.info(`gateway: connection ${client.id} closed (${code})`);
