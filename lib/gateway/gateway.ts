@@ -60,6 +60,12 @@ export class Gateway {
   /** Open connections per remote address (counted from the upgrade to the close). */
   readonly #perIp = new Map<string, number>();
   readonly #perKey = new Map<string, KeyUsage>();
+  /**
+   * Per IP, connections that ended without authenticating in the current second. A socket that
+   * is cut off for flooding comes straight back; refusing its next upgrades before the WebSocket
+   * handshake turns that churn from handshakes into a 429 line each.
+   */
+  readonly #unauthenticatedCloses = new Map<string, { since: number; count: number }>();
   #nextClientId = 1;
   #port = 0;
   #closing = false;
@@ -258,6 +264,21 @@ export class Gateway {
       return;
     }
     const ip = req.socket.remoteAddress ?? "?";
+    const closes = this.#unauthenticatedCloses.get(ip);
+    const maxCloses = this.#settings.maxUnauthenticatedClosesPerIp;
+    if (maxCloses > 0 && closes !== undefined && closes.count >= maxCloses) {
+      if (performance.now() - closes.since < 1000) {
+        if (closes.count === maxCloses) {
+          closes.count += 1; // logged once per second, not once per refusal
+          this.#settings.log.warn(
+            `gateway: refusing connections from ${ip} for the rest of the second: ${maxCloses} closed without authenticating`,
+          );
+        }
+        refuseUpgrade(socket, "429 Too Many Requests");
+        return;
+      }
+      this.#unauthenticatedCloses.delete(ip);
+    }
     const maxPerIp = this.#settings.maxConnectionsPerIp;
     if ((this.#perIp.get(ip) ?? 0) >= maxPerIp) {
       this.#settings.log.warn(`gateway: refused a connection from ${ip}: ${maxPerIp} already open`);
@@ -320,9 +341,25 @@ export class Gateway {
     const key = this.#perKey.get(client.apiKey);
     if (client.authenticated && key !== undefined) key.connections -= 1;
     this.#pushes.forget(client);
+    if (!client.authenticated) this.#countUnauthenticatedClose(client.ip);
     if (client.authTimer !== undefined) clearTimeout(client.authTimer);
     client.authTimer = undefined;
     this.#quotes.releaseAll(client);
+  }
+
+  #countUnauthenticatedClose(ip: string): void {
+    const now = performance.now();
+    let entry = this.#unauthenticatedCloses.get(ip);
+    if (entry === undefined || now - entry.since >= 1000) {
+      if (this.#unauthenticatedCloses.size >= 10_000) {
+        for (const [key, old] of this.#unauthenticatedCloses) {
+          if (now - old.since >= 1000) this.#unauthenticatedCloses.delete(key);
+        }
+      }
+      entry = { since: now, count: 0 };
+      this.#unauthenticatedCloses.set(ip, entry);
+    }
+    entry.count += 1;
   }
 
   /**

@@ -73,6 +73,12 @@ export const GatewayOptionsSchema = z
     keyRate: Rate.optional(),
     /** Open connections from one IP address; more are refused with HTTP 429. Default 256. */
     maxConnectionsPerIp: bounded().default(256),
+    /**
+     * Connections from one IP that may end without authenticating in a second; past it, upgrades
+     * from that IP are refused with HTTP 429 for the rest of the second, before any WebSocket
+     * handshake. Open connections are not touched. 0 turns it off. Default 64.
+     */
+    maxUnauthenticatedClosesPerIp: bounded().default(64),
     /** Authenticated connections per api key; more get AUTH_RETRY and close 1013. Default 64. */
     maxConnectionsPerKey: bounded().default(64),
     /**

@@ -161,4 +161,37 @@ describe("Gateway: unauthenticated sockets cannot make the gateway read big fram
     );
     assert.equal(client.ws.readyState, WebSocket.OPEN);
   });
+
+  it("refuses upgrades from an IP whose sockets keep ending unauthenticated, and serves its authenticated ones", async function () {
+    const made = await gateway({ maxUnauthenticatedClosesPerIp: 5 });
+    const client = await GatewayClient.open(made.url);
+    cleanup(() => client.close());
+    for (let i = 0; i < 5; i++) {
+      const junk = await GatewayClient.connect(made.url, { protocols: [SUBPROTOCOL] });
+      junk.send("[" + " ".repeat(MAX_UNAUTHENTICATED_FRAME_BYTES) + "]");
+      assert.equal((await junk.closed).code, 1009);
+    }
+    await waitFor(() => made.gateway.connections === 1, "the junk sockets to be gone");
+    const refused = await GatewayClient.connect(made.url, { protocols: [SUBPROTOCOL] }).then(
+      () => "connected",
+      (error: Error) => error.message,
+    );
+    assert.match(refused, /429/);
+    assert.ok(made.logs.some((l) => l.message.includes("closed without authenticating")));
+    assert.equal((await client.call({ type: "PING" })).seq, 0);
+    // The refusal lasts for the rest of the second only.
+    let reopened: GatewayClient | undefined;
+    await waitFor(
+      () => {
+        void GatewayClient.open(made.url).then(
+          (c) => (reopened === undefined ? (reopened = c) : void c.close()),
+          () => undefined,
+        );
+        return reopened !== undefined;
+      },
+      "a new connection to be accepted again",
+      5000,
+    );
+    cleanup(async () => reopened?.close());
+  });
 });
