@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
+import type { WebSocketBroker } from "../../lib/brokers/websocket-broker";
 import { AuthResult, SUBPROTOCOL, SUBPROTOCOL_V1_1 } from "../../lib/protocol/wire";
 import { fastSettings, ObservedBroker, useCleanup } from "../support/broker-chaos";
 import type { PaperGateway } from "../support/gateway-client";
