@@ -390,6 +390,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   /** Compares the order book and GTTs with what this client last saw and reports the differences. */
   async #reconcile(send: Send, serverSeq: number): Promise<void> {
+    // The events a reconcile skips are bases this client never got; and a reset account reuses
+    // seqs and order ids, so a kept base could match a delta it does not belong to.
+    this.#bases.clear();
     const book = await readBook(async (page) =>
       parseResult("GET_ORDERBOOK", await send({ type: "GET_ORDERBOOK", ...page })),
     );
