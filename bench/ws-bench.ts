@@ -81,7 +81,13 @@ async function rawPipelined(port: number, window: number, seconds: number): Prom
   });
 }
 
-function brokerFor(port: number, overrides: Record<string, unknown> = {}): WebSocketBroker {
+type Protocol = "v1" | "v1.1";
+
+function brokerFor(
+  port: number,
+  overrides: Record<string, unknown> = {},
+  protocol: Protocol = "v1.1",
+): WebSocketBroker {
   return new WebSocketBroker(
     WebSocketSettings.parse({
       url: `ws://127.0.0.1:${port}/v1`,
@@ -92,7 +98,43 @@ function brokerFor(port: number, overrides: Record<string, unknown> = {}): WebSo
       request_timeout_ms: 30_000,
       ...overrides,
     }),
+    { protocol },
   );
+}
+
+/** CPU time (user + system, ms) a process has used, from /proc; NaN where there is none. */
+function cpuMsOf(pid: number | undefined): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    // utime and stime, fields 14 and 15 of stat (11 and 12 after the name), in 1/100 s ticks.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Pipelined {
+  rate: number;
+  /** CPU µs per acknowledged order, in this process (the client) and in the gateway. */
+  clientCpuUs: number;
+  gatewayCpuUs: number;
+}
+
+async function measurePipelined(
+  broker: WebSocketBroker,
+  gatewayPid: number | undefined,
+  window: number,
+  seconds: number,
+): Promise<Pipelined> {
+  const client = process.cpuUsage();
+  const gateway = cpuMsOf(gatewayPid);
+  const { rate, done } = await placePipelined(broker, window, seconds);
+  const clientUsed = process.cpuUsage(client);
+  return {
+    rate,
+    clientCpuUs: (clientUsed.user + clientUsed.system) / done,
+    gatewayCpuUs: ((cpuMsOf(gatewayPid) - gateway) * 1000) / done,
+  };
 }
 
 async function placeLatency(broker: WebSocketBroker, count: number): Promise<number[]> {
@@ -105,7 +147,11 @@ async function placeLatency(broker: WebSocketBroker, count: number): Promise<num
   return samples;
 }
 
-async function placePipelined(broker: WebSocketBroker, window: number, seconds: number): Promise<number> {
+async function placePipelined(
+  broker: WebSocketBroker,
+  window: number,
+  seconds: number,
+): Promise<{ rate: number; done: number }> {
   const end = Date.now() + seconds * 1000;
   let done = 0;
   const start = process.hrtime.bigint();
@@ -116,7 +162,7 @@ async function placePipelined(broker: WebSocketBroker, window: number, seconds: 
     }
   };
   await Promise.all(Array.from({ length: window }, (_, w) => worker(w)));
-  return done / (Number(process.hrtime.bigint() - start) / 1e9);
+  return { rate: done / (Number(process.hrtime.bigint() - start) / 1e9), done };
 }
 
 function gatewayArgs(journal: string, extra: string[] = []): string[] {
@@ -130,7 +176,7 @@ function gatewayArgs(journal: string, extra: string[] = []): string[] {
     "--rate",
     "100000000",
     "--starting-cash",
-    "1e15",
+    "1e13",
     ...extra,
   ];
 }
@@ -193,12 +239,18 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
       gatewayArgs(path.join(dir, "fast.jsonl"), ["--fast-acks"]),
       env(),
     );
-    const broker = brokerFor(fast.port);
-    await broker.connect();
-    await placeLatency(broker, n / 4);
-    const place = summarize(await placeLatency(broker, n));
-    const placeRate = await placePipelined(broker, window, seconds);
-    await broker.close();
+    // v1.0 and v1.1 clients of the same gateway, one after the other.
+    const fastRuns: Record<Protocol, { place: ReturnType<typeof summarize>; pipelined: Pipelined }> =
+      Object.create(null);
+    for (const protocol of ["v1", "v1.1"] as const) {
+      const broker = brokerFor(fast.port, {}, protocol);
+      await broker.connect();
+      await placeLatency(broker, n / 4);
+      const place = summarize(await placeLatency(broker, n));
+      const pipelined = await measurePipelined(broker, fast.process.pid, window, seconds);
+      await broker.close();
+      fastRuns[protocol] = { place, pipelined };
+    }
     await fast.stop();
 
     const durable = await startChild(
@@ -210,7 +262,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
     await durableBroker.connect();
     await placeLatency(durableBroker, 200);
     const placeDurable = summarize(await placeLatency(durableBroker, options.quick ? 500 : 2000));
-    const durableRate = await placePipelined(durableBroker, window, seconds);
+    const durableRun = await measurePipelined(durableBroker, durable.process.pid, window, seconds);
     await durableBroker.close();
     await durable.stop();
 
@@ -229,33 +281,55 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
         "1.00",
         "—",
       ]),
+      ...(["v1", "v1.1"] as const).map((protocol) => {
+        const { place } = fastRuns[protocol];
+        return row([
+          `place → ack, WebSocketBroker + gateway, acks from memory, ${protocol}`,
+          fmt(place.p50, 1),
+          fmt(place.p99, 1),
+          fmt(place.p50 / raw.p50),
+          fmt(place.p99 / raw.p99),
+          "p50 ≤ 1.5×, p99 ≤ 2×",
+        ]);
+      }),
       row([
-        "place → ack, WebSocketBroker + gateway, acks from memory",
-        fmt(place.p50, 1),
-        fmt(place.p99, 1),
-        fmt(place.p50 / raw.p50),
-        fmt(place.p99 / raw.p99),
-        "p50 ≤ 1.5×, p99 ≤ 2×",
-      ]),
-      row([
-        "place → ack, durable acks (journal fsync before the answer)",
+        "place → ack, durable acks (journal fsync before the answer), v1.1",
         fmt(placeDurable.p50, 1),
         fmt(placeDurable.p99, 1),
         fmt(placeDurable.p50 / raw.p50),
         fmt(placeDurable.p99 / raw.p99),
-        "—",
+        "p50 ≤ 3×",
       ]),
       "",
-      row(["pipelined, one connection, window " + window, "per second", "ratio to raw", "target"]),
-      row(["---", "---:", "---:", "---"]),
-      row(["raw ws echo messages (baseline)", fmt(rawRate, 0), "1.00", "—"]),
       row([
-        "orders acknowledged, acks from memory",
-        fmt(placeRate, 0),
-        fmt(placeRate / rawRate),
-        "≥ 0.50 and ≥ 50,000/s",
+        "pipelined, one connection, window " + window,
+        "per second",
+        "ratio to raw",
+        "client CPU µs/order",
+        "gateway CPU µs/order",
+        "target",
       ]),
-      row(["orders acknowledged, durable acks", fmt(durableRate, 0), fmt(durableRate / rawRate), "—"]),
+      row(["---", "---:", "---:", "---:", "---:", "---"]),
+      row(["raw ws echo messages (baseline)", fmt(rawRate, 0), "1.00", "—", "—", "—"]),
+      ...(["v1", "v1.1"] as const).map((protocol) => {
+        const { pipelined } = fastRuns[protocol];
+        return row([
+          `orders acknowledged, acks from memory, ${protocol}`,
+          fmt(pipelined.rate, 0),
+          fmt(pipelined.rate / rawRate),
+          fmt(pipelined.clientCpuUs, 1),
+          fmt(pipelined.gatewayCpuUs, 1),
+          "≥ 0.50 and ≥ 50,000/s",
+        ]);
+      }),
+      row([
+        "orders acknowledged, durable acks, v1.1",
+        fmt(durableRun.rate, 0),
+        fmt(durableRun.rate / rawRate),
+        fmt(durableRun.clientCpuUs, 1),
+        fmt(durableRun.gatewayCpuUs, 1),
+        "—",
+      ]),
       "",
       `Reconnect after SIGKILL and restart of the gateway, from its "listening" line to the client connected (auth + resume included), ${rc.n} cycles: ` +
         `p50 ${fmt(rc.p50, 1)} ms, max ${fmt(rc.max, 1)} ms, with the backoff capped at ${reconnect.backoffCapMs} ms (target: p50 < 300 ms beyond the backoff delay).`,

@@ -12,6 +12,27 @@ const KEY = "bench-key";
 const SECRET = "bench-secret";
 const DIST = path.join(__dirname, "..");
 
+/** CPU time (user + system, ms) a process has used, from /proc; NaN where there is none. */
+function cpuMsOf(pid: number | undefined): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The gateway's CPU ms per second of wall time while `run` runs: what the phase made it do. */
+async function gatewayLoad<T>(
+  pid: number | undefined,
+  run: () => Promise<T>,
+): Promise<{ value: T; load: number }> {
+  const cpu = cpuMsOf(pid);
+  const start = performance.now();
+  const value = await run();
+  return { value, load: ((cpuMsOf(pid) - cpu) * 1000) / (performance.now() - start) };
+}
+
 async function placeLatency(broker: WebSocketBroker, count: number): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < count; i += 1) {
@@ -76,14 +97,18 @@ export async function runFloodBench(options: { quick: boolean }): Promise<string
   const lines = [
     "### Place→ack under an unauthenticated flood (another client's latency, µs)",
     "",
-    row(["case", "p50", "p99", "max", "p99 ÷ idle p99"]),
-    row(["---", "---", "---", "---", "---"]),
+    row(["case", "p50", "p99", "max", "p99 ÷ idle p99", "gateway CPU ms/s"]),
+    row(["---", "---", "---", "---", "---", "---"]),
   ];
   try {
     await broker.connect();
     await placeLatency(broker, n / 4);
-    const idle = summarize(await placeLatency(broker, n));
-    lines.push(row(["idle", fmt(idle.p50, 0), fmt(idle.p99, 0), fmt(idle.max, 0), "1.00"]));
+    const pid = gateway.process.pid;
+    const idleRun = await gatewayLoad(pid, () => placeLatency(broker, n));
+    const idle = summarize(idleRun.value);
+    lines.push(
+      row(["idle", fmt(idle.p50, 0), fmt(idle.p99, 0), fmt(idle.max, 0), "1.00", fmt(idleRun.load, 0)]),
+    );
     for (const [kind, sockets] of [
       ["junk", 2],
       ["junk", 16],
@@ -91,7 +116,8 @@ export async function runFloodBench(options: { quick: boolean }): Promise<string
     ] as const) {
       const flood = startFlood(gateway.port, sockets, kind);
       await new Promise((resolve) => setTimeout(resolve, 500));
-      const under = summarize(await placeLatency(broker, n));
+      const underRun = await gatewayLoad(pid, () => placeLatency(broker, n));
+      const under = summarize(underRun.value);
       const sent = await stopFlood(flood);
       lines.push(
         row([
@@ -100,6 +126,7 @@ export async function runFloodBench(options: { quick: boolean }): Promise<string
           fmt(under.p99, 0),
           fmt(under.max, 0),
           fmt(under.p99 / idle.p99),
+          fmt(underRun.load, 0),
         ]),
       );
     }

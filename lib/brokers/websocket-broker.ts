@@ -23,10 +23,18 @@ import type { OrderRequest } from "../protocol/orders";
 import { OrderChanges as OrderChangesSchema, isTerminal } from "../protocol/orders";
 import { SymbolList } from "../protocol/quotes";
 import { parseOrderRequest } from "../protocol/order-fast-path";
+import { OrderEvent as OrderEventSchema } from "../protocol/events";
 import { isPlainOrderSnapshot, plainOrderEventOf } from "../protocol/snapshot-fast-path";
 import { parseOrThrow } from "../protocol/validate";
-import type { AuthResult, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
-import { RESULT_SCHEMAS, SUBPROTOCOL, ServerMessage, WIRE_LIMITS, authPayload } from "../protocol/wire";
+import type { AuthResult, OrderEventDelta, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
+import {
+  RESULT_SCHEMAS,
+  SUBPROTOCOL,
+  SUBPROTOCOL_V1_1,
+  ServerMessage,
+  WIRE_LIMITS,
+  authPayload,
+} from "../protocol/wire";
 import { newClientOrderId } from "../common/ids";
 import { RetentionQueue } from "../common/retention-queue";
 import { CircuitBreaker } from "../ws/circuit-breaker";
@@ -42,7 +50,19 @@ import { isUnknownOutcome, settlePlacement } from "../common/unknown-outcome";
 
 export interface WebSocketBrokerDeps {
   log?: BrokerLogger;
+  /**
+   * The newest protocol version to offer. "v1.1" (the default) asks a gateway that knows it for
+   * order events as deltas; a v1.0 gateway is spoken to in v1.0. "v1" offers v1.0 only.
+   */
+  protocol?: "v1" | "v1.1";
 }
+
+/** An account event as it arrived: whole, or (v1.1) an order event's changed fields over a base. */
+type IncomingEvent = AccountEvent | (OrderEventDelta & { delta: true });
+
+/** Placements kept for the delta of their first event, and order bases kept for the next delta. */
+const MAX_SENT_PLACEMENTS = 10_000;
+const MAX_DELTA_BASES = 100_000;
 
 /** An order's observable state; two snapshots with the same key need no second event. */
 function versionKey(order: OrderSnapshot): string {
@@ -118,12 +138,20 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #connectWaiters: { resolve: () => void; reject: (error: BrokerError) => void }[] = [];
   readonly #closed = new AbortController();
   /** Events that arrived while a session was catching up; see #openSession. */
-  #held: AccountEvent[] | undefined;
+  #held: IncomingEvent[] | undefined;
+  readonly #protocols: string[];
+  /** v1.1: this session's order events may come as deltas. */
+  #deltas = false;
+  /** order_id → the seq and snapshot of its last event processed: the base of an EVENT_DELTA. */
+  readonly #bases = new Map<string, { seq: number; order: OrderSnapshot }>();
+  /** client_order_id → the order sent in PLACE_ORDER: the base of its first EVENT_DELTA. */
+  readonly #sentPlacements = new Map<string, Record<string, unknown>>();
 
   constructor(settings: WebSocketSettings, deps: WebSocketBrokerDeps = {}) {
     super();
     this.settings = settings;
     this.#log = deps.log ?? silentLogger;
+    this.#protocols = deps.protocol === "v1" ? [SUBPROTOCOL] : [SUBPROTOCOL_V1_1, SUBPROTOCOL];
     // Every placement settling a lost answer waits on this signal: hundreds at once after a drop
     // are expected, not a leak (Node warns past 10).
     setMaxListeners(0, this.#closed.signal);
@@ -134,7 +162,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     });
     const options: ConstructorParameters<typeof ReconnectingClient>[0] = {
       url: settings.url,
-      protocols: [SUBPROTOCOL],
+      protocols: this.#protocols,
       backoff: {
         initialMs: settings.reconnect.initial_ms,
         factor: settings.reconnect.factor,
@@ -238,7 +266,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     // The server pushes live events as soon as AUTH succeeds, so one can overtake the replay of
     // what was missed; handled first, it would move lastSeq past the replay, whose events would
     // then be dropped as already seen. Events wait here until the session has caught up.
-    const held: AccountEvent[] = [];
+    const held: IncomingEvent[] = [];
     this.#held = held;
     try {
       const auth = await this.#authenticate(session);
@@ -266,14 +294,18 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     const signature = createHmac("sha256", this.settings.api_secret)
       .update(authPayload(this.settings.api_key, timestamp, nonce))
       .digest("hex");
+    // Options only to a server that picked v1.1: a v1.0 gateway refuses an AUTH with unknown fields.
+    const v11 = session.protocol === SUBPROTOCOL_V1_1;
     const raw = await session.request({
       type: "AUTH",
       api_key: this.settings.api_key,
       timestamp,
       nonce,
       signature,
+      ...(v11 ? { options: { event_format: "delta" } } : {}),
     });
     const auth = parseResult("AUTH", raw);
+    this.#deltas = v11 && auth.options?.event_format === "delta";
     this.#account = auth.account;
     this.#client.setLimits({ maxBatch: auth.limits.max_batch, maxFrameBytes: auth.limits.max_frame_bytes });
     return auth;
@@ -305,12 +337,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    * then process the held events in order. On failure the held events are dropped, the last seq
    * stays where it was, and the next event or PING starts a new repair from it.
    */
-  #repairGap(trigger: AccountEvent | undefined, why: string): void {
+  #repairGap(trigger: IncomingEvent | undefined, why: string): void {
     if (this.#held !== undefined) {
       if (trigger !== undefined) this.#held.push(trigger);
       return;
     }
-    const held: AccountEvent[] = trigger === undefined ? [] : [trigger];
+    const held: IncomingEvent[] = trigger === undefined ? [] : [trigger];
     this.#held = held;
     const from = this.#lastSeq;
     this.#log.warn(`${why}; resuming from seq ${from}`);
@@ -329,9 +361,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     );
   }
 
-  /** Processes held events in seq order; one that opens a new gap holds the rest again. */
-  #release(held: AccountEvent[]): void {
-    held.sort((a, b) => a.seq - b.seq);
+  /**
+   * Processes held events in seq order; one that opens a new gap holds the rest again. A whole
+   * event goes before a delta of the same seq: a RESUME re-sends as whole the delta that had no base.
+   */
+  #release(held: IncomingEvent[]): void {
+    held.sort((a, b) => a.seq - b.seq || ("delta" in a ? 1 : 0) - ("delta" in b ? 1 : 0));
     for (const event of held) {
       if (this.#held !== undefined) this.#held.push(event);
       else this.#onEvent(event);
@@ -352,6 +387,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   /** Compares the order book and GTTs with what this client last saw and reports the differences. */
   async #reconcile(send: Send, serverSeq: number): Promise<void> {
+    // The events a reconcile skips are bases this client never got; and a reset account reuses
+    // seqs and order ids, so a kept base could match a delta it does not belong to.
+    this.#bases.clear();
     const book = await readBook(async (page) =>
       parseResult("GET_ORDERBOOK", await send({ type: "GET_ORDERBOOK", ...page })),
     );
@@ -396,7 +434,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   #onMessage(raw: unknown): void {
     // Most traffic is order events: a plainly valid one skips zod (see snapshot-fast-path.ts).
-    const plain = plainOrderEventOf(raw);
+    const plain = plainOrderEventOf(raw) ?? plainDeltaOf(raw);
     if (plain !== undefined) {
       if (this.#held !== undefined) this.#held.push(plain);
       else this.#onEvent(plain);
@@ -417,18 +455,32 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       this.emit("quote", message.quote);
       return;
     }
-    if (message.type !== "EVENT") return;
-    if (this.#held !== undefined) this.#held.push(message.event);
-    else this.#onEvent(message.event);
+    if (message.type !== "EVENT" && message.type !== "EVENT_DELTA") return;
+    const event: IncomingEvent =
+      message.type === "EVENT" ? message.event : Object.assign(message.event, { delta: true as const });
+    if (this.#held !== undefined) this.#held.push(event);
+    else this.#onEvent(event);
   }
 
-  #onEvent(event: AccountEvent): void {
+  #onEvent(incoming: IncomingEvent): void {
     // At-most-once per seq: a replayed or duplicated event has a seq already processed.
-    if (event.seq <= this.#lastSeq) return;
-    if (event.seq > this.#lastSeq + 1) {
-      this.#repairGap(event, `event seq jumped from ${this.#lastSeq} to ${event.seq}`);
+    if (incoming.seq <= this.#lastSeq) return;
+    if (incoming.seq > this.#lastSeq + 1) {
+      this.#repairGap(incoming, `event seq jumped from ${this.#lastSeq} to ${incoming.seq}`);
       return;
     }
+    let event: AccountEvent;
+    if ("delta" in incoming) {
+      const whole = this.#applyDelta(incoming);
+      if (whole === undefined) {
+        // Its base is not here (forgotten, or skipped by a reconcile): a RESUME from the last
+        // seq processed gets this event whole, since its base is at or before that seq.
+        this.#repairGap(incoming, `no base for the delta of event ${incoming.seq}`);
+        return;
+      }
+      event = whole;
+    } else event = incoming;
+    if ("order" in event) this.#keepBase(event.seq, event.order);
     this.#lastSeq = event.seq;
     const at = Date.parse(event.timestamp);
     if (at > this.#syncedAt) this.#syncedAt = at;
@@ -446,6 +498,45 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       return;
     this.#remember(event.order);
     this.emit("order", event);
+  }
+
+  /** The whole event a delta stands for, or undefined when its base is not held (or it does not check out). */
+  #applyDelta(delta: OrderEventDelta): OrderEvent | undefined {
+    const changes = delta.order as Record<string, unknown>;
+    let base: Record<string, unknown> | undefined;
+    if (delta.base === "request") {
+      const clientOrderId = changes.client_order_id;
+      base = typeof clientOrderId === "string" ? this.#sentPlacements.get(clientOrderId) : undefined;
+    } else {
+      const known = this.#bases.get(delta.order.order_id);
+      if (known !== undefined && known.seq === delta.base) base = known.order;
+    }
+    if (base === undefined) return undefined;
+    // Field by field: an object spread takes a slow path in V8.
+    const order: Record<string, unknown> = {};
+    for (const key in base) if (base[key] !== undefined) order[key] = base[key];
+    for (const key in changes) order[key] = changes[key];
+    const event = { type: delta.type, seq: delta.seq, order, timestamp: delta.timestamp };
+    const plain = plainOrderEventOf({ type: "EVENT", event });
+    if (plain !== undefined) return plain;
+    const parsed = OrderEventSchema.safeParse(event);
+    if (parsed.success) return parsed.data;
+    this.#emitError(
+      new BrokerError(
+        "BAD_FRAME",
+        `server's delta for event ${delta.seq} does not make an order event: ${parsed.error.issues[0]?.message ?? "?"}`,
+      ),
+    );
+    return undefined;
+  }
+
+  /** The base of the order's next delta (the server forgets ended orders' bases too). */
+  #keepBase(seq: number, order: OrderSnapshot): void {
+    this.#sentPlacements.delete(order.client_order_id);
+    this.#bases.delete(order.order_id);
+    if (!this.#deltas || isTerminal(order.status)) return;
+    this.#bases.set(order.order_id, { seq, order });
+    if (this.#bases.size > MAX_DELTA_BASES) this.#bases.delete(this.#bases.keys().next().value ?? "");
   }
 
   #emitGtt(event: GttEvent): void {
@@ -516,6 +607,13 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     request.client_order_id ??= newClientOrderId();
     const order = request as OrderRequest & { client_order_id: string };
     const sendBy = Date.now() + this.settings.queue.ttl_ms;
+    if (this.#deltas) {
+      // Kept until the order's first event: the delta that event may come as is over this request.
+      this.#sentPlacements.set(order.client_order_id, order);
+      if (this.#sentPlacements.size > MAX_SENT_PLACEMENTS) {
+        this.#sentPlacements.delete(this.#sentPlacements.keys().next().value ?? "");
+      }
+    }
     try {
       return this.#accepted(await this.#call("PLACE_ORDER", { order }));
     } catch (error) {
@@ -638,6 +736,33 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 }
 
 type Send = (message: { type: string; [key: string]: unknown }) => Promise<unknown>;
+
+const DELTA_KEYS: ReadonlySet<string> = new Set(["type", "seq", "base", "order", "timestamp"]);
+
+/** A plainly shaped EVENT_DELTA's event (its order is checked once the delta is applied); undefined: ask the schema. */
+function plainDeltaOf(message: unknown): IncomingEvent | undefined {
+  if (typeof message !== "object" || message === null) return undefined;
+  const m = message as Record<string, unknown>;
+  if (m.type !== "EVENT_DELTA" || Object.keys(m).length !== 2) return undefined;
+  const e = m.event;
+  if (typeof e !== "object" || e === null || Object.getPrototypeOf(e) !== Object.prototype) return undefined;
+  const event = e as Record<string, unknown>;
+  for (const key in event) if (!DELTA_KEYS.has(key)) return undefined;
+  const { seq, base, order } = event;
+  const ok =
+    typeof event.type === "string" &&
+    typeof event.timestamp === "string" &&
+    typeof seq === "number" &&
+    Number.isSafeInteger(seq) &&
+    seq > 0 &&
+    (base === "request" || (typeof base === "number" && Number.isSafeInteger(base) && base > 0)) &&
+    typeof order === "object" &&
+    order !== null &&
+    Object.getPrototypeOf(order) === Object.prototype &&
+    typeof (order as Record<string, unknown>).order_id === "string";
+  // Type, timestamp and the order's fields are checked on the whole event the delta makes.
+  return ok ? Object.assign(event as unknown as OrderEventDelta, { delta: true as const }) : undefined;
+}
 
 /** The whole order book, page by page (the gateway answers at most WIRE_LIMITS.maxPage at once). */
 async function readBook(

@@ -35,6 +35,13 @@ export class Client {
   readonly symbols = new Set<string>();
   /** Pushes waiting for this tick's flush. */
   outbox: Outgoing[] = [];
+  /** v1.1: it asked for order events as deltas. */
+  deltas = false;
+  /**
+   * Every account event after this seq has been (or will be) sent to it, in order: a delta over
+   * a base after it is one the client holds. Set at AUTH, lowered by a complete RESUME.
+   */
+  heldFrom = Number.MAX_SAFE_INTEGER;
   /** Highest event seq sent, so a replay and the live flush never send one event twice in a row. */
   sentSeq = 0;
   /** performance.now() of the last frame received. */

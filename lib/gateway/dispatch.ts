@@ -13,6 +13,7 @@ import type { GatewaySettings } from "./options";
 import type { Placements } from "./placements";
 import type { Pushes } from "./pushes";
 import type { QuoteSubscriptions } from "../common/quote-subscriptions";
+import { setReceiveLimit } from "./receive-limit";
 
 /** A reply that is ready now, or once the broker answers. */
 export type Reply = string | Promise<string>;
@@ -95,6 +96,10 @@ export class Dispatcher {
         );
       }
     }
+    if (type === "AUTH" && "options" in message && this.#parts.settings.protocolVersion === "v1") {
+      // What a v1.0 gateway's strict AUTH schema answered.
+      return errorFrame(id, "VALIDATION", 'invalid AUTH: Unrecognized key: "options"');
+    }
     const parsed = parseRequest(type as RequestType, message);
     if (typeof parsed === "string") return errorFrame(id, "VALIDATION", `invalid ${type}: ${parsed}`);
     if (parsed.type === "AUTH") return this.#authenticate(client, parsed);
@@ -114,7 +119,15 @@ export class Dispatcher {
       );
     }
     client.inFlight.add(parsed.id);
-    return this.#execute(client, parsed).finally(() => client.inFlight.delete(parsed.id));
+    // The raw request, not zod's output: the client lays a delta over what it sent.
+    const placed =
+      client.deltas && parsed.type === "PLACE_ORDER" && isObject(message.order)
+        ? this.#parts.pushes.expectPlacement(client, message.order)
+        : undefined;
+    return this.#execute(client, parsed).finally(() => {
+      client.inFlight.delete(parsed.id);
+      placed?.();
+    });
   }
 
   #authenticate(client: Client, request: WireRequestOf<"AUTH">): string {
@@ -146,15 +159,18 @@ export class Dispatcher {
     key.connections += 1;
     client.apiKey = outcome.apiKey;
     client.authenticated = true;
+    setReceiveLimit(client.ws, settings.maxPayloadBytes);
     client.account = outcome.account;
     this.#log.info(
       `gateway: connection ${client.id} (${client.remote}) authenticated for ${outcome.account}`,
     );
     if (client.authTimer !== undefined) clearTimeout(client.authTimer);
     client.authTimer = undefined;
+    const seq = this.#parts.pushes.seq;
+    client.heldFrom = seq;
     const result: AuthResult = {
       account: outcome.account,
-      seq: this.#parts.pushes.seq,
+      seq,
       server_time: new Date(settings.now()).toISOString(),
       limits: {
         max_frame_bytes: settings.maxFrameBytes,
@@ -163,6 +179,13 @@ export class Dispatcher {
         burst: settings.rate.burst,
       },
     };
+    // v1.1 fields only for a client that asked in v1.1: a v1.0 client's schema refuses unknown ones.
+    if (request.options !== undefined) {
+      const eventFormat = request.options.event_format ?? "full";
+      client.deltas = eventFormat === "delta";
+      result.protocol = "v1.1";
+      result.options = { event_format: eventFormat };
+    }
     return resultFrame(request.id, result);
   }
 

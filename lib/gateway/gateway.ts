@@ -8,13 +8,13 @@ import type { BrokerInterface } from "../brokers/interface";
 import type { BrokerError } from "../protocol/errors";
 import type { GttEvent, OrderEvent } from "../protocol/events";
 import type { Quote } from "../protocol/quotes";
-import { CLOSE_CODES, SUBPROTOCOL } from "../protocol/wire";
+import { CLOSE_CODES, SUBPROTOCOL, SUBPROTOCOL_V1_1 } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
 import { AuthVerifier } from "./auth";
 import { Client } from "./client";
 import type { KeyUsage, Reply } from "./dispatch";
 import { Dispatcher } from "./dispatch";
-import { FrameBudget } from "./frame-budget";
+import { FrameBudget, MAX_UNAUTHENTICATED_FRAME_BYTES } from "./frame-budget";
 import { describe } from "./frames";
 import { IdempotencyIndex } from "./idempotency-index";
 import type { GatewayOptions, GatewaySettings } from "./options";
@@ -22,6 +22,7 @@ import { parseGatewayOptions } from "./options";
 import { Placements } from "./placements";
 import { Pushes } from "./pushes";
 import { QuoteSubscriptions } from "../common/quote-subscriptions";
+import { setReceiveLimit } from "./receive-limit";
 
 export type { GatewayOptions, GatewaySettings } from "./options";
 /** Quote subscriptions one connection may hold: each costs the broker a tracked symbol. */
@@ -60,6 +61,12 @@ export class Gateway {
   /** Open connections per remote address (counted from the upgrade to the close). */
   readonly #perIp = new Map<string, number>();
   readonly #perKey = new Map<string, KeyUsage>();
+  /**
+   * Per IP, connections that ended without authenticating in the current second. A socket that
+   * is cut off for flooding comes straight back; refusing its next upgrades before the WebSocket
+   * handshake turns that churn from handshakes into a 429 line each.
+   */
+  readonly #unauthenticatedCloses = new Map<string, { since: number; count: number }>();
   #nextClientId = 1;
   #port = 0;
   #closing = false;
@@ -122,7 +129,13 @@ export class Gateway {
       clientTracking: false,
       maxPayload: settings.maxPayloadBytes,
       perMessageDeflate: false,
-      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+      // The newest both sides know: a v1.1 client offers v1.1 first and v1 too.
+      handleProtocols: (protocols) =>
+        settings.protocolVersion === "v1.1" && protocols.has(SUBPROTOCOL_V1_1)
+          ? SUBPROTOCOL_V1_1
+          : protocols.has(SUBPROTOCOL)
+            ? SUBPROTOCOL
+            : false,
     });
     this.#server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#onUpgrade(req, socket, head),
@@ -244,9 +257,10 @@ export class Gateway {
 
   #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = requestPath(req);
-    const offersV1 = (req.headers["sec-websocket-protocol"] ?? "")
-      .split(",")
-      .some((protocol) => protocol.trim() === SUBPROTOCOL);
+    const offersV1 = (req.headers["sec-websocket-protocol"] ?? "").split(",").some((protocol) => {
+      const name = protocol.trim();
+      return name === SUBPROTOCOL || (name === SUBPROTOCOL_V1_1 && this.#settings.protocolVersion === "v1.1");
+    });
     if (this.#closing) {
       refuseUpgrade(socket, "503 Service Unavailable");
       return;
@@ -256,6 +270,21 @@ export class Gateway {
       return;
     }
     const ip = req.socket.remoteAddress ?? "?";
+    const closes = this.#unauthenticatedCloses.get(ip);
+    const maxCloses = this.#settings.maxUnauthenticatedClosesPerIp;
+    if (maxCloses > 0 && closes !== undefined && closes.count >= maxCloses) {
+      if (performance.now() - closes.since < 1000) {
+        if (closes.count === maxCloses) {
+          closes.count += 1; // logged once per second, not once per refusal
+          this.#settings.log.warn(
+            `gateway: refusing connections from ${ip} for the rest of the second: ${maxCloses} closed without authenticating`,
+          );
+        }
+        refuseUpgrade(socket, "429 Too Many Requests");
+        return;
+      }
+      this.#unauthenticatedCloses.delete(ip);
+    }
     const maxPerIp = this.#settings.maxConnectionsPerIp;
     if ((this.#perIp.get(ip) ?? 0) >= maxPerIp) {
       this.#settings.log.warn(`gateway: refused a connection from ${ip}: ${maxPerIp} already open`);
@@ -286,6 +315,9 @@ export class Gateway {
     );
     this.#clients.add(client);
     this.#perIp.set(client.ip, (this.#perIp.get(client.ip) ?? 0) + 1);
+    // Until AUTH succeeds (dispatch.ts raises it), a frame longer than an AUTH is refused from its
+    // header: two sockets sending 64 KB frames cost the gateway their whole payloads otherwise.
+    setReceiveLimit(ws, Math.min(MAX_UNAUTHENTICATED_FRAME_BYTES, settings.maxPayloadBytes));
     client.authTimer = setTimeout(() => {
       client.authTimer = undefined;
       log.warn(`gateway: connection ${client.id} (${client.remote}) did not authenticate in time`);
@@ -297,6 +329,9 @@ export class Gateway {
     });
     ws.on("error", (error) => {
       log.warn(`gateway: connection ${client.id} (${client.remote}): ${error.message}`);
+      // ws has sent its close frame (1009 for a frame over the limit) and reads nothing more:
+      // the socket need not wait out ws's 30 s close timeout for a peer that keeps sending.
+      setTimeout(() => ws.terminate(), 100).unref();
     });
     ws.once("close", (code) => {
       if (client.authenticated) log.info(`gateway: connection ${client.id} closed (${code})`);
@@ -312,9 +347,25 @@ export class Gateway {
     const key = this.#perKey.get(client.apiKey);
     if (client.authenticated && key !== undefined) key.connections -= 1;
     this.#pushes.forget(client);
+    if (!client.authenticated) this.#countUnauthenticatedClose(client.ip);
     if (client.authTimer !== undefined) clearTimeout(client.authTimer);
     client.authTimer = undefined;
     this.#quotes.releaseAll(client);
+  }
+
+  #countUnauthenticatedClose(ip: string): void {
+    const now = performance.now();
+    let entry = this.#unauthenticatedCloses.get(ip);
+    if (entry === undefined || now - entry.since >= 1000) {
+      if (this.#unauthenticatedCloses.size >= 10_000) {
+        for (const [key, old] of this.#unauthenticatedCloses) {
+          if (now - old.since >= 1000) this.#unauthenticatedCloses.delete(key);
+        }
+      }
+      entry = { since: now, count: 0 };
+      this.#unauthenticatedCloses.set(ip, entry);
+    }
+    entry.count += 1;
   }
 
   /**

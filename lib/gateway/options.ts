@@ -73,6 +73,12 @@ export const GatewayOptionsSchema = z
     keyRate: Rate.optional(),
     /** Open connections from one IP address; more are refused with HTTP 429. Default 256. */
     maxConnectionsPerIp: bounded().default(256),
+    /**
+     * Connections from one IP that may end without authenticating in a second; past it, upgrades
+     * from that IP are refused with HTTP 429 for the rest of the second, before any WebSocket
+     * handshake. Open connections are not touched. 0 turns it off. Default 64.
+     */
+    maxUnauthenticatedClosesPerIp: bounded().default(64),
     /** Authenticated connections per api key; more get AUTH_RETRY and close 1013. Default 64. */
     maxConnectionsPerKey: bounded().default(64),
     /**
@@ -89,6 +95,12 @@ export const GatewayOptionsSchema = z
       .default({ intervalMs: 10_000, maxMissedPongs: 2 }),
     /** A client that has sent PING and then nothing for this long is terminated (at the next heartbeat). Default 10,000. */
     pingIdleMs: bounded().default(10_000),
+    /**
+     * The newest protocol version served. "v1" serves exactly v1.0: it does not pick the v1.1
+     * subprotocol and refuses AUTH `options` as v1.0 did (to test clients against an old gateway,
+     * or to turn v1.1 off). Default "v1.1".
+     */
+    protocolVersion: z.enum(["v1", "v1.1"]).default("v1.1"),
     /** Account events kept for RESUME. Default 10,000. */
     replayBuffer: bounded().default(10_000),
     /** A connection whose unsent bytes exceed this is a slow consumer and is terminated. Default 8 MiB. */

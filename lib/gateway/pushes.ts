@@ -1,11 +1,21 @@
 import { WebSocket } from "ws";
 import type { BrokerLogger } from "../brokers/logger";
 import type { AccountEvent } from "../protocol/events";
+import type { OrderSnapshot } from "../protocol/orders";
+import { isTerminal } from "../protocol/orders";
 import type { ResumeResult } from "../protocol/wire";
 import type { Client, Outgoing } from "./client";
 import { describe } from "./frames";
-import type { BufferedEvent } from "./replay-buffer";
+import { PushedEvent } from "./pushed-event";
 import { ReplayBuffer } from "./replay-buffer";
+
+/**
+ * Open orders whose last event is kept as the base of the next one's delta. Past it the oldest
+ * is forgotten and its next event goes out whole: a cost, never a wrong delta.
+ */
+export const MAX_DELTA_BASES = 100_000;
+/** PLACE_ORDER requests awaiting their order's first event, per gateway (bounded like the above). */
+const MAX_ORIGINS = 10_000;
 
 /**
  * What the gateway sends unasked: account events to every authenticated connection (and held for
@@ -16,13 +26,17 @@ export class Pushes {
   readonly #clients: ReadonlySet<Client>;
   readonly #durable: (() => Promise<void>) | undefined;
   readonly #log: BrokerLogger;
-  readonly #replay: ReplayBuffer;
+  readonly #replay: ReplayBuffer<PushedEvent>;
   #flushing: NodeJS.Immediate | undefined;
   readonly #dirty = new Set<Client>();
   /** The last event seq made durable, held for RESUME and pushed: what AUTH, PING and RESUME report. */
   #pushedSeq: number;
   /** Account events emitted since the last flush, waiting for `durable`. */
-  #unflushed: BufferedEvent[] = [];
+  #unflushed: PushedEvent[] = [];
+  /** order_id → its last event's seq and snapshot: the base of its next event's delta. */
+  readonly #bases = new Map<string, { seq: number; order: OrderSnapshot }>();
+  /** client_order_id → the delta connection placing it and its request as it arrived. */
+  readonly #origins = new Map<string, { client: Client; request: Record<string, unknown> }>();
   #publishing: Promise<void> = Promise.resolve();
 
   constructor(options: {
@@ -34,7 +48,7 @@ export class Pushes {
     this.#clients = options.clients;
     this.#durable = options.durable;
     this.#log = options.log;
-    this.#replay = new ReplayBuffer(options.replayBuffer);
+    this.#replay = new ReplayBuffer<PushedEvent>(options.replayBuffer);
     this.#pushedSeq = 0;
   }
 
@@ -53,8 +67,36 @@ export class Pushes {
    * could still take back.
    */
   event(event: AccountEvent): void {
-    this.#unflushed.push({ seq: event.seq, frame: JSON.stringify({ type: "EVENT", event }) });
+    if (!("order" in event)) {
+      this.#unflushed.push(new PushedEvent(event, undefined, undefined));
+    } else {
+      const order = event.order;
+      const base = this.#bases.get(order.order_id);
+      const origin = base === undefined ? this.#origins.get(order.client_order_id) : undefined;
+      this.#unflushed.push(new PushedEvent(event, base, origin));
+      // Map order is insertion order: delete first so a live order moves to the young end.
+      this.#bases.delete(order.order_id);
+      if (!isTerminal(order.status)) {
+        this.#bases.set(order.order_id, { seq: event.seq, order });
+        if (this.#bases.size > MAX_DELTA_BASES) this.#bases.delete(this.#bases.keys().next().value ?? "");
+      }
+    }
     this.#flushing ??= setImmediate(this.#flush);
+  }
+
+  /**
+   * A delta connection is placing this order: its first event may go to that connection as the
+   * fields its request did not say. Returns the undo, run once the placement has answered.
+   */
+  expectPlacement(client: Client, request: Record<string, unknown>): () => void {
+    const clientOrderId = request.client_order_id;
+    if (typeof clientOrderId !== "string" || this.#origins.has(clientOrderId)) return () => undefined;
+    const entry = { client, request };
+    this.#origins.set(clientOrderId, entry);
+    if (this.#origins.size > MAX_ORIGINS) this.#origins.delete(this.#origins.keys().next().value ?? "");
+    return () => {
+      if (this.#origins.get(clientOrderId) === entry) this.#origins.delete(clientOrderId);
+    };
   }
 
   enqueue(client: Client, item: Outgoing): void {
@@ -80,11 +122,14 @@ export class Pushes {
   resume(client: Client, fromSeq: number): ResumeResult {
     const seq = this.seq;
     const events = this.#replay.after(fromSeq);
-    client.sendChunked(events.map((event) => event.frame));
+    // Replayed in order from fromSeq: a delta over a base after it reaches the client first.
+    client.sendChunked(events.map((event) => event.frameFor(client, fromSeq, true)));
     const last = events[events.length - 1];
     if (last !== undefined && last.seq > client.sentSeq) client.sentSeq = last.seq;
     // A client ahead of the server (a wiped account, another server) must reconcile as well.
     const gap = fromSeq > seq || (fromSeq < seq && !this.#replay.has(fromSeq + 1));
+    // Every event after fromSeq has now been sent or will be: bases after it are the client's.
+    if (!gap && fromSeq < client.heldFrom) client.heldFrom = fromSeq;
     return { replayed: events.length, gap, seq };
   }
 
@@ -120,7 +165,7 @@ export class Pushes {
   };
 
   /** Events now durable: held for RESUME and sent to every authenticated connection. */
-  #publishEvents(events: BufferedEvent[]): void {
+  #publishEvents(events: PushedEvent[]): void {
     if (events.length === 0) return;
     for (const item of events) {
       this.#replay.push(item);
@@ -132,7 +177,7 @@ export class Pushes {
       for (const item of events) {
         if (item.seq <= client.sentSeq) continue;
         client.sentSeq = item.seq;
-        frames.push(item.frame);
+        frames.push(item.frameFor(client, client.heldFrom));
       }
       client.sendChunked(frames);
     }

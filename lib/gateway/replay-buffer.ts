@@ -8,9 +8,9 @@ export interface BufferedEvent {
  * The last `capacity` account events in seq order (a ring), for RESUME. Appends are O(1); finding
  * where a replay starts is a binary search.
  */
-export class ReplayBuffer {
+export class ReplayBuffer<T extends { readonly seq: number } = BufferedEvent> {
   readonly capacity: number;
-  readonly #items: (BufferedEvent | undefined)[];
+  readonly #items: (T | undefined)[];
   /** Index of the oldest item. */
   #head = 0;
   #size = 0;
@@ -20,7 +20,7 @@ export class ReplayBuffer {
       throw new RangeError(`replay buffer capacity must be a positive integer, got ${capacity}`);
     }
     this.capacity = capacity;
-    this.#items = new Array<BufferedEvent | undefined>(capacity);
+    this.#items = new Array<T | undefined>(capacity);
   }
 
   get size(): number {
@@ -36,7 +36,7 @@ export class ReplayBuffer {
     return this.#size === 0 ? undefined : this.#at(this.#size - 1)?.seq;
   }
 
-  push(item: BufferedEvent): void {
+  push(item: T): void {
     const newest = this.newestSeq;
     // A broker that re-emits an old seq (it should not) must not break the buffer's order.
     if (newest !== undefined && item.seq <= newest) return;
@@ -50,8 +50,8 @@ export class ReplayBuffer {
   }
 
   /** Every held event with seq > fromSeq, oldest first. */
-  after(fromSeq: number): BufferedEvent[] {
-    const found: BufferedEvent[] = [];
+  after(fromSeq: number): T[] {
+    const found: T[] = [];
     for (let i = this.#firstAfter(fromSeq); i < this.#size; i++) {
       const item = this.#at(i);
       if (item !== undefined) found.push(item);
@@ -82,7 +82,7 @@ export class ReplayBuffer {
     return low;
   }
 
-  #at(index: number): BufferedEvent | undefined {
+  #at(index: number): T | undefined {
     if (index < 0 || index >= this.#size) return undefined;
     return this.#items[(this.#head + index) % this.capacity];
   }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ERROR_CODES } from "./errors";
-import { AccountEvent } from "./events";
+import { AccountEvent, OrderEventType } from "./events";
 import { ClientOrderId, IsoTimestamp, OrderId } from "./fields";
 import { GttId, GttRequest, GttSnapshot } from "./gtt";
 import { OrderChanges, OrderRequest, OrderSnapshot } from "./orders";
@@ -15,6 +15,22 @@ import { Quote, SymbolList } from "./quotes";
 export const PROTOCOL_VERSION = "v1";
 /** Offered as the WebSocket subprotocol; the gateway also serves the protocol on path /v1. */
 export const SUBPROTOCOL = "trading-broker.v1";
+/**
+ * Offered before SUBPROTOCOL by a client that knows v1.1. A v1.0 gateway picks SUBPROTOCOL (it
+ * knows no other), so the client learns from the handshake whether AUTH may carry `options`: a
+ * v1.0 gateway would refuse the unknown field.
+ */
+export const SUBPROTOCOL_V1_1 = "trading-broker.v1.1";
+
+/**
+ * v1.1 session options, asked for in AUTH and echoed in its result. `event_format: "delta"`: order
+ * events come as EVENT_DELTA (the fields that changed since a base the client holds) wherever
+ * the server knows the connection holds that base, and as full EVENTs elsewhere.
+ */
+export const SessionOptions = z.strictObject({
+  event_format: z.enum(["full", "delta"]).optional(),
+});
+export type SessionOptions = z.output<typeof SessionOptions>;
 
 /** Published limits; a gateway may be configured lower, never higher. */
 export const WIRE_LIMITS = {
@@ -46,6 +62,8 @@ export const AuthRequest = request("AUTH", {
   timestamp: z.number().int().positive(),
   nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, { error: "must be 16 to 64 letters, digits, _ or -" }),
   signature: z.string().regex(/^[0-9a-f]{64}$/, { error: "must be 64 lower-case hex digits" }),
+  /** v1.1: what this session asks for; absent, the session is v1.0. */
+  options: SessionOptions.optional(),
 });
 
 /** On the wire the client always names its client_order_id: retries must reuse it. */
@@ -144,6 +162,9 @@ export const AuthResult = z.strictObject({
     rate_per_second: z.number().positive(),
     burst: z.number().int().positive(),
   }),
+  /** v1.1, only when AUTH carried `options`: the version and the options granted. */
+  protocol: z.literal("v1.1").optional(),
+  options: SessionOptions.optional(),
 });
 export type AuthResult = z.output<typeof AuthResult>;
 
@@ -209,11 +230,35 @@ export const ErrorMessage = z.strictObject({
 export const EventMessage = z.strictObject({ type: z.literal("EVENT"), event: AccountEvent });
 export const QuoteMessage = z.strictObject({ type: z.literal("QUOTE"), quote: Quote });
 
+/** The fields of an order snapshot that changed since the delta's base; `order_id` always. */
+export const OrderDelta = OrderSnapshot.partial().required({ order_id: true });
+export type OrderDelta = z.output<typeof OrderDelta>;
+
+/**
+ * v1.1, `event_format: "delta"` only: an order event as the fields that changed. `base` names the
+ * snapshot they apply to: the seq of the order's previous event (which the connection was sent),
+ * or "request": the PLACE_ORDER this connection sent with the order's `client_order_id` (always
+ * in `order` then). The full snapshot is the base with `order`'s fields laid over it.
+ */
+export const EventDeltaMessage = z.strictObject({
+  type: z.literal("EVENT_DELTA"),
+  event: z.strictObject({
+    type: OrderEventType,
+    seq: z.number().int().positive(),
+    base: z.union([z.number().int().positive(), z.literal("request")]),
+    order: OrderDelta,
+    timestamp: IsoTimestamp,
+  }),
+});
+export type EventDeltaMessage = z.output<typeof EventDeltaMessage>;
+export type OrderEventDelta = EventDeltaMessage["event"];
+
 export const ServerMessage = z.discriminatedUnion("type", [
   ResultMessage,
   ErrorMessage,
   EventMessage,
   QuoteMessage,
+  EventDeltaMessage,
 ]);
 export type ServerMessage = z.output<typeof ServerMessage>;
 export type ResultMessage = z.output<typeof ResultMessage>;

@@ -35,6 +35,8 @@ export interface Session {
   request<T = unknown>(message: OutboundMessage, options?: { timeoutMs?: number }): Promise<T>;
   /** Aborted when this connection ends, so openSession can abandon other work tied to it. */
   readonly signal: AbortSignal;
+  /** The subprotocol the server picked ("" when none). */
+  readonly protocol: string;
 }
 
 export interface ReconnectingClientOptions {
@@ -597,6 +599,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   #session(link: Link): Session {
     return {
       signal: link.abort.signal,
+      protocol: link.ws.protocol,
       request: <T>(message: OutboundMessage, options?: { timeoutMs?: number }) =>
         new Promise<T>((resolve, reject) => {
           this.#sessionRequest(link, message, options, resolve as (value: unknown) => void, reject);

@@ -35,8 +35,10 @@ export class ObservedBroker {
   readonly orders: OrderEvent[] = [];
   readonly warnings: string[] = [];
 
-  constructor(settings: WebSocketSettings) {
+  /** `protocol`: the newest version the broker offers (WebSocketBrokerDeps.protocol). */
+  constructor(settings: WebSocketSettings, protocol?: "v1" | "v1.1") {
     this.broker = new WebSocketBroker(settings, {
+      ...(protocol === undefined ? {} : { protocol }),
       log: {
         info: () => undefined,
         warn: (message) => this.warnings.push(message),

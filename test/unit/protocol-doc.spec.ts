@@ -10,7 +10,14 @@ import {
   REQUEST_TYPES,
   Trade,
 } from "../../lib/protocol";
-import { ErrorMessage, EventMessage, QuoteMessage, ResultMessage } from "../../lib/protocol/wire";
+import {
+  ErrorMessage,
+  EventDeltaMessage,
+  EventMessage,
+  QuoteMessage,
+  ResultMessage,
+  SessionOptions,
+} from "../../lib/protocol/wire";
 
 /** docs/PROTOCOL.md and lib/protocol/wire.ts describe one protocol: these tests keep them in step. */
 const doc = fs.readFileSync(path.join(__dirname, "..", "..", "..", "docs", "PROTOCOL.md"), "utf8");
@@ -49,12 +56,24 @@ describe("docs/PROTOCOL.md matches lib/protocol/wire.ts", function () {
     ["ERROR", ErrorMessage],
     ["EVENT", EventMessage],
     ["QUOTE", QuoteMessage],
+    ["EVENT_DELTA", EventDeltaMessage],
   ];
   for (const [type, schema] of pushes) {
     it(`documents ${type} with exactly the schema's fields`, function () {
       assert.deepEqual(documentedFields(type).sort(), schemaFields(schema).sort());
     });
   }
+
+  it("names every field of an EVENT_DELTA's event, and the AUTH options", function () {
+    const start = doc.indexOf("\n#### EVENT_DELTA\n");
+    const section = doc.slice(start, doc.indexOf("\n#### ", start + 1));
+    const list = section.slice(section.indexOf("The `event` object has:"));
+    const named = Array.from(list.matchAll(/^- (.*?):/gm), (m) => m[1] ?? "").join(" ");
+    const fields = Array.from(named.matchAll(/`([a-z_]+)`/g), (m) => m[1]);
+    assert.deepEqual(fields.sort(), schemaFields(EventDeltaMessage.shape.event).sort());
+    const v11 = doc.slice(doc.indexOf("## 8. Version 1.1"));
+    for (const option of schemaFields(SessionOptions)) assert.ok(v11.includes(`options.${option}`), option);
+  });
 
   it("documents no message type the schemas lack", function () {
     const documented = Array.from(doc.matchAll(/^#### ([A-Z_]+)$/gm), (m) => m[1]);

@@ -128,9 +128,11 @@ describe("WebSocketBroker", function () {
       const proxy = await h.proxy(host.url);
       let swallowEvents = true;
       proxy.tap = (direction, text) => {
-        if (direction === "down" && swallowEvents && text.includes('"type":"EVENT"')) {
+        if (direction === "down" && swallowEvents && /"type":"EVENT(_DELTA)?"/.test(text)) {
           const parsed = JSON.parse(text) as Record<string, unknown> | Record<string, unknown>[];
-          const kept = (Array.isArray(parsed) ? parsed : [parsed]).filter((m) => m.type !== "EVENT");
+          const kept = (Array.isArray(parsed) ? parsed : [parsed]).filter(
+            (m) => m.type !== "EVENT" && m.type !== "EVENT_DELTA",
+          );
           return kept.length === 0 ? null : JSON.stringify(kept.length === 1 ? kept[0] : kept);
         }
         return undefined;
@@ -244,7 +246,10 @@ describe("WebSocketBroker", function () {
       const other = await host.paper.placeOrder(market("overtaking1", "SELL"));
       const lastLive = host.paper.lastSeq;
       await waitFor(
-        () => proxy.messages("down", "EVENT").some((m) => (m.event as { seq: number }).seq === lastLive),
+        () =>
+          [...proxy.messages("down", "EVENT"), ...proxy.messages("down", "EVENT_DELTA")].some(
+            (m) => (m.event as { seq: number }).seq === lastLive,
+          ),
         "the live push to reach the broker",
       );
       heldResume!.send();

@@ -1,0 +1,92 @@
+import type { AccountEvent } from "../protocol/events";
+import type { OrderSnapshot } from "../protocol/orders";
+import type { Client } from "./client";
+
+/**
+ * One account event and the frames it goes out in, each serialized at most once however many
+ * connections receive it: the full EVENT (v1.0 connections, and any connection that may lack the
+ * delta's base), the EVENT_DELTA over the order's previous event, and the EVENT_DELTA over the
+ * PLACE_ORDER request of the one connection that placed the order.
+ */
+export class PushedEvent {
+  readonly seq: number;
+  readonly event: AccountEvent;
+  /** The seq of the order's previous event, when `delta` applies over it. */
+  readonly baseSeq: number | undefined;
+  readonly delta: string | undefined;
+  /** The connection whose PLACE_ORDER made this order, when `originFrame` applies over that request. */
+  readonly origin: Client | undefined;
+  readonly originFrame: string | undefined;
+  #frame: string | undefined;
+
+  constructor(
+    event: AccountEvent,
+    base: { seq: number; order: OrderSnapshot } | undefined,
+    origin: { client: Client; request: Record<string, unknown> } | undefined,
+  ) {
+    this.seq = event.seq;
+    this.event = event;
+    // A delta carries no `synthesized` flag: an event that has one goes out whole.
+    if (!("order" in event) || event.synthesized !== undefined) return;
+    if (base !== undefined) {
+      const changed = changedFields(base.order, event.order);
+      if (changed !== undefined) {
+        this.baseSeq = base.seq;
+        this.delta = deltaFrame(event, base.seq, changed);
+      }
+    }
+    if (origin !== undefined) {
+      const changed = changedFields(origin.request, event.order);
+      if (changed !== undefined) {
+        this.origin = origin.client;
+        changed.client_order_id = event.order.client_order_id;
+        this.originFrame = deltaFrame(event, "request", changed);
+      }
+    }
+  }
+
+  /** The full EVENT, serialized on first use (a gateway whose clients all take deltas never builds it). */
+  get frame(): string {
+    this.#frame ??= JSON.stringify({ type: "EVENT", event: this.event });
+    return this.#frame;
+  }
+
+  /**
+   * The frame for `client`, which has been sent every event after `heldFrom`: a delta only over a
+   * base it was sent (or, live, its own request), the full event otherwise. A replay never uses
+   * the request as base: a client resumes because it lacked a base, maybe that very request.
+   */
+  frameFor(client: Client, heldFrom: number, replay = false): string {
+    if (!client.deltas) return this.frame;
+    if (this.delta !== undefined && (this.baseSeq ?? 0) > heldFrom) return this.delta;
+    if (!replay && this.originFrame !== undefined && this.origin === client) return this.originFrame;
+    return this.frame;
+  }
+}
+
+/**
+ * The fields of `next` that differ from `base` (order_id always), or undefined when a field of
+ * `base` is gone from `next`: a delta lays fields over its base and cannot remove one.
+ */
+function changedFields(
+  base: Record<string, unknown>,
+  next: OrderSnapshot,
+): Record<string, unknown> | undefined {
+  const record = next as unknown as Record<string, unknown>;
+  for (const key in base) {
+    if (base[key] !== undefined && record[key] === undefined) return undefined;
+  }
+  const changed: Record<string, unknown> = { order_id: next.order_id };
+  for (const key in record) {
+    const value = record[key];
+    if (value !== undefined && base[key] !== value) changed[key] = value;
+  }
+  return changed;
+}
+
+function deltaFrame(event: AccountEvent, base: number | "request", order: Record<string, unknown>): string {
+  return JSON.stringify({
+    type: "EVENT_DELTA",
+    event: { type: event.type, seq: event.seq, base, order, timestamp: event.timestamp },
+  });
+}
