@@ -516,7 +516,13 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     const order: Record<string, unknown> = {};
     for (const key in base) if (base[key] !== undefined) order[key] = base[key];
     for (const key in changes) order[key] = changes[key];
-    const event = { type: delta.type, seq: delta.seq, order, timestamp: delta.timestamp };
+    const event: Record<string, unknown> = {
+      type: delta.type,
+      seq: delta.seq,
+      order,
+      timestamp: delta.timestamp,
+    };
+    if (delta.trades !== undefined) event.trades = delta.trades;
     const plain = plainOrderEventOf({ type: "EVENT", event });
     if (plain !== undefined) return plain;
     const parsed = OrderEventSchema.safeParse(event);
@@ -737,7 +743,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
 type Send = (message: { type: string; [key: string]: unknown }) => Promise<unknown>;
 
-const DELTA_KEYS: ReadonlySet<string> = new Set(["type", "seq", "base", "order", "timestamp"]);
+const DELTA_KEYS: ReadonlySet<string> = new Set(["type", "seq", "base", "order", "trades", "timestamp"]);
 
 /** A plainly shaped EVENT_DELTA's event (its order is checked once the delta is applied); undefined: ask the schema. */
 function plainDeltaOf(message: unknown): IncomingEvent | undefined {

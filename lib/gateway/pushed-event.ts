@@ -85,8 +85,9 @@ function changedFields(
 }
 
 function deltaFrame(event: AccountEvent, base: number | "request", order: Record<string, unknown>): string {
-  return JSON.stringify({
-    type: "EVENT_DELTA",
-    event: { type: event.type, seq: event.seq, base, order, timestamp: event.timestamp },
-  });
+  const delta: Record<string, unknown> = { type: event.type, seq: event.seq, base, order };
+  // A fill's trades belong to the event, not to the order: a delta carries them as the EVENT does.
+  if ("trades" in event && event.trades !== undefined) delta.trades = event.trades;
+  delta.timestamp = event.timestamp;
+  return JSON.stringify({ type: "EVENT_DELTA", event: delta });
 }

@@ -6,6 +6,7 @@ import { GttId, GttRequest, GttSnapshot } from "./gtt";
 import { OrderChanges, OrderRequest, OrderSnapshot } from "./orders";
 import { Account, Position } from "./positions";
 import { Quote, SymbolList } from "./quotes";
+import { TradeList } from "./trade";
 
 /**
  * The v1 WebSocket order protocol (docs/PROTOCOL.md is its prose; a test keeps the two in step).
@@ -247,6 +248,8 @@ export const EventDeltaMessage = z.strictObject({
     seq: z.number().int().positive(),
     base: z.union([z.number().int().positive(), z.literal("request")]),
     order: OrderDelta,
+    /** The fills this event reports, as on a whole EVENT (§2.3): event fields, not the order's. */
+    trades: TradeList.optional(),
     timestamp: IsoTimestamp,
   }),
 });

@@ -63,9 +63,12 @@ describe("WebSocketBroker: trades pass through the gateway (issue 10)", function
     const { host, proxy, observed } = await setup();
     let swallow = true;
     proxy.tap = (direction, text) => {
-      if (direction === "down" && swallow && text.includes('"type":"EVENT"')) {
+      // Whole events and v1.1's deltas alike ('"type":"EVENT' starts both).
+      if (direction === "down" && swallow && text.includes('"type":"EVENT')) {
         const parsed = JSON.parse(text) as Record<string, unknown> | Record<string, unknown>[];
-        const kept = (Array.isArray(parsed) ? parsed : [parsed]).filter((m) => m.type !== "EVENT");
+        const kept = (Array.isArray(parsed) ? parsed : [parsed]).filter(
+          (m) => m.type !== "EVENT" && m.type !== "EVENT_DELTA",
+        );
         return kept.length === 0 ? null : JSON.stringify(kept.length === 1 ? kept[0] : kept);
       }
       return undefined;
