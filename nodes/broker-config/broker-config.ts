@@ -530,7 +530,13 @@ export = function (RED: NodeAPI): void {
       }
       const broker = node.broker;
       if (isGuarded(broker)) {
-        res.json({ ...broker.risk.stateRecord });
+        // A guard not yet connected still holds its default record: read the file first (load()
+        // only reads the state file, it never brings the broker up), so a halted account never
+        // shows ACTIVE after a restart.
+        broker.risk.load().then(
+          () => res.json({ ...broker.risk.stateRecord }),
+          () => res.json({ state: null, reason: "cannot read the state file" }),
+        );
         return;
       }
       const file = stateFiles.get(node);
