@@ -8,7 +8,8 @@ import type { AuthVerifier } from "./auth";
 import type { Client } from "./client";
 import type { FrameBudget } from "./frame-budget";
 import { MAX_IN_FLIGHT } from "./frame-budget";
-import { errorFrame, isObject, parseRequest, readableId, REQUEST_TYPE_SET, resultFrame } from "./frames";
+import { isRecord } from "../common/is-record";
+import { errorFrame, parseRequest, readableId, REQUEST_TYPE_SET, resultFrame } from "./frames";
 import type { GatewaySettings } from "./options";
 import type { Placements } from "./placements";
 import type { Pushes } from "./pushes";
@@ -65,7 +66,7 @@ export class Dispatcher {
     const id = readableId(message);
     const waitMs = client.bucket.take();
     if (waitMs > 0) return this.#parts.budget.rateLimited(id, waitMs);
-    if (!isObject(message) || typeof message.type !== "string") {
+    if (!isRecord(message) || typeof message.type !== "string") {
       return errorFrame(id, "BAD_FRAME", "a message must be a JSON object with a string type");
     }
     const type = message.type;
@@ -121,7 +122,7 @@ export class Dispatcher {
     client.inFlight.add(parsed.id);
     // The raw request, not zod's output: the client lays a delta over what it sent.
     const placed =
-      client.deltas && parsed.type === "PLACE_ORDER" && isObject(message.order)
+      client.deltas && parsed.type === "PLACE_ORDER" && isRecord(message.order)
         ? this.#parts.pushes.expectPlacement(client, message.order)
         : undefined;
     return this.#execute(client, parsed).finally(() => {

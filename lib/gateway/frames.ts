@@ -40,13 +40,9 @@ export function errorFrame(
   return JSON.stringify({ type: "ERROR", id, error });
 }
 
-export { isRecord as isObject } from "../common/is-record";
-
 /** The message's id when it is a usable RequestId, so even a refused message is answered by id. */
 export function readableId(message: unknown): string | null {
   if (!isRecord(message)) return null;
   const id = message.id;
   return typeof id === "string" && id.length > 0 && id.length <= 64 ? id : null;
 }
-
-export { messageOf as describe } from "../common/error-message";

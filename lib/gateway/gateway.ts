@@ -15,7 +15,7 @@ import { Client } from "./client";
 import type { KeyUsage, Reply } from "./dispatch";
 import { Dispatcher } from "./dispatch";
 import { FrameBudget, MAX_UNAUTHENTICATED_FRAME_BYTES } from "./frame-budget";
-import { describe } from "./frames";
+import { messageOf } from "../common/error-message";
 import { IdempotencyIndex } from "./idempotency-index";
 import type { GatewayOptions, GatewaySettings } from "./options";
 import { parseGatewayOptions } from "./options";
@@ -106,7 +106,7 @@ export class Gateway {
       source: settings.broker,
       cap: { max: MAX_SYMBOLS_PER_CONNECTION, holder: "a connection" },
       onUnsubscribeFailed: (keys, error) =>
-        settings.log.warn(`gateway: unsubscribing ${keys.join(", ")} failed: ${describe(error)}`),
+        settings.log.warn(`gateway: unsubscribing ${keys.join(", ")} failed: ${messageOf(error)}`),
     });
     this.#pushes = new Pushes({
       clients: this.#clients,
@@ -442,7 +442,7 @@ export class Gateway {
    */
   #reply(client: Client, replies: Reply[], batch: boolean): void {
     const failed = (error: unknown): void => {
-      this.#settings.log.error(`gateway: reply to connection ${client.id} failed: ${describe(error)}`);
+      this.#settings.log.error(`gateway: reply to connection ${client.id} failed: ${messageOf(error)}`);
     };
     if (replies.every((reply): reply is string => typeof reply === "string")) {
       client.deliver(replies, batch).catch(failed);

@@ -5,7 +5,7 @@ import type { OrderSnapshot } from "../protocol/orders";
 import { isTerminal } from "../protocol/orders";
 import type { ResumeResult } from "../protocol/wire";
 import type { Client, Outgoing } from "./client";
-import { describe } from "./frames";
+import { messageOf } from "../common/error-message";
 import { PushedEvent } from "./pushed-event";
 import { ReplayBuffer } from "./replay-buffer";
 
@@ -158,10 +158,10 @@ export class Pushes {
       .then(durable)
       .then(publish, (error: unknown) => {
         // The account in memory has changed either way; say the journal failed and tell clients.
-        this.#log.error(`gateway: journal flush failed before pushing events: ${describe(error)}`);
+        this.#log.error(`gateway: journal flush failed before pushing events: ${messageOf(error)}`);
         publish();
       })
-      .catch((error: unknown) => this.#log.error(`gateway: pushing events failed: ${describe(error)}`));
+      .catch((error: unknown) => this.#log.error(`gateway: pushing events failed: ${messageOf(error)}`));
   };
 
   /** Events now durable: held for RESUME and sent to every authenticated connection. */
