@@ -59,9 +59,11 @@ interface Tracked {
  * an object per order kept for a few thousand orders was most of the guard's cost per order on a
  * busy heap (each young-generation collection copied every one of them).
  *
- * A terminal order is remembered for RING orders after it came, so a late or replayed event cannot
- * count a fill twice; replays come soon after what they repeat (an answer after its events, the
- * events a client synthesizes just after it reconnects), and a reconnect reseeds from the book.
+ * An order leaving the ring moves to the maps if it is still open or was seen within the last
+ * GENERATION orders, so a terminal order is remembered at least GENERATION orders after it was
+ * last seen and a late or replayed event cannot count a fill twice; replays come soon after what
+ * they repeat (an answer after its events, the events a client synthesizes just after it
+ * reconnects), and a reconnect reseeds from the book.
  */
 const RING = 4096;
 const MASK = RING - 1;
@@ -99,6 +101,8 @@ export class Exposure {
   readonly #remaining = new Float64Array(RING);
   readonly #filled = new Float64Array(RING);
   readonly #flags = new Uint8Array(RING);
+  /** The ring number #head had when each order was last seen. */
+  readonly #seen = new Float64Array(RING);
   #head = 0;
 
   #recent = new Map<string, Tracked>();
@@ -181,13 +185,14 @@ export class Exposure {
     }
     // The positions already hold every fill so far: orders only add what they have still to fill.
     // The whole book is kept (outside the ring, which holds fewer) for a generation after this.
-    for (const order of book) this.#remember(order.order_id, this.#tracked(order, order.filled_quantity), false);
+    for (const order of book)
+      this.#remember(order.order_id, this.#tracked(order, order.filled_quantity), false);
   }
 
   /** Counts a snapshot from an event or an answer; stale and repeated ones change nothing. */
   onOrder(order: OrderSnapshot): void {
     const id = order.order_id;
-    let index = -1;
+    let index: number;
     if (id === this.#lastId) index = this.#lastIndex;
     else if (id > this.#maxId) {
       // Not seen before: everything it has filled is new.
@@ -203,6 +208,7 @@ export class Exposure {
       this.#lastIndex = index;
     }
     const slot = index & MASK;
+    this.#seen[slot] = this.#head;
     const counted = this.#filled[slot]!;
     const filled = order.filled_quantity;
     // An answer can arrive after the event that already moved the order on.
@@ -320,18 +326,18 @@ export class Exposure {
     const index = this.#head;
     const slot = index & MASK;
     if (index >= RING) {
-      const gone = this.#ids[slot]!;
-      // Still open: it moves out of the ring, so it is never forgotten while it is open.
-      if ((this.#flags[slot]! & OPEN) !== 0) {
-        const flags = this.#flags[slot]!;
+      const flags = this.#flags[slot]!;
+      const open = (flags & OPEN) !== 0;
+      // Still open, or seen lately: it moves out of the ring rather than being forgotten.
+      if (open || index - this.#seen[slot]! < GENERATION) {
         const tracked: Tracked = {
           instrument: this.#of[slot]!,
           side: (flags & SELL) === 0 ? "BUY" : "SELL",
           remaining: this.#remaining[slot]!,
           filled: this.#filled[slot]!,
-          open: true,
+          open,
         };
-        this.#remember(gone, tracked, true);
+        this.#remember(this.#ids[slot]!, tracked, true);
       }
     }
     const instrument = this.instrument(order.exchange, order.symbol);
@@ -344,6 +350,7 @@ export class Exposure {
     this.#remaining[slot] = remaining;
     this.#filled[slot] = filled;
     this.#flags[slot] = (open ? OPEN : 0) | (buy ? 0 : SELL);
+    this.#seen[slot] = index;
     this.#head = index + 1;
     this.#maxId = id;
     this.#lastId = id;
