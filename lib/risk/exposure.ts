@@ -41,7 +41,7 @@ export interface Instrument {
   last: number;
 }
 
-/** One order the guard has seen: what of it is already counted. */
+/** An order remembered outside the ring (ids out of order, long-lived open orders, a seeded book). */
 interface Tracked {
   readonly instrument: Instrument;
   readonly side: Side;
@@ -53,14 +53,26 @@ interface Tracked {
 }
 
 /**
- * Orders remembered per generation. Terminal orders are kept for at least one generation so a
- * late or replayed event cannot count a fill twice; open orders are carried over for as long as
- * they stay open, and a seed keeps the whole order book for a generation after it.
+ * Orders held in the ring: the last RING orders whose ids came in ascending order (brokers number
+ * orders upwards, so nearly all of them). Slots are reused and the per-order figures are typed
+ * arrays, so remembering an order allocates nothing and leaves nothing for the garbage collector:
+ * an object per order kept for a few thousand orders was most of the guard's cost per order on a
+ * busy heap (each young-generation collection copied every one of them).
  *
- * Small on purpose: a map of a few thousand entries stays in the CPU's cache, while one of tens
- * of thousands made every new order a cache miss and a large allocation (a third of the guard's
- * cost per order). Replays come soon after what they repeat (an answer after its events, the
- * events a client synthesizes just after it reconnects), and a reconnect reseeds from the book.
+ * An order leaving the ring moves to the maps if it is still open or was seen within the last
+ * GENERATION orders, so a terminal order is remembered at least GENERATION orders after it was
+ * last seen and a late or replayed event cannot count a fill twice; replays come soon after what
+ * they repeat (an answer after its events, the events a client synthesizes just after it
+ * reconnects), and a reconnect reseeds from the book.
+ */
+const RING = 4096;
+const MASK = RING - 1;
+const OPEN = 1;
+const SELL = 2;
+
+/**
+ * Orders remembered outside the ring, per generation: at least one generation, and open ones for
+ * as long as they stay open. A seed keeps the whole order book here for a generation after it.
  */
 const GENERATION = 2048;
 
@@ -72,21 +84,36 @@ const MAX_INSTRUMENTS = 50_000;
  * in flight (sent, no answer yet). Seeded from the broker's positions and order book at connect
  * and kept in step from its own order events and answers; never from what a strategy believes.
  *
- * Every order seen is tracked with the filled quantity already counted, so an event or answer
+ * Every order seen is remembered with the filled quantity already counted, so an event or answer
  * that repeats a fill (a replay after a reconnect, an answer after its events) changes nothing.
  */
 export class Exposure {
   readonly #instruments = new Map<string, Map<string, Instrument>>();
   #instrumentCount = 0;
-  #orders = new Generation();
-  #older = new Generation();
-  /** The order seen last: its next events and the broker's answer usually follow straight away. */
+  /** The instrument looked up last: an order's events and answer name the same one. */
+  #lastExchange: string | undefined;
+  #lastSymbol: string | undefined;
+  #lastInstrument: Instrument | undefined;
+
+  // The ring: slot `n & MASK` holds the n-th order appended; orders #head - RING … #head - 1 are live.
+  readonly #ids: (string | undefined)[] = new Array<string | undefined>(RING).fill(undefined);
+  readonly #of: (Instrument | undefined)[] = new Array<Instrument | undefined>(RING).fill(undefined);
+  readonly #remaining = new Float64Array(RING);
+  readonly #filled = new Float64Array(RING);
+  readonly #flags = new Uint8Array(RING);
+  /** The ring number #head had when each order was last seen. */
+  readonly #seen = new Float64Array(RING);
+  #head = 0;
+
+  #recent = new Map<string, Tracked>();
+  #older = new Map<string, Tracked>();
+  /** The order seen last (its ring number): its next events and the answer usually follow. */
   #lastId: string | undefined;
-  #lastTracked: Tracked | undefined;
+  #lastIndex = -1;
   /**
-   * The greatest order id ever tracked (string order). An id above it cannot have been seen, so
-   * a new order skips two lookups in large maps; brokers number orders upwards, so that is the
-   * usual case. Any total order works: the test is only ever a shortcut to "not seen".
+   * The greatest order id ever remembered (string order). An id above it cannot have been seen,
+   * so a new order skips every lookup and goes to the end of the ring. Any total order works: the
+   * test is only ever a shortcut to "not seen".
    */
   #maxId = "";
   #openCount = 0;
@@ -95,6 +122,7 @@ export class Exposure {
 
   /** The instrument's entry, made on first use. */
   instrument(exchange: string, symbol: string): Instrument {
+    if (symbol === this.#lastSymbol && exchange === this.#lastExchange) return this.#lastInstrument!;
     let bySymbol = this.#instruments.get(exchange);
     if (bySymbol === undefined) {
       bySymbol = new Map();
@@ -116,11 +144,15 @@ export class Exposure {
       bySymbol.set(symbol, entry);
       this.#instrumentCount += 1;
     }
+    this.#lastExchange = exchange;
+    this.#lastSymbol = symbol;
+    this.#lastInstrument = entry;
     return entry;
   }
 
   /** The instrument's entry if the guard holds one, without making one. */
   find(exchange: string, symbol: string): Instrument | undefined {
+    if (symbol === this.#lastSymbol && exchange === this.#lastExchange) return this.#lastInstrument;
     return this.#instruments.get(exchange)?.get(symbol);
   }
 
@@ -137,10 +169,14 @@ export class Exposure {
         entry.openSell = 0;
       }
     }
-    this.#orders = new Generation();
-    this.#older = new Generation();
+    this.#ids.fill(undefined);
+    this.#of.fill(undefined);
+    this.#flags.fill(0);
+    this.#head = 0;
+    this.#recent = new Map();
+    this.#older = new Map();
     this.#lastId = undefined;
-    this.#lastTracked = undefined;
+    this.#lastIndex = -1;
     this.#openCount = 0;
     for (const p of positions) {
       const entry = this.instrument(p.exchange, p.symbol);
@@ -148,43 +184,52 @@ export class Exposure {
       if (p.last_price > 0) entry.last = p.last_price;
     }
     // The positions already hold every fill so far: orders only add what they have still to fill.
-    for (const order of book) this.#track(order, order.filled_quantity, false);
+    // The whole book is kept (outside the ring, which holds fewer) for a generation after this.
+    for (const order of book)
+      this.#remember(order.order_id, this.#tracked(order, order.filled_quantity), false);
   }
 
   /** Counts a snapshot from an event or an answer; stale and repeated ones change nothing. */
   onOrder(order: OrderSnapshot): void {
     const id = order.order_id;
-    let tracked: Tracked | undefined;
-    if (id === this.#lastId) tracked = this.#lastTracked!;
-    else {
-      tracked = id > this.#maxId ? undefined : this.#orders.get(id);
-      if (tracked === undefined && id <= this.#maxId) {
-        tracked = this.#older.get(id);
-        // Seen again: it moves up a generation, so it is remembered a whole generation from now.
-        if (tracked !== undefined) this.#orders.add(id, tracked, false);
-      }
-      if (tracked === undefined) {
-        // Not seen before: everything it has filled is new.
-        this.#track(order, 0);
+    let index: number;
+    if (id === this.#lastId) index = this.#lastIndex;
+    else if (id > this.#maxId) {
+      // Not seen before: everything it has filled is new.
+      this.#append(id, order);
+      return;
+    } else {
+      index = this.#ringIndex(id);
+      if (index < 0) {
+        this.#onTracked(id, order);
         return;
       }
       this.#lastId = id;
-      this.#lastTracked = tracked;
+      this.#lastIndex = index;
     }
+    const slot = index & MASK;
+    this.#seen[slot] = this.#head;
+    const counted = this.#filled[slot]!;
     const filled = order.filled_quantity;
     // An answer can arrive after the event that already moved the order on.
-    if (filled < tracked.filled) return;
-    if (filled > tracked.filled) this.#countFill(tracked, filled, order.average_price);
-    if (!tracked.open) return;
+    if (filled < counted) return;
+    const flags = this.#flags[slot]!;
+    const instrument = this.#of[slot]!;
+    if (filled > counted) {
+      this.#filled[slot] = filled;
+      countFill(instrument, (flags & SELL) === 0, filled - counted, order.average_price);
+    }
+    if ((flags & OPEN) === 0) return;
     const terminal = isTerminal(order.status);
     const remaining = terminal ? 0 : Math.max(0, order.quantity - filled);
-    if (remaining !== tracked.remaining) {
-      if (tracked.side === "BUY") tracked.instrument.openBuy += remaining - tracked.remaining;
-      else tracked.instrument.openSell += remaining - tracked.remaining;
-      tracked.remaining = remaining;
+    const before = this.#remaining[slot]!;
+    if (remaining !== before) {
+      if ((flags & SELL) === 0) instrument.openBuy += remaining - before;
+      else instrument.openSell += remaining - before;
+      this.#remaining[slot] = remaining;
     }
     if (terminal) {
-      tracked.open = false;
+      this.#flags[slot] = flags & ~OPEN;
       this.#openCount -= 1;
     }
   }
@@ -233,7 +278,18 @@ export class Exposure {
   }
 
   openOrder(orderId: string): { key: string; side: Side; remaining: number } | undefined {
-    const tracked = this.#orders.get(orderId) ?? this.#older.get(orderId);
+    const index = this.#ringIndex(orderId);
+    if (index >= 0) {
+      const slot = index & MASK;
+      const flags = this.#flags[slot]!;
+      if ((flags & OPEN) === 0) return undefined;
+      return {
+        key: this.#of[slot]!.key,
+        side: (flags & SELL) === 0 ? "BUY" : "SELL",
+        remaining: this.#remaining[slot]!,
+      };
+    }
+    const tracked = this.#recent.get(orderId) ?? this.#older.get(orderId);
     if (tracked === undefined || !tracked.open) return undefined;
     return { key: tracked.instrument.key, side: tracked.side, remaining: tracked.remaining };
   }
@@ -250,16 +306,97 @@ export class Exposure {
     return this.#instruments.get(key.slice(0, colon))?.get(key.slice(colon + 1));
   }
 
-  #countFill(tracked: Tracked, filled: number, averagePrice: number): void {
-    const delta = filled - tracked.filled;
-    tracked.filled = filled;
-    const instrument = tracked.instrument;
-    instrument.net += tracked.side === "BUY" ? delta : -delta;
-    if (instrument.last === 0 && averagePrice > 0) instrument.last = averagePrice;
+  /** The ring number of order `id`, or -1 when the ring does not hold it (binary search: ids ascend). */
+  #ringIndex(id: string): number {
+    const ids = this.#ids;
+    let low = Math.max(0, this.#head - RING);
+    let high = this.#head - 1;
+    while (low <= high) {
+      const mid = Math.floor((low + high) / 2);
+      const at = ids[mid & MASK]!;
+      if (at === id) return mid;
+      if (at < id) low = mid + 1;
+      else high = mid - 1;
+    }
+    return -1;
   }
 
-  /** Starts tracking an order with `counted` of its fills already in the net position. */
-  #track(order: OrderSnapshot, counted: number, rotate = true): void {
+  /** An order above every id seen: counted, and remembered at the end of the ring. */
+  #append(id: string, order: OrderSnapshot): void {
+    const index = this.#head;
+    const slot = index & MASK;
+    if (index >= RING) {
+      const flags = this.#flags[slot]!;
+      const open = (flags & OPEN) !== 0;
+      // Still open, or seen lately: it moves out of the ring rather than being forgotten.
+      if (open || index - this.#seen[slot]! < GENERATION) {
+        const tracked: Tracked = {
+          instrument: this.#of[slot]!,
+          side: (flags & SELL) === 0 ? "BUY" : "SELL",
+          remaining: this.#remaining[slot]!,
+          filled: this.#filled[slot]!,
+          open,
+        };
+        this.#remember(this.#ids[slot]!, tracked, true);
+      }
+    }
+    const instrument = this.instrument(order.exchange, order.symbol);
+    const buy = order.side === "BUY";
+    const open = !isTerminal(order.status);
+    const filled = order.filled_quantity;
+    const remaining = open ? Math.max(0, order.quantity - filled) : 0;
+    this.#ids[slot] = id;
+    this.#of[slot] = instrument;
+    this.#remaining[slot] = remaining;
+    this.#filled[slot] = filled;
+    this.#flags[slot] = (open ? OPEN : 0) | (buy ? 0 : SELL);
+    this.#seen[slot] = index;
+    this.#head = index + 1;
+    this.#maxId = id;
+    this.#lastId = id;
+    this.#lastIndex = index;
+    if (open) {
+      this.#openCount += 1;
+      if (buy) instrument.openBuy += remaining;
+      else instrument.openSell += remaining;
+    }
+    if (filled > 0) countFill(instrument, buy, filled, order.average_price);
+  }
+
+  /** An order outside the ring: counted against what it had counted, or remembered afresh. */
+  #onTracked(id: string, order: OrderSnapshot): void {
+    let tracked = this.#recent.get(id);
+    if (tracked === undefined) {
+      tracked = this.#older.get(id);
+      if (tracked === undefined) {
+        this.#remember(id, this.#tracked(order, 0), true);
+        return;
+      }
+      // Seen again: it moves up a generation, so it is remembered a whole generation from now.
+      this.#recent.set(id, tracked);
+    }
+    const filled = order.filled_quantity;
+    if (filled < tracked.filled) return;
+    if (filled > tracked.filled) {
+      countFill(tracked.instrument, tracked.side === "BUY", filled - tracked.filled, order.average_price);
+      tracked.filled = filled;
+    }
+    if (!tracked.open) return;
+    const terminal = isTerminal(order.status);
+    const remaining = terminal ? 0 : Math.max(0, order.quantity - filled);
+    if (remaining !== tracked.remaining) {
+      if (tracked.side === "BUY") tracked.instrument.openBuy += remaining - tracked.remaining;
+      else tracked.instrument.openSell += remaining - tracked.remaining;
+      tracked.remaining = remaining;
+    }
+    if (terminal) {
+      tracked.open = false;
+      this.#openCount -= 1;
+    }
+  }
+
+  /** Counts an order first seen with `counted` of its fills already in the net position. */
+  #tracked(order: OrderSnapshot, counted: number): Tracked {
     const instrument = this.instrument(order.exchange, order.symbol);
     const open = !isTerminal(order.status);
     const remaining = open ? Math.max(0, order.quantity - order.filled_quantity) : 0;
@@ -269,28 +406,31 @@ export class Exposure {
       if (order.side === "BUY") instrument.openBuy += remaining;
       else instrument.openSell += remaining;
     }
-    if (order.filled_quantity > counted) this.#countFill(tracked, order.filled_quantity, order.average_price);
-    this.#remember(order.order_id, tracked, rotate);
+    if (order.filled_quantity > counted) {
+      countFill(instrument, order.side === "BUY", order.filled_quantity - counted, order.average_price);
+      tracked.filled = order.filled_quantity;
+    }
+    return tracked;
   }
 
   #remember(id: string, tracked: Tracked, rotate: boolean): void {
-    const ascending = id > this.#maxId;
-    if (ascending) this.#maxId = id;
-    this.#lastId = id;
-    this.#lastTracked = tracked;
-    this.#orders.add(id, tracked, ascending);
-    if (!rotate || this.#orders.size < Math.max(GENERATION, this.#openCount * 2)) return;
+    if (id > this.#maxId) this.#maxId = id;
+    this.#recent.set(id, tracked);
+    if (!rotate || this.#recent.size < Math.max(GENERATION, this.#openCount * 2)) return;
     // The older generation goes; what of it is still open moves up, so it is never forgotten.
     const dropped = this.#older;
-    this.#older = this.#orders;
-    this.#orders = new Generation();
-    dropped.forEach((oldId, old) => {
-      if (old.open && this.#older.get(oldId) === undefined) this.#orders.add(oldId, old, false);
-    });
+    this.#older = this.#recent;
+    this.#recent = new Map();
+    for (const [oldId, old] of dropped) {
+      if (old.open && !this.#older.has(oldId)) this.#recent.set(oldId, old);
+    }
   }
 
   /** Drops instruments with nothing on them (no position, nothing open or in flight). */
   #forgetIdle(): void {
+    this.#lastExchange = undefined;
+    this.#lastSymbol = undefined;
+    this.#lastInstrument = undefined;
     for (const bySymbol of this.#instruments.values()) {
       for (const [symbol, entry] of bySymbol) {
         if (entry.net === 0 && pendingOf(entry, "BUY") === 0 && pendingOf(entry, "SELL") === 0) {
@@ -300,6 +440,12 @@ export class Exposure {
       }
     }
   }
+}
+
+/** Adds `delta` newly filled on one side to the net position. */
+function countFill(instrument: Instrument, buy: boolean, delta: number, averagePrice: number): void {
+  instrument.net += buy ? delta : -delta;
+  if (instrument.last === 0 && averagePrice > 0) instrument.last = averagePrice;
 }
 
 /** Quantity open or in flight on `side`. */
@@ -312,49 +458,4 @@ export function worstOf(entry: Instrument, side: Side): number {
   return side === "BUY"
     ? entry.net + entry.openBuy + entry.flightBuy
     : entry.net - entry.openSell - entry.flightSell;
-}
-
-/**
- * One generation of tracked orders. Ids above every id seen before (brokers number orders
- * upwards, so nearly all of them) are appended to sorted arrays: remembering one is a push, not a
- * hash-table insert, and finding one (rare: the order just seen is cached) a binary search. Any
- * other id goes to a map.
- */
-class Generation {
-  readonly #map = new Map<string, Tracked>();
-  readonly #ids: string[] = [];
-  readonly #tracked: Tracked[] = [];
-
-  get size(): number {
-    return this.#map.size + this.#ids.length;
-  }
-
-  /** `ascending`: `id` is above every id this generation holds. */
-  add(id: string, tracked: Tracked, ascending: boolean): void {
-    if (ascending) {
-      this.#ids.push(id);
-      this.#tracked.push(tracked);
-    } else this.#map.set(id, tracked);
-  }
-
-  get(id: string): Tracked | undefined {
-    const found = this.#map.get(id);
-    if (found !== undefined) return found;
-    const ids = this.#ids;
-    let low = 0;
-    let high = ids.length - 1;
-    while (low <= high) {
-      const mid = (low + high) >>> 1;
-      const at = ids[mid]!;
-      if (at === id) return this.#tracked[mid];
-      if (at < id) low = mid + 1;
-      else high = mid - 1;
-    }
-    return undefined;
-  }
-
-  forEach(fn: (id: string, tracked: Tracked) => void): void {
-    for (const [id, tracked] of this.#map) fn(id, tracked);
-    for (let i = 0; i < this.#ids.length; i++) fn(this.#ids[i]!, this.#tracked[i]!);
-  }
 }

@@ -21,7 +21,7 @@ import { parseOrThrow } from "../protocol/validate";
 import type { Instrument } from "./exposure";
 import { Exposure, instrumentOf, pendingOf, worstOf } from "./exposure";
 import type { CheckedFields } from "./order-fields";
-import { readCheckedFields } from "./order-fields";
+import { newCheckedFields, readCheckedFields } from "./order-fields";
 import { RateWindow } from "./rate-window";
 import type { RiskSettingsInput } from "./settings";
 import { RiskSettings } from "./settings";
@@ -122,6 +122,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   readonly #exposure = new Exposure();
   readonly #rates = new RateWindow();
   readonly #countRates: boolean;
+  /** Whether an order needs the time at all (a rate limit or a trading window is set). */
+  readonly #timed: boolean;
+  /** Where each order's checked fields are read to: one object, not one per order. */
+  readonly #fields: CheckedFields = newCheckedFields();
   readonly #allowed: ReadonlySet<string> | undefined;
   #record: RiskStateRecord;
   #loaded: Promise<void> | undefined;
@@ -131,8 +135,11 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** The seed being read, and whether another must follow it (a reconnect came meanwhile). */
   #seeding: Promise<void> | undefined;
   #seedAgain = false;
-  #lastPnlCheck = Number.NEGATIVE_INFINITY;
+  /** The daily-loss check running, if one is. */
   #pnlCheck: Promise<void> | undefined;
+  /** Armed for pnl_check_ms after each check; fills and quotes meanwhile only mark one as due. */
+  #pnlTimer: NodeJS.Timeout | undefined;
+  #pnlDue = false;
   #closed = false;
 
   constructor(broker: BrokerInterface, options: RiskGuardOptions = {}) {
@@ -146,6 +153,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       this.settings.allowed_symbols === undefined ? undefined : new Set(this.settings.allowed_symbols);
     this.#countRates =
       this.settings.max_orders_per_second !== undefined || this.settings.max_orders_per_minute !== undefined;
+    this.#timed = this.#countRates || this.settings.trading_window !== undefined;
     this.#record = {
       version: 1,
       state: "ACTIVE",
@@ -191,11 +199,13 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     await this.load();
     await this.broker.connect();
     if (!this.#seeded) await this.#seed();
-    this.#checkPnl(true);
+    this.#checkPnl();
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#pnlTimer);
+    this.#pnlTimer = undefined;
     await this.broker.close();
     await this.#pnlCheck;
     await this.#writing;
@@ -262,10 +272,11 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     let fields: CheckedFields;
     let request: OrderRequestInput = input;
     let instrument: Instrument;
-    // One clock read serves the window, the rate check and the rate record of this order.
-    const now = this.#clock.now();
+    // One clock read serves the window, the rate check and the rate record of this order, and
+    // none is made when no limit needs the time (a read costs about 0.1 µs on a virtual machine).
+    const now = this.#timed ? this.#clock.now() : 0;
     try {
-      let read = readCheckedFields(input);
+      let read = readCheckedFields(input, this.#fields);
       if (read === undefined) {
         // Not plainly well-formed: the schema decides, and names the field when it refuses.
         request = parseOrderRequest(input);
@@ -720,10 +731,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       if (event === "order") {
         const order = (first as OrderEvent).order;
         exposure.onOrder(order);
-        if (order.filled_quantity > 0) guard.#checkPnl(false);
+        if (order.filled_quantity > 0) guard.#pnlMoved();
       } else if (event === "quote") {
         exposure.onQuote(first as Quote);
-        guard.#checkPnl(false);
+        guard.#pnlMoved();
       } else if (event === "state") {
         guard.#onState(first);
       }
@@ -752,20 +763,37 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   // #region daily loss
 
-  /** Asks the broker for the day's P&L at most every pnl_check_ms; halts at max_daily_loss. */
-  #checkPnl(force: boolean): void {
+  /** A fill or a quote moved the P&L: check now, or when the interval since the last check ends. */
+  #pnlMoved(): void {
+    if (this.#pnlTimer !== undefined) this.#pnlDue = true;
+    else this.#checkPnl();
+  }
+
+  /**
+   * Asks the broker for the day's P&L, at most every pnl_check_ms; halts at max_daily_loss. A move
+   * within the interval is checked when it ends, so the last fill or quote before a quiet spell is
+   * never left unchecked. Paced by a timer rather than by reading the clock on every fill and
+   * quote: that read was a tenth of the guard's cost per order.
+   */
+  #checkPnl(): void {
     const max = this.settings.max_daily_loss;
-    if (max === undefined || this.#closed || this.#pnlCheck !== undefined) return;
-    const now = this.#clock.now();
-    if (!force && now - this.#lastPnlCheck < this.settings.pnl_check_ms) return;
-    this.#lastPnlCheck = now;
-    this.#pnlCheck = this.#dailyLoss(max, now)
-      .catch((error: unknown) =>
-        this.#log.warn(`risk guard: cannot check the daily loss: ${toBrokerError(error).message}`),
-      )
-      .finally(() => {
-        this.#pnlCheck = undefined;
-      });
+    if (max === undefined || this.#closed) return;
+    this.#pnlDue = false;
+    if (this.#pnlCheck === undefined) {
+      this.#pnlCheck = this.#dailyLoss(max, this.#clock.now())
+        .catch((error: unknown) =>
+          this.#log.warn(`risk guard: cannot check the daily loss: ${toBrokerError(error).message}`),
+        )
+        .finally(() => {
+          this.#pnlCheck = undefined;
+        });
+    } else this.#pnlDue = true; // one is still running: check again when the interval ends
+    clearTimeout(this.#pnlTimer);
+    this.#pnlTimer = setTimeout(() => {
+      this.#pnlTimer = undefined;
+      if (this.#pnlDue) this.#checkPnl();
+    }, this.settings.pnl_check_ms);
+    this.#pnlTimer.unref();
   }
 
   async #dailyLoss(max: number, now: number): Promise<void> {

@@ -21,13 +21,28 @@ const ORDER_TYPES: ReadonlySet<string> = new Set<string>(OrderTypeSchema.options
 const DEFAULT_EXCHANGE = OrderRequest.shape.exchange.parse(undefined);
 const DEFAULT_ORDER_TYPE = OrderRequest.shape.order_type.parse(undefined);
 
+/** An object for readCheckedFields to fill (any values; each read sets every field). */
+export function newCheckedFields(): CheckedFields {
+  return {
+    symbol: "",
+    exchange: DEFAULT_EXCHANGE,
+    side: "BUY",
+    quantity: 0,
+    order_type: DEFAULT_ORDER_TYPE,
+    price: undefined,
+    trigger_price: undefined,
+  };
+}
+
 function isPrice(value: unknown): value is number {
   return typeof value === "number" && value > 0 && value <= 1e12;
 }
 
 /**
- * Reads the fields the guard checks, with plain type checks; undefined when any of them is not
- * plainly well-formed, and the request then goes through the full schema instead.
+ * Reads the fields the guard checks into `into`, with plain type checks, and returns it; undefined
+ * when any of them is not plainly well-formed, and the request then goes through the full schema
+ * instead. `into` is reused from order to order: an object per order was a fifth of what the guard
+ * allocates per order, and everything it allocates is paid again in garbage collection.
  *
  * Why not the full validation: the broker behind the guard validates every request anyway, and
  * validating twice was a fifth of the guard's cost per order. What the guard reads here is
@@ -36,7 +51,7 @@ function isPrice(value: unknown): value is number {
  * does not read (a bad tag, an unknown key) fails there with the broker's field-naming error and
  * fills nothing.
  */
-export function readCheckedFields(input: unknown): CheckedFields | undefined {
+export function readCheckedFields(input: unknown, into: CheckedFields): CheckedFields | undefined {
   if (typeof input !== "object" || input === null) return undefined;
   const raw = input as Record<string, unknown>;
   const symbol = raw.symbol;
@@ -60,13 +75,12 @@ export function readCheckedFields(input: unknown): CheckedFields | undefined {
     trigger = raw.trigger_price as number;
     if (!isPrice(trigger)) return undefined;
   }
-  return {
-    symbol,
-    exchange: exchange as Exchange,
-    side,
-    quantity,
-    order_type: type as OrderType,
-    price,
-    trigger_price: trigger,
-  };
+  into.symbol = symbol;
+  into.exchange = exchange as Exchange;
+  into.side = side;
+  into.quantity = quantity;
+  into.order_type = type as OrderType;
+  into.price = price;
+  into.trigger_price = trigger;
+  return into;
 }

@@ -14,6 +14,8 @@ export class RateWindow {
   #minute = 0;
   #inSecond = 0;
   #inMinute = 0;
+  /** The time advanced to last: checking and recording one order advance once. */
+  #at = Number.NaN;
 
   record(now: number): void {
     this.#advance(now);
@@ -34,6 +36,9 @@ export class RateWindow {
   }
 
   #advance(now: number): void {
+    // Nothing leaves the windows twice at one time, and what was recorded at it stays in them.
+    if (now === this.#at) return;
+    this.#at = now;
     const times = this.#times;
     const counts = this.#counts;
     while (this.#minute < times.length && times[this.#minute]! <= now - 60_000) {

@@ -395,7 +395,33 @@ describe("RiskGuard: trading state", function () {
     const open = (await broker.getOrderbook()).filter((o) => o.status === "OPEN");
     assert.deepEqual(open, []);
   });
+
+  it("checks a loss that came within pnl_check_ms of the last check once the interval ends, though no fill or quote follows", async function () {
+    for (let trial = 0; trial < 3; trial++) {
+      const { broker, inner, clock } = await rig({ max_daily_loss: 1000, pnl_check_ms: 100 });
+      await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 10 });
+      // Past the interval by the guard's clock and by the wall clock: the next quote is checked.
+      await pause(150);
+      clock.advance(1000);
+      inner.setPrice("INFY", 1490); // -100: not yet
+      await pause(30); // that check has read the account
+      assert.equal(broker.risk.tradingState, "ACTIVE");
+      // Within the interval of that check; nothing moves after it.
+      clock.advance(20 + trial * 20);
+      inner.setPrice("INFY", 1380); // -1,200
+      await waitFor(() => broker.risk.tradingState === "HALTED", 2000);
+      assert.match(
+        broker.risk.stateRecord.reason,
+        /daily loss 1,000 reached \(lost 1,200 since the start of 2026-01-05\)/,
+      );
+      await Promise.all(opened.splice(0).map((b) => b.close()));
+    }
+  });
 });
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
