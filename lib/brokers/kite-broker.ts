@@ -28,8 +28,9 @@ import { KiteQuotes } from "../kite/kite-quotes";
 import { registerLiveBroker, unregisterLiveBroker, liveBrokers } from "../kite/live-brokers";
 import { exchangeRequestToken, kiteLoginUrl } from "../kite/login";
 import { OrderDesk } from "../kite/order-desk";
+import { OrderFeed } from "../kite/order-feed";
 import { OrderTracker } from "../kite/order-tracker";
-import { KiteRestClient, isKiteOrder } from "../kite/rest-client";
+import { KiteRestClient } from "../kite/rest-client";
 import type { KiteSession } from "../kite/session";
 import { toKiteSession } from "../kite/session";
 import type { TickerState } from "../kite/ticker-client";
@@ -78,13 +79,12 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   readonly #desk: OrderDesk;
   readonly #gttDesk: GttDesk;
   readonly #quotes: KiteQuotes;
+  readonly #feed: OrderFeed;
 
   #state: ConnectionState = "disconnected";
   #session: KiteSession | undefined;
   #connecting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
-  #inbound: Promise<void> = Promise.resolve();
-  #reconciling: Promise<void> | undefined;
   #confirming: Promise<void> | undefined;
   /** Kite's order book and GTTs have been read once (connect got that far). */
   #baselined = false;
@@ -147,6 +147,16 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       usable,
       active: () => this.#closing === undefined && this.#rest.expired === undefined,
     });
+    this.#feed = new OrderFeed({
+      rest: this.#rest,
+      orders: this.#orders,
+      gtts: this.#gtts,
+      gttDesk: this.#gttDesk,
+      isPlacing: (tag) => this.#desk.isPlacing(tag),
+      closing: () => this.#closing !== undefined,
+      log: this.#log,
+      onError: (error) => this.#emitError(error),
+    });
 
     this.#ticker = new KiteTickerClient({
       url: settings.ticker_url,
@@ -161,7 +171,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     });
     this.#ticker.on("state", (state, reason) => this.#onTickerState(state, reason));
     this.#ticker.on("open", (reconnect) => {
-      if (reconnect) void this.#reconcile();
+      if (reconnect) void this.#feed.reconcile();
     });
     this.#quotes = new KiteQuotes({
       ticker: this.#ticker,
@@ -170,7 +180,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       emit: (quote) => this.emit("quote", quote),
     });
     this.#ticker.on("ticks", (ticks) => this.#quotes.onTicks(ticks));
-    this.#ticker.on("order", (data) => this.#onPostback(data));
+    this.#ticker.on("order", (data) => this.#feed.postback(data));
     this.#ticker.on("error", (error) => {
       if (error.code === "AUTH") this.#confirmSession(error);
       else this.#emitError(error);
@@ -276,8 +286,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     await this.#ticker.close();
     this.#rest.destroy();
     await this.#connecting?.catch(() => undefined);
-    await this.#inbound;
-    await this.#reconciling;
+    await this.#feed.idle();
     await this.#gttDesk.close();
     await this.#confirming;
     // Events owed go out (without trades now: the REST client is closed).
@@ -429,62 +438,6 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
     const expired = this.#rest.expired;
     if (expired !== undefined) throw expired;
-  }
-
-  // #endregion
-
-  // #region order events
-
-  /** Postbacks are handled one at a time, in arrival order. */
-  #onPostback(data: unknown): void {
-    this.#inbound = this.#inbound
-      .then(() => this.#handlePostback(data))
-      .catch((error: unknown) => this.#emitError(toBrokerError(error)));
-  }
-
-  async #handlePostback(data: unknown): Promise<void> {
-    if (!isKiteOrder(data)) {
-      this.#emitError(
-        new BrokerError("BAD_FRAME", "Kite sent an order update without order_id/tradingsymbol"),
-      );
-      return;
-    }
-    const id = String(data.order_id);
-    const tag = typeof data.tag === "string" ? data.tag : "";
-    const ours =
-      this.#orders.has(id) || this.#orders.orderIdOf(tag) !== undefined || this.#desk.isPlacing(tag);
-    if (!ours && this.#gtts.hasActive()) {
-      // An order we did not place while GTTs are active: most likely one of them fired. Learn
-      // which, so the order carries its gtt_id and GTT_TRIGGERED comes first.
-      await this.#gttDesk
-        .poll()
-        .catch((error: unknown) => this.#log.warn(`GTT refresh failed: ${toBrokerError(error).message}`));
-    }
-    if (this.#closing !== undefined) return;
-    this.#orders.ingest(data);
-  }
-
-  /** After a ticker reconnect: what changed while we were away, as synthesized events. */
-  #reconcile(): Promise<void> {
-    this.#reconciling ??= (async () => {
-      try {
-        const book = await this.#rest.fetchBook();
-        // Behind the postbacks that arrived meanwhile, so those win over this older view.
-        await this.#inbound;
-        for (const raw of book) this.#orders.ingest(raw, true);
-        await this.#gttDesk.poll();
-      } catch (error) {
-        const err = toBrokerError(error);
-        if (err.code !== "CLOSED" && err.code !== "AUTH") {
-          this.#emitError(
-            new BrokerError(err.code, `reconciling after the ticker reconnected: ${err.message}`),
-          );
-        }
-      }
-    })().finally(() => {
-      this.#reconciling = undefined;
-    });
-    return this.#reconciling;
   }
 
   // #endregion
