@@ -5,18 +5,18 @@ import path from "node:path";
 import { KiteBroker } from "../../lib/brokers/kite-broker";
 import { KiteSettings } from "../../lib/brokers/kite-settings";
 import type { OrderEvent, OrderSnapshot } from "../../lib/protocol";
-import brokerNode = require("../../nodes/broker-config/broker-config");
-import orderEventsNode = require("../../nodes/order-events/order-events");
-import orderbookNode = require("../../nodes/orderbook/orderbook");
-import placeOrderNode = require("../../nodes/place-order/place-order");
-import quotesNode = require("../../nodes/quotes/quotes");
 import { FakeKite } from "../fakes/fake-kite";
 import {
+  NODES,
   assertNeverLogged,
+  assertRefusedAsInvalid,
+  brokerOf,
   hasText,
   listenerCounts,
   place,
   redeployUsers,
+  remoteFlow,
+  runtimeProbe,
   sockets,
   timers,
   until,
@@ -38,7 +38,6 @@ import {
   teardownRuntime,
 } from "./support";
 
-const NODES = [brokerNode, placeOrderNode, orderEventsNode, orderbookNode, quotesNode];
 const API_KEY = "kite-node-key";
 const TOKEN = "kite-access-token-never-logged-7f3b";
 const CREDENTIALS = { b1: { apiKey: API_KEY, accessToken: TOKEN } };
@@ -71,28 +70,12 @@ function kiteConfig(fake: FakeKite, overrides: Record<string, unknown> = {}): Fl
   };
 }
 
-const USERS: FlowNode[] = [
-  { id: "p1", type: "trading-place-order", z: TAB, name: "order", broker: "b1", wires: [["out"]] },
-  { id: "e1", type: "trading-order-events", z: TAB, name: "events", broker: "b1", wires: [["events"]] },
-  { id: "u1", type: "trading-orderbook", z: TAB, name: "book", broker: "b1", wires: [["book"]] },
-];
-
-const OUTPUTS: FlowNode[] = [
-  { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
-  { id: "out", type: "helper", z: TAB },
-  { id: "events", type: "helper", z: TAB },
-  { id: "book", type: "helper", z: TAB },
-  { id: "caught", type: "helper", z: TAB },
-];
-
-function flow(config: FlowNode, users: FlowNode[] = USERS): FlowNode[] {
-  return [{ id: TAB, type: "tab", label: "kite" }, config, ...users, ...OUTPUTS];
+function flow(config: FlowNode, users?: FlowNode[]): FlowNode[] {
+  return remoteFlow("kite", config, users);
 }
 
-async function kiteBroker(id = "b1"): Promise<KiteBroker> {
-  const broker = await configNode(id).connection.ready();
-  assert.ok(broker instanceof KiteBroker);
-  return broker;
+function kiteBroker(): Promise<KiteBroker> {
+  return brokerOf(KiteBroker);
 }
 
 describe("trading-broker, kite kind", function () {
@@ -161,7 +144,7 @@ describe("trading-broker, kite kind", function () {
         login_url: "https://kite.zerodha.com/connect/login",
         retention: 10_000,
       });
-      const node = helper.getNode("b1") as unknown as Record<string, unknown>;
+      const node = configNode();
       assert.ok(!("accessToken" in node) && !("access_token" in node), "the token is no property");
     });
 
@@ -196,12 +179,7 @@ describe("trading-broker, kite kind", function () {
       it(`with ${what}: the config names field and rule, users show invalid settings, inputs fail`, async function () {
         await helper.load(NODES, flow(kiteConfig(fake, fields)), { b1: credentials });
         assert.match(logged("b1", ERROR).join("\n"), rule);
-        for (const id of ["p1", "e1", "u1"]) {
-          await statusMatching(id, hasText("trading-broker.status.invalid-settings"));
-        }
-        const caught = nextMessage("caught");
-        getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1 } });
-        assert.match(((await caught).error as { message: string }).message, rule);
+        await assertRefusedAsInvalid(rule);
         assert.equal(fake.requests.length, 0, "nothing called Kite");
         assertNeverLogged(TOKEN);
       });
@@ -379,8 +357,9 @@ describe("trading-broker, kite kind", function () {
     });
 
     it("after expiry: button → Kite's login → callback → broker connected again, no redeploy", async function () {
+      const probe = runtimeProbe();
       await helper.load(
-        NODES,
+        [...NODES, probe.module],
         flow(kiteConfig(fake, { login_url: `${fake.restUrl}/connect/login` })),
         loginCredentials(),
       );
@@ -409,9 +388,7 @@ describe("trading-broker, kite kind", function () {
       );
       sessions.stop();
       // Kept as the credential, so the next deploy saves it; never logged.
-      const stored = (
-        helper as unknown as { _RED: { nodes: { getCredentials(id: string): { accessToken?: string } } } }
-      )._RED.nodes.getCredentials("b1");
+      const stored = probe.credentials("b1") as { accessToken?: string };
       assert.equal(stored.accessToken, fake.accessToken);
       assertNeverLogged(fake.accessToken, "kitesecret");
       const session = await admin("get", "/trading-broker/kite/b1/session", 200);

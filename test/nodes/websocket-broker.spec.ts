@@ -7,19 +7,18 @@ import { PaperBroker } from "../../lib/brokers/paper-broker";
 import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
 import { Gateway } from "../../lib/gateway/gateway";
 import type { OrderEvent, OrderSnapshot } from "../../lib/protocol";
-import brokerNode = require("../../nodes/broker-config/broker-config");
-import orderEventsNode = require("../../nodes/order-events/order-events");
-import orderbookNode = require("../../nodes/orderbook/orderbook");
-import placeOrderNode = require("../../nodes/place-order/place-order");
-import quotesNode = require("../../nodes/quotes/quotes");
 import { SERVER_CERT_PEM, SERVER_KEY_PEM, TEST_CA_PEM } from "../support/tls-fixture";
 import {
+  NODES,
   assertNeverLogged,
+  assertRefusedAsInvalid,
+  brokerOf,
   everyLogLine,
   hasText,
   listenerCounts,
   place,
   redeployUsers,
+  remoteFlow,
   sockets,
   timers,
   until,
@@ -27,7 +26,6 @@ import {
 import type { FlowNode } from "./support";
 import {
   ERROR,
-  TAB,
   collect,
   configNode,
   delay,
@@ -43,7 +41,6 @@ import {
   teardownRuntime,
 } from "./support";
 
-const NODES = [brokerNode, placeOrderNode, orderEventsNode, orderbookNode, quotesNode];
 const KEY = "node-spec-key";
 const SECRET = "s3cret-that-must-never-be-logged-5d1e";
 const CREDENTIALS = { b1: { apiKey: KEY, apiSecret: SECRET } };
@@ -145,30 +142,14 @@ function wsConfig(url: string, overrides: Record<string, unknown> = {}): FlowNod
   };
 }
 
-function flow(config: FlowNode, users: FlowNode[] = USERS): FlowNode[] {
-  return [{ id: TAB, type: "tab", label: "websocket" }, config, ...users, ...OUTPUTS];
+function flow(config: FlowNode, users?: FlowNode[]): FlowNode[] {
+  return remoteFlow("websocket", config, users);
 }
-
-const USERS: FlowNode[] = [
-  { id: "p1", type: "trading-place-order", z: TAB, name: "order", broker: "b1", wires: [["out"]] },
-  { id: "e1", type: "trading-order-events", z: TAB, name: "events", broker: "b1", wires: [["events"]] },
-  { id: "u1", type: "trading-orderbook", z: TAB, name: "book", broker: "b1", wires: [["book"]] },
-];
-
-const OUTPUTS: FlowNode[] = [
-  { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
-  { id: "out", type: "helper", z: TAB },
-  { id: "events", type: "helper", z: TAB },
-  { id: "book", type: "helper", z: TAB },
-  { id: "caught", type: "helper", z: TAB },
-];
 
 const STATUS = (state: string): string => `trading-broker.status.${state}`;
 
-async function wsBroker(id = "b1"): Promise<WebSocketBroker> {
-  const broker = await configNode(id).connection.ready();
-  assert.ok(broker instanceof WebSocketBroker);
-  return broker;
+function wsBroker(): Promise<WebSocketBroker> {
+  return brokerOf(WebSocketBroker);
 }
 
 describe("trading-broker, websocket kind", function () {
@@ -293,13 +274,7 @@ describe("trading-broker, websocket kind", function () {
       it(`with ${what}: the config names field and rule, users show invalid settings, inputs fail`, async function () {
         await helper.load(NODES, flow(wsConfig(venue.url, fields)), { b1: credentials ?? CREDENTIALS.b1 });
         assert.match(logged("b1", ERROR).join("\n"), rule);
-        for (const id of ["p1", "e1", "u1"]) {
-          await statusMatching(id, hasText(STATUS("invalid-settings")));
-        }
-        const caught = nextMessage("caught");
-        getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1 } });
-        const error = (await caught).error as { message: string; source: { id: string } };
-        assert.match(error.message, rule);
+        const error = await assertRefusedAsInvalid(rule);
         assert.equal(error.source.id, "p1");
         assert.equal(venue.authAttempts, 0, "nothing dialled the gateway");
         assertNeverLogged(SECRET);
