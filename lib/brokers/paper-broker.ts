@@ -6,6 +6,7 @@ import type {
   GttRequestInput,
   GttSnapshot,
   OrderChanges,
+  OrderEvent,
   OrderRequestInput,
   OrderSnapshot,
   OrderStatus,
@@ -44,7 +45,7 @@ import { seededRandom } from "../paper/random";
 import { RandomWalkFeed } from "../paper/random-walk-feed";
 import type { PaperSettings, PaperSettingsInput } from "../paper/settings";
 import { PaperSettings as PaperSettingsSchema } from "../paper/settings";
-import { gttView, orderView } from "../paper/views";
+import { gttView, laterView, orderView, viewOf } from "../paper/views";
 import type { BrokerEvents, BrokerInterface } from "./interface";
 import type { BrokerLogger } from "./logger";
 import { silentLogger } from "./logger";
@@ -288,7 +289,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       () => opened.journal.durable(() => this.#closing),
       (event) => {
         this.#announcedSeq = event.seq;
-        if ("order" in event) this.emit("order", event);
+        if ("order" in event) this.#emitOrder(event);
         else this.emit("gtt", event);
       },
     );
@@ -398,7 +399,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       this.#engine.admit(change, order, quote);
       this.#scheduleTtl(order);
       if (order.release_at !== undefined) this.#armSessionTimer();
-      return orderView(order);
+      return laterView(order);
     });
   }
 
@@ -450,7 +451,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     }
     return this.#mutate((change) => {
       this.#engine.modify(change, order, next, quote);
-      return orderView(order);
+      return laterView(order);
     });
   }
 
@@ -459,7 +460,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const order = this.#liveOrder(orderId, "cancelled");
     return this.#mutate((change) => {
       this.#engine.cancel(change, order);
-      return orderView(order);
+      return laterView(order);
     });
   }
 
@@ -808,16 +809,22 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const announcer = this.#announcer;
     if (journal === undefined || announcer === undefined) {
       for (const event of change.events) {
-        if ("order" in event) this.emit("order", event);
+        if ("order" in event) this.#emitOrder(event);
         else this.emit("gtt", event);
       }
-      return Promise.resolve(result);
+      return Promise.resolve(viewOf(result));
     }
     if (change.events.length === 0) return Promise.resolve(result);
     journal.append(this.#record(change));
     if (journal.compactionDue(this.#compactEvery))
       void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
-    return announcer.queue(change.events).then(() => result);
+    return announcer.queue(change.events).then(() => viewOf(result));
+  }
+
+  /** The engine leaves a terminal order's view to be built here (laterView). */
+  #emitOrder(event: OrderEvent): void {
+    event.order = viewOf(event.order);
+    this.emit("order", event);
   }
 
   #snapshot() {
@@ -876,7 +883,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 }
 
 function emptyChange(now: string): Change {
-  return { orders: new Set(), gtts: new Set(), positions: new Set(), events: [], ended: [], now };
+  return { orders: [], gtts: [], positions: [], events: [], ended: [], now };
 }
 
 function requestOf(order: OrderSnapshot): OrderRequestInput {

@@ -19,17 +19,32 @@ import type { Paise } from "./money";
 import { RetentionQueue } from "../common/retention-queue";
 import { gttRecord, orderRecord } from "./views";
 
-/** Everything one operation changed: written to the journal as one record, then announced. */
+/**
+ * Everything one operation changed: written to the journal as one record, then announced. The lists
+ * may name an item more than once (noteChanged() only skips a repeat of the last one); record()
+ * keeps the first of each. Arrays, not Sets: a placement touches one order and one position, and
+ * three Sets per operation were a measurable share of the broker's garbage.
+ */
 export interface Change {
-  orders: Set<OrderState>;
-  gtts: Set<GttState>;
-  positions: Set<PositionState>;
+  orders: OrderState[];
+  gtts: GttState[];
+  positions: PositionState[];
   events: AccountEvent[];
   /** Orders and GTTs that ended, in the order they ended (the retention queue's order). */
   ended: string[];
   now: string;
   /** Instruments whose quote liquidity this operation took from (market rules only). */
   liquidity?: Set<InstrumentKey>;
+}
+
+/** Notes an item an operation changed; the same item twice in a row (touch, then fill) is noted once. */
+export function noteChanged<T>(list: T[], item: T): void {
+  if (list.length === 0 || list[list.length - 1] !== item) list.push(item);
+}
+
+/** Each item once, in the order first noted. */
+function distinct<T>(list: T[]): T[] {
+  return list.length < 2 ? list : Array.from(new Set(list));
 }
 
 /** The trading day (Asia/Kolkata date) an ISO time falls on. */
@@ -203,9 +218,9 @@ export class PaperAccount {
       next_order: this.nextOrder,
       next_gtt: this.nextGtt,
     };
-    if (change.orders.size > 0) record.orders = Array.from(change.orders);
-    if (change.gtts.size > 0) record.gtts = Array.from(change.gtts, gttRecord);
-    if (change.positions.size > 0) record.positions = Array.from(change.positions);
+    if (change.orders.length > 0) record.orders = distinct(change.orders);
+    if (change.gtts.length > 0) record.gtts = distinct(change.gtts).map(gttRecord);
+    if (change.positions.length > 0) record.positions = distinct(change.positions);
     if (prices.length > 0) record.prices = prices;
     if (change.ended.length > 0) record.ended = change.ended;
     if (change.liquidity !== undefined && change.liquidity.size > 0) {
