@@ -814,7 +814,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       }
       return Promise.resolve(viewOf(result));
     }
-    if (change.events.length === 0) return Promise.resolve(result);
+    if (!changedAnything(change)) return Promise.resolve(viewOf(result));
     journal.append(this.#record(change));
     if (journal.compactionDue(this.#compactEvery))
       void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
@@ -880,6 +880,21 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   }
 
   // #endregion
+}
+
+/**
+ * Whether an operation changed state the journal keeps. Most changes come with an event, but not
+ * all: an AMO released at the open with no quote yet only loses its release time.
+ */
+function changedAnything(change: Change): boolean {
+  return (
+    change.events.length > 0 ||
+    change.orders.length > 0 ||
+    change.gtts.length > 0 ||
+    change.positions.length > 0 ||
+    change.ended.length > 0 ||
+    change.liquidity !== undefined
+  );
 }
 
 function emptyChange(now: string): Change {
