@@ -17,7 +17,7 @@ import type { PositionKey } from "./ledger";
 import { positionKey } from "./ledger";
 import type { Paise } from "./money";
 import { RetentionQueue } from "../common/retention-queue";
-import { gttRecord, orderRecord } from "./views";
+import { gttRecord } from "./views";
 
 /**
  * Everything one operation changed: written to the journal as one record, then announced. The lists
@@ -233,6 +233,7 @@ export class PaperAccount {
     return record;
   }
 
+  /** For Journal.compact(), which serializes it at once: it shares the live orders. */
   snapshot(prices: Quote[], today: string): AccountSnapshot {
     const clientIds: [string, string, string][] = [];
     for (const [clientId, [orderId, day]] of this.retiredClientIds) {
@@ -246,7 +247,9 @@ export class PaperAccount {
       seq: this.seq,
       next_order: this.nextOrder,
       next_gtt: this.nextGtt,
-      orders: Array.from(this.orders.values(), orderRecord),
+      // The live orders, not copies (10,000 of them at the default retention): Journal.compact()
+      // serializes the snapshot before it returns, as it does a record.
+      orders: Array.from(this.orders.values()),
       ended,
       gtts: Array.from(this.gtts.values(), gttRecord),
       positions: Array.from(this.positions.values(), (p) => ({ ...p })),
