@@ -31,7 +31,6 @@ import { CsvReplayFeed } from "../paper/csv-replay-feed";
 import { DurableAnnouncer } from "../paper/durable-announcer";
 import { isStop } from "../paper/fill-rules";
 import { applyGttFields, gttFields } from "../paper/gtt-book";
-import { newClientOrderId } from "../common/ids";
 import { positionView } from "../paper/ledger";
 import { PaperMarket } from "../paper/market-rules";
 import { MatchingEngine } from "../paper/matching-engine";
@@ -373,9 +372,10 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       const quote = this.#feed.latest(key);
       // The price an order met is the instrument's last price, kept when the feed forgets it.
       if (quote !== undefined && this.#prices.get(key) !== quote) this.#notePrice(key, quote);
+      const orderId = this.#account.newOrderId();
       const order: OrderState = {
-        order_id: this.#account.newOrderId(),
-        client_order_id: request.client_order_id ?? newClientOrderId(),
+        order_id: orderId,
+        client_order_id: request.client_order_id ?? this.#account.clientIdFor(orderId),
         symbol: request.symbol,
         exchange: request.exchange,
         side: request.side,

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { AccountEvent, Quote } from "../protocol";
 import { istDay } from "../market/ist";
 import type { InstrumentKey } from "../protocol/instrument";
@@ -16,6 +17,7 @@ import type {
 import type { PositionKey } from "./ledger";
 import { positionKey } from "./ledger";
 import type { Paise } from "./money";
+import { newClientOrderId } from "../common/ids";
 import { RetentionQueue } from "../common/retention-queue";
 import { gttRecord } from "./views";
 
@@ -121,6 +123,31 @@ export class PaperAccount {
     return `P${String(this.nextOrder++).padStart(9, "0")}`;
   }
 
+  /**
+   * Made once per account object, random: the client_order_ids it makes are this prefix and the
+   * order's id, unique like the order ids and 20 letters or digits (Kite's tag). Such an id names
+   * its order, so it needs no entry in byClientId: two of the three hash-table updates a placement
+   * and its eviction made there were the bare broker's largest single cost.
+   */
+  readonly #madePrefix = randomBytes(5).toString("hex");
+
+  /** A client_order_id for an order placed without one. */
+  clientIdFor(orderId: string): string {
+    const id = this.#madePrefix + orderId;
+    return id.length === 20 ? id : newClientOrderId();
+  }
+
+  /** Whether the order's client_order_id was made by clientIdFor() here, so lookups derive it. */
+  #derived(order: OrderState): boolean {
+    const clientId = order.client_order_id;
+    return (
+      !order.client_id_given &&
+      clientId.length === 20 &&
+      clientId.startsWith(this.#madePrefix) &&
+      clientId.endsWith(order.order_id)
+    );
+  }
+
   newGttId(): string {
     return `G${String(this.nextGtt++).padStart(9, "0")}`;
   }
@@ -136,6 +163,10 @@ export class PaperAccount {
 
   /** The order a client_order_id names, or the id of one that left retention today. */
   lookupClientId(clientId: string): OrderState | string | undefined {
+    if (clientId.length === 20 && clientId.startsWith(this.#madePrefix)) {
+      const made = this.orders.get(clientId.slice(10));
+      if (made !== undefined && made.client_order_id === clientId) return made;
+    }
     const orderId = this.byClientId.get(clientId);
     const order = orderId === undefined ? undefined : this.orders.get(orderId);
     if (order !== undefined) return order;
@@ -144,7 +175,7 @@ export class PaperAccount {
 
   add(order: OrderState): void {
     this.orders.set(order.order_id, order);
-    this.byClientId.set(order.client_order_id, order.order_id);
+    if (!this.#derived(order)) this.byClientId.set(order.client_order_id, order.order_id);
   }
 
   rest(order: OrderState): void {
@@ -187,7 +218,7 @@ export class PaperAccount {
     }
     const order = this.orders.get(id);
     this.orders.delete(id);
-    if (order === undefined) return;
+    if (order === undefined || this.#derived(order)) return;
     // Only if it still names this order: an id must never be taken from the order it now names.
     if (this.byClientId.get(order.client_order_id) === id) {
       this.byClientId.delete(order.client_order_id);
@@ -291,7 +322,7 @@ export class PaperAccount {
     // set() on an existing key keeps its place, so placement order (time priority) survives.
     for (const order of record.orders ?? []) {
       this.orders.set(order.order_id, { ...order });
-      this.byClientId.set(order.client_order_id, order.order_id);
+      if (!this.#derived(order)) this.byClientId.set(order.client_order_id, order.order_id);
     }
     for (const gtt of record.gtts ?? []) this.gtts.set(gtt.gtt_id, { ...gtt });
     for (const position of record.positions ?? []) {
@@ -320,7 +351,7 @@ export class PaperAccount {
       for (const gtt of this.gtts.values()) if (gtt.status !== "active") this.ended.push(gtt.gtt_id, "gtt");
     }
     for (const order of this.orders.values()) {
-      this.byClientId.set(order.client_order_id, order.order_id);
+      if (!this.#derived(order)) this.byClientId.set(order.client_order_id, order.order_id);
       if (isTerminal(order.status)) {
         order.reserved = 0;
       } else {
