@@ -32,7 +32,7 @@ import { DurableAnnouncer } from "../paper/durable-announcer";
 import { isStop } from "../paper/fill-rules";
 import { applyGttFields, gttFields } from "../paper/gtt-book";
 import { positionView } from "../paper/ledger";
-import { PaperMarket } from "../paper/market-rules";
+import { PaperMarket, sameQuote } from "../paper/market-rules";
 import { MatchingEngine } from "../paper/matching-engine";
 import { TtlExpiry, copyOrderOptions, hasOrderOptions, ttlDeadline } from "../paper/order-coverage";
 import { toPaise, toRupees } from "../paper/money";
@@ -274,6 +274,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     }
     for (const position of this.#account.positions.values()) {
       if (position.quantity !== 0) this.#watch(instrumentKey(position.exchange, position.symbol));
+    }
+    // What was taken from an instrument's quote carries over to that quote only, not to a new one
+    // that equals it field for field (same millisecond): fills() tells them apart by identity.
+    for (const [key, taken] of this.#account.liquidity) {
+      const current = this.#feed.latest(key) ?? this.#prices.get(key);
+      if (current !== undefined && sameQuote(current, taken.quote)) taken.quote = current;
     }
     if (opened.report.legacy) {
       // Version 1 did not write what each order holds back; work it out as a placement would.
