@@ -6,6 +6,7 @@ import type {
   GttRequestInput,
   GttSnapshot,
   OrderChanges,
+  OrderEvent,
   OrderRequestInput,
   OrderSnapshot,
   OrderStatus,
@@ -30,9 +31,8 @@ import { CsvReplayFeed } from "../paper/csv-replay-feed";
 import { DurableAnnouncer } from "../paper/durable-announcer";
 import { isStop } from "../paper/fill-rules";
 import { applyGttFields, gttFields } from "../paper/gtt-book";
-import { newClientOrderId } from "../common/ids";
 import { positionView } from "../paper/ledger";
-import { PaperMarket } from "../paper/market-rules";
+import { PaperMarket, sameQuote } from "../paper/market-rules";
 import { MatchingEngine } from "../paper/matching-engine";
 import { TtlExpiry, copyOrderOptions, hasOrderOptions, ttlDeadline } from "../paper/order-coverage";
 import { toPaise, toRupees } from "../paper/money";
@@ -44,7 +44,7 @@ import { seededRandom } from "../paper/random";
 import { RandomWalkFeed } from "../paper/random-walk-feed";
 import type { PaperSettings, PaperSettingsInput } from "../paper/settings";
 import { PaperSettings as PaperSettingsSchema } from "../paper/settings";
-import { gttView, orderView } from "../paper/views";
+import { gttView, laterView, orderView, viewOf } from "../paper/views";
 import type { BrokerEvents, BrokerInterface } from "./interface";
 import type { BrokerLogger } from "./logger";
 import { silentLogger } from "./logger";
@@ -275,6 +275,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     for (const position of this.#account.positions.values()) {
       if (position.quantity !== 0) this.#watch(instrumentKey(position.exchange, position.symbol));
     }
+    // What was taken from an instrument's quote carries over to that quote only, not to a new one
+    // that equals it field for field (same millisecond): fills() tells them apart by identity.
+    for (const [key, taken] of this.#account.liquidity) {
+      const current = this.#feed.latest(key) ?? this.#prices.get(key);
+      if (current !== undefined && sameQuote(current, taken.quote)) taken.quote = current;
+    }
     if (opened.report.legacy) {
       // Version 1 did not write what each order holds back; work it out as a placement would.
       for (const order of this.#account.orders.values()) {
@@ -288,7 +294,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       () => opened.journal.durable(() => this.#closing),
       (event) => {
         this.#announcedSeq = event.seq;
-        if ("order" in event) this.emit("order", event);
+        if ("order" in event) this.#emitOrder(event);
         else this.emit("gtt", event);
       },
     );
@@ -372,9 +378,10 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       const quote = this.#feed.latest(key);
       // The price an order met is the instrument's last price, kept when the feed forgets it.
       if (quote !== undefined && this.#prices.get(key) !== quote) this.#notePrice(key, quote);
+      const orderId = this.#account.newOrderId();
       const order: OrderState = {
-        order_id: this.#account.newOrderId(),
-        client_order_id: request.client_order_id ?? newClientOrderId(),
+        order_id: orderId,
+        client_order_id: request.client_order_id ?? this.#account.clientIdFor(orderId),
         symbol: request.symbol,
         exchange: request.exchange,
         side: request.side,
@@ -398,7 +405,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       this.#engine.admit(change, order, quote);
       this.#scheduleTtl(order);
       if (order.release_at !== undefined) this.#armSessionTimer();
-      return orderView(order);
+      return laterView(order);
     });
   }
 
@@ -450,7 +457,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     }
     return this.#mutate((change) => {
       this.#engine.modify(change, order, next, quote);
-      return orderView(order);
+      return laterView(order);
     });
   }
 
@@ -459,7 +466,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const order = this.#liveOrder(orderId, "cancelled");
     return this.#mutate((change) => {
       this.#engine.cancel(change, order);
-      return orderView(order);
+      return laterView(order);
     });
   }
 
@@ -808,16 +815,22 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const announcer = this.#announcer;
     if (journal === undefined || announcer === undefined) {
       for (const event of change.events) {
-        if ("order" in event) this.emit("order", event);
+        if ("order" in event) this.#emitOrder(event);
         else this.emit("gtt", event);
       }
-      return Promise.resolve(result);
+      return Promise.resolve(viewOf(result));
     }
-    if (change.events.length === 0) return Promise.resolve(result);
+    if (!changedAnything(change)) return Promise.resolve(viewOf(result));
     journal.append(this.#record(change));
     if (journal.compactionDue(this.#compactEvery))
       void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
-    return announcer.queue(change.events).then(() => result);
+    return announcer.queue(change.events).then(() => viewOf(result));
+  }
+
+  /** The engine leaves a terminal order's view to be built here (laterView). */
+  #emitOrder(event: OrderEvent): void {
+    event.order = viewOf(event.order);
+    this.emit("order", event);
   }
 
   #snapshot() {
@@ -875,8 +888,23 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   // #endregion
 }
 
+/**
+ * Whether an operation changed state the journal keeps. Most changes come with an event, but not
+ * all: an AMO released at the open with no quote yet only loses its release time.
+ */
+function changedAnything(change: Change): boolean {
+  return (
+    change.events.length > 0 ||
+    change.orders.length > 0 ||
+    change.gtts.length > 0 ||
+    change.positions.length > 0 ||
+    change.ended.length > 0 ||
+    change.liquidity !== undefined
+  );
+}
+
 function emptyChange(now: string): Change {
-  return { orders: new Set(), gtts: new Set(), positions: new Set(), events: [], ended: [], now };
+  return { orders: [], gtts: [], positions: [], events: [], ended: [], now };
 }
 
 function requestOf(order: OrderSnapshot): OrderRequestInput {

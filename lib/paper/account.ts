@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { AccountEvent, Quote } from "../protocol";
 import { istDay } from "../market/ist";
 import type { InstrumentKey } from "../protocol/instrument";
@@ -16,20 +17,36 @@ import type {
 import type { PositionKey } from "./ledger";
 import { positionKey } from "./ledger";
 import type { Paise } from "./money";
+import { newClientOrderId } from "../common/ids";
 import { RetentionQueue } from "../common/retention-queue";
-import { gttRecord, orderRecord } from "./views";
+import { gttRecord } from "./views";
 
-/** Everything one operation changed: written to the journal as one record, then announced. */
+/**
+ * Everything one operation changed: written to the journal as one record, then announced. The lists
+ * may name an item more than once (noteChanged() only skips a repeat of the last one); record()
+ * keeps the first of each. Arrays, not Sets: a placement touches one order and one position, and
+ * three Sets per operation were a measurable share of the broker's garbage.
+ */
 export interface Change {
-  orders: Set<OrderState>;
-  gtts: Set<GttState>;
-  positions: Set<PositionState>;
+  orders: OrderState[];
+  gtts: GttState[];
+  positions: PositionState[];
   events: AccountEvent[];
   /** Orders and GTTs that ended, in the order they ended (the retention queue's order). */
   ended: string[];
   now: string;
   /** Instruments whose quote liquidity this operation took from (market rules only). */
   liquidity?: Set<InstrumentKey>;
+}
+
+/** Notes an item an operation changed; the same item twice in a row (touch, then fill) is noted once. */
+export function noteChanged<T>(list: T[], item: T): void {
+  if (list.length === 0 || list[list.length - 1] !== item) list.push(item);
+}
+
+/** Each item once, in the order first noted. */
+function distinct<T>(list: T[]): T[] {
+  return list.length < 2 ? list : Array.from(new Set(list));
 }
 
 /** The trading day (Asia/Kolkata date) an ISO time falls on. */
@@ -106,6 +123,31 @@ export class PaperAccount {
     return `P${String(this.nextOrder++).padStart(9, "0")}`;
   }
 
+  /**
+   * Made once per account object, random: the client_order_ids it makes are this prefix and the
+   * order's id, unique like the order ids and 20 letters or digits (Kite's tag). Such an id names
+   * its order, so it needs no entry in byClientId: two of the three hash-table updates a placement
+   * and its eviction made there were the bare broker's largest single cost.
+   */
+  readonly #madePrefix = randomBytes(5).toString("hex");
+
+  /** A client_order_id for an order placed without one. */
+  clientIdFor(orderId: string): string {
+    const id = this.#madePrefix + orderId;
+    return id.length === 20 ? id : newClientOrderId();
+  }
+
+  /** Whether the order's client_order_id was made by clientIdFor() here, so lookups derive it. */
+  #derived(order: OrderState): boolean {
+    const clientId = order.client_order_id;
+    return (
+      !order.client_id_given &&
+      clientId.length === 20 &&
+      clientId.startsWith(this.#madePrefix) &&
+      clientId.endsWith(order.order_id)
+    );
+  }
+
   newGttId(): string {
     return `G${String(this.nextGtt++).padStart(9, "0")}`;
   }
@@ -121,6 +163,10 @@ export class PaperAccount {
 
   /** The order a client_order_id names, or the id of one that left retention today. */
   lookupClientId(clientId: string): OrderState | string | undefined {
+    if (clientId.length === 20 && clientId.startsWith(this.#madePrefix)) {
+      const made = this.orders.get(clientId.slice(10));
+      if (made !== undefined && made.client_order_id === clientId) return made;
+    }
     const orderId = this.byClientId.get(clientId);
     const order = orderId === undefined ? undefined : this.orders.get(orderId);
     if (order !== undefined) return order;
@@ -129,7 +175,7 @@ export class PaperAccount {
 
   add(order: OrderState): void {
     this.orders.set(order.order_id, order);
-    this.byClientId.set(order.client_order_id, order.order_id);
+    if (!this.#derived(order)) this.byClientId.set(order.client_order_id, order.order_id);
   }
 
   rest(order: OrderState): void {
@@ -172,7 +218,7 @@ export class PaperAccount {
     }
     const order = this.orders.get(id);
     this.orders.delete(id);
-    if (order === undefined) return;
+    if (order === undefined || this.#derived(order)) return;
     // Only if it still names this order: an id must never be taken from the order it now names.
     if (this.byClientId.get(order.client_order_id) === id) {
       this.byClientId.delete(order.client_order_id);
@@ -203,9 +249,9 @@ export class PaperAccount {
       next_order: this.nextOrder,
       next_gtt: this.nextGtt,
     };
-    if (change.orders.size > 0) record.orders = Array.from(change.orders);
-    if (change.gtts.size > 0) record.gtts = Array.from(change.gtts, gttRecord);
-    if (change.positions.size > 0) record.positions = Array.from(change.positions);
+    if (change.orders.length > 0) record.orders = distinct(change.orders);
+    if (change.gtts.length > 0) record.gtts = distinct(change.gtts).map(gttRecord);
+    if (change.positions.length > 0) record.positions = distinct(change.positions);
     if (prices.length > 0) record.prices = prices;
     if (change.ended.length > 0) record.ended = change.ended;
     if (change.liquidity !== undefined && change.liquidity.size > 0) {
@@ -218,6 +264,7 @@ export class PaperAccount {
     return record;
   }
 
+  /** For Journal.compact(), which serializes it at once: it shares the live orders. */
   snapshot(prices: Quote[], today: string): AccountSnapshot {
     const clientIds: [string, string, string][] = [];
     for (const [clientId, [orderId, day]] of this.retiredClientIds) {
@@ -231,7 +278,9 @@ export class PaperAccount {
       seq: this.seq,
       next_order: this.nextOrder,
       next_gtt: this.nextGtt,
-      orders: Array.from(this.orders.values(), orderRecord),
+      // The live orders, not copies (10,000 of them at the default retention): Journal.compact()
+      // serializes the snapshot before it returns, as it does a record.
+      orders: Array.from(this.orders.values()),
       ended,
       gtts: Array.from(this.gtts.values(), gttRecord),
       positions: Array.from(this.positions.values(), (p) => ({ ...p })),
@@ -273,7 +322,7 @@ export class PaperAccount {
     // set() on an existing key keeps its place, so placement order (time priority) survives.
     for (const order of record.orders ?? []) {
       this.orders.set(order.order_id, { ...order });
-      this.byClientId.set(order.client_order_id, order.order_id);
+      if (!this.#derived(order)) this.byClientId.set(order.client_order_id, order.order_id);
     }
     for (const gtt of record.gtts ?? []) this.gtts.set(gtt.gtt_id, { ...gtt });
     for (const position of record.positions ?? []) {
@@ -302,7 +351,7 @@ export class PaperAccount {
       for (const gtt of this.gtts.values()) if (gtt.status !== "active") this.ended.push(gtt.gtt_id, "gtt");
     }
     for (const order of this.orders.values()) {
-      this.byClientId.set(order.client_order_id, order.order_id);
+      if (!this.#derived(order)) this.byClientId.set(order.client_order_id, order.order_id);
       if (isTerminal(order.status)) {
         order.reserved = 0;
       } else {

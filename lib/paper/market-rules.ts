@@ -169,7 +169,9 @@ export class PaperMarket {
       const taken = { quote, buy: 0, sell: 0 };
       // Only for the first quote after a (re)start: a new quote in a running broker starts afresh.
       const before = entry === undefined ? restored.get(key) : undefined;
-      if (before !== undefined && sameQuote(before.quote, quote)) {
+      // The restored quote object itself (the broker hands it back, see sameQuote): a new quote
+      // equal to it in every field, in the same millisecond, is still a new quote.
+      if (before !== undefined && before.quote === quote) {
         // Levels are always consumed front to back, so the totals taken rebuild the book exactly.
         if (before.buy > 0)
           taken.buy = book.take({ side: "BUY", order_type: "MARKET", quantity: before.buy }).filled;
@@ -290,8 +292,12 @@ export class PaperMarket {
   }
 }
 
-/** The same quote, as the journal gave it back: every field equal. */
-function sameQuote(a: Quote, b: Quote): boolean {
+/**
+ * The same quote, as the journal gave it back: every field equal. On reopen the broker makes the
+ * restored liquidity point at the quote object it feeds when they are equal, and fills() then
+ * goes by identity.
+ */
+export function sameQuote(a: Quote, b: Quote): boolean {
   return (
     a.timestamp === b.timestamp &&
     a.last_price === b.last_price &&

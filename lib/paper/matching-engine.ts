@@ -4,6 +4,7 @@ import { instrumentKey } from "../protocol/instrument";
 import { isTerminal } from "../protocol/orders";
 import { assertTransition } from "../protocol/state-machine";
 import type { Change, PaperAccount } from "./account";
+import { noteChanged } from "./account";
 import type { GttState, OrderState } from "./account-state";
 import { buyReference, fillPrice, triggered, triggerPassed } from "./fill-rules";
 import { firedLeg } from "./gtt-book";
@@ -14,7 +15,7 @@ import type { Paise } from "./money";
 import { averageRupees, sellLimitPaise, toPaise, toRupees } from "./money";
 import type { PaperMarket, Refusal } from "./market-rules";
 import type { PaperSettings } from "./settings";
-import { gttView, orderView } from "./views";
+import { gttView, laterView } from "./views";
 
 export type { Refusal } from "./market-rules";
 
@@ -243,7 +244,7 @@ export class MatchingEngine {
     const due = order.release_at;
     if (due === undefined || (this.#market !== undefined && this.#market.now() < due)) return;
     delete order.release_at;
-    change.orders.add(order);
+    noteChanged(change.orders, order);
     if (quote === undefined) {
       this.#cancelUnfilledIoc(change, order);
       return;
@@ -292,7 +293,7 @@ export class MatchingEngine {
     this.#transition(order, done ? "FILLED" : "PARTIALLY_FILLED");
     const position = account.position(order.exchange, order.symbol, order.product);
     applyFill(position, order.side, quantity, price);
-    change.positions.add(position);
+    noteChanged(change.positions, position);
     account.cash += (order.side === "BUY" ? -1 : 1) * quantity * price;
     if (charges > 0) {
       account.cash -= charges;
@@ -455,11 +456,11 @@ export class MatchingEngine {
 
   touch(change: Change, order: OrderState, type: OrderEventType, trades?: Trade[]): void {
     order.timestamp = change.now;
-    change.orders.add(order);
+    noteChanged(change.orders, order);
     const event: OrderEvent = {
       type,
       seq: ++this.#account.seq,
-      order: orderView(order),
+      order: laterView(order),
       timestamp: change.now,
     };
     if (trades !== undefined) event.trades = trades;
@@ -467,7 +468,7 @@ export class MatchingEngine {
   }
 
   touchGtt(change: Change, gtt: GttState, type: GttEventType): void {
-    change.gtts.add(gtt);
+    noteChanged(change.gtts, gtt);
     change.events.push({ type, seq: ++this.#account.seq, gtt: gttView(gtt), timestamp: change.now });
   }
 }

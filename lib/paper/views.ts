@@ -1,5 +1,6 @@
 import type { GttSnapshot, OrderSnapshot } from "../protocol";
 import type { GttState, OrderState } from "./account-state";
+import { isTerminal } from "../protocol/orders";
 import { copyOrderOptions, hasOrderOptions } from "./order-coverage";
 
 /**
@@ -30,6 +31,25 @@ export function orderView(order: OrderState): OrderSnapshot {
   if (order.gtt_id !== undefined) view.gtt_id = order.gtt_id;
   if (hasOrderOptions(order)) copyOrderOptions(order, view);
   return view;
+}
+
+/**
+ * The order's view, or, for a terminal order, the order itself standing in for it: a terminal order
+ * never changes again, so its view can be built when it is handed out (viewOf) instead of being
+ * held, with thousands of others, until the journal's fsync lets it out (a retained view is copied
+ * by every scavenge and then promoted; one built at announce time dies young).
+ */
+export function laterView(order: OrderState): OrderSnapshot {
+  return isTerminal(order.status) ? order : orderView(order);
+}
+
+/** What a laterView() stands for: the view itself, or the view built now from the terminal order. */
+export function viewOf<T>(value: T): T {
+  // Only engine state has `reserved`; a view never does.
+  if (typeof value === "object" && value !== null && "reserved" in value) {
+    return orderView(value as unknown as OrderState) as T;
+  }
+  return value;
 }
 
 /** The order as the journal keeps it: the view plus what a restart needs to continue exactly. */
