@@ -192,6 +192,12 @@ describe("chaos tally: 1,000 orders, 10 kills, blackholes and resets over a 40 m
     assert.deepEqual(report.regressions, [], "orders reported backwards");
     assert.deepEqual(report.phantoms, [], "events for orders that ended before the client connected");
     assert.deepEqual(strangers, [], "events for orders the account does not hold");
-    assert.ok(tally.accepted > total / 2, JSON.stringify(tally));
+    // Not a speed check: it keeps the checks above from passing on a run where almost nothing was
+    // acknowledged. Under a heavily loaded CI machine many placements time out across the faults
+    // (280 of 1,000 accepted at load 15, 990 when idle), so the floor is a fifth, not a half.
+    assert.ok(
+      tally.accepted >= total / 5,
+      `too few acknowledged for the checks to mean much: ${JSON.stringify(tally)}`,
+    );
   });
 });
