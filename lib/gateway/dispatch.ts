@@ -1,6 +1,7 @@
 import type { BrokerInterface } from "../brokers/interface";
 import type { BrokerLogger } from "../brokers/logger";
 import { BrokerError } from "../protocol/errors";
+import type { OrderSnapshot } from "../protocol/orders";
 import type { AuthResult, RequestType, WireRequest, WireRequestOf } from "../protocol/wire";
 import { CLOSE_CODES } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
@@ -16,14 +17,26 @@ import type { Pushes } from "./pushes";
 import type { QuoteSubscriptions } from "../common/quote-subscriptions";
 import { setReceiveLimit } from "./receive-limit";
 
+/**
+ * An order request's answer to a connection that skips answered events: framed only as it goes
+ * onto the socket (Pushes.answer), since which events it carries depends on what was sent before.
+ */
+export interface OrderAnswer {
+  readonly id: string;
+  readonly order: OrderSnapshot;
+}
+
 /** A reply that is ready now, or once the broker answers. */
-export type Reply = string | Promise<string>;
+export type Reply = string | Promise<string | OrderAnswer>;
 
 /** Per api key: its shared rate bucket and its authenticated connections. */
 export interface KeyUsage {
   bucket: TokenBucket;
   connections: number;
 }
+
+/** Requests answered with the snapshot of the order they changed. */
+const ORDER_ANSWERS: ReadonlySet<string> = new Set(["PLACE_ORDER", "MODIFY_ORDER", "CANCEL_ORDER"]);
 
 /** Requests whose answer announces a change to the account. */
 const MUTATING = new Set([
@@ -183,14 +196,23 @@ export class Dispatcher {
     // v1.1 fields only for a client that asked in v1.1: a v1.0 client's schema refuses unknown ones.
     if (request.options !== undefined) {
       const eventFormat = request.options.event_format ?? "full";
+      const answeredEvents = request.options.answered_events ?? "send";
       client.deltas = eventFormat === "delta";
+      client.skipAnswered = answeredEvents === "skip";
       result.protocol = "v1.1";
-      result.options = { event_format: eventFormat };
+      // A client that did not name answered_events may be older than it: echo only what was asked.
+      result.options =
+        request.options.answered_events === undefined
+          ? { event_format: eventFormat }
+          : { event_format: eventFormat, answered_events: answeredEvents };
     }
     return resultFrame(request.id, result);
   }
 
-  async #execute(client: Client, request: Exclude<WireRequest, { type: "AUTH" }>): Promise<string> {
+  async #execute(
+    client: Client,
+    request: Exclude<WireRequest, { type: "AUTH" }>,
+  ): Promise<string | OrderAnswer> {
     try {
       const result = await this.#dispatch(client, request);
       if (MUTATING.has(request.type)) {
@@ -199,6 +221,9 @@ export class Dispatcher {
           this.#parts.settings.durable?.(),
           request.type === "PLACE_ORDER" ? this.#parts.placements.flush() : undefined,
         ]);
+      }
+      if (client.skipAnswered && ORDER_ANSWERS.has(request.type)) {
+        return { id: request.id, order: result as OrderSnapshot };
       }
       return resultFrame(request.id, result);
     } catch (error) {
