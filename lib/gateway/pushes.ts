@@ -35,6 +35,8 @@ export class Pushes {
   #unflushed: PushedEvent[] = [];
   /** Every account event received and not yet published, in seq order (flushed or not). */
   #unpublished: PushedEvent[] = [];
+  /** order_id → its latest event among #unpublished: where an answer looks for its events. */
+  readonly #latest = new Map<string, PushedEvent>();
   /** order_id → its last event's seq and snapshot: the base of its next event's delta. */
   readonly #bases = new Map<string, { seq: number; order: OrderSnapshot }>();
   /** client_order_id → the delta connection placing it and its request as it arrived. */
@@ -80,6 +82,7 @@ export class Pushes {
       const item = new PushedEvent(event, base, origin);
       this.#unflushed.push(item);
       this.#unpublished.push(item);
+      this.#latest.set(order.order_id, item);
       // Map order is insertion order: delete first so a live order moves to the young end.
       this.#bases.delete(order.order_id);
       if (!isTerminal(order.status)) {
@@ -120,6 +123,7 @@ export class Pushes {
   /** Drops whatever waits for the next flush (the gateway is closing). */
   stop(): void {
     this.#unpublished = [];
+    this.#latest.clear();
     if (this.#flushing !== undefined) clearImmediate(this.#flushing);
     this.#flushing = undefined;
     this.#dirty.clear();
@@ -135,15 +139,13 @@ export class Pushes {
    */
   answer(client: Client, id: string, order: OrderSnapshot): string[] {
     const pending = this.#unpublished;
-    // Seqs ascend: the first event not yet sent to this connection, by bisection.
-    let first = 0;
-    for (let high = pending.length; first < high;) {
-      const mid = (first + high) >>> 1;
-      if (pending[mid]!.seq <= client.sentSeq) first = mid + 1;
-      else high = mid;
-    }
+    const latest = this.#latest.get(order.order_id);
+    if (latest === undefined || latest.seq <= client.sentSeq) return [answerFrame(id, order, [])];
+    // Seqs ascend: the first event not yet sent to this connection, and the order's latest, by bisection.
+    const first = firstAfter(pending, client.sentSeq);
     let match = -1;
-    for (let i = pending.length - 1; i >= first; i--) {
+    // Mostly the latest event is the answer; a later change (a fill after it) makes it an earlier one.
+    for (let i = firstAfter(pending, latest.seq - 1); i >= first; i--) {
       const event = pending[i]!.event;
       if (
         "order" in event &&
@@ -240,6 +242,10 @@ export class Pushes {
     while (cut < this.#unpublished.length && this.#unpublished[cut]!.seq <= last) cut++;
     this.#unpublished.splice(0, cut);
     for (const item of events) {
+      if ("order" in item.event) {
+        const orderId = item.event.order.order_id;
+        if (this.#latest.get(orderId) === item) this.#latest.delete(orderId);
+      }
       this.#replay.push(item);
       if (item.seq > this.#pushedSeq) this.#pushedSeq = item.seq;
     }
@@ -285,6 +291,17 @@ function overlayOn(answer: OrderSnapshot, event: OrderSnapshot): Record<string, 
     if (value !== undefined && a[key] !== value) changed[key] = value;
   }
   return changed;
+}
+
+/** The index of the first event with a seq above `seq` (events.length when none). */
+function firstAfter(events: readonly PushedEvent[], seq: number): number {
+  let low = 0;
+  for (let high = events.length; low < high;) {
+    const mid = (low + high) >>> 1;
+    if (events[mid]!.seq <= seq) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 function sameSnapshot(a: OrderSnapshot, b: OrderSnapshot): boolean {
