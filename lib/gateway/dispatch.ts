@@ -138,10 +138,7 @@ export class Dispatcher {
       client.deltas && parsed.type === "PLACE_ORDER" && isRecord(message.order)
         ? this.#parts.pushes.expectPlacement(client, message.order)
         : undefined;
-    return this.#execute(client, parsed).finally(() => {
-      client.inFlight.delete(parsed.id);
-      placed?.();
-    });
+    return this.#execute(client, parsed, placed);
   }
 
   #authenticate(client: Client, request: WireRequestOf<"AUTH">): string {
@@ -209,18 +206,22 @@ export class Dispatcher {
     return resultFrame(request.id, result);
   }
 
+  /** Runs the request and frames its outcome; `placed` undoes Pushes.expectPlacement once it has answered. */
   async #execute(
     client: Client,
     request: Exclude<WireRequest, { type: "AUTH" }>,
+    placed: (() => void) | undefined,
   ): Promise<string | OrderAnswer> {
     try {
       const result = await this.#dispatch(client, request);
       if (MUTATING.has(request.type)) {
-        // The journal and the idempotency index are written side by side, not one after the other.
-        await Promise.all([
-          this.#parts.settings.durable?.(),
-          request.type === "PLACE_ORDER" ? this.#parts.placements.flush() : undefined,
-        ]);
+        // The journal and the idempotency index are written side by side, not one after the other;
+        // an answer from memory (neither configured) waits for nothing, not even a microtask.
+        const durable = this.#parts.settings.durable;
+        const index = request.type === "PLACE_ORDER" && this.#parts.placements.unflushed;
+        if (durable !== undefined && index) await Promise.all([durable(), this.#parts.placements.flush()]);
+        else if (durable !== undefined) await durable();
+        else if (index) await this.#parts.placements.flush();
       }
       if (client.skipAnswered && ORDER_ANSWERS.has(request.type)) {
         return { id: request.id, order: result as OrderSnapshot };
@@ -234,6 +235,10 @@ export class Dispatcher {
         `gateway: ${request.type} ${request.id} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
       return errorFrame(request.id, "INTERNAL", `${request.type} failed on the gateway; see its log`);
+    } finally {
+      // In its own finally rather than a .finally() on the promise: two promises fewer per request.
+      client.inFlight.delete(request.id);
+      placed?.();
     }
   }
 

@@ -448,7 +448,7 @@ export class Gateway {
       client.deliver(replies, batch).catch(failed);
       return;
     }
-    Promise.all(replies.map(async (reply) => reply))
+    Promise.all(replies.map((reply) => Promise.resolve(reply)))
       .then((answers) => {
         // Answers that carry events are framed now, in the turn they are written (Pushes.answer).
         const frames: string[] = [];

@@ -89,6 +89,11 @@ export class IdempotencyIndex {
     if (!this.#entries.has(k)) this.#entries.set(k, { orderId, hash: "", day: istDay(this.#now()) });
   }
 
+  /** True while something recorded is not yet durable: flush() has work to wait for. */
+  get unflushed(): boolean {
+    return this.#file !== undefined && (this.#pending.length > 0 || this.#flushing !== undefined);
+  }
+
   /** Writes and fsyncs what was recorded; concurrent callers share one write. */
   flush(): Promise<void> {
     if (this.#file === undefined) return Promise.resolve();

@@ -282,4 +282,77 @@ describe("protocol v1.1: answered events ride in the answer (answered_events: sk
     assert.equal(relay.messages("up", "RESUME").length, 0);
     assert.deepEqual(skip.errors, []);
   });
+
+  it("a skipping WebSocketBroker on a v1.0 gateway speaks v1.0: no options, every event pushed, each reported once", async function () {
+    const made = await gateway({ protocolVersion: "v1" });
+    // Directly: the tamper proxy would offer the v1.0 gateway the client's first choice, v1.1.
+    const skip = observe(made.url, "v1.1 skip");
+    // Had it sent options, this gateway would have refused its AUTH (VALIDATION) and it would never connect.
+    await skip.broker.connect();
+    assert.equal(skip.broker.state, "connected");
+    await tradeMix(made, [skip.broker], 3);
+    await waitFor(() => skip.broker.lastSeq === made.broker.lastSeq, "every event");
+    assert.equal(skip.orders.length, made.broker.lastSeq);
+    assert.deepEqual(checkLives(skip.orders), {
+      regressions: [],
+      doubleFills: [],
+      phantoms: [],
+      seqOutOfOrder: [],
+    });
+    assert.deepEqual(skip.errors, []);
+  });
+
+  it("an answer whose events are malformed is reported as BAD_FRAME and the events come whole through RESUME", async function () {
+    const made = await gateway();
+    const relay = await proxy(made.url);
+    const skip = observe(relay.url, "v1.1 skip");
+    const whole = observe(made.url, "v1");
+    await Promise.all([skip.broker.connect(), whole.broker.connect()]);
+    let spoiled = 0;
+    const hostile: ((event: Record<string, unknown>) => void)[] = [
+      (event) => (event.seq = "7"),
+      (event) => (event.order = { status: "BOGUS" }),
+      (event) => (event.order = { quantity: -1 }),
+      (event) => (event.colour = "red"),
+      (event) => (event.type = "ORDER_EATEN"),
+    ];
+    relay.tap = (direction, text) => {
+      if (direction !== "down" || !text.includes('"events":[')) return undefined;
+      const frame = JSON.parse(text) as unknown;
+      for (const message of (Array.isArray(frame) ? frame : [frame]) as Record<string, unknown>[]) {
+        if (message.type !== "RESULT" || !Array.isArray(message.events)) continue;
+        const first = message.events[0] as Record<string, unknown>;
+        hostile[spoiled % hostile.length]!(first);
+        spoiled += 1;
+      }
+      return JSON.stringify(frame);
+    };
+    for (let i = 0; i < 10; i++) {
+      const placed = await skip.broker.placeOrder({
+        symbol: "INFY",
+        side: i % 2 === 0 ? "BUY" : "SELL",
+        quantity: 1,
+      });
+      assert.equal(placed.status, "FILLED");
+    }
+    const last = made.broker.lastSeq;
+    await waitFor(
+      () => skip.broker.lastSeq === last && whole.broker.lastSeq === last,
+      "both clients to process every event",
+      8000,
+    );
+    assert.equal(spoiled, 10);
+    assert.ok(skip.errors.length >= 10, `${skip.errors.length} errors`);
+    assert.ok(
+      skip.errors.every((e) => e.code === "BAD_FRAME"),
+      skip.errors.map((e) => e.message).join("; "),
+    );
+    assert.deepEqual(skip.orders, whole.orders);
+    assert.deepEqual(checkLives(skip.orders), {
+      regressions: [],
+      doubleFills: [],
+      phantoms: [],
+      seqOutOfOrder: [],
+    });
+  });
 });
