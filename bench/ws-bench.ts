@@ -81,12 +81,14 @@ async function rawPipelined(port: number, window: number, seconds: number): Prom
   });
 }
 
-type Protocol = "v1" | "v1.1";
+/** v1.1: every event pushed; v1.1 skip: the events an answer stands for ride in it (the default). */
+type Protocol = "v1" | "v1.1" | "v1.1 skip";
+const PROTOCOLS: readonly Protocol[] = ["v1", "v1.1", "v1.1 skip"];
 
 function brokerFor(
   port: number,
   overrides: Record<string, unknown> = {},
-  protocol: Protocol = "v1.1",
+  protocol: Protocol = "v1.1 skip",
 ): WebSocketBroker {
   return new WebSocketBroker(
     WebSocketSettings.parse({
@@ -98,7 +100,9 @@ function brokerFor(
       request_timeout_ms: 30_000,
       ...overrides,
     }),
-    { protocol },
+    protocol === "v1.1 skip"
+      ? { protocol: "v1.1", answeredEvents: "skip" }
+      : { protocol, answeredEvents: "send" },
   );
 }
 
@@ -242,7 +246,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
     // v1.0 and v1.1 clients of the same gateway, one after the other.
     const fastRuns: Record<Protocol, { place: ReturnType<typeof summarize>; pipelined: Pipelined }> =
       Object.create(null);
-    for (const protocol of ["v1", "v1.1"] as const) {
+    for (const protocol of PROTOCOLS) {
       const broker = brokerFor(fast.port, {}, protocol);
       await broker.connect();
       await placeLatency(broker, n / 4);
@@ -281,7 +285,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
         "1.00",
         "—",
       ]),
-      ...(["v1", "v1.1"] as const).map((protocol) => {
+      ...PROTOCOLS.map((protocol) => {
         const { place } = fastRuns[protocol];
         return row([
           `place → ack, WebSocketBroker + gateway, acks from memory, ${protocol}`,
@@ -293,7 +297,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
         ]);
       }),
       row([
-        "place → ack, durable acks (journal fsync before the answer), v1.1",
+        "place → ack, durable acks (journal fsync before the answer), v1.1 skip",
         fmt(placeDurable.p50, 1),
         fmt(placeDurable.p99, 1),
         fmt(placeDurable.p50 / raw.p50),
@@ -311,7 +315,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
       ]),
       row(["---", "---:", "---:", "---:", "---:", "---"]),
       row(["raw ws echo messages (baseline)", fmt(rawRate, 0), "1.00", "—", "—", "—"]),
-      ...(["v1", "v1.1"] as const).map((protocol) => {
+      ...PROTOCOLS.map((protocol) => {
         const { pipelined } = fastRuns[protocol];
         return row([
           `orders acknowledged, acks from memory, ${protocol}`,
@@ -323,7 +327,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
         ]);
       }),
       row([
-        "orders acknowledged, durable acks, v1.1",
+        "orders acknowledged, durable acks, v1.1 skip",
         fmt(durableRun.rate, 0),
         fmt(durableRun.rate / rawRate),
         fmt(durableRun.clientCpuUs, 1),

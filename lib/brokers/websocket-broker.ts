@@ -20,7 +20,11 @@ import type {
 import { BrokerError, toBrokerError } from "../protocol/errors";
 import { GttRequest } from "../protocol/gtt";
 import type { OrderRequest } from "../protocol/orders";
-import { OrderChanges as OrderChangesSchema, isTerminal } from "../protocol/orders";
+import {
+  OrderChanges as OrderChangesSchema,
+  OrderSnapshot as OrderSnapshotSchema,
+  isTerminal,
+} from "../protocol/orders";
 import { SymbolList } from "../protocol/quotes";
 import { parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderEvent as OrderEventSchema } from "../protocol/events";
@@ -29,6 +33,7 @@ import { parseOrThrow } from "../protocol/validate";
 import type { AuthResult, OrderEventDelta, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
 import {
   RESULT_SCHEMAS,
+  ResultMessage,
   SUBPROTOCOL,
   SUBPROTOCOL_V1_1,
   ServerMessage,
@@ -36,6 +41,7 @@ import {
   authPayload,
 } from "../protocol/wire";
 import { newClientOrderId } from "../common/ids";
+import { isRecord } from "../common/is-record";
 import { RetentionQueue } from "../common/retention-queue";
 import { CircuitBreaker } from "../ws/circuit-breaker";
 import type { Session } from "../ws/reconnecting-client";
@@ -55,6 +61,12 @@ export interface WebSocketBrokerDeps {
    * order events as deltas; a v1.0 gateway is spoken to in v1.0. "v1" offers v1.0 only.
    */
   protocol?: "v1" | "v1.1";
+  /**
+   * v1.1: "skip" (the default) asks the gateway to put the events its answers to this client's own
+   * order requests stand for inside those answers rather than in frames of their own; "send" asks
+   * for every event as a push. Listeners get every event either way.
+   */
+  answeredEvents?: "send" | "skip";
 }
 
 /** An account event as it arrived: whole, or (v1.1) an order event's changed fields over a base. */
@@ -140,6 +152,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   /** Events that arrived while a session was catching up; see #openSession. */
   #held: IncomingEvent[] | undefined;
   readonly #protocols: string[];
+  readonly #answeredEvents: "send" | "skip";
   /** v1.1: this session's order events may come as deltas. */
   #deltas = false;
   /** order_id → the seq and snapshot of its last event processed: the base of an EVENT_DELTA. */
@@ -152,6 +165,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.settings = settings;
     this.#log = deps.log ?? silentLogger;
     this.#protocols = deps.protocol === "v1" ? [SUBPROTOCOL] : [SUBPROTOCOL_V1_1, SUBPROTOCOL];
+    this.#answeredEvents = deps.answeredEvents ?? "skip";
     // Every placement settling a lost answer waits on this signal: hundreds at once after a drop
     // are expected, not a leak (Node warns past 10).
     setMaxListeners(0, this.#closed.signal);
@@ -302,7 +316,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       timestamp,
       nonce,
       signature,
-      ...(v11 ? { options: { event_format: "delta" } } : {}),
+      ...(v11 ? { options: { event_format: "delta", answered_events: this.#answeredEvents } } : {}),
     });
     const auth = parseResult("AUTH", raw);
     this.#deltas = v11 && auth.options?.event_format === "delta";
@@ -433,6 +447,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   // #region inbound
 
   #onMessage(raw: unknown): void {
+    if (isRecord(raw) && raw.type === "RESULT") {
+      // Late answers nobody waits for any more, and (v1.1) answers carrying the events they stand
+      // for: those events are processed here, at the answer's place in the stream.
+      if (raw.events !== undefined) this.#onAnsweredEvents(raw);
+      return;
+    }
     // Most traffic is order events: a plainly valid one skips zod (see snapshot-fast-path.ts).
     const plain = plainOrderEventOf(raw) ?? plainDeltaOf(raw);
     if (plain !== undefined) {
@@ -460,6 +480,45 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       message.type === "EVENT" ? message.event : Object.assign(message.event, { delta: true as const });
     if (this.#held !== undefined) this.#held.push(event);
     else this.#onEvent(event);
+  }
+
+  /**
+   * The events an answer stands for, made whole (the answer's snapshot with each event's fields laid
+   * over it) and handled like pushed ones: seq order, gaps, dedupe. One that does not check out is
+   * reported and skipped; the seq gap it leaves is repaired by RESUME like a lost frame.
+   */
+  #onAnsweredEvents(message: Record<string, unknown>): void {
+    let events = message.events;
+    let snapshot = message.result;
+    if (!Array.isArray(events) || !isPlainOrderSnapshot(snapshot)) {
+      const parsed = ResultMessage.safeParse(message);
+      const order = OrderSnapshotSchema.safeParse(message.result);
+      if (!parsed.success || !order.success) {
+        this.#emitError(
+          new BrokerError(
+            "BAD_FRAME",
+            `server's answer ${String(message.id)} carries events that are not protocol v1.1: ${(parsed.error ?? order.error)?.issues[0]?.message ?? "?"}`,
+          ),
+        );
+        return;
+      }
+      events = parsed.data.events ?? [];
+      snapshot = order.data;
+    }
+    for (const answered of events as unknown[]) {
+      const event = answeredEventOf(snapshot as Record<string, unknown>, answered);
+      if (event === undefined) {
+        this.#emitError(
+          new BrokerError(
+            "BAD_FRAME",
+            `server's answer ${String(message.id)} carries an event that is not protocol v1.1`,
+          ),
+        );
+        continue;
+      }
+      if (this.#held !== undefined) this.#held.push(event);
+      else this.#onEvent(event);
+    }
   }
 
   #onEvent(incoming: IncomingEvent): void {
@@ -742,6 +801,26 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 }
 
 type Send = (message: { type: string; [key: string]: unknown }) => Promise<unknown>;
+
+const ANSWERED_KEYS: ReadonlySet<string> = new Set(["type", "seq", "order", "trades", "timestamp"]);
+
+/** An answered event made whole over its answer's snapshot, checked (fast path, then the schema); undefined if it is not one. */
+function answeredEventOf(snapshot: Record<string, unknown>, raw: unknown): OrderEvent | undefined {
+  if (!isRecord(raw)) return undefined;
+  for (const key in raw) if (!ANSWERED_KEYS.has(key)) return undefined;
+  const changes = raw.order;
+  if (changes !== undefined && !isRecord(changes)) return undefined;
+  // A copy, field by field (a spread is slow in V8): listeners must not share the caller's answer.
+  const order: Record<string, unknown> = {};
+  for (const key in snapshot) if (snapshot[key] !== undefined) order[key] = snapshot[key];
+  if (changes !== undefined) for (const key in changes) order[key] = changes[key];
+  const event: Record<string, unknown> = { type: raw.type, seq: raw.seq, order, timestamp: raw.timestamp };
+  if (raw.trades !== undefined) event.trades = raw.trades;
+  const plain = plainOrderEventOf({ type: "EVENT", event });
+  if (plain !== undefined) return plain;
+  const parsed = OrderEventSchema.safeParse(event);
+  return parsed.success ? parsed.data : undefined;
+}
 
 const DELTA_KEYS: ReadonlySet<string> = new Set(["type", "seq", "base", "order", "trades", "timestamp"]);
 

@@ -37,6 +37,8 @@ export class Client {
   outbox: Outgoing[] = [];
   /** v1.1: it asked for order events as deltas. */
   deltas = false;
+  /** v1.1: it asked for the events its own order requests' answers stand for inside those answers. */
+  skipAnswered = false;
   /**
    * Every account event after this seq has been (or will be) sent to it, in order: a delta over
    * a base after it is one the client holds. Set at AUTH, lowered by a complete RESUME.

@@ -1,6 +1,7 @@
 import type { BrokerInterface } from "../brokers/interface";
 import type { BrokerLogger } from "../brokers/logger";
 import { BrokerError } from "../protocol/errors";
+import type { OrderSnapshot } from "../protocol/orders";
 import type { AuthResult, RequestType, WireRequest, WireRequestOf } from "../protocol/wire";
 import { CLOSE_CODES } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
@@ -16,14 +17,26 @@ import type { Pushes } from "./pushes";
 import type { QuoteSubscriptions } from "../common/quote-subscriptions";
 import { setReceiveLimit } from "./receive-limit";
 
+/**
+ * An order request's answer to a connection that skips answered events: framed only as it goes
+ * onto the socket (Pushes.answer), since which events it carries depends on what was sent before.
+ */
+export interface OrderAnswer {
+  readonly id: string;
+  readonly order: OrderSnapshot;
+}
+
 /** A reply that is ready now, or once the broker answers. */
-export type Reply = string | Promise<string>;
+export type Reply = string | Promise<string | OrderAnswer>;
 
 /** Per api key: its shared rate bucket and its authenticated connections. */
 export interface KeyUsage {
   bucket: TokenBucket;
   connections: number;
 }
+
+/** Requests answered with the snapshot of the order they changed. */
+const ORDER_ANSWERS: ReadonlySet<string> = new Set(["PLACE_ORDER", "MODIFY_ORDER", "CANCEL_ORDER"]);
 
 /** Requests whose answer announces a change to the account. */
 const MUTATING = new Set([
@@ -125,10 +138,7 @@ export class Dispatcher {
       client.deltas && parsed.type === "PLACE_ORDER" && isRecord(message.order)
         ? this.#parts.pushes.expectPlacement(client, message.order)
         : undefined;
-    return this.#execute(client, parsed).finally(() => {
-      client.inFlight.delete(parsed.id);
-      placed?.();
-    });
+    return this.#execute(client, parsed, placed);
   }
 
   #authenticate(client: Client, request: WireRequestOf<"AUTH">): string {
@@ -183,22 +193,38 @@ export class Dispatcher {
     // v1.1 fields only for a client that asked in v1.1: a v1.0 client's schema refuses unknown ones.
     if (request.options !== undefined) {
       const eventFormat = request.options.event_format ?? "full";
+      const answeredEvents = request.options.answered_events ?? "send";
       client.deltas = eventFormat === "delta";
+      client.skipAnswered = answeredEvents === "skip";
       result.protocol = "v1.1";
-      result.options = { event_format: eventFormat };
+      // A client that did not name answered_events may be older than it: echo only what was asked.
+      result.options =
+        request.options.answered_events === undefined
+          ? { event_format: eventFormat }
+          : { event_format: eventFormat, answered_events: answeredEvents };
     }
     return resultFrame(request.id, result);
   }
 
-  async #execute(client: Client, request: Exclude<WireRequest, { type: "AUTH" }>): Promise<string> {
+  /** Runs the request and frames its outcome; `placed` undoes Pushes.expectPlacement once it has answered. */
+  async #execute(
+    client: Client,
+    request: Exclude<WireRequest, { type: "AUTH" }>,
+    placed: (() => void) | undefined,
+  ): Promise<string | OrderAnswer> {
     try {
       const result = await this.#dispatch(client, request);
       if (MUTATING.has(request.type)) {
-        // The journal and the idempotency index are written side by side, not one after the other.
-        await Promise.all([
-          this.#parts.settings.durable?.(),
-          request.type === "PLACE_ORDER" ? this.#parts.placements.flush() : undefined,
-        ]);
+        // The journal and the idempotency index are written side by side, not one after the other;
+        // an answer from memory (neither configured) waits for nothing, not even a microtask.
+        const durable = this.#parts.settings.durable;
+        const index = request.type === "PLACE_ORDER" && this.#parts.placements.unflushed;
+        if (durable !== undefined && index) await Promise.all([durable(), this.#parts.placements.flush()]);
+        else if (durable !== undefined) await durable();
+        else if (index) await this.#parts.placements.flush();
+      }
+      if (client.skipAnswered && ORDER_ANSWERS.has(request.type)) {
+        return { id: request.id, order: result as OrderSnapshot };
       }
       return resultFrame(request.id, result);
     } catch (error) {
@@ -209,6 +235,10 @@ export class Dispatcher {
         `gateway: ${request.type} ${request.id} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
       return errorFrame(request.id, "INTERNAL", `${request.type} failed on the gateway; see its log`);
+    } finally {
+      // In its own finally rather than a .finally() on the promise: two promises fewer per request.
+      client.inFlight.delete(request.id);
+      placed?.();
     }
   }
 

@@ -1,6 +1,7 @@
 import type { ErrorCode } from "../protocol/errors";
 import { formatIssues } from "../protocol/validate";
-import type { RequestType, WireRequest } from "../protocol/wire";
+import { parseOrderRequest } from "../protocol/order-fast-path";
+import type { RequestType, WireRequest, WireRequestOf } from "../protocol/wire";
 import { REQUEST_SCHEMAS, REQUEST_TYPES } from "../protocol/wire";
 import { isRecord } from "../common/is-record";
 
@@ -8,8 +9,36 @@ import { isRecord } from "../common/is-record";
 
 export const REQUEST_TYPE_SET: ReadonlySet<string> = new Set(REQUEST_TYPES);
 
+/**
+ * A plainly valid PLACE_ORDER without zod (~2 µs a request): the envelope checked here, the order by
+ * the checked fast path of lib/protocol/order-fast-path.ts. Undefined: ask the schema, which also
+ * writes the error message.
+ */
+function plainPlaceOrder(message: Record<string, unknown>): WireRequest | undefined {
+  const { id, order } = message;
+  if (typeof id !== "string" || id.length === 0 || id.length > 64) return undefined;
+  let keys = 0;
+  for (const key in message) {
+    if (key !== "type" && key !== "id" && key !== "order") return undefined;
+    keys++;
+  }
+  if (keys !== 3 || !isRecord(order) || typeof order.client_order_id !== "string") return undefined;
+  let parsed: ReturnType<typeof parseOrderRequest>;
+  try {
+    parsed = parseOrderRequest(order);
+  } catch {
+    return undefined;
+  }
+  if (parsed.client_order_id === undefined) return undefined;
+  return { type: "PLACE_ORDER", id, order: parsed as WireRequestOf<"PLACE_ORDER">["order"] };
+}
+
 /** The request, or a message naming the field and rule it broke. */
 export function parseRequest(type: RequestType, message: Record<string, unknown>): WireRequest | string {
+  if (type === "PLACE_ORDER") {
+    const plain = plainPlaceOrder(message);
+    if (plain !== undefined) return plain;
+  }
   const result = REQUEST_SCHEMAS[type].safeParse(message);
   if (result.success) return result.data;
   if (type === "GET_ORDER" && result.error.issues.some((issue) => issue.code === "invalid_union")) {

@@ -448,8 +448,16 @@ export class Gateway {
       client.deliver(replies, batch).catch(failed);
       return;
     }
-    Promise.all(replies.map(async (reply) => reply))
-      .then((frames) => client.deliver(frames, batch))
+    Promise.all(replies.map((reply) => Promise.resolve(reply)))
+      .then((answers) => {
+        // Answers that carry events are framed now, in the turn they are written (Pushes.answer).
+        const frames: string[] = [];
+        for (const answer of answers) {
+          if (typeof answer === "string") frames.push(answer);
+          else for (const frame of this.#pushes.answer(client, answer.id, answer.order)) frames.push(frame);
+        }
+        return client.deliver(frames, batch || frames.length > 1);
+      })
       .catch(failed);
   }
 

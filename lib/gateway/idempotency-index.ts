@@ -47,6 +47,10 @@ export class IdempotencyIndex {
   #flushing: Promise<void> | undefined;
   #again = false;
   #oldestKeptDay = "";
+  /** The minute `#today` and `#keptFrom` were worked out for: IST days start on a whole minute. */
+  #minute = Number.NaN;
+  #today = "";
+  #keptFrom = "";
 
   private constructor(file: string | undefined, now: () => number) {
     this.#file = file;
@@ -72,7 +76,7 @@ export class IdempotencyIndex {
   /** Remembers an id in memory now; durable once the next flush() resolves. */
   record(account: string, clientOrderId: string, orderId: string, hash: string): void {
     this.#prune();
-    const day = istDay(this.#now());
+    const day = this.#today;
     const k = key(account, clientOrderId);
     this.#entries.delete(k);
     this.#entries.set(k, { orderId, hash, day });
@@ -83,6 +87,11 @@ export class IdempotencyIndex {
   seed(account: string, clientOrderId: string, orderId: string): void {
     const k = key(account, clientOrderId);
     if (!this.#entries.has(k)) this.#entries.set(k, { orderId, hash: "", day: istDay(this.#now()) });
+  }
+
+  /** True while something recorded is not yet durable: flush() has work to wait for. */
+  get unflushed(): boolean {
+    return this.#file !== undefined && (this.#pending.length > 0 || this.#flushing !== undefined);
   }
 
   /** Writes and fsyncs what was recorded; concurrent callers share one write. */
@@ -122,7 +131,15 @@ export class IdempotencyIndex {
 
   /** The first IST day still kept: yesterday's, so an id lives at least through its whole day. */
   #cutoff(): string {
-    return istDay(this.#now() - 24 * 60 * 60_000);
+    // Worked out once a minute, not per order: every placement asks.
+    const now = this.#now();
+    const minute = Math.floor(now / 60_000);
+    if (minute !== this.#minute) {
+      this.#minute = minute;
+      this.#today = istDay(now);
+      this.#keptFrom = istDay(now - 24 * 60 * 60_000);
+    }
+    return this.#keptFrom;
   }
 
   /** Entries are in the order used, so the expired ones are at the front. */

@@ -33,6 +33,11 @@ export class Placements {
     return this.#index.flush();
   }
 
+  /** False when flush() would have nothing to wait for (no file, or all written). */
+  get unflushed(): boolean {
+    return this.#index.unflushed;
+  }
+
   /**
    * Idempotent on client_order_id on top of the broker's own, for the whole trading day and across
    * restarts: a retry while the first placement is in flight gets that placement's answer; a later

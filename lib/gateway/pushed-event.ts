@@ -1,4 +1,4 @@
-import type { AccountEvent } from "../protocol/events";
+import type { AccountEvent, OrderEvent } from "../protocol/events";
 import type { OrderSnapshot } from "../protocol/orders";
 import type { Client } from "./client";
 
@@ -11,12 +11,11 @@ import type { Client } from "./client";
 export class PushedEvent {
   readonly seq: number;
   readonly event: AccountEvent;
-  /** The seq of the order's previous event, when `delta` applies over it. */
-  readonly baseSeq: number | undefined;
-  readonly delta: string | undefined;
-  /** The connection whose PLACE_ORDER made this order, when `originFrame` applies over that request. */
-  readonly origin: Client | undefined;
-  readonly originFrame: string | undefined;
+  readonly #base: { seq: number; order: OrderSnapshot } | undefined;
+  readonly #origin: { client: Client; request: Record<string, unknown> } | undefined;
+  /** Built on first use: a gateway whose connections skip their answered events never needs most. */
+  #delta: string | null | undefined;
+  #originFrame: string | null | undefined;
   #frame: string | undefined;
 
   constructor(
@@ -28,21 +27,41 @@ export class PushedEvent {
     this.event = event;
     // A delta carries no `synthesized` flag: an event that has one goes out whole.
     if (!("order" in event) || event.synthesized !== undefined) return;
-    if (base !== undefined) {
-      const changed = changedFields(base.order, event.order);
-      if (changed !== undefined) {
-        this.baseSeq = base.seq;
-        this.delta = deltaFrame(event, base.seq, changed);
-      }
+    this.#base = base;
+    this.#origin = origin;
+  }
+
+  /** The seq of the order's previous event, when a delta over it can be made. */
+  get baseSeq(): number | undefined {
+    return this.delta === undefined ? undefined : this.#base?.seq;
+  }
+
+  /** The EVENT_DELTA over the order's previous event, when one can be made. */
+  get delta(): string | undefined {
+    if (this.#delta === undefined) {
+      const base = this.#base;
+      const changed = base === undefined ? undefined : changedFields(base.order, this.#order());
+      this.#delta =
+        base === undefined || changed === undefined ? null : deltaFrame(this.event, base.seq, changed);
     }
-    if (origin !== undefined) {
-      const changed = changedFields(origin.request, event.order);
-      if (changed !== undefined) {
-        this.origin = origin.client;
-        changed.client_order_id = event.order.client_order_id;
-        this.originFrame = deltaFrame(event, "request", changed);
-      }
+    return this.#delta ?? undefined;
+  }
+
+  /** The connection whose PLACE_ORDER made this order, when `originFrame` applies over that request. */
+  get origin(): Client | undefined {
+    return this.originFrame === undefined ? undefined : this.#origin?.client;
+  }
+
+  /** The EVENT_DELTA over the placing request, when one can be made. */
+  get originFrame(): string | undefined {
+    if (this.#originFrame === undefined) {
+      const origin = this.#origin;
+      const order = this.#order();
+      const changed = origin === undefined ? undefined : changedFields(origin.request, order);
+      if (changed !== undefined) changed.client_order_id = order.client_order_id;
+      this.#originFrame = changed === undefined ? null : deltaFrame(this.event, "request", changed);
     }
+    return this.#originFrame ?? undefined;
   }
 
   /** The full EVENT, serialized on first use (a gateway whose clients all take deltas never builds it). */
@@ -58,9 +77,17 @@ export class PushedEvent {
    */
   frameFor(client: Client, heldFrom: number, replay = false): string {
     if (!client.deltas) return this.frame;
-    if (this.delta !== undefined && (this.baseSeq ?? 0) > heldFrom) return this.delta;
-    if (!replay && this.originFrame !== undefined && this.origin === client) return this.originFrame;
+    const delta = this.delta;
+    if (delta !== undefined && (this.#base?.seq ?? 0) > heldFrom) return delta;
+    if (!replay && this.#origin?.client === client) {
+      const originFrame = this.originFrame;
+      if (originFrame !== undefined) return originFrame;
+    }
     return this.frame;
+  }
+
+  #order(): OrderSnapshot {
+    return (this.event as OrderEvent).order;
   }
 }
 
@@ -68,7 +95,7 @@ export class PushedEvent {
  * The fields of `next` that differ from `base` (order_id always), or undefined when a field of
  * `base` is gone from `next`: a delta lays fields over its base and cannot remove one.
  */
-function changedFields(
+export function changedFields(
   base: Record<string, unknown>,
   next: OrderSnapshot,
 ): Record<string, unknown> | undefined {

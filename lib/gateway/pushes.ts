@@ -1,6 +1,6 @@
 import { WebSocket } from "ws";
 import type { BrokerLogger } from "../brokers/logger";
-import type { AccountEvent } from "../protocol/events";
+import type { AccountEvent, OrderEvent } from "../protocol/events";
 import type { OrderSnapshot } from "../protocol/orders";
 import { isTerminal } from "../protocol/orders";
 import type { ResumeResult } from "../protocol/wire";
@@ -33,6 +33,10 @@ export class Pushes {
   #pushedSeq: number;
   /** Account events emitted since the last flush, waiting for `durable`. */
   #unflushed: PushedEvent[] = [];
+  /** Every account event received and not yet published, in seq order (flushed or not). */
+  #unpublished: PushedEvent[] = [];
+  /** order_id → its latest event among #unpublished: where an answer looks for its events. */
+  readonly #latest = new Map<string, PushedEvent>();
   /** order_id → its last event's seq and snapshot: the base of its next event's delta. */
   readonly #bases = new Map<string, { seq: number; order: OrderSnapshot }>();
   /** client_order_id → the delta connection placing it and its request as it arrived. */
@@ -68,12 +72,17 @@ export class Pushes {
    */
   event(event: AccountEvent): void {
     if (!("order" in event)) {
-      this.#unflushed.push(new PushedEvent(event, undefined, undefined));
+      const item = new PushedEvent(event, undefined, undefined);
+      this.#unflushed.push(item);
+      this.#unpublished.push(item);
     } else {
       const order = event.order;
       const base = this.#bases.get(order.order_id);
       const origin = base === undefined ? this.#origins.get(order.client_order_id) : undefined;
-      this.#unflushed.push(new PushedEvent(event, base, origin));
+      const item = new PushedEvent(event, base, origin);
+      this.#unflushed.push(item);
+      this.#unpublished.push(item);
+      this.#latest.set(order.order_id, item);
       // Map order is insertion order: delete first so a live order moves to the young end.
       this.#bases.delete(order.order_id);
       if (!isTerminal(order.status)) {
@@ -113,9 +122,69 @@ export class Pushes {
 
   /** Drops whatever waits for the next flush (the gateway is closing). */
   stop(): void {
+    this.#unpublished = [];
+    this.#latest.clear();
     if (this.#flushing !== undefined) clearImmediate(this.#flushing);
     this.#flushing = undefined;
     this.#dirty.clear();
+  }
+
+  /**
+   * The frames that answer an order request of a connection that skips answered events, built
+   * as they go onto its socket: the events it has not been sent up to the one whose snapshot is
+   * `order` (none of those published yet), with the run of this order's events that ends there
+   * inside the RESULT and the others in front of it, so the connection still gets every event
+   * once and in seq order. Without such an event (the broker reports it later, or it was already
+   * sent) the RESULT goes alone and the events go as pushes.
+   */
+  answer(client: Client, id: string, order: OrderSnapshot): string[] {
+    const pending = this.#unpublished;
+    const latest = this.#latest.get(order.order_id);
+    if (latest === undefined || latest.seq <= client.sentSeq) return [answerFrame(id, order, [])];
+    // Seqs ascend: the first event not yet sent to this connection, and the order's latest, by bisection.
+    const first = firstAfter(pending, client.sentSeq);
+    let match = -1;
+    // Mostly the latest event is the answer; a later change (a fill after it) makes it an earlier one.
+    for (let i = firstAfter(pending, latest.seq - 1); i >= first; i--) {
+      const event = pending[i]!.event;
+      if (
+        "order" in event &&
+        event.order.order_id === order.order_id &&
+        event.synthesized === undefined &&
+        sameSnapshot(order, event.order)
+      ) {
+        match = i;
+        break;
+      }
+    }
+    if (match < 0) return [answerFrame(id, order, [])];
+    // The answered run: this order's events (each expressible over the answer) that end at the match.
+    let start = match;
+    const overlays: Record<string, unknown>[] = [{}];
+    while (start - 1 >= first) {
+      const event = pending[start - 1]!.event;
+      if (!("order" in event) || event.order.order_id !== order.order_id || event.synthesized !== undefined)
+        break;
+      const overlay = overlayOn(order, event.order);
+      if (overlay === undefined) break;
+      overlays.unshift(overlay);
+      start--;
+    }
+    const frames: string[] = [];
+    for (let i = first; i < start; i++) frames.push(pending[i]!.frameFor(client, client.heldFrom));
+    const answered: Record<string, unknown>[] = [];
+    for (let i = start; i <= match; i++) {
+      const event = pending[i]!.event as OrderEvent;
+      const item: Record<string, unknown> = { type: event.type, seq: event.seq };
+      const overlay = overlays[i - start];
+      if (overlay !== undefined && !isEmpty(overlay)) item.order = overlay;
+      if (event.trades !== undefined) item.trades = event.trades;
+      item.timestamp = event.timestamp;
+      answered.push(item);
+    }
+    client.sentSeq = pending[match]!.seq;
+    frames.push(answerFrame(id, order, answered));
+    return frames;
   }
 
   /** Sends the held events after fromSeq now (before the RESULT), and says whether any are missing. */
@@ -167,7 +236,16 @@ export class Pushes {
   /** Events now durable: held for RESUME and sent to every authenticated connection. */
   #publishEvents(events: PushedEvent[]): void {
     if (events.length === 0) return;
+    // Published in seq order (the flushes are chained): these are the oldest unpublished.
+    const last = events[events.length - 1]!.seq;
+    let cut = 0;
+    while (cut < this.#unpublished.length && this.#unpublished[cut]!.seq <= last) cut++;
+    this.#unpublished.splice(0, cut);
     for (const item of events) {
+      if ("order" in item.event) {
+        const orderId = item.event.order.order_id;
+        if (this.#latest.get(orderId) === item) this.#latest.delete(orderId);
+      }
       this.#replay.push(item);
       if (item.seq > this.#pushedSeq) this.#pushedSeq = item.seq;
     }
@@ -197,4 +275,51 @@ export class Pushes {
       client.sendChunked(frames);
     }
   }
+}
+
+/**
+ * The fields of `event` that differ from the answer's snapshot, or undefined when the answer has a
+ * field the event lacks (an overlay cannot remove one).
+ */
+function overlayOn(answer: OrderSnapshot, event: OrderSnapshot): Record<string, unknown> | undefined {
+  const a = answer as unknown as Record<string, unknown>;
+  const e = event as unknown as Record<string, unknown>;
+  for (const key in a) if (a[key] !== undefined && e[key] === undefined) return undefined;
+  const changed: Record<string, unknown> = {};
+  for (const key in e) {
+    const value = e[key];
+    if (value !== undefined && a[key] !== value) changed[key] = value;
+  }
+  return changed;
+}
+
+/** The index of the first event with a seq above `seq` (events.length when none). */
+function firstAfter(events: readonly PushedEvent[], seq: number): number {
+  let low = 0;
+  for (let high = events.length; low < high;) {
+    const mid = (low + high) >>> 1;
+    if (events[mid]!.seq <= seq) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+function sameSnapshot(a: OrderSnapshot, b: OrderSnapshot): boolean {
+  if (a === b) return true;
+  const x = a as unknown as Record<string, unknown>;
+  const y = b as unknown as Record<string, unknown>;
+  for (const key in x) if (x[key] !== y[key]) return false;
+  for (const key in y) if (x[key] !== y[key]) return false;
+  return true;
+}
+
+function isEmpty(record: Record<string, unknown>): boolean {
+  for (const _ in record) return false;
+  return true;
+}
+
+/** A RESULT with the events it stands for; the snapshot is serialized once, by concatenation. */
+function answerFrame(id: string, order: OrderSnapshot, events: Record<string, unknown>[]): string {
+  const head = `{"type":"RESULT","id":${JSON.stringify(id)},"result":${JSON.stringify(order)}`;
+  return events.length === 0 ? `${head}}` : `${head},"events":${JSON.stringify(events)}}`;
 }

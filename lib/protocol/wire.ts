@@ -27,9 +27,12 @@ export const SUBPROTOCOL_V1_1 = "trading-broker.v1.1";
  * v1.1 session options, asked for in AUTH and echoed in its result. `event_format: "delta"`: order
  * events come as EVENT_DELTA (the fields that changed since a base the client holds) wherever
  * the server knows the connection holds that base, and as full EVENTs elsewhere.
+ * `answered_events: "skip"`: an order event whose snapshot the answer to this connection's own
+ * request already carries rides in that RESULT's `events` instead of a frame of its own.
  */
 export const SessionOptions = z.strictObject({
   event_format: z.enum(["full", "delta"]).optional(),
+  answered_events: z.enum(["send", "skip"]).optional(),
 });
 export type SessionOptions = z.output<typeof SessionOptions>;
 
@@ -217,10 +220,26 @@ export const WireError = z.strictObject({
 });
 export type WireError = z.output<typeof WireError>;
 
+/**
+ * v1.1, `answered_events: "skip"` only: an order event the RESULT it rides in stands for. Its
+ * order is the RESULT's snapshot with `order`'s fields laid over it (absent: the snapshot itself).
+ */
+export const AnsweredEvent = z.strictObject({
+  type: OrderEventType,
+  seq: z.number().int().positive(),
+  order: OrderSnapshot.partial().optional(),
+  /** The fills this event reports, as on a whole EVENT (§2.3). */
+  trades: TradeList.optional(),
+  timestamp: IsoTimestamp,
+});
+export type AnsweredEvent = z.output<typeof AnsweredEvent>;
+
 export const ResultMessage = z.strictObject({
   type: z.literal("RESULT"),
   id: RequestId,
   result: z.unknown(),
+  /** v1.1, `answered_events: "skip"` only: the order events this answer stands for, in seq order. */
+  events: z.array(AnsweredEvent).optional(),
 });
 /** `id` is null when the failing frame had no readable id (malformed JSON, say). */
 export const ErrorMessage = z.strictObject({

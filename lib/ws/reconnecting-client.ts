@@ -852,6 +852,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       return;
     }
     link.inFlight.delete(pending.id);
+    // v1.1: events that ride in an answer belong to the event stream at this frame's place in it.
+    if (type === "RESULT" && message.events !== undefined) this.emit("message", message);
     if (type === "RESULT") settleResolve(pending, message.result);
     else settleReject(pending, wireError(message.error) ?? malformedError(message));
   }

@@ -27,6 +27,19 @@ export function fastSettings(url: string, overrides: Overrides = {}): WebSocketS
   });
 }
 
+/** The protocol a test's WebSocketBroker speaks (see ObservedBroker). */
+export type ProtocolVariant = "v1" | "v1.1" | "v1.1 skip";
+
+/** WebSocketBrokerDeps for a variant. */
+export function depsFor(protocol: ProtocolVariant): {
+  protocol: "v1" | "v1.1";
+  answeredEvents: "send" | "skip";
+} {
+  return protocol === "v1.1 skip"
+    ? { protocol: "v1.1", answeredEvents: "skip" }
+    : { protocol, answeredEvents: "send" };
+}
+
 /** A WebSocketBroker that records every state it reports, every error it emits and its log. */
 export class ObservedBroker {
   readonly broker: WebSocketBroker;
@@ -35,10 +48,13 @@ export class ObservedBroker {
   readonly orders: OrderEvent[] = [];
   readonly warnings: string[] = [];
 
-  /** `protocol`: the newest version the broker offers (WebSocketBrokerDeps.protocol). */
-  constructor(settings: WebSocketSettings, protocol?: "v1" | "v1.1") {
+  /**
+   * `protocol`: the newest version the broker offers (WebSocketBrokerDeps.protocol); "v1.1" with
+   * every event pushed, "v1.1 skip" with the events its answers carry left out of the pushes.
+   */
+  constructor(settings: WebSocketSettings, protocol?: ProtocolVariant) {
     this.broker = new WebSocketBroker(settings, {
-      ...(protocol === undefined ? {} : { protocol }),
+      ...(protocol === undefined ? {} : depsFor(protocol)),
       log: {
         info: () => undefined,
         warn: (message) => this.warnings.push(message),

@@ -178,3 +178,21 @@ function rawText(data: WebSocket.RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
   return Buffer.from(data).toString("utf8");
 }
+
+/**
+ * A frame with every account event taken out, pushed (EVENT, EVENT_DELTA) or riding in an answer
+ * (v1.1 RESULT.events): null when nothing is left, undefined when there was none (forward as is).
+ */
+export function withoutEvents(text: string): string | null | undefined {
+  if (!text.includes('"type":"EVENT') && !text.includes('"events":[')) return undefined;
+  const parsed = JSON.parse(text) as Record<string, unknown> | Record<string, unknown>[];
+  const kept: Record<string, unknown>[] = [];
+  for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
+    if (message.type === "EVENT" || message.type === "EVENT_DELTA") continue;
+    if (message.type === "RESULT" && "events" in message) {
+      const { events: _events, ...answer } = message;
+      kept.push(answer);
+    } else kept.push(message);
+  }
+  return kept.length === 0 ? null : JSON.stringify(kept.length === 1 ? kept[0] : kept);
+}

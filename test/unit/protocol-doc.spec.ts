@@ -11,6 +11,7 @@ import {
   Trade,
 } from "../../lib/protocol";
 import {
+  AnsweredEvent,
   ErrorMessage,
   EventDeltaMessage,
   EventMessage,
@@ -73,6 +74,15 @@ describe("docs/PROTOCOL.md matches lib/protocol/wire.ts", function () {
     assert.deepEqual(fields.sort(), schemaFields(EventDeltaMessage.shape.event).sort());
     const v11 = doc.slice(doc.indexOf("## 8. Version 1.1"));
     for (const option of schemaFields(SessionOptions)) assert.ok(v11.includes(`options.${option}`), option);
+  });
+
+  it("names every field of an answered event (section 8)", function () {
+    const v11 = doc.slice(doc.indexOf("## 8. Version 1.1"));
+    const list = v11.slice(v11.indexOf("- Each entry of `events` has:"));
+    const items = list.slice(0, list.indexOf("\n\n"));
+    const named = Array.from(items.matchAll(/^ {2}- (.*?):/gm), (m) => m[1] ?? "").join(" ");
+    const fields = Array.from(named.matchAll(/`([a-z_]+)`/g), (m) => m[1]);
+    assert.deepEqual(fields.sort(), schemaFields(AnsweredEvent).sort());
   });
 
   it("documents no message type the schemas lack", function () {

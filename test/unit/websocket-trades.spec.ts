@@ -3,7 +3,7 @@ import type { OrderEvent } from "../../lib/protocol";
 import { fastSettings, ObservedBroker, useCleanup } from "../support/broker-chaos";
 import { PaperHost } from "../support/paper-host";
 import { waitFor } from "../support/wait";
-import { WsTamperProxy } from "../support/ws-tamper-proxy";
+import { withoutEvents, WsTamperProxy } from "../support/ws-tamper-proxy";
 
 /** Trade ids per order as the broker's events carry them. */
 function tradeIds(events: OrderEvent[]): Map<string, string[]> {
@@ -62,17 +62,8 @@ describe("WebSocketBroker: trades pass through the gateway (issue 10)", function
   it("a fill learnt from the order book after a gap is synthesized without invented trades", async function () {
     const { host, proxy, observed } = await setup();
     let swallow = true;
-    proxy.tap = (direction, text) => {
-      // Whole events and v1.1's deltas alike ('"type":"EVENT' starts both).
-      if (direction === "down" && swallow && text.includes('"type":"EVENT')) {
-        const parsed = JSON.parse(text) as Record<string, unknown> | Record<string, unknown>[];
-        const kept = (Array.isArray(parsed) ? parsed : [parsed]).filter(
-          (m) => m.type !== "EVENT" && m.type !== "EVENT_DELTA",
-        );
-        return kept.length === 0 ? null : JSON.stringify(kept.length === 1 ? kept[0] : kept);
-      }
-      return undefined;
-    };
+    // Whole events, v1.1's deltas and the events inside v1.1 answers alike.
+    proxy.tap = (direction, text) => (direction === "down" && swallow ? withoutEvents(text) : undefined);
     const placed = await observed.broker.placeOrder({
       symbol: "INFY",
       side: "BUY",
