@@ -85,6 +85,8 @@ export class KiteRestClient {
   readonly #signal: AbortSignal;
   readonly #onExpired: (detail: BrokerError) => void;
   #expired: BrokerError | undefined;
+  /** How many access tokens this client has had: tells a request sent with a replaced one. */
+  #tokens = 0;
 
   constructor(settings: KiteSettings, signal: AbortSignal, onExpired: (detail: BrokerError) => void) {
     this.#signal = signal;
@@ -130,31 +132,49 @@ export class KiteRestClient {
 
   setAccessToken(token: string): void {
     this.#kite.setAccessToken(token);
+    this.#tokens += 1;
     this.#expired = undefined;
   }
 
   /** One kiteconnect call: rate-limited, its rejection (or resolved error body) made a BrokerError. */
   async call(lane: Lane, what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
-    if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
-    if (this.#expired !== undefined) throw this.#expired;
-    const release = await this.#lanes[lane].acquire(this.#signal);
-    let result: unknown;
-    try {
-      result = await call(this.#kite);
-    } catch (error) {
-      throw this.#failure(error, what);
-    } finally {
-      release();
+    for (let attempt = 1; ; attempt++) {
+      if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
+      if (this.#expired !== undefined) throw this.#expired;
+      const release = await this.#lanes[lane].acquire(this.#signal);
+      // The session may have died while this waited its turn: Kite would refuse it, so it is not
+      // sent, and its place goes back at once rather than to a request that cannot succeed.
+      const diedMeanwhile = this.expired;
+      if (diedMeanwhile !== undefined) {
+        release(true);
+        throw diedMeanwhile;
+      }
+      const sentWith = this.#tokens;
+      let result: unknown;
+      try {
+        result = await call(this.#kite);
+      } catch (error) {
+        // Sent with a token a login replaced while it was on its way: Kite refused the old token
+        // and did nothing, and the new session is not over. Once more, with the new token.
+        if (sentWith !== this.#tokens && attempt < 3 && mapKiteError(error, what).code === "AUTH") continue;
+        throw this.#failure(error, what);
+      } finally {
+        release();
+      }
+      // A 2xx reply with the wrong Content-Type resolves with a DataException body (KITE.md §5).
+      if (isKiteErrorBody(result)) throw this.#failure(result, what);
+      return result;
     }
-    // A 2xx reply with the wrong Content-Type resolves with a DataException body (KITE.md §5).
-    if (isKiteErrorBody(result)) throw this.#failure(result, what);
-    return result;
   }
 
-  /** A call made without a session (the login's token exchange): no auth gate, same error mapping. */
+  /**
+   * A call made without a session (the login's token exchange): no auth gate, same error mapping,
+   * and ahead of every ordinary request waiting in its lane, so a login is never queued behind
+   * (or refused because of) the background reads a broker keeps making.
+   */
   async unauthenticated(what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
     if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
-    const release = await this.#lanes.request.acquire(this.#signal);
+    const release = await this.#lanes.request.acquire(this.#signal, true);
     let result: unknown;
     try {
       result = await call(this.#kite);
