@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import http from "node:http";
 import { RateLimiter, SlidingWindow } from "../../lib/kite/rate-limiter";
 import type { BrokerError } from "../../lib/protocol/errors";
 import type { KiteHarness } from "../fakes/kite-harness";
@@ -207,4 +208,46 @@ async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+describe("KiteBroker: the login's session exchange and kept-alive connections", function () {
+  let h: KiteHarness | undefined;
+  afterEach(async function () {
+    await h?.close();
+    h = undefined;
+  });
+
+  it("Kite closing an idle kept-alive connection just as the login goes out does not fail the login", async function () {
+    this.timeout(20_000);
+    h = await startKite({}, { apiSecret: "lanesecret" });
+    const harness = h;
+    for (let round = 0; round < 10; round++) {
+      const token = await freshRequestToken(harness);
+      // A read leaves its connection idle in the broker's pool; the server closes it (its
+      // keep-alive timeout) and the exchange is sent before this process has read the close.
+      await harness.broker.getPositions();
+      harness.fake.closeIdleConnections();
+      const result = await harness.broker.login(token, "lanesecret").then(
+        () => "logged in",
+        (e: BrokerError) => `${e.code}: ${e.message}`,
+      );
+      assert.equal(result, "logged in", `round ${round}`);
+    }
+    assert.equal(harness.fake.sessions, 10);
+  });
+});
+
+/** A request_token from the fake's login page, fetched on a connection of its own (not fetch()'s pool). */
+function freshRequestToken(harness: KiteHarness): Promise<string> {
+  const url = `${harness.fake.restUrl}/connect/login?v=3&api_key=${harness.fake.apiKey}`;
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false }, (res) => {
+        res.resume();
+        const token = new URL(res.headers.location ?? "http://x/").searchParams.get("request_token");
+        if (token === null) reject(new Error(`no request_token: ${res.statusCode}`));
+        else resolve(token);
+      })
+      .on("error", reject);
+  });
 }
