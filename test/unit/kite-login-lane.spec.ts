@@ -235,6 +235,22 @@ describe("KiteBroker: the login's session exchange and kept-alive connections", 
     }
     assert.equal(harness.fake.sessions, 10);
   });
+
+  it("a session exchange Kite never answers ends in an error (the REST timeout), and the next login works", async function () {
+    this.timeout(20_000);
+    h = await startKite({ timeout_ms: 300 }, { apiSecret: "lanesecret" });
+    const harness = h;
+    harness.fake.hangNext("POST /session/token");
+    const stuck = await harness.broker.login(await freshRequestToken(harness), "lanesecret").then(
+      () => "logged in",
+      (e: BrokerError) => e.code,
+    );
+    // An answer the callback page can show, never a wait without end.
+    assert.equal(stuck, "NETWORK");
+    assert.equal(harness.fake.sessions, 0);
+    await harness.broker.login(await freshRequestToken(harness), "lanesecret");
+    assert.equal(harness.fake.sessions, 1);
+  });
 });
 
 /** A request_token from the fake's login page, fetched on a connection of its own (not fetch()'s pool). */
