@@ -30,6 +30,8 @@ describe("Kite login from the editor in headless Chromium", function () {
   const pageErrors: string[] = [];
 
   before(async function () {
+    // Starting Node-RED and Chromium is what a loaded machine slows down most.
+    this.timeout(150_000);
     assert.ok(
       fs.existsSync(path.join(ROOT, "dist/nodes/broker-config/kite-login.js")),
       "build first (npm run build)",
@@ -39,7 +41,7 @@ describe("Kite login from the editor in headless Chromium", function () {
     const userDir = tempDir("trading-broker-e2e-kite-userdir-");
     const profileDir = tempDir("trading-broker-e2e-kite-chromium-");
     dirs.push(userDir, profileDir);
-    const started = await startNodeRed(userDir);
+    const started = await startNodeRed(userDir, 90_000);
     nodeRed = started.service;
     url = started.url;
     fake.redirectUrl = `${url}trading-broker/kite/callback`;
