@@ -61,6 +61,11 @@ export class SlidingWindow {
     if (this.#done.length > this.limit) this.#done.shift();
   }
 
+  /** A request that took its place and then was not sent after all: the place is free again. */
+  cancel(): void {
+    if (this.#inFlight > 0) this.#inFlight -= 1;
+  }
+
   /** A request answered the moment it was sent (start and finish at once). */
   record(now: number): void {
     this.start();
@@ -70,9 +75,11 @@ export class SlidingWindow {
 
 /**
  * Client-side limits under Kite's published ones (KITE.md §9), so a burst waits here instead of
- * drawing HTTP 429s: each acquire() is recorded in every window, first come first served. One
- * that would wait longer than `maxWaitMs` fails at once with RATE_LIMITED (it would be stale by
- * the time it went out).
+ * drawing HTTP 429s: each acquire() is recorded in every window, first come first served, except
+ * that an urgent one (the login's session exchange) goes before every ordinary one still waiting:
+ * background reads queued behind a dead session must not keep the one call that revives it
+ * waiting, or refused. One that would wait longer than `maxWaitMs` fails at once with
+ * RATE_LIMITED (it would be stale by the time it went out).
  */
 export class RateLimiter {
   readonly name: string;
@@ -81,6 +88,9 @@ export class RateLimiter {
   readonly #now: () => number;
   #queue: Promise<void> = Promise.resolve();
   #waiting = 0;
+  /** Urgent requests wait in a queue of their own, which every ordinary one lets go first. */
+  #urgentQueue: Promise<void> = Promise.resolve();
+  #urgentWaiting = 0;
 
   constructor(
     name: string,
@@ -104,10 +114,11 @@ export class RateLimiter {
 
   /**
    * Waits for a place in every window and takes it; call the returned function when the request's
-   * answer (or failure) is back, so the place is held until windowMs after that.
+   * answer (or failure) is back, so the place is held until windowMs after that; or with `unsent`
+   * true when the request was not sent after all, which frees the place at once.
    */
-  async acquire(signal: AbortSignal): Promise<() => void> {
-    const estimate = this.#estimate(this.#waiting);
+  async acquire(signal: AbortSignal, urgent = false): Promise<(unsent?: boolean) => void> {
+    const estimate = this.#estimate(urgent ? this.#urgentWaiting : this.#urgentWaiting + this.#waiting);
     if (estimate > this.#maxWaitMs) {
       throw new BrokerError(
         "RATE_LIMITED",
@@ -115,32 +126,45 @@ export class RateLimiter {
         { retryAfterMs: estimate },
       );
     }
-    this.#waiting += 1;
-    const turn = this.#queue.then(() => this.#take(signal));
-    this.#queue = turn.then(
+    if (urgent) this.#urgentWaiting += 1;
+    else this.#waiting += 1;
+    const before = urgent ? this.#urgentQueue : this.#queue;
+    const turn = before.then(() => this.#take(signal, urgent));
+    const settled = turn.then(
       () => undefined,
       () => undefined,
     );
+    if (urgent) this.#urgentQueue = settled;
+    else this.#queue = settled;
     try {
       return await turn;
     } finally {
-      this.#waiting -= 1;
+      if (urgent) this.#urgentWaiting -= 1;
+      else this.#waiting -= 1;
     }
   }
 
-  async #take(signal: AbortSignal): Promise<() => void> {
+  async #take(signal: AbortSignal, urgent: boolean): Promise<(unsent?: boolean) => void> {
     for (;;) {
       if (signal.aborted)
         throw new BrokerError("CLOSED", "broker closed while the request waited for the rate limit");
+      if (!urgent && this.#urgentWaiting > 0) {
+        // The next free place is an urgent request's: wait until every urgent one has its own.
+        await this.#urgentQueue;
+        continue;
+      }
       const wait = this.#estimate(0);
       if (wait <= 0) {
         for (const window of this.#windows) window.start();
         let finished = false;
-        return () => {
+        return (unsent = false) => {
           if (finished) return;
           finished = true;
           const now = this.#now();
-          for (const window of this.#windows) window.finish(now);
+          for (const window of this.#windows) {
+            if (unsent) window.cancel();
+            else window.finish(now);
+          }
         };
       }
       await sleep(wait, signal);

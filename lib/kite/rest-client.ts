@@ -81,10 +81,14 @@ export function isKiteTrigger(value: unknown): value is KiteTrigger {
 export class KiteRestClient {
   readonly #kite: KiteRest;
   readonly #agent: http.Agent;
+  readonly #loginKite: KiteRest;
+  readonly #loginAgent: http.Agent;
   readonly #lanes: Record<Lane, RateLimiter>;
   readonly #signal: AbortSignal;
   readonly #onExpired: (detail: BrokerError) => void;
   #expired: BrokerError | undefined;
+  /** How many access tokens this client has had: tells a request sent with a replaced one. */
+  #tokens = 0;
 
   constructor(settings: KiteSettings, signal: AbortSignal, onExpired: (detail: BrokerError) => void) {
     this.#signal = signal;
@@ -101,6 +105,22 @@ export class KiteRestClient {
       : new http.Agent({ keepAlive: true });
     this.#kite.requestInstance.defaults.httpAgent = this.#agent;
     this.#kite.requestInstance.defaults.httpsAgent = this.#agent;
+    // The login's exchange goes on a connection of its own, never a kept-alive one: a server
+    // closes an idle connection when its keep-alive timeout runs out (Node's after 5 s), and a
+    // request sent on it before this process has read the close is reset. For the one call that
+    // carries a single-use request_token that cost the whole login (the kite-login e2e failed so
+    // when the login came about 5 s after the broker's last read), and a retry cannot know
+    // whether Kite used the token.
+    this.#loginKite = new KiteConnect({
+      api_key: settings.api_key,
+      root: settings.root,
+      timeout: settings.timeout_ms,
+    }) as unknown as KiteRest;
+    this.#loginAgent = settings.root.startsWith("https:")
+      ? new https.Agent({ keepAlive: false })
+      : new http.Agent({ keepAlive: false });
+    this.#loginKite.requestInstance.defaults.httpAgent = this.#loginAgent;
+    this.#loginKite.requestInstance.defaults.httpsAgent = this.#loginAgent;
     const limits = settings.rate_limit;
     const wait = limits.max_wait_ms;
     const margin = limits.margin_ms;
@@ -130,34 +150,53 @@ export class KiteRestClient {
 
   setAccessToken(token: string): void {
     this.#kite.setAccessToken(token);
+    this.#tokens += 1;
     this.#expired = undefined;
   }
 
   /** One kiteconnect call: rate-limited, its rejection (or resolved error body) made a BrokerError. */
   async call(lane: Lane, what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
-    if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
-    if (this.#expired !== undefined) throw this.#expired;
-    const release = await this.#lanes[lane].acquire(this.#signal);
-    let result: unknown;
-    try {
-      result = await call(this.#kite);
-    } catch (error) {
-      throw this.#failure(error, what);
-    } finally {
-      release();
+    for (let attempt = 1; ; attempt++) {
+      if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
+      if (this.#expired !== undefined) throw this.#expired;
+      const release = await this.#lanes[lane].acquire(this.#signal);
+      // The session may have died while this waited its turn: Kite would refuse it, so it is not
+      // sent, and its place goes back at once rather than to a request that cannot succeed.
+      const diedMeanwhile = this.expired;
+      if (diedMeanwhile !== undefined) {
+        release(true);
+        throw diedMeanwhile;
+      }
+      const sentWith = this.#tokens;
+      let result: unknown;
+      try {
+        result = await call(this.#kite);
+      } catch (error) {
+        // Sent with a token a login replaced while it was on its way: Kite refused the old token
+        // and did nothing, and the new session is not over. Once more, with the new token.
+        if (sentWith !== this.#tokens && attempt < 3 && mapKiteError(error, what).code === "AUTH") continue;
+        throw this.#failure(error, what);
+      } finally {
+        release();
+      }
+      // A 2xx reply with the wrong Content-Type resolves with a DataException body (KITE.md §5).
+      if (isKiteErrorBody(result)) throw this.#failure(result, what);
+      return result;
     }
-    // A 2xx reply with the wrong Content-Type resolves with a DataException body (KITE.md §5).
-    if (isKiteErrorBody(result)) throw this.#failure(result, what);
-    return result;
   }
 
-  /** A call made without a session (the login's token exchange): no auth gate, same error mapping. */
+  /**
+   * A call made without a session (the login's token exchange): no auth gate, same error mapping,
+   * on a fresh connection (see the constructor), and ahead of every ordinary request waiting in
+   * its lane, so a login is never queued behind (or refused because of) the background reads a
+   * broker keeps making.
+   */
   async unauthenticated(what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
     if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
-    const release = await this.#lanes.request.acquire(this.#signal);
+    const release = await this.#lanes.request.acquire(this.#signal, true);
     let result: unknown;
     try {
-      result = await call(this.#kite);
+      result = await call(this.#loginKite);
     } catch (error) {
       throw loginFailure(error, what);
     } finally {
@@ -196,5 +235,6 @@ export class KiteRestClient {
   /** Ends every kept-alive REST socket. */
   destroy(): void {
     this.#agent.destroy();
+    this.#loginAgent.destroy();
   }
 }

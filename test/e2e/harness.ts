@@ -167,8 +167,14 @@ export class Service {
   }
 }
 
-/** Node-RED with the demo settings, a throwaway user dir and a free port. */
-export async function startNodeRed(userDir: string): Promise<{ service: Service; url: string }> {
+/**
+ * Node-RED with the demo settings, a throwaway user dir and a free port. On a loaded machine
+ * "Loading palette nodes" alone has taken over 30 s, so a spec may allow more with `timeoutMs`.
+ */
+export async function startNodeRed(
+  userDir: string,
+  timeoutMs = 30_000,
+): Promise<{ service: Service; url: string }> {
   const port = await freePort();
   const { service } = await Service.start(
     "Node-RED",
@@ -181,7 +187,7 @@ export async function startNodeRed(userDir: string): Promise<{ service: Service;
       "--port",
       String(port),
     ],
-    { ready: /Started flows/, timeoutMs: 30_000 },
+    { ready: /Started flows/, timeoutMs },
   );
   return { service, url: `http://127.0.0.1:${port}/` };
 }

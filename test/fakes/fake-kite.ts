@@ -347,6 +347,14 @@ export class FakeKite {
     this.#refuseTicker = 0;
   }
 
+  /**
+   * Closes every kept-alive REST connection that is idle, as a server does when its keep-alive
+   * timeout runs out: a client that sends on one before it has read the close gets a reset.
+   */
+  closeIdleConnections(): void {
+    this.#rest.closeIdleConnections();
+  }
+
   /** The access token stops working: REST answers 403 TokenException, the ticker drops and refuses. */
   expireSession(): void {
     this.#sessionValid = false;

@@ -399,17 +399,30 @@ describe("examples", function () {
       const broker = await paperBroker(byName(flow, "paper broker (OCO demo)").id);
       const events = collect(byName(flow, "OCO events").id);
       broker.setPrice("INFY", Math.round(target * 1.002 * 100) / 100);
-      await delay(50);
-      const fired = events.messages.map((m) => m.payload as GttEvent).find((e) => e.type === "GTT_TRIGGERED");
-      assert.ok(fired, "GTT_TRIGGERED reached the OCO events debug");
+      // The event arrives after the broker's journal write and Node-RED's send: wait for it, not
+      // for a fixed time (50 ms was too short on a loaded machine).
+      const fired = await eventually("GTT_TRIGGERED on the OCO events debug", () =>
+        events.messages.map((m) => m.payload as GttEvent).find((e) => e.type === "GTT_TRIGGERED"),
+      );
       assert.equal(fired.gtt.status, "triggered");
       assert.equal(fired.gtt.triggered_leg, 1, "the target fired");
+      await eventually("the target leg's SELL filled", async () =>
+        (await broker.getPositions())[0]?.quantity === 0 ? true : undefined,
+      );
+      const ordersBefore = (await broker.getOrderbook()).length;
       broker.setPrice("INFY", Math.round(stop * 0.99 * 100) / 100);
-      await delay(50);
-      events.stop();
-      assert.equal(events.messages.filter((m) => (m.payload as GttEvent).type === "GTT_TRIGGERED").length, 1);
+      // The broker's state follows a quote at once: the stop price placed nothing, the GTT stays
+      // triggered on the target leg, and the position stays flat.
+      assert.equal((await broker.getOrderbook()).length, ordersBefore, "the stop-loss leg placed an order");
+      const gtts = await broker.getGtts();
+      assert.deepEqual(
+        gtts.map((g) => [g.status, g.triggered_leg]),
+        [["triggered", 1]],
+      );
       const positions = await broker.getPositions();
       assert.equal(positions[0]?.quantity, 0, "the target leg sold the position; the stop-loss never fired");
+      events.stop();
+      assert.equal(events.messages.filter((m) => (m.payload as GttEvent).type === "GTT_TRIGGERED").length, 1);
     });
 
     it("paper-manage-orders.json: place, modify, cancel, and a second cancel is caught", async function () {
