@@ -18,6 +18,7 @@ import {
   startGateway,
   startNodeRed,
   tempDir,
+  traysSettled as settled,
 } from "./harness";
 
 /** The parts of the editor's RED object the assertions read (actions go through the UI). */
@@ -153,17 +154,8 @@ describe("editor in headless Chromium", function () {
     return page.locator(`#red-ui-workspace-chart [id="${id}"]`);
   }
 
-  /**
-   * Waits until the edit trays stop sliding: the top one sits at the right edge with no CSS
-   * transition running. A click during the slide lands where the button was a moment before.
-   */
-  async function traysSettled(): Promise<void> {
-    await page.waitForFunction(() => {
-      const trays = Array.from(document.querySelectorAll("#red-ui-editor-stack > .red-ui-tray"));
-      const top = trays.at(-1);
-      if (top === undefined) return true;
-      return getComputedStyle(top).right === "0px" && top.getAnimations().length === 0;
-    });
+  function traysSettled(): Promise<void> {
+    return settled(page);
   }
 
   async function openNode(example: Example, id: string): Promise<void> {

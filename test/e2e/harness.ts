@@ -58,7 +58,8 @@ export function packNodes(): PackNode[] {
     return {
       type,
       category,
-      icon: /\bicon:\s*"([^"]+)"/.exec(html)?.[1],
+      // The node's icon file, not a dialog row's Font Awesome name (`icon: "tag"`).
+      icon: /\bicon:\s*"([^"]+\.(?:svg|png))"/.exec(html)?.[1],
       paletteLabel: catalogue[type]?.paletteLabel ?? type,
       helpIntro: textOf(intro),
     };
@@ -249,4 +250,17 @@ export function screenshotDir(): string {
       : path.join(os.tmpdir(), "trading-broker-e2e-screenshots");
   fs.mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/**
+ * Waits until the edit trays stop sliding: the top one sits at the right edge with no CSS
+ * transition running. A click during the slide lands where the button was a moment before.
+ */
+export async function traysSettled(page: Page): Promise<void> {
+  await page.waitForFunction(() => {
+    const trays = Array.from(document.querySelectorAll("#red-ui-editor-stack > .red-ui-tray"));
+    const top = trays.at(-1);
+    if (top === undefined) return true;
+    return getComputedStyle(top).right === "0px" && top.getAnimations().length === 0;
+  });
 }
