@@ -26,6 +26,10 @@
  *                               `<prop>Fixed` (the lock: msg.payload may not change the field),
  *                               `validate(value, opt)` an extra check run with the node as `this`.
  *                               Gives prop (validated), `<prop>Type` and maybe `<prop>Fixed`.
+ *   requestFields(t, props, more)
+ *                               the `fields` specs of request fields by node property (symbol,
+ *                               quantity, orderType…): request field, types, icon and lock in one
+ *                               table; `more[prop]` adds a `validate` or narrows an enum (`only`).
  *   prepareTypedInputs(node, t, fields)
  *                               for oneditprepare: makes each #node-input-<prop> a TypedInput and
  *                               adds the lock beside fixable ones (t("label.fixed") as its tip).
@@ -453,6 +457,56 @@
 
   // #endregion
 
+  /**
+   * The request fields a dialog may set, by node property: the request field it fills, its
+   * TypedInput type (an enum gives a pick list), and its row's icon. The nodes pick from here.
+   */
+  var REQUEST_FIELDS = {
+    orderId: { field: "order_id", types: ["str"], icon: "key" },
+    gttId: { field: "gtt_id", types: ["str"], icon: "key" },
+    symbol: { field: "symbol", types: ["str"], icon: "tag" },
+    exchange: { field: "exchange", enumName: "Exchange", icon: "university" },
+    side: { field: "side", enumName: "Side", icon: "exchange" },
+    quantity: { field: "quantity", types: ["num"], icon: "hashtag" },
+    orderType: { field: "order_type", enumName: "OrderType", icon: "list" },
+    price: { field: "price", types: ["num"], icon: "inr" },
+    triggerPrice: { field: "trigger_price", types: ["num"], icon: "bolt" },
+    product: { field: "product", enumName: "Product", icon: "briefcase" },
+    validity: { field: "validity", enumName: "Validity", icon: "clock-o" },
+    tag: { field: "tag", types: ["str"], icon: "bookmark" },
+    variety: { field: "variety", enumName: "Variety", icon: "cubes" },
+    validityTtl: { field: "validity_ttl", types: ["num"], icon: "hourglass-half" },
+    disclosedQuantity: { field: "disclosed_quantity", types: ["num"], icon: "eye" },
+    icebergLegs: { field: "iceberg_legs", types: ["num"], icon: "th-list" },
+    icebergQuantity: { field: "iceberg_quantity", types: ["num"], icon: "square-o" },
+    // Lists are not lockable: a payload's list is the request's.
+    triggerValues: { field: "trigger_values", types: ["json"], icon: "arrows-v", fixable: false },
+    orders: { field: "orders", types: ["json"], icon: "list-ol", fixable: false },
+  };
+
+  /**
+   * The typedDefaults/prepareTypedInputs specs of `props` (keys of REQUEST_FIELDS), fixable unless
+   * said otherwise; more[prop] adds to or replaces parts of one (a `validate`, an `only` list that
+   * narrows an enum).
+   */
+  function requestFields(t, props, more) {
+    return props.map(function (prop) {
+      var known = REQUEST_FIELDS[prop];
+      if (known === undefined) throw new Error(MODULE + ": no request field " + prop);
+      var extra = (more && more[prop]) || {};
+      var spec = { prop: prop, field: known.field, icon: known.icon, fixable: known.fixable !== false };
+      var values = known.enumName === undefined ? undefined : enumOf(known.enumName);
+      if (values !== undefined && extra.only !== undefined) {
+        values = values.filter(function (value) {
+          return extra.only.indexOf(value) >= 0;
+        });
+      }
+      spec.types = values === undefined ? known.types : [optionType(t, known.field, values)];
+      if (extra.validate !== undefined) spec.validate = extra.validate;
+      return spec;
+    });
+  }
+
   function registerNode(type, t, spec) {
     var typed = spec.typed || [];
     var defaults = { name: { value: "" }, broker: { value: "", type: "trading-broker", required: true } };
@@ -521,6 +575,7 @@
     checkField: checkField,
     current: current,
     literalNumber: literalNumber,
+    requestFields: requestFields,
     rowsHtml: rowsHtml,
     fillTemplate: fillTemplate,
     defaultsOf: defaultsOf,
