@@ -6,6 +6,7 @@ import type { FlowNode, Received } from "./support";
 import {
   ERROR,
   TAB,
+  assertMissingBroker,
   collect,
   delay,
   freshRuntime,
@@ -205,12 +206,7 @@ describe("trading-order-events", function () {
 
   it("without a configured broker: red ring and one logged error", async function () {
     await helper.load(NODES, flow({ broker: "" }));
-    assert.deepEqual(lastStatus("e1"), {
-      fill: "red",
-      shape: "ring",
-      text: "trading-order-events.status.no-broker",
-    });
-    assert.deepEqual(logged("e1", ERROR), ["trading-order-events.errors.missing-config"]);
+    await assertMissingBroker("e1", "trading-order-events");
   });
 
   it("drops its listeners on close", async function () {
