@@ -36,6 +36,8 @@
  *   checkField(request, field, value, type)
  *                               true, or "<field>: <rule>" in the runtime's words, for a value the
  *                               dialog holds as text; types evaluated at run time always pass.
+ *   validSymbolList(value)      whether a list such as "INFY, BSE:TCS" is one the runtime takes
+ *                               (quotes' and order-events' symbols).
  *   current(node, prop)         the form's value while the dialog is open, else the stored one.
  *   literalNumber(node, prop, value)
  *                               whether `value` is a number typed in the dialog (type num).
@@ -144,6 +146,24 @@
       broken = stringRule(rules, String(value));
     }
     return broken === undefined ? true : field + ": " + rules.messages[broken];
+  }
+
+  /**
+   * A symbol list as nodes/shared/symbols.ts parses it at run time: entries separated by commas or
+   * spaces, each a symbol, optionally prefixed by a known exchange ("INFY, BSE:TCS").
+   */
+  function validSymbolList(value) {
+    var entries = String(value || "")
+      .split(/[\s,]+/)
+      .filter(function (entry) {
+        return entry !== "";
+      });
+    return entries.every(function (entry) {
+      if (checkField("order", "symbol", entry, "str") !== true) return false;
+      var colon = entry.indexOf(":");
+      if (colon < 0) return true;
+      return enumOf("Exchange").indexOf(entry.slice(0, colon)) >= 0 && entry.slice(colon + 1) !== "";
+    });
   }
 
   function current(node, prop) {
@@ -573,6 +593,7 @@
     typedDefaults: typedDefaults,
     prepareTypedInputs: prepareTypedInputs,
     checkField: checkField,
+    validSymbolList: validSymbolList,
     current: current,
     literalNumber: literalNumber,
     requestFields: requestFields,
