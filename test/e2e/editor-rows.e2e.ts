@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import type { Service } from "./harness";
-import { launchChromium, packNodes, startNodeRed, tempDir, traysSettled } from "./harness";
+import { openEditor, packNodes, startNodeRed, tempDir, traysSettled } from "./harness";
 
 interface Definition {
   defaults: Record<string, { value: unknown; validate?: unknown }>;
@@ -104,15 +104,7 @@ describe("editor dialogs written from their row tables", function () {
     profileDir = tempDir("trading-broker-e2e-rows-chromium-");
     const started = await startNodeRed(userDir);
     nodeRed = started.service;
-    ({ context, page } = await launchChromium(profileDir));
-    page.setDefaultTimeout(15_000);
-    page.on("pageerror", (error) => pageErrors.push(error.message));
-    page.on("console", (message) => {
-      if (message.type() === "error") pageErrors.push(`console: ${message.text()}`);
-    });
-    await page.goto(started.url);
-    await page.locator("#red-ui-palette-container-trading").waitFor();
-    await page.addStyleTag({ content: "#red-ui-notifications { pointer-events: none !important; }" });
+    ({ context, page } = await openEditor(profileDir, started.url, pageErrors));
   });
 
   after(async function () {

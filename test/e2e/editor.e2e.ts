@@ -12,7 +12,7 @@ import {
   PACKAGE,
   ROOT,
   examples,
-  launchChromium,
+  openEditor,
   packNodes,
   screenshotDir,
   startGateway,
@@ -87,21 +87,7 @@ describe("editor in headless Chromium", function () {
     gatewayDir = tempDir("trading-broker-e2e-gateway-");
     const started = await startNodeRed(userDir);
     nodeRed = started.service;
-    ({ context, page } = await launchChromium(profileDir));
-    page.setDefaultTimeout(15_000);
-    page.on("pageerror", (error) => pageErrors.push(error.message));
-    page.on("console", (message) => {
-      if (message.type() === "error") pageErrors.push(`console: ${message.text()}`);
-    });
-    await page.goto(started.url);
-    await page.locator("#red-ui-palette-container-trading").waitFor();
-    // Toasts ("Imported 9 nodes", "Successfully deployed") sit over tabs and tray buttons for up to
-    // 6 s; a person would wait or click beside them. Let clicks through all but their buttons.
-    await page.addStyleTag({
-      content:
-        "#red-ui-notifications, #red-ui-notifications * { pointer-events: none !important; }" +
-        " #red-ui-notifications button { pointer-events: auto !important; }",
-    });
+    ({ context, page } = await openEditor(profileDir, started.url, pageErrors));
   });
 
   afterEach(function () {

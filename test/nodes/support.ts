@@ -165,43 +165,51 @@ export async function quietFor(nodeId: string, ms: number): Promise<boolean> {
   }
 }
 
-/**
- * Waits until the last status `nodeId` set satisfies `predicate`. Polls the helper's spy rather
- * than its call:status events, which arrive a tick late and can describe an older call.
- */
-export async function statusMatching(
-  nodeId: string,
-  predicate: (status: NodeStatus) => boolean,
-  timeoutMs = 2000,
+/** Polls `find` every 10 ms until it gives a status; after `timeoutMs`, fails with `failure()`. */
+async function pollStatus(
+  find: () => NodeStatus | undefined,
+  timeoutMs: number,
+  failure: () => string,
 ): Promise<NodeStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const last = lastStatus(nodeId);
-    if (last !== undefined && predicate(last)) return last;
-    if (Date.now() > deadline) {
-      throw new Error(`no matching status on ${nodeId}; last was ${JSON.stringify(last)}`);
-    }
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(failure());
     await delay(10);
   }
 }
 
-/** Waits until `nodeId` has at some point shown a status matching `predicate` (not only the last). */
-export async function statusSeen(
+/**
+ * Waits until the last status `nodeId` set satisfies `predicate`. Polls the helper's spy rather
+ * than its call:status events, which arrive a tick late and can describe an older call.
+ */
+export function statusMatching(
   nodeId: string,
   predicate: (status: NodeStatus) => boolean,
   timeoutMs = 2000,
 ): Promise<NodeStatus> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const seen = statusHistory(nodeId).find(predicate);
-    if (seen !== undefined) return seen;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${nodeId} never showed a matching status; last was ${JSON.stringify(lastStatus(nodeId))}`,
-      );
-    }
-    await delay(10);
-  }
+  return pollStatus(
+    () => {
+      const last = lastStatus(nodeId);
+      return last !== undefined && predicate(last) ? last : undefined;
+    },
+    timeoutMs,
+    () => `no matching status on ${nodeId}; last was ${JSON.stringify(lastStatus(nodeId))}`,
+  );
+}
+
+/** Waits until `nodeId` has at some point shown a status matching `predicate` (not only the last). */
+export function statusSeen(
+  nodeId: string,
+  predicate: (status: NodeStatus) => boolean,
+  timeoutMs = 2000,
+): Promise<NodeStatus> {
+  return pollStatus(
+    () => statusHistory(nodeId).find(predicate),
+    timeoutMs,
+    () => `${nodeId} never showed a matching status; last was ${JSON.stringify(lastStatus(nodeId))}`,
+  );
 }
 
 interface StatusSpy {
