@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { GttEvent, OrderEvent } from "../../lib/protocol";
+import type { GttEvent, GttRequestInput, OrderEvent } from "../../lib/protocol";
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import orderEventsNode = require("../../nodes/order-events/order-events");
 import type { FlowNode, Received } from "./support";
@@ -39,6 +39,14 @@ function types(messages: Received[]): string[] {
 interface EventsNode {
   filter: { instruments: Set<string>; side: string | undefined; types: Set<string>; statuses: Set<string> };
 }
+
+/** A GTT that sells one INFY at 120: it stays active (the price starts at 100). */
+const SELL_AT_120: GttRequestInput = {
+  type: "single",
+  symbol: "INFY",
+  trigger_values: [120],
+  orders: [{ side: "SELL", quantity: 1, price: 120, product: "MIS" }],
+};
 
 describe("trading-order-events", function () {
   beforeEach(freshRuntime);
@@ -135,12 +143,7 @@ describe("trading-order-events", function () {
     const broker = await paperBroker();
     const seen = collect("out");
     await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 });
-    await broker.placeGtt({
-      type: "single",
-      symbol: "INFY",
-      trigger_values: [120],
-      orders: [{ side: "SELL", quantity: 1, price: 120, product: "MIS" }],
-    });
+    await broker.placeGtt(SELL_AT_120);
     await delay(20);
     assert.deepEqual(types(seen.messages), ["ORDER_FILLED", "GTT_PLACED"]);
   });
@@ -151,12 +154,7 @@ describe("trading-order-events", function () {
     const seen = collect("out");
     await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 });
     await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1, order_type: "LIMIT", price: 90 });
-    await broker.placeGtt({
-      type: "single",
-      symbol: "INFY",
-      trigger_values: [120],
-      orders: [{ side: "SELL", quantity: 1, price: 120, product: "MIS" }],
-    });
+    await broker.placeGtt(SELL_AT_120);
     await delay(20);
     assert.deepEqual(types(seen.messages), ["ORDER_PLACED", "ORDER_PLACED"], "the fill and the GTT stay out");
     assert.deepEqual(
