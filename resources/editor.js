@@ -38,6 +38,7 @@
  *                               dialog holds as text; types evaluated at run time always pass.
  *   validSymbolList(value)      whether a list such as "INFY, BSE:TCS" is one the runtime takes
  *                               (quotes' and order-events' symbols).
+ *   symbolsRow(t)               their `symbols` row, validated so, with t("validation.symbols").
  *   current(node, prop)         the form's value while the dialog is open, else the stored one.
  *   literalNumber(node, prop, value)
  *                               whether `value` is a number typed in the dialog (type num).
@@ -164,6 +165,19 @@
       if (colon < 0) return true;
       return enumOf("Exchange").indexOf(entry.slice(0, colon)) >= 0 && entry.slice(colon + 1) !== "";
     });
+  }
+
+  /** The symbols row of quotes and order-events: a list checked as the runtime parses it. */
+  function symbolsRow(t) {
+    return {
+      id: "symbols",
+      icon: "tags",
+      placeholderKey: "placeholder.symbols",
+      value: "",
+      validate: function (value, _opt) {
+        return validSymbolList(value) ? true : t("validation.symbols");
+      },
+    };
   }
 
   function current(node, prop) {
@@ -594,6 +608,7 @@
     prepareTypedInputs: prepareTypedInputs,
     checkField: checkField,
     validSymbolList: validSymbolList,
+    symbolsRow: symbolsRow,
     current: current,
     literalNumber: literalNumber,
     requestFields: requestFields,
