@@ -26,15 +26,32 @@
  *                               `<prop>Fixed` (the lock: msg.payload may not change the field),
  *                               `validate(value, opt)` an extra check run with the node as `this`.
  *                               Gives prop (validated), `<prop>Type` and maybe `<prop>Fixed`.
+ *   requestFields(t, props, more)
+ *                               the `fields` specs of request fields by node property (symbol,
+ *                               quantity, orderType…): request field, types, icon and lock in one
+ *                               table; `more[prop]` adds a `validate` or narrows an enum (`only`).
  *   prepareTypedInputs(node, t, fields)
  *                               for oneditprepare: makes each #node-input-<prop> a TypedInput and
  *                               adds the lock beside fixable ones (t("label.fixed") as its tip).
  *   checkField(request, field, value, type)
  *                               true, or "<field>: <rule>" in the runtime's words, for a value the
  *                               dialog holds as text; types evaluated at run time always pass.
+ *   validSymbolList(value)      whether a list such as "INFY, BSE:TCS" is one the runtime takes
+ *                               (quotes' and order-events' symbols).
+ *   symbolsRow(t)               their `symbols` row, validated so, with t("validation.symbols").
  *   current(node, prop)         the form's value while the dialog is open, else the stored one.
  *   literalNumber(node, prop, value)
  *                               whether `value` is a number typed in the dialog (type num).
+ *   rowsHtml(prefix, ns, rows)  the markup of dialog rows described by a table, one entry a row:
+ *                               { id, icon, label, input, … } (see rowHtml below); `prefix` is
+ *                               "node-input" or "node-config-input", `ns` the catalogue key of the
+ *                               type ("trading-gtt"), under which labels are looked up.
+ *   fillTemplate(type, prefix, groups)
+ *                               replaces each <div data-trading-rows="<group>"></div> in the
+ *                               type's dialog template with rowsHtml of groups[group]. Run when the
+ *                               node's script loads: Node-RED copies the template at each open.
+ *   defaultsOf(rows)            the registerType `defaults` of the rows that carry a `value`
+ *                               (and maybe `validate`, `required`): the table is their one place.
  *   registerNode(type, t, spec) RED.nodes.registerType for a node of the pack: category trading,
  *                               its colour, one input and one output, the name and broker
  *                               properties, and palette, node, input and output labels from the
@@ -42,7 +59,10 @@
  *                               `spec` adds to or replaces any of them; `spec.defaults` joins the
  *                               name and broker; `spec.typed` is a list of [request, fields] whose
  *                               typedDefaults it adds and whose TypedInputs it prepares before
- *                               `spec.oneditprepare` runs.
+ *                               `spec.oneditprepare` runs. `spec.form`, a list of rows, writes the
+ *                               dialog: the broker row, these rows, the name row; a row may be a
+ *                               typed field (it has `prop`), shown as a TypedInput with its `icon`,
+ *                               and rows with a `value` join the defaults.
  *
  * And one behaviour, for any dialog: a <select multiple data-trading-toggle> picks and drops its
  * options with a plain click (a native multi-select keeps more than one only with ctrl-click).
@@ -129,6 +149,37 @@
     return broken === undefined ? true : field + ": " + rules.messages[broken];
   }
 
+  /**
+   * A symbol list as nodes/shared/symbols.ts parses it at run time: entries separated by commas or
+   * spaces, each a symbol, optionally prefixed by a known exchange ("INFY, BSE:TCS").
+   */
+  function validSymbolList(value) {
+    var entries = String(value || "")
+      .split(/[\s,]+/)
+      .filter(function (entry) {
+        return entry !== "";
+      });
+    return entries.every(function (entry) {
+      if (checkField("order", "symbol", entry, "str") !== true) return false;
+      var colon = entry.indexOf(":");
+      if (colon < 0) return true;
+      return enumOf("Exchange").indexOf(entry.slice(0, colon)) >= 0 && entry.slice(colon + 1) !== "";
+    });
+  }
+
+  /** The symbols row of quotes and order-events: a list checked as the runtime parses it. */
+  function symbolsRow(t) {
+    return {
+      id: "symbols",
+      icon: "tags",
+      placeholderKey: "placeholder.symbols",
+      value: "",
+      validate: function (value, _opt) {
+        return validSymbolList(value) ? true : t("validation.symbols");
+      },
+    };
+  }
+
   function current(node, prop) {
     var input = $("#node-input-" + prop);
     return input.length ? input.val() : node[prop];
@@ -199,12 +250,309 @@
     });
   }
 
+  // #region dialog rows from a table
+
+  var CHECKBOX_STYLE = "display: inline-block; width: auto; vertical-align: top";
+
+  function escapeHtml(text) {
+    return String(text)
+      .replace(/&/g, "&amp;")
+      .replace(/"/g, "&quot;")
+      .replace(/</g, "&lt;")
+      .replace(/>/g, "&gt;");
+  }
+
+  /** ` name="value"` for each entry, in order; true gives a bare attribute, null or false none. */
+  function attributes(list) {
+    return list
+      .filter(function (pair) {
+        return pair[1] !== undefined && pair[1] !== null && pair[1] !== false;
+      })
+      .map(function (pair) {
+        return pair[1] === true ? " " + pair[0] : " " + pair[0] + '="' + escapeHtml(pair[1]) + '"';
+      })
+      .join("");
+  }
+
+  function widthOf(width) {
+    return width === undefined ? undefined : "width: " + width;
+  }
+
+  function optionsHtml(ns, options) {
+    return options
+      .map(function (option) {
+        // [value] shows the value itself; [value, key] the catalogue's text under ns.key.
+        var text = option.length > 1 ? "" : escapeHtml(option[0]);
+        var i18n = option.length > 1 ? ns + "." + option[1] : undefined;
+        return (
+          "<option" +
+          attributes([
+            ["value", option[0]],
+            ["data-i18n", i18n],
+          ]) +
+          ">" +
+          text +
+          "</option>"
+        );
+      })
+      .join("");
+  }
+
+  function inputHtml(prefix, ns, row) {
+    var id = prefix + "-" + row.id;
+    var style = widthOf(row.width);
+    if (row.input === "select") {
+      return (
+        "<select" +
+        attributes([
+          ["id", id],
+          ["multiple", row.multiple === true],
+          ["data-trading-toggle", row.multiple === true],
+          ["size", row.size],
+          ["style", style || "width: 70%"],
+        ]) +
+        ">" +
+        optionsHtml(ns, row.options || []) +
+        "</select>"
+      );
+    }
+    if (row.input === "checkbox") {
+      return (
+        "<input" +
+        attributes([
+          ["type", "checkbox"],
+          ["id", id],
+          ["style", CHECKBOX_STYLE],
+        ]) +
+        " />"
+      );
+    }
+    if (row.input === "password") {
+      return (
+        "<input" +
+        attributes([
+          ["type", "password"],
+          ["id", id],
+          ["autocomplete", "off"],
+        ]) +
+        " />"
+      );
+    }
+    if (row.input === "typed") {
+      return (
+        "<input" +
+        attributes([
+          ["type", "text"],
+          ["id", id],
+          ["style", "width: 70%"],
+        ]) +
+        " />\n<input" +
+        attributes([
+          ["type", "hidden"],
+          ["id", id + "Type"],
+        ]) +
+        " />"
+      );
+    }
+    return (
+      "<input" +
+      attributes([
+        ["type", "text"],
+        ["id", id],
+        ["placeholder", row.placeholder],
+        [
+          "data-i18n",
+          row.placeholderKey === undefined || row.placeholderKey === null
+            ? undefined
+            : "[placeholder]" + ns + "." + row.placeholderKey,
+        ],
+        ["data-placeholder-kite", row.kitePlaceholder],
+        ["style", style],
+      ]) +
+      " />"
+    );
+  }
+
+  /**
+   * One row. `id` the property (the element is <prefix>-<id>); `label` its catalogue key under ns
+   * (default "label.<id>"); `icon` a Font Awesome name; `input` text (default), password, checkbox,
+   * select (`options` [[value], [value, key]…], `multiple`, `size`) or typed; `after` puts a
+   * checkbox's label after it; text inputs take `placeholder`, `placeholderKey`, `kitePlaceholder`;
+   * `width` and `labelWidth` size them; `cls` adds classes to the row. Not fields: { group, icon }
+   * a section heading, { tip, html } a form tip.
+   */
+  function rowHtml(prefix, ns, row) {
+    if (row.prop !== undefined) row = { id: row.prop, icon: row.icon, input: "typed" };
+    var icon = row.icon === undefined ? "" : '<i class="fa fa-' + row.icon + '"></i> ';
+    if (row.tip !== undefined) {
+      var tip = (row.html ? "[html]" : "") + ns + "." + row.tip;
+      return (
+        "<div" +
+        attributes([
+          ["class", "form-tips"],
+          ["data-i18n", tip],
+          ["style", row.style],
+        ]) +
+        "></div>"
+      );
+    }
+    if (row.group !== undefined) {
+      return (
+        '<div class="form-row trading-broker-group" style="margin-bottom: 4px"><label style="width: auto">' +
+        icon +
+        '<b data-i18n="' +
+        ns +
+        ".label." +
+        row.group +
+        '"></b></label></div>'
+      );
+    }
+    var id = prefix + "-" + row.id;
+    var label = ns + "." + (row.label || "label." + row.id);
+    var body;
+    if (row.after) {
+      body =
+        "<label>&nbsp;</label>\n" +
+        inputHtml(prefix, ns, row) +
+        "\n<label" +
+        attributes([
+          ["for", id],
+          ["style", "width: auto"],
+          ["data-i18n", label],
+        ]) +
+        "></label>";
+    } else {
+      body =
+        "<label" +
+        attributes([
+          ["for", id],
+          ["style", widthOf(row.labelWidth)],
+        ]) +
+        ">" +
+        icon +
+        '<span data-i18n="' +
+        label +
+        '"></span></label>\n' +
+        inputHtml(prefix, ns, row);
+    }
+    return (
+      '<div class="' + (row.cls === undefined ? "form-row" : "form-row " + row.cls) + '">' + body + "</div>"
+    );
+  }
+
+  function rowsHtml(prefix, ns, rows) {
+    return rows
+      .map(function (row) {
+        return rowHtml(prefix, ns, row);
+      })
+      .join("\n");
+  }
+
+  /** The dialog template of `type`; absent (length 0) where no editor page holds it. */
+  function templateOf(type) {
+    return $('script[data-template-name="' + type + '"]');
+  }
+
+  function fillTemplate(type, prefix, groups) {
+    var template = templateOf(type);
+    if (!template.length) return;
+    var text = template.text().replace(/<div data-trading-rows="([\w-]+)"><\/div>/g, function (_all, group) {
+      if (groups[group] === undefined) throw new Error(MODULE + ": " + type + " has no rows " + group);
+      return rowsHtml(prefix, type, groups[group]);
+    });
+    template.text(text);
+  }
+
+  /**
+   * Node-RED takes a returned string as the reason a value is invalid only from a validator that
+   * declares two parameters (value, opt); from a one-parameter one any string counts as valid.
+   */
+  function twoParameters(validate) {
+    if (validate.length === 2) return validate;
+    return function (value, opt) {
+      return validate.call(this, value, opt);
+    };
+  }
+
+  function defaultsOf(rows) {
+    var defaults = {};
+    rows.forEach(function (row) {
+      if (row.id === undefined || !Object.prototype.hasOwnProperty.call(row, "value")) return;
+      var entry = { value: row.value };
+      if (row.validate !== undefined) entry.validate = twoParameters(row.validate);
+      if (row.required !== undefined) entry.required = row.required;
+      defaults[row.id] = entry;
+    });
+    return defaults;
+  }
+
+  var BROKER_ROW = { id: "broker", icon: "plug" };
+  var NAME_ROW = { id: "name", icon: "tag", placeholderKey: "label.name" };
+
+  // #endregion
+
+  /**
+   * The request fields a dialog may set, by node property: the request field it fills, its
+   * TypedInput type (an enum gives a pick list), and its row's icon. The nodes pick from here.
+   */
+  var REQUEST_FIELDS = {
+    orderId: { field: "order_id", types: ["str"], icon: "key" },
+    gttId: { field: "gtt_id", types: ["str"], icon: "key" },
+    symbol: { field: "symbol", types: ["str"], icon: "tag" },
+    exchange: { field: "exchange", enumName: "Exchange", icon: "university" },
+    side: { field: "side", enumName: "Side", icon: "exchange" },
+    quantity: { field: "quantity", types: ["num"], icon: "hashtag" },
+    orderType: { field: "order_type", enumName: "OrderType", icon: "list" },
+    price: { field: "price", types: ["num"], icon: "inr" },
+    triggerPrice: { field: "trigger_price", types: ["num"], icon: "bolt" },
+    product: { field: "product", enumName: "Product", icon: "briefcase" },
+    validity: { field: "validity", enumName: "Validity", icon: "clock-o" },
+    tag: { field: "tag", types: ["str"], icon: "bookmark" },
+    variety: { field: "variety", enumName: "Variety", icon: "cubes" },
+    validityTtl: { field: "validity_ttl", types: ["num"], icon: "hourglass-half" },
+    disclosedQuantity: { field: "disclosed_quantity", types: ["num"], icon: "eye" },
+    icebergLegs: { field: "iceberg_legs", types: ["num"], icon: "th-list" },
+    icebergQuantity: { field: "iceberg_quantity", types: ["num"], icon: "square-o" },
+    // Lists are not lockable: a payload's list is the request's.
+    triggerValues: { field: "trigger_values", types: ["json"], icon: "arrows-v", fixable: false },
+    orders: { field: "orders", types: ["json"], icon: "list-ol", fixable: false },
+  };
+
+  /**
+   * The typedDefaults/prepareTypedInputs specs of `props` (keys of REQUEST_FIELDS), fixable unless
+   * said otherwise; more[prop] adds to or replaces parts of one (a `validate`, an `only` list that
+   * narrows an enum).
+   */
+  function requestFields(t, props, more) {
+    return props.map(function (prop) {
+      var known = REQUEST_FIELDS[prop];
+      if (known === undefined) throw new Error(MODULE + ": no request field " + prop);
+      var extra = (more && more[prop]) || {};
+      var spec = { prop: prop, field: known.field, icon: known.icon, fixable: known.fixable !== false };
+      var values = known.enumName === undefined ? undefined : enumOf(known.enumName);
+      if (values !== undefined && extra.only !== undefined) {
+        values = values.filter(function (value) {
+          return extra.only.indexOf(value) >= 0;
+        });
+      }
+      spec.types = values === undefined ? known.types : [optionType(t, known.field, values)];
+      if (extra.validate !== undefined) spec.validate = extra.validate;
+      return spec;
+    });
+  }
+
   function registerNode(type, t, spec) {
     var typed = spec.typed || [];
     var defaults = { name: { value: "" }, broker: { value: "", type: "trading-broker", required: true } };
     typed.forEach(function (entry) {
       $.extend(defaults, typedDefaults(entry[0], entry[1]));
     });
+    if (spec.form !== undefined) {
+      $.extend(defaults, defaultsOf(spec.form));
+      var template = templateOf(type);
+      if (template.length)
+        template.text(rowsHtml("node-input", type, [BROKER_ROW].concat(spec.form, [NAME_ROW])));
+    }
     var definition = {
       category: "trading",
       color: "#6CC0A8",
@@ -224,7 +572,7 @@
       },
     };
     Object.keys(spec).forEach(function (key) {
-      if (key !== "typed" && key !== "defaults") definition[key] = spec[key];
+      if (key !== "typed" && key !== "defaults" && key !== "form") definition[key] = spec[key];
     });
     definition.defaults = $.extend(defaults, spec.defaults);
     if (definition.inputs === 0) delete definition.inputLabels;
@@ -259,8 +607,14 @@
     typedDefaults: typedDefaults,
     prepareTypedInputs: prepareTypedInputs,
     checkField: checkField,
+    validSymbolList: validSymbolList,
+    symbolsRow: symbolsRow,
     current: current,
     literalNumber: literalNumber,
+    requestFields: requestFields,
+    rowsHtml: rowsHtml,
+    fillTemplate: fillTemplate,
+    defaultsOf: defaultsOf,
     registerNode: registerNode,
   };
 })();

@@ -10,7 +10,9 @@
 //
 // Help text several nodes share is written once, in nodes/shared/help/<name>.html, and stands in a
 // node's locales/<lang>/<dir>.html as a line `<!-- include: <name> -->`; the copy in dist/ carries
-// the fragment in its place, because Node-RED serves each help file as it is.
+// the fragment in its place, because Node-RED serves each help file as it is. The section skeleton
+// (Inputs, Outputs, Properties, Details headings and their <dl>s) stays in each page on purpose: it
+// is Node-RED's help format, and a page must read whole in its source.
 "use strict";
 
 const fs = require("node:fs");

@@ -12,12 +12,13 @@ import {
   PACKAGE,
   ROOT,
   examples,
-  launchChromium,
+  openEditor,
   packNodes,
   screenshotDir,
   startGateway,
   startNodeRed,
   tempDir,
+  traysSettled as settled,
 } from "./harness";
 
 /** The parts of the editor's RED object the assertions read (actions go through the UI). */
@@ -86,21 +87,7 @@ describe("editor in headless Chromium", function () {
     gatewayDir = tempDir("trading-broker-e2e-gateway-");
     const started = await startNodeRed(userDir);
     nodeRed = started.service;
-    ({ context, page } = await launchChromium(profileDir));
-    page.setDefaultTimeout(15_000);
-    page.on("pageerror", (error) => pageErrors.push(error.message));
-    page.on("console", (message) => {
-      if (message.type() === "error") pageErrors.push(`console: ${message.text()}`);
-    });
-    await page.goto(started.url);
-    await page.locator("#red-ui-palette-container-trading").waitFor();
-    // Toasts ("Imported 9 nodes", "Successfully deployed") sit over tabs and tray buttons for up to
-    // 6 s; a person would wait or click beside them. Let clicks through all but their buttons.
-    await page.addStyleTag({
-      content:
-        "#red-ui-notifications, #red-ui-notifications * { pointer-events: none !important; }" +
-        " #red-ui-notifications button { pointer-events: auto !important; }",
-    });
+    ({ context, page } = await openEditor(profileDir, started.url, pageErrors));
   });
 
   afterEach(function () {
@@ -153,17 +140,8 @@ describe("editor in headless Chromium", function () {
     return page.locator(`#red-ui-workspace-chart [id="${id}"]`);
   }
 
-  /**
-   * Waits until the edit trays stop sliding: the top one sits at the right edge with no CSS
-   * transition running. A click during the slide lands where the button was a moment before.
-   */
-  async function traysSettled(): Promise<void> {
-    await page.waitForFunction(() => {
-      const trays = Array.from(document.querySelectorAll("#red-ui-editor-stack > .red-ui-tray"));
-      const top = trays.at(-1);
-      if (top === undefined) return true;
-      return getComputedStyle(top).right === "0px" && top.getAnimations().length === 0;
-    });
+  function traysSettled(): Promise<void> {
+    return settled(page);
   }
 
   async function openNode(example: Example, id: string): Promise<void> {

@@ -58,7 +58,8 @@ export function packNodes(): PackNode[] {
     return {
       type,
       category,
-      icon: /\bicon:\s*"([^"]+)"/.exec(html)?.[1],
+      // The node's icon file, not a dialog row's Font Awesome name (`icon: "tag"`).
+      icon: /\bicon:\s*"([^"]+\.(?:svg|png))"/.exec(html)?.[1],
       paletteLabel: catalogue[type]?.paletteLabel ?? type,
       helpIntro: textOf(intro),
     };
@@ -255,4 +256,44 @@ export function screenshotDir(): string {
       : path.join(os.tmpdir(), "trading-broker-e2e-screenshots");
   fs.mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/**
+ * Waits until the edit trays stop sliding: the top one sits at the right edge with no CSS
+ * transition running. A click during the slide lands where the button was a moment before.
+ */
+export async function traysSettled(page: Page): Promise<void> {
+  await page.waitForFunction(() => {
+    const trays = Array.from(document.querySelectorAll("#red-ui-editor-stack > .red-ui-tray"));
+    const top = trays.at(-1);
+    if (top === undefined) return true;
+    return getComputedStyle(top).right === "0px" && top.getAnimations().length === 0;
+  });
+}
+
+/**
+ * The editor at `url` in a fresh Chromium page whose page errors and console errors are pushed to
+ * `errors`, once the pack's palette category is there. Toasts ("Imported 9 nodes", "Successfully
+ * deployed") sit over tabs and tray buttons for up to 6 s; a person would wait or click beside
+ * them, so clicks go through all but their buttons.
+ */
+export async function openEditor(
+  profileDir: string,
+  url: string,
+  errors: string[],
+): Promise<{ context: BrowserContext; page: Page }> {
+  const { context, page } = await launchChromium(profileDir);
+  page.setDefaultTimeout(15_000);
+  page.on("pageerror", (error) => errors.push(error.message));
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(`console: ${message.text()}`);
+  });
+  await page.goto(url);
+  await page.locator("#red-ui-palette-container-trading").waitFor();
+  await page.addStyleTag({
+    content:
+      "#red-ui-notifications, #red-ui-notifications * { pointer-events: none !important; }" +
+      " #red-ui-notifications button { pointer-events: auto !important; }",
+  });
+  return { context, page };
 }

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { paperConfig } from "../nodes/paper-config";
 
 /**
  * The trading state must outlive the operating-system process, not only a runtime restarted in
@@ -19,25 +20,7 @@ const TAB = "t1";
 /** A paper broker, and an HTTP endpoint that places the posted order and answers the outcome. */
 const FLOW = [
   { id: TAB, type: "tab", label: "restart" },
-  {
-    id: "b1",
-    type: "trading-broker",
-    name: "paper",
-    kind: "paper",
-    account: "restart",
-    starting_cash: "1000000",
-    slippage_bps: "0",
-    quote_source: "random-walk",
-    start_price: "100",
-    volatility: "0",
-    spread_bps: "0",
-    interval_ms: "60000",
-    seed: "1",
-    csv_file: "",
-    replay_speed: "1",
-    replay_loop: true,
-    retention: "10000",
-  },
+  paperConfig("b1", { account: "restart" }),
   { id: "k1", type: "trading-kill-switch", z: TAB, name: "panic", broker: "b1", wires: [[]] },
   { id: "in", type: "http in", z: TAB, url: "/place", method: "post", wires: [["p1"]] },
   { id: "p1", type: "trading-place-order", z: TAB, broker: "b1", wires: [["ok"]] },

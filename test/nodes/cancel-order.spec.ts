@@ -5,13 +5,14 @@ import cancelOrderNode = require("../../nodes/cancel-order/cancel-order");
 import placeOrderNode = require("../../nodes/place-order/place-order");
 import type { FlowNode } from "./support";
 import {
-  ERROR,
   TAB,
+  assertMissingBroker,
+  assertReleasedOnClose,
+  editorFields,
   freshRuntime,
   getNode,
   helper,
   lastStatus,
-  logged,
   nextMessage,
   paperBroker,
   teardownRuntime,
@@ -45,11 +46,8 @@ describe("trading-cancel-order", function () {
 
   it("loads with a blank order id", async function () {
     await helper.load(NODES, flow());
-    const { editorFields } = getNode("x1") as unknown as {
-      editorFields: { field: string; typed: { value: string } }[];
-    };
     assert.deepEqual(
-      editorFields.map((f) => [f.field, f.typed.value]),
+      editorFields("x1").map((f) => [f.field, f.typed.value]),
       [["order_id", ""]],
     );
   });
@@ -132,22 +130,11 @@ describe("trading-cancel-order", function () {
 
   it("without a configured broker: red ring, one logged error, messages fail", async function () {
     await helper.load(NODES, flow({ broker: "" }));
-    assert.deepEqual(lastStatus("x1"), {
-      fill: "red",
-      shape: "ring",
-      text: "trading-cancel-order.status.no-broker",
-    });
-    assert.deepEqual(logged("x1", ERROR), ["trading-cancel-order.errors.missing-config"]);
-    const caught = nextMessage("caught");
-    getNode("x1").receive({ payload: "P1" });
-    assert.equal(((await caught).error as CaughtError).code, "CONFIG");
+    await assertMissingBroker("x1", "trading-cancel-order", "P1");
   });
 
   it("drops its registration on close", async function () {
     await helper.load(NODES, flow());
-    const broker = await paperBroker();
-    await helper.unload();
-    assert.equal(broker.listenerCount("state"), 0);
-    assert.equal(broker.state, "disconnected");
+    await assertReleasedOnClose(["state"]);
   });
 });

@@ -143,6 +143,21 @@ async function eventually<T>(
   }
 }
 
+/** A momentum example's parts: quotes in, signals, orders out, their events, and errors shown. */
+function assertMomentumTrader(flow: FlowNode[]): void {
+  const types = new Set(flow.map((n) => n.type));
+  for (const type of [
+    "trading-quotes",
+    "trading-momentum",
+    "trading-place-order",
+    "trading-order-events",
+    "catch",
+    "debug",
+  ]) {
+    assert.ok(types.has(type), `${type} is in the flow`);
+  }
+}
+
 describe("examples", function () {
   const files = fs.readdirSync(EXAMPLES).filter((f) => f.endsWith(".json"));
 
@@ -202,17 +217,7 @@ describe("examples", function () {
       ),
       "the comment says how to start the gateway",
     );
-    const types = new Set(flow.map((n) => n.type));
-    for (const type of [
-      "trading-quotes",
-      "trading-momentum",
-      "trading-place-order",
-      "trading-order-events",
-      "catch",
-      "debug",
-    ]) {
-      assert.ok(types.has(type), `${type} is in the flow`);
-    }
+    assertMomentumTrader(flow);
   });
 
   it("kite-momentum.json: a kite config on Kite's own endpoints, without credentials, tiny quantities", function () {
@@ -230,17 +235,7 @@ describe("examples", function () {
     const momentum = flow.find((n) => n.type === "trading-momentum");
     assert.equal(momentum?.quantity, 1);
     assert.equal(momentum?.maxPosition, 1);
-    const types = new Set(flow.map((n) => n.type));
-    for (const type of [
-      "trading-quotes",
-      "trading-momentum",
-      "trading-place-order",
-      "trading-order-events",
-      "catch",
-      "debug",
-    ]) {
-      assert.ok(types.has(type), `${type} is in the flow`);
-    }
+    assertMomentumTrader(flow);
   });
 
   it("paper-dashboard.json: pack, core and installed @flowfuse/node-red-dashboard nodes only, on one dashboard", function () {

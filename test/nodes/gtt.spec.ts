@@ -5,34 +5,32 @@ import gttNode = require("../../nodes/gtt/gtt");
 import orderEventsNode = require("../../nodes/order-events/order-events");
 import type { FlowNode, Received } from "./support";
 import {
-  ERROR,
-  TAB,
+  assertMissingBroker,
   collect,
   delay,
   freshRuntime,
   getNode,
   helper,
   lastStatus,
-  logged,
   nextMessage,
   paperBroker,
-  paperConfig,
   teardownRuntime,
+  userFlow,
 } from "./support";
 
 const NODES = [brokerNode, gttNode, orderEventsNode];
 
+/** The GTT node "g1", and an order-events node "ev" whose events reach helper "events". */
 function flow(gtt: Record<string, unknown> = {}): FlowNode[] {
-  return [
-    { id: TAB, type: "tab", label: "gtt" },
-    paperConfig(),
-    { id: "g1", type: "trading-gtt", z: TAB, name: "", broker: "b1", wires: [["out"]], ...gtt },
-    { id: "out", type: "helper", z: TAB },
-    { id: "ev", type: "trading-order-events", z: TAB, broker: "b1", wires: [["events"]] },
-    { id: "events", type: "helper", z: TAB },
-    { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
-    { id: "caught", type: "helper", z: TAB },
-  ];
+  return userFlow(
+    { id: "g1", type: "trading-gtt", ...gtt },
+    {
+      extra: [
+        { id: "ev", type: "trading-order-events", broker: "b1", wires: [["events"]] },
+        { id: "events", type: "helper" },
+      ],
+    },
+  );
 }
 
 const single = {
@@ -200,9 +198,7 @@ describe("trading-gtt", function () {
 
   it("without a configured broker: red ring, one logged error, messages fail", async function () {
     await helper.load(NODES, flow({ broker: "" }));
-    assert.deepEqual(lastStatus("g1"), { fill: "red", shape: "ring", text: "trading-gtt.status.no-broker" });
-    assert.deepEqual(logged("g1", ERROR), ["trading-gtt.errors.missing-config"]);
-    assert.equal((await fails(single)).code, "CONFIG");
+    await assertMissingBroker("g1", "trading-gtt", single);
   });
 
   it("drops its registration on close", async function () {

@@ -5,7 +5,7 @@ import type { InstrumentListing } from "../../lib/market/instrument-lookup";
 import { InstrumentListing as ListingSchema } from "../../lib/market/instrument-lookup";
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import instrumentsNode = require("../../nodes/instruments/instruments");
-import { FakeKite } from "../fakes/fake-kite";
+import { fakeKitePerTest } from "./fake-kite-runtime";
 import type { FlowNode } from "./support";
 import {
   TAB,
@@ -28,19 +28,18 @@ function flow(config: FlowNode, node: Record<string, unknown> = {}): FlowNode[] 
   return userFlow({ id: "i1", type: "trading-instruments", ...node }, { config });
 }
 
-function kiteConfig(fake: FakeKite): FlowNode {
-  return {
-    id: "b1",
-    type: "trading-broker",
-    name: "kite",
-    kind: "kite",
-    root: fake.restUrl,
-    ticker_url: fake.tickerUrl,
-    reconnect_initial_ms: "20",
-    reconnect_factor: "2",
-    reconnect_max_ms: "100",
-  };
-}
+/** INFY's equity listing as both brokers give it; they differ in name and instrument token. */
+const INFY_EQUITY = {
+  exchange: "NSE",
+  symbol: "INFY",
+  segment: "EQ",
+  lot_size: 1,
+  tick_size: 0.05,
+  expiry: null,
+  strike: null,
+  option_type: null,
+  tradable: true,
+};
 
 async function ask(payload: unknown, extra: Record<string, unknown> = {}): Promise<InstrumentListing[]> {
   const out = nextMessage("out", 5000);
@@ -69,19 +68,7 @@ describe("trading-instruments", function () {
       await helper.load(NODES, flow(paperConfig()));
       const [infy, ...rest] = await ask({ symbol: "INFY" });
       assert.equal(rest.length, 0);
-      assert.deepEqual(infy, {
-        exchange: "NSE",
-        symbol: "INFY",
-        name: "INFY",
-        segment: "EQ",
-        lot_size: 1,
-        tick_size: 0.05,
-        expiry: null,
-        strike: null,
-        option_type: null,
-        tradable: true,
-        instrument_token: null,
-      });
+      assert.deepEqual(infy, { ...INFY_EQUITY, name: "INFY", instrument_token: null });
       assert.deepEqual(lastStatus("i1"), {
         fill: "green",
         shape: "dot",
@@ -230,41 +217,22 @@ describe("trading-instruments", function () {
   });
 
   describe("on the Kite broker (fake Kite's instrument list)", function () {
-    let fake: FakeKite;
-
-    beforeEach(async function () {
-      freshRuntime();
-      fake = await FakeKite.start({ apiKey: API_KEY, accessToken: TOKEN, heartbeatMs: 200 });
-    });
-
-    afterEach(async function () {
-      await teardownRuntime();
-      await fake.close();
-    });
+    const kite = fakeKitePerTest(API_KEY, TOKEN);
 
     async function loadKite(node: Record<string, unknown> = {}): Promise<void> {
-      await helper.load(NODES, flow(kiteConfig(fake), node), {
-        b1: { apiKey: API_KEY, accessToken: TOKEN },
+      const config = kite.config({
+        reconnect_initial_ms: "20",
+        reconnect_factor: "2",
+        reconnect_max_ms: "100",
       });
+      await helper.load(NODES, flow(config, node), kite.credentials);
     }
 
     it("answers an exact symbol from Kite's list, with Kite's token and name", async function () {
       await loadKite();
       const [infy, ...rest] = await ask({ symbol: "INFY" });
       assert.equal(rest.length, 0);
-      assert.deepEqual(infy, {
-        exchange: "NSE",
-        symbol: "INFY",
-        name: "INFY, Ltd",
-        segment: "EQ",
-        lot_size: 1,
-        tick_size: 0.05,
-        expiry: null,
-        strike: null,
-        option_type: null,
-        tradable: true,
-        instrument_token: 408065,
-      });
+      assert.deepEqual(infy, { ...INFY_EQUITY, name: "INFY, Ltd", instrument_token: 408065 });
       const [future] = await ask({ symbol: "NFO:NIFTY26DECFUT" });
       assert.equal(future!.segment, "FUT");
       assert.equal(future!.lot_size, 75);
@@ -299,11 +267,11 @@ describe("trading-instruments", function () {
       await loadKite({ lookup: "search", text: "RELIANCE", exchange: "NSE", limit: "5" });
       const [reliance] = await ask("tick");
       assert.equal(reliance!.instrument_token, 738561);
-      const before = fake.requests.length;
+      const before = kite.fake.requests.length;
       const error = await refused({ search: "R", limit: 1000 });
       assert.equal(error.code, "VALIDATION");
       assert.match(error.message, /limit: must be at most 500/);
-      assert.equal(fake.requests.length, before, "no request for a refused lookup");
+      assert.equal(kite.fake.requests.length, before, "no request for a refused lookup");
     });
 
     it("downloads an exchange's list once for many concurrent lookups", async function () {
@@ -315,7 +283,7 @@ describe("trading-instruments", function () {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       assert.equal(answers.length, 50);
-      assert.equal(fake.requests.filter((r) => r.path === "/instruments/NSE").length, 1);
+      assert.equal(kite.fake.requests.filter((r) => r.path === "/instruments/NSE").length, 1);
     });
   });
 });

@@ -4,12 +4,13 @@ import brokerNode = require("../../nodes/broker-config/broker-config");
 import modifyOrderNode = require("../../nodes/modify-order/modify-order");
 import type { FlowNode } from "./support";
 import {
-  ERROR,
+  assertMissingBroker,
+  assertReleasedOnClose,
+  editorFields,
   freshRuntime,
   getNode,
   helper,
   lastStatus,
-  logged,
   nextMessage,
   paperBroker,
   teardownRuntime,
@@ -48,14 +49,12 @@ describe("trading-modify-order", function () {
 
   it("loads with every editor field blank", async function () {
     await helper.load(NODES, flow());
-    const { editorFields } = getNode("m1") as unknown as {
-      editorFields: { field: string; typed: { value: string } }[];
-    };
+    const fields = editorFields("m1");
     assert.deepEqual(
-      editorFields.map((f) => f.field),
+      fields.map((f) => f.field),
       ["order_id", "quantity", "order_type", "price", "trigger_price", "validity", "disclosed_quantity"],
     );
-    assert.ok(editorFields.every((f) => f.typed.value === ""));
+    assert.ok(fields.every((f) => f.typed.value === ""));
   });
 
   it("changes the disclosed quantity set in the editor, and refuses a change into TTL", async function () {
@@ -151,22 +150,11 @@ describe("trading-modify-order", function () {
 
   it("without a configured broker: red ring, one logged error, messages fail", async function () {
     await helper.load(NODES, flow({ broker: "" }));
-    assert.deepEqual(lastStatus("m1"), {
-      fill: "red",
-      shape: "ring",
-      text: "trading-modify-order.status.no-broker",
-    });
-    assert.deepEqual(logged("m1", ERROR), ["trading-modify-order.errors.missing-config"]);
-    const caught = nextMessage("caught");
-    getNode("m1").receive({ payload: { order_id: "P1", price: 1 } });
-    assert.equal(((await caught).error as CaughtError).code, "CONFIG");
+    await assertMissingBroker("m1", "trading-modify-order", { order_id: "P1", price: 1 });
   });
 
   it("drops its registration on close", async function () {
     await helper.load(NODES, flow());
-    const broker = await paperBroker();
-    await helper.unload();
-    assert.equal(broker.listenerCount("state"), 0);
-    assert.equal(broker.state, "disconnected");
+    await assertReleasedOnClose(["state"]);
   });
 });

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import momentumNode = require("../../nodes/momentum/momentum");
-import { FakeKite } from "../fakes/fake-kite";
+import { fakeKitePerTest } from "./fake-kite-runtime";
 import type { FlowNode } from "./support";
 import {
   TAB,
@@ -53,35 +53,17 @@ describe("trading-momentum: warm up from candles", function () {
   this.timeout(20_000);
 
   describe("on Kite", function () {
-    let fake: FakeKite;
-
-    beforeEach(async function () {
-      freshRuntime();
-      fake = await FakeKite.start({ apiKey: API_KEY, accessToken: TOKEN, heartbeatMs: 200 });
-    });
-
-    afterEach(async function () {
-      await teardownRuntime();
-      await fake.close();
-    });
+    const kite = fakeKitePerTest(API_KEY, TOKEN);
 
     async function load(momentum: Record<string, unknown>): Promise<void> {
-      const config = {
-        id: "b1",
-        type: "trading-broker",
-        name: "kite",
-        kind: "kite",
-        root: fake.restUrl,
-        ticker_url: fake.tickerUrl,
-      };
-      await helper.load(NODES, flow(config, momentum), { b1: { apiKey: API_KEY, accessToken: TOKEN } });
+      await helper.load(NODES, flow(kite.config(), momentum), kite.credentials);
       // No signal before the account's positions are known: wait for that read, then let it land.
-      await until(() => fake.requests.some((r) => r.path === "/portfolio/positions"), "positions read");
+      await until(() => kite.fake.requests.some((r) => r.path === "/portfolio/positions"), "positions read");
       await delay(300);
     }
 
     const historical = (): number =>
-      fake.requests.filter((r) => r.path.startsWith("/instruments/historical/")).length;
+      kite.fake.requests.filter((r) => r.path.startsWith("/instruments/historical/")).length;
 
     it("signals on the first live quote once warmed, asking Kite once per symbol", async function () {
       await load({ warmup: true });

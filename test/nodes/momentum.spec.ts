@@ -19,16 +19,12 @@ import {
   paperBroker,
   paperConfig,
   teardownRuntime,
+  userFlow,
 } from "./support";
 
+/** A momentum node "m1" with no broker (it then sizes by its own fills). */
 function flow(momentum: Record<string, unknown> = {}): FlowNode[] {
-  return [
-    { id: TAB, type: "tab", label: "momentum" },
-    { id: "m1", type: "trading-momentum", z: TAB, name: "", wires: [["out"]], ...momentum },
-    { id: "out", type: "helper", z: TAB },
-    { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
-    { id: "caught", type: "helper", z: TAB },
-  ];
+  return userFlow({ id: "m1", type: "trading-momentum", ...momentum }, { config: null });
 }
 
 const FAST = { lookback: "3", threshold: "0.01", quantity: "2", maxPosition: "4", cooldown: "0" };

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import type { GttEvent, OrderEvent } from "../../lib/protocol";
+import type { GttEvent, GttRequestInput, OrderEvent } from "../../lib/protocol";
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import orderEventsNode = require("../../nodes/order-events/order-events");
 import type { FlowNode, Received } from "./support";
 import {
   ERROR,
   TAB,
+  assertMissingBroker,
   collect,
   delay,
   freshRuntime,
@@ -38,6 +39,14 @@ function types(messages: Received[]): string[] {
 interface EventsNode {
   filter: { instruments: Set<string>; side: string | undefined; types: Set<string>; statuses: Set<string> };
 }
+
+/** A GTT that sells one INFY at 120: it stays active (the price starts at 100). */
+const SELL_AT_120: GttRequestInput = {
+  type: "single",
+  symbol: "INFY",
+  trigger_values: [120],
+  orders: [{ side: "SELL", quantity: 1, price: 120, product: "MIS" }],
+};
 
 describe("trading-order-events", function () {
   beforeEach(freshRuntime);
@@ -134,12 +143,7 @@ describe("trading-order-events", function () {
     const broker = await paperBroker();
     const seen = collect("out");
     await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 });
-    await broker.placeGtt({
-      type: "single",
-      symbol: "INFY",
-      trigger_values: [120],
-      orders: [{ side: "SELL", quantity: 1, price: 120, product: "MIS" }],
-    });
+    await broker.placeGtt(SELL_AT_120);
     await delay(20);
     assert.deepEqual(types(seen.messages), ["ORDER_FILLED", "GTT_PLACED"]);
   });
@@ -150,12 +154,7 @@ describe("trading-order-events", function () {
     const seen = collect("out");
     await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 });
     await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1, order_type: "LIMIT", price: 90 });
-    await broker.placeGtt({
-      type: "single",
-      symbol: "INFY",
-      trigger_values: [120],
-      orders: [{ side: "SELL", quantity: 1, price: 120, product: "MIS" }],
-    });
+    await broker.placeGtt(SELL_AT_120);
     await delay(20);
     assert.deepEqual(types(seen.messages), ["ORDER_PLACED", "ORDER_PLACED"], "the fill and the GTT stay out");
     assert.deepEqual(
@@ -205,12 +204,7 @@ describe("trading-order-events", function () {
 
   it("without a configured broker: red ring and one logged error", async function () {
     await helper.load(NODES, flow({ broker: "" }));
-    assert.deepEqual(lastStatus("e1"), {
-      fill: "red",
-      shape: "ring",
-      text: "trading-order-events.status.no-broker",
-    });
-    assert.deepEqual(logged("e1", ERROR), ["trading-order-events.errors.missing-config"]);
+    await assertMissingBroker("e1", "trading-order-events");
   });
 
   it("drops its listeners on close", async function () {

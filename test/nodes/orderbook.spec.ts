@@ -4,12 +4,12 @@ import brokerNode = require("../../nodes/broker-config/broker-config");
 import orderbookNode = require("../../nodes/orderbook/orderbook");
 import type { FlowNode } from "./support";
 import {
-  ERROR,
+  assertMissingBroker,
+  assertReleasedOnClose,
   freshRuntime,
   getNode,
   helper,
   lastStatus,
-  logged,
   nextMessage,
   paperBroker,
   teardownRuntime,
@@ -96,22 +96,11 @@ describe("trading-orderbook", function () {
 
   it("without a configured broker: red ring, one logged error, messages fail", async function () {
     await helper.load(NODES, flow({ broker: "" }));
-    assert.deepEqual(lastStatus("o1"), {
-      fill: "red",
-      shape: "ring",
-      text: "trading-orderbook.status.no-broker",
-    });
-    assert.deepEqual(logged("o1", ERROR), ["trading-orderbook.errors.missing-config"]);
-    const caught = nextMessage("caught");
-    getNode("o1").receive({ payload: "" });
-    assert.equal(((await caught).error as { code: string }).code, "CONFIG");
+    await assertMissingBroker("o1", "trading-orderbook", "");
   });
 
   it("drops its registration on close", async function () {
     await helper.load(NODES, flow());
-    const broker = await paperBroker();
-    await helper.unload();
-    assert.equal(broker.listenerCount("state"), 0);
-    assert.equal(broker.state, "disconnected");
+    await assertReleasedOnClose(["state"]);
   });
 });

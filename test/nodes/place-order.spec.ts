@@ -6,8 +6,10 @@ import { waitFor } from "../support/wait";
 import type { FlowNode } from "./support";
 import {
   ERROR,
+  assertMissingBroker,
   collect,
   configNode,
+  editorFields,
   freshRuntime,
   getNode,
   helper,
@@ -46,9 +48,7 @@ describe("trading-place-order", function () {
     const n1 = getNode("n1");
     assert.equal(n1.type, "trading-place-order");
     assert.equal(n1.name, "buy");
-    const fields = (
-      n1 as unknown as { editorFields: { field: string; typed: { value: string; type: string } }[] }
-    ).editorFields;
+    const fields = editorFields("n1");
     assert.deepEqual(
       fields.map((f) => f.field),
       [
@@ -442,20 +442,7 @@ describe("trading-place-order", function () {
 
   it("without a configured broker: red ring, one logged error, every message fails", async function () {
     await helper.load(NODES, flow({ broker: "" }));
-    assert.deepEqual(lastStatus("n1"), {
-      fill: "red",
-      shape: "ring",
-      text: "trading-place-order.status.no-broker",
-    });
-    assert.deepEqual(logged("n1", ERROR), ["trading-place-order.errors.missing-config"]);
-    for (let i = 0; i < 2; i++) {
-      const caught = nextMessage("caught");
-      getNode("n1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1 } });
-      const error = (await caught).error as CaughtError;
-      assert.equal(error.code, "CONFIG");
-      assert.match(error.message, /trading-place-order\.errors\.missing-config/);
-    }
-    assert.equal(logged("n1", ERROR).length, 1, "the missing config is logged once, not per message");
+    await assertMissingBroker("n1", "trading-place-order", { symbol: "INFY", side: "BUY", quantity: 1 });
   });
 
   it("with invalid broker settings: the config names field and rule, users show it", async function () {

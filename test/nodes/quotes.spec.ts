@@ -6,6 +6,7 @@ import type { FlowNode } from "./support";
 import {
   ERROR,
   TAB,
+  assertMissingBroker,
   collect,
   configNode,
   delay,
@@ -167,13 +168,7 @@ describe("trading-quotes", function () {
 
   it("without a configured broker: red ring and one logged error", async function () {
     await helper.load(NODES, flow({ ...quotes("q1", "INFY", "out1"), broker: "" }));
-    assert.deepEqual(lastStatus("q1"), {
-      fill: "red",
-      shape: "ring",
-      text: "trading-quotes.status.no-broker",
-    });
-    await delay(10);
-    assert.deepEqual(logged("q1", ERROR), ["trading-quotes.errors.missing-config"], "reported once");
+    await assertMissingBroker("q1", "trading-quotes");
   });
 
   it("drops its listener and subscriptions on close", async function () {

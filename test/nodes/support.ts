@@ -10,10 +10,12 @@ import helper = require("node-red-node-test-helper");
 import type { FlowNode } from "node-red-node-test-helper";
 import { PaperBroker } from "../../lib/brokers/paper-broker";
 import type { BrokerConfigNode } from "../../nodes/shared/broker-link";
+import type { ResolvedField } from "../../nodes/shared/typed-input";
 import { isBrokerConfigNode } from "../../nodes/shared/broker-link";
+import { paperConfig } from "./paper-config";
 import { initHelper } from "./setup";
 
-export { helper };
+export { helper, paperConfig };
 export type { FlowNode };
 
 export const TAB = "f1";
@@ -36,46 +38,20 @@ export async function teardownRuntime(): Promise<void> {
 }
 
 /**
- * A paper broker config. Quotes tick once a minute, so within a test prices only move when the
- * test calls setPrice; every symbol starts at 100 and fills have no spread or slippage.
- */
-export function paperConfig(id = "b1", overrides: Record<string, unknown> = {}): FlowNode {
-  return {
-    id,
-    type: "trading-broker",
-    name: "paper",
-    kind: "paper",
-    account: "test",
-    starting_cash: "1000000",
-    slippage_bps: "0",
-    quote_source: "random-walk",
-    start_price: "100",
-    volatility: "0",
-    spread_bps: "0",
-    interval_ms: "60000",
-    seed: "1",
-    csv_file: "",
-    replay_speed: "1",
-    replay_loop: true,
-    retention: "10000",
-    ...overrides,
-  };
-}
-
-/**
  * The flow a node spec starts from: a tab, a paper broker config "b1", the node under test (on that
  * tab, using that broker, wired to helper "out"), and a Catch wired to helper "caught". `node` may
  * override any of those (a second output, another broker); `extra` nodes join the same tab.
+ * `config: null` leaves the broker config out (a node that runs without one).
  */
 export function userFlow(
   node: { type: string; [property: string]: unknown },
-  options: { config?: FlowNode; extra?: FlowNode[] } = {},
+  options: { config?: FlowNode | null; extra?: FlowNode[] } = {},
 ): FlowNode[] {
-  const config = options.config ?? paperConfig();
+  const config = options.config === undefined ? paperConfig() : options.config;
   return [
     { id: TAB, type: "tab", label: node.type },
-    config,
-    { id: "n1", z: TAB, name: "", broker: config.id, wires: [["out"]], ...node },
+    ...(config === null ? [] : [config]),
+    { id: "n1", z: TAB, name: "", broker: config?.id ?? "", wires: [["out"]], ...node },
     { id: "out", type: "helper", z: TAB },
     { id: "c1", type: "catch", z: TAB, scope: null, uncaught: false, wires: [["caught"]] },
     { id: "caught", type: "helper", z: TAB },
@@ -112,6 +88,40 @@ export function getNode(id: string): Node {
   const node = helper.getNode(id);
   assert.ok(node, `node ${id} exists`);
   return node;
+}
+
+/** The request fields a place, modify or cancel node resolved from its editor properties. */
+export function editorFields(id: string): readonly ResolvedField[] {
+  const node = getNode(id) as Node & { editorFields?: readonly ResolvedField[] };
+  assert.ok(node.editorFields !== undefined, `${id} resolves editor fields`);
+  return node.editorFields;
+}
+
+/**
+ * What every broker user does when its flow names no broker (load it so): a red ring, the missing
+ * config logged once, and, given a `payload`, each message failing with CONFIG without another log.
+ */
+export async function assertMissingBroker(id: string, type: string, payload?: unknown): Promise<void> {
+  assert.deepEqual(lastStatus(id), { fill: "red", shape: "ring", text: `${type}.status.no-broker` });
+  await delay(10);
+  assert.deepEqual(logged(id, ERROR), [`${type}.errors.missing-config`], "logged once, at start");
+  if (payload === undefined) return;
+  for (let i = 0; i < 2; i++) {
+    const caught = nextMessage("caught");
+    getNode(id).receive({ payload });
+    const error = (await caught).error as { code?: string; message?: string };
+    assert.equal(error.code, "CONFIG");
+    assert.match(error.message ?? "", new RegExp(`${type}\\.errors\\.missing-config`));
+  }
+  assert.equal(logged(id, ERROR).length, 1, "the missing config is logged once, not per message");
+}
+
+/** Unloads the flow and checks the paper broker "b1" kept none of `events`' listeners and closed. */
+export async function assertReleasedOnClose(events: string[]): Promise<void> {
+  const broker = await paperBroker();
+  await helper.unload();
+  for (const event of events) assert.equal(broker.listenerCount(event), 0, `no ${event} listener left`);
+  assert.equal(broker.state, "disconnected");
 }
 
 /** What a message out of a node looks like to a spec: any properties at all. */
@@ -155,43 +165,51 @@ export async function quietFor(nodeId: string, ms: number): Promise<boolean> {
   }
 }
 
-/**
- * Waits until the last status `nodeId` set satisfies `predicate`. Polls the helper's spy rather
- * than its call:status events, which arrive a tick late and can describe an older call.
- */
-export async function statusMatching(
-  nodeId: string,
-  predicate: (status: NodeStatus) => boolean,
-  timeoutMs = 2000,
+/** Polls `find` every 10 ms until it gives a status; after `timeoutMs`, fails with `failure()`. */
+async function pollStatus(
+  find: () => NodeStatus | undefined,
+  timeoutMs: number,
+  failure: () => string,
 ): Promise<NodeStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const last = lastStatus(nodeId);
-    if (last !== undefined && predicate(last)) return last;
-    if (Date.now() > deadline) {
-      throw new Error(`no matching status on ${nodeId}; last was ${JSON.stringify(last)}`);
-    }
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(failure());
     await delay(10);
   }
 }
 
-/** Waits until `nodeId` has at some point shown a status matching `predicate` (not only the last). */
-export async function statusSeen(
+/**
+ * Waits until the last status `nodeId` set satisfies `predicate`. Polls the helper's spy rather
+ * than its call:status events, which arrive a tick late and can describe an older call.
+ */
+export function statusMatching(
   nodeId: string,
   predicate: (status: NodeStatus) => boolean,
   timeoutMs = 2000,
 ): Promise<NodeStatus> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const seen = statusHistory(nodeId).find(predicate);
-    if (seen !== undefined) return seen;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${nodeId} never showed a matching status; last was ${JSON.stringify(lastStatus(nodeId))}`,
-      );
-    }
-    await delay(10);
-  }
+  return pollStatus(
+    () => {
+      const last = lastStatus(nodeId);
+      return last !== undefined && predicate(last) ? last : undefined;
+    },
+    timeoutMs,
+    () => `no matching status on ${nodeId}; last was ${JSON.stringify(lastStatus(nodeId))}`,
+  );
+}
+
+/** Waits until `nodeId` has at some point shown a status matching `predicate` (not only the last). */
+export function statusSeen(
+  nodeId: string,
+  predicate: (status: NodeStatus) => boolean,
+  timeoutMs = 2000,
+): Promise<NodeStatus> {
+  return pollStatus(
+    () => statusHistory(nodeId).find(predicate),
+    timeoutMs,
+    () => `${nodeId} never showed a matching status; last was ${JSON.stringify(lastStatus(nodeId))}`,
+  );
 }
 
 interface StatusSpy {
