@@ -379,6 +379,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       // The price an order met is the instrument's last price, kept when the feed forgets it.
       if (quote !== undefined && this.#prices.get(key) !== quote) this.#notePrice(key, quote);
       const orderId = this.#account.newOrderId();
+      // Not lib/common's snapshotFromRequest: the account's own fields belong in the same literal,
+      // so every order gets one V8 shape on the matching hot path.
       const order: OrderState = {
         order_id: orderId,
         client_order_id: request.client_order_id ?? this.#account.clientIdFor(orderId),

@@ -100,9 +100,7 @@ export class KiteRestClient {
       timeout: settings.timeout_ms,
     }) as unknown as KiteRest;
     // Our own agent, so close() can destroy every kept-alive socket (the global agent would keep them).
-    this.#agent = settings.root.startsWith("https:")
-      ? new https.Agent({ keepAlive: true })
-      : new http.Agent({ keepAlive: true });
+    this.#agent = agentFor(settings.root, true);
     this.#kite.requestInstance.defaults.httpAgent = this.#agent;
     this.#kite.requestInstance.defaults.httpsAgent = this.#agent;
     // The login's exchange goes on a connection of its own, never a kept-alive one: a server
@@ -116,9 +114,7 @@ export class KiteRestClient {
       root: settings.root,
       timeout: settings.timeout_ms,
     }) as unknown as KiteRest;
-    this.#loginAgent = settings.root.startsWith("https:")
-      ? new https.Agent({ keepAlive: false })
-      : new http.Agent({ keepAlive: false });
+    this.#loginAgent = agentFor(settings.root, false);
     this.#loginKite.requestInstance.defaults.httpAgent = this.#loginAgent;
     this.#loginKite.requestInstance.defaults.httpsAgent = this.#loginAgent;
     const limits = settings.rate_limit;
@@ -237,4 +233,8 @@ export class KiteRestClient {
     this.#agent.destroy();
     this.#loginAgent.destroy();
   }
+}
+
+function agentFor(root: string, keepAlive: boolean): http.Agent {
+  return root.startsWith("https:") ? new https.Agent({ keepAlive }) : new http.Agent({ keepAlive });
 }
