@@ -30,6 +30,8 @@ describe("Kite REST: kept-alive connections the server just closed", function ()
     fake.requests.filter((r) => r.method === method && r.path === path).length;
 
   it("reads sent right after Kite closed every idle connection all succeed, each reaching Kite once", async function () {
+    // Kite's own rate limits pace these rounds (each retry waits its turn): seconds, not a hang.
+    this.timeout(20_000);
     h = await startKite();
     const harness = h;
     for (let round = 0; round < 10; round++) {
@@ -90,6 +92,7 @@ describe("Kite REST: kept-alive connections the server just closed", function ()
     }
 
     it("a read retried after a reset goes on a fresh socket, not on another one Kite closed too", async function () {
+      this.timeout(20_000);
       for (let round = 0; round < 10; round++) {
         // Four idle connections, all closed by Kite; one read: its retry must not pick another.
         await Promise.all([client.fetchBook(), client.fetchBook(), client.fetchBook(), client.fetchBook()]);
@@ -103,6 +106,7 @@ describe("Kite REST: kept-alive connections the server just closed", function ()
     });
 
     it("an order placement written on the closed connection is never sent again by the client", async function () {
+      this.timeout(20_000);
       let reset = 0;
       for (let round = 0; round < 10; round++) {
         const before = count(fake, "POST", "/orders/regular");
@@ -136,6 +140,7 @@ describe("Kite REST: kept-alive connections the server just closed", function ()
     });
 
     it("GTT placements on the closed connection (same lane as reads) are never sent again either", async function () {
+      this.timeout(20_000);
       let reset = 0;
       const gtt = {
         trigger_type: "single",
@@ -186,6 +191,7 @@ describe("Kite REST: kept-alive connections the server just closed", function ()
   });
 
   it("an order placed in the same race is sent once and ends in exactly one outcome", async function () {
+    this.timeout(20_000);
     h = await startKite();
     const harness = h;
     harness.fake.setPrice("INFY", 1500);
