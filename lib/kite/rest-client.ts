@@ -1,5 +1,4 @@
-import http from "node:http";
-import https from "node:https";
+import type http from "node:http";
 import { KiteConnect } from "kiteconnect";
 import { BrokerError } from "../protocol/errors";
 import type { KiteSettings } from "../brokers/kite-settings";
@@ -7,6 +6,8 @@ import { SESSION_EXPIRED, isKiteErrorBody, mapKiteError } from "./errors";
 import type { KiteOrder, KiteTrigger } from "./mapping";
 import { RateLimiter, kiteWindows } from "./rate-limiter";
 import { isRecord } from "../common/is-record";
+import type { AxiosLike } from "./rest-agent";
+import { StaleSocketRead, agentFor, dropIdleSockets, markStaleReads } from "./rest-agent";
 
 /** The kiteconnect methods the broker calls, typed loosely: the 5.3.0 types lag the API (KITE.md §11.8). */
 export interface KiteRest {
@@ -37,7 +38,7 @@ export interface KiteRest {
   getGTT(triggerId: string): Promise<unknown>;
   generateSession(requestToken: string, apiSecret: string): Promise<unknown>;
   setAccessToken(token: string): void;
-  requestInstance: { defaults: { httpAgent?: unknown; httpsAgent?: unknown } };
+  requestInstance: AxiosLike & { defaults: { httpAgent?: unknown; httpsAgent?: unknown } };
 }
 
 /** A refused token exchange is a bad or used request_token (or api secret), not an expired session. */
@@ -103,6 +104,7 @@ export class KiteRestClient {
     this.#agent = agentFor(settings.root, true);
     this.#kite.requestInstance.defaults.httpAgent = this.#agent;
     this.#kite.requestInstance.defaults.httpsAgent = this.#agent;
+    markStaleReads(this.#kite.requestInstance);
     // The login's exchange goes on a connection of its own, never a kept-alive one: a server
     // closes an idle connection when its keep-alive timeout runs out (Node's after 5 s), and a
     // request sent on it before this process has read the close is reset. For the one call that
@@ -152,6 +154,7 @@ export class KiteRestClient {
 
   /** One kiteconnect call: rate-limited, its rejection (or resolved error body) made a BrokerError. */
   async call(lane: Lane, what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
+    let staleRetried = false;
     for (let attempt = 1; ; attempt++) {
       if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
       if (this.#expired !== undefined) throw this.#expired;
@@ -171,6 +174,18 @@ export class KiteRestClient {
         // Sent with a token a login replaced while it was on its way: Kite refused the old token
         // and did nothing, and the new session is not over. Once more, with the new token.
         if (sentWith !== this.#tokens && attempt < 3 && mapKiteError(error, what).code === "AUTH") continue;
+        if (error instanceof StaleSocketRead) {
+          // A read written on a kept-alive socket the server had just closed never reached it:
+          // once more on a fresh socket, taking its own place in the lane again. Never an order
+          // (only GETs are marked stale, and never on the order lane): its outcome is settled by
+          // the order desk, not by sending it again.
+          dropIdleSockets(this.#agent);
+          if (!staleRetried && lane !== "order") {
+            staleRetried = true;
+            continue;
+          }
+          throw this.#failure(error.kiteBody, what);
+        }
         throw this.#failure(error, what);
       } finally {
         release();
@@ -233,8 +248,4 @@ export class KiteRestClient {
     this.#agent.destroy();
     this.#loginAgent.destroy();
   }
-}
-
-function agentFor(root: string, keepAlive: boolean): http.Agent {
-  return root.startsWith("https:") ? new https.Agent({ keepAlive }) : new http.Agent({ keepAlive });
 }
