@@ -41,6 +41,19 @@ export interface Instrument {
   last: number;
 }
 
+/** An instrument with nothing held, open or in flight and no price yet (one literal: one V8 shape). */
+export function blankInstrument(exchange: string, symbol: string): Instrument {
+  return {
+    key: instrumentOf(exchange, symbol),
+    net: 0,
+    openBuy: 0,
+    openSell: 0,
+    flightBuy: 0,
+    flightSell: 0,
+    last: 0,
+  };
+}
+
 /** An order remembered outside the ring (ids out of order, long-lived open orders, a seeded book). */
 interface Tracked {
   readonly instrument: Instrument;
@@ -132,15 +145,7 @@ export class Exposure {
     if (entry === undefined) {
       // Before the new entry goes in, so the entry handed out is always the one in the map.
       if (this.#instrumentCount >= MAX_INSTRUMENTS) this.#forgetIdle();
-      entry = {
-        key: instrumentOf(exchange, symbol),
-        net: 0,
-        openBuy: 0,
-        openSell: 0,
-        flightBuy: 0,
-        flightSell: 0,
-        last: 0,
-      };
+      entry = blankInstrument(exchange, symbol);
       bySymbol.set(symbol, entry);
       this.#instrumentCount += 1;
     }

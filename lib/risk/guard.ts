@@ -19,7 +19,7 @@ import { parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderChanges, isTerminal } from "../protocol/orders";
 import { parseOrThrow } from "../protocol/validate";
 import type { Instrument } from "./exposure";
-import { Exposure, instrumentOf, pendingOf, worstOf } from "./exposure";
+import { Exposure, blankInstrument, instrumentOf, pendingOf, worstOf } from "./exposure";
 import type { CheckedFields } from "./order-fields";
 import { newCheckedFields, readCheckedFields } from "./order-fields";
 import { RateWindow } from "./rate-window";
@@ -286,7 +286,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       const known = this.#exposure.find(fields.exchange, fields.symbol);
       // An instrument never seen is judged as a blank and only held once an order goes out, so
       // refused orders for made-up symbols leave nothing behind.
-      instrument = known ?? this.#blank(fields);
+      instrument = known ?? blankInstrument(fields.exchange, fields.symbol);
       const refusal = this.#placeRefusal(fields, instrument, now);
       if (refusal !== undefined) throw this.#deny("placeOrder", refusal, fields.symbol, request);
       if (known === undefined) instrument = this.#exposure.instrument(fields.exchange, fields.symbol);
@@ -294,19 +294,6 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       return Promise.reject(toBrokerError(error));
     }
     return this.#send(instrument, fields, request, now);
-  }
-
-  /** What an instrument the guard has never seen looks like: nothing held, nothing open. */
-  #blank(fields: CheckedFields): Instrument {
-    return {
-      key: instrumentOf(fields.exchange, fields.symbol),
-      net: 0,
-      openBuy: 0,
-      openSell: 0,
-      flightBuy: 0,
-      flightSell: 0,
-      last: 0,
-    };
   }
 
   async modifyOrder(orderId: string, input: OrderChangesType): Promise<OrderSnapshot> {
