@@ -108,10 +108,12 @@ interface Link extends OpenLink {
 
 /**
  * The connection lifecycle of a long-lived WebSocket, without any message protocol: dial with a
- * handshake deadline, drop a silent link, redial with full-jitter backoff for as long as it runs,
- * and hang up politely (destroying a peer that does not answer the close). stop() and close()
- * resolve only once the socket is gone, with no timer left behind. What a frame means, and what to
- * send after a (re)connect, belongs to whoever listens.
+ * handshake deadline, run the user's session step (login, resume) under its own deadline before the
+ * link counts as up, drop a silent link (no frame, or no pong), redial with full-jitter backoff for
+ * as long as it runs unless fatal() says retrying cannot help, and hang up politely (destroying a
+ * peer that does not answer the close). stop() and close() resolve only once the socket is gone,
+ * with no timer left behind. What a frame means, and what to send after a (re)connect, belongs to
+ * whoever listens. Used by the Kite ticker client and the order-entry ReconnectingClient.
  */
 export class ReconnectingSocket extends EventEmitter<SocketEvents> {
   readonly #options: ReconnectingSocketOptions;
@@ -140,7 +142,7 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
     return this.#state;
   }
 
-  /** Links opened so far (the first one included). */
+  /** Links up so far (opened, session done), the first one included. */
   get connects(): number {
     return this.#connects;
   }

@@ -670,6 +670,37 @@ describe("ReconnectingClient", function () {
       assert.equal(client.stats.reconnects, 0, "never connected before, so not a reconnect");
     });
 
+    it("treats an openSession that throws at once like one that rejects: retried, or stopped on AUTH", async function () {
+      const server = await startServer();
+      let attempts = 0;
+      const { client } = await connect(server.url, {
+        openSession: () => {
+          attempts += 1;
+          if (attempts < 3) throw new Error("not ready");
+          return Promise.resolve();
+        },
+      });
+      assert.equal(attempts, 3);
+      assert.deepEqual(
+        errors.map((error) => error.message),
+        ["session setup failed: not ready", "session setup failed: not ready"],
+      );
+      await client.close();
+
+      const refused = makeClient(server.url, {
+        openSession: () => {
+          throw new BrokerError("AUTH", "bad key");
+        },
+      });
+      refused.client.start();
+      await waitFor(() => refused.client.fatalError !== undefined, "the AUTH failure to stop the client");
+      assert.equal(refused.client.state, "disconnected");
+      assert.match(refused.client.fatalError!.message, /^authentication failed: bad key/);
+      const connections = server.connections;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(server.connections, connections, "an AUTH failure is not retried");
+    });
+
     it("drops a connection whose openSession overruns sessionTimeoutMs and aborts its signal", async function () {
       const server = await startServer();
       const signals: AbortSignal[] = [];
