@@ -5,8 +5,9 @@ import { BrokerError, ERROR_CODES, toBrokerError } from "../protocol/errors";
 import type { ErrorCode } from "../protocol/errors";
 import type { ConnectionState } from "../protocol/events";
 import { WIRE_LIMITS } from "../protocol/wire";
-import { Backoff } from "./backoff";
 import type { BackoffOptions } from "./backoff";
+import { ReconnectingSocket } from "./reconnecting-socket";
+import type { OpenLink } from "./reconnecting-socket";
 import { SendQueue } from "./send-queue";
 import type { TokenBucket } from "./token-bucket";
 import { messageOf } from "../common/error-message";
@@ -70,7 +71,7 @@ export interface ReconnectingClientOptions {
   /**
    * Application-level ping on a ready link: `message` is sent every heartbeat.intervalMs / 2 and
    * its RESULT handed to `onResult`. A ready link that has carried no message for
-   * heartbeat.intervalMs is presumed dead and dropped (noticed within 1.25 × intervalMs): a relay
+   * heartbeat.intervalMs is presumed dead and dropped (the socket core's read timeout): a relay
    * that drops data frames still answers WebSocket pings, so those alone cannot tell.
    */
   appPing?: { message: () => OutboundMessage; onResult: (result: unknown) => void };
@@ -108,33 +109,17 @@ interface Pending {
   readonly reject: (error: BrokerError) => void;
 }
 
-type LinkPhase = "handshake" | "session" | "ready" | "closing" | "closed";
-
-/** One socket and everything that lives and dies with it. */
+/** One open connection and the requests that live and die with it. */
 interface Link {
   readonly ws: WebSocket;
-  readonly generation: number;
+  /** The socket core's handle for this connection (its signal aborts when the connection goes). */
+  readonly open: OpenLink;
   /** Written, unanswered requests: their outcome becomes unknown if the socket goes. */
   readonly inFlight: Map<string, Pending>;
-  readonly abort: AbortController;
-  readonly closed: Promise<void>;
-  readonly markClosed: () => void;
-  phase: LinkPhase;
-  connectedAt: number | undefined;
-  missedPongs: number;
-  /** Why the link ended, when we know better than the close code. */
-  reason: string | undefined;
-  handshakeTimer: NodeJS.Timeout | undefined;
-  sessionTimer: NodeJS.Timeout | undefined;
-  heartbeat: NodeJS.Timeout | undefined;
+  phase: "session" | "ready" | "closed";
   appPing: NodeJS.Timeout | undefined;
-  /** performance.now() of the last message received, or of the link becoming ready. */
-  lastMessageAt: number;
   lastPingAt: number;
   pingInFlight: boolean;
-  killTimer: NodeJS.Timeout | undefined;
-  /** Set when TLS refused the server's certificate: retrying cannot help. */
-  certificateError: BrokerError | undefined;
 }
 
 const DEFAULTS = {
@@ -158,20 +143,12 @@ const DEFAULTS = {
  */
 export class ReconnectingClient extends EventEmitter<ClientEvents> {
   readonly url: string;
-  readonly #protocols: string[] | undefined;
-  readonly #ca: string | Buffer | undefined;
-  readonly #handshakeTimeoutMs: number;
-  readonly #sessionTimeoutMs: number;
-  readonly #stableAfterMs: number;
   readonly #heartbeatIntervalMs: number;
-  readonly #maxMissedPongs: number;
   readonly #requestTimeoutMs: number;
-  readonly #closeTimeoutMs: number;
-  readonly #maxInboundFrameBytes: number | undefined;
   readonly #rateLimit: TokenBucket | undefined;
   readonly #openSession: ((session: Session) => Promise<void>) | undefined;
   readonly #appPing: ReconnectingClientOptions["appPing"];
-  readonly #backoff: Backoff;
+  readonly #socket: ReconnectingSocket;
   readonly #queue: SendQueue<Pending>;
   #maxBatch: number;
   #maxFrameBytes: number;
@@ -181,22 +158,21 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   #idCounter = 0;
 
   #state: ConnectionState = "disconnected";
+  /** The connection requests go to: the newest one handed to openSession, until it closes. */
   #link: Link | undefined;
-  #generation = 0;
-  #everConnected = false;
+  /** Every connection not yet closed, by the core's handle: an older one may still be closing. */
+  readonly #links = new Map<OpenLink, Link>();
   /** Set when openSession failed with AUTH: retrying the same credentials would only fail again. */
   #fatal: BrokerError | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  #retryTimer: NodeJS.Timeout | undefined;
   #flushImmediate: NodeJS.Immediate | undefined;
   #rateTimer: NodeJS.Timeout | undefined;
 
   #sent = 0;
   #received = 0;
   #timeouts = 0;
-  #reconnects = 0;
 
   constructor(options: ReconnectingClientOptions) {
     super();
@@ -204,25 +180,23 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     if (options.ca !== undefined && !this.url.startsWith("wss:")) {
       throw new RangeError("ca only applies to wss:// URLs; a ws:// connection is not encrypted");
     }
-    this.#protocols = options.protocols;
-    this.#ca = options.ca;
-    this.#handshakeTimeoutMs = positive(
+    const handshakeTimeoutMs = positive(
       "handshakeTimeoutMs",
       options.handshakeTimeoutMs,
       DEFAULTS.handshakeTimeoutMs,
     );
-    this.#sessionTimeoutMs = positive(
+    const sessionTimeoutMs = positive(
       "sessionTimeoutMs",
       options.sessionTimeoutMs,
       DEFAULTS.sessionTimeoutMs,
     );
-    this.#stableAfterMs = positive("stableAfterMs", options.stableAfterMs, DEFAULTS.stableAfterMs);
+    const stableAfterMs = positive("stableAfterMs", options.stableAfterMs, DEFAULTS.stableAfterMs);
     this.#heartbeatIntervalMs = positive(
       "heartbeat.intervalMs",
       options.heartbeat?.intervalMs,
       DEFAULTS.heartbeat.intervalMs,
     );
-    this.#maxMissedPongs = positiveInteger(
+    const maxMissedPongs = positiveInteger(
       "heartbeat.maxMissedPongs",
       options.heartbeat?.maxMissedPongs,
       DEFAULTS.heartbeat.maxMissedPongs,
@@ -232,21 +206,49 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       options.requestTimeoutMs,
       DEFAULTS.requestTimeoutMs,
     );
-    this.#closeTimeoutMs = positive("closeTimeoutMs", options.closeTimeoutMs, DEFAULTS.closeTimeoutMs);
+    const closeTimeoutMs = positive("closeTimeoutMs", options.closeTimeoutMs, DEFAULTS.closeTimeoutMs);
     this.#maxBatch = positiveInteger("maxBatch", options.maxBatch, WIRE_LIMITS.maxBatch);
     this.#maxFrameBytes = positiveInteger("maxFrameBytes", options.maxFrameBytes, WIRE_LIMITS.maxFrameBytes);
-    this.#maxInboundFrameBytes =
+    const maxPayload =
       options.maxInboundFrameBytes === undefined
         ? undefined
         : positiveInteger("maxInboundFrameBytes", options.maxInboundFrameBytes, 0);
     this.#rateLimit = options.rateLimit;
     this.#openSession = options.openSession;
     this.#appPing = options.appPing;
-    this.#backoff = new Backoff({ ...DEFAULTS.backoff, ...options.backoff });
     this.#queue = new SendQueue<Pending>({
       max: options.queue?.max ?? DEFAULTS.queue.max,
       ttlMs: options.queue?.ttlMs ?? DEFAULTS.queue.ttlMs,
     });
+    this.#socket = new ReconnectingSocket({
+      url: () => this.url,
+      label: "connection",
+      ...(options.protocols === undefined ? {} : { protocols: options.protocols }),
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
+      ...(maxPayload === undefined ? {} : { maxPayload }),
+      handshakeTimeoutMs,
+      heartbeat: { intervalMs: this.#heartbeatIntervalMs, maxMissedPongs },
+      // With the application ping, a ready link silent for a heartbeat is dead even if it answers
+      // WebSocket pings (a relay that drops data frames).
+      ...(this.#appPing === undefined ? {} : { readTimeoutMs: this.#heartbeatIntervalMs }),
+      stableAfterMs,
+      closeTimeoutMs,
+      backoff: { ...DEFAULTS.backoff, ...options.backoff },
+      session: (open) => this.#openLink(open),
+      sessionTimeoutMs,
+      fatal: (_reason, cause) => fatalCause(cause),
+      restore: () => this.#onReady(),
+    });
+    this.#socket.on("state", (state, reason) => {
+      if (!this.#closed) this.#setState(state, reason);
+    });
+    this.#socket.on("frame", (data, isBinary) => {
+      // The core hands over frames of its current link only, which is the one openSession last saw.
+      if (this.#link !== undefined) this.#onFrame(this.#link, data, isBinary);
+    });
+    this.#socket.on("failure", (error) => this.#report(error));
+    this.#socket.on("fatal", (error) => this.#onFatal(error));
+    this.#socket.on("down", (open) => this.#onDown(open));
   }
 
   get state(): ConnectionState {
@@ -255,7 +257,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
 
   get stats(): ClientStats {
     return {
-      reconnects: this.#reconnects,
+      reconnects: Math.max(0, this.#socket.connects - 1),
       sent: this.#sent,
       received: this.#received,
       timeouts: this.#timeouts,
@@ -273,16 +275,26 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   }
 
   /**
-   * Connects, and keeps reconnecting until close(). Also restarts a client that stopped on an
-   * AUTH failure (after the credentials were fixed). Does nothing while already running.
+   * Connects, and keeps reconnecting until stop() or close(). Also restarts a client that stopped
+   * on an AUTH or certificate failure (after the configuration was fixed). Does nothing while
+   * already running.
    */
   start(): void {
     if (this.#closed) throw new BrokerError("CLOSED", "client is closed; create a new one to connect again");
-    const stopped = this.#state === "disconnected";
-    // A link still closing after an AUTH failure reconnects from #onClose once #fatal is cleared.
     this.#fatal = undefined;
-    if (stopped) this.#setState(this.#everConnected ? "reconnecting" : "connecting");
-    if (!this.#closed && this.#link === undefined && this.#retryTimer === undefined) this.#connect();
+    this.#socket.start();
+  }
+
+  /**
+   * Disconnects and stops reconnecting until start(): requests in flight end NETWORK (outcome
+   * unknown), queued ones wait for start() within their time-to-live. Resolves once the socket is
+   * closed.
+   */
+  stop(reason = "stopped"): Promise<void> {
+    if (this.#closed) return this.#closing ?? Promise.resolve();
+    const stopped = this.#socket.stop(reason);
+    this.#setState("disconnected", reason);
+    return stopped;
   }
 
   /**
@@ -304,8 +316,6 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
     const link = this.#link;
-    // Assigned before teardown so that a close() from a state listener gets this same promise.
-    this.#closing = link === undefined ? Promise.resolve() : link.closed;
     this.#closed = true;
     this.#clearClientTimers();
     for (const pending of this.#queue.clear()) {
@@ -317,8 +327,9 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
         (pending) =>
           new BrokerError("CLOSED", `client closed before ${label(pending)} was answered; outcome unknown`),
       );
-      this.#hangUp(link, 1000, "client closing");
     }
+    // Assigned before the state changes so that a close() from a state listener gets this same promise.
+    this.#closing = this.#socket.close("closed by client");
     this.#setState("disconnected", "closed by client");
     return this.#closing;
   }
@@ -505,100 +516,27 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
 
   // ---- connection lifecycle ---------------------------------------------------------------------
 
-  #connect(): void {
-    this.#retryTimer = undefined;
-    const generation = ++this.#generation;
-    let markClosed = (): void => undefined;
-    const closed = new Promise<void>((resolve) => (markClosed = resolve));
-    let ws: WebSocket;
-    try {
-      ws = new WebSocket(this.url, this.#protocols, {
-        // Compression costs latency on small order frames and zlib memory per connection.
-        perMessageDeflate: false,
-        followRedirects: false,
-        ...(this.#ca === undefined ? {} : { ca: this.#ca }),
-        ...(this.#maxInboundFrameBytes === undefined ? {} : { maxPayload: this.#maxInboundFrameBytes }),
-      });
-    } catch (error) {
-      this.#scheduleRetry(`cannot open ${this.url}: ${messageOf(error)}`);
-      return;
-    }
+  /** The core's session step: every open connection becomes a Link, then openSession runs on it. */
+  #openLink(open: OpenLink): Promise<void> | undefined {
     const link: Link = {
-      ws,
-      generation,
+      ws: open.ws,
+      open,
       inFlight: new Map(),
-      abort: new AbortController(),
-      closed,
-      markClosed,
-      phase: "handshake",
-      connectedAt: undefined,
-      missedPongs: 0,
-      reason: undefined,
-      handshakeTimer: undefined,
-      sessionTimer: undefined,
-      heartbeat: undefined,
+      phase: "session",
       appPing: undefined,
-      lastMessageAt: performance.now(),
       lastPingAt: 0,
       pingInFlight: false,
-      killTimer: undefined,
-      certificateError: undefined,
     };
+    this.#links.set(open, link);
     this.#link = link;
-    // ws's own handshakeTimeout is an idle timeout on the HTTP request; this one bounds the whole dial.
-    link.handshakeTimer = setTimeout(() => {
-      link.reason = `handshake did not complete within ${this.#handshakeTimeoutMs} ms`;
-      ws.terminate();
-    }, this.#handshakeTimeoutMs);
-    ws.on("open", () => this.#onOpen(link));
-    ws.on("message", (data, isBinary) => this.#onFrame(link, data, isBinary));
-    ws.on("pong", () => this.#onAlive(link));
-    ws.on("ping", () => this.#onAlive(link));
-    ws.on("error", (error) => this.#onSocketError(link, error));
-    ws.on("close", (code, reason) => this.#onClose(link, code, reason.toString()));
-  }
-
-  #onAlive(link: Link): void {
-    link.missedPongs = 0;
-  }
-
-  /** ws follows every error with 'close', which does the work; the first error is the best reason. */
-  #onSocketError(link: Link, error: Error): void {
-    link.reason ??= error.message;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== undefined && CERTIFICATE_ERRORS.has(code)) {
-      // The same certificate will be refused on every attempt: a configuration error, not a
-      // network one, so it is reported once and not retried forever.
-      link.certificateError = new BrokerError(
-        "CONFIG",
-        `the server's TLS certificate was refused (${code}: ${error.message}); check the URL, or configure the CA that signed it`,
-        { cause: error },
-      );
-    }
-  }
-
-  #onOpen(link: Link): void {
-    clearTimeout(link.handshakeTimer);
-    link.handshakeTimer = undefined;
-    this.#startHeartbeat(link);
     const openSession = this.#openSession;
-    if (openSession === undefined) {
-      this.#onSessionReady(link);
-      return;
-    }
-    link.phase = "session";
-    link.sessionTimer = setTimeout(() => this.#onSessionTimeout(link), this.#sessionTimeoutMs);
-    // An openSession that throws synchronously is the same failure as one that rejects.
-    const setup = new Promise<void>((resolve) => resolve(openSession(this.#session(link))));
-    void setup.then(
-      () => this.#onSessionReady(link),
-      (error: unknown) => this.#onSessionFailed(link, toBrokerError(error)),
-    );
+    if (openSession === undefined) return undefined;
+    return openSession(this.#session(link));
   }
 
   #session(link: Link): Session {
     return {
-      signal: link.abort.signal,
+      signal: link.open.signal,
       protocol: link.ws.protocol,
       request: <T>(message: OutboundMessage, options?: { timeoutMs?: number }) =>
         new Promise<T>((resolve, reject) => {
@@ -634,83 +572,35 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     if (pending !== undefined) this.#write(link, [pending]);
   }
 
-  #onSessionReady(link: Link): void {
-    if (link.phase !== "handshake" && link.phase !== "session") return;
-    clearTimeout(link.sessionTimer);
-    link.sessionTimer = undefined;
+  /** The core's restore step: the link is up, so queued requests may go. */
+  #onReady(): void {
+    const link = this.#link;
+    if (link === undefined) return;
     link.phase = "ready";
-    link.connectedAt = performance.now();
-    link.lastMessageAt = link.connectedAt;
     this.#startAppPing(link);
-    if (this.#everConnected) this.#reconnects += 1;
-    this.#everConnected = true;
     // Queued requests go out only now, after the broker has authenticated and reconciled.
     this.#scheduleFlush();
-    this.#setState("connected");
-  }
-
-  #onSessionFailed(link: Link, error: BrokerError): void {
-    if (this.#closed) return;
-    if (error.code === "AUTH") {
-      // Even if the socket is already gone: only a newer attempt can have newer news.
-      if (link.generation === this.#generation) this.#stopOnAuthFailure(link, error);
-      return;
-    }
-    if (link.phase !== "session") return;
-    link.reason = `session setup failed: ${error.message}`;
-    this.#report(new BrokerError(error.code, link.reason, { cause: error }));
-    this.#hangUp(link, 1000, "session setup failed");
-  }
-
-  #onSessionTimeout(link: Link): void {
-    link.sessionTimer = undefined;
-    if (link.phase !== "session") return;
-    link.reason = `session setup did not finish within ${this.#sessionTimeoutMs} ms`;
-    this.#report(new BrokerError("TIMEOUT", link.reason));
-    this.#hangUp(link, 1000, "session setup timed out");
-  }
-
-  #stopOnAuthFailure(link: Link, error: BrokerError): void {
-    this.#stop(
-      link,
-      new BrokerError("AUTH", `authentication failed: ${error.message}`, { cause: error }),
-      "fix the credentials and deploy again",
-    );
   }
 
   /** Stops reconnecting: retrying cannot help until someone changes the configuration. */
-  #stop(link: Link, fatal: BrokerError, advice: string): void {
+  #onFatal(fatal: BrokerError): void {
+    if (this.#closed) return;
+    // A refused certificate is news to whoever listens; a refused login the broker reads from fatalError.
+    if (fatal.code !== "AUTH") this.#report(fatal);
     this.#fatal = fatal;
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
     for (const pending of this.#queue.clear()) {
       settleReject(pending, new BrokerError(fatal.code, `${fatal.message}; ${label(pending)} never sent`));
     }
-    if (link.phase !== "closed" && link.phase !== "closing")
-      this.#hangUp(link, 1000, fatal.code.toLowerCase());
+    const advice =
+      fatal.code === "AUTH"
+        ? "fix the credentials and deploy again"
+        : "fix the certificate or the CA and deploy again";
     this.#setState("disconnected", `${fatal.message}; not reconnecting: ${advice}`);
   }
 
   /** The error that stopped the client (AUTH or CONFIG), until start() tries again. */
   get fatalError(): BrokerError | undefined {
     return this.#fatal;
-  }
-
-  /**
-   * A ping every interval; a socket that has let maxMissedPongs pings go unanswered is destroyed.
-   * Only this catches a link that died without a FIN or RST (NAT timeout, pulled cable): TCP alone
-   * would keep the socket "open" for many minutes.
-   */
-  #startHeartbeat(link: Link): void {
-    link.heartbeat = setInterval(() => {
-      if (link.missedPongs >= this.#maxMissedPongs) {
-        link.reason = `no pong to ${link.missedPongs} pings sent ${this.#heartbeatIntervalMs} ms apart; link presumed dead`;
-        link.ws.terminate();
-        return;
-      }
-      link.missedPongs += 1;
-      link.ws.ping();
-    }, this.#heartbeatIntervalMs);
   }
 
   #startAppPing(link: Link): void {
@@ -720,11 +610,6 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     link.appPing = setInterval(
       () => {
         const now = performance.now();
-        if (now - link.lastMessageAt > interval) {
-          link.reason = `no message for ${Math.round(now - link.lastMessageAt)} ms although pinged every ${Math.round(interval / 2)} ms; link presumed dead`;
-          link.ws.terminate();
-          return;
-        }
         if (link.pingInFlight || now - link.lastPingAt < interval / 2) return;
         if (link.phase !== "ready" || link.ws.readyState !== WebSocket.OPEN) return;
         link.pingInFlight = true;
@@ -748,62 +633,26 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     );
   }
 
-  /** Closes politely; a peer that does not answer the close gets its socket destroyed. */
-  #hangUp(link: Link, code: number, reason: string): void {
-    if (link.phase === "closing" || link.phase === "closed") return;
-    link.phase = "closing";
-    link.abort.abort();
-    clearLinkTimers(link);
-    if (link.ws.readyState === WebSocket.CONNECTING) {
-      link.ws.terminate();
-      return;
-    }
-    link.ws.close(code, reason);
-    link.killTimer = setTimeout(() => link.ws.terminate(), this.#closeTimeoutMs);
-  }
-
-  #onClose(link: Link, code: number, closeReason: string): void {
+  #onDown(open: OpenLink): void {
+    const link = this.#links.get(open);
+    if (link === undefined) return;
+    this.#links.delete(open);
     link.phase = "closed";
-    link.abort.abort();
-    clearLinkTimers(link);
-    clearTimeout(link.killTimer);
-    link.killTimer = undefined;
-    // The closures hold the client; dropping them lets a dead socket be collected at once.
-    link.ws.removeAllListeners();
+    clearInterval(link.appPing);
+    link.appPing = undefined;
     if (this.#link === link) this.#link = undefined;
     clearTimeout(this.#rateTimer);
     this.#rateTimer = undefined;
-
-    const why = link.reason ?? describeClose(code, closeReason);
     this.#rejectInFlight(
       link,
       (pending) =>
         new BrokerError("NETWORK", `connection lost before ${label(pending)} was answered; outcome unknown`),
     );
-    link.markClosed();
-    if (this.#closed || this.#fatal !== undefined) return;
-    if (link.certificateError !== undefined) {
-      this.#report(link.certificateError);
-      this.#stop(link, link.certificateError, "fix the certificate or the CA and deploy again");
-      return;
-    }
-    if (link.connectedAt !== undefined && performance.now() - link.connectedAt >= this.#stableAfterMs) {
-      this.#backoff.reset();
-    }
-    this.#scheduleRetry(why);
-  }
-
-  #scheduleRetry(why: string): void {
-    const delay = this.#backoff.next();
-    this.#retryTimer = setTimeout(() => this.#connect(), delay);
-    this.#setState("reconnecting", `${why}; retrying in ${Math.round(delay)} ms`);
   }
 
   // ---- inbound ----------------------------------------------------------------------------------
 
   #onFrame(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
-    this.#onAlive(link);
-    link.lastMessageAt = performance.now();
     if (isBinary) {
       this.#report(
         new BrokerError("BAD_FRAME", "binary frame from server; the protocol uses JSON text frames"),
@@ -873,13 +722,29 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   }
 
   #clearClientTimers(): void {
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
     clearTimeout(this.#rateTimer);
     this.#rateTimer = undefined;
     if (this.#flushImmediate !== undefined) clearImmediate(this.#flushImmediate);
     this.#flushImmediate = undefined;
   }
+}
+
+/**
+ * What stops the reconnecting: a refused login (openSession's AUTH), or a server certificate TLS
+ * refused, which the same certificate will be on every attempt (a configuration error, not a
+ * network one).
+ */
+function fatalCause(cause: unknown): BrokerError | undefined {
+  if (cause instanceof BrokerError && cause.code === "AUTH")
+    return new BrokerError("AUTH", `authentication failed: ${cause.message}`, { cause });
+  if (!(cause instanceof Error)) return undefined;
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === undefined || !CERTIFICATE_ERRORS.has(code)) return undefined;
+  return new BrokerError(
+    "CONFIG",
+    `the server's TLS certificate was refused (${code}: ${cause.message}); check the URL, or configure the CA that signed it`,
+    { cause },
+  );
 }
 
 /** Node's codes for a server certificate that failed verification (as opposed to a network fault). */
@@ -896,17 +761,6 @@ const CERTIFICATE_ERRORS: ReadonlySet<string> = new Set([
   "CERT_REJECTED",
   "ERR_TLS_CERT_ALTNAME_INVALID",
 ]);
-
-function clearLinkTimers(link: Link): void {
-  clearTimeout(link.handshakeTimer);
-  clearTimeout(link.sessionTimer);
-  clearInterval(link.heartbeat);
-  clearInterval(link.appPing);
-  link.appPing = undefined;
-  link.handshakeTimer = undefined;
-  link.sessionTimer = undefined;
-  link.heartbeat = undefined;
-}
 
 function settleResolve(pending: Pending, value: unknown): void {
   if (pending.settled) return;
@@ -962,10 +816,6 @@ function rawText(data: WebSocket.RawData): string {
 function excerpt(text: string | undefined): string {
   if (text === undefined) return String(text);
   return text.length > 120 ? `${text.slice(0, 120)}…` : text;
-}
-
-function describeClose(code: number, reason: string): string {
-  return reason === "" ? `connection closed (${code})` : `connection closed (${code} ${reason})`;
 }
 
 function checkUrl(url: string): string {

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import WebSocket from "ws";
-import type { BrokerError } from "../protocol/errors";
+import { BrokerError, toBrokerError } from "../protocol/errors";
 import { messageOf } from "../common/error-message";
 import { Backoff } from "./backoff";
 import type { BackoffOptions } from "./backoff";
@@ -18,28 +18,56 @@ export interface ReconnectingSocketOptions {
   /** What the socket is, in reasons: "ticker" gives "ticker closed (1006)". */
   label: string;
   headers?: Record<string, string>;
-  /** From dialling to "open". */
+  /** Subprotocols offered in the upgrade. */
+  protocols?: string[];
+  /** Extra trusted CA for wss://. The server certificate is always verified. */
+  ca?: string | Buffer;
+  /** Largest inbound frame (ws maxPayload); a bigger one closes the link with 1009. */
+  maxPayload?: number;
+  /** From dialling to "open" (TCP, TLS and the upgrade). */
   handshakeTimeoutMs: number;
   /**
-   * An open link that delivers no frame for this long is presumed dead and dropped: only silence
+   * An up link that delivers no frame for this long is presumed dead and dropped: only silence
    * shows a link that died without a FIN (NAT timeout, a stalled server that still answers pings).
    */
-  readTimeoutMs: number;
+  readTimeoutMs?: number;
+  /**
+   * A WebSocket ping every intervalMs from "open"; a link that leaves maxMissedPongs of them
+   * unanswered (no pong, ping or frame since) is destroyed. TCP alone would keep a link that died
+   * without a FIN or RST "open" for many minutes.
+   */
+  heartbeat?: { intervalMs: number; maxMissedPongs: number };
   /** A connection that stays up this long resets the backoff. */
   stableAfterMs: number;
   /** How long a hang-up waits for the peer's closing handshake before destroying the socket. */
   closeTimeoutMs: number;
   backoff: BackoffOptions;
   /**
-   * Asked with the reason a link ended; an error means retrying cannot help (a refused credential),
-   * so the socket reports it and stops until start() is called again.
+   * Asked with the reason a link ended or its session failed, and what caused it (the link's first
+   * socket error, or the session's error); an error back means retrying cannot help (a refused
+   * credential or certificate), so the socket reports it and stops until start() is called again.
    */
-  fatal?: (reason: string) => BrokerError | undefined;
+  fatal?: (reason: string, cause: unknown) => BrokerError | undefined;
+  /**
+   * Runs on every open link before it counts as up (an authentication handshake, a resume); the
+   * link is up once the returned promise resolves (at once when it returns nothing). A rejection
+   * or an overrun of sessionTimeoutMs drops the link and redials, unless fatal() says otherwise.
+   */
+  session?: (link: OpenLink) => Promise<void> | undefined;
+  /** How long session() may take; required with session. */
+  sessionTimeoutMs?: number;
   /**
    * Runs on every new link before the state turns "connected": a server that forgets everything
    * with the connection (subscriptions) gets it sent again here, so nobody sees "connected" without it.
    */
   restore?: () => void;
+}
+
+/** An open link, as session() sees it. */
+export interface OpenLink {
+  readonly ws: WebSocket;
+  /** Aborted as soon as this link is being hung up or has closed. */
+  readonly signal: AbortSignal;
 }
 
 export type SocketEvents = {
@@ -50,28 +78,42 @@ export type SocketEvents = {
   frame: [data: Buffer, isBinary: boolean];
   /** Retrying stopped: what fatal() returned. Emitted before the "disconnected" state. */
   fatal: [error: BrokerError];
+  /** A session failed or overran, so its link is dropped and redialled; worth telling the user. */
+  failure: [error: BrokerError];
+  /** A link handed to session() has closed: whatever was tied to it is over. */
+  down: [link: OpenLink];
 };
 
 /** One socket and the timers that live and die with it. */
-interface Link {
-  readonly ws: WebSocket;
+interface Link extends OpenLink {
   readonly closed: Promise<void>;
+  readonly abort: AbortController;
+  /** Dials so far when this one started: a session's fatal news counts only from the newest. */
+  readonly generation: number;
+  phase: "dialling" | "session" | "up";
   /** Why the link ended, when we know better than the close code. */
   reason: string | undefined;
+  /** The first socket error, for fatal(). */
+  error: Error | undefined;
   /** Hung up by us: start() may dial a new link without waiting for this one to finish closing. */
   hungUp: boolean;
   openedAt: number | undefined;
+  missedPongs: number;
   handshakeTimer: NodeJS.Timeout | undefined;
+  sessionTimer: NodeJS.Timeout | undefined;
   readTimer: NodeJS.Timeout | undefined;
+  heartbeat: NodeJS.Timeout | undefined;
   killTimer: NodeJS.Timeout | undefined;
 }
 
 /**
  * The connection lifecycle of a long-lived WebSocket, without any message protocol: dial with a
- * handshake deadline, drop a silent link, redial with full-jitter backoff for as long as it runs,
- * and hang up politely (destroying a peer that does not answer the close). stop() and close()
- * resolve only once the socket is gone, with no timer left behind. What a frame means, and what to
- * send after a (re)connect, belongs to whoever listens.
+ * handshake deadline, run the user's session step (login, resume) under its own deadline before the
+ * link counts as up, drop a silent link (no frame, or no pong), redial with full-jitter backoff for
+ * as long as it runs unless fatal() says retrying cannot help, and hang up politely (destroying a
+ * peer that does not answer the close). stop() and close() resolve only once the socket is gone,
+ * with no timer left behind. What a frame means, and what to send after a (re)connect, belongs to
+ * whoever listens. Used by the Kite ticker client and the order-entry ReconnectingClient.
  */
 export class ReconnectingSocket extends EventEmitter<SocketEvents> {
   readonly #options: ReconnectingSocketOptions;
@@ -85,10 +127,13 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
   #closed = false;
   #everOpened = false;
   #connects = 0;
+  #generation = 0;
   #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ReconnectingSocketOptions) {
     super();
+    if (options.session !== undefined && options.sessionTimeoutMs === undefined)
+      throw new RangeError("sessionTimeoutMs is required with session");
     this.#options = options;
     this.#backoff = new Backoff(options.backoff);
   }
@@ -97,7 +142,7 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
     return this.#state;
   }
 
-  /** Links opened so far (the first one included). */
+  /** Links up so far (opened, session done), the first one included. */
   get connects(): number {
     return this.#connects;
   }
@@ -147,13 +192,16 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
   #dial(): void {
     this.#retryTimer = undefined;
     if (!this.#running) return;
-    const url = this.#options.url();
+    const { url, protocols, headers, ca, maxPayload } = this.#options;
     let ws: WebSocket;
     try {
-      ws = new WebSocket(url, {
-        ...(this.#options.headers === undefined ? {} : { headers: this.#options.headers }),
+      ws = new WebSocket(url(), protocols, {
+        ...(headers === undefined ? {} : { headers }),
+        // Compression costs latency on small frames and zlib memory per connection.
         perMessageDeflate: false,
         followRedirects: false,
+        ...(ca === undefined ? {} : { ca }),
+        ...(maxPayload === undefined ? {} : { maxPayload }),
       });
     } catch (error) {
       // ws names the whole URL in some of its errors.
@@ -161,27 +209,41 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
       return;
     }
     let markClosed = (): void => undefined;
+    const abort = new AbortController();
     const link: Link = {
       ws,
+      signal: abort.signal,
+      abort,
       closed: new Promise<void>((resolve) => (markClosed = resolve)),
+      generation: ++this.#generation,
+      phase: "dialling",
       reason: undefined,
+      error: undefined,
       hungUp: false,
       openedAt: undefined,
+      missedPongs: 0,
       handshakeTimer: undefined,
+      sessionTimer: undefined,
       readTimer: undefined,
+      heartbeat: undefined,
       killTimer: undefined,
     };
     this.#link = link;
     this.#links.add(link);
+    // ws's own handshakeTimeout is an idle timeout on the HTTP request; this one bounds the whole dial.
     link.handshakeTimer = setTimeout(() => {
-      link.reason = `${this.#options.label} handshake did not complete within ${this.#options.handshakeTimeoutMs} ms`;
+      link.reason = `handshake did not complete within ${this.#options.handshakeTimeoutMs} ms`;
       ws.terminate();
     }, this.#options.handshakeTimeoutMs);
     ws.binaryType = "nodebuffer";
     ws.on("open", () => this.#onOpen(link));
     ws.on("message", (data, isBinary) => this.#onFrame(link, data, isBinary));
+    ws.on("pong", () => (link.missedPongs = 0));
+    ws.on("ping", () => (link.missedPongs = 0));
     ws.on("error", (error) => {
+      // ws follows every error with 'close', which does the work; the first error is the best reason.
       link.reason ??= error.message;
+      link.error ??= error;
     });
     ws.on("close", (code, reason) => {
       this.#onClose(link, code, reason.toString());
@@ -193,9 +255,44 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
     if (link !== this.#link) return;
     clearTimeout(link.handshakeTimer);
     link.handshakeTimer = undefined;
+    this.#startHeartbeat(link);
+    const session = this.#options.session;
+    if (session === undefined) {
+      this.#onUp(link);
+      return;
+    }
+    link.phase = "session";
+    let setup: Promise<void> | undefined;
+    try {
+      setup = session(link);
+    } catch (error) {
+      // A session that throws at once is the same failure as one that rejects.
+      this.#onSessionFailed(link, toBrokerError(error));
+      return;
+    }
+    if (setup === undefined) {
+      this.#onUp(link);
+      return;
+    }
+    const timeoutMs = this.#options.sessionTimeoutMs ?? 0;
+    link.sessionTimer = setTimeout(() => this.#onSessionTimeout(link, timeoutMs), timeoutMs);
+    setup.then(
+      () => this.#onUp(link),
+      (error: unknown) => this.#onSessionFailed(link, toBrokerError(error)),
+    );
+  }
+
+  /** Open, and its session (if any) done: only now does the link count as connected. */
+  #onUp(link: Link): void {
+    if (link !== this.#link || link.hungUp || link.phase === "up") return;
+    clearTimeout(link.sessionTimer);
+    link.sessionTimer = undefined;
+    link.phase = "up";
     link.openedAt = performance.now();
     this.#connects += 1;
-    link.readTimer = setTimeout(() => this.#onReadTimeout(link), this.#options.readTimeoutMs);
+    const { readTimeoutMs } = this.#options;
+    if (readTimeoutMs !== undefined)
+      link.readTimer = setTimeout(() => this.#onReadTimeout(link, readTimeoutMs), readTimeoutMs);
     const reconnect = this.#everOpened;
     this.#everOpened = true;
     this.#options.restore?.();
@@ -203,8 +300,47 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
     this.emit("open", reconnect);
   }
 
+  #onSessionFailed(link: Link, error: BrokerError): void {
+    if (this.#closed || !this.#running) return;
+    const reason = `session setup failed: ${error.message}`;
+    const fatal = this.#options.fatal?.(reason, error);
+    if (fatal !== undefined) {
+      // Even if the link is already gone: only a newer attempt can have newer news.
+      if (link.generation === this.#generation) this.#halt(fatal);
+      return;
+    }
+    if (link !== this.#link || link.hungUp || link.phase !== "session") return;
+    link.reason = reason;
+    this.emit("failure", new BrokerError(error.code, reason, { cause: error }));
+    this.#hangUp(link, reason);
+  }
+
+  #onSessionTimeout(link: Link, timeoutMs: number): void {
+    link.sessionTimer = undefined;
+    if (link !== this.#link || link.hungUp || link.phase !== "session") return;
+    link.reason = `session setup did not finish within ${timeoutMs} ms`;
+    this.emit("failure", new BrokerError("TIMEOUT", link.reason));
+    this.#hangUp(link, link.reason);
+  }
+
+  #startHeartbeat(link: Link): void {
+    const heartbeat = this.#options.heartbeat;
+    if (heartbeat === undefined) return;
+    const { intervalMs, maxMissedPongs } = heartbeat;
+    link.heartbeat = setInterval(() => {
+      if (link.missedPongs >= maxMissedPongs) {
+        link.reason = `no pong to ${link.missedPongs} pings sent ${intervalMs} ms apart; link presumed dead`;
+        link.ws.terminate();
+        return;
+      }
+      link.missedPongs += 1;
+      link.ws.ping();
+    }, intervalMs);
+  }
+
   #onFrame(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
     if (link !== this.#link) return;
+    link.missedPongs = 0;
     link.readTimer?.refresh();
     const buffer = Buffer.isBuffer(data)
       ? data
@@ -214,19 +350,22 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
     this.emit("frame", buffer, isBinary);
   }
 
-  #onReadTimeout(link: Link): void {
+  #onReadTimeout(link: Link, readTimeoutMs: number): void {
     link.readTimer = undefined;
     if (link !== this.#link) return;
-    link.reason = `no data from the ${this.#options.label} for ${this.#options.readTimeoutMs} ms; link presumed dead`;
+    link.reason = `no data from the ${this.#options.label} for ${readTimeoutMs} ms; link presumed dead`;
     link.ws.terminate();
   }
 
   #onClose(link: Link, code: number, closeReason: string): void {
     clearLinkTimers(link);
+    link.abort.abort();
+    // The closures hold the socket's owner; dropping them lets a dead socket be collected at once.
     link.ws.removeAllListeners();
     // ws can emit one late error after close; keep a listener so it never goes unhandled.
     link.ws.on("error", () => undefined);
     this.#links.delete(link);
+    if (link.phase !== "dialling") this.emit("down", link);
     if (link !== this.#link) return;
     this.#link = undefined;
     if (!this.#running) return;
@@ -236,16 +375,24 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
           ? `${this.#options.label} closed (${code})`
           : `${this.#options.label} closed (${code} ${closeReason})`),
     );
-    const fatal = this.#options.fatal?.(why);
+    const fatal = this.#options.fatal?.(why, link.error);
     if (fatal !== undefined) {
-      this.#running = false;
-      this.emit("fatal", fatal);
-      this.#setState("disconnected", fatal.message);
+      this.#halt(fatal);
       return;
     }
     if (link.openedAt !== undefined && performance.now() - link.openedAt >= this.#options.stableAfterMs)
       this.#backoff.reset();
     this.#scheduleRetry(why);
+  }
+
+  /** Stops retrying: retrying cannot help until someone changes the configuration. */
+  #halt(fatal: BrokerError): void {
+    this.#running = false;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    for (const link of this.#links) this.#hangUp(link, fatal.message);
+    this.emit("fatal", fatal);
+    this.#setState("disconnected", fatal.message);
   }
 
   #scheduleRetry(why: string): void {
@@ -259,6 +406,7 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
     if (link.hungUp) return;
     link.hungUp = true;
     clearLinkTimers(link);
+    link.abort.abort();
     link.reason ??= reason;
     if (link.ws.readyState === WebSocket.CONNECTING) {
       link.ws.terminate();
@@ -292,9 +440,13 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
 
 function clearLinkTimers(link: Link): void {
   clearTimeout(link.handshakeTimer);
+  clearTimeout(link.sessionTimer);
   clearTimeout(link.readTimer);
+  clearInterval(link.heartbeat);
   clearTimeout(link.killTimer);
   link.handshakeTimer = undefined;
+  link.sessionTimer = undefined;
   link.readTimer = undefined;
+  link.heartbeat = undefined;
   link.killTimer = undefined;
 }

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import type { AddressInfo } from "node:net";
+import { WebSocketServer } from "ws";
+import type { WebSocket } from "ws";
 import { BrokerError } from "../../lib/protocol/errors";
 import type { ErrorCode } from "../../lib/protocol/errors";
 import type { ConnectionState } from "../../lib/protocol/events";
@@ -667,6 +670,37 @@ describe("ReconnectingClient", function () {
       assert.equal(client.stats.reconnects, 0, "never connected before, so not a reconnect");
     });
 
+    it("treats an openSession that throws at once like one that rejects: retried, or stopped on AUTH", async function () {
+      const server = await startServer();
+      let attempts = 0;
+      const { client } = await connect(server.url, {
+        openSession: () => {
+          attempts += 1;
+          if (attempts < 3) throw new Error("not ready");
+          return Promise.resolve();
+        },
+      });
+      assert.equal(attempts, 3);
+      assert.deepEqual(
+        errors.map((error) => error.message),
+        ["session setup failed: not ready", "session setup failed: not ready"],
+      );
+      await client.close();
+
+      const refused = makeClient(server.url, {
+        openSession: () => {
+          throw new BrokerError("AUTH", "bad key");
+        },
+      });
+      refused.client.start();
+      await waitFor(() => refused.client.fatalError !== undefined, "the AUTH failure to stop the client");
+      assert.equal(refused.client.state, "disconnected");
+      assert.match(refused.client.fatalError!.message, /^authentication failed: bad key/);
+      const connections = server.connections;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(server.connections, connections, "an AUTH failure is not retried");
+    });
+
     it("drops a connection whose openSession overruns sessionTimeoutMs and aborts its signal", async function () {
       const server = await startServer();
       const signals: AbortSignal[] = [];
@@ -946,6 +980,194 @@ describe("ReconnectingClient", function () {
       client.start();
       await connected(client);
       assert.equal(server.connections, 1, "a second start() while running does nothing");
+    });
+  });
+
+  /**
+   * The link lifecycle (the shared socket core's) under abuse: kills with requests in flight,
+   * close() racing a dial, stop/start churn, a link that stops answering pings, a server that never
+   * finishes the upgrade. Every request ends in exactly one outcome, nothing is sent twice, and
+   * nothing is left running once the client is closed.
+   */
+  describe("lifecycle under abuse", function () {
+    this.timeout(20_000);
+
+    /** Records every settlement of a request, so a double settle (or none) cannot hide in a promise. */
+    function tracked(client: ReconnectingClient, type: string, settlements: Map<string, Outcome<unknown>[]>) {
+      const key = `${type}#${settlements.size}`;
+      settlements.set(key, []);
+      const done = outcome(client.request({ type, key })).then((result) => {
+        settlements.get(key)!.push(result);
+        return result;
+      });
+      return { key, done };
+    }
+
+    it("ends every order in exactly one outcome over 10 gateway kills in a row, and sends none twice", async function () {
+      // Every third live request is left unanswered, so each kill finds some in flight.
+      let live = 0;
+      const respond: Responder = (message, reply) => {
+        if (message.type.startsWith("LIVE") && live++ % 3 === 2) return;
+        reply({ type: "RESULT", id: message.id, result: { key: message.key } });
+      };
+      const server = await startServer(respond);
+      const { client } = makeClient(server.url);
+      client.start();
+      await connected(client);
+
+      const settlements = new Map<string, Outcome<unknown>[]>();
+      const all: Promise<Outcome<unknown>>[] = [];
+      for (let kill = 0; kill < 10; kill++) {
+        const before = server.received.length;
+        const live = Array.from({ length: 6 }, () => tracked(client, `LIVE${kill}`, settlements));
+        all.push(...live.map((request) => request.done));
+        await waitFor(() => server.received.length >= before + 6, `kill ${kill}: the requests on the wire`);
+        await server.stop();
+        // Written while the gateway is down: they wait in the queue for the next connection.
+        const queued = Array.from({ length: 3 }, () => tracked(client, `QUEUED${kill}`, settlements));
+        all.push(...queued.map((request) => request.done));
+        await server.listen();
+        await connected(client);
+        const results = await Promise.all(queued.map((request) => request.done));
+        for (const result of results) assert.equal(result.ok, true, `kill ${kill}: a queued request failed`);
+      }
+      await Promise.all(all);
+      await new Promise((resolve) => setImmediate(resolve));
+
+      let network = 0;
+      for (const [key, outcomes] of settlements) {
+        assert.equal(outcomes.length, 1, `${key} settled ${outcomes.length} times`);
+        const result = outcomes[0]!;
+        if (result.ok) continue;
+        assert.ok(result.error instanceof BrokerError, `${key}: ${String(result.error)}`);
+        // Answered, or written and cut off (outcome unknown); a TIMEOUT or a queued loss would be a bug.
+        assert.equal(result.error.code, "NETWORK", `${key}: ${result.error.message}`);
+        network += 1;
+      }
+      assert.ok(network >= 10, `only ${network} requests were caught in flight by the 10 kills`);
+      const sent = server.received.map((entry) => entry.message.key as string);
+      assert.equal(new Set(sent).size, sent.length, "a request reached the wire twice");
+      assert.equal(sent.length, settlements.size, "every request reached the wire once");
+      assert.equal(client.stats.reconnects, 10);
+    });
+
+    it("close() during a hanging dial, 10 times, leaves no socket and no timer", async function () {
+      const mute = await MuteServer.start();
+      cleanups.push(() => mute.close());
+      const baseline = await baselineResources();
+      for (let round = 0; round < 10; round++) {
+        // A long backoff and handshake deadline: only close() can clear them before the test ends.
+        const client = new ReconnectingClient({
+          ...FAST,
+          url: mute.url,
+          handshakeTimeoutMs: 60_000,
+          backoff: { initialMs: 60_000, factor: 2, maxMs: 60_000 },
+        });
+        client.start();
+        await waitFor(() => mute.connections > round, `dial ${round} to reach the server`);
+        const queued = outcome(client.request({ type: "NEVER_SENT" }));
+        await client.close();
+        const result = await queued;
+        assert.equal(result.ok, false);
+        assert.equal((result as { error: BrokerError }).error.code, "CLOSED");
+        assert.equal(client.state, "disconnected");
+      }
+      await waitFor(() => mute.sockets.size === 0, "the server to see every dial go");
+      await assertResourcesBackTo(baseline);
+    });
+
+    it("survives stop/start 20 times, awaited or racing, losing no queued request and leaking nothing", async function () {
+      const server = await startServer();
+      let open = 0;
+      let mostOpen = 0;
+      server.on("connection", () => (mostOpen = Math.max(mostOpen, ++open)));
+      server.on("disconnect", () => (open -= 1));
+      const baseline = await baselineResources();
+      const client = new ReconnectingClient({ ...FAST, url: server.url });
+      const states: ConnectionState[] = [];
+      client.on("state", (state) => states.push(state));
+      client.start();
+      for (let round = 0; round < 20; round++) {
+        await connected(client);
+        assert.ok(await client.request({ type: "ROUND", round }));
+        const stopped = client.stop(`round ${round}`);
+        assert.equal(client.state, "disconnected");
+        // Every other round starts again before the old socket has finished closing.
+        if (round % 2 === 1) await stopped;
+        const late = outcome(client.request({ type: "WHILE_STOPPED", round }));
+        client.start();
+        assert.equal((await late).ok, true, `round ${round}: a request queued while stopped was lost`);
+        await stopped;
+      }
+      await connected(client);
+      // A start() racing a stop() may dial while the old socket is still closing, never more.
+      await waitFor(() => open === 1, "the old sockets to close");
+      await client.close();
+      await waitFor(() => open === 0, "the server to see the last close");
+      assert.ok(mostOpen <= 2, `${mostOpen} connections were open at once`);
+      assert.equal(server.connections, 21);
+      const rounds = server.messages.filter((message) => message.type === "WHILE_STOPPED");
+      assert.equal(rounds.length, 20, "every request queued while stopped went out exactly once");
+      assert.equal(states.filter((state) => state === "disconnected").length, 21);
+      await assertResourcesBackTo(baseline);
+    });
+
+    it("redials a link that stops answering pings on the tick after maxMissedPongs unanswered ones", async function () {
+      // A server whose sockets stay open but answer no ping: a half-open link as a NAT timeout leaves it.
+      const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, autoPong: false });
+      await new Promise<void>((resolve) => wss.once("listening", resolve));
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            for (const socket of wss.clients) socket.terminate();
+            wss.close(() => resolve());
+          }),
+      );
+      const pings: number[] = [];
+      const sockets: WebSocket[] = [];
+      wss.on("connection", (socket) => {
+        const index = sockets.push(socket) - 1;
+        pings[index] = 0;
+        socket.on("ping", () => (pings[index] = (pings[index] ?? 0) + 1));
+      });
+      const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
+      const { client, states } = makeClient(url, { heartbeat: { intervalMs: 20, maxMissedPongs: 2 } });
+      client.start();
+      await waitFor(() => sockets.length >= 4, "three redials", 5000);
+      const reasons = states.filter(([state]) => state === "reconnecting").map(([, reason]) => reason);
+      assert.match(reasons[0] ?? "", /^no pong to 2 pings sent 20 ms apart; link presumed dead/);
+      await waitFor(
+        () => sockets.slice(0, 3).every((socket) => socket.readyState === socket.CLOSED),
+        "closed",
+      );
+      // The bound: the link goes on the tick after two unanswered pings, never after a third.
+      for (const [index, count] of pings.slice(0, 3).entries())
+        assert.ok(count >= 1 && count <= 2, `link ${index} went after ${count} unanswered pings`);
+    });
+
+    it("treats a server that accepts TCP but never completes the upgrade as failed dials, never sending", async function () {
+      const mute = await MuteServer.start();
+      cleanups.push(() => mute.close());
+      const { client, states } = makeClient(mute.url, {
+        handshakeTimeoutMs: 30,
+        queue: { max: 10, ttlMs: 200 },
+      });
+      client.start();
+      const queued = outcome(client.request({ type: "PLACE_ORDER" }));
+      await waitFor(() => mute.connections >= 5, "five dials", 5000);
+      const result = await queued;
+      assert.equal(result.ok, false);
+      assert.equal((result as { error: BrokerError }).error.code, "EXPIRED");
+      assert.deepEqual(
+        [...new Set(states.map(([state]) => state))],
+        ["connecting", "reconnecting"],
+        "never connected",
+      );
+      assert.match(states[1]![1] ?? "", /^handshake did not complete within 30 ms/);
+      // Every dial before the current one has been given up and closed at our end.
+      await waitFor(() => mute.sockets.size <= 1, "the abandoned dials to close");
+      await client.close();
+      await waitFor(() => mute.sockets.size === 0, "the last dial to close");
     });
   });
 });
