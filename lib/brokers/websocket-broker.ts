@@ -53,6 +53,7 @@ import { silentLogger } from "./logger";
 import type { WebSocketSettings } from "./websocket-settings";
 import { messageOf } from "../common/error-message";
 import { isUnknownOutcome, settlePlacement } from "../common/unknown-outcome";
+import { sleep } from "../common/sleep";
 
 export interface WebSocketBrokerDeps {
   log?: BrokerLogger;
@@ -75,6 +76,8 @@ type IncomingEvent = AccountEvent | (OrderEventDelta & { delta: true });
 /** Placements kept for the delta of their first event, and order bases kept for the next delta. */
 const MAX_SENT_PLACEMENTS = 10_000;
 const MAX_DELTA_BASES = 100_000;
+/** Pause between lookups of a cancel whose answer was lost (as lib/common/unknown-outcome's). */
+const CANCEL_LOOKUP_RETRY_MS = 250;
 
 /** An order's observable state; two snapshots with the same key need no second event. */
 function versionKey(order: OrderSnapshot): string {
@@ -737,12 +740,24 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     try {
       return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
     } catch (error) {
-      const err = toBrokerError(error);
-      if (!isUnknownOutcome(err)) throw err;
-      // Cancelling twice is harmless; asking first tells whether the first one landed.
-      const current = await this.#call("GET_ORDER", { order_id: orderId });
-      if (isTerminal(current.status)) return this.#accepted(current);
-      return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
+      let last = toBrokerError(error);
+      if (!isUnknownOutcome(last)) throw last;
+      // Cancelling twice is harmless; asking first tells whether the first one landed. The lookup
+      // may be lost with the same dying link, so it is asked again until the resolve window ends
+      // (a cancel carried out must not be reported failed).
+      const giveUpAt = Date.now() + this.settings.resolve_window_ms;
+      do {
+        try {
+          const current = await this.#call("GET_ORDER", { order_id: orderId });
+          if (isTerminal(current.status)) return this.#accepted(current);
+          return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
+        } catch (retryError) {
+          last = toBrokerError(retryError);
+          if (!isUnknownOutcome(last)) throw last;
+          await sleep(CANCEL_LOOKUP_RETRY_MS, this.#closed.signal);
+        }
+      } while (Date.now() < giveUpAt && !this.#closed.signal.aborted);
+      throw last;
     }
   }
 

@@ -598,7 +598,24 @@ describe("editor in headless Chromium", function () {
     await page.click("#red-ui-tab-help-link-button");
     const search = page.getByPlaceholder("Search help");
     for (const node of pack) {
-      await typeInto(search, node.type);
+      // The whole text, then one key: the search box filters once, 100 ms after that key's keyup
+      // (typed key by key under load, it refiltered midway and redrew the list under the click).
+      await search.fill(node.type.slice(0, -1));
+      await search.press(node.type.slice(-1));
+      // Clicked only once that filter has run: this node's entry shown, every other one of ours hidden.
+      await page.waitForFunction(
+        ({ mine, others }) => {
+          const shown = new Set(
+            Array.from(
+              document.querySelectorAll<HTMLElement>(".red-ui-sidebar-help-toc .red-ui-treeList-label"),
+            )
+              .filter((label) => label.offsetParent !== null)
+              .map((label) => (label.textContent ?? "").trim()),
+          );
+          return shown.has(mine) && others.every((label) => !shown.has(label));
+        },
+        { mine: node.paletteLabel, others: pack.filter((n) => n !== node).map((n) => n.paletteLabel) },
+      );
       await page
         .locator(".red-ui-sidebar-help-toc .red-ui-treeList-label", { hasText: exact(node.paletteLabel) })
         .click();

@@ -128,6 +128,10 @@ async function run(settings: RiskSettings, steps: readonly Step[]): Promise<void
         continue;
       }
       const before = reached;
+      // The worst case before the request, for the position-value oracle (an order that brings it
+      // nearer zero may pass although over the limit, so only growth is judged).
+      const worstBefore = settings.max_position_value === undefined ? undefined : (await truth(inner)).worst;
+      let target: { symbol: Sym; side: "BUY" | "SELL" } | undefined;
       let accepted = false;
       let request: OrderRequestInput | undefined;
       let modifiedTo: { quantity: number; price: number } | undefined;
@@ -144,6 +148,7 @@ async function run(settings: RiskSettings, steps: readonly Step[]): Promise<void
                   order_type: "LIMIT",
                   price: Math.round(lp * s.limit * 100) / 100,
                 };
+          target = { symbol: s.symbol, side: s.side };
           await broker.placeOrder(request);
           accepted = true;
         } else {
@@ -155,6 +160,7 @@ async function run(settings: RiskSettings, steps: readonly Step[]): Promise<void
             continue;
           }
           modifiedTo = { quantity: s.quantity, price: order.price ?? last.get(order.symbol as Sym)! };
+          target = { symbol: order.symbol as Sym, side: order.side };
           await broker.modifyOrder(order.order_id, { quantity: s.quantity });
           accepted = true;
         }
@@ -198,6 +204,20 @@ async function run(settings: RiskSettings, steps: readonly Step[]): Promise<void
         for (const [symbol, w] of t.worst) {
           const worst = Math.max(Math.abs(w.long), Math.abs(w.short));
           assert.ok(worst <= settings.max_position_quantity, `${symbol} worst case ${worst}`);
+        }
+      }
+      if (settings.max_position_value !== undefined && target !== undefined && worstBefore !== undefined) {
+        // The side the order adds to: its worst case, valued at the last price, within the limit
+        // whenever the order made it larger.
+        const pick = (w: { long: number; short: number }): number =>
+          Math.abs(target.side === "BUY" ? w.long : w.short);
+        const grown = pick(t.worst.get(target.symbol)!);
+        if (grown > pick(worstBefore.get(target.symbol)!)) {
+          const value = grown * last.get(target.symbol)!;
+          assert.ok(
+            value <= settings.max_position_value + 1e-6,
+            `${target.symbol} position value ${grown} × ${last.get(target.symbol)} = ${value} over ${settings.max_position_value}`,
+          );
         }
       }
       if (settings.max_orders_per_second !== undefined) {
