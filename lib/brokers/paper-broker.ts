@@ -27,6 +27,7 @@ import { PaperAccount, tradingDay } from "../paper/account";
 import type { GttState, OrderState } from "../paper/account-state";
 import type { Clock, TimerRef } from "../paper/clock";
 import { systemClock } from "../paper/clock";
+import type { RecordExtra } from "../paper/compact-record";
 import { CsvReplayFeed } from "../paper/csv-replay-feed";
 import { DurableAnnouncer } from "../paper/durable-announcer";
 import { isStop } from "../paper/fill-rules";
@@ -851,19 +852,19 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   }
 
   /** One operation's record, with the prices and walk position that moved since the last one. */
-  #record(change: Change) {
-    const record = this.#account.record(change, this.#takePrices());
+  #record(change: Change): unknown[] {
+    const extra: RecordExtra = {};
     const walk = this.#walk;
     if (walk !== undefined && walk.version !== this.#walkWritten) {
-      record.walk = walk.position();
+      extra.walk = walk.position();
       this.#walkWritten = walk.version;
     }
     const replay = this.#replay;
     if (replay !== undefined && replay.version !== this.#replayWritten) {
-      record.replay = replay.position();
+      extra.replay = replay.position();
       this.#replayWritten = replay.version;
     }
-    return record;
+    return this.#account.record(change, this.#takePrices(), extra);
   }
 
   #replayMoved(): boolean {
@@ -906,7 +907,7 @@ function changedAnything(change: Change): boolean {
 }
 
 function emptyChange(now: string): Change {
-  return { orders: [], gtts: [], positions: [], events: [], ended: [], now };
+  return { orders: [], fresh: [], gtts: [], positions: [], events: [], ended: [], now };
 }
 
 function requestOf(order: OrderSnapshot): OrderRequestInput {

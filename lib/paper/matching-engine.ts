@@ -160,6 +160,7 @@ export class MatchingEngine {
    */
   admit(change: Change, order: OrderState, quote: Quote | undefined, marketRules = true): void {
     this.#account.add(order);
+    change.fresh.push(order);
     const refusal = this.refusal(order, quote, undefined, marketRules);
     if (refusal !== undefined) {
       order.status = "REJECTED";
@@ -182,6 +183,7 @@ export class MatchingEngine {
   /** Applies a modify the caller has already checked with refusal(): then matches, and IOC never rests. */
   modify(change: Change, order: OrderState, next: OrderState, quote: Quote | undefined): void {
     assertTransition(order.status, next.status, order.order_id);
+    noteChanged(change.fresh, order);
     order.quantity = next.quantity;
     order.order_type = next.order_type;
     order.validity = next.validity;
