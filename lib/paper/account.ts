@@ -22,6 +22,7 @@ import { RetentionQueue } from "../common/retention-queue";
 import { gttRecord } from "./views";
 import type { DecodedRecord, RecordExtra } from "./compact-record";
 import { encodeRecord } from "./compact-record";
+import type { DeferredOrderEvent } from "./deferred-event";
 
 /**
  * Everything one operation changed: written to the journal as one record, then announced. The lists
@@ -35,7 +36,9 @@ export interface Change {
   fresh: OrderState[];
   gtts: GttState[];
   positions: PositionState[];
-  events: AccountEvent[];
+  /** Deferred (built when announced) while a journal's fsync stands between them and the flow. */
+  events: (AccountEvent | DeferredOrderEvent)[];
+  defer: boolean;
   /** Orders and GTTs that ended, in the order they ended (the retention queue's order). */
   ended: string[];
   now: string;
