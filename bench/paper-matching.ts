@@ -2,6 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { PaperBroker } from "../lib/brokers/paper-broker";
+import type { OrderState } from "../lib/paper/account-state";
+import { encodeRecord } from "../lib/paper/compact-record";
 import { Journal } from "../lib/paper/journal";
 import { OrderRequest } from "../lib/protocol";
 import { fmt, row } from "./stats";
@@ -102,36 +104,46 @@ async function journalOnly(count: number, file: string, window: number): Promise
   const now = new Date().toISOString();
   const stop = startTimer();
   for (let i = 0; i < count; i += 1) {
-    journal.append({
-      version: 2,
-      seq: 2 * i + 2,
-      cash: 99_999_999_990_000,
-      next_order: i + 2,
-      next_gtt: 1,
-      orders: [
-        {
-          order_id: `P${String(i + 1).padStart(9, "0")}`,
-          client_order_id: `66cdf0dd18${String(i + 1).padStart(10, "0")}`,
-          symbol: "INFY",
-          exchange: "NSE",
-          side: i % 2 === 0 ? "BUY" : "SELL",
-          quantity: 1,
-          order_type: "MARKET",
-          product: "MIS",
-          validity: "DAY",
-          status: "FILLED",
-          filled_quantity: 1,
-          average_price: 100,
-          placed_at: now,
-          timestamp: now,
-          reserved: 0,
-          filled_value: 10_000,
-          client_id_given: false,
-        },
-      ],
-      positions: [{ symbol: "INFY", exchange: "NSE", product: "MIS", quantity: i % 2, cost: 0, realized: 0 }],
-      ended: [`P${String(i + 1).padStart(9, "0")}`],
-    });
+    const orderId = `P${String(i + 1).padStart(9, "0")}`;
+    const order: OrderState = {
+      order_id: orderId,
+      client_order_id: `66cdf0dd18${orderId}`,
+      symbol: "INFY",
+      exchange: "NSE",
+      side: i % 2 === 0 ? "BUY" : "SELL",
+      quantity: 1,
+      order_type: "MARKET",
+      product: "MIS",
+      validity: "DAY",
+      status: "FILLED",
+      filled_quantity: 1,
+      average_price: 100,
+      placed_at: now,
+      timestamp: now,
+      reserved: 0,
+      filled_value: 10_000,
+      client_id_given: false,
+    };
+    const position = {
+      symbol: "INFY",
+      exchange: "NSE",
+      product: "MIS",
+      quantity: i % 2,
+      cost: 0,
+      realized: 0,
+    } as const;
+    // The record the broker writes for it (format 3: the order whole, the position, the ended id).
+    journal.append(
+      encodeRecord(
+        now,
+        { seq: 2 * i + 2, cash: 99_999_999_990_000, nextOrder: i + 2, nextGtt: 1 },
+        [order],
+        [order],
+        [position],
+        [orderId],
+        undefined,
+      ),
+    );
     if ((i + 1) % window === 0) await journal.flush();
   }
   await journal.flush();

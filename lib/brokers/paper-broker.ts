@@ -27,7 +27,9 @@ import { PaperAccount, tradingDay } from "../paper/account";
 import type { GttState, OrderState } from "../paper/account-state";
 import type { Clock, TimerRef } from "../paper/clock";
 import { systemClock } from "../paper/clock";
+import type { RecordExtra } from "../paper/compact-record";
 import { CsvReplayFeed } from "../paper/csv-replay-feed";
+import { DeferredOrderEvent } from "../paper/deferred-event";
 import { DurableAnnouncer } from "../paper/durable-announcer";
 import { isStop } from "../paper/fill-rules";
 import { applyGttFields, gttFields } from "../paper/gtt-book";
@@ -99,7 +101,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   /** Set from the start of close(): nothing new is taken, so nothing is taken that could be lost. */
   #closing = false;
   #journal: PaperJournal | undefined;
-  #announcer: DurableAnnouncer<AccountEvent> | undefined;
+  #announcer: DurableAnnouncer<AccountEvent | DeferredOrderEvent> | undefined;
   #restoreReport: RestoreReport | undefined;
   /** The seq of the last event emitted (not merely issued), for resume logic. */
   #announcedSeq = 0;
@@ -290,13 +292,13 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       }
     }
     this.#announcedSeq = this.#account.seq;
-    this.#announcer = new DurableAnnouncer<AccountEvent>(
+    this.#announcer = new DurableAnnouncer<AccountEvent | DeferredOrderEvent>(
       () => opened.journal.durable(() => this.#closing),
       (event) => {
         this.#announcedSeq = event.seq;
-        if ("order" in event) this.#emitOrder(event);
-        else this.emit("gtt", event);
+        this.#emit(event);
       },
+      viewOf,
     );
   }
 
@@ -355,9 +357,37 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   // #region orders
 
-  async placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
-    const request = parseOrderRequest(input);
-    await this.#ready();
+  placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
+    return this.#operate(
+      () => parseOrderRequest(input),
+      (request) => this.#place(request),
+    );
+  }
+
+  /**
+   * Checks the input, then runs the operation: at once when connected with a journal (its events and
+   * answer wait for the fsync anyway, so nothing is emitted inside the call, and operations keep
+   * the order they were called in without an await each); otherwise after #ready(), as always.
+   * Whatever either step throws becomes the returned promise's rejection.
+   */
+  #operate<P, T>(parse: () => P, run: (parsed: P) => Promise<T>): Promise<T> {
+    let parsed: P;
+    try {
+      parsed = parse();
+      if (this.#journal !== undefined && this.#state === "connected" && !this.#closing) return run(parsed);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return this.#ready().then(() => run(parsed));
+  }
+
+  /** A retry of a live order: that order, once everything before it is durable. */
+  async #retried(existing: OrderState): Promise<OrderSnapshot> {
+    await this.#announcer?.settled();
+    return orderView(existing);
+  }
+
+  #place(request: OrderRequest): Promise<OrderSnapshot> {
     if (request.client_order_id !== undefined) {
       const existing = this.#account.lookupClientId(request.client_order_id);
       if (typeof existing === "string") {
@@ -366,10 +396,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
           `client_order_id ${request.client_order_id} was already used today by order ${existing}, which has left the order book's retention; it is not placed again`,
         );
       }
-      if (existing !== undefined) {
-        await this.#announcer?.settled();
-        return orderView(existing);
-      }
+      if (existing !== undefined) return this.#retried(existing);
     }
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
@@ -411,9 +438,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     });
   }
 
-  async modifyOrder(orderId: string, changesInput: OrderChanges): Promise<OrderSnapshot> {
-    const changes = parseOrThrow(OrderChangesSchema, changesInput, "order changes");
-    await this.#ready();
+  modifyOrder(orderId: string, changesInput: OrderChanges): Promise<OrderSnapshot> {
+    return this.#operate(
+      () => parseOrThrow(OrderChangesSchema, changesInput, "order changes"),
+      (changes) => this.#modify(orderId, changes),
+    );
+  }
+
+  #modify(orderId: string, changes: OrderChanges): Promise<OrderSnapshot> {
     const order = this.#liveOrder(orderId, "modified");
     const merged = { ...requestOf(order), ...definedOnly(changes) };
     if (changes.order_type !== undefined && !isStop({ order_type: changes.order_type }))
@@ -457,14 +489,24 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     if (refusal !== undefined) {
       throw new BrokerError(refusal.code, `order ${orderId} not modified: ${refusal.message}`);
     }
+    // Waiting events of this order show its fields as they were; a modify changes those, so they are built now.
+    this.#announcer?.rewritePending((event) =>
+      event instanceof DeferredOrderEvent && event.order === order ? event.build() : event,
+    );
     return this.#mutate((change) => {
       this.#engine.modify(change, order, next, quote);
       return laterView(order);
     });
   }
 
-  async cancelOrder(orderId: string): Promise<OrderSnapshot> {
-    await this.#ready();
+  cancelOrder(orderId: string): Promise<OrderSnapshot> {
+    return this.#operate(
+      () => orderId,
+      (id) => this.#cancel(id),
+    );
+  }
+
+  #cancel(orderId: string): Promise<OrderSnapshot> {
     const order = this.#liveOrder(orderId, "cancelled");
     return this.#mutate((change) => {
       this.#engine.cancel(change, order);
@@ -525,9 +567,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   // #region GTTs
 
-  async placeGtt(input: GttRequestInput): Promise<GttSnapshot> {
-    const request = parseOrThrow(GttRequest, input, "GTT");
-    await this.#ready();
+  placeGtt(input: GttRequestInput): Promise<GttSnapshot> {
+    return this.#operate(
+      () => parseOrThrow(GttRequest, input, "GTT"),
+      (request) => this.#placeGtt(request),
+    );
+  }
+
+  #placeGtt(request: GttRequest): Promise<GttSnapshot> {
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
     this.#checkGttMarket(request);
@@ -548,9 +595,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     });
   }
 
-  async modifyGtt(gttId: string, input: GttRequestInput): Promise<GttSnapshot> {
-    const request = parseOrThrow(GttRequest, input, "GTT");
-    await this.#ready();
+  modifyGtt(gttId: string, input: GttRequestInput): Promise<GttSnapshot> {
+    return this.#operate(
+      () => parseOrThrow(GttRequest, input, "GTT"),
+      (request) => this.#modifyGtt(gttId, request),
+    );
+  }
+
+  #modifyGtt(gttId: string, request: GttRequest): Promise<GttSnapshot> {
     const gtt = this.#activeGtt(gttId, "modified");
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
@@ -571,8 +623,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     if (refused !== undefined) throw new BrokerError(refused.code, `GTT refused: ${refused.message}`);
   }
 
-  async deleteGtt(gttId: string): Promise<GttSnapshot> {
-    await this.#ready();
+  deleteGtt(gttId: string): Promise<GttSnapshot> {
+    return this.#operate(
+      () => gttId,
+      (id) => this.#deleteGtt(id),
+    );
+  }
+
+  #deleteGtt(gttId: string): Promise<GttSnapshot> {
     const gtt = this.#activeGtt(gttId, "deleted");
     return this.#mutate((change) => {
       gtt.status = "deleted";
@@ -811,22 +869,26 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
    * at once without a journal, after the record is fsync'd with one. The result is given only then.
    */
   #mutate<T>(operation: (change: Change) => T): Promise<T> {
-    const change = emptyChange(this.#isoNow());
-    const result = operation(change);
     const journal = this.#journal;
     const announcer = this.#announcer;
-    if (journal === undefined || announcer === undefined) {
-      for (const event of change.events) {
-        if ("order" in event) this.#emitOrder(event);
-        else this.emit("gtt", event);
-      }
+    const durable = journal !== undefined && announcer !== undefined;
+    const change = emptyChange(this.#isoNow(), durable);
+    const result = operation(change);
+    if (!durable) {
+      for (const event of change.events) this.#emit(event);
       return Promise.resolve(viewOf(result));
     }
     if (!changedAnything(change)) return Promise.resolve(viewOf(result));
     journal.append(this.#record(change));
     if (journal.compactionDue(this.#compactEvery))
       void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
-    return announcer.queue(change.events).then(() => viewOf(result));
+    return announcer.queue(change.events, result);
+  }
+
+  #emit(event: AccountEvent | DeferredOrderEvent): void {
+    if (event instanceof DeferredOrderEvent) this.#emitOrder(event.build());
+    else if ("order" in event) this.#emitOrder(event);
+    else this.emit("gtt", event);
   }
 
   /** The engine leaves a terminal order's view to be built here (laterView). */
@@ -851,19 +913,19 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   }
 
   /** One operation's record, with the prices and walk position that moved since the last one. */
-  #record(change: Change) {
-    const record = this.#account.record(change, this.#takePrices());
+  #record(change: Change): unknown[] {
+    const extra: RecordExtra = {};
     const walk = this.#walk;
     if (walk !== undefined && walk.version !== this.#walkWritten) {
-      record.walk = walk.position();
+      extra.walk = walk.position();
       this.#walkWritten = walk.version;
     }
     const replay = this.#replay;
     if (replay !== undefined && replay.version !== this.#replayWritten) {
-      record.replay = replay.position();
+      extra.replay = replay.position();
       this.#replayWritten = replay.version;
     }
-    return record;
+    return this.#account.record(change, this.#takePrices(), extra);
   }
 
   #replayMoved(): boolean {
@@ -905,8 +967,8 @@ function changedAnything(change: Change): boolean {
   );
 }
 
-function emptyChange(now: string): Change {
-  return { orders: [], gtts: [], positions: [], events: [], ended: [], now };
+function emptyChange(now: string, defer = false): Change {
+  return { orders: [], fresh: [], gtts: [], positions: [], events: [], defer, ended: [], now };
 }
 
 function requestOf(order: OrderSnapshot): OrderRequestInput {

@@ -20,6 +20,9 @@ import type { Paise } from "./money";
 import { newClientOrderId } from "../common/ids";
 import { RetentionQueue } from "../common/retention-queue";
 import { gttRecord } from "./views";
+import type { DecodedRecord, RecordExtra } from "./compact-record";
+import { encodeRecord } from "./compact-record";
+import type { DeferredOrderEvent } from "./deferred-event";
 
 /**
  * Everything one operation changed: written to the journal as one record, then announced. The lists
@@ -29,9 +32,13 @@ import { gttRecord } from "./views";
  */
 export interface Change {
   orders: OrderState[];
+  /** Orders placed or modified by the operation: written whole; the other orders as a change. */
+  fresh: OrderState[];
   gtts: GttState[];
   positions: PositionState[];
-  events: AccountEvent[];
+  /** Deferred (built when announced) while a journal's fsync stands between them and the flow. */
+  events: (AccountEvent | DeferredOrderEvent)[];
+  defer: boolean;
   /** Orders and GTTs that ended, in the order they ended (the retention queue's order). */
   ended: string[];
   now: string;
@@ -240,28 +247,32 @@ export class PaperAccount {
 
   // #region journal
 
-  /** Shares the live orders and positions, not copies: it is serialized at once (Journal.append), then dropped. */
-  record(change: Change, prices: Quote[]): AccountRecord {
-    const record: AccountRecord = {
-      version: 2,
-      seq: this.seq,
-      cash: this.cash,
-      next_order: this.nextOrder,
-      next_gtt: this.nextGtt,
-    };
-    if (change.orders.length > 0) record.orders = distinct(change.orders);
-    if (change.gtts.length > 0) record.gtts = distinct(change.gtts).map(gttRecord);
-    if (change.positions.length > 0) record.positions = distinct(change.positions);
-    if (prices.length > 0) record.prices = prices;
-    if (change.ended.length > 0) record.ended = change.ended;
+  /**
+   * One operation as a format 3 record (compact-record.ts): what changed, not whole objects. It
+   * shares nothing mutable: Journal.append() serializes it at once.
+   */
+  record(change: Change, prices: Quote[], extra: RecordExtra = {}): unknown[] {
+    if (change.gtts.length > 0) extra.gtts = distinct(change.gtts).map(gttRecord);
+    if (prices.length > 0) extra.prices = prices;
     if (change.liquidity !== undefined && change.liquidity.size > 0) {
-      record.liquidity = [];
+      const liquidity: LiquidityTaken[] = [];
       for (const key of change.liquidity) {
         const taken = this.liquidity.get(key);
-        if (taken !== undefined) record.liquidity.push({ ...taken });
+        if (taken !== undefined) liquidity.push({ ...taken });
       }
+      extra.liquidity = liquidity;
     }
-    return record;
+    let any = false;
+    for (const key in extra) if ((extra as Record<string, unknown>)[key] !== undefined) any = true;
+    return encodeRecord(
+      change.now,
+      { seq: this.seq, cash: this.cash, nextOrder: this.nextOrder, nextGtt: this.nextGtt },
+      distinct(change.orders),
+      change.fresh,
+      distinct(change.positions),
+      change.ended,
+      any ? extra : undefined,
+    );
   }
 
   /** For Journal.compact(), which serializes it at once: it shares the live orders. */
@@ -331,6 +342,48 @@ export class PaperAccount {
     for (const id of record.ended ?? []) this.#ended(undefined, id, this.gtts.has(id) ? "gtt" : "order");
     this.#restoreLiquidity(record.liquidity);
     this.replay = record.replay ?? this.replay;
+  }
+
+  /** Replays a format 3 record, as applyRecord() does a format 2 one. */
+  applyCompact(record: DecodedRecord): void {
+    const c = record.counters;
+    this.cash = c.cash;
+    this.seq = c.seq;
+    this.nextOrder = c.nextOrder;
+    this.nextGtt = c.nextGtt;
+    for (const entry of record.orders) {
+      if ("whole" in entry) {
+        const order = entry.whole;
+        this.orders.set(order.order_id, order);
+        if (!this.#derived(order)) this.byClientId.set(order.client_order_id, order.order_id);
+        continue;
+      }
+      const update = entry.update;
+      const order = this.orders.get(update.order_id);
+      // A change always follows the order's whole record, or the snapshot that holds it.
+      if (order === undefined)
+        throw new Error(`record changes order ${update.order_id}, which the journal never placed`);
+      order.status = update.status;
+      order.filled_quantity = update.filled_quantity;
+      order.filled_value = update.filled_value;
+      order.average_price = update.average_price;
+      order.timestamp = update.timestamp;
+      order.reserved = update.reserved;
+      if (update.status_message === undefined) delete order.status_message;
+      else order.status_message = update.status_message;
+      if (update.charges === undefined) delete order.charges;
+      else order.charges = update.charges;
+      if (update.release_at === undefined) delete order.release_at;
+      else order.release_at = update.release_at;
+    }
+    const extra = record.extra;
+    for (const gtt of extra.gtts ?? []) this.gtts.set(gtt.gtt_id, { ...gtt });
+    for (const position of record.positions) {
+      this.positions.set(positionKey(position.exchange, position.symbol, position.product), position);
+    }
+    for (const id of record.ended) this.#ended(undefined, id, this.gtts.has(id) ? "gtt" : "order");
+    this.#restoreLiquidity(extra.liquidity);
+    this.replay = extra.replay ?? this.replay;
   }
 
   #counters(from: { cash: Paise; seq: number; next_order: number; next_gtt: number }): void {

@@ -1,4 +1,4 @@
-import type { GttEventType, OrderEvent, OrderEventType, OrderStatus, Quote, Trade } from "../protocol";
+import type { GttEventType, OrderEvent, OrderEventType, OrderStatus, Quote } from "../protocol";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey } from "../protocol/instrument";
 import { isTerminal } from "../protocol/orders";
@@ -16,6 +16,7 @@ import { averageRupees, sellLimitPaise, toPaise, toRupees } from "./money";
 import type { PaperMarket, Refusal } from "./market-rules";
 import type { PaperSettings } from "./settings";
 import { gttView, laterView } from "./views";
+import { DeferredOrderEvent } from "./deferred-event";
 
 export type { Refusal } from "./market-rules";
 
@@ -160,6 +161,7 @@ export class MatchingEngine {
    */
   admit(change: Change, order: OrderState, quote: Quote | undefined, marketRules = true): void {
     this.#account.add(order);
+    change.fresh.push(order);
     const refusal = this.refusal(order, quote, undefined, marketRules);
     if (refusal !== undefined) {
       order.status = "REJECTED";
@@ -182,6 +184,7 @@ export class MatchingEngine {
   /** Applies a modify the caller has already checked with refusal(): then matches, and IOC never rests. */
   modify(change: Change, order: OrderState, next: OrderState, quote: Quote | undefined): void {
     assertTransition(order.status, next.status, order.order_id);
+    noteChanged(change.fresh, order);
     order.quantity = next.quantity;
     order.order_type = next.order_type;
     order.validity = next.validity;
@@ -303,15 +306,7 @@ export class MatchingEngine {
     // A partly filled BUY keeps holding cash for its rest, at this quote (MARKET) or its limit.
     if (done) account.retire(change, order);
     else account.setReserved(order, this.reservation(order, quote));
-    // The id names the order and its filled quantity after this fill, which only grows: unique, and
-    // the same when a journal replay rebuilds the order.
-    const trade = {
-      trade_id: `${order.order_id}-${filled}`,
-      quantity,
-      price: toRupees(price),
-      timestamp: change.now,
-    };
-    this.touch(change, order, done ? "ORDER_FILLED" : "ORDER_PARTIALLY_FILLED", [trade]);
+    this.touch(change, order, done ? "ORDER_FILLED" : "ORDER_PARTIALLY_FILLED", quantity, price);
   }
 
   /** IOC: whatever did not fill at once is cancelled, as exchanges do. A pending stop waits. */
@@ -454,16 +449,34 @@ export class MatchingEngine {
     }
   }
 
-  touch(change: Change, order: OrderState, type: OrderEventType, trades?: Trade[]): void {
+  /** Notes an order event; `fillQuantity` > 0 is the fill it reports, at `fillPrice` paise. */
+  touch(
+    change: Change,
+    order: OrderState,
+    type: OrderEventType,
+    fillQuantity = 0,
+    fillPrice: Paise = 0,
+  ): void {
     order.timestamp = change.now;
     noteChanged(change.orders, order);
-    const event: OrderEvent = {
-      type,
-      seq: ++this.#account.seq,
-      order: laterView(order),
-      timestamp: change.now,
-    };
-    if (trades !== undefined) event.trades = trades;
+    const seq = ++this.#account.seq;
+    if (change.defer) {
+      change.events.push(DeferredOrderEvent.of(type, seq, order, change.now, fillQuantity, fillPrice));
+      return;
+    }
+    const event: OrderEvent = { type, seq, order: laterView(order), timestamp: change.now };
+    if (fillQuantity > 0) {
+      // The id names the order and its filled quantity after this fill, which only grows: unique, and
+      // the same when a journal replay rebuilds the order.
+      event.trades = [
+        {
+          trade_id: `${order.order_id}-${order.filled_quantity}`,
+          quantity: fillQuantity,
+          price: toRupees(fillPrice),
+          timestamp: change.now,
+        },
+      ];
+    }
     change.events.push(event);
   }
 

@@ -4,7 +4,7 @@ import { instrumentKey } from "../protocol/instrument";
 import { formatIssues } from "../protocol/validate";
 import type { BrokerLogger } from "../brokers/logger";
 import type { PaperAccount } from "./account";
-import type { AccountRecord, AccountSnapshot, WalkPosition } from "./account-state";
+import type { AccountSnapshot, WalkPosition } from "./account-state";
 import {
   AccountRecord as RecordSchema,
   AccountSnapshot as SnapshotSchema,
@@ -12,6 +12,7 @@ import {
   upgrade,
 } from "./account-state";
 import { Journal } from "./journal";
+import { decodeRecord, isCompact, parseCompact } from "./compact-record";
 
 /** What a connect restored, and what it set aside instead of applying. */
 export interface RestoreReport {
@@ -37,6 +38,10 @@ export interface OpenOptions {
 
 /** Every record, validated as it is read: a line that does not fit the schema is never applied. */
 function validate(kind: "s" | "r", value: unknown): string | undefined {
+  if (kind === "r" && isCompact(value)) {
+    const compact = parseCompact(value as unknown[]);
+    return compact.success ? undefined : formatIssues(compact.error.issues);
+  }
   const result = (kind === "s" ? SnapshotSchema : RecordSchema).safeParse(upgrade(value, kind));
   return result.success ? undefined : formatIssues(result.error.issues);
 }
@@ -56,7 +61,19 @@ function idsIn(
       field === "seq" ? account.seq : field === "next_order" ? account.nextOrder : account.nextGtt;
     if (value <= bound(current)) found[field] = Math.max(found[field] ?? 0, value);
   }
-  for (const match of text.matchAll(/"order_id":"P(\d{9})"/g)) {
+  // Format 3: [3,"<now>",seq,cash,next_order,next_gtt,… and order tuples that start with their id.
+  for (const match of text.matchAll(/\{"r":\[3,"[^"]*",(\d{1,15}),-?\d{1,20},(\d{1,15}),(\d{1,15}),/g)) {
+    for (const [field, value] of [
+      ["seq", Number(match[1])],
+      ["next_order", Number(match[2])],
+      ["next_gtt", Number(match[3])],
+    ] as const) {
+      const current =
+        field === "seq" ? account.seq : field === "next_order" ? account.nextOrder : account.nextGtt;
+      if (value <= bound(current)) found[field] = Math.max(found[field] ?? 0, value);
+    }
+  }
+  for (const match of text.matchAll(/(?:"order_id":|\[)"P(\d{9})"/g)) {
     const next = Number(match[1]) + 1;
     if (next <= bound(account.nextOrder)) found.next_order = Math.max(found.next_order ?? 0, next);
   }
@@ -68,13 +85,13 @@ function idsIn(
  * reported), claims the file for this process, and owns compaction and the durability wait.
  */
 export class PaperJournal {
-  readonly #journal: Journal<AccountSnapshot, AccountRecord>;
+  readonly #journal: Journal<AccountSnapshot, unknown>;
   readonly #file: string;
   readonly #onError: (error: BrokerError) => void;
   #compacting: Promise<void> | undefined;
   #failing = false;
 
-  private constructor(journal: Journal<AccountSnapshot, AccountRecord>, options: OpenOptions) {
+  private constructor(journal: Journal<AccountSnapshot, unknown>, options: OpenOptions) {
     this.#journal = journal;
     this.#file = options.file;
     this.#onError = options.onError;
@@ -92,7 +109,7 @@ export class PaperJournal {
     }
     openJournals.add(file);
     try {
-      const opened = await Journal.open<AccountSnapshot, AccountRecord>({
+      const opened = await Journal.open<AccountSnapshot, unknown>({
         file,
         log: { warn: (m) => log.warn(m) },
         validate,
@@ -113,6 +130,16 @@ export class PaperJournal {
         walk = parsed.walk ?? walk;
       }
       for (const raw of records) {
+        if (isCompact(raw)) {
+          const parsed = parseCompact(raw as unknown[]);
+          // validate() accepted it on open; a failure here would be a bug, not a bad byte.
+          if (!parsed.success) throw new Error(`format 3 record: ${formatIssues(parsed.error.issues)}`);
+          const decoded = decodeRecord(parsed.data);
+          account.applyCompact(decoded);
+          notePrices(decoded.extra.prices);
+          walk = decoded.extra.walk ?? walk;
+          continue;
+        }
         const record = RecordSchema.parse(upgrade(raw, "r"));
         legacy ||= isLegacy(raw);
         account.applyRecord(record, isLegacy(raw));
@@ -160,7 +187,8 @@ export class PaperJournal {
     }
   }
 
-  append(record: AccountRecord): void {
+  /** A format 3 record (PaperAccount.record()); format 2 ones are only read. */
+  append(record: unknown[]): void {
     this.#journal.append(record);
   }
 

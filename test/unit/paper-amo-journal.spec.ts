@@ -8,6 +8,7 @@ import path from "node:path";
 import { PaperBroker } from "../../lib/brokers/paper-broker";
 import { ManualClock } from "../../lib/paper/clock";
 import type { PaperSettingsInput } from "../../lib/paper/settings";
+import { readJournal } from "../support/paper-journal-file";
 
 /** An IST wall-clock time as epoch ms (IST is UTC+05:30 all year). */
 function ist(day: string, time: string): number {
@@ -26,14 +27,14 @@ const SETTINGS: PaperSettingsInput = {
 /** The order as the journal last wrote it (records and snapshot), or undefined. */
 function journaledOrder(file: string, orderId: string): Record<string, unknown> | undefined {
   let found: Record<string, unknown> | undefined;
-  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
-    if (line === "") continue;
-    const entry = JSON.parse(line) as {
-      r?: { orders?: Record<string, unknown>[] };
-      s?: { orders: Record<string, unknown>[] };
-    };
-    for (const order of entry.r?.orders ?? entry.s?.orders ?? []) {
-      if (order.order_id === orderId) found = order;
+  for (const line of readJournal(file)) {
+    for (const order of line.orders) {
+      if (order.order_id !== orderId) continue;
+      // A format 3 change (no symbol) sets these exactly: absent means removed.
+      const change = order.symbol === undefined;
+      found = change ? { ...found, ...order } : { ...order };
+      if (change)
+        for (const key of ["status_message", "charges", "release_at"]) if (!(key in order)) delete found[key];
     }
   }
   return found;

@@ -9,6 +9,7 @@ import { ManualClock } from "../../lib/paper/clock";
 import type { PaperSettingsInput } from "../../lib/paper/settings";
 import type { OrderEvent, OrderSnapshot } from "../../lib/protocol";
 import { rejectsWithCode } from "../contract/broker-contract";
+import { readJournal } from "../support/paper-journal-file";
 
 const SETTINGS: PaperSettingsInput = {
   seed: 1,
@@ -65,13 +66,9 @@ describe("PaperBroker: durability and identity (issue 12)", function () {
     const unwritten: string[] = [];
     paper.on("order", (event: OrderEvent) => {
       // Read back as a restart would: the event's seq is covered and its order is in a record.
-      const records = fs
-        .readFileSync(file, "utf8")
-        .split("\n")
-        .filter((line) => line !== "")
-        .map((line) => (JSON.parse(line) as { r: { seq: number; orders?: OrderSnapshot[] } }).r);
+      const records = readJournal(file).filter((line) => line.kind === "r");
       const covered = records.some((r) => r.seq >= event.seq);
-      const held = records.some((r) => r.orders?.some((o) => o.order_id === event.order.order_id));
+      const held = records.some((r) => r.orders.some((o) => o.order_id === event.order.order_id));
       if (!covered || !held) unwritten.push(`${event.type} ${event.order.order_id} seq ${event.seq}`);
     });
     const placed = await Promise.all(
@@ -86,7 +83,7 @@ describe("PaperBroker: durability and identity (issue 12)", function () {
       ),
     );
     for (const order of placed)
-      assert.ok(fs.readFileSync(file, "utf8").includes(`"order_id":"${order.order_id}"`));
+      assert.ok(readJournal(file).some((line) => line.orders.some((o) => o.order_id === order.order_id)));
     paper.setPrice("INFY", 89);
     await paper.flush();
     assert.deepEqual(unwritten, [], "events heard before their record was written");
@@ -156,7 +153,9 @@ describe("PaperBroker: durability and identity (issue 12)", function () {
     await first.close();
     // Damage the 3rd record: records 3-6 (and their ids) are not applied, but they were seen.
     const lines = fs.readFileSync(file, "utf8").split("\n");
-    lines[2] = lines[2]!.replace('"quantity":1', '"quantity":7');
+    const third = lines[2]!;
+    lines[2] = third.replace('"INFY"', '"INFX"');
+    assert.notEqual(lines[2], third);
     fs.writeFileSync(file, lines.join("\n"));
     const second = await connected();
     assert.equal(second.restoreReport?.quarantine?.lineNo, 3);
@@ -195,19 +194,21 @@ describe("PaperBroker: durability and identity (issue 12)", function () {
     });
     await paper.close();
     const good = fs.readFileSync(file, "utf8");
+    // The last record (format 3, a positional array): its order tuple, cash at [3], orders at [6].
     const record = JSON.parse(
       good
         .trim()
         .split("\n")
         .at(-1)!
         .replace(/,"k":"[0-9a-f]{8}"\}$/, "}"),
-    ) as {
-      r: { orders: OrderSnapshot[]; cash: unknown };
-    };
+    ) as { r: unknown[] };
+    assert.equal(record.r[0], 3, "written in format 3");
     const opem = structuredClone(record);
-    opem.r.orders[0]!.status = "OPEM" as OrderSnapshot["status"];
-    const three = { r: { ...record.r, orders: 3 } };
-    const lots = { r: { ...record.r, cash: "lots" } };
+    const tuple = (opem.r[6] as unknown[][])[0]!;
+    assert.equal(tuple[9], "OPEN");
+    tuple[9] = "OPEM";
+    const three = { r: record.r.map((v, i) => (i === 6 ? 3 : v)) };
+    const lots = { r: record.r.map((v, i) => (i === 3 ? "lots" : v)) };
     for (const [name, bad, reason] of [
       ["OPEM", opem, /status/],
       ["orders: 3", three, /orders/],
