@@ -153,6 +153,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #held: IncomingEvent[] | undefined;
   readonly #protocols: string[];
   readonly #answeredEvents: "send" | "skip";
+  /** Set once a server refused answered_events (it predates it): later AUTHs leave it out. */
+  #answeredRefused = false;
   /** v1.1: this session's order events may come as deltas. */
   #deltas = false;
   /** order_id → the seq and snapshot of its last event processed: the base of an EVENT_DELTA. */
@@ -302,22 +304,46 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     }
   }
 
-  async #authenticate(session: Session): Promise<AuthResult> {
+  /** A signed AUTH with a fresh nonce; v1.1 options only when the server picked v1.1. */
+  #authRequest(v11: boolean, nameAnswered: boolean): { type: string; [key: string]: unknown } {
     const timestamp = Date.now();
     const nonce = randomBytes(16).toString("hex");
     const signature = createHmac("sha256", this.settings.api_secret)
       .update(authPayload(this.settings.api_key, timestamp, nonce))
       .digest("hex");
-    // Options only to a server that picked v1.1: a v1.0 gateway refuses an AUTH with unknown fields.
-    const v11 = session.protocol === SUBPROTOCOL_V1_1;
-    const raw = await session.request({
+    const request: { type: string; [key: string]: unknown } = {
       type: "AUTH",
       api_key: this.settings.api_key,
       timestamp,
       nonce,
       signature,
-      ...(v11 ? { options: { event_format: "delta", answered_events: this.#answeredEvents } } : {}),
-    });
+    };
+    if (v11) {
+      request.options = nameAnswered
+        ? { event_format: "delta", answered_events: this.#answeredEvents }
+        : { event_format: "delta" };
+    }
+    return request;
+  }
+
+  async #authenticate(session: Session): Promise<AuthResult> {
+    // Options only to a server that picked v1.1: a v1.0 gateway refuses an AUTH with unknown fields.
+    const v11 = session.protocol === SUBPROTOCOL_V1_1;
+    const nameAnswered = v11 && !this.#answeredRefused;
+    let raw: unknown;
+    try {
+      raw = await session.request(this.#authRequest(v11, nameAnswered));
+    } catch (error) {
+      const err = toBrokerError(error);
+      // A v1.1 gateway built before answered_events refuses it with its strict options schema; it
+      // still speaks v1.1 otherwise, so the session goes on in "send" mode (every event pushed).
+      if (!nameAnswered || err.code !== "VALIDATION" || !err.message.includes("answered_events")) throw err;
+      this.#answeredRefused = true;
+      this.#log.warn(
+        `the server refused answered_events (${err.message}); it predates that option, so every event is pushed to this client`,
+      );
+      raw = await session.request(this.#authRequest(v11, false));
+    }
     const auth = parseResult("AUTH", raw);
     this.#deltas = v11 && auth.options?.event_format === "delta";
     this.#account = auth.account;
