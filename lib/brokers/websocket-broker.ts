@@ -28,7 +28,11 @@ import {
 import { SymbolList } from "../protocol/quotes";
 import { parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderEvent as OrderEventSchema } from "../protocol/events";
-import { isPlainOrderSnapshot, plainOrderEventOf } from "../protocol/snapshot-fast-path";
+import {
+  isPlainOrderSnapshot,
+  plainAnsweredEventOf,
+  plainOrderEventOf,
+} from "../protocol/snapshot-fast-path";
 import { parseOrThrow } from "../protocol/validate";
 import type { AuthResult, OrderEventDelta, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
 import {
@@ -159,6 +163,11 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #deltas = false;
   /** order_id → the seq and snapshot of its last event processed: the base of an EVENT_DELTA. */
   readonly #bases = new Map<string, { seq: number; order: OrderSnapshot }>();
+  /**
+   * Answers whose snapshot was found plainly valid on the way in (v1.1: while taking their events
+   * out), so that #call hands them on without checking the same object again.
+   */
+  readonly #checkedAnswers = new WeakSet<object>();
   /** client_order_id → the order sent in PLACE_ORDER: the base of its first EVENT_DELTA. */
   readonly #sentPlacements = new Map<string, Record<string, unknown>>();
 
@@ -516,7 +525,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #onAnsweredEvents(message: Record<string, unknown>): void {
     let events = message.events;
     let snapshot = message.result;
-    if (!Array.isArray(events) || !isPlainOrderSnapshot(snapshot)) {
+    const plain = Array.isArray(events) && isPlainOrderSnapshot(snapshot);
+    if (plain) this.#checkedAnswers.add(snapshot as object);
+    else {
       const parsed = ResultMessage.safeParse(message);
       const order = OrderSnapshotSchema.safeParse(message.result);
       if (!parsed.success || !order.success) {
@@ -532,7 +543,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       snapshot = order.data;
     }
     for (const answered of events as unknown[]) {
-      const event = answeredEventOf(snapshot as Record<string, unknown>, answered);
+      const event =
+        (plain ? plainAnsweredEventOf(snapshot as OrderSnapshot, answered) : undefined) ??
+        answeredEventOf(snapshot as Record<string, unknown>, answered);
       if (event === undefined) {
         this.#emitError(
           new BrokerError(
@@ -667,6 +680,15 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       const message = Object.assign(body, { type });
       const raw = await this.#client.request(message, ttlMs === undefined ? undefined : { ttlMs });
       this.#breaker.success();
+      // Marked: a plainly valid order snapshot, which is what an order request's answer must be.
+      if (
+        ORDER_RESULTS.has(type) &&
+        typeof raw === "object" &&
+        raw !== null &&
+        this.#checkedAnswers.delete(raw)
+      ) {
+        return raw as WireResultOf<T>;
+      }
       return parseResult(type, raw);
     } catch (error) {
       const err = toBrokerError(error);
