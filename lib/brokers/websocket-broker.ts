@@ -168,6 +168,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    * out), so that #call hands them on without checking the same object again.
    */
   readonly #checkedAnswers = new WeakSet<object>();
+  /** v1.1 skip: answers whose events wait to be processed (see #onAnsweredEvents). */
+  #answered: { message: Record<string, unknown>; plain: boolean }[] = [];
+  #answeredImmediate: NodeJS.Immediate | undefined;
   /** client_order_id → the order sent in PLACE_ORDER: the base of its first EVENT_DELTA. */
   readonly #sentPlacements = new Map<string, Record<string, unknown>>();
 
@@ -213,6 +216,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   /** The last event seq processed: what a RESUME after the next reconnect starts from. */
   get lastSeq(): number {
+    this.#drainAnswered();
     return this.#lastSeq;
   }
 
@@ -235,6 +239,10 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   async close(): Promise<void> {
+    // Events that arrived are reported, even if the check phase that would have taken them is gone.
+    this.#drainAnswered();
+    clearImmediate(this.#answeredImmediate);
+    this.#answeredImmediate = undefined;
     // Placements waiting to ask again about a lost answer stop waiting, and end CLOSED.
     this.#closed.abort();
     clearTimeout(this.#coolDownTimer);
@@ -288,6 +296,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    * events missed while away (replayed, or reconciled from the order book when too old).
    */
   async #openSession(session: Session): Promise<void> {
+    // What the last connection delivered goes first.
+    this.#drainAnswered();
     // The server pushes live events as soon as AUTH succeeds, so one can overtake the replay of
     // what was missed; handled first, it would move lastSeq past the replay, whose events would
     // then be dropped as already seen. Events wait here until the session has caught up.
@@ -423,6 +433,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   #onPing(raw: unknown): void {
+    // The seq compared below counts the events of answers that came before this one.
+    this.#drainAnswered();
     const parsed = RESULT_SCHEMAS.PING.safeParse(raw);
     if (!parsed.success || this.#held !== undefined) return;
     // The server sent every event up to its seq before this answer: a higher seq means lost events.
@@ -484,10 +496,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #onMessage(raw: unknown): void {
     if (isRecord(raw) && raw.type === "RESULT") {
       // Late answers nobody waits for any more, and (v1.1) answers carrying the events they stand
-      // for: those events are processed here, at the answer's place in the stream.
+      // for: those events are processed at the answer's place in the stream.
       if (raw.events !== undefined) this.#onAnsweredEvents(raw);
       return;
     }
+    // Whatever came after an answer is processed after the events that answer carried.
+    if (this.#answered.length > 0) this.#drainAnswered();
     // Most traffic is order events: a plainly valid one skips zod (see snapshot-fast-path.ts).
     const plain = plainOrderEventOf(raw) ?? plainDeltaOf(raw);
     if (plain !== undefined) {
@@ -518,16 +532,41 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   /**
+   * An answer carrying the events it stands for (v1.1 skip). Its snapshot is checked now, so the
+   * waiting request can take it; the events wait for the check phase (or for whatever arrives or
+   * asks next, whichever comes first). So the caller's next request goes out before they are made
+   * whole and emitted, as it does when they come as pushes of their own after the answer ("send"),
+   * and they are still processed at the answer's place in the stream.
+   */
+  #onAnsweredEvents(message: Record<string, unknown>): void {
+    const plain = Array.isArray(message.events) && isPlainOrderSnapshot(message.result);
+    if (plain) this.#checkedAnswers.add(message.result as object);
+    this.#answered.push({ message, plain });
+    this.#answeredImmediate ??= setImmediate(this.#drainAnsweredLater);
+  }
+
+  readonly #drainAnsweredLater = (): void => {
+    this.#answeredImmediate = undefined;
+    this.#drainAnswered();
+  };
+
+  /** Processes the answered events still waiting, in the order their answers came. */
+  #drainAnswered(): void {
+    const answers = this.#answered;
+    if (answers.length === 0) return;
+    this.#answered = [];
+    for (const { message, plain } of answers) this.#takeAnsweredEvents(message, plain);
+  }
+
+  /**
    * The events an answer stands for, made whole (the answer's snapshot with each event's fields laid
    * over it) and handled like pushed ones: seq order, gaps, dedupe. One that does not check out is
    * reported and skipped; the seq gap it leaves is repaired by RESUME like a lost frame.
    */
-  #onAnsweredEvents(message: Record<string, unknown>): void {
+  #takeAnsweredEvents(message: Record<string, unknown>, plain: boolean): void {
     let events = message.events;
     let snapshot = message.result;
-    const plain = Array.isArray(events) && isPlainOrderSnapshot(snapshot);
-    if (plain) this.#checkedAnswers.add(snapshot as object);
-    else {
+    if (!plain) {
       const parsed = ResultMessage.safeParse(message);
       const order = OrderSnapshotSchema.safeParse(message.result);
       if (!parsed.success || !order.success) {
