@@ -521,6 +521,9 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     link.deadlineAt = at;
     // +1: setTimeout counts whole milliseconds and may fire a fraction early against performance.now().
     link.deadlineTimer = setTimeout(() => this.#onDeadline(link), Math.max(1, Math.ceil(at - now) + 1));
+    // Requests in flight need an open socket, which keeps the process up; the timer itself may
+    // outlive the last answer by up to a timeout, and must not hold anything open meanwhile.
+    link.deadlineTimer.unref();
   }
 
   #onDeadline(link: Link): void {
