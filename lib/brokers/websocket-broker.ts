@@ -28,7 +28,9 @@ import {
 import { SymbolList } from "../protocol/quotes";
 import { parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderEvent as OrderEventSchema } from "../protocol/events";
+import type { PlainAnsweredEntry } from "../protocol/snapshot-fast-path";
 import {
+  isPlainAnsweredEntry,
   isPlainOrderSnapshot,
   plainAnsweredEventOf,
   plainOrderEventOf,
@@ -581,7 +583,10 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       events = parsed.data.events ?? [];
       snapshot = order.data;
     }
-    for (const answered of events as unknown[]) {
+    const list = events as unknown[];
+    const skipped = plain ? this.#passOverSuperseded(snapshot as OrderSnapshot, list) : 0;
+    for (let i = skipped; i < list.length; i++) {
+      const answered = list[i];
       const event =
         (plain ? plainAnsweredEventOf(snapshot as OrderSnapshot, answered) : undefined) ??
         answeredEventOf(snapshot as Record<string, unknown>, answered);
@@ -597,6 +602,30 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       if (this.#held !== undefined) this.#held.push(event);
       else this.#onEvent(event);
     }
+  }
+
+  /**
+   * With nobody listening for order events, an answered event that the next one in the same answer
+   * supersedes is never looked at: the last one leaves the order's state as processing them all
+   * would. So those only move the seq on, and are not made whole. Only when nothing could differ:
+   * every entry plainly valid, seqs following on from the last processed, nothing held, and no
+   * superseded one ending the order. Returns how many were passed over.
+   */
+  #passOverSuperseded(snapshot: OrderSnapshot, list: unknown[]): number {
+    const last = list.length - 1;
+    if (last < 1 || this.#held !== undefined || this.listenerCount("order") > 0) return 0;
+    for (let i = 0; i <= last; i++) {
+      const entry = list[i];
+      if (!isPlainAnsweredEntry(entry) || entry.seq !== this.#lastSeq + 1 + i) return 0;
+      if (i < last && isTerminal(entry.order?.status ?? snapshot.status)) return 0;
+    }
+    const final = list[last] as PlainAnsweredEntry;
+    for (let i = 0; i < last; i++) {
+      const at = Date.parse((list[i] as PlainAnsweredEntry).timestamp);
+      if (at > this.#syncedAt) this.#syncedAt = at;
+    }
+    this.#lastSeq = final.seq - 1;
+    return last;
   }
 
   #onEvent(incoming: IncomingEvent): void {

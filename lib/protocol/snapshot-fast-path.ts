@@ -217,6 +217,34 @@ function isPlainTradeList(value: unknown): boolean {
 
 const ANSWERED_KEYS: ReadonlySet<string> = new Set(["type", "seq", "order", "trades", "timestamp"]);
 
+/** The fields an answered event's entry has when isPlainAnsweredEntry says yes. */
+export interface PlainAnsweredEntry {
+  type: OrderEvent["type"];
+  seq: number;
+  order?: Partial<OrderSnapshotType>;
+  trades?: unknown[];
+  timestamp: string;
+}
+
+/**
+ * True when an entry of a RESULT's `events` is plainly valid on its own: laid over a plainly
+ * valid snapshot it makes an event the schema accepts unchanged (see plainAnsweredEventOf).
+ */
+export function isPlainAnsweredEntry(raw: unknown): raw is PlainAnsweredEntry & Record<string, unknown> {
+  if (!isPlainObject(raw)) return false;
+  for (const key in raw) if (!ANSWERED_KEYS.has(key)) return false;
+  const { seq, order: changes } = raw;
+  return (
+    ORDER_EVENT_TYPES.has(raw.type) &&
+    typeof seq === "number" &&
+    Number.isSafeInteger(seq) &&
+    seq > 0 &&
+    (changes === undefined || isPlainOrderPatch(changes)) &&
+    isPlainTradeList(raw.trades) &&
+    isIsoUtc(raw.timestamp)
+  );
+}
+
 /**
  * v1.1 answered_events: the whole order event an entry of a RESULT's `events` stands for (the
  * answer's snapshot with the entry's `order` laid over it), when the entry is plainly valid;
@@ -224,18 +252,8 @@ const ANSWERED_KEYS: ReadonlySet<string> = new Set(["type", "seq", "order", "tra
  * own fields are checked here, so the answer's snapshot is not checked again per event.
  */
 export function plainAnsweredEventOf(snapshot: OrderSnapshotType, raw: unknown): OrderEvent | undefined {
-  if (!isPlainObject(raw)) return undefined;
-  for (const key in raw) if (!ANSWERED_KEYS.has(key)) return undefined;
+  if (!isPlainAnsweredEntry(raw)) return undefined;
   const { seq, order: changes } = raw;
-  const ok =
-    ORDER_EVENT_TYPES.has(raw.type) &&
-    typeof seq === "number" &&
-    Number.isSafeInteger(seq) &&
-    seq > 0 &&
-    (changes === undefined || isPlainOrderPatch(changes)) &&
-    isPlainTradeList(raw.trades) &&
-    isIsoUtc(raw.timestamp);
-  if (!ok) return undefined;
   // A copy, field by field (a spread is slow in V8): listeners must not share the caller's answer.
   const order: Record<string, unknown> = {};
   for (const key in snapshot) order[key] = (snapshot as Record<string, unknown>)[key];

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { fastSettings, ObservedBroker, useCleanup } from "../support/broker-chaos";
+import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
+import type { OrderEvent } from "../../lib/protocol";
+import { depsFor, fastSettings, ObservedBroker, useCleanup } from "../support/broker-chaos";
 import type { PaperGateway } from "../support/gateway-client";
 import { startPaperGateway } from "../support/gateway-client";
 import { checkLives } from "../support/order-life";
@@ -99,5 +101,57 @@ describe("protocol v1.1: answered events keep their place in the stream", functi
         ],
       );
     }
+  });
+
+  it("with nobody listening, moves past superseded answered events and stays in step for a listener added later", async function () {
+    const made = await startPaperGateway();
+    cleanup(() => made.close());
+    const relay = await WsTamperProxy.start(made.url);
+    cleanup(() => relay.close());
+    const broker = new WebSocketBroker(fastSettings(relay.url, { heartbeat_ms: 5000 }), depsFor("v1.1 skip"));
+    cleanup(() => broker.close());
+    const errors: unknown[] = [];
+    broker.on("error", (error) => errors.push(error));
+    await broker.connect();
+    made.broker.setPrice("INFY", 100);
+    const resting: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      // Filled at once (placed and filled ride in the answer), and a limit that rests (placed only).
+      await broker.placeOrder({ symbol: "INFY", side: i % 2 ? "SELL" : "BUY", quantity: 1 });
+      const limit = await broker.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 1 + i,
+        order_type: "LIMIT",
+        price: 90,
+      });
+      resting.push(limit.order_id);
+      assert.equal(broker.lastSeq, made.broker.lastSeq);
+    }
+    const answered = relay.messages("down", "RESULT").filter((m) => Array.isArray(m.events));
+    assert.equal(answered.length, 24);
+    const seen: OrderEvent[] = [];
+    broker.on("order", (event) => seen.push(event));
+    // The resting limits fill on a price move: pushed as deltas over the events this client kept.
+    made.broker.setPrice("INFY", 85);
+    await waitFor(() => seen.length === 12, "the twelve fills", 5000);
+    assert.deepEqual(
+      seen.map((e) => [e.type, e.order.order_id, e.order.filled_quantity]),
+      resting.map((id, i) => ["ORDER_FILLED", id, 1 + i]),
+    );
+    assert.equal(broker.lastSeq, made.broker.lastSeq);
+    // Nothing was lost or out of step: no RESUME, no error.
+    assert.equal(relay.messages("up", "RESUME").length, 0);
+    assert.deepEqual(errors, []);
+    // And once someone listens, answered events are reported whole again.
+    const next = await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 3 });
+    await waitFor(() => seen.length === 14, "the placed and filled events of the next order", 5000);
+    assert.deepEqual(
+      seen.slice(12).map((e) => [e.type, e.order.order_id, e.order.status]),
+      [
+        ["ORDER_PLACED", next.order_id, "OPEN"],
+        ["ORDER_FILLED", next.order_id, "FILLED"],
+      ],
+    );
   });
 });
