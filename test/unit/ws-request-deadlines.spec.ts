@@ -123,17 +123,27 @@ describe("ReconnectingClient request deadlines", function () {
     assert.equal(order.at(-1), "long");
   });
 
-  it("leaves no deadline timer behind once the connection is closed with requests in flight", async function () {
+  it("ends every in-flight request CLOSED once at close, none later TIMEOUT, and holds no timer open", async function () {
     const server = await selective();
     const client = await connect(server.url);
     await new Promise((resolve) => setImmediate(resolve));
     const idle = timers();
-    const pending = Array.from({ length: 50 }, (_, n) => outcome(client.request({ type: "PING", n })));
+    let settled = 0;
+    const pending = Array.from({ length: 50 }, (_, n) =>
+      outcome(client.request({ type: "PING", n }, { timeoutMs: 40 + n })).finally(() => (settled += 1)),
+    );
     await new Promise((resolve) => setTimeout(resolve, 10));
     await client.close();
     const ended = await Promise.all(pending);
-    for (const result of ended) assert.equal(result.ok, false);
-    // The heartbeat and the deadline timer are gone with the link.
+    for (const result of ended) {
+      assert.equal(result.ok, false);
+      assert.equal((result as { error: BrokerError }).error.code, "CLOSED");
+    }
+    // Past every request's deadline: nothing fires on the closed link.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.equal(settled, 50);
+    assert.equal(client.stats.timeouts, 0);
+    // The heartbeat went with the link, and the deadline timer never held the process open.
     assert.ok(timers() < idle, `timers after close: ${timers()} (idle link had ${idle})`);
   });
 });
