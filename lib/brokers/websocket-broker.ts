@@ -28,7 +28,13 @@ import {
 import { SymbolList } from "../protocol/quotes";
 import { parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderEvent as OrderEventSchema } from "../protocol/events";
-import { isPlainOrderSnapshot, plainOrderEventOf } from "../protocol/snapshot-fast-path";
+import type { PlainAnsweredEntry } from "../protocol/snapshot-fast-path";
+import {
+  isPlainAnsweredEntry,
+  isPlainOrderSnapshot,
+  plainAnsweredEventOf,
+  plainOrderEventOf,
+} from "../protocol/snapshot-fast-path";
 import { parseOrThrow } from "../protocol/validate";
 import type { AuthResult, OrderEventDelta, RequestType, ResumeResult, WireResultOf } from "../protocol/wire";
 import {
@@ -156,10 +162,20 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #held: IncomingEvent[] | undefined;
   readonly #protocols: string[];
   readonly #answeredEvents: "send" | "skip";
+  /** Set once a server refused answered_events (it predates it): later AUTHs leave it out. */
+  #answeredRefused = false;
   /** v1.1: this session's order events may come as deltas. */
   #deltas = false;
   /** order_id → the seq and snapshot of its last event processed: the base of an EVENT_DELTA. */
   readonly #bases = new Map<string, { seq: number; order: OrderSnapshot }>();
+  /**
+   * Answers whose snapshot was found plainly valid on the way in (v1.1: while taking their events
+   * out), so that #call hands them on without checking the same object again.
+   */
+  readonly #checkedAnswers = new WeakSet<object>();
+  /** v1.1 skip: answers whose events wait to be processed (see #onAnsweredEvents). */
+  #answered: { message: Record<string, unknown>; plain: boolean }[] = [];
+  #answeredImmediate: NodeJS.Immediate | undefined;
   /** client_order_id → the order sent in PLACE_ORDER: the base of its first EVENT_DELTA. */
   readonly #sentPlacements = new Map<string, Record<string, unknown>>();
 
@@ -205,6 +221,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   /** The last event seq processed: what a RESUME after the next reconnect starts from. */
   get lastSeq(): number {
+    this.#drainAnswered();
     return this.#lastSeq;
   }
 
@@ -227,6 +244,10 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   async close(): Promise<void> {
+    // Events that arrived are reported, even if the check phase that would have taken them is gone.
+    this.#drainAnswered();
+    clearImmediate(this.#answeredImmediate);
+    this.#answeredImmediate = undefined;
     // Placements waiting to ask again about a lost answer stop waiting, and end CLOSED.
     this.#closed.abort();
     clearTimeout(this.#coolDownTimer);
@@ -280,6 +301,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    * events missed while away (replayed, or reconciled from the order book when too old).
    */
   async #openSession(session: Session): Promise<void> {
+    // What the last connection delivered goes first.
+    this.#drainAnswered();
     // The server pushes live events as soon as AUTH succeeds, so one can overtake the replay of
     // what was missed; handled first, it would move lastSeq past the replay, whose events would
     // then be dropped as already seen. Events wait here until the session has caught up.
@@ -305,22 +328,46 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     }
   }
 
-  async #authenticate(session: Session): Promise<AuthResult> {
+  /** A signed AUTH with a fresh nonce; v1.1 options only when the server picked v1.1. */
+  #authRequest(v11: boolean, nameAnswered: boolean): { type: string; [key: string]: unknown } {
     const timestamp = Date.now();
     const nonce = randomBytes(16).toString("hex");
     const signature = createHmac("sha256", this.settings.api_secret)
       .update(authPayload(this.settings.api_key, timestamp, nonce))
       .digest("hex");
-    // Options only to a server that picked v1.1: a v1.0 gateway refuses an AUTH with unknown fields.
-    const v11 = session.protocol === SUBPROTOCOL_V1_1;
-    const raw = await session.request({
+    const request: { type: string; [key: string]: unknown } = {
       type: "AUTH",
       api_key: this.settings.api_key,
       timestamp,
       nonce,
       signature,
-      ...(v11 ? { options: { event_format: "delta", answered_events: this.#answeredEvents } } : {}),
-    });
+    };
+    if (v11) {
+      request.options = nameAnswered
+        ? { event_format: "delta", answered_events: this.#answeredEvents }
+        : { event_format: "delta" };
+    }
+    return request;
+  }
+
+  async #authenticate(session: Session): Promise<AuthResult> {
+    // Options only to a server that picked v1.1: a v1.0 gateway refuses an AUTH with unknown fields.
+    const v11 = session.protocol === SUBPROTOCOL_V1_1;
+    const nameAnswered = v11 && !this.#answeredRefused;
+    let raw: unknown;
+    try {
+      raw = await session.request(this.#authRequest(v11, nameAnswered));
+    } catch (error) {
+      const err = toBrokerError(error);
+      // A v1.1 gateway built before answered_events refuses it with its strict options schema; it
+      // still speaks v1.1 otherwise, so the session goes on in "send" mode (every event pushed).
+      if (!nameAnswered || err.code !== "VALIDATION" || !err.message.includes("answered_events")) throw err;
+      this.#answeredRefused = true;
+      this.#log.warn(
+        `the server refused answered_events (${err.message}); it predates that option, so every event is pushed to this client`,
+      );
+      raw = await session.request(this.#authRequest(v11, false));
+    }
     const auth = parseResult("AUTH", raw);
     this.#deltas = v11 && auth.options?.event_format === "delta";
     this.#account = auth.account;
@@ -391,6 +438,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   #onPing(raw: unknown): void {
+    // The seq compared below counts the events of answers that came before this one.
+    this.#drainAnswered();
     const parsed = RESULT_SCHEMAS.PING.safeParse(raw);
     if (!parsed.success || this.#held !== undefined) return;
     // The server sent every event up to its seq before this answer: a higher seq means lost events.
@@ -452,10 +501,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #onMessage(raw: unknown): void {
     if (isRecord(raw) && raw.type === "RESULT") {
       // Late answers nobody waits for any more, and (v1.1) answers carrying the events they stand
-      // for: those events are processed here, at the answer's place in the stream.
+      // for: those events are processed at the answer's place in the stream.
       if (raw.events !== undefined) this.#onAnsweredEvents(raw);
       return;
     }
+    // Whatever came after an answer is processed after the events that answer carried.
+    if (this.#answered.length > 0) this.#drainAnswered();
     // Most traffic is order events: a plainly valid one skips zod (see snapshot-fast-path.ts).
     const plain = plainOrderEventOf(raw) ?? plainDeltaOf(raw);
     if (plain !== undefined) {
@@ -486,14 +537,41 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   /**
+   * An answer carrying the events it stands for (v1.1 skip). Its snapshot is checked now, so the
+   * waiting request can take it; the events wait for the check phase (or for whatever arrives or
+   * asks next, whichever comes first). So the caller's next request goes out before they are made
+   * whole and emitted, as it does when they come as pushes of their own after the answer ("send"),
+   * and they are still processed at the answer's place in the stream.
+   */
+  #onAnsweredEvents(message: Record<string, unknown>): void {
+    const plain = Array.isArray(message.events) && isPlainOrderSnapshot(message.result);
+    if (plain) this.#checkedAnswers.add(message.result as object);
+    this.#answered.push({ message, plain });
+    this.#answeredImmediate ??= setImmediate(this.#drainAnsweredLater);
+  }
+
+  readonly #drainAnsweredLater = (): void => {
+    this.#answeredImmediate = undefined;
+    this.#drainAnswered();
+  };
+
+  /** Processes the answered events still waiting, in the order their answers came. */
+  #drainAnswered(): void {
+    const answers = this.#answered;
+    if (answers.length === 0) return;
+    this.#answered = [];
+    for (const { message, plain } of answers) this.#takeAnsweredEvents(message, plain);
+  }
+
+  /**
    * The events an answer stands for, made whole (the answer's snapshot with each event's fields laid
    * over it) and handled like pushed ones: seq order, gaps, dedupe. One that does not check out is
    * reported and skipped; the seq gap it leaves is repaired by RESUME like a lost frame.
    */
-  #onAnsweredEvents(message: Record<string, unknown>): void {
+  #takeAnsweredEvents(message: Record<string, unknown>, plain: boolean): void {
     let events = message.events;
     let snapshot = message.result;
-    if (!Array.isArray(events) || !isPlainOrderSnapshot(snapshot)) {
+    if (!plain) {
       const parsed = ResultMessage.safeParse(message);
       const order = OrderSnapshotSchema.safeParse(message.result);
       if (!parsed.success || !order.success) {
@@ -508,8 +586,13 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       events = parsed.data.events ?? [];
       snapshot = order.data;
     }
-    for (const answered of events as unknown[]) {
-      const event = answeredEventOf(snapshot as Record<string, unknown>, answered);
+    const list = events as unknown[];
+    const skipped = plain ? this.#passOverSuperseded(snapshot as OrderSnapshot, list) : 0;
+    for (let i = skipped; i < list.length; i++) {
+      const answered = list[i];
+      const event =
+        (plain ? plainAnsweredEventOf(snapshot as OrderSnapshot, answered) : undefined) ??
+        answeredEventOf(snapshot as Record<string, unknown>, answered);
       if (event === undefined) {
         this.#emitError(
           new BrokerError(
@@ -522,6 +605,30 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       if (this.#held !== undefined) this.#held.push(event);
       else this.#onEvent(event);
     }
+  }
+
+  /**
+   * With nobody listening for order events, an answered event that the next one in the same answer
+   * supersedes is never looked at: the last one leaves the order's state as processing them all
+   * would. So those only move the seq on, and are not made whole. Only when nothing could differ:
+   * every entry plainly valid, seqs following on from the last processed, nothing held, and no
+   * superseded one ending the order. Returns how many were passed over.
+   */
+  #passOverSuperseded(snapshot: OrderSnapshot, list: unknown[]): number {
+    const last = list.length - 1;
+    if (last < 1 || this.#held !== undefined || this.listenerCount("order") > 0) return 0;
+    for (let i = 0; i <= last; i++) {
+      const entry = list[i];
+      if (!isPlainAnsweredEntry(entry) || entry.seq !== this.#lastSeq + 1 + i) return 0;
+      if (i < last && isTerminal(entry.order?.status ?? snapshot.status)) return 0;
+    }
+    const final = list[last] as PlainAnsweredEntry;
+    for (let i = 0; i < last; i++) {
+      const at = Date.parse((list[i] as PlainAnsweredEntry).timestamp);
+      if (at > this.#syncedAt) this.#syncedAt = at;
+    }
+    this.#lastSeq = final.seq - 1;
+    return last;
   }
 
   #onEvent(incoming: IncomingEvent): void {
@@ -644,6 +751,15 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       const message = Object.assign(body, { type });
       const raw = await this.#client.request(message, ttlMs === undefined ? undefined : { ttlMs });
       this.#breaker.success();
+      // Marked: a plainly valid order snapshot, which is what an order request's answer must be.
+      if (
+        ORDER_RESULTS.has(type) &&
+        typeof raw === "object" &&
+        raw !== null &&
+        this.#checkedAnswers.delete(raw)
+      ) {
+        return raw as WireResultOf<T>;
+      }
       return parseResult(type, raw);
     } catch (error) {
       const err = toBrokerError(error);

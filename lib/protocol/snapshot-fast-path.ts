@@ -82,49 +82,102 @@ function isIsoUtc(value: unknown): boolean {
   return true;
 }
 
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+// Each field's rule once, shared by the whole-snapshot check and the patch check below.
+const isClientId = (v: unknown): boolean => typeof v === "string" && ID20.test(v);
+const isSymbol = (v: unknown): boolean => typeof v === "string" && SYMBOL.test(v);
+const isQuantity = (v: unknown): boolean =>
+  typeof v === "number" && Number.isInteger(v) && v > 0 && v <= 10_000_000;
+const isFilled = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+const isAverage = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v) && v >= 0;
+const isString = (v: unknown): boolean => typeof v === "string";
+const inSet =
+  (set: ReadonlySet<unknown>) =>
+  (v: unknown): boolean =>
+    set.has(v);
+const isTtl = (v: unknown): boolean => isCount(v, TTL_MINUTES.min, TTL_MINUTES.max);
+const isLegs = (v: unknown): boolean => isCount(v, ICEBERG_LEGS.min, ICEBERG_LEGS.max);
+const isBigCount = (v: unknown): boolean => isCount(v, 1, 10_000_000);
+
+/** The rule of each snapshot field as it stands in a whole snapshot, where it is present. */
+const FIELD_RULES: ReadonlyMap<string, (value: unknown) => boolean> = new Map<
+  string,
+  (value: unknown) => boolean
+>([
+  ["order_id", isId],
+  ["client_order_id", isClientId],
+  ["symbol", isSymbol],
+  ["exchange", inSet(EXCHANGES)],
+  ["side", inSet(SIDES)],
+  ["quantity", isQuantity],
+  ["order_type", inSet(ORDER_TYPES)],
+  ["price", isPrice],
+  ["trigger_price", isPrice],
+  ["product", inSet(PRODUCTS)],
+  ["validity", inSet(VALIDITIES)],
+  ["tag", isClientId],
+  ["status", inSet(STATUSES)],
+  ["filled_quantity", isFilled],
+  ["average_price", isAverage],
+  ["status_message", isString],
+  ["gtt_id", isString],
+  ["variety", inSet(VARIETIES)],
+  ["validity_ttl", isTtl],
+  ["disclosed_quantity", isBigCount],
+  ["iceberg_legs", isLegs],
+  ["iceberg_quantity", isBigCount],
+  ["placed_at", isIsoUtc],
+  ["timestamp", isIsoUtc],
+]);
+
 export function isPlainOrderSnapshot(value: unknown): value is OrderSnapshotType {
-  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype)
-    return false;
-  const o = value as Record<string, unknown>;
+  if (!isPlainObject(value)) return false;
+  const o = value;
   for (const key in o) if (!KNOWN.has(key)) return false;
-  const q = o.quantity;
-  const filled = o.filled_quantity;
-  const average = o.average_price;
+  // Written out rather than looped over FIELD_RULES: this runs for every answer and event.
   return (
     isId(o.order_id) &&
-    typeof o.client_order_id === "string" &&
-    ID20.test(o.client_order_id) &&
-    typeof o.symbol === "string" &&
-    SYMBOL.test(o.symbol) &&
+    isClientId(o.client_order_id) &&
+    isSymbol(o.symbol) &&
     EXCHANGES.has(o.exchange) &&
     SIDES.has(o.side) &&
-    typeof q === "number" &&
-    Number.isInteger(q) &&
-    q > 0 &&
-    q <= 10_000_000 &&
+    isQuantity(o.quantity) &&
     ORDER_TYPES.has(o.order_type) &&
     (o.price === undefined || isPrice(o.price)) &&
     (o.trigger_price === undefined || isPrice(o.trigger_price)) &&
     PRODUCTS.has(o.product) &&
     VALIDITIES.has(o.validity) &&
-    (o.tag === undefined || (typeof o.tag === "string" && ID20.test(o.tag))) &&
+    (o.tag === undefined || isClientId(o.tag)) &&
     STATUSES.has(o.status) &&
-    typeof filled === "number" &&
-    Number.isSafeInteger(filled) &&
-    filled >= 0 &&
-    typeof average === "number" &&
-    Number.isFinite(average) &&
-    average >= 0 &&
-    (o.status_message === undefined || typeof o.status_message === "string") &&
-    (o.gtt_id === undefined || typeof o.gtt_id === "string") &&
+    isFilled(o.filled_quantity) &&
+    isAverage(o.average_price) &&
+    (o.status_message === undefined || isString(o.status_message)) &&
+    (o.gtt_id === undefined || isString(o.gtt_id)) &&
     (o.variety === undefined || VARIETIES.has(o.variety)) &&
-    isCount(o.validity_ttl, TTL_MINUTES.min, TTL_MINUTES.max) &&
-    isCount(o.disclosed_quantity, 1, 10_000_000) &&
-    isCount(o.iceberg_legs, ICEBERG_LEGS.min, ICEBERG_LEGS.max) &&
-    isCount(o.iceberg_quantity, 1, 10_000_000) &&
+    isTtl(o.validity_ttl) &&
+    isBigCount(o.disclosed_quantity) &&
+    isLegs(o.iceberg_legs) &&
+    isBigCount(o.iceberg_quantity) &&
     isIsoUtc(o.placed_at) &&
     isIsoUtc(o.timestamp)
   );
+}
+
+/**
+ * True when laying `value`'s fields over any plainly valid snapshot gives a plainly valid
+ * snapshot: every field known and within its rule. The snapshot schema has no rule across fields,
+ * so checking the changed fields is checking the result (snapshot-fast-path.spec checks that too).
+ */
+export function isPlainOrderPatch(value: unknown): value is Partial<OrderSnapshotType> {
+  if (!isPlainObject(value)) return false;
+  for (const key in value) {
+    const rule = FIELD_RULES.get(key);
+    if (rule === undefined || !rule(value[key])) return false;
+  }
+  return true;
 }
 
 const ORDER_EVENT_TYPES: ReadonlySet<unknown> = new Set(OrderEventType.options);
@@ -160,6 +213,57 @@ function isPlainTradeList(value: unknown): boolean {
       return false;
   }
   return true;
+}
+
+const ANSWERED_KEYS: ReadonlySet<string> = new Set(["type", "seq", "order", "trades", "timestamp"]);
+
+/** The fields an answered event's entry has when isPlainAnsweredEntry says yes. */
+export interface PlainAnsweredEntry {
+  type: OrderEvent["type"];
+  seq: number;
+  order?: Partial<OrderSnapshotType>;
+  trades?: unknown[];
+  timestamp: string;
+}
+
+/**
+ * True when an entry of a RESULT's `events` is plainly valid on its own: laid over a plainly
+ * valid snapshot it makes an event the schema accepts unchanged (see plainAnsweredEventOf).
+ */
+export function isPlainAnsweredEntry(raw: unknown): raw is PlainAnsweredEntry & Record<string, unknown> {
+  if (!isPlainObject(raw)) return false;
+  for (const key in raw) if (!ANSWERED_KEYS.has(key)) return false;
+  const { seq, order: changes } = raw;
+  return (
+    ORDER_EVENT_TYPES.has(raw.type) &&
+    typeof seq === "number" &&
+    Number.isSafeInteger(seq) &&
+    seq > 0 &&
+    (changes === undefined || isPlainOrderPatch(changes)) &&
+    isPlainTradeList(raw.trades) &&
+    isIsoUtc(raw.timestamp)
+  );
+}
+
+/**
+ * v1.1 answered_events: the whole order event an entry of a RESULT's `events` stands for (the
+ * answer's snapshot with the entry's `order` laid over it), when the entry is plainly valid;
+ * undefined: ask the schema. `snapshot` must have passed isPlainOrderSnapshot: only the entry's
+ * own fields are checked here, so the answer's snapshot is not checked again per event.
+ */
+export function plainAnsweredEventOf(snapshot: OrderSnapshotType, raw: unknown): OrderEvent | undefined {
+  if (!isPlainAnsweredEntry(raw)) return undefined;
+  const { seq, order: changes } = raw;
+  // A copy, field by field (a spread is slow in V8): listeners must not share the caller's answer.
+  const order: Record<string, unknown> = {};
+  for (const key in snapshot) order[key] = (snapshot as Record<string, unknown>)[key];
+  if (changes !== undefined) {
+    const patch = changes as Record<string, unknown>;
+    for (const key in patch) order[key] = patch[key];
+  }
+  const event: Record<string, unknown> = { type: raw.type, seq, order, timestamp: raw.timestamp };
+  if (raw.trades !== undefined) event.trades = raw.trades;
+  return event as unknown as OrderEvent;
 }
 
 /** The order event inside a plainly valid `{type: "EVENT", event}` message; undefined: ask the schema. */

@@ -103,7 +103,8 @@ interface Pending {
   readonly json: string;
   readonly bytes: number;
   readonly timeoutMs: number;
-  timer: NodeJS.Timeout | undefined;
+  /** performance.now() by which the answer must have come; set when written. */
+  deadline: number;
   settled: boolean;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: BrokerError) => void;
@@ -120,6 +121,12 @@ interface Link {
   appPing: NodeJS.Timeout | undefined;
   lastPingAt: number;
   pingInFlight: boolean;
+  /**
+   * One timer for every in-flight request's deadline, armed for the earliest (at deadlineAt): a
+   * timer per request costs more than the request's own bookkeeping at pipelined rates.
+   */
+  deadlineTimer: NodeJS.Timeout | undefined;
+  deadlineAt: number;
 }
 
 const DEFAULTS = {
@@ -168,6 +175,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   #closing: Promise<void> | undefined;
 
   #flushImmediate: NodeJS.Immediate | undefined;
+  /** A flush is queued as a microtask (it cannot be cancelled: #flush checks the link itself). */
+  #flushQueued = false;
   #rateTimer: NodeJS.Timeout | undefined;
 
   #sent = 0;
@@ -219,6 +228,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     this.#queue = new SendQueue<Pending>({
       max: options.queue?.max ?? DEFAULTS.queue.max,
       ttlMs: options.queue?.ttlMs ?? DEFAULTS.queue.ttlMs,
+      labelOf: label,
+      onExpire: settleReject,
     });
     this.#socket = new ReconnectingSocket({
       url: () => this.url,
@@ -376,11 +387,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       }
     }
     try {
-      this.#queue.push(pending, {
-        ttlMs,
-        label: label(pending),
-        onExpire: (error) => settleReject(pending, error),
-      });
+      this.#queue.push(pending, ttlMs);
     } catch (error) {
       reject(toBrokerError(error));
       return;
@@ -419,7 +426,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       json,
       bytes,
       timeoutMs,
-      timer: undefined,
+      deadline: Infinity,
       settled: false,
       resolve,
       reject,
@@ -438,13 +445,30 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     );
   }
 
-  /** Batches whatever is requested in this turn of the event loop into as few frames as allowed. */
+  /**
+   * Batches what is requested together into as few frames as allowed. On a link with answers
+   * outstanding, that is everything requested in this turn of the event loop (the answers to come
+   * will set off more). On an idle link the batch is what the current job requests synchronously:
+   * it goes out in a microtask instead of waiting for the check phase, since nothing is in flight
+   * to batch with and a lone order's round trip is what an idle link is judged by.
+   */
   #scheduleFlush(): void {
-    this.#flushImmediate ??= setImmediate(() => {
-      this.#flushImmediate = undefined;
-      this.#flush();
-    });
+    if (this.#flushImmediate !== undefined || this.#flushQueued) return;
+    if (this.#link !== undefined && this.#link.inFlight.size === 0) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushFromMicrotask);
+    } else this.#flushImmediate = setImmediate(this.#flushFromImmediate);
   }
+
+  readonly #flushFromMicrotask = (): void => {
+    this.#flushQueued = false;
+    this.#flush();
+  };
+
+  readonly #flushFromImmediate = (): void => {
+    this.#flushImmediate = undefined;
+    this.#flush();
+  };
 
   #flush(): void {
     const link = this.#link;
@@ -487,28 +511,61 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
 
   #write(link: Link, batch: Pending[]): void {
     const frame = batch.length === 1 ? batch[0]!.json : `[${batch.map((pending) => pending.json).join(",")}]`;
+    const now = performance.now();
+    let earliest = Infinity;
     for (const pending of batch) {
       link.inFlight.set(pending.id, pending);
-      pending.timer = setTimeout(() => this.#onRequestTimeout(link, pending), pending.timeoutMs);
+      pending.deadline = now + pending.timeoutMs;
+      if (pending.deadline < earliest) earliest = pending.deadline;
     }
+    if (earliest < link.deadlineAt) this.#armDeadline(link, earliest, now);
     link.ws.send(frame);
     this.#sent += batch.length;
   }
 
-  #onRequestTimeout(link: Link, pending: Pending): void {
-    pending.timer = undefined;
-    link.inFlight.delete(pending.id);
-    this.#timeouts += 1;
-    settleReject(
-      pending,
-      new BrokerError(
-        "TIMEOUT",
-        `no response to ${label(pending)} within ${pending.timeoutMs} ms; outcome unknown`,
-      ),
-    );
+  /**
+   * The timer stays armed when its request is answered: it fires at most once per timeout period
+   * with nothing due, which costs far less than clearing and re-arming it on every answer.
+   */
+  #armDeadline(link: Link, at: number, now: number): void {
+    clearTimeout(link.deadlineTimer);
+    link.deadlineAt = at;
+    // +1: setTimeout counts whole milliseconds and may fire a fraction early against performance.now().
+    link.deadlineTimer = setTimeout(() => this.#onDeadline(link), Math.max(1, Math.ceil(at - now) + 1));
+    // Requests in flight need an open socket, which keeps the process up; the timer itself may
+    // outlive the last answer by up to a timeout, and must not hold anything open meanwhile.
+    link.deadlineTimer.unref();
+  }
+
+  #onDeadline(link: Link): void {
+    link.deadlineTimer = undefined;
+    link.deadlineAt = Infinity;
+    const now = performance.now();
+    const due: Pending[] = [];
+    let earliest = Infinity;
+    for (const pending of link.inFlight.values()) {
+      if (pending.deadline <= now) due.push(pending);
+      else if (pending.deadline < earliest) earliest = pending.deadline;
+    }
+    if (earliest !== Infinity) this.#armDeadline(link, earliest, now);
+    // Settled only once the table is consistent: a rejection handler may send or close re-entrantly.
+    for (const pending of due) link.inFlight.delete(pending.id);
+    for (const pending of due) {
+      this.#timeouts += 1;
+      settleReject(
+        pending,
+        new BrokerError(
+          "TIMEOUT",
+          `no response to ${label(pending)} within ${pending.timeoutMs} ms; outcome unknown`,
+        ),
+      );
+    }
   }
 
   #rejectInFlight(link: Link, reason: (pending: Pending) => BrokerError): void {
+    clearTimeout(link.deadlineTimer);
+    link.deadlineTimer = undefined;
+    link.deadlineAt = Infinity;
     const pendings = [...link.inFlight.values()];
     link.inFlight.clear();
     for (const pending of pendings) settleReject(pending, reason(pending));
@@ -526,6 +583,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       appPing: undefined,
       lastPingAt: 0,
       pingInFlight: false,
+      deadlineTimer: undefined,
+      deadlineAt: Infinity,
     };
     this.#links.set(open, link);
     this.#link = link;
@@ -765,16 +824,12 @@ const CERTIFICATE_ERRORS: ReadonlySet<string> = new Set([
 function settleResolve(pending: Pending, value: unknown): void {
   if (pending.settled) return;
   pending.settled = true;
-  clearTimeout(pending.timer);
-  pending.timer = undefined;
   pending.resolve(value);
 }
 
 function settleReject(pending: Pending, error: BrokerError): void {
   if (pending.settled) return;
   pending.settled = true;
-  clearTimeout(pending.timer);
-  pending.timer = undefined;
   pending.reject(error);
 }
 

@@ -1,11 +1,18 @@
 import { BrokerError } from "../protocol/errors";
 
-export interface SendQueueOptions {
+export interface SendQueueOptions<T = unknown> {
   /** Entries held at most; one more is refused at once. */
   max: number;
   /** Default time-to-live of an entry, from push() to being taken for sending. */
   ttlMs: number;
   now?: () => number;
+  /**
+   * Names an entry in error messages, for entries pushed with a bare ttl: built only when one
+   * expires or is refused, never on the hot path.
+   */
+  labelOf?: (item: T) => string;
+  /** Called once for an entry pushed with a bare ttl that outlives it; it has been removed by then. */
+  onExpire?: (item: T, error: BrokerError) => void;
 }
 
 export interface EnqueueOptions {
@@ -21,8 +28,8 @@ interface Entry<T> {
   readonly item: T;
   readonly deadline: number;
   readonly ttlMs: number;
-  readonly label: string;
-  readonly onExpire: (error: BrokerError) => void;
+  /** Undefined: the queue's labelOf names it, and its onExpire ends it. */
+  readonly options: EnqueueOptions | undefined;
 }
 
 /**
@@ -37,11 +44,13 @@ export class SendQueue<T> {
   readonly max: number;
   readonly ttlMs: number;
   readonly #now: () => number;
+  readonly #labelOf: ((item: T) => string) | undefined;
+  readonly #onExpire: ((item: T, error: BrokerError) => void) | undefined;
   #entries: Entry<T>[] = [];
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
 
-  constructor(options: SendQueueOptions) {
+  constructor(options: SendQueueOptions<T>) {
     if (!Number.isInteger(options.max) || options.max < 1) {
       throw new RangeError(`queue max must be an integer of at least 1, got ${options.max}`);
     }
@@ -49,6 +58,8 @@ export class SendQueue<T> {
     this.max = options.max;
     this.ttlMs = options.ttlMs;
     this.#now = options.now ?? (() => performance.now());
+    this.#labelOf = options.labelOf;
+    this.#onExpire = options.onExpire;
   }
 
   get length(): number {
@@ -60,17 +71,31 @@ export class SendQueue<T> {
     return this.#timer !== undefined;
   }
 
-  /** Throws BrokerError QUEUE_FULL when the queue already holds `max` entries. */
-  push(item: T, options: EnqueueOptions): void {
-    const label = options.label ?? "request";
-    if (this.#entries.length >= this.max) {
-      throw new BrokerError("QUEUE_FULL", `send queue full (${this.max} waiting); ${label} not sent`);
+  /**
+   * Throws BrokerError QUEUE_FULL when the queue already holds `max` entries. A bare number is the
+   * entry's time-to-live, with the queue's own labelOf and onExpire (no closure per entry).
+   */
+  push(item: T, options: EnqueueOptions | number): void {
+    const own = typeof options === "number" ? undefined : options;
+    if (own === undefined && this.#onExpire === undefined) {
+      throw new TypeError("push with a bare ttl needs the queue's onExpire");
     }
-    const ttlMs = options.ttlMs ?? this.ttlMs;
+    if (this.#entries.length >= this.max) {
+      throw new BrokerError(
+        "QUEUE_FULL",
+        `send queue full (${this.max} waiting); ${this.#label(item, own)} not sent`,
+      );
+    }
+    const ttlMs = typeof options === "number" ? options : (options.ttlMs ?? this.ttlMs);
     requireTtl("ttlMs", ttlMs);
     const deadline = this.#now() + ttlMs;
-    this.#entries.push({ item, deadline, ttlMs, label, onExpire: options.onExpire });
+    this.#entries.push({ item, deadline, ttlMs, options: own });
     if (deadline < this.#timerAt) this.#arm(deadline);
+  }
+
+  #label(item: T, options: EnqueueOptions | undefined): string {
+    if (options !== undefined) return options.label ?? "request";
+    return this.#labelOf?.(item) ?? "request";
   }
 
   /** The oldest entry still within its time-to-live, left in place. */
@@ -121,9 +146,12 @@ export class SendQueue<T> {
   }
 
   #expire(entry: Entry<T>): void {
-    entry.onExpire(
-      new BrokerError("EXPIRED", `${entry.label} not sent within ${entry.ttlMs} ms; never sent`),
+    const error = new BrokerError(
+      "EXPIRED",
+      `${this.#label(entry.item, entry.options)} not sent within ${entry.ttlMs} ms; never sent`,
     );
+    if (entry.options !== undefined) entry.options.onExpire(error);
+    else this.#onExpire?.(entry.item, error);
   }
 
   #armForEarliest(): void {

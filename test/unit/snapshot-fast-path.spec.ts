@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { EventMessage, OrderSnapshot } from "../../lib/protocol";
-import { isPlainOrderSnapshot, plainOrderEventOf } from "../../lib/protocol/snapshot-fast-path";
+import { OrderEvent } from "../../lib/protocol/events";
+import {
+  isPlainOrderPatch,
+  isPlainOrderSnapshot,
+  plainAnsweredEventOf,
+  plainOrderEventOf,
+} from "../../lib/protocol/snapshot-fast-path";
+import { AnsweredEvent } from "../../lib/protocol/wire";
 
 const iso = fc
   .date({ min: new Date("2000-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true })
@@ -284,5 +291,102 @@ describe("order EVENT fast check with trades", function () {
     const parsed = EventMessage.safeParse({ type: "EVENT", event });
     assert.equal(parsed.success, false);
     assert.match(JSON.stringify(parsed.error?.issues), /"trades",0,"quantity"/);
+  });
+});
+
+describe("v1.1 answered event fast path (the answer's snapshot checked once, each event's changes alone)", function () {
+  /** Some of a snapshot's fields, each valid or broken as above: what an answered event's `order` may hold. */
+  const patch = fc
+    .tuple(
+      validSnapshot,
+      fc.uniqueArray(fc.constantFrom(...Object.keys(broken)), { minLength: 0, maxLength: 3 }),
+      fc.uniqueArray(fc.constantFrom(...Object.keys(broken)), { minLength: 0, maxLength: 1 }),
+    )
+    .chain(([source, kept, spoiled]) =>
+      fc.tuple(...spoiled.map((key) => broken[key]!)).map((values) => {
+        const out: Record<string, unknown> = {};
+        for (const key of kept) if (key in source) out[key] = (source as Record<string, unknown>)[key];
+        spoiled.forEach((key, i) => (out[key] = values[i]));
+        return out;
+      }),
+    );
+
+  it("says yes to a patch only when the snapshot it is laid over stays one the schema accepts unchanged (property)", function () {
+    this.timeout(30_000);
+    let yes = 0;
+    let no = 0;
+    fc.assert(
+      fc.property(validSnapshot, patch, (base, changes) => {
+        if (!isPlainOrderPatch(changes)) {
+          no += 1;
+          return;
+        }
+        yes += 1;
+        const merged = { ...base, ...changes };
+        const parsed = OrderSnapshot.safeParse(merged);
+        assert.ok(parsed.success, `patch ${JSON.stringify(changes)} accepted`);
+        assert.deepEqual(parsed.data, merged);
+      }),
+      { numRuns: 4000 },
+    );
+    assert.ok(yes > 200 && no > 200, `both answers are reached (${yes} yes, ${no} no)`);
+  });
+
+  const eventType = fc.constantFrom("ORDER_PLACED", "ORDER_FILLED", "ORDER_MODIFIED", "GTT_PLACED", "FILLED");
+  const answered = fc.record(
+    {
+      type: eventType,
+      seq: fc.constantFrom(1, 7, 0, -1, 1.5, "2"),
+      order: fc.oneof(patch, fc.constantFrom(null, "x", [])),
+      trades: fc.constantFrom(
+        [{ trade_id: "P1-1", quantity: 1, price: 100, timestamp: "2026-01-05T03:45:00.000Z" }],
+        [],
+        [{ trade_id: "", quantity: 1, price: 100, timestamp: "2026-01-05T03:45:00.000Z" }],
+      ),
+      timestamp: fc.constantFrom("2026-01-05T03:45:00.000Z", "2026-01-05"),
+      synthesized: fc.constant(true),
+    },
+    { requiredKeys: [] },
+  );
+
+  const validAnswered = fc.record(
+    {
+      type: fc.constantFrom("ORDER_PLACED", "ORDER_FILLED", "ORDER_MODIFIED"),
+      seq: fc.integer({ min: 1, max: 2 ** 40 }),
+      order: patch,
+      trades: fc.constant([
+        { trade_id: "P1-1", quantity: 1, price: 100, timestamp: "2026-01-05T03:45:00.000Z" },
+      ]),
+      timestamp: fc.constant("2026-01-05T03:45:00.000Z"),
+    },
+    { requiredKeys: ["type", "seq", "timestamp"] },
+  );
+  const entry = fc.oneof({ arbitrary: validAnswered, weight: 3 }, { arbitrary: answered, weight: 1 });
+
+  it("makes only the event the schema makes of the answer and its entry (property)", function () {
+    this.timeout(30_000);
+    let yes = 0;
+    let no = 0;
+    fc.assert(
+      fc.property(validSnapshot, entry, (snapshot, raw) => {
+        if (!isPlainOrderSnapshot(snapshot)) return;
+        const fast = plainAnsweredEventOf(snapshot, raw);
+        if (fast === undefined) {
+          no += 1;
+          return;
+        }
+        yes += 1;
+        const entry = AnsweredEvent.safeParse(raw);
+        assert.ok(entry.success, `entry ${JSON.stringify(raw)} accepted`);
+        const whole = { ...entry.data, order: { ...snapshot, ...entry.data.order } };
+        const event = OrderEvent.safeParse(whole);
+        assert.ok(event.success, `event over ${JSON.stringify(raw)} accepted`);
+        assert.deepEqual(fast, event.data);
+        // A copy: what listeners get never aliases the answer handed to the caller.
+        assert.notEqual(fast.order, snapshot);
+      }),
+      { numRuns: 4000 },
+    );
+    assert.ok(yes > 200 && no > 200, `both answers are reached (${yes} yes, ${no} no)`);
   });
 });
