@@ -361,7 +361,7 @@ export class IdempotencyIndex {
         continue;
       }
       if (!Array.isArray(parsed) || !parsed.every((v) => typeof v === "string")) continue;
-      const fields = parsed as string[];
+      const fields = parsed;
       if (fields.length === 4) {
         const [k, orderId, hash, day] = fields as [string, string, string, string];
         if (day < cutoff) continue;
