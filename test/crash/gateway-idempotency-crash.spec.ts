@@ -1,8 +1,10 @@
 // Issue 11: durable acknowledgements wait for one fsync (the index's intent, written before the
-// broker hears of the order, overlapped with the broker's journal). SIGKILL the gateway CLI at
-// random moments while a client pipelines placements, restart it, retry every id: no
-// client_order_id ever makes two orders, every acknowledged order is there, every retry ends in
-// exactly one outcome.
+// broker hears of the order, overlapped with the broker's journal). SIGKILL the gateway at random
+// moments while a client pipelines placements, restart it, retry every id: no client_order_id ever
+// makes two orders, every acknowledged order is there, every retry ends in exactly one outcome.
+// Lane 0 runs the CLI over the paper broker (which also dedups client_order_ids itself); lane 1 a
+// gateway over a broker that does not (forgetful-gateway.ts), where only the gateway's index and
+// its recovery prevent a second order.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
@@ -63,6 +65,8 @@ async function lane(dir: string, laneNo: number, trials: number): Promise<Tally>
       apiSecret: TEST_SECRET,
       args: ["--seed", String(laneNo + 1), "--volatility", "0", "--rate", "1000000"],
       startTimeoutMs: 30_000,
+      // Lane 1: a broker with no client_order_id memory of its own, so the gateway's is all there is.
+      ...(laneNo === 1 ? { script: path.join(__dirname, "forgetful-gateway.js") } : {}),
     });
   /** client_order_id → quantity it was sent with, and the order_id it was answered with (if it was). */
   const sent = new Map<string, number>();
