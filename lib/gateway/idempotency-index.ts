@@ -34,7 +34,11 @@ export interface Intent {
 /** The IST calendar day of an instant: Indian trading days run on IST whatever the host's zone. */
 export { istDay };
 
-/** How soon lines no placement waits for (completions, abandons) are fsync'd, unless one does first. */
+/**
+ * Lines no placement waits for (completions, abandons) are fsync'd by the next intent's flush, or
+ * once no intent has come for this long: an fsync of their own while placements keep coming would
+ * only make the next intent wait for it to end before its own could start.
+ */
 const SOON_MS = 10;
 
 /**
@@ -82,6 +86,8 @@ export class IdempotencyIndex {
   #syncing = false;
   #waiters: { upTo: number; resolve: () => void; reject: (error: Error) => void }[] = [];
   #soon: NodeJS.Timeout | undefined;
+  /** When the last intent was written (performance.now()). */
+  #lastIntent = Number.NEGATIVE_INFINITY;
   #closed = false;
   #oldestKeptDay = "";
   /** The minute `#today` and `#keptFrom` were worked out for: IST days start on a whole minute. */
@@ -139,6 +145,7 @@ export class IdempotencyIndex {
     this.#cutoff();
     const k = key(account, clientOrderId);
     this.#write(JSON.stringify(["i", k, hash, this.#today, after]), true);
+    this.#lastIntent = performance.now();
     return this.#sync();
   }
 
@@ -213,12 +220,20 @@ export class IdempotencyIndex {
     } catch {
       // Kept in the backlog: the next flush or intent writes it first.
     }
-    this.#soon ??= setTimeout(() => {
-      this.#soon = undefined;
-      // A failure here is met again by the next flush, which writes and syncs the same lines.
-      this.flush().catch(() => undefined);
-    }, SOON_MS).unref();
+    this.#soon ??= setTimeout(this.#onSoon, SOON_MS).unref();
   }
+
+  readonly #onSoon = (): void => {
+    this.#soon = undefined;
+    if (!this.unflushed) return;
+    const quiet = performance.now() - this.#lastIntent;
+    if (quiet < SOON_MS) {
+      this.#soon = setTimeout(this.#onSoon, SOON_MS - quiet).unref();
+      return;
+    }
+    // A failure here is met again by the next flush, which writes and syncs the same lines.
+    this.flush().catch(() => undefined);
+  };
 
   /** Appends one line to the page cache; `strict` throws instead of keeping a failed line for later. */
   #write(line: string, strict: boolean): void {
