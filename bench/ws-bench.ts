@@ -6,6 +6,7 @@ import { WebSocketBroker } from "../lib/brokers/websocket-broker";
 import { WebSocketSettings } from "../lib/brokers/websocket-settings";
 import type { Child } from "./child";
 import { startChild } from "./child";
+import { fsyncVariants } from "./fsync-variants";
 import { fmt, row, summarize } from "./stats";
 
 const KEY = "bench-key";
@@ -317,6 +318,7 @@ export async function runDurableBench(options: { quick: boolean }): Promise<stri
     const raw = summarize(rawSamples);
     const floor = summarize(floorSamples);
     const placed = summarize(durableSamples);
+    const variants = await fsyncVariants(dir, options.quick ? 200 : 1000);
     return [
       "### Durable acknowledgements against their floor (sequential, client here, servers in child processes)",
       "",
@@ -339,6 +341,8 @@ export async function runDurableBench(options: { quick: boolean }): Promise<stri
         "p50 ≤ 3×",
       ]),
       ...floorRows(raw, floor, placed),
+      "",
+      ...variants,
     ];
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
