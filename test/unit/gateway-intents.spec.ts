@@ -9,6 +9,7 @@ import type { BrokerInterface } from "../../lib/brokers/interface";
 import { PaperBroker } from "../../lib/brokers/paper-broker";
 import { Gateway } from "../../lib/gateway/gateway";
 import { IdempotencyIndex } from "../../lib/gateway/idempotency-index";
+import { Placements } from "../../lib/gateway/placements";
 import { BrokerError } from "../../lib/protocol/errors";
 import type { OrderRequestInput, OrderSnapshot } from "../../lib/protocol";
 import { GatewayClient, TEST_KEY, TEST_SECRET } from "../support/gateway-client";
@@ -251,6 +252,19 @@ describe("Gateway: placement intents and their recovery after a stop", function 
     // Other parameters are fine: no order was made with either id.
     assert.equal((await again.call({ type: "PLACE_ORDER", order: market("R", 2) })).quantity, 2);
     assert.equal((await again.call({ type: "PLACE_ORDER", order: market("N", 3) })).quantity, 3);
+  });
+
+  it("asks no broker when the intent cannot be written", async function () {
+    const paper = await openBroker();
+    const index = await IdempotencyIndex.open({ file: indexFile });
+    const placements = new Placements(paper, index, "default");
+    await index.close();
+    const order = { ...market("W"), exchange: "NSE", order_type: "MARKET", product: "MIS", validity: "DAY" };
+    await assert.rejects(
+      placements.place(order as Parameters<Placements["place"]>[0]),
+      /idempotency index .*: write failed: the index is closed/,
+    );
+    assert.equal((await paper.getOrderbook()).length, 0, "nothing placed");
   });
 
   it("reads back an intent alone at the end, ignores a line cut short, and a line after a torn one", async function () {
