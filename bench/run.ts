@@ -1,7 +1,7 @@
 import { runFlowBench } from "./flow-roundtrip";
 import { runGuardBench } from "./guard-cost";
 import { runMemoryBench, runPaperBench } from "./paper-matching";
-import { runWsBench } from "./ws-bench";
+import { runDurableBench, runWsBench } from "./ws-bench";
 import { runFloodBench } from "./ws-flood";
 
 /**
@@ -18,12 +18,14 @@ async function main(): Promise<void> {
     ["guard", () => runGuardBench({ quick })],
     ["flow", () => runFlowBench({ quick })],
     ["ws", () => runWsBench({ quick })],
+    // Only on request: "ws" has these rows too; on its own for issue 11's durable target (`--only=durable`).
+    ["durable", () => runDurableBench({ quick })],
     ["flood", () => runFloodBench({ quick })],
     // Only on request: it wants a fresh process (`npm run bench -- --only=memory`).
     ["memory", () => runMemoryBench({ quick })],
   ];
   for (const [name, run] of sections) {
-    if (only !== undefined ? only !== name : name === "memory") continue;
+    if (only !== undefined ? only !== name : name === "memory" || name === "durable") continue;
     console.log((await run()).join("\n") + "\n");
   }
 }

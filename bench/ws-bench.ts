@@ -6,6 +6,7 @@ import { WebSocketBroker } from "../lib/brokers/websocket-broker";
 import { WebSocketSettings } from "../lib/brokers/websocket-settings";
 import type { Child } from "./child";
 import { startChild } from "./child";
+import { fsyncVariants } from "./fsync-variants";
 import { fmt, row, summarize } from "./stats";
 
 const KEY = "bench-key";
@@ -226,6 +227,128 @@ function env(): NodeJS.ProcessEnv {
   return { TRADING_GATEWAY_API_KEY: KEY, TRADING_GATEWAY_API_SECRET: SECRET };
 }
 
+/**
+ * The floor a durable acknowledgement cannot beat here: each sample is one raw echo of an order
+ * frame, then one small record written and fdatasync'd in `dir` (where the journal lives), as the
+ * idempotency index does it (writeSync into the page cache, fdatasync on the threadpool).
+ */
+async function durableFloor(port: number, dir: string, count: number): Promise<number[]> {
+  const ws = await openRaw(port);
+  const file = path.join(dir, "floor.jsonl");
+  const fd = fs.openSync(file, "a");
+  const record = Buffer.from(
+    `${JSON.stringify(["i", "default\u0000b000000000000", "0".repeat(24), "2026-12-04", "P000000000"])}\n`,
+  );
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < count; i += 1) {
+      const frame = orderFrame(i);
+      const start = process.hrtime.bigint();
+      await new Promise<void>((resolve) => {
+        ws.once("message", (data) => {
+          JSON.parse((data as Buffer).toString("utf8"));
+          resolve();
+        });
+        ws.send(frame);
+      });
+      fs.writeSync(fd, record);
+      await new Promise<void>((resolve, reject) =>
+        fs.fdatasync(fd, (error) => (error === null ? resolve() : reject(error))),
+      );
+      samples.push(Number(process.hrtime.bigint() - start) / 1000);
+    }
+  } finally {
+    fs.closeSync(fd);
+    ws.close();
+  }
+  return samples;
+}
+
+/** The floor's row and the durable acknowledgement's ratios to it and to the raw echo. */
+function floorRows(
+  raw: ReturnType<typeof summarize>,
+  floor: ReturnType<typeof summarize>,
+  durable: ReturnType<typeof summarize>,
+): string[] {
+  return [
+    row([
+      "floor: raw ws echo + one fdatasync of a small record in the journal's directory",
+      fmt(floor.p50, 1),
+      fmt(floor.p99, 1),
+      fmt(floor.p50 / raw.p50),
+      fmt(floor.p99 / raw.p99),
+      "—",
+    ]),
+    "",
+    `Durable acks p50 = ${fmt(durable.p50 / raw.p50)}× raw echo = ${fmt(durable.p50 / floor.p50)}× the floor (raw echo + one fdatasync, same run); p99 ${fmt(durable.p99 / floor.p99)}× the floor's p99.`,
+  ];
+}
+
+/**
+ * `--only=durable`: just the figures issue 11's durable target is about (raw echo, the floor and
+ * durable place → ack, sequential, v1.1 skip), alternating floor and durable samples in rounds so a
+ * noisy machine weighs on both alike.
+ */
+export async function runDurableBench(options: { quick: boolean }): Promise<string[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-durable-"));
+  const rounds = options.quick ? 2 : 5;
+  const per = options.quick ? 250 : 400;
+  try {
+    const echo = await startChild(path.join(DIST, "bench/ws-echo-server.js"), []);
+    const durable = await startChild(
+      path.join(DIST, "lib/gateway/cli.js"),
+      gatewayArgs(path.join(dir, "durable.jsonl")),
+      env(),
+    );
+    const broker = brokerFor(durable.port);
+    await broker.connect();
+    await rawEchoLatency(echo.port, per);
+    await placeLatency(broker, 200);
+    const rawSamples: number[] = [];
+    const floorSamples: number[] = [];
+    const durableSamples: number[] = [];
+    for (let round = 0; round < rounds; round += 1) {
+      rawSamples.push(...(await rawEchoLatency(echo.port, per)));
+      floorSamples.push(...(await durableFloor(echo.port, dir, per)));
+      durableSamples.push(...(await placeLatency(broker, per)));
+    }
+    await broker.close();
+    await durable.stop();
+    await echo.stop();
+    const raw = summarize(rawSamples);
+    const floor = summarize(floorSamples);
+    const placed = summarize(durableSamples);
+    const variants = await fsyncVariants(dir, options.quick ? 200 : 1000);
+    return [
+      "### Durable acknowledgements against their floor (sequential, client here, servers in child processes)",
+      "",
+      row(["what", "p50 µs", "p99 µs", "p50 ratio", "p99 ratio", "target"]),
+      row(["---", "---:", "---:", "---:", "---:", "---"]),
+      row([
+        `raw ws echo of a ${orderFrame(0).length}-byte frame (baseline)`,
+        fmt(raw.p50, 1),
+        fmt(raw.p99, 1),
+        "1.00",
+        "1.00",
+        "—",
+      ]),
+      row([
+        "place → ack, durable acks (journal and index intent fsync'd side by side), v1.1 skip",
+        fmt(placed.p50, 1),
+        fmt(placed.p99, 1),
+        fmt(placed.p50 / raw.p50),
+        fmt(placed.p99 / raw.p99),
+        "p50 ≤ 3×",
+      ]),
+      ...floorRows(raw, floor, placed),
+      "",
+      ...variants,
+    ];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function runWsBench(options: { quick: boolean }): Promise<string[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-"));
   const n = options.quick ? 2000 : 20_000;
@@ -236,6 +359,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
     await rawEchoLatency(echo.port, n / 4);
     const raw = summarize(await rawEchoLatency(echo.port, n));
     const rawRate = await rawPipelined(echo.port, window, seconds);
+    const floor = summarize(await durableFloor(echo.port, dir, options.quick ? 500 : 2000));
     await echo.stop();
 
     const fast = await startChild(
@@ -304,6 +428,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
         fmt(placeDurable.p99 / raw.p99),
         "p50 ≤ 3×",
       ]),
+      ...floorRows(raw, floor, placeDurable),
       "",
       row([
         "pipelined, one connection, window " + window,

@@ -59,4 +59,12 @@ export interface BrokerInterface extends EventEmitter<BrokerEvents> {
 
   subscribeQuotes(symbols: string[]): Promise<void>;
   unsubscribeQuotes(symbols: string[]): Promise<void>;
+
+  /**
+   * Optional, for brokers whose order_ids sort (as strings) in the order they were made: the
+   * highest order_id it made and no longer holds ("" when it holds every order it ever made), so
+   * every order with a higher id is still in getOrderbook(). The gateway uses it to tell, after a
+   * crash, an order that was never placed from one that has left the broker's retention.
+   */
+  lastForgottenOrderId?(): Promise<string>;
 }

@@ -514,6 +514,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     });
   }
 
+  /** BrokerInterface's optional capability: order ids here sort in the order they were made. */
+  async lastForgottenOrderId(): Promise<string> {
+    await this.#readable();
+    return this.#account.lastForgottenOrderId();
+  }
+
   async getOrder(orderId: string): Promise<OrderSnapshot> {
     await this.#readable();
     const order = this.#account.orders.get(orderId);

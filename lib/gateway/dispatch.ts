@@ -215,13 +215,10 @@ export class Dispatcher {
     try {
       const result = await this.#dispatch(client, request);
       if (MUTATING.has(request.type)) {
-        // The journal and the idempotency index are written side by side, not one after the other;
-        // an answer from memory (neither configured) waits for nothing, not even a microtask.
+        // PLACE_ORDER has already waited for its idempotency intent (fsync'd while the broker
+        // placed it, Placements.place); an answer from memory waits for nothing, not even a microtask.
         const durable = this.#parts.settings.durable;
-        const index = request.type === "PLACE_ORDER" && this.#parts.placements.unflushed;
-        if (durable !== undefined && index) await Promise.all([durable(), this.#parts.placements.flush()]);
-        else if (durable !== undefined) await durable();
-        else if (index) await this.#parts.placements.flush();
+        if (durable !== undefined) await durable();
       }
       if (client.skipAnswered && ORDER_ANSWERS.has(request.type)) {
         return { id: request.id, order: result as OrderSnapshot };

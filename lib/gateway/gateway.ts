@@ -151,21 +151,25 @@ export class Gateway {
       now: settings.now,
     });
     gateway.#index = index;
+    const placements = new Placements(settings.broker, index, settings.account);
     gateway.#dispatcher = new Dispatcher({
       settings,
       verifier: gateway.#verifier,
       budget: gateway.#budget,
-      placements: new Placements(settings.broker, index, settings.account),
+      placements,
       quotes: gateway.#quotes,
       pushes: gateway.#pushes,
       perKey: gateway.#perKey,
     });
-    if (settings.broker.state !== "connected") await settings.broker.connect();
-    // Orders placed before a crash cut the index's write short are still known by their ids.
-    for (const order of await settings.broker.getOrderbook()) {
-      index.seed(settings.account, order.client_order_id, order.order_id);
+    try {
+      if (settings.broker.state !== "connected") await settings.broker.connect();
+      // Placements a crash cut short are settled before any client can retry them.
+      await placements.recover();
+      await gateway.#listen();
+    } catch (error) {
+      await index.close().catch(() => undefined);
+      throw error;
     }
-    await gateway.#listen();
     return gateway;
   }
 
@@ -243,7 +247,7 @@ export class Gateway {
     this.#wss.close();
     await serverClosed;
     await this.#quotes.settled();
-    await this.#index.flush();
+    await this.#index.close();
   }
 
   #detachBroker(): void {

@@ -16,8 +16,30 @@ interface Held extends IdempotencyEntry {
   readonly day: string;
 }
 
+/**
+ * A placement the index was told of before the broker was, and never heard the end of: the gateway
+ * stopped between the two. Settled at the next start by looking the id up in the broker's book.
+ */
+export interface Intent {
+  readonly clientOrderId: string;
+  readonly hash: string;
+  readonly day: string;
+  /**
+   * The highest order_id the gateway had been given back before this intent was written (or the
+   * broker's highest known at start): the order this intent was for, if it was made, has a higher one.
+   */
+  readonly after: string;
+}
+
 /** The IST calendar day of an instant: Indian trading days run on IST whatever the host's zone. */
 export { istDay };
+
+/**
+ * Lines no placement waits for (completions, abandons) are fsync'd by the next intent's flush, or
+ * once no intent has come for this long: an fsync of their own while placements keep coming would
+ * only make the next intent wait for it to end before its own could start.
+ */
+const SOON_MS = 10;
 
 /**
  * A hash of an order's parameters, independent of key order and of the client_order_id itself:
@@ -36,16 +58,37 @@ export function orderHash(order: Record<string, unknown>): string {
  * Every client_order_id the gateway placed an order for, kept for the IST day it was used and the
  * day after, whatever the broker's own retention: the id is how a client settles a placement
  * whose answer it lost, so it must outlive the order's place in the broker's memory and a restart.
- * Kept in a compact append-only file (one JSON array per id, group-committed with fsync), compacted
- * to the kept days when opened.
+ *
+ * An append-only file of JSON arrays, compacted to the kept days when opened:
+ * - `[key, order_id, hash, day]` an id and the order it made (the only line before intents existed);
+ * - `["i", key, hash, day, after]` an intent, written before the broker is asked and fsync'd while
+ *   it places the order, so a placement waits for one disk flush, not two in a row;
+ * - `["x", key]` the intent ended without an order (the broker refused it).
+ * Lines go into the page cache with one synchronous write (it survives the process being killed);
+ * an fdatasync on the threadpool makes them durable, shared by everyone waiting at the time.
  */
 export class IdempotencyIndex {
   readonly #file: string | undefined;
   readonly #now: () => number;
   readonly #entries = new Map<string, Held>();
-  #pending: string[] = [];
-  #flushing: Promise<void> | undefined;
-  #again = false;
+  /** Intents read back from the file with no end written: for Placements.recover(). */
+  readonly #intents = new Map<string, Intent>();
+  /** Intents recovery could not settle: their ids are refused (IDEMPOTENCY_UNKNOWN). */
+  readonly #unknown = new Set<string>();
+  #fd: number | undefined;
+  /** Lines a write failed for, in order: written before anything newer. */
+  #backlog: string[] = [];
+  /** A write failed part-way: the next line starts on a fresh one. */
+  #torn = false;
+  /** Lines written to the page cache, and how many of them an fdatasync has covered. */
+  #written = 0;
+  #synced = 0;
+  #syncing = false;
+  #waiters: { upTo: number; resolve: () => void; reject: (error: Error) => void }[] = [];
+  #soon: NodeJS.Timeout | undefined;
+  /** When the last intent was written (performance.now()). */
+  #lastIntent = Number.NEGATIVE_INFINITY;
+  #closed = false;
   #oldestKeptDay = "";
   /** The minute `#today` and `#keptFrom` were worked out for: IST days start on a whole minute. */
   #minute = Number.NaN;
@@ -61,8 +104,16 @@ export class IdempotencyIndex {
   static async open(options: { file?: string; now?: () => number } = {}): Promise<IdempotencyIndex> {
     const index = new IdempotencyIndex(options.file, options.now ?? Date.now);
     index.#oldestKeptDay = index.#cutoff();
-    if (options.file !== undefined) await index.#load(options.file);
+    if (options.file !== undefined) {
+      await index.#load(options.file);
+      index.#fd = fs.openSync(options.file, "a");
+    }
     return index;
+  }
+
+  /** True when ids are written to a file: placements then write an intent first. */
+  get durable(): boolean {
+    return this.#file !== undefined;
   }
 
   get size(): number {
@@ -73,14 +124,55 @@ export class IdempotencyIndex {
     return this.#entries.get(key(account, clientOrderId));
   }
 
-  /** Remembers an id in memory now; durable once the next flush() resolves. */
+  /** Whether recovery left this id unsettled: it may or may not have made an order. */
+  unknown(account: string, clientOrderId: string): boolean {
+    return this.#unknown.size > 0 && this.#unknown.has(key(account, clientOrderId));
+  }
+
+  /** The intents of `account` read back at open with no end: placements a stop cut short. */
+  intents(account: string): Intent[] {
+    const prefix = `${account}\u0000`;
+    const found: Intent[] = [];
+    for (const [k, intent] of this.#intents) if (k.startsWith(prefix)) found.push(intent);
+    return found;
+  }
+
+  /**
+   * Writes an intent before the broker is asked to place the order; resolves once it is durable.
+   * Throws at once when it cannot even be written: then nothing may be placed.
+   */
+  intend(account: string, clientOrderId: string, hash: string, after: string): Promise<void> {
+    this.#cutoff();
+    const k = key(account, clientOrderId);
+    this.#write(JSON.stringify(["i", k, hash, this.#today, after]), true);
+    this.#lastIntent = performance.now();
+    return this.#sync();
+  }
+
+  /** Remembers an id in memory now; written at once, durable with the next fsync of the file. */
   record(account: string, clientOrderId: string, orderId: string, hash: string): void {
     this.#prune();
     const day = this.#today;
     const k = key(account, clientOrderId);
     this.#entries.delete(k);
     this.#entries.set(k, { orderId, hash, day });
-    if (this.#file !== undefined) this.#pending.push(JSON.stringify([k, orderId, hash, day]));
+    this.#intents.delete(k);
+    this.#unknown.delete(k);
+    if (this.#file !== undefined) this.#later(JSON.stringify([k, orderId, hash, day]));
+  }
+
+  /** The intent ended without an order: the id is free again, here and after a restart. */
+  abandon(account: string, clientOrderId: string): void {
+    const k = key(account, clientOrderId);
+    this.#intents.delete(k);
+    if (this.#file !== undefined) this.#later(JSON.stringify(["x", k]));
+  }
+
+  /** Recovery could not tell whether the intent made an order: its id stays refused (and its line kept). */
+  markUnknown(account: string, clientOrderId: string): void {
+    const k = key(account, clientOrderId);
+    this.#intents.delete(k);
+    this.#unknown.add(k);
   }
 
   /** Remembers an id known from elsewhere (the broker's book) without writing it. */
@@ -91,42 +183,153 @@ export class IdempotencyIndex {
 
   /** True while something recorded is not yet durable: flush() has work to wait for. */
   get unflushed(): boolean {
-    return this.#file !== undefined && (this.#pending.length > 0 || this.#flushing !== undefined);
+    return this.#file !== undefined && (this.#backlog.length > 0 || this.#synced < this.#written);
   }
 
-  /** Writes and fsyncs what was recorded; concurrent callers share one write. */
+  /** Makes everything recorded so far durable; concurrent callers share one fdatasync. */
   flush(): Promise<void> {
-    if (this.#file === undefined) return Promise.resolve();
-    if (this.#flushing !== undefined) {
-      // Lines recorded after the running write started need one more.
-      this.#again = true;
-      return this.#flushing;
+    if (this.#file === undefined || this.#closed) return Promise.resolve();
+    try {
+      this.#drainBacklog();
+    } catch (error) {
+      return Promise.reject(this.#error("write failed", error));
     }
-    if (this.#pending.length === 0) return Promise.resolve();
-    const file = this.#file;
-    const run = async (): Promise<void> => {
-      do {
-        this.#again = false;
-        const lines = this.#pending;
-        this.#pending = [];
-        if (lines.length === 0) continue;
-        const handle = await fsp.open(file, "a");
-        try {
-          await handle.appendFile(`${lines.join("\n")}\n`);
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-      } while (this.#again || this.#pending.length > 0);
-    };
-    this.#flushing = run().finally(() => {
-      this.#flushing = undefined;
-    });
-    return this.#flushing;
+    return this.#sync();
   }
 
   async close(): Promise<void> {
-    await this.flush();
+    if (this.#closed) return;
+    try {
+      await this.flush();
+    } finally {
+      this.#closed = true;
+      if (this.#soon !== undefined) clearTimeout(this.#soon);
+      this.#soon = undefined;
+      const fd = this.#fd;
+      this.#fd = undefined;
+      // A sync still running keeps its fd until it ends (closing it under fdatasync is EBADF).
+      if (fd !== undefined) await this.#idle().then(() => fs.closeSync(fd));
+    }
+  }
+
+  /** A line nothing waits for now: written at once, fsync'd by the next intent's flush or soon after. */
+  #later(line: string): void {
+    if (this.#closed) return;
+    try {
+      this.#write(line, false);
+    } catch {
+      // Kept in the backlog: the next flush or intent writes it first.
+    }
+    this.#soon ??= setTimeout(this.#onSoon, SOON_MS).unref();
+  }
+
+  readonly #onSoon = (): void => {
+    this.#soon = undefined;
+    if (!this.unflushed) return;
+    const quiet = performance.now() - this.#lastIntent;
+    if (quiet < SOON_MS) {
+      this.#soon = setTimeout(this.#onSoon, SOON_MS - quiet).unref();
+      return;
+    }
+    // A failure here is met again by the next flush, which writes and syncs the same lines.
+    this.flush().catch(() => undefined);
+  };
+
+  /** Appends one line to the page cache; `strict` throws instead of keeping a failed line for later. */
+  #write(line: string, strict: boolean): void {
+    if (this.#fd === undefined) {
+      if (this.#closed) throw this.#error("write failed", new Error("the index is closed"));
+      return;
+    }
+    try {
+      this.#drainBacklog();
+    } catch (error) {
+      if (strict) throw this.#error("write failed", error);
+      this.#backlog.push(line);
+      return;
+    }
+    try {
+      this.#append(line);
+    } catch (error) {
+      if (strict) throw this.#error("write failed", error);
+      this.#backlog.push(line);
+    }
+  }
+
+  #drainBacklog(): void {
+    while (this.#backlog.length > 0) {
+      this.#append(this.#backlog[0]!);
+      this.#backlog.shift();
+    }
+  }
+
+  #append(line: string): void {
+    const fd = this.#fd;
+    if (fd === undefined) throw new Error("the index is closed");
+    const bytes = Buffer.from(this.#torn ? `\n${line}\n` : `${line}\n`);
+    let offset = 0;
+    try {
+      while (offset < bytes.length) {
+        const wrote = fs.writeSync(fd, bytes, offset, bytes.length - offset);
+        if (wrote <= 0) throw new Error("write made no progress");
+        offset += wrote;
+      }
+    } catch (error) {
+      // Part of the line may be in the file: the next starts on a new line, so only this one is lost.
+      if (offset > 0) this.#torn = true;
+      throw error;
+    }
+    this.#torn = false;
+    this.#written += 1;
+  }
+
+  /** Resolves once an fdatasync that started after every line written so far has succeeded. */
+  #sync(): Promise<void> {
+    const upTo = this.#written;
+    if (this.#synced >= upTo || this.#fd === undefined) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ upTo, resolve, reject });
+      this.#startSync();
+    });
+  }
+
+  #startSync(): void {
+    const fd = this.#fd;
+    if (this.#syncing || fd === undefined) return;
+    const upTo = this.#written;
+    this.#syncing = true;
+    fs.fdatasync(fd, (error) => {
+      this.#syncing = false;
+      if (error === null) this.#synced = Math.max(this.#synced, upTo);
+      const waiting = this.#waiters;
+      this.#waiters = [];
+      for (const waiter of waiting) {
+        if (waiter.upTo <= upTo) {
+          if (error === null) waiter.resolve();
+          else waiter.reject(this.#error("fdatasync failed", error));
+        } else this.#waiters.push(waiter);
+      }
+      // Lines written while this one ran need one more.
+      if (this.#waiters.length > 0) this.#startSync();
+      else this.#onIdle?.();
+    });
+  }
+
+  #onIdle: (() => void) | undefined;
+
+  #idle(): Promise<void> {
+    if (!this.#syncing) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#onIdle = () => {
+        this.#onIdle = undefined;
+        resolve();
+      };
+    });
+  }
+
+  #error(what: string, cause: unknown): Error {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    return new Error(`idempotency index ${this.#file ?? ""}: ${what}: ${detail}`, { cause });
   }
 
   /** The first IST day still kept: yesterday's, so an id lives at least through its whole day. */
@@ -162,36 +365,42 @@ export class IdempotencyIndex {
       await fsp.mkdir(path.dirname(file), { recursive: true });
     }
     const cutoff = this.#oldestKeptDay;
-    let dropped = 0;
     for (const line of text.split("\n")) {
       if (line === "") continue;
       let parsed: unknown;
       try {
         parsed = JSON.parse(line);
       } catch {
-        // A line cut short by a crash mid-write: its placement was never answered.
-        dropped += 1;
+        // A line cut short by a crash mid-write: its placement was never answered (an intent's
+        // fsync is awaited before any answer, and a completion cut short leaves its intent).
         continue;
       }
-      if (!Array.isArray(parsed) || parsed.length !== 4 || !parsed.every((v) => typeof v === "string")) {
-        dropped += 1;
-        continue;
+      if (!Array.isArray(parsed) || !parsed.every((v) => typeof v === "string")) continue;
+      const fields = parsed;
+      if (fields.length === 4) {
+        const [k, orderId, hash, day] = fields as [string, string, string, string];
+        if (day < cutoff) continue;
+        this.#entries.delete(k);
+        this.#entries.set(k, { orderId, hash, day });
+        this.#intents.delete(k);
+      } else if (fields.length === 5 && fields[0] === "i") {
+        const [, k, hash, day, after] = fields as [string, string, string, string, string];
+        // An id already known answers with its order; an intent for it cannot have made another.
+        if (day < cutoff || this.#entries.has(k)) continue;
+        const clientOrderId = k.slice(k.indexOf("\u0000") + 1);
+        this.#intents.set(k, { clientOrderId, hash, day, after });
+      } else if (fields.length === 2 && fields[0] === "x") {
+        this.#intents.delete(fields[1]!);
       }
-      const [k, orderId, hash, day] = parsed as [string, string, string, string];
-      if (day < cutoff) {
-        dropped += 1;
-        continue;
-      }
-      this.#entries.delete(k);
-      this.#entries.set(k, { orderId, hash, day });
     }
-    if (dropped > 0 || text.length > 0) await this.#compact(file);
+    if (text.length > 0) await this.#compact(file);
   }
 
-  /** Rewrites the file with the kept entries only: write a temporary file, fsync, rename. */
+  /** Rewrites the file with the kept entries and open intents only: temporary file, fsync, rename. */
   async #compact(file: string): Promise<void> {
     const temporary = `${file}.tmp`;
     const lines = Array.from(this.#entries, ([k, e]) => JSON.stringify([k, e.orderId, e.hash, e.day]));
+    for (const [k, i] of this.#intents) lines.push(JSON.stringify(["i", k, i.hash, i.day, i.after]));
     const handle = await fsp.open(temporary, "w");
     try {
       await handle.writeFile(lines.length === 0 ? "" : `${lines.join("\n")}\n`);

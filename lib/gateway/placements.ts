@@ -17,6 +17,8 @@ export class Placements {
   readonly #account: string;
   /** client_order_id → the placement in flight and its parameters' hash. */
   readonly #placing = new Map<string, { hash: string; placed: Promise<OrderSnapshot> }>();
+  /** The highest order_id given back so far (or known at start): an order placed later has a higher one. */
+  #after = "";
   /** An order-book scan in progress, shared by the client_order_id lookups waiting on it. */
   #bookScan: Promise<Map<string, OrderSnapshot>> | undefined;
   /** The order book sorted by order_id, shared by the GET_ORDERBOOK pages asked for in one turn. */
@@ -28,14 +30,47 @@ export class Placements {
     this.#account = account;
   }
 
-  /** Makes every id recorded so far durable (awaited before a PLACE_ORDER is answered). */
-  flush(): Promise<void> {
-    return this.#index.flush();
+  /**
+   * Before the gateway serves: learns the ids of the orders the broker holds (a crash may have
+   * cut the index's write short) and settles every intent a stop left open. An intent whose order
+   * is in the book is completed. One whose order is not was either never taken by the broker, or
+   * taken and since forgotten (past its retention): the broker tells them apart when it can say
+   * that it still holds every order made after the intent's `after`; otherwise the id is refused
+   * with IDEMPOTENCY_UNKNOWN, since a second order is worse than a refused retry.
+   */
+  async recover(): Promise<void> {
+    const book = await this.#broker.getOrderbook();
+    const byClientId = new Map<string, OrderSnapshot>();
+    let highest = "";
+    for (const order of book) {
+      this.#index.seed(this.#account, order.client_order_id, order.order_id);
+      byClientId.set(order.client_order_id, order);
+      if (order.order_id > highest) highest = order.order_id;
+    }
+    const forgotten = await this.#lastForgotten();
+    // Any order placed from now on gets a higher id than every one made so far.
+    if (forgotten !== undefined && forgotten > highest) highest = forgotten;
+    this.#after = highest;
+    const intents = this.#index.intents(this.#account);
+    if (intents.length === 0) return;
+    for (const intent of intents) {
+      const found = byClientId.get(intent.clientOrderId);
+      if (found !== undefined) {
+        this.#index.record(this.#account, intent.clientOrderId, found.order_id, intent.hash);
+      } else if (forgotten !== undefined && forgotten <= intent.after) {
+        this.#index.abandon(this.#account, intent.clientOrderId);
+      } else {
+        this.#index.markUnknown(this.#account, intent.clientOrderId);
+      }
+    }
+    await this.#index.flush();
   }
 
-  /** False when flush() would have nothing to wait for (no file, or all written). */
-  get unflushed(): boolean {
-    return this.#index.unflushed;
+  /** The broker's newest forgotten order id, when it can say ("" = none); undefined when it cannot. */
+  async #lastForgotten(): Promise<string | undefined> {
+    const broker = this.#broker;
+    if (broker.lastForgottenOrderId === undefined) return undefined;
+    return broker.lastForgottenOrderId();
   }
 
   /**
@@ -55,14 +90,12 @@ export class Placements {
     const known = this.#index.get(this.#account, clientOrderId);
     if (known !== undefined) {
       if (known.hash !== "" && known.hash !== hash) throw mismatch(clientOrderId, `order ${known.orderId}`);
+      // What this answer repeats must be as durable as the first answer was.
+      if (this.#index.unflushed) await this.#index.flush();
       return this.#originalOrder(clientOrderId, known.orderId);
     }
-    const placed = (async () => {
-      const snapshot = await this.#broker.placeOrder(order);
-      // Durable before the answer goes out: the gateway awaits flush() with the journal's.
-      this.#index.record(this.#account, clientOrderId, snapshot.order_id, hash);
-      return snapshot;
-    })();
+    if (this.#index.unknown(this.#account, clientOrderId)) throw unknownOutcome(clientOrderId);
+    const placed = this.#index.durable ? this.#placeDurably(order, hash) : this.#placeInMemory(order, hash);
     const entry = { hash, placed };
     this.#placing.set(clientOrderId, entry);
     try {
@@ -71,6 +104,38 @@ export class Placements {
       // Placed: the index answers from now on. Failed: nothing was placed, a retry may try again.
       if (this.#placing.get(clientOrderId) === entry) this.#placing.delete(clientOrderId);
     }
+  }
+
+  async #placeInMemory(order: WireRequestOf<"PLACE_ORDER">["order"], hash: string): Promise<OrderSnapshot> {
+    const snapshot = await this.#broker.placeOrder(order);
+    this.#index.record(this.#account, order.client_order_id, snapshot.order_id, hash);
+    return snapshot;
+  }
+
+  /**
+   * One disk wait, not two in a row: the intent is written before the broker hears of the order
+   * and fsync'd while the broker places (and journals) it; the answer waits for both. The line
+   * naming the order_id follows unawaited: should it be lost, the intent is settled at the next
+   * start from the broker's book (recover()).
+   */
+  async #placeDurably(order: WireRequestOf<"PLACE_ORDER">["order"], hash: string): Promise<OrderSnapshot> {
+    const clientOrderId = order.client_order_id;
+    // Throws when the intent cannot be written: then the broker is not asked at all.
+    const intentDurable = this.#index.intend(this.#account, clientOrderId, hash, this.#after);
+    const [placed, durable] = await Promise.allSettled([this.#broker.placeOrder(order), intentDurable]);
+    if (placed.status === "rejected") {
+      const error: unknown = placed.reason;
+      // A refusal made no order: the id is free again. An unknown outcome (timeout, network)
+      // leaves the intent open, for a retry or the next start to settle.
+      if (error instanceof BrokerError && !error.retryable) this.#index.abandon(this.#account, clientOrderId);
+      throw error;
+    }
+    const snapshot = placed.value;
+    if (snapshot.order_id > this.#after) this.#after = snapshot.order_id;
+    this.#index.record(this.#account, clientOrderId, snapshot.order_id, hash);
+    // Placed but not durably indexed: the client hears of a fault, and its retry of the order.
+    if (durable.status === "rejected") throw durable.reason;
+    return snapshot;
   }
 
   async byClientOrderId(clientOrderId: string): Promise<OrderSnapshot> {
@@ -82,9 +147,10 @@ export class Placements {
     const known = this.#index.get(this.#account, clientOrderId);
     if (known !== undefined) return this.#originalOrder(clientOrderId, known.orderId);
     const found = (await this.#scanBook()).get(clientOrderId);
-    if (found === undefined)
-      throw new BrokerError("NOT_FOUND", `no order with client_order_id ${clientOrderId}`);
-    return found;
+    if (found !== undefined) return found;
+    // PLACE_ORDER refuses the id, so GET_ORDER does not call it free.
+    if (this.#index.unknown(this.#account, clientOrderId)) throw unknownOutcome(clientOrderId);
+    throw new BrokerError("NOT_FOUND", `no order with client_order_id ${clientOrderId}`);
   }
 
   /** One page of the order book by order_id (docs/PROTOCOL.md, GET_ORDERBOOK). */
@@ -154,5 +220,12 @@ function mismatch(clientOrderId: string, what: string): BrokerError {
   return new BrokerError(
     "IDEMPOTENCY_MISMATCH",
     `client_order_id ${clientOrderId} was already used for ${what} with different parameters; a retry must repeat the order exactly, a new order needs a new client_order_id`,
+  );
+}
+
+function unknownOutcome(clientOrderId: string): BrokerError {
+  return new BrokerError(
+    "IDEMPOTENCY_UNKNOWN",
+    `client_order_id ${clientOrderId}: the gateway stopped while placing this order and cannot tell whether the broker took it (the broker no longer holds every order made since); it is not placed again: look for it in the order book, and place it with a new client_order_id if it is not there`,
   );
 }

@@ -127,7 +127,19 @@ export class PaperAccount {
   }
 
   newOrderId(): string {
-    return `P${String(this.nextOrder++).padStart(9, "0")}`;
+    return orderIdOf(this.nextOrder++);
+  }
+
+  /**
+   * The highest order id made and no longer held ("" when every one is held): evicted past the
+   * retention, or wiped by a reset. Walks down from the newest, so it costs the run held at the top.
+   */
+  lastForgottenOrderId(): string {
+    for (let n = this.nextOrder - 1; n >= 1; n--) {
+      const id = orderIdOf(n);
+      if (!this.orders.has(id)) return id;
+    }
+    return "";
   }
 
   /**
@@ -424,4 +436,9 @@ export class PaperAccount {
   }
 
   // #endregion
+}
+
+/** Order ids sort as strings in the order they were made (fixed width). */
+function orderIdOf(n: number): string {
+  return `P${String(n).padStart(9, "0")}`;
 }

@@ -35,6 +35,8 @@ export const ERROR_CODES = [
   "BATCH_TOO_LARGE",
   // The risk guard refused: a limit or the trading state (lib/risk).
   "RISK",
+  // The gateway stopped mid-placement and cannot tell whether that client_order_id made an order.
+  "IDEMPOTENCY_UNKNOWN",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

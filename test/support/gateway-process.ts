@@ -28,6 +28,8 @@ export interface GatewayProcessOptions {
   args?: string[];
   /** How long to wait for the "listening" line. */
   startTimeoutMs?: number;
+  /** Another script that takes the CLI's arguments and prints its "listening" line. Default the CLI. */
+  script?: string;
 }
 
 /**
@@ -51,7 +53,14 @@ export class GatewayProcess {
   static async start(options: GatewayProcessOptions): Promise<GatewayProcess> {
     const child = spawn(
       process.execPath,
-      [GATEWAY_CLI, "--port", String(options.port), "--journal", options.journal, ...(options.args ?? [])],
+      [
+        options.script ?? GATEWAY_CLI,
+        "--port",
+        String(options.port),
+        "--journal",
+        options.journal,
+        ...(options.args ?? []),
+      ],
       {
         env: {
           ...process.env,
