@@ -104,33 +104,50 @@ export class Client {
    * of about maxAnswerFrameBytes, never one string of a whole batch (100 pages of a large book
    * would pass V8's string limit). Past half the slow-consumer limit the next frame waits until
    * the socket has taken the last one, so big answers to a reader that keeps up are paced rather
-   * than cut off.
+   * than cut off. Returns a promise only when it had to wait: the usual answer (one frame) is
+   * written in the caller's turn without one.
    */
-  async deliver(frames: string[], batch: boolean): Promise<void> {
-    const ws = this.ws;
+  deliver(frames: string[], batch: boolean): Promise<void> | undefined {
     if (!batch) {
       this.send(frames[0] ?? "");
-    } else {
-      let start = 0;
-      let written: Promise<void> = Promise.resolve();
-      while (start < frames.length) {
-        let end = start;
-        let bytes = 2;
-        do {
-          bytes += (frames[end]?.length ?? 0) + 1;
-          end++;
-        } while (
-          end < frames.length &&
-          bytes + (frames[end]?.length ?? 0) <= this.#limits.maxAnswerFrameBytes
-        );
-        const chunk = frames.slice(start, end);
-        start = end;
-        if (ws.readyState !== WebSocket.OPEN) return;
-        if (ws.bufferedAmount > this.#limits.maxBufferedBytes / 2) await written;
-        if (ws.readyState !== WebSocket.OPEN) return;
-        written = new Promise<void>((resolve) => this.send(`[${chunk.join(",")}]`, resolve));
-      }
+      this.#closeAsAsked();
+      return undefined;
     }
+    return this.#deliverFrom(frames, 0, undefined);
+  }
+
+  /** Sends frames[start…] in chunks; `written` settles once the chunk sent before them is on the socket. */
+  #deliverFrom(
+    frames: string[],
+    start: number,
+    written: Promise<void> | undefined,
+  ): Promise<void> | undefined {
+    const ws = this.ws;
+    const maxBytes = this.#limits.maxAnswerFrameBytes;
+    while (start < frames.length) {
+      let end = start;
+      let bytes = 2;
+      do {
+        bytes += (frames[end]?.length ?? 0) + 1;
+        end++;
+      } while (end < frames.length && bytes + (frames[end]?.length ?? 0) <= maxBytes);
+      if (ws.readyState !== WebSocket.OPEN) return undefined;
+      if (written !== undefined && ws.bufferedAmount > this.#limits.maxBufferedBytes / 2) {
+        const from = start;
+        return written.then(() => this.#deliverFrom(frames, from, undefined));
+      }
+      const frame = `[${(start === 0 && end === frames.length ? frames : frames.slice(start, end)).join(",")}]`;
+      start = end;
+      // Only a chunk with another after it needs to say when it is written.
+      if (start < frames.length) written = new Promise<void>((resolve) => this.send(frame, resolve));
+      else this.send(frame);
+    }
+    this.#closeAsAsked();
+    return undefined;
+  }
+
+  #closeAsAsked(): void {
+    const ws = this.ws;
     if (this.closeCode !== undefined && ws.readyState === WebSocket.OPEN) {
       ws.close(
         this.closeCode,
