@@ -94,8 +94,8 @@ export class Client {
   sendChunked(frames: string[]): void {
     const maxBatch = this.#limits.maxBatch;
     for (let start = 0; start < frames.length; start += maxBatch) {
-      const chunk = frames.slice(start, start + maxBatch);
-      this.send(chunk.length === 1 ? (chunk[0] ?? "") : `[${chunk.join(",")}]`);
+      const end = Math.min(frames.length, start + maxBatch);
+      this.send(end - start === 1 ? (frames[start] ?? "") : arrayFrame(frames, start, end));
     }
   }
 
@@ -136,7 +136,7 @@ export class Client {
         const from = start;
         return written.then(() => this.#deliverFrom(frames, from, undefined));
       }
-      const frame = `[${(start === 0 && end === frames.length ? frames : frames.slice(start, end)).join(",")}]`;
+      const frame = arrayFrame(frames, start, end);
       start = end;
       // Only a chunk with another after it needs to say when it is written.
       if (start < frames.length) written = new Promise<void>((resolve) => this.send(frame, resolve));
@@ -180,4 +180,18 @@ export class Client {
       if (ws.readyState === WebSocket.OPEN) ws.close(CLOSE_CODES.goingAway, "gateway shutting down");
     });
   }
+}
+
+/**
+ * `[frames[start],…,frames[end - 1]]` as one flat string. The brackets go onto the first and last
+ * element before the join rather than around its result: `"[" + joined + "]"` is a rope that ws
+ * flattens again (Buffer.byteLength) into a second copy of the whole frame, ~0.7 KB of garbage
+ * per pipelined order.
+ */
+export function arrayFrame(frames: readonly string[], start: number, end: number): string {
+  if (end - start === 1) return `[${frames[start] ?? ""}]`;
+  const parts = frames.slice(start, end);
+  parts[0] = `[${parts[0] ?? ""}`;
+  parts[parts.length - 1] = `${parts[parts.length - 1] ?? ""}]`;
+  return parts.join(",");
 }

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import type { Answer } from "../../lib/gateway/answer-batch";
 import { AnswerBatch } from "../../lib/gateway/answer-batch";
 import type { Client } from "../../lib/gateway/client";
+import { arrayFrame } from "../../lib/gateway/client";
 import { answeredEvent, answerFrame } from "../../lib/gateway/pushes";
 import type { OrderEvent, OrderSnapshot } from "../../lib/protocol";
 import { SUBPROTOCOL, SUBPROTOCOL_V1_1 } from "../../lib/protocol/wire";
@@ -232,5 +233,30 @@ describe("Gateway: a batch's answers leave as one frame", function () {
     }
     assert.equal(made.gateway.connections, 1, "the reader was paced, not terminated");
     assert.ok(!made.logs.some((l) => /slow consumer/.test(l.message)));
+  });
+});
+
+describe("arrayFrame: answers joined into one array frame", function () {
+  it("is `[` + the slice joined with commas + `]`, for any slice (property)", function () {
+    fc.assert(
+      fc.property(
+        fc.array(fc.string({ maxLength: 6 }), { minLength: 1, maxLength: 12 }).chain((frames) =>
+          fc.tuple(
+            fc.constant(frames),
+            fc
+              .integer({ min: 0, max: frames.length - 1 })
+              .chain((start) =>
+                fc.tuple(fc.constant(start), fc.integer({ min: start + 1, max: frames.length })),
+              ),
+          ),
+        ),
+        ([frames, [start, end]]) => {
+          const copy = [...frames];
+          assert.equal(arrayFrame(frames, start, end), `[${frames.slice(start, end).join(",")}]`);
+          assert.deepEqual(frames, copy, "the caller's frames are left as they were");
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
