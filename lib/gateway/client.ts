@@ -94,8 +94,8 @@ export class Client {
   sendChunked(frames: string[]): void {
     const maxBatch = this.#limits.maxBatch;
     for (let start = 0; start < frames.length; start += maxBatch) {
-      const chunk = frames.slice(start, start + maxBatch);
-      this.send(chunk.length === 1 ? (chunk[0] ?? "") : `[${chunk.join(",")}]`);
+      const end = Math.min(frames.length, start + maxBatch);
+      this.send(end - start === 1 ? (frames[start] ?? "") : arrayFrame(frames, start, end));
     }
   }
 
@@ -104,33 +104,50 @@ export class Client {
    * of about maxAnswerFrameBytes, never one string of a whole batch (100 pages of a large book
    * would pass V8's string limit). Past half the slow-consumer limit the next frame waits until
    * the socket has taken the last one, so big answers to a reader that keeps up are paced rather
-   * than cut off.
+   * than cut off. Returns a promise only when it had to wait: the usual answer (one frame) is
+   * written in the caller's turn without one.
    */
-  async deliver(frames: string[], batch: boolean): Promise<void> {
-    const ws = this.ws;
+  deliver(frames: string[], batch: boolean): Promise<void> | undefined {
     if (!batch) {
       this.send(frames[0] ?? "");
-    } else {
-      let start = 0;
-      let written: Promise<void> = Promise.resolve();
-      while (start < frames.length) {
-        let end = start;
-        let bytes = 2;
-        do {
-          bytes += (frames[end]?.length ?? 0) + 1;
-          end++;
-        } while (
-          end < frames.length &&
-          bytes + (frames[end]?.length ?? 0) <= this.#limits.maxAnswerFrameBytes
-        );
-        const chunk = frames.slice(start, end);
-        start = end;
-        if (ws.readyState !== WebSocket.OPEN) return;
-        if (ws.bufferedAmount > this.#limits.maxBufferedBytes / 2) await written;
-        if (ws.readyState !== WebSocket.OPEN) return;
-        written = new Promise<void>((resolve) => this.send(`[${chunk.join(",")}]`, resolve));
-      }
+      this.#closeAsAsked();
+      return undefined;
     }
+    return this.#deliverFrom(frames, 0, undefined);
+  }
+
+  /** Sends frames[start…] in chunks; `written` settles once the chunk sent before them is on the socket. */
+  #deliverFrom(
+    frames: string[],
+    start: number,
+    written: Promise<void> | undefined,
+  ): Promise<void> | undefined {
+    const ws = this.ws;
+    const maxBytes = this.#limits.maxAnswerFrameBytes;
+    while (start < frames.length) {
+      let end = start;
+      let bytes = 2;
+      do {
+        bytes += (frames[end]?.length ?? 0) + 1;
+        end++;
+      } while (end < frames.length && bytes + (frames[end]?.length ?? 0) <= maxBytes);
+      if (ws.readyState !== WebSocket.OPEN) return undefined;
+      if (written !== undefined && ws.bufferedAmount > this.#limits.maxBufferedBytes / 2) {
+        const from = start;
+        return written.then(() => this.#deliverFrom(frames, from, undefined));
+      }
+      const frame = arrayFrame(frames, start, end);
+      start = end;
+      // Only a chunk with another after it needs to say when it is written.
+      if (start < frames.length) written = new Promise<void>((resolve) => this.send(frame, resolve));
+      else this.send(frame);
+    }
+    this.#closeAsAsked();
+    return undefined;
+  }
+
+  #closeAsAsked(): void {
+    const ws = this.ws;
     if (this.closeCode !== undefined && ws.readyState === WebSocket.OPEN) {
       ws.close(
         this.closeCode,
@@ -163,4 +180,18 @@ export class Client {
       if (ws.readyState === WebSocket.OPEN) ws.close(CLOSE_CODES.goingAway, "gateway shutting down");
     });
   }
+}
+
+/**
+ * `[frames[start],…,frames[end - 1]]` as one flat string. The brackets go onto the first and last
+ * element before the join rather than around its result: `"[" + joined + "]"` is a rope that ws
+ * flattens again (Buffer.byteLength) into a second copy of the whole frame, ~0.7 KB of garbage
+ * per pipelined order.
+ */
+export function arrayFrame(frames: readonly string[], start: number, end: number): string {
+  if (end - start === 1) return `[${frames[start] ?? ""}]`;
+  const parts = frames.slice(start, end);
+  parts[0] = `[${parts[0] ?? ""}`;
+  parts[parts.length - 1] = `${parts[parts.length - 1] ?? ""}]`;
+  return parts.join(",");
 }

@@ -2,6 +2,7 @@ import type { BrokerInterface } from "../brokers/interface";
 import type { BrokerLogger } from "../brokers/logger";
 import { BrokerError } from "../protocol/errors";
 import type { OrderSnapshot } from "../protocol/orders";
+import type { Answer, AnswerBatch } from "./answer-batch";
 import type { AuthResult, RequestType, WireRequest, WireRequestOf } from "../protocol/wire";
 import { CLOSE_CODES } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
@@ -13,21 +14,9 @@ import { isRecord } from "../common/is-record";
 import { errorFrame, parseRequest, readableId, REQUEST_TYPE_SET, resultFrame } from "./frames";
 import type { GatewaySettings } from "./options";
 import type { Placements } from "./placements";
-import type { Pushes } from "./pushes";
+import type { Placing, Pushes } from "./pushes";
 import type { QuoteSubscriptions } from "../common/quote-subscriptions";
 import { setReceiveLimit } from "./receive-limit";
-
-/**
- * An order request's answer to a connection that skips answered events: framed only as it goes
- * onto the socket (Pushes.answer), since which events it carries depends on what was sent before.
- */
-export interface OrderAnswer {
-  readonly id: string;
-  readonly order: OrderSnapshot;
-}
-
-/** A reply that is ready now, or once the broker answers. */
-export type Reply = string | Promise<string | OrderAnswer>;
 
 /** Per api key: its shared rate bucket and its authenticated connections. */
 export interface KeyUsage {
@@ -74,8 +63,17 @@ export class Dispatcher {
     this.#log = parts.settings.log;
   }
 
-  /** One message: rate, shape, type, authentication, schema, then the broker. */
-  handle(client: Client, message: unknown): Reply {
+  /**
+   * One message: rate, shape, type, authentication, schema, then the broker. Its answer fills
+   * slot `index` of `batch`, now or once the broker has answered.
+   */
+  handle(client: Client, message: unknown, batch: AnswerBatch, index: number): void {
+    const refused = this.#handle(client, message, batch, index);
+    if (refused !== undefined) batch.settle(index, refused);
+  }
+
+  /** The answer when it is known at once; undefined when the request runs and settles its slot itself. */
+  #handle(client: Client, message: unknown, batch: AnswerBatch, index: number): string | undefined {
     const id = readableId(message);
     const waitMs = client.bucket.take();
     if (waitMs > 0) return this.#parts.budget.rateLimited(id, waitMs);
@@ -138,7 +136,8 @@ export class Dispatcher {
       client.deltas && parsed.type === "PLACE_ORDER" && isRecord(message.order)
         ? this.#parts.pushes.expectPlacement(client, message.order)
         : undefined;
-    return this.#execute(client, parsed, placed);
+    void this.#execute(client, parsed, placed, batch, index);
+    return undefined;
   }
 
   #authenticate(client: Client, request: WireRequestOf<"AUTH">): string {
@@ -206,37 +205,56 @@ export class Dispatcher {
     return resultFrame(request.id, result);
   }
 
-  /** Runs the request and frames its outcome; `placed` undoes Pushes.expectPlacement once it has answered. */
+  /**
+   * Runs the request and settles its slot with the framed outcome; `placed` is what
+   * Pushes.expectPlacement registered, withdrawn once it has answered. Never rejects: every
+   * outcome, a fault included, is an answer.
+   */
   async #execute(
     client: Client,
     request: Exclude<WireRequest, { type: "AUTH" }>,
-    placed: (() => void) | undefined,
-  ): Promise<string | OrderAnswer> {
+    placed: Placing | undefined,
+    batch: AnswerBatch,
+    index: number,
+  ): Promise<void> {
+    let answer: Answer;
     try {
-      const result = await this.#dispatch(client, request);
+      // PLACE_ORDER straight to its placement: through #dispatch it cost an async frame and the
+      // three microtask hops of an async function returning a promise.
+      const result =
+        request.type === "PLACE_ORDER"
+          ? await this.#parts.placements.place(request.order)
+          : await this.#dispatch(client, request);
       if (MUTATING.has(request.type)) {
         // PLACE_ORDER has already waited for its idempotency intent (fsync'd while the broker
         // placed it, Placements.place); an answer from memory waits for nothing, not even a microtask.
         const durable = this.#parts.settings.durable;
         if (durable !== undefined) await durable();
       }
-      if (client.skipAnswered && ORDER_ANSWERS.has(request.type)) {
-        return { id: request.id, order: result as OrderSnapshot };
-      }
-      return resultFrame(request.id, result);
+      answer =
+        client.skipAnswered && ORDER_ANSWERS.has(request.type)
+          ? { id: request.id, order: result as OrderSnapshot }
+          : resultFrame(request.id, result);
     } catch (error) {
-      if (error instanceof BrokerError) {
-        return errorFrame(request.id, error.code, error.message, error.retryAfterMs);
-      }
+      answer = this.#failure(request, error);
+    }
+    client.inFlight.delete(request.id);
+    if (placed !== undefined) this.#parts.pushes.placementAnswered(placed);
+    batch.settle(index, answer);
+  }
+
+  #failure(request: Exclude<WireRequest, { type: "AUTH" }>, error: unknown): string {
+    if (error instanceof BrokerError) {
+      return errorFrame(request.id, error.code, error.message, error.retryAfterMs);
+    }
+    try {
       this.#log.error(
         `gateway: ${request.type} ${request.id} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
-      return errorFrame(request.id, "INTERNAL", `${request.type} failed on the gateway; see its log`);
-    } finally {
-      // In its own finally rather than a .finally() on the promise: two promises fewer per request.
-      client.inFlight.delete(request.id);
-      placed?.();
+    } catch {
+      // A logger that throws must not cost the request its answer.
     }
+    return errorFrame(request.id, "INTERNAL", `${request.type} failed on the gateway; see its log`);
   }
 
   /** Runs a request against the broker. Anything before its first await runs in the caller's turn. */
@@ -245,7 +263,7 @@ export class Dispatcher {
     const { placements, quotes, pushes } = this.#parts;
     switch (request.type) {
       case "PLACE_ORDER":
-        return placements.place(request.order);
+        return placements.place(request.order); // #execute calls it directly; here for the switch's completeness
       case "MODIFY_ORDER":
         return broker.modifyOrder(request.order_id, request.changes);
       case "CANCEL_ORDER":

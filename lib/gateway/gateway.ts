@@ -12,7 +12,8 @@ import { CLOSE_CODES, SUBPROTOCOL, SUBPROTOCOL_V1_1 } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
 import { AuthVerifier } from "./auth";
 import { Client } from "./client";
-import type { KeyUsage, Reply } from "./dispatch";
+import type { KeyUsage } from "./dispatch";
+import { AnswerBatch } from "./answer-batch";
 import { Dispatcher } from "./dispatch";
 import { FrameBudget, MAX_UNAUTHENTICATED_FRAME_BYTES } from "./frame-budget";
 import { messageOf } from "../common/error-message";
@@ -411,7 +412,7 @@ export class Gateway {
     const admission = this.#budget.admit(client, data, isBinary);
     if (admission.kind === "drop") return;
     if (admission.kind === "answer") {
-      this.#reply(client, admission.frames, false);
+      this.#deliver(client, admission.frames, false);
       return;
     }
     let parsed: unknown;
@@ -419,50 +420,62 @@ export class Gateway {
       parsed = JSON.parse(admission.bytes.toString("utf8"));
     } catch {
       const refused = this.#budget.refuse(client, "BAD_FRAME", "frame is not valid JSON");
-      if (refused.kind === "answer") this.#reply(client, refused.frames, false);
+      if (refused.kind === "answer") this.#deliver(client, refused.frames, false);
       return;
     }
     if (!Array.isArray(parsed)) {
       client.strikes = 0;
-      this.#reply(client, [this.#dispatcher.handle(client, parsed)], false);
+      const single = new AnswerBatch(client, 1, false, this.#writeAnswers);
+      this.#dispatcher.handle(client, parsed, single, 0);
+      single.seal();
       return;
     }
-    const batch = parsed as unknown[];
-    const refused = this.#budget.admitBatch(client, batch.length);
+    const messages = parsed as unknown[];
+    const refused = this.#budget.admitBatch(client, messages.length);
     if (refused !== undefined) {
-      if (refused.kind === "answer") this.#reply(client, refused.frames, false);
+      if (refused.kind === "answer") this.#deliver(client, refused.frames, false);
       return;
     }
-    this.#reply(
-      client,
-      batch.map((message) => this.#dispatcher.handle(client, message)),
-      true,
-    );
+    const batch = new AnswerBatch(client, messages.length, true, this.#writeAnswers);
+    for (let i = 0; i < messages.length; i++) this.#dispatcher.handle(client, messages[i], batch, i);
+    batch.seal();
   }
 
   /**
-   * Sends one frame's replies (array frames for a batch), then closes if AUTH failed. Every path
-   * ends in a handler: a fault here is logged, never an unhandled rejection that ends the process.
+   * Writes one frame's answers (array frames for a batch), then closes if AUTH failed. Answers that
+   * carry events are framed now, in the turn they are written (Pushes.answer). Runs at the end of
+   * a request's execution: a fault here is logged, never thrown into it.
    */
-  #reply(client: Client, replies: Reply[], batch: boolean): void {
-    const failed = (error: unknown): void => {
-      this.#settings.log.error(`gateway: reply to connection ${client.id} failed: ${messageOf(error)}`);
-    };
-    if (replies.every((reply): reply is string => typeof reply === "string")) {
-      client.deliver(replies, batch).catch(failed);
-      return;
-    }
-    Promise.all(replies.map((reply) => Promise.resolve(reply)))
-      .then((answers) => {
-        // Answers that carry events are framed now, in the turn they are written (Pushes.answer).
-        const frames: string[] = [];
+  readonly #writeAnswers = (batch: AnswerBatch): void => {
+    const { client, answers } = batch;
+    let frames: string[];
+    if (answers.every((answer): answer is string => typeof answer === "string")) frames = answers;
+    else {
+      frames = [];
+      try {
         for (const answer of answers) {
           if (typeof answer === "string") frames.push(answer);
           else for (const frame of this.#pushes.answer(client, answer.id, answer.order)) frames.push(frame);
         }
-        return client.deliver(frames, batch || frames.length > 1);
-      })
-      .catch(failed);
+      } catch (error) {
+        this.#replyFailed(client, error);
+        return;
+      }
+    }
+    this.#deliver(client, frames, batch.isBatch || frames.length > 1);
+  };
+
+  /** Sends one frame's replies, then closes if AUTH failed; a fault is logged, never thrown. */
+  #deliver(client: Client, frames: string[], batch: boolean): void {
+    try {
+      client.deliver(frames, batch)?.catch((error: unknown) => this.#replyFailed(client, error));
+    } catch (error) {
+      this.#replyFailed(client, error);
+    }
+  }
+
+  #replyFailed(client: Client, error: unknown): void {
+    this.#settings.log.error(`gateway: reply to connection ${client.id} failed: ${messageOf(error)}`);
   }
 
   #pushQuote(quote: Quote): void {

@@ -9,6 +9,13 @@ import { messageOf } from "../common/error-message";
 import { PushedEvent } from "./pushed-event";
 import { ReplayBuffer } from "./replay-buffer";
 
+/** A PLACE_ORDER of a delta connection awaiting its order's first event. */
+export interface Placing {
+  readonly client: Client;
+  readonly request: Record<string, unknown>;
+  readonly clientOrderId: string;
+}
+
 /**
  * Open orders whose last event is kept as the base of the next one's delta. Past it the oldest
  * is forgotten and its next event goes out whole: a cost, never a wrong delta.
@@ -40,7 +47,7 @@ export class Pushes {
   /** order_id → its last event's seq and snapshot: the base of its next event's delta. */
   readonly #bases = new Map<string, { seq: number; order: OrderSnapshot }>();
   /** client_order_id → the delta connection placing it and its request as it arrived. */
-  readonly #origins = new Map<string, { client: Client; request: Record<string, unknown> }>();
+  readonly #origins = new Map<string, Placing>();
   #publishing: Promise<void> = Promise.resolve();
 
   constructor(options: {
@@ -95,17 +102,21 @@ export class Pushes {
 
   /**
    * A delta connection is placing this order: its first event may go to that connection as the
-   * fields its request did not say. Returns the undo, run once the placement has answered.
+   * fields its request did not say. Returns what to hand placementAnswered() once the placement
+   * has answered (an object, not an undo closure: one allocation fewer per order).
    */
-  expectPlacement(client: Client, request: Record<string, unknown>): () => void {
+  expectPlacement(client: Client, request: Record<string, unknown>): Placing | undefined {
     const clientOrderId = request.client_order_id;
-    if (typeof clientOrderId !== "string" || this.#origins.has(clientOrderId)) return () => undefined;
-    const entry = { client, request };
+    if (typeof clientOrderId !== "string" || this.#origins.has(clientOrderId)) return undefined;
+    const entry: Placing = { client, request, clientOrderId };
     this.#origins.set(clientOrderId, entry);
     if (this.#origins.size > MAX_ORIGINS) this.#origins.delete(this.#origins.keys().next().value ?? "");
-    return () => {
-      if (this.#origins.get(clientOrderId) === entry) this.#origins.delete(clientOrderId);
-    };
+    return entry;
+  }
+
+  /** The placement `expectPlacement` registered has answered: its request is no longer a base. */
+  placementAnswered(entry: Placing): void {
+    if (this.#origins.get(entry.clientOrderId) === entry) this.#origins.delete(entry.clientOrderId);
   }
 
   enqueue(client: Client, item: Outgoing): void {
@@ -140,7 +151,7 @@ export class Pushes {
   answer(client: Client, id: string, order: OrderSnapshot): string[] {
     const pending = this.#unpublished;
     const latest = this.#latest.get(order.order_id);
-    if (latest === undefined || latest.seq <= client.sentSeq) return [answerFrame(id, order, [])];
+    if (latest === undefined || latest.seq <= client.sentSeq) return [answerFrame(id, order, "")];
     // Seqs ascend: the first event not yet sent to this connection, and the order's latest, by bisection.
     const first = firstAfter(pending, client.sentSeq);
     let match = -1;
@@ -157,7 +168,7 @@ export class Pushes {
         break;
       }
     }
-    if (match < 0) return [answerFrame(id, order, [])];
+    if (match < 0) return [answerFrame(id, order, "")];
     // The answered run: this order's events (each expressible over the answer) that end at the match.
     let start = match;
     const overlays: Record<string, unknown>[] = [{}];
@@ -172,15 +183,9 @@ export class Pushes {
     }
     const frames: string[] = [];
     for (let i = first; i < start; i++) frames.push(pending[i]!.frameFor(client, client.heldFrom));
-    const answered: Record<string, unknown>[] = [];
+    let answered = "";
     for (let i = start; i <= match; i++) {
-      const event = pending[i]!.event as OrderEvent;
-      const item: Record<string, unknown> = { type: event.type, seq: event.seq };
-      const overlay = overlays[i - start];
-      if (overlay !== undefined && !isEmpty(overlay)) item.order = overlay;
-      if (event.trades !== undefined) item.trades = event.trades;
-      item.timestamp = event.timestamp;
-      answered.push(item);
+      answered += `${i === start ? "" : ","}${answeredEvent(pending[i]!.event as OrderEvent, overlays[i - start])}`;
     }
     client.sentSeq = pending[match]!.seq;
     frames.push(answerFrame(id, order, answered));
@@ -318,8 +323,21 @@ function isEmpty(record: Record<string, unknown>): boolean {
   return true;
 }
 
-/** A RESULT with the events it stands for; the snapshot is serialized once, by concatenation. */
-function answerFrame(id: string, order: OrderSnapshot, events: Record<string, unknown>[]): string {
+/**
+ * One answered event as the RESULT's `events` carries it: what JSON.stringify of
+ * `{type, seq, order?, trades?, timestamp}` writes, concatenated from its parts so that no object
+ * is built per event only to be serialized (test/unit/gateway-answer-frame.spec.ts pins the bytes).
+ */
+export function answeredEvent(event: OrderEvent, overlay: Record<string, unknown> | undefined): string {
+  let item = `{"type":${JSON.stringify(event.type)},"seq":${JSON.stringify(event.seq)}`;
+  if (overlay !== undefined && !isEmpty(overlay)) item += `,"order":${JSON.stringify(overlay)}`;
+  if (event.trades !== undefined) item += `,"trades":${JSON.stringify(event.trades)}`;
+  if (event.timestamp !== undefined) item += `,"timestamp":${JSON.stringify(event.timestamp)}`;
+  return `${item}}`;
+}
+
+/** A RESULT with the events it stands for (their JSON, comma-joined); the snapshot serialized once. */
+export function answerFrame(id: string, order: OrderSnapshot, events: string): string {
   const head = `{"type":"RESULT","id":${JSON.stringify(id)},"result":${JSON.stringify(order)}`;
-  return events.length === 0 ? `${head}}` : `${head},"events":${JSON.stringify(events)}}`;
+  return events.length === 0 ? `${head}}` : `${head},"events":[${events}]}`;
 }
