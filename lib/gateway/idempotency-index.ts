@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
@@ -44,15 +43,9 @@ const SOON_MS = 10;
 /**
  * A hash of an order's parameters, independent of key order and of the client_order_id itself:
  * a retry must repeat the order exactly, and one that does not is refused, not answered with the
- * first order as if it were the same.
+ * first order as if it were the same. Written in order-hash.ts, which computes it cheaply.
  */
-export function orderHash(order: Record<string, unknown>): string {
-  const keys = Object.keys(order)
-    .filter((key) => key !== "client_order_id" && order[key] !== undefined)
-    .sort();
-  const canonical = JSON.stringify(keys.map((key) => [key, order[key]]));
-  return createHash("sha256").update(canonical).digest("hex").slice(0, 24);
-}
+export { orderHash } from "./order-hash";
 
 /**
  * Every client_order_id the gateway placed an order for, kept for the IST day it was used and the

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fc from "fast-check";
-import { orderHash as indexHash } from "../../lib/gateway/idempotency-index";
 import { canonicalOrder, orderHash } from "../../lib/gateway/order-hash";
 
 const key = fc.oneof(
@@ -37,8 +36,20 @@ const value = fc.oneof(
 );
 const order = fc.dictionary(key, value, { maxKeys: 14 });
 
+/**
+ * The definition the index files were written with (idempotency-index.ts before order-hash.ts):
+ * the cheaper function must give the same digest, or a retry after an upgrade is refused.
+ */
+function indexHash(fields: Record<string, unknown>): string {
+  const keys = Object.keys(fields)
+    .filter((name) => name !== "client_order_id" && fields[name] !== undefined)
+    .sort();
+  const canonical = JSON.stringify(keys.map((name) => [name, fields[name]]));
+  return createHash("sha256").update(canonical).digest("hex").slice(0, 24);
+}
+
 describe("order-hash: the idempotency hash, computed cheaper", function () {
-  it("gives digest for digest what idempotency-index's orderHash gives, whatever the fields (property)", function () {
+  it("gives digest for digest what the index files were written with, whatever the fields (property)", function () {
     fc.assert(
       fc.property(order, (fields) => {
         assert.equal(orderHash(fields), indexHash(fields));
