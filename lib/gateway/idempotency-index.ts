@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
+import { syncDirectory, writeFileDurably } from "../common/durable-file";
 import { istDay } from "../market/ist";
 
 /** What a client_order_id was used for: the order it made and a hash of the order's parameters. */
@@ -394,32 +395,13 @@ export class IdempotencyIndex {
     const temporary = `${file}.tmp`;
     const lines = Array.from(this.#entries, ([k, e]) => JSON.stringify([k, e.orderId, e.hash, e.day]));
     for (const [k, i] of this.#intents) lines.push(JSON.stringify(["i", k, i.hash, i.day, i.after]));
-    const handle = await fsp.open(temporary, "w");
-    try {
-      await handle.writeFile(lines.length === 0 ? "" : `${lines.join("\n")}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeFileDurably(temporary, lines.length === 0 ? "" : `${lines.join("\n")}\n`);
     await fsp.rename(temporary, file);
-    syncDirectory(path.dirname(file));
+    // Best effort, as before: a directory that cannot be synced must not stop the gateway starting.
+    await syncDirectory(path.dirname(file)).catch(() => undefined);
   }
 }
 
 function key(account: string, clientOrderId: string): string {
   return `${account}\u0000${clientOrderId}`;
-}
-
-/** A rename is durable once the directory entry is synced (not possible on Windows; NTFS journals it). */
-function syncDirectory(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, "r");
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // Best effort: see above.
-  }
 }

@@ -11,6 +11,7 @@ import { constants as fsConstants, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import { crc32 } from "node:zlib";
+import { syncDirectory, writeFileDurably } from "../common/durable-file";
 import { messageOf } from "../common/error-message";
 
 export interface JournalLog {
@@ -68,28 +69,6 @@ async function writeAll(fh: FileHandle, bytes: Buffer): Promise<void> {
     // A zero-byte write would otherwise spin forever.
     if (bytesWritten <= 0) throw new Error("write made no progress");
     offset += bytesWritten;
-  }
-}
-
-async function writeFileDurably(file: string, bytes: Buffer): Promise<void> {
-  const fh = await fsp.open(file, "w");
-  try {
-    await writeAll(fh, bytes);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-// A rename or create is only durable once the directory entry itself is synced.
-async function syncDir(dir: string): Promise<void> {
-  // Windows cannot open a directory for fsync; NTFS journals its metadata anyway.
-  if (process.platform === "win32") return;
-  const fh = await fsp.open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 
@@ -350,7 +329,7 @@ export class Journal<S, R> {
       throw journalError(file, "cannot truncate torn last line", err);
     }
     if (data === undefined) {
-      await syncDir(dir).catch((err: unknown) =>
+      await syncDirectory(dir).catch((err: unknown) =>
         log.warn(`journal ${file}: cannot fsync directory ${dir}: ${messageOf(err)}`),
       );
     }
@@ -403,7 +382,7 @@ export class Journal<S, R> {
       );
     }
     const dir = path.dirname(file);
-    await syncDir(dir).catch((err: unknown) =>
+    await syncDirectory(dir).catch((err: unknown) =>
       log.warn(`journal ${file}: cannot fsync directory ${dir}: ${messageOf(err)}`),
     );
     const droppedAfter = countLines(data, goodEnd) - 1 + (data[data.length - 1] === NEWLINE ? 0 : 1);
@@ -648,7 +627,7 @@ export class Journal<S, R> {
     this.dropPending(Math.min(cutoff - this.bufferSeq, this.ends.length));
     if (old !== undefined) await old.close().catch(() => undefined);
     const dir = path.dirname(this.file);
-    await syncDir(dir).catch((err: unknown) =>
+    await syncDirectory(dir).catch((err: unknown) =>
       this.log.warn(
         `journal ${this.file}: cannot fsync directory ${dir} after compaction: ${messageOf(err)}`,
       ),

@@ -3,6 +3,7 @@ import path from "node:path";
 import { z } from "zod";
 import { IsoTimestamp } from "../protocol/fields";
 import { TradingState } from "../protocol/events";
+import { syncDirectory, writeFileDurably } from "../common/durable-file";
 import { messageOf } from "../common/error-message";
 
 /**
@@ -51,17 +52,6 @@ export async function loadState(file: string): Promise<LoadedState> {
   return { kind: "ok", record: parsed.data };
 }
 
-async function syncDirectory(dir: string): Promise<void> {
-  // Windows cannot open a directory for fsync; NTFS journals its metadata anyway.
-  if (process.platform === "win32") return;
-  const handle = await fsp.open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
  * Replaces the state file atomically: a crash leaves either the old record or the new one,
  * never half of one (write a temporary file, fsync it, rename it over, fsync the directory).
@@ -70,13 +60,7 @@ export async function saveState(file: string, record: RiskStateRecord): Promise<
   const dir = path.dirname(file);
   await fsp.mkdir(dir, { recursive: true });
   const tmp = `${file}.tmp`;
-  const handle = await fsp.open(tmp, "w", 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`, "utf8");
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await writeFileDurably(tmp, `${JSON.stringify(record, null, 2)}\n`, 0o600);
   await fsp.rename(tmp, file);
   await syncDirectory(dir);
 }
