@@ -6,6 +6,7 @@ import type { OrderState } from "../lib/paper/account-state";
 import { encodeRecord } from "../lib/paper/compact-record";
 import { Journal } from "../lib/paper/journal";
 import { OrderRequest } from "../lib/protocol";
+import { memoryGrowth } from "./paper-memory";
 import { fmt, row } from "./stats";
 
 /**
@@ -160,46 +161,6 @@ function validationOnly(count: number): Rate {
   return stop(count);
 }
 
-const WARM_UP = 120_000;
-
-export async function memoryGrowth(
-  count: number,
-  journalFile: string,
-): Promise<{ before: number; after: number; heapBefore: number; heapAfter: number; fileBytes: number }> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  const broker = new PaperBroker(
-    { volatility: 0, spread_bps: 0, slippage_bps: 0, starting_cash: 1e12, retention: 10_000 },
-    { journalFile },
-  );
-  await broker.connect();
-  broker.setPrice("INFY", 100);
-  // Warm up past the retention bound and two compactions (every 50,000 records at this retention),
-  // so the baseline already holds a full order book and has had the compaction's peak: growth after
-  // it is what a long session adds, not the first snapshot's one-off high-water mark.
-  const place = async (from: number, to: number) => {
-    // Answers wait for the fsync, so orders go in windows of 1,000, as a busy flow or gateway sends them.
-    for (let i = from; i < to; i += 1000) {
-      const batch: Promise<unknown>[] = [];
-      for (let k = i; k < Math.min(to, i + 1000); k += 1) {
-        batch.push(broker.placeOrder({ symbol: "INFY", side: k % 2 === 0 ? "BUY" : "SELL", quantity: 1 }));
-      }
-      await Promise.all(batch);
-    }
-  };
-  await place(0, WARM_UP);
-  await new Promise((r) => setTimeout(r, 200));
-  gc?.();
-  const before = process.memoryUsage().rss;
-  const heapBefore = process.memoryUsage().heapUsed;
-  await place(0, count);
-  await new Promise((r) => setTimeout(r, 200));
-  gc?.();
-  const after = process.memoryUsage().rss;
-  const heapAfter = process.memoryUsage().heapUsed;
-  await broker.close();
-  return { before, after, heapBefore, heapAfter, fileBytes: fs.statSync(journalFile).size };
-}
-
 export async function runPaperBench(options: { quick: boolean }): Promise<string[]> {
   const n = options.quick ? 20_000 : 200_000;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "paper-bench-"));
@@ -214,7 +175,7 @@ export async function runPaperBench(options: { quick: boolean }): Promise<string
     const journalAlone = await journalOnly(n, path.join(dir, "d.jsonl"), 10_000);
     const resting = await restingThenFilled(n / 4);
     const mem = await memoryGrowth(options.quick ? 100_000 : 1_000_000, path.join(dir, "m.jsonl"));
-    const growthMb = (mem.after - mem.before) / 1024 / 1024;
+    const growthMb = (mem.after.rss - mem.before.rss) / 1024 / 1024;
     const line = (what: string, rate: Rate, target: string) =>
       row([
         what,
@@ -248,29 +209,11 @@ export async function runPaperBench(options: { quick: boolean }): Promise<string
         `${fmt(journaled.cpu / memory.cpu)} × by CPU time (same run). CPU time counts this process only, so it ` +
         "moves less than the wall clock when other processes share the machine.",
       "",
-      `Memory: RSS ${fmt(mem.before / 1048576, 1)} MB → ${fmt(mem.after / 1048576, 1)} MB over ${options.quick ? "100,000" : "1,000,000"} journaled orders ` +
+      `Memory: RSS ${fmt(mem.before.rss / 1048576, 1)} MB → ${fmt(mem.after.rss / 1048576, 1)} MB over ${options.quick ? "100,000" : "1,000,000"} journaled orders ` +
         `(growth ${fmt(growthMb, 1)} MB, target < 10 MB); journal file ${fmt(mem.fileBytes / 1048576, 1)} MB after compaction.` +
         ((globalThis as { gc?: unknown }).gc === undefined
           ? " (run with --expose-gc for a steadier figure)"
           : ""),
-    ];
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** The memory figure alone, in a fresh process, so earlier benchmarks' garbage does not blur it. */
-export async function runMemoryBench(options: { quick: boolean }): Promise<string[]> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "paper-memory-"));
-  try {
-    const count = options.quick ? 100_000 : 1_000_000;
-    const mem = await memoryGrowth(count, path.join(dir, "m.jsonl"));
-    return [
-      "### Paper broker memory (fresh process)",
-      "",
-      `RSS ${fmt(mem.before / 1048576, 1)} MB after ${WARM_UP.toLocaleString("en-US")} warm-up orders → ${fmt(mem.after / 1048576, 1)} MB after ${count.toLocaleString("en-US")} more journaled orders ` +
-        `(growth ${fmt((mem.after - mem.before) / 1048576, 1)} MB, target < 10 MB); V8 heap in use ${fmt(mem.heapBefore / 1048576, 1)} MB → ` +
-        `${fmt(mem.heapAfter / 1048576, 1)} MB; journal ${fmt(mem.fileBytes / 1048576, 1)} MB.`,
     ];
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { runFlowBench } from "./flow-roundtrip";
 import { runGuardBench } from "./guard-cost";
-import { runMemoryBench, runPaperBench } from "./paper-matching";
+import { runMemoryBench } from "./paper-memory";
+import { runPaperBench } from "./paper-matching";
 import { runDurableBench, runWsBench } from "./ws-bench";
 import { runFloodBench } from "./ws-flood";
 

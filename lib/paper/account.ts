@@ -242,7 +242,15 @@ export class PaperAccount {
     if (this.byClientId.get(order.client_order_id) === id) {
       this.byClientId.delete(order.client_order_id);
       if (order.client_id_given) {
-        this.retiredClientIds.set(order.client_order_id, [id, tradingDay(order.placed_at)]);
+        const day = tradingDay(order.placed_at);
+        // An id guards its own trading day only (a snapshot drops earlier days' too). Entries go in
+        // as orders leave retention, oldest days first, and one placed on a later day proves the
+        // earlier days over: without this a broker running for days holds every id it was given.
+        for (const [clientId, [, since]] of this.retiredClientIds) {
+          if (since >= day) break;
+          this.retiredClientIds.delete(clientId);
+        }
+        this.retiredClientIds.set(order.client_order_id, [id, day]);
       }
     }
   };
