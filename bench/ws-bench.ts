@@ -474,6 +474,21 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
     const floor = summarize(await durableFloor(echo.port, dir, options.quick ? 500 : 2000));
     await echo.stop();
 
+    // The floor of any JS gateway: the same frames parsed and answered with a canned answer of the
+    // gateway's size, no other work (ws-echo-server.ts --canned-answers).
+    const cannedServer = await startChild(path.join(DIST, "bench/ws-echo-server.js"), ["--canned-answers"]);
+    await rawEchoLatency(cannedServer.port, n / 4);
+    const cannedCpu = cpuMsOf(cannedServer.process.pid);
+    const cannedPlace = summarize(await rawEchoLatency(cannedServer.port, n));
+    const cannedCpuUs = ((cpuMsOf(cannedServer.process.pid) - cannedCpu) * 1000) / n;
+    const cannedFixed = await fixedLoadGatewayCpu(
+      cannedServer.port,
+      cannedServer.process.pid,
+      "v1.1 skip",
+      options.quick ? 20_000 : 100_000,
+    );
+    await cannedServer.stop();
+
     // A fresh gateway per protocol: with --fast-acks every client_order_id stays in memory, and a
     // gateway that had already taken the earlier protocols' ~200,000 orders charged the later
     // rows for its larger heap (v1.1 skip, measured last, came out slowest for that reason).
@@ -545,6 +560,14 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
         ]);
       }),
       row([
+        "floor: a canned v1.1 skip answer to each order frame (no gateway work)",
+        fmt(cannedPlace.p50, 1),
+        fmt(cannedPlace.p99, 1),
+        fmt(cannedPlace.p50 / raw.p50),
+        fmt(cannedPlace.p99 / raw.p99),
+        "—",
+      ]),
+      row([
         "place → ack, durable acks (journal fsync before the answer), v1.1 skip",
         fmt(placeDurable.p50, 1),
         fmt(placeDurable.p99, 1),
@@ -556,7 +579,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
       "",
       "Gateway CPU per sequential order (the place → ack rows above, acks from memory): " +
         PROTOCOLS.map((protocol) => `${protocol} ${fmt(fastRuns[protocol].placeCpuUs, 1)} µs`).join(", ") +
-        `; the echo server's per sequential message: ${fmt(echoCpuUs, 1)} µs.`,
+        `; the echo server's per sequential message: ${fmt(echoCpuUs, 1)} µs; the canned-answer floor's: ${fmt(cannedCpuUs, 1)} µs.`,
       "",
       row([
         "pipelined, one connection, window " + window,
@@ -590,6 +613,14 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
           "gateway CPU ≲ 18 µs",
         ]);
       }),
+      row([
+        "floor: the same fixed load answered with canned v1.1 skip answers (no gateway work)",
+        fmt(cannedFixed.rate, 0),
+        fmt(cannedFixed.rate / rawRate),
+        "—",
+        fmt(cannedFixed.gatewayCpuUs, 1),
+        "—",
+      ]),
       row([
         "orders acknowledged, durable acks, v1.1 skip",
         fmt(durableRun.rate, 0),

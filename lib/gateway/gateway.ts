@@ -55,6 +55,7 @@ export class Gateway {
   /** Set by start() once the idempotency index is open, before the first connection. */
   #dispatcher!: Dispatcher;
   #index!: IdempotencyIndex;
+  #placements!: Placements;
   readonly #server: http.Server;
   readonly #wss: WebSocketServer;
 
@@ -153,6 +154,7 @@ export class Gateway {
     });
     gateway.#index = index;
     const placements = new Placements(settings.broker, index, settings.account);
+    gateway.#placements = placements;
     gateway.#dispatcher = new Dispatcher({
       settings,
       verifier: gateway.#verifier,
@@ -248,6 +250,7 @@ export class Gateway {
     this.#wss.close();
     await serverClosed;
     await this.#quotes.settled();
+    this.#placements.recordPlaced();
     await this.#index.close();
   }
 

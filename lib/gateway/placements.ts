@@ -6,6 +6,18 @@ import { WIRE_LIMITS } from "../protocol/wire";
 import type { IdempotencyIndex } from "./idempotency-index";
 import { orderHash } from "./idempotency-index";
 
+type PlaceRequest = WireRequestOf<"PLACE_ORDER">["order"];
+
+/** A placement this gateway started and has not yet handed to the index. */
+interface Placing {
+  readonly order: PlaceRequest;
+  /** The parameters' hash, computed when first compared (in memory: after the answer is written). */
+  hash: string | undefined;
+  placed: Promise<OrderSnapshot>;
+  /** Set once the broker has placed it in memory: the index hears of it at the end of the turn. */
+  orderId: string | undefined;
+}
+
 /**
  * The gateway's order reads and writes that go beyond one broker call: idempotent placement on
  * client_order_id (in flight, then the durable index), lookups by client_order_id, and order-book
@@ -15,8 +27,11 @@ export class Placements {
   readonly #broker: BrokerInterface;
   readonly #index: IdempotencyIndex;
   readonly #account: string;
-  /** client_order_id → the placement in flight and its parameters' hash. */
-  readonly #placing = new Map<string, { hash: string; placed: Promise<OrderSnapshot> }>();
+  /** client_order_id → the placement in flight, or placed in memory and waiting for #recordPlaced. */
+  readonly #placing = new Map<string, Placing>();
+  /** Placed in memory this turn: their hashes and index entries are made once the answers are out. */
+  #toRecord: Placing[] = [];
+  #recordSoon: NodeJS.Immediate | undefined;
   /** The highest order_id given back so far (or known at start): an order placed later has a higher one. */
   #after = "";
   /** An order-book scan in progress, shared by the client_order_id lookups waiting on it. */
@@ -79,38 +94,86 @@ export class Placements {
    * one the original order as it is now. The answer waits until the id is durably indexed. A
    * retry with different parameters is refused with IDEMPOTENCY_MISMATCH.
    */
-  async place(order: WireRequestOf<"PLACE_ORDER">["order"]): Promise<OrderSnapshot> {
+  place(order: PlaceRequest): Promise<OrderSnapshot> {
+    try {
+      const clientOrderId = order.client_order_id;
+      const inFlight = this.#placing.get(clientOrderId);
+      if (inFlight !== undefined) {
+        if (hashOf(inFlight) !== orderHash(order)) throw mismatch(clientOrderId, "an order in flight");
+        // Placed, its index entry waiting for the end of the turn: answered as the index answers.
+        if (inFlight.orderId !== undefined) return this.#originalOrder(clientOrderId, inFlight.orderId);
+        return inFlight.placed;
+      }
+      const known = this.#index.get(this.#account, clientOrderId);
+      if (known !== undefined) return this.#repeat(order, known);
+      if (this.#index.unknown(this.#account, clientOrderId)) throw unknownOutcome(clientOrderId);
+      return this.#index.durable ? this.#placeDurablyOnce(order) : this.#placeInMemory(order);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** A retry of an id the index holds: the original order, if the parameters are the same. */
+  async #repeat(order: PlaceRequest, known: { orderId: string; hash: string }): Promise<OrderSnapshot> {
+    const clientOrderId = order.client_order_id;
+    if (known.hash !== "" && known.hash !== orderHash(order)) {
+      throw mismatch(clientOrderId, `order ${known.orderId}`);
+    }
+    // What this answer repeats must be as durable as the first answer was.
+    if (this.#index.unflushed) await this.#index.flush();
+    return this.#originalOrder(clientOrderId, known.orderId);
+  }
+
+  async #placeDurablyOnce(order: PlaceRequest): Promise<OrderSnapshot> {
     const clientOrderId = order.client_order_id;
     const hash = orderHash(order);
-    const inFlight = this.#placing.get(clientOrderId);
-    if (inFlight !== undefined) {
-      if (inFlight.hash !== hash) throw mismatch(clientOrderId, "an order in flight");
-      return inFlight.placed;
-    }
-    const known = this.#index.get(this.#account, clientOrderId);
-    if (known !== undefined) {
-      if (known.hash !== "" && known.hash !== hash) throw mismatch(clientOrderId, `order ${known.orderId}`);
-      // What this answer repeats must be as durable as the first answer was.
-      if (this.#index.unflushed) await this.#index.flush();
-      return this.#originalOrder(clientOrderId, known.orderId);
-    }
-    if (this.#index.unknown(this.#account, clientOrderId)) throw unknownOutcome(clientOrderId);
-    const placed = this.#index.durable ? this.#placeDurably(order, hash) : this.#placeInMemory(order, hash);
-    const entry = { hash, placed };
+    const entry: Placing = { order, hash, placed: this.#placeDurably(order, hash), orderId: undefined };
     this.#placing.set(clientOrderId, entry);
     try {
-      return await placed;
+      return await entry.placed;
     } finally {
       // Placed: the index answers from now on. Failed: nothing was placed, a retry may try again.
       if (this.#placing.get(clientOrderId) === entry) this.#placing.delete(clientOrderId);
     }
   }
 
-  async #placeInMemory(order: WireRequestOf<"PLACE_ORDER">["order"], hash: string): Promise<OrderSnapshot> {
-    const snapshot = await this.#broker.placeOrder(order);
-    this.#index.record(this.#account, order.client_order_id, snapshot.order_id, hash);
-    return snapshot;
+  /**
+   * Without an index file, nothing needs the hash or the index entry before the answer: both are
+   * made once the turn's answers are written (#recordPlaced, one immediate per turn), and until
+   * then the entry in #placing stands for the index. The answer no longer waits for the sha256.
+   */
+  #placeInMemory(order: PlaceRequest): Promise<OrderSnapshot> {
+    const clientOrderId = order.client_order_id;
+    const entry: Placing = { order, hash: undefined, placed: undefined as never, orderId: undefined };
+    entry.placed = this.#broker.placeOrder(order).then(
+      (snapshot) => {
+        entry.orderId = snapshot.order_id;
+        this.#toRecord.push(entry);
+        this.#recordSoon ??= setImmediate(this.recordPlaced);
+        return snapshot;
+      },
+      (error: unknown) => {
+        // Nothing was placed: a retry may try again.
+        if (this.#placing.get(clientOrderId) === entry) this.#placing.delete(clientOrderId);
+        throw error;
+      },
+    );
+    this.#placing.set(clientOrderId, entry);
+    return entry.placed;
   }
+
+  /** This turn's in-memory placements into the index; the gateway runs it too before it closes. */
+  readonly recordPlaced = (): void => {
+    if (this.#recordSoon !== undefined) clearImmediate(this.#recordSoon);
+    this.#recordSoon = undefined;
+    const placed = this.#toRecord;
+    this.#toRecord = [];
+    for (const entry of placed) {
+      const clientOrderId = entry.order.client_order_id;
+      this.#index.record(this.#account, clientOrderId, entry.orderId ?? "", hashOf(entry));
+      if (this.#placing.get(clientOrderId) === entry) this.#placing.delete(clientOrderId);
+    }
+  };
 
   /**
    * One disk wait, not two in a row: the intent is written before the broker hears of the order
@@ -118,7 +181,7 @@ export class Placements {
    * naming the order_id follows unawaited: should it be lost, the intent is settled at the next
    * start from the broker's book (recover()).
    */
-  async #placeDurably(order: WireRequestOf<"PLACE_ORDER">["order"], hash: string): Promise<OrderSnapshot> {
+  async #placeDurably(order: PlaceRequest, hash: string): Promise<OrderSnapshot> {
     const clientOrderId = order.client_order_id;
     // Throws when the intent cannot be written: then the broker is not asked at all.
     const intentDurable = this.#index.intend(this.#account, clientOrderId, hash, this.#after);
@@ -214,6 +277,11 @@ export class Placements {
       });
     return this.#bookScan;
   }
+}
+
+function hashOf(entry: Placing): string {
+  entry.hash ??= orderHash(entry.order);
+  return entry.hash;
 }
 
 function mismatch(clientOrderId: string, what: string): BrokerError {

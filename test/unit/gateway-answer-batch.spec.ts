@@ -4,7 +4,7 @@ import type { Answer } from "../../lib/gateway/answer-batch";
 import { AnswerBatch } from "../../lib/gateway/answer-batch";
 import type { Client } from "../../lib/gateway/client";
 import { arrayFrame } from "../../lib/gateway/client";
-import { answeredEvent, answerFrame } from "../../lib/gateway/pushes";
+import { answeredEvent, answeredEventJson, answerFrame, overlayJson } from "../../lib/gateway/pushes";
 import type { OrderEvent, OrderSnapshot } from "../../lib/protocol";
 import { SUBPROTOCOL, SUBPROTOCOL_V1_1 } from "../../lib/protocol/wire";
 import type { PaperGateway } from "../support/gateway-client";
@@ -87,6 +87,50 @@ describe("answered events: concatenated JSON equals JSON.stringify of the object
         assert.deepEqual(JSON.parse(concatenated), JSON.parse(JSON.stringify(item)));
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it("an overlay written as JSON equals JSON.stringify of the overlay object (property)", function () {
+    const key = fc.oneof(text, fc.constantFrom("0", "1", "10", "01", "-1", "4294967295", "status", "price"));
+    const value = fc.oneof(
+      text,
+      fc.integer(),
+      fc.double(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.boolean(),
+      fc.constant(() => 1),
+    );
+    const record = fc.dictionary(key, value, { maxKeys: 6 });
+    fc.assert(
+      fc.property(record, record, fc.boolean(), (answer, event, share) => {
+        // Shared keys with equal values are what an overlay leaves out.
+        if (share) for (const k of Object.keys(answer)) if (k in event) event[k] = answer[k];
+        // The definition: the event's defined fields that differ; none when the answer has a field the event lacks.
+        let expected: string | undefined;
+        if (!Object.keys(answer).some((k) => answer[k] !== undefined && event[k] === undefined)) {
+          const overlay: Record<string, unknown> = {};
+          for (const k in event) if (event[k] !== undefined && answer[k] !== event[k]) overlay[k] = event[k];
+          expected = Object.keys(overlay).length === 0 ? "" : JSON.stringify(overlay);
+        }
+        const written = overlayJson(answer as unknown as OrderSnapshot, event as unknown as OrderSnapshot);
+        assert.equal(written, expected);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("answeredEventJson with the overlay's JSON equals answeredEvent with its object (property)", function () {
+    fc.assert(
+      fc.property(eventArb, overlayArb, (event, overlay) => {
+        const json =
+          overlay === undefined || Object.keys(overlay).length === 0 ? "" : JSON.stringify(overlay);
+        assert.equal(
+          answeredEventJson(event as unknown as OrderEvent, json),
+          answeredEvent(event as unknown as OrderEvent, overlay),
+        );
+      }),
+      { numRuns: 300 },
     );
   });
 
