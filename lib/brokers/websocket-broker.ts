@@ -221,6 +221,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   /** The last event seq processed: what a RESUME after the next reconnect starts from. */
   get lastSeq(): number {
+    this.#client.flushInbound();
     this.#drainAnswered();
     return this.#lastSeq;
   }
@@ -245,6 +246,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   async close(): Promise<void> {
     // Events that arrived are reported, even if the check phase that would have taken them is gone.
+    this.#client.flushInbound();
     this.#drainAnswered();
     clearImmediate(this.#answeredImmediate);
     this.#answeredImmediate = undefined;

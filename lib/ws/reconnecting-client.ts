@@ -127,6 +127,8 @@ interface Link {
    */
   deadlineTimer: NodeJS.Timeout | undefined;
   deadlineAt: number;
+  /** Frames that arrived behind the answer that left this link idle; see #onFrameOf. */
+  deferred: { data: Buffer; isBinary: boolean }[] | undefined;
 }
 
 const DEFAULTS = {
@@ -178,6 +180,9 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   /** A flush is queued as a microtask (it cannot be cancelled: #flush checks the link itself). */
   #flushQueued = false;
   #rateTimer: NodeJS.Timeout | undefined;
+  /** The link whose last outstanding request was answered in the current job (cleared by a microtask). */
+  #answeredIdle: Link | undefined;
+  #inboundImmediate: NodeJS.Immediate | undefined;
 
   #sent = 0;
   #received = 0;
@@ -255,7 +260,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     });
     this.#socket.on("frame", (data, isBinary) => {
       // The core hands over frames of its current link only, which is the one openSession last saw.
-      if (this.#link !== undefined) this.#onFrame(this.#link, data, isBinary);
+      if (this.#link !== undefined) this.#onFrameOf(this.#link, data, isBinary);
     });
     this.#socket.on("failure", (error) => this.#report(error));
     this.#socket.on("fatal", (error) => this.#onFatal(error));
@@ -327,6 +332,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
     const link = this.#link;
+    // Frames that arrived before close() are handled as they would have been without the deferral.
+    if (link !== undefined) this.#drainDeferred(link);
     this.#closed = true;
     this.#clearClientTimers();
     for (const pending of this.#queue.clear()) {
@@ -585,6 +592,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       pingInFlight: false,
       deadlineTimer: undefined,
       deadlineAt: Infinity,
+      deferred: undefined,
     };
     this.#links.set(open, link);
     this.#link = link;
@@ -695,6 +703,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   #onDown(open: OpenLink): void {
     const link = this.#links.get(open);
     if (link === undefined) return;
+    // They arrived before the link went down, and are handled before its requests are failed.
+    this.#drainDeferred(link);
     this.#links.delete(open);
     link.phase = "closed";
     clearInterval(link.appPing);
@@ -710,6 +720,47 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   }
 
   // ---- inbound ----------------------------------------------------------------------------------
+
+  /**
+   * Handles every frame (in the order they came) this client has put off: see #onFrameOf. Whoever
+   * reads state that such a frame may move on (the broker's last event seq) calls this first.
+   */
+  flushInbound(): void {
+    if (this.#link !== undefined) this.#drainDeferred(this.#link);
+  }
+
+  /**
+   * A ready link whose last outstanding request has just been answered is idle: whoever waited
+   * for that answer will most likely send the next request as soon as its promise settles, which
+   * is in a microtask after this job. Frames that came in the same read behind that answer (the
+   * events a v1 or v1.1 "send" gateway pushes after it) are put off to the check phase, so the
+   * next request goes out first, as it does when they come in a read of their own. They are
+   * still handled in order and before any later frame, and before the link is dropped or closed.
+   */
+  #onFrameOf(link: Link, data: Buffer, isBinary: boolean): void {
+    if (link.deferred !== undefined || this.#answeredIdle === link) {
+      (link.deferred ??= []).push({ data, isBinary });
+      this.#inboundImmediate ??= setImmediate(this.#flushInboundLater);
+      return;
+    }
+    this.#onFrame(link, data, isBinary);
+  }
+
+  readonly #flushInboundLater = (): void => {
+    this.#inboundImmediate = undefined;
+    this.flushInbound();
+  };
+
+  readonly #endAnsweredIdle = (): void => {
+    this.#answeredIdle = undefined;
+  };
+
+  #drainDeferred(link: Link): void {
+    const frames = link.deferred;
+    if (frames === undefined) return;
+    link.deferred = undefined;
+    for (const frame of frames) this.#onFrame(link, frame.data, frame.isBinary);
+  }
 
   #onFrame(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
     if (isBinary) {
@@ -760,6 +811,10 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       return;
     }
     link.inFlight.delete(pending.id);
+    if (link.inFlight.size === 0 && link.phase === "ready" && this.#answeredIdle === undefined) {
+      this.#answeredIdle = link;
+      queueMicrotask(this.#endAnsweredIdle);
+    }
     // v1.1: events that ride in an answer belong to the event stream at this frame's place in it.
     if (type === "RESULT" && message.events !== undefined) this.emit("message", message);
     if (type === "RESULT") settleResolve(pending, message.result);
@@ -785,6 +840,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     this.#rateTimer = undefined;
     if (this.#flushImmediate !== undefined) clearImmediate(this.#flushImmediate);
     this.#flushImmediate = undefined;
+    if (this.#inboundImmediate !== undefined) clearImmediate(this.#inboundImmediate);
+    this.#inboundImmediate = undefined;
   }
 }
 
