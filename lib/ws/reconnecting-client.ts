@@ -325,6 +325,22 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   }
 
   /**
+   * request() without its promise, for a caller that settles a promise of its own: exactly one of
+   * the two callbacks runs, once, with what request() would resolve or reject with. `onResult` runs
+   * inside the frame's handling, so a caller resolving its own promise there saves the microtask
+   * hops of awaiting one promise to resolve another. A refusal (closed, queue full, bad message)
+   * calls `onError` at once.
+   */
+  send(
+    message: OutboundMessage,
+    options: RequestOptions | undefined,
+    onResult: (value: unknown) => void,
+    onError: (error: BrokerError) => void,
+  ): void {
+    this.#submit(message, options, onResult, onError);
+  }
+
+  /**
    * Ends every request (CLOSED), clears every timer and closes the socket with 1000, destroying it
    * if the peer has not completed the close within closeTimeoutMs (2 s). Resolves once the socket is
    * closed.
