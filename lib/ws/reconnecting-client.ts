@@ -103,11 +103,20 @@ interface Pending {
   readonly json: string;
   readonly bytes: number;
   readonly timeoutMs: number;
+  /** How long it may wait to be written; set when it is submitted. */
+  ttlMs: number;
   /** performance.now() by which the answer must have come; set when written. */
   deadline: number;
   settled: boolean;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: BrokerError) => void;
+}
+
+/** Requests being gathered into one frame by #flush. */
+interface Batch {
+  readonly link: Link;
+  list: Pending[];
+  bytes: number;
 }
 
 /** One open connection and the requests that live and die with it. */
@@ -159,6 +168,13 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   readonly #appPing: ReconnectingClientOptions["appPing"];
   readonly #socket: ReconnectingSocket;
   readonly #queue: SendQueue<Pending>;
+  /**
+   * Requests made on a ready link while nothing waits in the queue, oldest first: the flush already
+   * scheduled for this turn writes them. They skip the queue, whose time-to-live timer would be
+   * armed and cleared for each of them; one the flush cannot write (the link went, the rate limit)
+   * moves to the queue then, ahead of anything newer. Never non-empty while the queue is not.
+   */
+  #outbox: Pending[] = [];
   #maxBatch: number;
   #maxFrameBytes: number;
 
@@ -277,7 +293,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       sent: this.#sent,
       received: this.#received,
       timeouts: this.#timeouts,
-      queued: this.#queue.length,
+      queued: this.#queue.length + this.#outbox.length,
     };
   }
 
@@ -369,7 +385,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     if (link !== undefined) this.#drainDeferred(link);
     this.#closed = true;
     this.#clearClientTimers();
-    for (const pending of this.#queue.clear()) {
+    for (const pending of this.#takeUnsent()) {
       settleReject(pending, new BrokerError("CLOSED", `client closed; ${label(pending)} never sent`));
     }
     if (link !== undefined) {
@@ -415,7 +431,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     const linkReady = this.#link?.phase === "ready";
     if (linkReady && this.#rateLimit !== undefined) {
       // Everything already waiting goes first, so this request needs their tokens plus its own.
-      const wait = tokenWait(this.#rateLimit, this.#queue.length + 1);
+      const wait = tokenWait(this.#rateLimit, this.#queue.length + this.#outbox.length + 1);
       if (wait > ttlMs) {
         reject(
           new BrokerError(
@@ -427,6 +443,21 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
         return;
       }
     }
+    pending.ttlMs = ttlMs;
+    if (linkReady && this.#queue.length === 0) {
+      if (this.#outbox.length >= this.#queue.max) {
+        reject(
+          new BrokerError(
+            "QUEUE_FULL",
+            `send queue full (${this.#queue.max} waiting); ${label(pending)} not sent`,
+          ),
+        );
+        return;
+      }
+      this.#outbox.push(pending);
+      this.#scheduleFlush();
+      return;
+    }
     try {
       this.#queue.push(pending, ttlMs);
     } catch (error) {
@@ -434,6 +465,28 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       return;
     }
     if (linkReady) this.#scheduleFlush();
+  }
+
+  /** Moves the outbox to the (then empty) queue, oldest first, to wait for a link or a token. */
+  #spillOutbox(): void {
+    const outbox = this.#outbox;
+    if (outbox.length === 0) return;
+    this.#outbox = [];
+    for (const pending of outbox) {
+      try {
+        this.#queue.push(pending, pending.ttlMs);
+      } catch (error) {
+        settleReject(pending, toBrokerError(error));
+      }
+    }
+  }
+
+  /** Every request not yet written (outbox and queue), oldest first, taken out. */
+  #takeUnsent(): Pending[] {
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    const queued = this.#queue.clear();
+    return outbox.length === 0 ? queued : outbox.concat(queued);
   }
 
   #newPending(
@@ -468,6 +521,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       json,
       bytes,
       timeoutMs,
+      ttlMs: 0,
       deadline: Infinity,
       settled: false,
       resolve,
@@ -514,9 +568,11 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
 
   #flush(): void {
     const link = this.#link;
-    if (link === undefined || link.phase !== "ready" || link.ws.readyState !== WebSocket.OPEN) return;
-    let batch: Pending[] = [];
-    let batchBytes = 0;
+    if (link === undefined || link.phase !== "ready" || link.ws.readyState !== WebSocket.OPEN) {
+      this.#spillOutbox();
+      return;
+    }
+    const batch: Batch = { link, list: [], bytes: 0 };
     for (let next = this.#queue.peek(); next !== undefined; next = this.#queue.peek()) {
       if (next.bytes > this.#maxFrameBytes) {
         this.#queue.shift();
@@ -529,19 +585,45 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
         break;
       }
       this.#queue.shift();
-      // Adding to an array frame costs a comma, and the frame needs "[" and "]" around it all.
-      if (
-        batch.length > 0 &&
-        (batch.length >= this.#maxBatch || batchBytes + 1 + next.bytes + 2 > this.#maxFrameBytes)
-      ) {
-        this.#write(link, batch);
-        batch = [];
-        batchBytes = 0;
-      }
-      batch.push(next);
-      batchBytes += next.bytes + (batch.length > 1 ? 1 : 0);
+      this.#addToBatch(batch, next);
     }
-    if (batch.length > 0) this.#write(link, batch);
+    // The outbox fills only while the queue is empty, so nothing in the queue is newer than it.
+    const outbox = this.#outbox;
+    for (let i = 0; i < outbox.length; i++) {
+      const next = outbox[i]!;
+      // A rejection handler below may have closed the client, which ended everything unsent.
+      if (next.settled) continue;
+      if (next.bytes > this.#maxFrameBytes) {
+        settleReject(next, this.#tooLarge(next));
+        continue;
+      }
+      const wait = this.#rateLimit?.take(1) ?? 0;
+      if (wait > 0) {
+        // The rest waits in the queue for its tokens, in order and within its time-to-live.
+        this.#outbox = outbox.slice(i);
+        outbox.length = 0;
+        this.#spillOutbox();
+        this.#flushAfter(wait);
+        break;
+      }
+      this.#addToBatch(batch, next);
+    }
+    outbox.length = 0;
+    if (batch.list.length > 0 && !this.#closed) this.#write(link, batch.list);
+  }
+
+  #addToBatch(batch: Batch, next: Pending): void {
+    // Adding to an array frame costs a comma, and the frame needs "[" and "]" around it all.
+    if (
+      batch.list.length > 0 &&
+      (batch.list.length >= this.#maxBatch || batch.bytes + 1 + next.bytes + 2 > this.#maxFrameBytes)
+    ) {
+      this.#write(batch.link, batch.list);
+      batch.list = [];
+      batch.bytes = 0;
+    }
+    batch.list.push(next);
+    batch.bytes += next.bytes + (batch.list.length > 1 ? 1 : 0);
   }
 
   #flushAfter(ms: number): void {
@@ -617,6 +699,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
 
   /** The core's session step: every open connection becomes a Link, then openSession runs on it. */
   #openLink(open: OpenLink): Promise<void> | undefined {
+    // Whatever the last link left unwritten waits in the queue until this one is ready.
+    this.#spillOutbox();
     const link: Link = {
       ws: open.ws,
       open,
@@ -690,7 +774,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     // A refused certificate is news to whoever listens; a refused login the broker reads from fatalError.
     if (fatal.code !== "AUTH") this.#report(fatal);
     this.#fatal = fatal;
-    for (const pending of this.#queue.clear()) {
+    for (const pending of this.#takeUnsent()) {
       settleReject(pending, new BrokerError(fatal.code, `${fatal.message}; ${label(pending)} never sent`));
     }
     const advice =
@@ -740,6 +824,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     if (link === undefined) return;
     // They arrived before the link went down, and are handled before its requests are failed.
     this.#drainDeferred(link);
+    // Requests made on it but not yet written wait for the next link, ahead of newer ones.
+    if (this.#link === link) this.#spillOutbox();
     this.#links.delete(open);
     link.phase = "closed";
     clearInterval(link.appPing);
