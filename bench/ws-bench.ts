@@ -109,6 +109,11 @@ function brokerFor(
   );
 }
 
+/** µs of a process.cpuUsage() difference, user + system. */
+function cpuUsOf(used: NodeJS.CpuUsage): number {
+  return used.user + used.system;
+}
+
 /** CPU time (user + system, ms) a process has used, from /proc; NaN where there is none. */
 function cpuMsOf(pid: number | undefined): number {
   try {
@@ -467,7 +472,10 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
     const echo = await startChild(path.join(DIST, "bench/ws-echo-server.js"), []);
     await rawEchoLatency(echo.port, n / 4);
     const echoCpu = cpuMsOf(echo.process.pid);
+    const rawClientCpu = process.cpuUsage();
     const raw = summarize(await rawEchoLatency(echo.port, n));
+    // This process's CPU per raw echo: what the WebSocketBroker's per-order CPU compares with.
+    const rawClientCpuUs = cpuUsOf(process.cpuUsage(rawClientCpu)) / n;
     // The echo server's CPU per sequential message: what the gateway's per-order CPU compares with.
     const echoCpuUs = ((cpuMsOf(echo.process.pid) - echoCpu) * 1000) / n;
     const rawRate = await rawPipelined(echo.port, window, seconds);
@@ -498,6 +506,8 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
         place: ReturnType<typeof summarize>;
         /** Gateway CPU µs per sequential order. */
         placeCpuUs: number;
+        /** This process's (the client's) CPU µs per sequential order. */
+        clientPlaceCpuUs: number;
         pipelined: Pipelined;
         fixed: { rate: number; gatewayCpuUs: number };
       }
@@ -510,7 +520,9 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
       await broker.connect();
       await placeLatency(broker, n / 4);
       const gatewayCpu = cpuMsOf(fast.process.pid);
+      const clientCpu = process.cpuUsage();
       const place = summarize(await placeLatency(broker, n));
+      const clientPlaceCpuUs = cpuUsOf(process.cpuUsage(clientCpu)) / n;
       const placeCpuUs = ((cpuMsOf(fast.process.pid) - gatewayCpu) * 1000) / n;
       const pipelined = await measurePipelined(broker, fast.process.pid, window, seconds);
       await broker.close();
@@ -521,7 +533,7 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
         options.quick ? 20_000 : 100_000,
       );
       await fast.stop();
-      fastRuns[protocol] = { place, placeCpuUs, pipelined, fixed };
+      fastRuns[protocol] = { place, placeCpuUs, clientPlaceCpuUs, pipelined, fixed };
     }
 
     const durable = await startGateway(gatewayArgs(path.join(dir, "durable.jsonl")));
@@ -580,6 +592,13 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
       "Gateway CPU per sequential order (the place → ack rows above, acks from memory): " +
         PROTOCOLS.map((protocol) => `${protocol} ${fmt(fastRuns[protocol].placeCpuUs, 1)} µs`).join(", ") +
         `; the echo server's per sequential message: ${fmt(echoCpuUs, 1)} µs; the canned-answer floor's: ${fmt(cannedCpuUs, 1)} µs.`,
+      "",
+      "Client CPU per sequential order (this process, the same rows; user + system, so the kernel's loopback send is in it): " +
+        PROTOCOLS.map(
+          (protocol) =>
+            `${protocol} ${fmt(fastRuns[protocol].clientPlaceCpuUs, 1)} µs (${fmt(fastRuns[protocol].clientPlaceCpuUs / rawClientCpuUs)}× the raw echo client's)`,
+        ).join(", ") +
+        `; the raw echo client's per message: ${fmt(rawClientCpuUs, 1)} µs.`,
       "",
       row([
         "pipelined, one connection, window " + window,

@@ -26,7 +26,7 @@ import {
   isTerminal,
 } from "../protocol/orders";
 import { SymbolList } from "../protocol/quotes";
-import { parseOrderRequest } from "../protocol/order-fast-path";
+import { orderRequestJson, parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderEvent as OrderEventSchema } from "../protocol/events";
 import type { PlainAnsweredEntry } from "../protocol/snapshot-fast-path";
 import {
@@ -221,6 +221,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   /** The last event seq processed: what a RESUME after the next reconnect starts from. */
   get lastSeq(): number {
+    this.#client.flushInbound();
     this.#drainAnswered();
     return this.#lastSeq;
   }
@@ -245,6 +246,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   async close(): Promise<void> {
     // Events that arrived are reported, even if the check phase that would have taken them is gone.
+    this.#client.flushInbound();
     this.#drainAnswered();
     clearImmediate(this.#answeredImmediate);
     this.#answeredImmediate = undefined;
@@ -740,56 +742,98 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   // #region requests
 
   /** One request through the breaker; unknown outcomes count as failures, final answers as health. */
-  async #call<T extends RequestType>(
+  #call<T extends RequestType>(
     type: T,
     body: Record<string, unknown>,
     ttlMs?: number,
   ): Promise<WireResultOf<T>> {
-    this.#breaker.check();
-    try {
-      // Callers pass a fresh object; adding `type` to it avoids a spread, which is slow in V8.
-      const message = Object.assign(body, { type });
-      const raw = await this.#client.request(message, ttlMs === undefined ? undefined : { ttlMs });
-      this.#breaker.success();
-      // Marked: a plainly valid order snapshot, which is what an order request's answer must be.
-      if (
-        ORDER_RESULTS.has(type) &&
-        typeof raw === "object" &&
-        raw !== null &&
-        this.#checkedAnswers.delete(raw)
-      ) {
-        return raw as WireResultOf<T>;
-      }
-      return parseResult(type, raw);
-    } catch (error) {
-      const err = toBrokerError(error);
-      if (err.code === "NETWORK") {
-        // One dropped connection fails every request it carried at once: that is one failure, not
-        // one per request, or a blip with a few orders in flight would open the circuit (and block
-        // the lookups that settle those orders) long after the link is back.
-        if (this.#droppedSession !== this.#sessions) {
-          this.#droppedSession = this.#sessions;
-          this.#breaker.failure();
-        }
-      } else if (err.code === "TIMEOUT") this.#breaker.failure();
-      else if (
-        err.code !== "QUEUE_FULL" &&
-        err.code !== "EXPIRED" &&
-        err.code !== "CLOSED" &&
-        err.code !== "RATE_LIMITED"
-      ) {
-        this.#breaker.success();
-      }
-      throw err;
-    }
+    return new Promise((resolve, reject) => this.#send(type, body, ttlMs, resolve, reject));
   }
 
-  async placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
-    const request = parseOrderRequest(input);
-    // The id exists before anything is sent, so a lost answer can always be looked up.
-    // `request` is our own parsed copy, so it may gain the id in place (a spread is slow in V8).
-    request.client_order_id ??= newClientOrderId();
-    const order = request as OrderRequest & { client_order_id: string };
+  /**
+   * #call without a promise of its own: exactly one callback runs, once. `onResult` runs while the
+   * answer's frame is handled, so placeOrder resolves the caller's promise there, one microtask
+   * before the caller continues (awaiting the client's promise, then #call's, cost two more).
+   */
+  #send<T extends RequestType>(
+    type: T,
+    body: Record<string, unknown>,
+    ttlMs: number | undefined,
+    onResult: (result: WireResultOf<T>) => void,
+    onError: (error: BrokerError) => void,
+    /** The message's JSON text but its opening brace, when the caller wrote it (see orderRequestJson). */
+    jsonTail?: string,
+  ): void {
+    try {
+      this.#breaker.check();
+    } catch (error) {
+      onError(toBrokerError(error));
+      return;
+    }
+    // Callers pass a fresh object; adding `type` to it avoids a spread, which is slow in V8.
+    const message = Object.assign(body, { type });
+    const onAnswer = (raw: unknown): void => {
+      this.#breaker.success();
+      let result: WireResultOf<T>;
+      try {
+        result = this.#resultOf(type, raw);
+      } catch (error) {
+        onError(this.#failed(toBrokerError(error)));
+        return;
+      }
+      onResult(result);
+    };
+    const onFailure = (error: BrokerError): void => onError(this.#failed(error));
+    const options = ttlMs === undefined ? undefined : { ttlMs };
+    if (jsonTail === undefined) this.#client.send(message, options, onAnswer, onFailure);
+    else this.#client.sendJson(message, jsonTail, options, onAnswer, onFailure);
+  }
+
+  #resultOf<T extends RequestType>(type: T, raw: unknown): WireResultOf<T> {
+    // Marked: a plainly valid order snapshot, which is what an order request's answer must be.
+    if (
+      ORDER_RESULTS.has(type) &&
+      typeof raw === "object" &&
+      raw !== null &&
+      this.#checkedAnswers.delete(raw)
+    )
+      return raw as WireResultOf<T>;
+    return parseResult(type, raw);
+  }
+
+  /** Counts a failed request with the breaker; returns its error. */
+  #failed(err: BrokerError): BrokerError {
+    if (err.code === "NETWORK") {
+      // One dropped connection fails every request it carried at once: that is one failure, not
+      // one per request, or a blip with a few orders in flight would open the circuit (and block
+      // the lookups that settle those orders) long after the link is back.
+      if (this.#droppedSession !== this.#sessions) {
+        this.#droppedSession = this.#sessions;
+        this.#breaker.failure();
+      }
+    } else if (err.code === "TIMEOUT") this.#breaker.failure();
+    else if (
+      err.code !== "QUEUE_FULL" &&
+      err.code !== "EXPIRED" &&
+      err.code !== "CLOSED" &&
+      err.code !== "RATE_LIMITED"
+    ) {
+      this.#breaker.success();
+    }
+    return err;
+  }
+
+  placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
+    let order: OrderRequest & { client_order_id: string };
+    try {
+      const request = parseOrderRequest(input);
+      // The id exists before anything is sent, so a lost answer can always be looked up.
+      // `request` is our own parsed copy, so it may gain the id in place (a spread is slow in V8).
+      request.client_order_id ??= newClientOrderId();
+      order = request as OrderRequest & { client_order_id: string };
+    } catch (error) {
+      return Promise.reject(toBrokerError(error));
+    }
     const sendBy = Date.now() + this.settings.queue.ttl_ms;
     if (this.#deltas) {
       // Kept until the order's first event: the delta that event may come as is over this request.
@@ -798,14 +842,34 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         this.#sentPlacements.delete(this.#sentPlacements.keys().next().value ?? "");
       }
     }
-    try {
-      return this.#accepted(await this.#call("PLACE_ORDER", { order }));
-    } catch (error) {
-      const err = toBrokerError(error);
-      if (!isUnknownOutcome(err)) throw err;
-      this.#log.warn(`placement ${order.client_order_id}: ${err.message}; looking it up before reporting`);
-      return this.#accepted(await this.#settlePlacement(order, sendBy, err));
-    }
+    // Written by concatenation when it can be (the same text JSON.stringify would give).
+    const orderJson = orderRequestJson(order);
+    const jsonTail = orderJson === undefined ? undefined : `"order":${orderJson},"type":"PLACE_ORDER"}`;
+    return new Promise<OrderSnapshot>((resolve, reject) => {
+      this.#send(
+        "PLACE_ORDER",
+        { order },
+        undefined,
+        (snapshot) => resolve(this.#accepted(snapshot)),
+        (err) => {
+          if (!isUnknownOutcome(err)) {
+            reject(err);
+            return;
+          }
+          // Settled from a microtask, as when this was awaited: the lookups it sends must not run
+          // inside the client's handling of the failure (a deadline or a dropped link).
+          resolve(
+            Promise.resolve(err).then((first) => {
+              this.#log.warn(
+                `placement ${order.client_order_id}: ${first.message}; looking it up before reporting`,
+              );
+              return this.#settlePlacement(order, sendBy, first);
+            }),
+          );
+        },
+        jsonTail,
+      );
+    });
   }
 
   /** A placement whose answer was lost, looked up by its client_order_id (lib/common/unknown-outcome). */

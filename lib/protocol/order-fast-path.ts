@@ -110,5 +110,33 @@ export function parseOrderRequest(input: unknown): OrderRequestType {
   throw new BrokerError("VALIDATION", `invalid order: ${formatIssues(result.error.issues)}`);
 }
 
+/** Printable ASCII but `"` and `\\`: what JSON.stringify writes between quotes as it is. */
+const VERBATIM = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * JSON.stringify(order), written by concatenation, for an order request of strings and finite
+ * numbers under known keys whose strings need no escaping (what parseOrderRequest returns for a
+ * plain request, plus a generated client_order_id); undefined for anything else, which the caller
+ * serializes with JSON.stringify. A few times cheaper than JSON.stringify on the placement path;
+ * test/unit/order-fast-path.spec.ts checks with fast-check that the two give the same text.
+ */
+export function orderRequestJson(order: OrderRequestType): string | undefined {
+  const fields = order as Record<string, unknown>;
+  let out = "";
+  for (const key in fields) {
+    const value = fields[key];
+    if (value === undefined) continue;
+    if (!KNOWN_KEYS.has(key)) return undefined;
+    if (typeof value === "string") {
+      if (!VERBATIM.test(value)) return undefined;
+      out += `${out === "" ? '{"' : ',"'}${key}":"${value}"`;
+    } else if (typeof value === "number" && Number.isFinite(value)) {
+      // A finite number's JSON is its ToString (JSON.stringify(-0) is "0", as String(-0) is).
+      out += `${out === "" ? '{"' : ',"'}${key}":${value}`;
+    } else return undefined;
+  }
+  return out === "" ? "{}" : `${out}}`;
+}
+
 /** Exposed for the equivalence test only. */
 export const fastPathForTests = tryFast;

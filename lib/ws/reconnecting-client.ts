@@ -103,11 +103,20 @@ interface Pending {
   readonly json: string;
   readonly bytes: number;
   readonly timeoutMs: number;
+  /** How long it may wait to be written; set when it is submitted. */
+  ttlMs: number;
   /** performance.now() by which the answer must have come; set when written. */
   deadline: number;
   settled: boolean;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: BrokerError) => void;
+}
+
+/** Requests being gathered into one frame by #flush. */
+interface Batch {
+  readonly link: Link;
+  list: Pending[];
+  bytes: number;
 }
 
 /** One open connection and the requests that live and die with it. */
@@ -127,6 +136,8 @@ interface Link {
    */
   deadlineTimer: NodeJS.Timeout | undefined;
   deadlineAt: number;
+  /** Frames that arrived behind the answer that left this link idle; see #onFrameOf. */
+  deferred: { data: Buffer; isBinary: boolean }[] | undefined;
 }
 
 const DEFAULTS = {
@@ -157,6 +168,13 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   readonly #appPing: ReconnectingClientOptions["appPing"];
   readonly #socket: ReconnectingSocket;
   readonly #queue: SendQueue<Pending>;
+  /**
+   * Requests made on a ready link while nothing waits in the queue, oldest first: the flush already
+   * scheduled for this turn writes them. They skip the queue, whose time-to-live timer would be
+   * armed and cleared for each of them; one the flush cannot write (the link went, the rate limit)
+   * moves to the queue then, ahead of anything newer. Never non-empty while the queue is not.
+   */
+  #outbox: Pending[] = [];
   #maxBatch: number;
   #maxFrameBytes: number;
 
@@ -178,6 +196,9 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   /** A flush is queued as a microtask (it cannot be cancelled: #flush checks the link itself). */
   #flushQueued = false;
   #rateTimer: NodeJS.Timeout | undefined;
+  /** The link whose last outstanding request was answered in the current job (cleared by a microtask). */
+  #answeredIdle: Link | undefined;
+  #inboundImmediate: NodeJS.Immediate | undefined;
 
   #sent = 0;
   #received = 0;
@@ -255,7 +276,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     });
     this.#socket.on("frame", (data, isBinary) => {
       // The core hands over frames of its current link only, which is the one openSession last saw.
-      if (this.#link !== undefined) this.#onFrame(this.#link, data, isBinary);
+      if (this.#link !== undefined) this.#onFrameOf(this.#link, data, isBinary);
     });
     this.#socket.on("failure", (error) => this.#report(error));
     this.#socket.on("fatal", (error) => this.#onFatal(error));
@@ -272,7 +293,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       sent: this.#sent,
       received: this.#received,
       timeouts: this.#timeouts,
-      queued: this.#queue.length,
+      queued: this.#queue.length + this.#outbox.length,
     };
   }
 
@@ -315,8 +336,41 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
    */
   request<T = unknown>(message: OutboundMessage, options?: RequestOptions): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#submit(message, options, resolve as (value: unknown) => void, reject);
+      this.#submit(message, options, resolve as (value: unknown) => void, reject, undefined);
     });
+  }
+
+  /**
+   * request() without its promise, for a caller that settles a promise of its own: exactly one of
+   * the two callbacks runs, once, with what request() would resolve or reject with. `onResult` runs
+   * inside the frame's handling, so a caller resolving its own promise there saves the microtask
+   * hops of awaiting one promise to resolve another. A refusal (closed, queue full, bad message)
+   * calls `onError` at once.
+   */
+  send(
+    message: OutboundMessage,
+    options: RequestOptions | undefined,
+    onResult: (value: unknown) => void,
+    onError: (error: BrokerError) => void,
+  ): void {
+    this.#submit(message, options, onResult, onError, undefined);
+  }
+
+  /**
+   * send() for a message its caller has already serialized: `jsonTail` is the JSON text of
+   * `message` (an object with at least one field and no `id`) without its opening brace, and is
+   * sent as it is with `{"id":"…",` put in front; `message` is only read for its `type`. For a
+   * hot path that writes its message cheaper than JSON.stringify (without the brace, so that the
+   * text is not copied to cut it off).
+   */
+  sendJson(
+    message: OutboundMessage,
+    jsonTail: string,
+    options: RequestOptions | undefined,
+    onResult: (value: unknown) => void,
+    onError: (error: BrokerError) => void,
+  ): void {
+    this.#submit(message, options, onResult, onError, jsonTail);
   }
 
   /**
@@ -327,9 +381,11 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
     const link = this.#link;
+    // Frames that arrived before close() are handled as they would have been without the deferral.
+    if (link !== undefined) this.#drainDeferred(link);
     this.#closed = true;
     this.#clearClientTimers();
-    for (const pending of this.#queue.clear()) {
+    for (const pending of this.#takeUnsent()) {
       settleReject(pending, new BrokerError("CLOSED", `client closed; ${label(pending)} never sent`));
     }
     if (link !== undefined) {
@@ -352,6 +408,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     options: RequestOptions | undefined,
     resolve: (value: unknown) => void,
     reject: (error: BrokerError) => void,
+    jsonTail: string | undefined,
   ): void {
     const type = typeof message?.type === "string" ? message.type : undefined;
     if (type === undefined) {
@@ -368,13 +425,13 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     }
     const timeoutMs = positive("timeoutMs", options?.timeoutMs, this.#requestTimeoutMs);
     const ttlMs = positive("ttlMs", options?.ttlMs, this.#queue.ttlMs);
-    const pending = this.#newPending(message, type, timeoutMs, resolve, reject);
+    const pending = this.#newPending(message, type, timeoutMs, resolve, reject, jsonTail);
     if (pending === undefined) return;
 
     const linkReady = this.#link?.phase === "ready";
     if (linkReady && this.#rateLimit !== undefined) {
       // Everything already waiting goes first, so this request needs their tokens plus its own.
-      const wait = tokenWait(this.#rateLimit, this.#queue.length + 1);
+      const wait = tokenWait(this.#rateLimit, this.#queue.length + this.#outbox.length + 1);
       if (wait > ttlMs) {
         reject(
           new BrokerError(
@@ -386,6 +443,21 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
         return;
       }
     }
+    pending.ttlMs = ttlMs;
+    if (linkReady && this.#queue.length === 0) {
+      if (this.#outbox.length >= this.#queue.max) {
+        reject(
+          new BrokerError(
+            "QUEUE_FULL",
+            `send queue full (${this.#queue.max} waiting); ${label(pending)} not sent`,
+          ),
+        );
+        return;
+      }
+      this.#outbox.push(pending);
+      this.#scheduleFlush();
+      return;
+    }
     try {
       this.#queue.push(pending, ttlMs);
     } catch (error) {
@@ -395,12 +467,35 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     if (linkReady) this.#scheduleFlush();
   }
 
+  /** Moves the outbox to the (then empty) queue, oldest first, to wait for a link or a token. */
+  #spillOutbox(): void {
+    const outbox = this.#outbox;
+    if (outbox.length === 0) return;
+    this.#outbox = [];
+    for (const pending of outbox) {
+      try {
+        this.#queue.push(pending, pending.ttlMs);
+      } catch (error) {
+        settleReject(pending, toBrokerError(error));
+      }
+    }
+  }
+
+  /** Every request not yet written (outbox and queue), oldest first, taken out. */
+  #takeUnsent(): Pending[] {
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    const queued = this.#queue.clear();
+    return outbox.length === 0 ? queued : outbox.concat(queued);
+  }
+
   #newPending(
     message: OutboundMessage,
     type: string,
     timeoutMs: number,
     resolve: (value: unknown) => void,
     reject: (error: BrokerError) => void,
+    jsonTail?: string,
   ): Pending | undefined {
     const id = `${this.#idPrefix}-${(this.#idCounter++).toString(36)}`;
     if (message.id !== undefined) {
@@ -410,7 +505,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     let json: string;
     try {
       // The id goes in front by string: `{ ...message, id }` takes a slow path in V8 (~10 µs).
-      json = `{"id":"${id}",${JSON.stringify(message).slice(1)}`;
+      json = `{"id":"${id}",${jsonTail ?? JSON.stringify(message).slice(1)}`;
     } catch (error) {
       reject(
         new BrokerError("VALIDATION", `${type} cannot be sent as JSON: ${messageOf(error)}`, {
@@ -426,6 +521,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       json,
       bytes,
       timeoutMs,
+      ttlMs: 0,
       deadline: Infinity,
       settled: false,
       resolve,
@@ -472,9 +568,11 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
 
   #flush(): void {
     const link = this.#link;
-    if (link === undefined || link.phase !== "ready" || link.ws.readyState !== WebSocket.OPEN) return;
-    let batch: Pending[] = [];
-    let batchBytes = 0;
+    if (link === undefined || link.phase !== "ready" || link.ws.readyState !== WebSocket.OPEN) {
+      this.#spillOutbox();
+      return;
+    }
+    const batch: Batch = { link, list: [], bytes: 0 };
     for (let next = this.#queue.peek(); next !== undefined; next = this.#queue.peek()) {
       if (next.bytes > this.#maxFrameBytes) {
         this.#queue.shift();
@@ -487,19 +585,45 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
         break;
       }
       this.#queue.shift();
-      // Adding to an array frame costs a comma, and the frame needs "[" and "]" around it all.
-      if (
-        batch.length > 0 &&
-        (batch.length >= this.#maxBatch || batchBytes + 1 + next.bytes + 2 > this.#maxFrameBytes)
-      ) {
-        this.#write(link, batch);
-        batch = [];
-        batchBytes = 0;
-      }
-      batch.push(next);
-      batchBytes += next.bytes + (batch.length > 1 ? 1 : 0);
+      this.#addToBatch(batch, next);
     }
-    if (batch.length > 0) this.#write(link, batch);
+    // The outbox fills only while the queue is empty, so nothing in the queue is newer than it.
+    const outbox = this.#outbox;
+    for (let i = 0; i < outbox.length; i++) {
+      const next = outbox[i]!;
+      // A rejection handler below may have closed the client, which ended everything unsent.
+      if (next.settled) continue;
+      if (next.bytes > this.#maxFrameBytes) {
+        settleReject(next, this.#tooLarge(next));
+        continue;
+      }
+      const wait = this.#rateLimit?.take(1) ?? 0;
+      if (wait > 0) {
+        // The rest waits in the queue for its tokens, in order and within its time-to-live.
+        this.#outbox = outbox.slice(i);
+        outbox.length = 0;
+        this.#spillOutbox();
+        this.#flushAfter(wait);
+        break;
+      }
+      this.#addToBatch(batch, next);
+    }
+    outbox.length = 0;
+    if (batch.list.length > 0 && !this.#closed) this.#write(link, batch.list);
+  }
+
+  #addToBatch(batch: Batch, next: Pending): void {
+    // Adding to an array frame costs a comma, and the frame needs "[" and "]" around it all.
+    if (
+      batch.list.length > 0 &&
+      (batch.list.length >= this.#maxBatch || batch.bytes + 1 + next.bytes + 2 > this.#maxFrameBytes)
+    ) {
+      this.#write(batch.link, batch.list);
+      batch.list = [];
+      batch.bytes = 0;
+    }
+    batch.list.push(next);
+    batch.bytes += next.bytes + (batch.list.length > 1 ? 1 : 0);
   }
 
   #flushAfter(ms: number): void {
@@ -575,6 +699,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
 
   /** The core's session step: every open connection becomes a Link, then openSession runs on it. */
   #openLink(open: OpenLink): Promise<void> | undefined {
+    // Whatever the last link left unwritten waits in the queue until this one is ready.
+    this.#spillOutbox();
     const link: Link = {
       ws: open.ws,
       open,
@@ -585,6 +711,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       pingInFlight: false,
       deadlineTimer: undefined,
       deadlineAt: Infinity,
+      deferred: undefined,
     };
     this.#links.set(open, link);
     this.#link = link;
@@ -647,7 +774,7 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     // A refused certificate is news to whoever listens; a refused login the broker reads from fatalError.
     if (fatal.code !== "AUTH") this.#report(fatal);
     this.#fatal = fatal;
-    for (const pending of this.#queue.clear()) {
+    for (const pending of this.#takeUnsent()) {
       settleReject(pending, new BrokerError(fatal.code, `${fatal.message}; ${label(pending)} never sent`));
     }
     const advice =
@@ -695,6 +822,10 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   #onDown(open: OpenLink): void {
     const link = this.#links.get(open);
     if (link === undefined) return;
+    // They arrived before the link went down, and are handled before its requests are failed.
+    this.#drainDeferred(link);
+    // Requests made on it but not yet written wait for the next link, ahead of newer ones.
+    if (this.#link === link) this.#spillOutbox();
     this.#links.delete(open);
     link.phase = "closed";
     clearInterval(link.appPing);
@@ -710,6 +841,47 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
   }
 
   // ---- inbound ----------------------------------------------------------------------------------
+
+  /**
+   * Handles every frame (in the order they came) this client has put off: see #onFrameOf. Whoever
+   * reads state that such a frame may move on (the broker's last event seq) calls this first.
+   */
+  flushInbound(): void {
+    if (this.#link !== undefined) this.#drainDeferred(this.#link);
+  }
+
+  /**
+   * A ready link whose last outstanding request has just been answered is idle: whoever waited
+   * for that answer will most likely send the next request as soon as its promise settles, which
+   * is in a microtask after this job. Frames that came in the same read behind that answer (the
+   * events a v1 or v1.1 "send" gateway pushes after it) are put off to the check phase, so the
+   * next request goes out first, as it does when they come in a read of their own. They are
+   * still handled in order and before any later frame, and before the link is dropped or closed.
+   */
+  #onFrameOf(link: Link, data: Buffer, isBinary: boolean): void {
+    if (link.deferred !== undefined || this.#answeredIdle === link) {
+      (link.deferred ??= []).push({ data, isBinary });
+      this.#inboundImmediate ??= setImmediate(this.#flushInboundLater);
+      return;
+    }
+    this.#onFrame(link, data, isBinary);
+  }
+
+  readonly #flushInboundLater = (): void => {
+    this.#inboundImmediate = undefined;
+    this.flushInbound();
+  };
+
+  readonly #endAnsweredIdle = (): void => {
+    this.#answeredIdle = undefined;
+  };
+
+  #drainDeferred(link: Link): void {
+    const frames = link.deferred;
+    if (frames === undefined) return;
+    link.deferred = undefined;
+    for (const frame of frames) this.#onFrame(link, frame.data, frame.isBinary);
+  }
 
   #onFrame(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
     if (isBinary) {
@@ -760,6 +932,10 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
       return;
     }
     link.inFlight.delete(pending.id);
+    if (link.inFlight.size === 0 && link.phase === "ready" && this.#answeredIdle === undefined) {
+      this.#answeredIdle = link;
+      queueMicrotask(this.#endAnsweredIdle);
+    }
     // v1.1: events that ride in an answer belong to the event stream at this frame's place in it.
     if (type === "RESULT" && message.events !== undefined) this.emit("message", message);
     if (type === "RESULT") settleResolve(pending, message.result);
@@ -785,6 +961,8 @@ export class ReconnectingClient extends EventEmitter<ClientEvents> {
     this.#rateTimer = undefined;
     if (this.#flushImmediate !== undefined) clearImmediate(this.#flushImmediate);
     this.#flushImmediate = undefined;
+    if (this.#inboundImmediate !== undefined) clearImmediate(this.#inboundImmediate);
+    this.#inboundImmediate = undefined;
   }
 }
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { OrderRequest } from "../../lib/protocol";
-import { fastPathForTests, parseOrderRequest } from "../../lib/protocol/order-fast-path";
+import { newClientOrderId } from "../../lib/common/ids";
+import { fastPathForTests, orderRequestJson, parseOrderRequest } from "../../lib/protocol/order-fast-path";
 
 /** Valid values of every field (undefined: the field is left out). */
 const valid = {
@@ -113,6 +114,58 @@ describe("OrderRequest fast path", function () {
       code: "VALIDATION",
       message: "invalid order: quantity: must be greater than 0",
     });
+  });
+
+  it("writes a parsed request's JSON by concatenation exactly as JSON.stringify does (property)", function () {
+    this.timeout(30_000);
+    let written = 0;
+    let plain = 0;
+    fc.assert(
+      fc.property(request, fc.boolean(), (input, generateId) => {
+        let order;
+        try {
+          order = parseOrderRequest(input);
+        } catch {
+          return;
+        }
+        // As WebSocketBroker.placeOrder does before it serializes.
+        if (generateId) order.client_order_id ??= newClientOrderId();
+        const json = orderRequestJson(order);
+        if (fastPathForTests(input) !== undefined) {
+          plain += 1;
+          assert.notEqual(json, undefined, `a plain request is written by hand: ${JSON.stringify(order)}`);
+        }
+        if (json === undefined) return;
+        written += 1;
+        assert.equal(json, JSON.stringify(order));
+      }),
+      { numRuns: 5000 },
+    );
+    assert.ok(plain > 1000 && written >= plain, `plain ${plain}, written by hand ${written}`);
+  });
+
+  it("leaves strings that JSON escapes, and values that are not strings or finite numbers, to JSON.stringify (property)", function () {
+    const keys = fc.constantFrom("symbol", "tag", "client_order_id", "side", "quantity", "price", "colour");
+    const value = fc.oneof(
+      fc.string(),
+      fc.string({ unit: "binary" }),
+      fc.constantFrom('a"b', "a\\b", "\n", "\u2028", "\ud800", "é", "", "-0"),
+      fc.double(),
+      fc.constantFrom(-0, Number.NaN, Infinity, 1e21, 5e-7, true, null, undefined),
+      fc.constant({ nested: 1 }),
+      fc.constant([1]),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(keys, value), (fields) => {
+        const json = orderRequestJson(fields as never);
+        if (json !== undefined) assert.equal(json, JSON.stringify(fields));
+      }),
+      { numRuns: 5000 },
+    );
+    assert.equal(orderRequestJson({ symbol: 'IN"FY' } as never), undefined);
+    assert.equal(orderRequestJson({ symbol: "INFY", colour: "red" } as never), undefined);
+    assert.equal(orderRequestJson({ symbol: "INFY", price: Number.NaN } as never), undefined);
+    assert.equal(orderRequestJson({ quantity: -0 } as never), '{"quantity":0}');
   });
 
   it("leaves class instances and objects with a prototype to the schema", function () {
