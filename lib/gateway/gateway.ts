@@ -114,6 +114,7 @@ export class Gateway {
       durable: settings.durable,
       log: settings.log,
       replayBuffer: settings.replayBuffer,
+      maxAnswerFrameBytes: settings.maxAnswerFrameBytes,
     });
 
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {

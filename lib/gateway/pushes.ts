@@ -8,6 +8,7 @@ import type { Client, Outgoing } from "./client";
 import { messageOf } from "../common/error-message";
 import { PushedEvent } from "./pushed-event";
 import { ReplayBuffer } from "./replay-buffer";
+import { eventsLeftOut } from "./answer-size";
 
 /** A PLACE_ORDER of a delta connection awaiting its order's first event. */
 export interface Placing {
@@ -49,13 +50,16 @@ export class Pushes {
   /** client_order_id → the delta connection placing it and its request as it arrived. */
   readonly #origins = new Map<string, Placing>();
   #publishing: Promise<void> = Promise.resolve();
+  readonly #maxAnswerFrameBytes: number;
 
   constructor(options: {
     clients: ReadonlySet<Client>;
     durable: (() => Promise<void>) | undefined;
     log: BrokerLogger;
     replayBuffer: number;
+    maxAnswerFrameBytes?: number;
   }) {
+    this.#maxAnswerFrameBytes = options.maxAnswerFrameBytes ?? Number.POSITIVE_INFINITY;
     this.#clients = options.clients;
     this.#durable = options.durable;
     this.#log = options.log;
@@ -181,14 +185,19 @@ export class Pushes {
       overlays.unshift(overlay);
       start--;
     }
-    const frames: string[] = [];
-    for (let i = first; i < start; i++) frames.push(pending[i]!.frameFor(client, client.heldFrom));
-    let answered = "";
+    const carried: string[] = [];
     for (let i = start; i <= match; i++) {
-      answered += `${i === start ? "" : ","}${answeredEvent(pending[i]!.event as OrderEvent, overlays[i - start])}`;
+      carried.push(answeredEvent(pending[i]!.event as OrderEvent, overlays[i - start]));
     }
+    const head = answerFrame(id, order, "");
+    // Within the answer frame limit: the run's first events may go as pushes (answer-size.ts).
+    const left = eventsLeftOut(carried, head.length, this.#maxAnswerFrameBytes);
+    const frames: string[] = [];
+    for (let i = first; i < start + left; i++) frames.push(pending[i]!.frameFor(client, client.heldFrom));
     client.sentSeq = pending[match]!.seq;
-    frames.push(answerFrame(id, order, answered));
+    frames.push(
+      left === carried.length ? head : `${head.slice(0, -1)},"events":[${carried.slice(left).join(",")}]}`,
+    );
     return frames;
   }
 
