@@ -9,6 +9,7 @@ import { messageOf } from "../common/error-message";
 import { PushedEvent } from "./pushed-event";
 import { ReplayBuffer } from "./replay-buffer";
 import { eventsLeftOut } from "./answer-size";
+import type { DurableBacklog } from "./durable-backlog";
 
 /** A PLACE_ORDER of a delta connection awaiting its order's first event. */
 export interface Placing {
@@ -51,6 +52,7 @@ export class Pushes {
   readonly #origins = new Map<string, Placing>();
   #publishing: Promise<void> = Promise.resolve();
   readonly #maxAnswerFrameBytes: number;
+  readonly #backlog: DurableBacklog | undefined;
 
   constructor(options: {
     clients: ReadonlySet<Client>;
@@ -58,8 +60,11 @@ export class Pushes {
     log: BrokerLogger;
     replayBuffer: number;
     maxAnswerFrameBytes?: number;
+    /** Caps the events held until durable (durable-backlog.ts). */
+    backlog?: DurableBacklog;
   }) {
     this.#maxAnswerFrameBytes = options.maxAnswerFrameBytes ?? Number.POSITIVE_INFINITY;
+    this.#backlog = options.backlog;
     this.#clients = options.clients;
     this.#durable = options.durable;
     this.#log = options.log;
@@ -102,6 +107,9 @@ export class Pushes {
       }
     }
     this.#flushing ??= setImmediate(this.#flush);
+    if (this.#backlog !== undefined && this.#unpublished.length >= this.#backlog.max) {
+      this.#backlog.update(this.#unpublished.length);
+    }
   }
 
   /**
@@ -138,6 +146,7 @@ export class Pushes {
   /** Drops whatever waits for the next flush (the gateway is closing). */
   stop(): void {
     this.#unpublished = [];
+    this.#backlog?.reset();
     this.#latest.clear();
     if (this.#flushing !== undefined) clearImmediate(this.#flushing);
     this.#flushing = undefined;
@@ -255,6 +264,7 @@ export class Pushes {
     let cut = 0;
     while (cut < this.#unpublished.length && this.#unpublished[cut]!.seq <= last) cut++;
     this.#unpublished.splice(0, cut);
+    if (this.#backlog?.paused === true) this.#backlog.update(this.#unpublished.length);
     for (const item of events) {
       if ("order" in item.event) {
         const orderId = item.event.order.order_id;
