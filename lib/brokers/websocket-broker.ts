@@ -58,7 +58,7 @@ import type { BrokerLogger } from "./logger";
 import { silentLogger } from "./logger";
 import type { WebSocketSettings } from "./websocket-settings";
 import { messageOf } from "../common/error-message";
-import { isUnknownOutcome, settlePlacement } from "../common/unknown-outcome";
+import { isUnknownOutcome, settlePlacement, showsChanges } from "../common/unknown-outcome";
 import { sleep } from "../common/sleep";
 
 export interface WebSocketBrokerDeps {
@@ -913,7 +913,56 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   async modifyOrder(orderId: string, changesInput: OrderChanges): Promise<OrderSnapshot> {
     const changes = parseOrThrow(OrderChangesSchema, changesInput, "order changes");
-    return this.#accepted(await this.#call("MODIFY_ORDER", { order_id: orderId, changes }));
+    const sendBy = Date.now() + this.settings.queue.ttl_ms;
+    try {
+      return this.#accepted(await this.#call("MODIFY_ORDER", { order_id: orderId, changes }));
+    } catch (error) {
+      const err = toBrokerError(error);
+      if (!isUnknownOutcome(err)) throw err;
+      this.#log.warn(`modify of order ${orderId}: ${err.message}; looking the order up before reporting`);
+      return this.#accepted(await this.#settleModify(orderId, changes, sendBy, err));
+    }
+  }
+
+  /**
+   * A modify whose answer was lost, settled by reading the order (the placement's rule, in
+   * lib/common/unknown-outcome): an order that shows the change (showsChanges) is the answer; an
+   * order that ended without it was not modified (ORDER_TERMINAL, "not applied"); an open order
+   * without it is sent the same modify again while its time to live lasts: the modify was lost on
+   * its way, or is still being carried out behind the gateway, and setting the same values twice
+   * is harmless. Still unknown when the resolve window ends: NETWORK, as before.
+   */
+  #settleModify(
+    orderId: string,
+    changes: OrderChanges,
+    sendBy: number,
+    first: BrokerError,
+  ): Promise<OrderSnapshot> {
+    return settlePlacement({
+      clientId: orderId,
+      subject: `the modify of order ${orderId}`,
+      done: "applied",
+      first,
+      windowMs: this.settings.resolve_window_ms,
+      sendBy,
+      ttlMs: this.settings.queue.ttl_ms,
+      venue: "the server",
+      signal: this.#closed.signal,
+      isUnknown: isUnknownOutcome,
+      lookup: async (remainingMs) => {
+        const order = await this.#call("GET_ORDER", { order_id: orderId }, remainingMs);
+        if (showsChanges(order, changes)) return order;
+        if (isTerminal(order.status)) {
+          throw new BrokerError(
+            "ORDER_TERMINAL",
+            `order ${orderId} is ${order.status} without the change (${first.message}): the modify was not applied`,
+          );
+        }
+        return undefined;
+      },
+      isFinal: (err) => err.code === "CLOSED" || err.code === "NOT_FOUND" || err.code === "ORDER_TERMINAL",
+      resend: (ttl) => this.#call("MODIFY_ORDER", { order_id: orderId, changes }, ttl),
+    });
   }
 
   async cancelOrder(orderId: string): Promise<OrderSnapshot> {

@@ -1,4 +1,5 @@
 import { BrokerError, toBrokerError } from "../protocol/errors";
+import type { OrderChanges } from "../protocol/orders";
 import { sleep } from "./sleep";
 
 /** Longest pause between two lookups while the outcome stays unknown. */
@@ -43,6 +44,10 @@ export interface UnknownPlacement<T> {
    * the order counts as absent; 0 believes the first answer.
    */
   absentGraceMs?: number;
+  /** What the messages call the request; `order <clientId>` by default. */
+  subject?: string;
+  /** What the request does once carried out, for the messages; "placed" by default. */
+  done?: string;
 }
 
 /**
@@ -58,10 +63,12 @@ export async function settlePlacement<T>(placement: UnknownPlacement<T>): Promis
   const graceMs = placement.absentGraceMs ?? 0;
   let last = placement.first;
   let absentOnce = graceMs <= 0;
+  const subject = placement.subject ?? `order ${clientId}`;
+  const done = placement.done ?? "placed";
   const closed = (): BrokerError =>
     new BrokerError(
       "CLOSED",
-      `broker closed while order ${clientId}'s outcome was unknown (${last.message}); it will show in order events if it was placed`,
+      `broker closed while ${placement.subject === undefined ? `order ${clientId}'s outcome` : `the outcome of ${subject}`} was unknown (${last.message}); it will show in order events if it was ${done}`,
     );
   while (Date.now() < giveUpAt) {
     if (signal.aborted) throw closed();
@@ -89,7 +96,7 @@ export async function settlePlacement<T>(placement: UnknownPlacement<T>): Promis
     if (ttl <= 0) {
       throw new BrokerError(
         "EXPIRED",
-        `order ${clientId} never reached ${placement.venue} (${last.message}) and its ${placement.ttlMs} ms time to live has passed; not placed`,
+        `${subject} never reached ${placement.venue} (${last.message}) and its ${placement.ttlMs} ms time to live has passed; not ${done}`,
       );
     }
     try {
@@ -103,6 +110,37 @@ export async function settlePlacement<T>(placement: UnknownPlacement<T>): Promis
   }
   throw new BrokerError(
     "NETWORK",
-    `order ${clientId}: outcome still unknown after ${placement.windowMs} ms (${last.message}); it will show in order events if it was placed`,
+    `${subject}: outcome still unknown after ${placement.windowMs} ms (${last.message}); it will show in order events if it was ${done}`,
   );
+}
+
+/** The fields a modify may change: exactly OrderChanges' (the compiler checks both ways). */
+const CHANGEABLE_FIELDS: Record<keyof OrderChanges, true> = {
+  quantity: true,
+  order_type: true,
+  price: true,
+  trigger_price: true,
+  validity: true,
+  disclosed_quantity: true,
+};
+const CHANGEABLE = Object.keys(CHANGEABLE_FIELDS) as (keyof OrderChanges)[];
+
+/**
+ * Whether an order shows a modify: every field the modify names holds the value it asked for.
+ *
+ * This is what "applied" means when a modify's answer was lost. A modify to values the order
+ * already had shows at once; counting it applied is right, since the order is as the caller asked
+ * and sending it again would change nothing. Fills do not move these fields (they move
+ * filled_quantity and status), so an order that filled after the modify still shows it. An order
+ * that does not show it was not modified, or was modified again by someone else since: either way
+ * the caller's change is not in force.
+ */
+export function showsChanges(
+  order: Partial<Record<keyof OrderChanges, unknown>>,
+  changes: OrderChanges,
+): boolean {
+  for (const key of CHANGEABLE) {
+    if (changes[key] !== undefined && order[key] !== changes[key]) return false;
+  }
+  return true;
 }

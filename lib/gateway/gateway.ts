@@ -22,6 +22,7 @@ import type { GatewayOptions, GatewaySettings } from "./options";
 import { parseGatewayOptions } from "./options";
 import { Placements } from "./placements";
 import { Pushes } from "./pushes";
+import { DurableBacklog, pauseReading } from "./durable-backlog";
 import { QuoteSubscriptions } from "../common/quote-subscriptions";
 import { setReceiveLimit } from "./receive-limit";
 
@@ -52,6 +53,7 @@ export class Gateway {
   readonly #verifier: AuthVerifier;
   readonly #quotes: QuoteSubscriptions<Client>;
   readonly #pushes: Pushes;
+  readonly #backlog: DurableBacklog;
   /** Set by start() once the idempotency index is open, before the first connection. */
   #dispatcher!: Dispatcher;
   #index!: IdempotencyIndex;
@@ -110,11 +112,17 @@ export class Gateway {
       onUnsubscribeFailed: (keys, error) =>
         settings.log.warn(`gateway: unsubscribing ${keys.join(", ")} failed: ${messageOf(error)}`),
     });
+    this.#backlog = new DurableBacklog(
+      settings.maxHeldEvents,
+      pauseReading(this.#clients, settings.log, settings.maxHeldEvents),
+    );
     this.#pushes = new Pushes({
       clients: this.#clients,
       durable: settings.durable,
       log: settings.log,
       replayBuffer: settings.replayBuffer,
+      maxAnswerFrameBytes: settings.maxAnswerFrameBytes,
+      backlog: this.#backlog,
     });
 
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -322,6 +330,7 @@ export class Gateway {
       },
     );
     this.#clients.add(client);
+    if (this.#backlog.paused) ws.pause();
     this.#perIp.set(client.ip, (this.#perIp.get(client.ip) ?? 0) + 1);
     // Until AUTH succeeds (dispatch.ts raises it), a frame longer than an AUTH is refused from its
     // header: two sockets sending 64 KB frames cost the gateway their whole payloads otherwise.

@@ -103,6 +103,11 @@ export const GatewayOptionsSchema = z
     protocolVersion: z.enum(["v1", "v1.1"]).default("v1.1"),
     /** Account events kept for RESUME. Default 10,000. */
     replayBuffer: bounded().default(10_000),
+    /**
+     * Account events held until `durable` has run (they may not be pushed before): at this many the
+     * gateway stops reading requests from every connection until half are durable. Default 50,000.
+     */
+    maxHeldEvents: bounded(undefined, { above: true }).default(50_000),
     /** A connection whose unsent bytes exceed this is a slow consumer and is terminated. Default 8 MiB. */
     maxBufferedBytes: bounded().default(8 * 1024 * 1024),
     /**

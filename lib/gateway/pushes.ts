@@ -8,6 +8,8 @@ import type { Client, Outgoing } from "./client";
 import { messageOf } from "../common/error-message";
 import { PushedEvent } from "./pushed-event";
 import { ReplayBuffer } from "./replay-buffer";
+import { eventsLeftOut } from "./answer-size";
+import type { DurableBacklog } from "./durable-backlog";
 
 /** A PLACE_ORDER of a delta connection awaiting its order's first event. */
 export interface Placing {
@@ -49,13 +51,20 @@ export class Pushes {
   /** client_order_id → the delta connection placing it and its request as it arrived. */
   readonly #origins = new Map<string, Placing>();
   #publishing: Promise<void> = Promise.resolve();
+  readonly #maxAnswerFrameBytes: number;
+  readonly #backlog: DurableBacklog | undefined;
 
   constructor(options: {
     clients: ReadonlySet<Client>;
     durable: (() => Promise<void>) | undefined;
     log: BrokerLogger;
     replayBuffer: number;
+    maxAnswerFrameBytes?: number;
+    /** Caps the events held until durable (durable-backlog.ts). */
+    backlog?: DurableBacklog;
   }) {
+    this.#maxAnswerFrameBytes = options.maxAnswerFrameBytes ?? Number.POSITIVE_INFINITY;
+    this.#backlog = options.backlog;
     this.#clients = options.clients;
     this.#durable = options.durable;
     this.#log = options.log;
@@ -98,6 +107,9 @@ export class Pushes {
       }
     }
     this.#flushing ??= setImmediate(this.#flush);
+    if (this.#backlog !== undefined && this.#unpublished.length >= this.#backlog.max) {
+      this.#backlog.update(this.#unpublished.length);
+    }
   }
 
   /**
@@ -134,6 +146,7 @@ export class Pushes {
   /** Drops whatever waits for the next flush (the gateway is closing). */
   stop(): void {
     this.#unpublished = [];
+    this.#backlog?.reset();
     this.#latest.clear();
     if (this.#flushing !== undefined) clearImmediate(this.#flushing);
     this.#flushing = undefined;
@@ -170,8 +183,8 @@ export class Pushes {
     }
     if (match < 0) return [answerFrame(id, order, "")];
     // The answered run: this order's events (each expressible over the answer) that end at the match.
-    // Written from the match backwards: each event's JSON goes in front of the later ones'.
-    let answered = answeredEventJson(pending[match]!.event as OrderEvent, "");
+    // Gathered from the match backwards, then put in seq order.
+    const carried: string[] = [answeredEventJson(pending[match]!.event as OrderEvent, "")];
     let start = match;
     while (start - 1 >= first) {
       const event = pending[start - 1]!.event;
@@ -179,13 +192,19 @@ export class Pushes {
         break;
       const overlay = overlayJson(order, event.order);
       if (overlay === undefined) break;
-      answered = `${answeredEventJson(event, overlay)},${answered}`;
+      carried.push(answeredEventJson(event, overlay));
       start--;
     }
+    carried.reverse();
+    const head = answerFrame(id, order, "");
+    // Within the answer frame limit: the run's first events may go as pushes (answer-size.ts).
+    const left = eventsLeftOut(carried, head.length, this.#maxAnswerFrameBytes);
     const frames: string[] = [];
-    for (let i = first; i < start; i++) frames.push(pending[i]!.frameFor(client, client.heldFrom));
+    for (let i = first; i < start + left; i++) frames.push(pending[i]!.frameFor(client, client.heldFrom));
     client.sentSeq = pending[match]!.seq;
-    frames.push(answerFrame(id, order, answered));
+    frames.push(
+      left === carried.length ? head : `${head.slice(0, -1)},"events":[${carried.slice(left).join(",")}]}`,
+    );
     return frames;
   }
 
@@ -243,6 +262,7 @@ export class Pushes {
     let cut = 0;
     while (cut < this.#unpublished.length && this.#unpublished[cut]!.seq <= last) cut++;
     this.#unpublished.splice(0, cut);
+    if (this.#backlog?.paused === true) this.#backlog.update(this.#unpublished.length);
     for (const item of events) {
       if ("order" in item.event) {
         const orderId = item.event.order.order_id;

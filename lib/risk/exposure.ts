@@ -54,6 +54,19 @@ export function blankInstrument(exchange: string, symbol: string): Instrument {
   };
 }
 
+/**
+ * An order sent with a client_order_id and not yet answered. Its first event may come before its
+ * answer (pushes overtaking an answer, Kite's ticker before its REST reply); the event counts it
+ * in the position or as open, so it stops counting as in flight then, not twice until the answer.
+ */
+export interface Flight {
+  readonly instrument: Instrument;
+  readonly side: Side;
+  readonly quantity: number;
+  readonly clientId: string;
+  landed: boolean;
+}
+
 /** An order remembered outside the ring (ids out of order, long-lived open orders, a seeded book). */
 interface Tracked {
   readonly instrument: Instrument;
@@ -132,6 +145,8 @@ export class Exposure {
   #openCount = 0;
   /** Orders sent and not answered yet. */
   #inFlight = 0;
+  /** Those of them sent with a client_order_id, by it, until their first event or answer. */
+  readonly #flights = new Map<string, Flight>();
 
   /** The instrument's entry, made on first use. */
   instrument(exchange: string, symbol: string): Instrument {
@@ -196,6 +211,10 @@ export class Exposure {
 
   /** Counts a snapshot from an event or an answer; stale and repeated ones change nothing. */
   onOrder(order: OrderSnapshot): void {
+    if (this.#flights.size !== 0) {
+      const flight = this.#flights.get(order.client_order_id);
+      if (flight !== undefined) this.land(flight);
+    }
     const id = order.order_id;
     let index: number;
     if (id === this.#lastId) index = this.#lastIndex;
@@ -248,6 +267,27 @@ export class Exposure {
     this.#inFlight += 1;
     if (side === "BUY") instrument.flightBuy += quantity;
     else instrument.flightSell += quantity;
+  }
+
+  /**
+   * As `send`, for an order with a client_order_id: it stops counting as in flight at its first
+   * event or its answer, whichever comes first (`land`). Undefined when that id is already in
+   * flight (a retry): then it counts as `send` does, until `settle`.
+   */
+  sendTracked(instrument: Instrument, side: Side, quantity: number, clientId: string): Flight | undefined {
+    this.send(instrument, side, quantity);
+    if (this.#flights.has(clientId)) return undefined;
+    const flight: Flight = { instrument, side, quantity, clientId, landed: false };
+    this.#flights.set(clientId, flight);
+    return flight;
+  }
+
+  /** The order `sendTracked` counted was answered, failed, or reported by an event: once. */
+  land(flight: Flight): void {
+    if (flight.landed) return;
+    flight.landed = true;
+    if (this.#flights.get(flight.clientId) === flight) this.#flights.delete(flight.clientId);
+    this.settle(flight.instrument, flight.side, flight.quantity);
   }
 
   /** The broker answered (or failed) the order `send` counted. */

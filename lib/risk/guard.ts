@@ -18,7 +18,7 @@ import { GttRequest } from "../protocol/gtt";
 import { parseOrderRequest } from "../protocol/order-fast-path";
 import { OrderChanges, isTerminal } from "../protocol/orders";
 import { parseOrThrow } from "../protocol/validate";
-import type { Instrument } from "./exposure";
+import type { Flight, Instrument } from "./exposure";
 import { Exposure, blankInstrument, instrumentOf, pendingOf, worstOf } from "./exposure";
 import type { CheckedFields } from "./order-fields";
 import { newCheckedFields, readCheckedFields } from "./order-fields";
@@ -644,7 +644,11 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     if (this.#countRates) this.#rates.record(now);
     const { side, quantity } = fields;
     const exposure = this.#exposure;
-    exposure.send(instrument, side, quantity);
+    const clientId = (request as { client_order_id?: unknown }).client_order_id;
+    if (typeof clientId === "string") {
+      const flight = exposure.sendTracked(instrument, side, quantity, clientId);
+      if (flight !== undefined) return this.#sendTracked(flight, request);
+    } else exposure.send(instrument, side, quantity);
     let placed: Promise<OrderSnapshot>;
     try {
       placed = this.broker.placeOrder(request);
@@ -658,6 +662,26 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         exposure.onOrder(snapshot);
       },
       () => exposure.settle(instrument, side, quantity),
+    );
+    return placed;
+  }
+
+  /** #send for an order with a client_order_id: its first event may settle it before the answer. */
+  #sendTracked(flight: Flight, request: OrderRequestInput): Promise<OrderSnapshot> {
+    const exposure = this.#exposure;
+    let placed: Promise<OrderSnapshot>;
+    try {
+      placed = this.broker.placeOrder(request);
+    } catch (error) {
+      exposure.land(flight);
+      return Promise.reject(toBrokerError(error));
+    }
+    placed.then(
+      (snapshot) => {
+        exposure.land(flight);
+        exposure.onOrder(snapshot);
+      },
+      () => exposure.land(flight),
     );
     return placed;
   }
