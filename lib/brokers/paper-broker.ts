@@ -235,7 +235,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     if (journal !== undefined) {
       // The last prices, so a reopened account values its positions as this one did.
       if (this.#pricesToWrite.size > 0 || this.#walkMoved() || this.#replayMoved())
-        journal.append(this.#record(emptyChange(this.#isoNow())));
+        this.#record(emptyChange(this.#isoNow()), journal);
       await journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
     }
     await this.#closeJournal();
@@ -885,7 +885,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       return Promise.resolve(viewOf(result));
     }
     if (!changedAnything(change)) return Promise.resolve(viewOf(result));
-    journal.append(this.#record(change));
+    this.#record(change, journal);
     if (journal.compactionDue(this.#compactEvery))
       void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
     return announcer.queue(change.events, result);
@@ -918,8 +918,11 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     return snapshot;
   }
 
-  /** One operation's record, with the prices and walk position that moved since the last one. */
-  #record(change: Change): unknown[] {
+  /**
+   * Appends one operation's record, with the prices and walk position that moved since the last
+   * one, written straight into the journal's pending bytes (no record value, no JSON string).
+   */
+  #record(change: Change, journal: PaperJournal): void {
     const extra: RecordExtra = {};
     const walk = this.#walk;
     if (walk !== undefined && walk.version !== this.#walkWritten) {
@@ -931,7 +934,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       extra.replay = replay.position();
       this.#replayWritten = replay.version;
     }
-    return this.#account.record(change, this.#takePrices(), extra);
+    const prices = this.#takePrices();
+    this.#account.writeRecord(journal.beginRecord(), change, prices, extra);
+    journal.endRecord();
   }
 
   #replayMoved(): boolean {

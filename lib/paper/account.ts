@@ -20,8 +20,9 @@ import type { Paise } from "./money";
 import { newClientOrderId } from "../common/ids";
 import { RetentionQueue } from "../common/retention-queue";
 import { gttRecord } from "./views";
-import type { DecodedRecord, RecordExtra } from "./compact-record";
-import { encodeRecord } from "./compact-record";
+import type { Counters, DecodedRecord, RecordExtra } from "./compact-record";
+import { encodeRecord, writeRecord } from "./compact-record";
+import type { JsonSink } from "./json-sink";
 import type { DeferredOrderEvent } from "./deferred-event";
 
 /**
@@ -264,6 +265,37 @@ export class PaperAccount {
    * shares nothing mutable: Journal.append() serializes it at once.
    */
   record(change: Change, prices: Quote[], extra: RecordExtra = {}): unknown[] {
+    return encodeRecord(
+      change.now,
+      this.#countersNow(),
+      distinct(change.orders),
+      change.fresh,
+      distinct(change.positions),
+      change.ended,
+      this.#extra(change, prices, extra),
+    );
+  }
+
+  /** record()'s bytes, written straight into the journal (compact-record.ts writeRecord()). */
+  writeRecord(sink: JsonSink, change: Change, prices: Quote[], extra: RecordExtra = {}): void {
+    writeRecord(
+      sink,
+      change.now,
+      this.#countersNow(),
+      distinct(change.orders),
+      change.fresh,
+      distinct(change.positions),
+      change.ended,
+      this.#extra(change, prices, extra),
+    );
+  }
+
+  #countersNow(): Counters {
+    return { seq: this.seq, cash: this.cash, nextOrder: this.nextOrder, nextGtt: this.nextGtt };
+  }
+
+  /** The rare parts of an operation's record; undefined when it has none. */
+  #extra(change: Change, prices: Quote[], extra: RecordExtra): RecordExtra | undefined {
     if (change.gtts.length > 0) extra.gtts = distinct(change.gtts).map(gttRecord);
     if (prices.length > 0) extra.prices = prices;
     if (change.liquidity !== undefined && change.liquidity.size > 0) {
@@ -276,15 +308,7 @@ export class PaperAccount {
     }
     let any = false;
     for (const key in extra) if ((extra as Record<string, unknown>)[key] !== undefined) any = true;
-    return encodeRecord(
-      change.now,
-      { seq: this.seq, cash: this.cash, nextOrder: this.nextOrder, nextGtt: this.nextGtt },
-      distinct(change.orders),
-      change.fresh,
-      distinct(change.positions),
-      change.ended,
-      any ? extra : undefined,
-    );
+    return any ? extra : undefined;
   }
 
   /** For Journal.compact(), which serializes it at once: it shares the live orders. */

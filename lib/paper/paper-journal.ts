@@ -12,6 +12,7 @@ import {
   upgrade,
 } from "./account-state";
 import { Journal } from "./journal";
+import type { JsonSink } from "./json-sink";
 import { decodeRecord, isCompact, parseCompact } from "./compact-record";
 
 /** What a connect restored, and what it set aside instead of applying. */
@@ -190,6 +191,15 @@ export class PaperJournal {
   /** A format 3 record (PaperAccount.record()); format 2 ones are only read. */
   append(record: unknown[]): void {
     this.#journal.append(record);
+  }
+
+  /** A record written in place (PaperAccount.writeRecord()): see Journal.beginRecord(). */
+  beginRecord(): JsonSink {
+    return this.#journal.beginRecord();
+  }
+
+  endRecord(): void {
+    this.#journal.endRecord();
   }
 
   flush(): Promise<void> {
