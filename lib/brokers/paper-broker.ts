@@ -878,17 +878,47 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const journal = this.#journal;
     const announcer = this.#announcer;
     const durable = journal !== undefined && announcer !== undefined;
-    const change = emptyChange(this.#isoNow(), durable);
-    const result = operation(change);
-    if (!durable) {
-      for (const event of change.events) this.#emit(event);
-      return Promise.resolve(viewOf(result));
+    const change = this.#takeChange(durable);
+    try {
+      const result = operation(change);
+      if (!durable) {
+        for (const event of change.events) this.#emit(event);
+        return Promise.resolve(viewOf(result));
+      }
+      if (!changedAnything(change)) return Promise.resolve(viewOf(result));
+      this.#record(change, journal);
+      if (journal.compactionDue(this.#compactEvery))
+        void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
+      return announcer.queue(change.events, result);
+    } finally {
+      if (change === this.#change) this.#changeInUse = false;
     }
-    if (!changedAnything(change)) return Promise.resolve(viewOf(result));
-    this.#record(change, journal);
-    if (journal.compactionDue(this.#compactEvery))
-      void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
-    return announcer.queue(change.events, result);
+  }
+
+  /**
+   * One Change serves operation after operation: nothing keeps it past #mutate (the record is
+   * written and the events copied into the announcer's batch before it returns), and its six lists
+   * were a third of the bytes a journaled order allocated. An operation that starts while it is in
+   * use (a listener placing an order from inside an emit) gets a fresh one.
+   */
+  readonly #change: Change = emptyChange("");
+  #changeInUse = false;
+
+  #takeChange(defer: boolean): Change {
+    const now = this.#isoNow();
+    if (this.#changeInUse) return emptyChange(now, defer);
+    this.#changeInUse = true;
+    const change = this.#change;
+    emptyList(change.orders);
+    emptyList(change.fresh);
+    emptyList(change.gtts);
+    emptyList(change.positions);
+    emptyList(change.events);
+    emptyList(change.ended);
+    change.liquidity = undefined;
+    change.defer = defer;
+    change.now = now;
+    return change;
   }
 
   #emit(event: AccountEvent | DeferredOrderEvent): void {
@@ -976,6 +1006,14 @@ function changedAnything(change: Change): boolean {
     change.ended.length > 0 ||
     change.liquidity !== undefined
   );
+}
+
+/**
+ * Empties a list and keeps its backing store for the next operation. Not `length = 0`: V8 then
+ * lets the store go, and the next push allocates a new one (the very garbage reuse is for).
+ */
+function emptyList(list: unknown[]): void {
+  while (list.length > 0) list.pop();
 }
 
 function emptyChange(now: string, defer = false): Change {
