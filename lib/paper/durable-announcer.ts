@@ -1,18 +1,26 @@
 /** Operations sharing one durable write: their events and answers, in the order they happened. */
 interface Batch<E> {
   events: E[];
-  /** Each operation's result and the resolve of the promise its caller holds. */
+  /** Each operation's result, in the order the operations were queued. */
   results: unknown[];
-  resolves: ((value: unknown) => void)[];
+  /** The next result to hand out. */
+  cursor: number;
+  /** Settles once the batch is durable and announced (rejects if it cannot be). */
   done: Promise<void>;
+  /**
+   * The one reaction every caller's promise in the batch has on `done`: reactions to one promise
+   * run in the order they were added, so the k-th call takes the k-th result.
+   */
+  deliver: () => unknown;
 }
 
 /**
  * Holds events back until what they announce is durable, then hands them on in order and answers
  * the operations. Operations that happen while a write is under way share the next one (group
  * commit), so a burst of orders costs one fsync, not one each. Per operation a batch keeps its
- * events, its result and one resolve: no closure or promise chain per operation, since thousands
- * wait for one fsync and everything they keep alive is copied by every scavenge.
+ * events, its result and the caller's promise, derived from the batch's own with one shared
+ * reaction: no closure, resolving functions or context per operation, since thousands wait for
+ * one fsync and everything they keep alive is copied by every scavenge.
  */
 export class DurableAnnouncer<E> {
   readonly #makeDurable: () => Promise<void>;
@@ -23,10 +31,6 @@ export class DurableAnnouncer<E> {
   /** Batches not announced yet, oldest first: the one being written and the open one. */
   readonly #waiting: Batch<E>[] = [];
   #tail: Promise<void> = Promise.resolve();
-  /** Shared by every operation's promise: puts its resolve into the open batch. */
-  readonly #capture = (resolve: (value: unknown) => void): void => {
-    this.#open?.resolves.push(resolve);
-  };
 
   constructor(
     makeDurable: () => Promise<void>,
@@ -46,11 +50,22 @@ export class DurableAnnouncer<E> {
     const batch = this.#open ?? this.#newBatch();
     for (const event of events) batch.events.push(event);
     batch.results.push(result);
-    return new Promise(this.#capture as (resolve: (value: T) => void) => void);
+    return batch.done.then(batch.deliver) as Promise<T>;
   }
 
   #newBatch(): Batch<E> {
-    const created: Batch<E> = { events: [], results: [], resolves: [], done: Promise.resolve() };
+    const created: Batch<E> = {
+      events: [],
+      results: [],
+      cursor: 0,
+      done: Promise.resolve(),
+      deliver: () => {
+        const i = created.cursor++;
+        const result = created.results[i];
+        created.results[i] = undefined;
+        return this.#present(result);
+      },
+    };
     created.done = this.#tail.then(() => this.#run(created));
     this.#tail = created.done.catch(() => undefined);
     this.#open = created;
@@ -65,9 +80,8 @@ export class DurableAnnouncer<E> {
       await this.#makeDurable();
     } catch (error) {
       this.#waiting.shift();
-      const failure = error instanceof Error ? error : new Error(String(error));
-      for (const resolve of batch.resolves) resolve(Promise.reject(failure));
-      throw failure;
+      // Every caller's promise rejects with it, through `done`.
+      throw error instanceof Error ? error : new Error(String(error));
     }
     this.#waiting.shift();
     // A listener that throws must not keep the events after it from the others.
@@ -79,11 +93,7 @@ export class DurableAnnouncer<E> {
         failure ??= error instanceof Error ? error : new Error(String(error));
       }
     }
-    const { results, resolves } = batch;
-    for (let i = 0; i < resolves.length; i++) {
-      if (failure !== undefined) resolves[i]!(Promise.reject(failure));
-      else resolves[i]!(this.#present(results[i]));
-    }
+    // Then every caller's promise rejects with it, through `done`; otherwise each takes its result.
     if (failure !== undefined) throw failure;
   }
 
