@@ -29,7 +29,7 @@ import type { Clock, TimerRef } from "../paper/clock";
 import { systemClock } from "../paper/clock";
 import type { RecordExtra } from "../paper/compact-record";
 import { CsvReplayFeed } from "../paper/csv-replay-feed";
-import { DeferredOrderEvent } from "../paper/deferred-event";
+import { EventLog } from "../paper/event-log";
 import { DurableAnnouncer } from "../paper/durable-announcer";
 import { isStop } from "../paper/fill-rules";
 import { applyGttFields, gttFields } from "../paper/gtt-book";
@@ -101,7 +101,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   /** Set from the start of close(): nothing new is taken, so nothing is taken that could be lost. */
   #closing = false;
   #journal: PaperJournal | undefined;
-  #announcer: DurableAnnouncer<AccountEvent | DeferredOrderEvent> | undefined;
+  #announcer: DurableAnnouncer | undefined;
   #restoreReport: RestoreReport | undefined;
   /** The seq of the last event emitted (not merely issued), for resume logic. */
   #announcedSeq = 0;
@@ -292,7 +292,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       }
     }
     this.#announcedSeq = this.#account.seq;
-    this.#announcer = new DurableAnnouncer<AccountEvent | DeferredOrderEvent>(
+    this.#announcer = new DurableAnnouncer(
       () => opened.journal.durable(() => this.#closing),
       (event) => {
         this.#announcedSeq = event.seq;
@@ -490,9 +490,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       throw new BrokerError(refusal.code, `order ${orderId} not modified: ${refusal.message}`);
     }
     // Waiting events of this order show its fields as they were; a modify changes those, so they are built now.
-    this.#announcer?.rewritePending((event) =>
-      event instanceof DeferredOrderEvent && event.order === order ? event.build() : event,
-    );
+    this.#announcer?.buildPending(order);
     return this.#mutate((change) => {
       this.#engine.modify(change, order, next, quote);
       return laterView(order);
@@ -882,7 +880,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     try {
       const result = operation(change);
       if (!durable) {
-        for (const event of change.events) this.#emit(event);
+        const events = change.events;
+        for (let i = 0; i < events.length; i++) this.#emit(events.at(i));
         return Promise.resolve(viewOf(result));
       }
       if (!changedAnything(change)) return Promise.resolve(viewOf(result));
@@ -913,7 +912,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     emptyList(change.fresh);
     emptyList(change.gtts);
     emptyList(change.positions);
-    emptyList(change.events);
+    change.events.clear();
     emptyList(change.ended);
     change.liquidity = undefined;
     change.defer = defer;
@@ -921,9 +920,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     return change;
   }
 
-  #emit(event: AccountEvent | DeferredOrderEvent): void {
-    if (event instanceof DeferredOrderEvent) this.#emitOrder(event.build());
-    else if ("order" in event) this.#emitOrder(event);
+  #emit(event: AccountEvent): void {
+    if ("order" in event) this.#emitOrder(event);
     else this.emit("gtt", event);
   }
 
@@ -1017,7 +1015,7 @@ function emptyList(list: unknown[]): void {
 }
 
 function emptyChange(now: string, defer = false): Change {
-  return { orders: [], fresh: [], gtts: [], positions: [], events: [], defer, ended: [], now };
+  return { orders: [], fresh: [], gtts: [], positions: [], events: new EventLog(), defer, ended: [], now };
 }
 
 function requestOf(order: OrderSnapshot): OrderRequestInput {

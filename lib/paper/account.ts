@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { AccountEvent, Quote } from "../protocol";
+import type { Quote } from "../protocol";
 import { istDay } from "../market/ist";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey } from "../protocol/instrument";
@@ -23,7 +23,7 @@ import { gttRecord } from "./views";
 import type { Counters, DecodedRecord, RecordExtra } from "./compact-record";
 import { encodeRecord, writeRecord } from "./compact-record";
 import type { JsonSink } from "./json-sink";
-import type { DeferredOrderEvent } from "./deferred-event";
+import type { EventLog } from "./event-log";
 
 /**
  * Everything one operation changed: written to the journal as one record, then announced. The lists
@@ -37,8 +37,8 @@ export interface Change {
   fresh: OrderState[];
   gtts: GttState[];
   positions: PositionState[];
-  /** Deferred (built when announced) while a journal's fsync stands between them and the flow. */
-  events: (AccountEvent | DeferredOrderEvent)[];
+  /** Order events deferred (built when announced) while a journal's fsync stands between them and the flow. */
+  events: EventLog;
   defer: boolean;
   /** Orders and GTTs that ended, in the order they ended (the retention queue's order). */
   ended: string[];

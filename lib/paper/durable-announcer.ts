@@ -1,6 +1,10 @@
+import type { AccountEvent } from "../protocol";
+import type { OrderState } from "./account-state";
+import { EventLog } from "./event-log";
+
 /** Operations sharing one durable write: their events and answers, in the order they happened. */
-interface Batch<E> {
-  events: E[];
+interface Batch {
+  events: EventLog;
   /** Each operation's result, in the order the operations were queued. */
   results: unknown[];
   /** The next result to hand out. */
@@ -22,19 +26,19 @@ interface Batch<E> {
  * reaction: no closure, resolving functions or context per operation, since thousands wait for
  * one fsync and everything they keep alive is copied by every scavenge.
  */
-export class DurableAnnouncer<E> {
+export class DurableAnnouncer {
   readonly #makeDurable: () => Promise<void>;
-  readonly #announce: (event: E) => void;
+  readonly #announce: (event: AccountEvent) => void;
   /** What a caller is given for a result, once durable (built then, not held until then). */
   readonly #present: (result: unknown) => unknown;
-  #open: Batch<E> | undefined;
+  #open: Batch | undefined;
   /** Batches not announced yet, oldest first: the one being written and the open one. */
-  readonly #waiting: Batch<E>[] = [];
+  readonly #waiting: Batch[] = [];
   #tail: Promise<void> = Promise.resolve();
 
   constructor(
     makeDurable: () => Promise<void>,
-    announce: (event: E) => void,
+    announce: (event: AccountEvent) => void,
     present: (result: unknown) => unknown = (result) => result,
   ) {
     this.#makeDurable = makeDurable;
@@ -46,16 +50,16 @@ export class DurableAnnouncer<E> {
    * Queues an operation whose record is already appended: its events, then its result. Resolves
    * with present(result) once durable and announced; rejects if it cannot be made durable.
    */
-  queue<T>(events: readonly E[], result: T): Promise<T> {
+  queue<T>(events: EventLog, result: T): Promise<T> {
     const batch = this.#open ?? this.#newBatch();
-    for (const event of events) batch.events.push(event);
+    batch.events.append(events);
     batch.results.push(result);
     return batch.done.then(batch.deliver) as Promise<T>;
   }
 
-  #newBatch(): Batch<E> {
-    const created: Batch<E> = {
-      events: [],
+  #newBatch(): Batch {
+    const created: Batch = {
+      events: new EventLog(),
       results: [],
       cursor: 0,
       done: Promise.resolve(),
@@ -73,7 +77,7 @@ export class DurableAnnouncer<E> {
     return created;
   }
 
-  async #run(batch: Batch<E>): Promise<void> {
+  async #run(batch: Batch): Promise<void> {
     // From here on, new operations wait for the next write: this one may already be on its way.
     if (this.#open === batch) this.#open = undefined;
     try {
@@ -86,9 +90,10 @@ export class DurableAnnouncer<E> {
     this.#waiting.shift();
     // A listener that throws must not keep the events after it from the others.
     let failure: Error | undefined;
-    for (const event of batch.events) {
+    const events = batch.events;
+    for (let i = 0; i < events.length; i++) {
       try {
-        this.#announce(event);
+        this.#announce(events.at(i));
       } catch (error) {
         failure ??= error instanceof Error ? error : new Error(String(error));
       }
@@ -97,12 +102,9 @@ export class DurableAnnouncer<E> {
     if (failure !== undefined) throw failure;
   }
 
-  /** Replaces events not announced yet by `replace(event)` (same seq, same place in line). */
-  rewritePending(replace: (event: E) => E): void {
-    for (const batch of this.#waiting) {
-      const events = batch.events;
-      for (let i = 0; i < events.length; i++) events[i] = replace(events[i]!);
-    }
+  /** Builds the order's events not announced yet now, as EventLog.built() (same seq, same place in line). */
+  buildPending(order: OrderState): void {
+    for (const batch of this.#waiting) batch.events.built(order);
   }
 
   /** Resolves when everything queued so far is announced (or has failed to become durable). */
