@@ -951,15 +951,15 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
    * one, written straight into the journal's pending bytes (no record value, no JSON string).
    */
   #record(change: Change, journal: PaperJournal): void {
-    const extra: RecordExtra = {};
+    let extra: RecordExtra | undefined;
     const walk = this.#walk;
     if (walk !== undefined && walk.version !== this.#walkWritten) {
-      extra.walk = walk.position();
+      (extra ??= {}).walk = walk.position();
       this.#walkWritten = walk.version;
     }
     const replay = this.#replay;
     if (replay !== undefined && replay.version !== this.#replayWritten) {
-      extra.replay = replay.position();
+      (extra ??= {}).replay = replay.position();
       this.#replayWritten = replay.version;
     }
     const prices = this.#takePrices();

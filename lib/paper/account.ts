@@ -277,16 +277,19 @@ export class PaperAccount {
   }
 
   /** record()'s bytes, written straight into the journal (compact-record.ts writeRecord()). */
-  writeRecord(sink: JsonSink, change: Change, prices: Quote[], extra: RecordExtra = {}): void {
+  writeRecord(sink: JsonSink, change: Change, prices: Quote[], extra?: RecordExtra): void {
     writeRecord(
       sink,
       change.now,
-      this.#countersNow(),
+      // The account's own seq, cash, nextOrder and nextGtt: written at once, so no copy is needed.
+      this,
       distinct(change.orders),
       change.fresh,
       distinct(change.positions),
       change.ended,
-      this.#extra(change, prices, extra),
+      change.gtts.length === 0 && prices.length === 0 && change.liquidity === undefined && extra === undefined
+        ? undefined
+        : this.#extra(change, prices, extra ?? {}),
     );
   }
 

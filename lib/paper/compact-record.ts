@@ -198,13 +198,58 @@ export interface Counters {
   nextGtt: number;
 }
 
+/** The optional fields noneSet() reads by name; checked against the schema's list below. */
+const NAMED_OPTIONAL = [
+  "price",
+  "trigger_price",
+  "variety",
+  "tag",
+  "status_message",
+  "gtt_id",
+  "validity_ttl",
+  "disclosed_quantity",
+  "iceberg_legs",
+  "iceberg_quantity",
+  "release_at",
+  "charges",
+] as const;
+if (
+  NAMED_OPTIONAL.length !== WHOLE_OPTIONAL.length ||
+  !WHOLE_OPTIONAL.every((key) => (NAMED_OPTIONAL as readonly string[]).includes(key))
+) {
+  // A field added to OrderState must be read here too, or noneSet() would drop it from records.
+  throw new Error(`compact-record: noneSet() must read exactly ${WHOLE_OPTIONAL.join(", ")}`);
+}
+
+/**
+ * Whether the order has none of its optional fields (a plain MARKET order): read by name, which
+ * V8 answers from the order's shape, where the loop over WHOLE_OPTIONAL is a keyed read each.
+ */
+function noneSet(order: OrderStateType): boolean {
+  return (
+    order.price === undefined &&
+    order.trigger_price === undefined &&
+    order.variety === undefined &&
+    order.tag === undefined &&
+    order.status_message === undefined &&
+    order.gtt_id === undefined &&
+    order.validity_ttl === undefined &&
+    order.disclosed_quantity === undefined &&
+    order.iceberg_legs === undefined &&
+    order.iceberg_quantity === undefined &&
+    order.release_at === undefined &&
+    order.charges === undefined
+  );
+}
+
 /** A whole order's `more`: its optional fields that are set, and an average that is not derived. */
 function wholeMore(order: OrderStateType): Record<string, unknown> | 0 {
   let more: Record<string, unknown> | 0 = 0;
-  for (const key of WHOLE_OPTIONAL) {
-    const value = order[key];
-    if (value !== undefined) (more === 0 ? (more = {}) : more)[key] = value;
-  }
+  if (!noneSet(order))
+    for (const key of WHOLE_OPTIONAL) {
+      const value = order[key];
+      if (value !== undefined) (more === 0 ? (more = {}) : more)[key] = value;
+    }
   if (order.average_price !== averageRupees(order.filled_value, order.filled_quantity))
     (more === 0 ? (more = {}) : more).average_price = order.average_price;
   return more;

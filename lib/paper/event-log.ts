@@ -136,7 +136,10 @@ export class EventLog {
     if (count === 0) return;
     const from = this.#length;
     this.#reserve(count);
-    this.#numbers.set(other.#numbers.subarray(0, count * WIDTH), from * WIDTH);
+    // A loop, not set(subarray()): an operation has a few entries, and a subarray is an object each.
+    const numbers = this.#numbers;
+    const source = other.#numbers;
+    for (let i = 0, to = from * WIDTH; i < count * WIDTH; i++) numbers[to + i] = source[i]!;
     for (let i = 0; i < count; i++) {
       this.#items.push(other.#items[i]!);
       this.#timestamps.push(other.#timestamps[i]);

@@ -115,6 +115,7 @@ const RECORD_OPEN = Buffer.from('{"r":', "latin1");
 /** The CRC32 of `{"r":`, so a record's checksum starts from its JSON. */
 const RECORD_OPEN_CRC = crc32(RECORD_OPEN);
 const CLOSE_BRACE = Buffer.from("}", "latin1");
+const CHECK_PREFIX_BYTES = Buffer.from(CHECK_PREFIX, "latin1");
 /** `,"k":"` + 8 hex digits + `"}` + newline. */
 const SEAL_BYTES = CHECK_TAIL + 1;
 const HEX = Buffer.from("0123456789abcdef", "latin1");
@@ -446,8 +447,8 @@ export class Journal<S, R> {
     sink.buf = this.pending;
     sink.at = this.pendingBytes;
     sink.ensure(RECORD_OPEN.length + 512);
-    sink.buf.set(RECORD_OPEN, sink.at);
-    sink.at += RECORD_OPEN.length;
+    const out = sink.buf;
+    for (let i = 0; i < RECORD_OPEN.length; i++) out[sink.at++] = RECORD_OPEN[i]!;
     return sink;
   }
 
@@ -466,7 +467,9 @@ export class Journal<S, R> {
   private seal(bodyStart: number, end: number): void {
     const out = this.pending;
     const sum = crc32(CLOSE_BRACE, crc32(out.subarray(bodyStart, end), RECORD_OPEN_CRC));
-    let at = end + out.write(CHECK_PREFIX, end, "latin1");
+    // Byte by byte: a Buffer.write of six bytes is a call into C++ per record.
+    let at = end;
+    for (let i = 0; i < CHECK_PREFIX_BYTES.length; i++) out[at++] = CHECK_PREFIX_BYTES[i]!;
     for (let shift = 28; shift >= 0; shift -= 4) out[at++] = HEX[(sum >>> shift) & 0xf]!;
     out[at++] = 0x22; // "
     out[at++] = 0x7d; // }
