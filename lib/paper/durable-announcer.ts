@@ -2,6 +2,9 @@ import type { AccountEvent } from "../protocol";
 import type { OrderState } from "./account-state";
 import { EventLog } from "./event-log";
 
+/** The largest log kept for reuse: a burst of 30,000 operations with two events each. */
+const SPARE_ENTRIES = 65_536;
+
 /** Operations sharing one durable write: their events and answers, in the order they happened. */
 interface Batch {
   events: EventLog;
@@ -35,6 +38,11 @@ export class DurableAnnouncer {
   /** Batches not announced yet, oldest first: the one being written and the open one. */
   readonly #waiting: Batch[] = [];
   #tail: Promise<void> = Promise.resolve();
+  /**
+   * An announced batch's log, emptied, for the next batch: a burst's log grows to megabytes by
+   * doubling (allocated, zero-filled and copied each time); reusing it skips all that.
+   */
+  #spare: EventLog | undefined;
 
   constructor(
     makeDurable: () => Promise<void>,
@@ -59,7 +67,7 @@ export class DurableAnnouncer {
 
   #newBatch(): Batch {
     const created: Batch = {
-      events: new EventLog(),
+      events: this.#spare ?? new EventLog(),
       results: [],
       cursor: 0,
       done: Promise.resolve(),
@@ -70,6 +78,7 @@ export class DurableAnnouncer {
         return this.#present(result);
       },
     };
+    this.#spare = undefined;
     created.done = this.#tail.then(() => this.#run(created));
     this.#tail = created.done.catch(() => undefined);
     this.#open = created;
@@ -97,6 +106,11 @@ export class DurableAnnouncer {
       } catch (error) {
         failure ??= error instanceof Error ? error : new Error(String(error));
       }
+    }
+    // Kept up to a bound: an outage's backlog is given back, not held for the process's life.
+    if (events.capacity <= SPARE_ENTRIES) {
+      events.clear();
+      this.#spare = events;
     }
     // Then every caller's promise rejects with it, through `done`; otherwise each takes its result.
     if (failure !== undefined) throw failure;

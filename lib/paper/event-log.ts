@@ -47,6 +47,11 @@ export class EventLog {
     return this.#length;
   }
 
+  /** Entries it holds without growing. */
+  get capacity(): number {
+    return this.#numbers.length / WIDTH;
+  }
+
   /** An event as it is (GTT events, order events without a journal). */
   push(event: AccountEvent): void {
     const at = this.#reserve();
