@@ -19,6 +19,7 @@ import { positionKey } from "./ledger";
 import type { Paise } from "./money";
 import { newClientOrderId } from "../common/ids";
 import { RetentionQueue } from "../common/retention-queue";
+import { OrderTable } from "./order-table";
 import { gttRecord } from "./views";
 import type { Counters, DecodedRecord, RecordExtra } from "./compact-record";
 import { encodeRecord, writeRecord } from "./compact-record";
@@ -76,7 +77,8 @@ export class PaperAccount {
   seq = 0;
   nextOrder = 1;
   nextGtt = 1;
-  readonly orders = new Map<string, OrderState>();
+  /** In placement order, which is time priority (OrderTable: a Map for the broker's own ids). */
+  readonly orders = new OrderTable<OrderState>();
   readonly byClientId = new Map<string, string>();
   /** client_order_id → [order_id, day] of orders that left retention, kept for their trading day. */
   readonly retiredClientIds = new Map<string, [string, string]>();
