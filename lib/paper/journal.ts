@@ -466,7 +466,9 @@ export class Journal<S, R> {
   /** Ends the line whose JSON body is pending[bodyStart, end) (after `{"r":`): checksum, newline. */
   private seal(bodyStart: number, end: number): void {
     const out = this.pending;
-    const sum = crc32(CLOSE_BRACE, crc32(out.subarray(bodyStart, end), RECORD_OPEN_CRC));
+    // A plain Uint8Array view: Buffer's subarray() goes through its subclass's constructor (~25 % dearer).
+    const body = new Uint8Array(out.buffer, out.byteOffset + bodyStart, end - bodyStart);
+    const sum = crc32(CLOSE_BRACE, crc32(body, RECORD_OPEN_CRC));
     // Byte by byte: a Buffer.write of six bytes is a call into C++ per record.
     let at = end;
     for (let i = 0; i < CHECK_PREFIX_BYTES.length; i++) out[at++] = CHECK_PREFIX_BYTES[i]!;
