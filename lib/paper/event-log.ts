@@ -11,7 +11,7 @@ const STATUSES: readonly OrderStatus[] = OrderStatuses.options;
 const TYPE_CODE = new Map(TYPES.map((type, code) => [type, code]));
 const STATUS_CODE = new Map(STATUSES.map((status, code) => [status, code]));
 
-/** Numbers kept per entry: type code (-1: the entry is a built event), status code, seq, fills. */
+/** Numbers kept per deferred entry: type code, status code, seq, fills. */
 const WIDTH = 7;
 const TYPE = 0;
 const STATUS = 1;
@@ -20,7 +20,6 @@ const FILLED = 3;
 const AVERAGE = 4;
 const FILL_QUANTITY = 5;
 const FILL_PRICE = 6;
-const BUILT = -1;
 
 /**
  * An operation's or a batch's account events, in the order they happened, until they are
@@ -36,7 +35,10 @@ const BUILT = -1;
 export class EventLog {
   /** Per entry: the order of a deferred order event, or the event itself. */
   #items: (OrderState | AccountEvent)[] = [];
-  /** Per entry: a deferred event's timestamp (one string shared by an operation's events). */
+  /**
+   * Per entry: a deferred event's timestamp (one string shared by an operation's events); undefined
+   * marks an entry that is a built event, whose numbers are not used.
+   */
   #timestamps: (string | undefined)[] = [];
   #numbers = new Float64Array(WIDTH * 16);
   /** status_message as it was at the entry, for the few deferred events when it was set. */
@@ -52,12 +54,11 @@ export class EventLog {
     return this.#numbers.length / WIDTH;
   }
 
-  /** An event as it is (GTT events, order events without a journal). */
+  /** An event as it is (GTT events, order events without a journal): two array pushes, nothing else. */
   push(event: AccountEvent): void {
-    const at = this.#reserve();
     this.#items.push(event);
     this.#timestamps.push(undefined);
-    this.#numbers[at * WIDTH + TYPE] = BUILT;
+    this.#length++;
   }
 
   /**
@@ -90,11 +91,11 @@ export class EventLog {
   /** Entry `i` as the flow sees it (built now when it was deferred). */
   at(i: number): AccountEvent {
     const item = this.#items[i]!;
+    const timestamp = this.#timestamps[i];
+    if (timestamp === undefined) return item as AccountEvent;
+    const order = item as OrderState;
     const base = i * WIDTH;
     const numbers = this.#numbers;
-    if (numbers[base + TYPE] === BUILT) return item as AccountEvent;
-    const order = item as OrderState;
-    const timestamp = this.#timestamps[i]!;
     const view = orderView(order);
     view.status = STATUSES[numbers[base + STATUS]!]!;
     view.filled_quantity = numbers[base + FILLED]!;
@@ -127,14 +128,6 @@ export class EventLog {
     return event;
   }
 
-  /** The seq of entry `i`. */
-  seq(i: number): number {
-    const base = i * WIDTH;
-    return this.#numbers[base + TYPE] === BUILT
-      ? (this.#items[i] as AccountEvent).seq
-      : this.#numbers[base + SEQ]!;
-  }
-
   /** Adds `other`'s entries after these, as they are (deferred ones stay deferred). */
   append(other: EventLog): void {
     const count = other.#length;
@@ -156,12 +149,10 @@ export class EventLog {
 
   /** Builds the deferred events of `order` now: a modify is about to change the fields they show. */
   built(order: OrderState): void {
-    const numbers = this.#numbers;
     for (let i = 0; i < this.#length; i++) {
-      if (this.#items[i] !== order || numbers[i * WIDTH + TYPE] === BUILT) continue;
+      if (this.#items[i] !== order || this.#timestamps[i] === undefined) continue;
       this.#items[i] = this.at(i);
       this.#timestamps[i] = undefined;
-      numbers[i * WIDTH + TYPE] = BUILT;
     }
   }
 
