@@ -21,8 +21,8 @@ import { newClientOrderId } from "../common/ids";
 import { RetentionQueue } from "../common/retention-queue";
 import { OrderTable } from "./order-table";
 import { gttRecord } from "./views";
-import type { Counters, DecodedRecord, RecordExtra } from "./compact-record";
-import { encodeRecord, writeRecord } from "./compact-record";
+import type { DecodedRecord, RecordExtra } from "./compact-record";
+import { writeRecord } from "./compact-record";
 import type { JsonSink } from "./json-sink";
 import type { EventLog } from "./event-log";
 
@@ -263,22 +263,9 @@ export class PaperAccount {
   // #region journal
 
   /**
-   * One operation as a format 3 record (compact-record.ts): what changed, not whole objects. It
-   * shares nothing mutable: Journal.append() serializes it at once.
+   * One operation as a format 3 record (compact-record.ts: what changed, not whole objects), written
+   * straight into the journal's pending bytes: the bytes of JSON.stringify(encodeRecord(…)).
    */
-  record(change: Change, prices: Quote[], extra: RecordExtra = {}): unknown[] {
-    return encodeRecord(
-      change.now,
-      this.#countersNow(),
-      distinct(change.orders),
-      change.fresh,
-      distinct(change.positions),
-      change.ended,
-      this.#extra(change, prices, extra),
-    );
-  }
-
-  /** record()'s bytes, written straight into the journal (compact-record.ts writeRecord()). */
   writeRecord(sink: JsonSink, change: Change, prices: Quote[], extra?: RecordExtra): void {
     writeRecord(
       sink,
@@ -293,10 +280,6 @@ export class PaperAccount {
         ? undefined
         : this.#extra(change, prices, extra ?? {}),
     );
-  }
-
-  #countersNow(): Counters {
-    return { seq: this.seq, cash: this.cash, nextOrder: this.nextOrder, nextGtt: this.nextGtt };
   }
 
   /** The rare parts of an operation's record; undefined when it has none. */

@@ -188,12 +188,10 @@ export class PaperJournal {
     }
   }
 
-  /** A format 3 record (PaperAccount.record()); format 2 ones are only read. */
-  append(record: unknown[]): void {
-    this.#journal.append(record);
-  }
-
-  /** A record written in place (PaperAccount.writeRecord()): see Journal.beginRecord(). */
+  /**
+   * A format 3 record written in place (PaperAccount.writeRecord(); see Journal.beginRecord());
+   * format 2 records are only read.
+   */
   beginRecord(): JsonSink {
     return this.#journal.beginRecord();
   }
