@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { PaperBroker } from "../lib/brokers/paper-broker";
 import type { OrderState } from "../lib/paper/account-state";
-import { encodeRecord } from "../lib/paper/compact-record";
+import { writeRecord } from "../lib/paper/compact-record";
 import { Journal } from "../lib/paper/journal";
 import { OrderRequest } from "../lib/protocol";
 import { memoryGrowth } from "./paper-memory";
@@ -133,18 +133,19 @@ async function journalOnly(count: number, file: string, window: number): Promise
       cost: 0,
       realized: 0,
     } as const;
-    // The record the broker writes for it (format 3: the order whole, the position, the ended id).
-    journal.append(
-      encodeRecord(
-        now,
-        { seq: 2 * i + 2, cash: 99_999_999_990_000, nextOrder: i + 2, nextGtt: 1 },
-        [order],
-        [order],
-        [position],
-        [orderId],
-        undefined,
-      ),
+    // The record the broker writes for it (format 3: the order whole, the position, the ended id),
+    // written as the broker writes it: straight into the journal's pending bytes.
+    writeRecord(
+      journal.beginRecord(),
+      now,
+      { seq: 2 * i + 2, cash: 99_999_999_990_000, nextOrder: i + 2, nextGtt: 1 },
+      [order],
+      [order],
+      [position],
+      [orderId],
+      undefined,
     );
+    journal.endRecord();
     if ((i + 1) % window === 0) await journal.flush();
   }
   await journal.flush();

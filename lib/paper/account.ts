@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { AccountEvent, Quote } from "../protocol";
+import type { Quote } from "../protocol";
 import { istDay } from "../market/ist";
 import type { InstrumentKey } from "../protocol/instrument";
 import { instrumentKey } from "../protocol/instrument";
@@ -19,10 +19,12 @@ import { positionKey } from "./ledger";
 import type { Paise } from "./money";
 import { newClientOrderId } from "../common/ids";
 import { RetentionQueue } from "../common/retention-queue";
+import { OrderTable } from "./order-table";
 import { gttRecord } from "./views";
 import type { DecodedRecord, RecordExtra } from "./compact-record";
-import { encodeRecord } from "./compact-record";
-import type { DeferredOrderEvent } from "./deferred-event";
+import { writeRecord } from "./compact-record";
+import type { JsonSink } from "./json-sink";
+import type { EventLog } from "./event-log";
 
 /**
  * Everything one operation changed: written to the journal as one record, then announced. The lists
@@ -36,8 +38,8 @@ export interface Change {
   fresh: OrderState[];
   gtts: GttState[];
   positions: PositionState[];
-  /** Deferred (built when announced) while a journal's fsync stands between them and the flow. */
-  events: (AccountEvent | DeferredOrderEvent)[];
+  /** Order events deferred (built when announced) while a journal's fsync stands between them and the flow. */
+  events: EventLog;
   defer: boolean;
   /** Orders and GTTs that ended, in the order they ended (the retention queue's order). */
   ended: string[];
@@ -75,7 +77,8 @@ export class PaperAccount {
   seq = 0;
   nextOrder = 1;
   nextGtt = 1;
-  readonly orders = new Map<string, OrderState>();
+  /** In placement order, which is time priority (OrderTable: a Map for the broker's own ids). */
+  readonly orders = new OrderTable<OrderState>();
   readonly byClientId = new Map<string, string>();
   /** client_order_id → [order_id, day] of orders that left retention, kept for their trading day. */
   readonly retiredClientIds = new Map<string, [string, string]>();
@@ -268,10 +271,27 @@ export class PaperAccount {
   // #region journal
 
   /**
-   * One operation as a format 3 record (compact-record.ts): what changed, not whole objects. It
-   * shares nothing mutable: Journal.append() serializes it at once.
+   * One operation as a format 3 record (compact-record.ts: what changed, not whole objects), written
+   * straight into the journal's pending bytes: the bytes of JSON.stringify(encodeRecord(…)).
    */
-  record(change: Change, prices: Quote[], extra: RecordExtra = {}): unknown[] {
+  writeRecord(sink: JsonSink, change: Change, prices: Quote[], extra?: RecordExtra): void {
+    writeRecord(
+      sink,
+      change.now,
+      // The account's own seq, cash, nextOrder and nextGtt: written at once, so no copy is needed.
+      this,
+      distinct(change.orders),
+      change.fresh,
+      distinct(change.positions),
+      change.ended,
+      change.gtts.length === 0 && prices.length === 0 && change.liquidity === undefined && extra === undefined
+        ? undefined
+        : this.#extra(change, prices, extra ?? {}),
+    );
+  }
+
+  /** The rare parts of an operation's record; undefined when it has none. */
+  #extra(change: Change, prices: Quote[], extra: RecordExtra): RecordExtra | undefined {
     if (change.gtts.length > 0) extra.gtts = distinct(change.gtts).map(gttRecord);
     if (prices.length > 0) extra.prices = prices;
     if (change.liquidity !== undefined && change.liquidity.size > 0) {
@@ -284,15 +304,7 @@ export class PaperAccount {
     }
     let any = false;
     for (const key in extra) if ((extra as Record<string, unknown>)[key] !== undefined) any = true;
-    return encodeRecord(
-      change.now,
-      { seq: this.seq, cash: this.cash, nextOrder: this.nextOrder, nextGtt: this.nextGtt },
-      distinct(change.orders),
-      change.fresh,
-      distinct(change.positions),
-      change.ended,
-      any ? extra : undefined,
-    );
+    return any ? extra : undefined;
   }
 
   /** For Journal.compact(), which serializes it at once: it shares the live orders. */

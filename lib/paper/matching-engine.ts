@@ -16,7 +16,6 @@ import { averageRupees, sellLimitPaise, toPaise, toRupees } from "./money";
 import type { PaperMarket, Refusal } from "./market-rules";
 import type { PaperSettings } from "./settings";
 import { gttView, laterView } from "./views";
-import { DeferredOrderEvent } from "./deferred-event";
 
 export type { Refusal } from "./market-rules";
 
@@ -461,7 +460,7 @@ export class MatchingEngine {
     noteChanged(change.orders, order);
     const seq = ++this.#account.seq;
     if (change.defer) {
-      change.events.push(DeferredOrderEvent.of(type, seq, order, change.now, fillQuantity, fillPrice));
+      change.events.defer(type, seq, order, change.now, fillQuantity, fillPrice);
       return;
     }
     const event: OrderEvent = { type, seq, order: laterView(order), timestamp: change.now };

@@ -12,6 +12,7 @@ import {
   upgrade,
 } from "./account-state";
 import { Journal } from "./journal";
+import type { JsonSink } from "./json-sink";
 import { decodeRecord, isCompact, parseCompact } from "./compact-record";
 
 /** What a connect restored, and what it set aside instead of applying. */
@@ -187,9 +188,16 @@ export class PaperJournal {
     }
   }
 
-  /** A format 3 record (PaperAccount.record()); format 2 ones are only read. */
-  append(record: unknown[]): void {
-    this.#journal.append(record);
+  /**
+   * A format 3 record written in place (PaperAccount.writeRecord(); see Journal.beginRecord());
+   * format 2 records are only read.
+   */
+  beginRecord(): JsonSink {
+    return this.#journal.beginRecord();
+  }
+
+  endRecord(): void {
+    this.#journal.endRecord();
   }
 
   flush(): Promise<void> {

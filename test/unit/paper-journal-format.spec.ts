@@ -1,5 +1,5 @@
 // Journal record format 3 (lib/paper/compact-record.ts) and events built when they go out
-// (lib/paper/deferred-event.ts): the journaled broker must look exactly like the in-memory one.
+// (lib/paper/event-log.ts): the journaled broker must look exactly like the in-memory one.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
@@ -54,6 +54,42 @@ describe("PaperBroker: journal record format 3 and events built when they go out
     const last = lines.at(-1)!;
     assert.ok(last.startsWith('{"r":[3,'), last);
     assert.ok(fs.statSync(file).size - before < 300, `${fs.statSync(file).size - before} bytes: ${last}`);
+  });
+
+  it("an order placed, modified and cancelled before its first fsync shows each event with the fields it had then", async function () {
+    const clock = new ManualClock();
+    const memory = await make(clock);
+    const journaled = await make(clock, path.join(dir, "same-burst.jsonl"));
+    const heard = new Map<PaperBroker, AccountEvent[]>([
+      [memory, []],
+      [journaled, []],
+    ]);
+    for (const [b, into] of heard) b.on("order", (e) => into.push(structuredClone(e)));
+    for (const b of [memory, journaled]) {
+      b.setPrice("INFY", 100);
+      // Not awaited: with the journal all of them run before the first fsync lets any event out.
+      const ops: Promise<unknown>[] = [];
+      for (let k = 0; k < 30; k++) {
+        const id = `P${String(k + 1).padStart(9, "0")}`;
+        ops.push(
+          b.placeOrder({
+            symbol: "INFY",
+            side: "BUY",
+            quantity: 3,
+            order_type: "LIMIT",
+            price: 90 + k / 10,
+            client_order_id: `sameburst${k}`,
+          }),
+        );
+        ops.push(b.modifyOrder(id, { quantity: 5 + k, price: 95 + k / 20 }));
+        if (k % 3 === 0) ops.push(b.modifyOrder(id, { price: 101, quantity: 4 + k }));
+        if (k % 3 === 1) ops.push(b.cancelOrder(id));
+      }
+      await Promise.allSettled(ops);
+    }
+    const events = heard.get(journaled)!;
+    assert.ok(events.filter((e) => e.type === "ORDER_MODIFIED").length >= 40, "modifies ran");
+    assert.deepEqual(events, heard.get(memory));
   });
 
   // Bursts fired without awaiting, so events wait for the fsync while later operations (modifies

@@ -1,0 +1,242 @@
+// The journal's records are written straight into its pending bytes (lib/paper/json-sink.ts,
+// compact-record.ts writeRecord()); they must be the very bytes JSON.stringify of the record gives,
+// or journals written before and after would read differently and checksums would disagree.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import fc from "fast-check";
+import type { OrderState, PositionState } from "../../lib/paper/account-state";
+import type { RecordExtra } from "../../lib/paper/compact-record";
+import { encodeRecord, writeRecord } from "../../lib/paper/compact-record";
+import { Journal } from "../../lib/paper/journal";
+import { JsonSink } from "../../lib/paper/json-sink";
+
+function written(write: (sink: JsonSink) => void, start = 4): string {
+  // A tiny buffer, so every value also crosses a growth; a prefix, so writing at an offset is covered.
+  const sink = new JsonSink(Buffer.from("abcd"), start);
+  write(sink);
+  assert.equal(sink.buf.subarray(0, start).toString("latin1"), "abcd".slice(0, start), "prefix kept");
+  return sink.buf.subarray(start, sink.at).toString("utf8");
+}
+
+/** Strings JSON must escape or encode as several bytes, beside plain ones. */
+const awkward = fc.oneof(
+  fc.string(),
+  fc.string({ unit: "grapheme" }),
+  fc.string({ unit: "binary" }),
+  fc.constantFrom('"', "\\", "\n", "\u0000", "\u007f", "\u00e9", "\ud800", "\udc00x", "😀", "P000000001"),
+);
+const numbers = fc.oneof(
+  fc.integer(),
+  fc.maxSafeInteger(),
+  fc.double(),
+  fc.constantFrom(0, -0, 1e21, -1e21, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 0.1, 5e-324, NaN, Infinity),
+);
+const values = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: "small" },
+    numbers,
+    awkward,
+    fc.constantFrom(null, true, false, undefined),
+    fc.array(tie("value")),
+    fc.dictionary(awkward, tie("value")),
+  ),
+})).value;
+
+describe("JsonSink: JSON written into bytes", function () {
+  it("writes what JSON.stringify gives for any array element (property)", function () {
+    fc.assert(
+      fc.property(values, (value) => {
+        assert.equal(
+          written((sink) => sink.item(value)),
+          JSON.stringify([value]).slice(1, -1),
+        );
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("writes numbers and strings as JSON.stringify does, also where the fast path does not apply", function () {
+    fc.assert(
+      fc.property(numbers, awkward, (n, s) => {
+        assert.equal(
+          written((sink) => sink.number(n)),
+          JSON.stringify(n),
+        );
+        assert.equal(
+          written((sink) => sink.string(s)),
+          JSON.stringify(s),
+        );
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("grows from an empty buffer and keeps what was before the cursor", function () {
+    const sink = new JsonSink(Buffer.alloc(0));
+    for (let i = 0; i < 1000; i++) {
+      if (i > 0) sink.byte(0x2c);
+      sink.number(i * 1_000_003);
+    }
+    assert.equal(
+      sink.buf.subarray(0, sink.at).toString(),
+      Array.from({ length: 1000 }, (_, i) => i * 1_000_003).join(","),
+    );
+  });
+});
+
+const NOW = "2026-12-05T01:02:03.004Z";
+
+const orderArb: fc.Arbitrary<OrderState> = fc
+  .record({
+    order_id: fc.oneof(fc.constant("P000000007"), awkward),
+    client_order_id: awkward,
+    symbol: awkward,
+    quantity: fc.integer({ min: 1, max: 1e9 }),
+    filled_quantity: fc.integer({ min: 0, max: 1e6 }),
+    filled_value: fc.oneof(fc.integer({ min: 0, max: 2 ** 52 }), fc.constant(0)),
+    average_price: fc.oneof(fc.constant(undefined), fc.double({ min: 0, max: 1e6, noNaN: true })),
+    placed_at: fc.oneof(fc.constant(NOW), awkward),
+    timestamp: fc.oneof(fc.constant(NOW), awkward),
+    reserved: fc.integer({ min: 0, max: 2 ** 52 }),
+    client_id_given: fc.boolean(),
+    price: fc.option(fc.double({ min: 0.05, max: 1e6, noNaN: true }), { nil: undefined }),
+    tag: fc.option(awkward, { nil: undefined }),
+    status_message: fc.option(awkward, { nil: undefined }),
+    charges: fc.option(fc.integer({ min: 0, max: 1e9 }), { nil: undefined }),
+    release_at: fc.option(fc.integer({ min: 0, max: 2 ** 45 }), { nil: undefined }),
+    validity_ttl: fc.option(fc.integer({ min: 1, max: 1440 }), { nil: undefined }),
+  })
+  .map((f) => {
+    const order: OrderState = {
+      order_id: f.order_id,
+      client_order_id: f.client_order_id,
+      symbol: f.symbol,
+      exchange: "NSE",
+      side: f.quantity % 2 === 0 ? "BUY" : "SELL",
+      quantity: f.quantity,
+      order_type: f.price === undefined ? "MARKET" : "LIMIT",
+      product: "MIS",
+      validity: f.validity_ttl === undefined ? "DAY" : "TTL",
+      status: f.filled_quantity === 0 ? "OPEN" : "PARTIALLY_FILLED",
+      filled_quantity: f.filled_quantity,
+      average_price:
+        f.average_price ?? (f.filled_quantity === 0 ? 0 : f.filled_value / f.filled_quantity / 100),
+      placed_at: f.placed_at,
+      timestamp: f.timestamp,
+      reserved: f.reserved,
+      filled_value: f.filled_value,
+      client_id_given: f.client_id_given,
+    };
+    // Optional fields only when set, as the engine keeps them.
+    for (const key of ["price", "tag", "status_message", "charges", "release_at", "validity_ttl"] as const) {
+      if (f[key] !== undefined) (order as Record<string, unknown>)[key] = f[key];
+    }
+    return order;
+  });
+
+const positionArb: fc.Arbitrary<PositionState> = fc
+  .record({
+    symbol: awkward,
+    quantity: fc.integer({ min: -1e9, max: 1e9 }),
+    cost: fc.integer({ min: -(2 ** 52), max: 2 ** 52 }),
+    realized: fc.integer({ min: -(2 ** 52), max: 2 ** 52 }),
+    charges: fc.option(fc.integer({ min: 0, max: 1e9 }), { nil: undefined }),
+  })
+  .map((p) => {
+    const position: PositionState = {
+      symbol: p.symbol,
+      exchange: "BSE",
+      product: "CNC",
+      quantity: p.quantity,
+      cost: p.cost,
+      realized: p.realized,
+    };
+    if (p.charges !== undefined) position.charges = p.charges;
+    return position;
+  });
+
+const extraArb: fc.Arbitrary<RecordExtra | undefined> = fc.option(
+  fc.record(
+    {
+      walk: fc.record({ random: fc.nat(), instruments: fc.array(awkward, { maxLength: 3 }) }),
+      replay: fc.record({ rows_done: fc.nat(), last_time: fc.double({ noNaN: true }) }),
+    },
+    { requiredKeys: [] },
+  ),
+  { nil: undefined },
+);
+
+describe("writeRecord: a format 3 record written in place", function () {
+  it("is byte for byte JSON.stringify(encodeRecord(…)) of the same operation (property)", function () {
+    fc.assert(
+      fc.property(
+        fc.array(orderArb, { maxLength: 4 }),
+        fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+        fc.array(positionArb, { maxLength: 3 }),
+        fc.array(awkward, { maxLength: 3 }),
+        extraArb,
+        fc.record({
+          seq: fc.nat(),
+          cash: fc.integer({ min: -(2 ** 52), max: 2 ** 52 }),
+          nextOrder: fc.integer({ min: 1, max: 2 ** 40 }),
+          nextGtt: fc.integer({ min: 1, max: 2 ** 40 }),
+        }),
+        (orders, wholeFlags, positions, ended, extra, counters) => {
+          const whole = orders.filter((_, i) => wholeFlags[i]);
+          const expected = JSON.stringify(
+            encodeRecord(NOW, counters, orders, whole, positions, ended, extra),
+          );
+          const actual = written((sink) =>
+            writeRecord(sink, NOW, counters, orders, whole, positions, ended, extra),
+          );
+          assert.equal(actual, expected);
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+});
+
+describe("Journal.beginRecord / endRecord", function () {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "json-sink-"))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("writes the same file as append() of the same values, and a throw mid-record leaves nothing", async function () {
+    const records: unknown[] = [];
+    for (let i = 0; i < 3000; i++) {
+      records.push([3, NOW, i, -i * 7, `P${i}`, i % 3 === 0 ? { status_message: `é"${i}` } : 0, [["x", i]]]);
+    }
+    const a = await Journal.open<unknown, unknown>({
+      file: path.join(dir, "a.jsonl"),
+      fsyncIntervalMs: 60_000,
+    });
+    const b = await Journal.open<unknown, unknown>({
+      file: path.join(dir, "b.jsonl"),
+      fsyncIntervalMs: 60_000,
+    });
+    for (const [i, record] of records.entries()) {
+      a.journal.append(record);
+      if (i % 7 === 0) {
+        // Half a record, then a failure: none of it may reach the file.
+        const sink = b.journal.beginRecord();
+        sink.item(["half", "written", i]);
+        assert.throws(() => sink.item([1n]), TypeError);
+      }
+      b.journal.beginRecord().item(record);
+      b.journal.endRecord();
+      // Writes in flight while later records are added (and the buffer grows under them).
+      if (i % 500 === 0) void Promise.all([a.journal.flush(), b.journal.flush()]);
+    }
+    await Promise.all([a.journal.close(), b.journal.close()]);
+    const bytesA = fs.readFileSync(path.join(dir, "a.jsonl"));
+    assert.ok(bytesA.length > 100_000);
+    assert.deepEqual(fs.readFileSync(path.join(dir, "b.jsonl")), bytesA);
+    const reopened = await Journal.open<unknown, unknown>({ file: path.join(dir, "b.jsonl") });
+    assert.deepEqual(reopened.contents.records, JSON.parse(JSON.stringify(records)));
+    assert.equal(reopened.quarantine, undefined);
+    await reopened.journal.close();
+  });
+});
