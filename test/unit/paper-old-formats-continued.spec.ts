@@ -50,21 +50,33 @@ describe("paper journal: old formats continued in format 3, reopened ten times",
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "paper-old-formats-"))));
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  for (const fixture of [
-    "paper-v1-records.jsonl",
-    "paper-v1-snapshot.jsonl",
-    "paper-v2-records.jsonl",
-    "paper-v2-snapshot.jsonl",
-  ]) {
-    it(`${fixture}: equals its never-restarted twin after each of ten reopens`, async function () {
-      const random = seededRandom(fixture.length * 7919);
+  /**
+   * Runs seeded operations on a broker reopened every few operations and on its twin; `fixture`
+   * (or nothing: a new account) is where both start.
+   */
+  async function againstTwin(
+    fixture: string | undefined,
+    seed: number,
+    cycles: number,
+    opsPerCycle: () => number,
+    compactEvery?: number,
+  ): Promise<void> {
+    {
+      const random = seededRandom(seed);
       const clock = new ManualClock(Date.parse("2026-12-04T16:00:00.000Z"));
       const reopenedFile = path.join(dir, "reopened.jsonl");
       const twinFile = path.join(dir, "twin.jsonl");
-      fs.copyFileSync(path.join(FIXTURES, fixture), reopenedFile);
-      fs.copyFileSync(path.join(FIXTURES, fixture), twinFile);
+      if (fixture !== undefined) {
+        fs.copyFileSync(path.join(FIXTURES, fixture), reopenedFile);
+        fs.copyFileSync(path.join(FIXTURES, fixture), twinFile);
+      }
       const open = async (file: string): Promise<PaperBroker> => {
-        const broker = new PaperBroker(SETTINGS, { clock, journalFile: file, log: quiet });
+        const broker = new PaperBroker(SETTINGS, {
+          clock,
+          journalFile: file,
+          log: quiet,
+          ...(compactEvery === undefined ? {} : { compactEvery }),
+        });
         await broker.connect();
         return broker;
       };
@@ -72,13 +84,14 @@ describe("paper journal: old formats continued in format 3, reopened ten times",
       const twin = await open(twinFile);
       try {
         assert.equal(await state(broker), await state(twin), "both open the same");
-        if (fixture.startsWith("paper-v2")) {
+        if (fixture?.startsWith("paper-v2") === true) {
           const account = await broker.getAccount();
           assert.deepEqual({ cash: account.cash, realized_pnl: account.realized_pnl }, V2_ACCOUNT);
         }
         let ids = 0;
-        for (let cycle = 0; cycle < 10; cycle++) {
-          for (let op = 0; op < 8; op++) {
+        for (let cycle = 0; cycle < cycles; cycle++) {
+          const ops = opsPerCycle();
+          for (let op = 0; op < ops; op++) {
             clock.advance(1000);
             const roll = random();
             const open = (await twin.getOrderbook()).filter(
@@ -93,7 +106,7 @@ describe("paper journal: old formats continued in format 3, reopened ten times",
               const codes = results.map((r) =>
                 r.status === "rejected" ? String((r.reason as { code?: string }).code) : "ok",
               );
-              assert.equal(codes[0], codes[1], `cycle ${cycle} op ${op}: both answer alike`);
+              assert.equal(codes[0], codes[1], `seed ${seed} cycle ${cycle} op ${op}: both answer alike`);
             };
             if (roll < 0.3) await both((b) => b.setPrice("INFY", price));
             else if (roll < 0.55) {
@@ -135,7 +148,11 @@ describe("paper journal: old formats continued in format 3, reopened ten times",
           }
           await broker.flush();
           const before = await state(broker);
-          assert.equal(before, await state(twin), `cycle ${cycle}: the twins agree before the reopen`);
+          assert.equal(
+            before,
+            await state(twin),
+            `seed ${seed} cycle ${cycle}: the twins agree before the reopen`,
+          );
           await broker.close();
           const text = fs.readFileSync(reopenedFile, "utf8");
           assert.ok(
@@ -147,13 +164,32 @@ describe("paper journal: old formats continued in format 3, reopened ten times",
           assert.equal(
             await state(broker),
             before,
-            `cycle ${cycle}: reopened to the same account, to the paisa`,
+            `seed ${seed} cycle ${cycle}: reopened to the same account, to the paisa`,
           );
         }
       } finally {
         await broker.close();
         await twin.close();
       }
+    }
+  }
+
+  for (const fixture of [
+    "paper-v1-records.jsonl",
+    "paper-v1-snapshot.jsonl",
+    "paper-v2-records.jsonl",
+    "paper-v2-snapshot.jsonl",
+  ]) {
+    it(`${fixture}: equals its never-restarted twin after each of ten reopens`, async function () {
+      await againstTwin(fixture, fixture.length * 7919, 10, () => 8);
     });
   }
+
+  it("a new account, 12 seeds: reopened after every 1 to 6 operations, compacting every 7 records", async function () {
+    for (let seed = 1; seed <= 12; seed++) {
+      const every = seededRandom(seed * 31);
+      await againstTwin(undefined, seed, 12, () => 1 + Math.floor(every() * 6), 7);
+      for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f));
+    }
+  });
 });
