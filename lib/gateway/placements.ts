@@ -120,7 +120,11 @@ export class Placements {
       throw mismatch(clientOrderId, `order ${known.orderId}`);
     }
     // What this answer repeats must be as durable as the first answer was.
-    if (this.#index.unflushed) await this.#index.flush();
+    if (this.#index.unflushed) {
+      await this.#index.flush().catch((error: unknown) => {
+        throw notDurable(clientOrderId, known.orderId, error);
+      });
+    }
     return this.#originalOrder(clientOrderId, known.orderId);
   }
 
@@ -197,7 +201,7 @@ export class Placements {
     if (snapshot.order_id > this.#after) this.#after = snapshot.order_id;
     this.#index.record(this.#account, clientOrderId, snapshot.order_id, hash);
     // Placed but not durably indexed: the client hears of a fault, and its retry of the order.
-    if (durable.status === "rejected") throw durable.reason;
+    if (durable.status === "rejected") throw notDurable(clientOrderId, snapshot.order_id, durable.reason);
     return snapshot;
   }
 
@@ -288,6 +292,29 @@ function mismatch(clientOrderId: string, what: string): BrokerError {
   return new BrokerError(
     "IDEMPOTENCY_MISMATCH",
     `client_order_id ${clientOrderId} was already used for ${what} with different parameters; a retry must repeat the order exactly, a new order needs a new client_order_id`,
+  );
+}
+
+/**
+ * The order exists but its id is not yet durably indexed (the disk failed the index's write or
+ * fdatasync). A final code here would have a client report a failure for an order that exists, and
+ * place it again under a new id; TIMEOUT makes the outcome unknown, so the client retries the same
+ * client_order_id or looks it up, and is answered once the index is durable again. Only the errno
+ * goes on the wire: the index's path stays on the gateway.
+ */
+function notDurable(clientOrderId: string, orderId: string, error: unknown): BrokerError {
+  let cause: unknown = error;
+  while (
+    cause instanceof Error &&
+    (cause as NodeJS.ErrnoException).code === undefined &&
+    cause.cause !== undefined
+  )
+    cause = cause.cause;
+  const errno = (cause as NodeJS.ErrnoException | undefined)?.code ?? "disk fault";
+  return new BrokerError(
+    "TIMEOUT",
+    `client_order_id ${clientOrderId}: order ${orderId} was placed but the gateway could not yet make its idempotency index durable (${errno}); the outcome counts as unknown: retry with the same client_order_id, which answers this order once the index is durable`,
+    { cause: error },
   );
 }
 

@@ -360,6 +360,7 @@ export class PaperAccount {
   }
 
   applyRecord(record: AccountRecord, legacy: boolean): void {
+    if (!legacy) this.#queueLegacyEnded();
     this.#legacy ||= legacy;
     this.#counters(record);
     // set() on an existing key keeps its place, so placement order (time priority) survives.
@@ -378,6 +379,7 @@ export class PaperAccount {
 
   /** Replays a format 3 record, as applyRecord() does a format 2 one. */
   applyCompact(record: DecodedRecord): void {
+    this.#queueLegacyEnded();
     const c = record.counters;
     this.cash = c.cash;
     this.seq = c.seq;
@@ -425,16 +427,26 @@ export class PaperAccount {
     this.nextGtt = from.next_gtt;
   }
 
+  /**
+   * Version 1 wrote no retention order: what it left ended is queued in placement order, as the
+   * broker that first opened it did, before anything a later record ended. Done when the first newer
+   * record is replayed, not at the end: that record's evictions must see the older orders queued
+   * first, or a reopen would evict other orders than the broker that never restarted.
+   */
+  #queueLegacyEnded(): void {
+    if (!this.#legacy) return;
+    this.#legacy = false;
+    this.ended.clear();
+    for (const order of this.orders.values())
+      if (isTerminal(order.status)) this.ended.push(order.order_id, "order");
+    for (const gtt of this.gtts.values()) if (gtt.status !== "active") this.ended.push(gtt.gtt_id, "gtt");
+  }
+
   /** After a restore: the indexes that follow from the orders (client ids, resting book, reservations). */
   rebuildIndexes(): void {
     this.byClientId.clear();
     this.reservedTotal = 0;
-    if (this.#legacy) {
-      this.ended.clear();
-      for (const order of this.orders.values())
-        if (isTerminal(order.status)) this.ended.push(order.order_id, "order");
-      for (const gtt of this.gtts.values()) if (gtt.status !== "active") this.ended.push(gtt.gtt_id, "gtt");
-    }
+    this.#queueLegacyEnded();
     for (const order of this.orders.values()) {
       if (!this.#derived(order)) this.byClientId.set(order.client_order_id, order.order_id);
       if (isTerminal(order.status)) {
@@ -445,7 +457,6 @@ export class PaperAccount {
       }
     }
     this.#evictBeyondRetention();
-    this.#legacy = false;
   }
 
   /** Ids and seq past anything a dropped (quarantined) journal tail may have handed out. */

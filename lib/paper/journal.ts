@@ -195,7 +195,10 @@ function parse(data: Buffer, validate: Validate): Parsed {
     const entry =
       nl === -1 ? "no trailing newline" : classify(data.toString("utf8", start, end), lineIndex, validate);
     if (typeof entry === "string") {
-      const torn = isLast && looksTorn(data, start, end, nl !== -1);
+      // A snapshot is only ever written whole (temporary file, fsync, rename), never appended: one
+      // cut short is damage, and skipping it as torn would restart the account from nothing.
+      const snapshotCut = lineIndex === 0 && data.subarray(start, end).indexOf(SNAPSHOT_OPEN) === 0;
+      const torn = isLast && !snapshotCut && looksTorn(data, start, end, nl !== -1);
       out.bad = { lineNo: lineIndex + 1, reason: entry, isLast, torn };
       return out;
     }
