@@ -23,22 +23,33 @@ function micros(start: bigint): number {
  * sample so the machine's noise weighs on each alike: what the index did before (open, append,
  * sync, close per flush), the journal's way (FileHandle write + datasync: two threadpool hops),
  * the index's way now (writeSync into the page cache + one async fdatasync), the same into a
- * preallocated (zero-filled, synced) file, so the fdatasync has no file size to commit.
+ * preallocated (zero-filled, synced) file, so the fdatasync has no file size to commit, and a
+ * blocking write + fdatasyncSync: the disk's own cost, the floor under every other way.
  */
 export async function fsyncVariants(dir: string, count: number): Promise<string[]> {
-  const files = ["open", "handle", "sync", "prealloc"].map((name) => path.join(dir, `fsync-${name}.jsonl`));
-  const [openFile, handleFile, syncFile, preallocFile] = files as [string, string, string, string];
+  const files = ["open", "handle", "sync", "prealloc", "blocking"].map((name) =>
+    path.join(dir, `fsync-${name}.jsonl`),
+  );
+  const [openFile, handleFile, syncFile, preallocFile, blockingFile] = files as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const handle = await fsp.open(handleFile, "a");
   const syncFd = fs.openSync(syncFile, "a");
+  const blockingFd = fs.openSync(blockingFile, "a");
   const preallocFd = fs.openSync(preallocFile, "w");
   fs.writeSync(preallocFd, Buffer.alloc(Math.max(1 << 20, RECORD.length * (count + 1))));
   fs.fsyncSync(preallocFd);
   let preallocAt = 0;
-  const samples: Record<"open" | "handle" | "sync" | "prealloc", number[]> = {
+  const samples: Record<"open" | "handle" | "sync" | "prealloc" | "blocking", number[]> = {
     open: [],
     handle: [],
     sync: [],
     prealloc: [],
+    blocking: [],
   };
   try {
     for (let i = 0; i < count; i += 1) {
@@ -64,11 +75,18 @@ export async function fsyncVariants(dir: string, count: number): Promise<string[
       preallocAt += RECORD.length;
       await fdatasync(preallocFd);
       samples.prealloc.push(micros(start));
+
+      // No threadpool hop at all (it blocks the event loop): what the disk alone costs.
+      start = process.hrtime.bigint();
+      fs.writeSync(blockingFd, RECORD);
+      fs.fdatasyncSync(blockingFd);
+      samples.blocking.push(micros(start));
     }
   } finally {
     await handle.close();
     fs.closeSync(syncFd);
     fs.closeSync(preallocFd);
+    fs.closeSync(blockingFd);
     for (const file of files) fs.rmSync(file, { force: true });
   }
   const base = summarize(samples.sync);
@@ -88,5 +106,9 @@ export async function fsyncVariants(dir: string, count: number): Promise<string[
     line("FileHandle write + datasync, kept open (the journal's way)", samples.handle),
     line("open + appendFile + sync + close per flush (the index before)", samples.open),
     line("writeSync at an offset into a preallocated file + async fdatasync", samples.prealloc),
+    line(
+      "writeSync + fdatasyncSync on the main thread (the disk alone, no threadpool hop)",
+      samples.blocking,
+    ),
   ];
 }
