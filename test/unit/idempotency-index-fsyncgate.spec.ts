@@ -124,7 +124,13 @@ describe("IdempotencyIndex: no line counted durable after a failed fdatasync unl
   async function burst(
     seed: number,
     writes: boolean,
-  ): Promise<{ intents: Set<string>; records: Map<string, string>; failedSyncs: number }> {
+    syncFault = true,
+  ): Promise<{
+    intents: Set<string>;
+    records: Map<string, string>;
+    failedSyncs: number;
+    failedWrites: number;
+  }> {
     const random = seededRandom(seed);
     // Something durable before the faults, so the cut-back has a size to return to.
     index = await IdempotencyIndex.open({ file });
@@ -135,7 +141,10 @@ describe("IdempotencyIndex: no line counted durable after a failed fdatasync unl
     const plan = new Map<number, WriteFault>();
     if (writes)
       for (let k = 0; k < 6; k++) plan.set(Math.floor(random() * 150), random() < 0.5 ? "fail" : "partial");
-    faults = new FdFaults(file, { sync: (n) => n === failAt, write: (n) => plan.get(n) ?? "none" });
+    faults = new FdFaults(file, {
+      sync: (n) => syncFault && n === failAt,
+      write: (n) => plan.get(n) ?? "none",
+    });
     faults.install();
     model = new DiskModel(file);
     model.install();
@@ -186,7 +195,7 @@ describe("IdempotencyIndex: no line counted durable after a failed fdatasync unl
       if (done) break;
     }
     await Promise.all(pending);
-    return { intents, records, failedSyncs: faults.failedSyncs };
+    return { intents, records, failedSyncs: faults.failedSyncs, failedWrites: faults.failedWrites };
   }
 
   async function checkDisk(
@@ -194,6 +203,8 @@ describe("IdempotencyIndex: no line counted durable after a failed fdatasync unl
     acked: { intents: Set<string>; records: Map<string, string> },
   ): Promise<void> {
     const where = `seed ${seed}`;
+    // "pre" is in both: the burst itself must have had something acknowledged to check.
+    assert.ok(acked.intents.size > 1 && acked.records.size > 1, `${where}: acknowledgements to check`);
     const image = model!.disk;
     assert.equal(image.indexOf(0), -1, `${where}: the disk holds zero bytes where a dropped line was`);
     const text = image.toString("utf8");
@@ -251,10 +262,60 @@ describe("IdempotencyIndex: no line counted durable after a failed fdatasync unl
   for (let seed = 101; seed <= 115; seed++) {
     it(`seed ${seed}: a failed fdatasync with failing and torn writes; no torn line, every acknowledged line once`, async function () {
       const acked = await burst(seed, true);
-      assert.ok(acked.failedSyncs === 1, `seed ${seed}: the fault was met`);
+      assert.equal(acked.failedSyncs, 1, `seed ${seed}: the fsync fault was met`);
+      assert.ok(acked.failedWrites > 0, `seed ${seed}: a write fault was met`);
       await checkDisk(seed, acked);
     });
   }
+
+  for (let seed = 201; seed <= 210; seed++) {
+    it(`seed ${seed}: failing and torn writes on a healthy fdatasync; the torn part never reaches the disk`, async function () {
+      const acked = await burst(seed, true, false);
+      assert.ok(acked.failedWrites > 0, `seed ${seed}: a write fault was met`);
+      await checkDisk(seed, acked);
+    });
+  }
+
+  it("when the lines cannot be written again, nothing is counted durable and no intent is taken until they are", async function () {
+    index = await IdempotencyIndex.open({ file });
+    let syncFails = true;
+    let writeFails = false;
+    faults = new FdFaults(file, {
+      // The failed sync's callback is where the lines are first written again: that write fails too.
+      sync: () => {
+        const fail = syncFails;
+        if (fail) writeFails = true;
+        return fail;
+      },
+      write: () => (writeFails ? "partial" : "none"),
+    });
+    faults.install();
+    model = new DiskModel(file);
+    model.install();
+    index.record(ACCOUNT, "A", "P1", "h");
+    index.record(ACCOUNT, "B", "P2", "h");
+    await assert.rejects(index.flush(), /fdatasync failed/);
+    syncFails = false;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await assert.rejects(index.flush(), /write failed/, `attempt ${attempt}`);
+      assert.throws(() => index!.intend(ACCOUNT, `C${attempt}`, "h", ""), /write failed/);
+      assert.equal(index.unflushed, true);
+      assert.equal(model.disk.length, 0, `attempt ${attempt}: nothing durable yet`);
+    }
+    writeFails = false;
+    await index.flush();
+    assert.equal(index.unflushed, false);
+    const lines = model.disk.toString("utf8").split("\n");
+    assert.equal(lines.pop(), "");
+    assert.deepEqual(
+      lines.map((l) => (JSON.parse(l) as string[]).slice(0, 2)),
+      [
+        [`${ACCOUNT}\u0000A`, "P1"],
+        [`${ACCOUNT}\u0000B`, "P2"],
+      ],
+    );
+    assert.equal(model.disk.toString("utf8"), fs.readFileSync(file, "utf8"));
+  });
 
   it("a record written before a failed fdatasync is written again before a later sync counts it", async function () {
     index = await IdempotencyIndex.open({ file });
