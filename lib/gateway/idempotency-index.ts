@@ -60,6 +60,9 @@ export { orderHash } from "./order-hash";
  * - `["x", key]` the intent ended without an order (the broker refused it).
  * Lines go into the page cache with one synchronous write (it survives the process being killed);
  * an fdatasync on the threadpool makes them durable, shared by everyone waiting at the time.
+ * After a failed fdatasync (Linux may drop a failed writeback's pages and mark them clean) or a
+ * torn write, the file is cut back to its last durable size and the lines past it written again,
+ * as the paper journal does: no later fdatasync counts a line it may not have written.
  */
 export class IdempotencyIndex {
   readonly #file: string | undefined;
@@ -72,11 +75,25 @@ export class IdempotencyIndex {
   #fd: number | undefined;
   /** Lines a write failed for, in order: written before anything newer. */
   #backlog: string[] = [];
-  /** A write failed part-way: the next line starts on a fresh one. */
-  #torn = false;
   /** Lines written to the page cache, and how many of them an fdatasync has covered. */
   #written = 0;
   #synced = 0;
+  /** Bytes of the file an fdatasync has made durable: all whole lines, the first `#synced`. */
+  #syncedSize = 0;
+  /**
+   * The lines past `#syncedSize`, as written: after a failed fdatasync Linux may have dropped their
+   * pages and marked them clean, so a later fdatasync that succeeds would not write them. They are
+   * written again (the file cut back to `#syncedSize` first) before any sync may count them.
+   */
+  #unsynced: Buffer[] = [];
+  #unsyncedBytes = 0;
+  /**
+   * What the file holds past `#syncedSize` is not known to be `#unsynced`: an fdatasync failed, or a
+   * torn write could not be cut off. Nothing is appended or synced until #rewrite() puts it right.
+   */
+  #stale = false;
+  /** Counts cut-backs: a sync that started before one does not cover what was written again. */
+  #rewrites = 0;
   #syncing = false;
   #waiters: { upTo: number; resolve: () => void; reject: (error: Error) => void }[] = [];
   #soon: NodeJS.Timeout | undefined;
@@ -101,6 +118,8 @@ export class IdempotencyIndex {
     if (options.file !== undefined) {
       await index.#load(options.file);
       index.#fd = fs.openSync(options.file, "a");
+      // Compacted with an fsync at load, or empty: all of it is durable.
+      index.#syncedSize = fs.fstatSync(index.#fd).size;
     }
     return index;
   }
@@ -177,7 +196,9 @@ export class IdempotencyIndex {
 
   /** True while something recorded is not yet durable: flush() has work to wait for. */
   get unflushed(): boolean {
-    return this.#file !== undefined && (this.#backlog.length > 0 || this.#synced < this.#written);
+    return (
+      this.#file !== undefined && (this.#backlog.length > 0 || this.#synced < this.#written || this.#stale)
+    );
   }
 
   /** Makes everything recorded so far durable; concurrent callers share one fdatasync. */
@@ -251,6 +272,7 @@ export class IdempotencyIndex {
   }
 
   #drainBacklog(): void {
+    if (this.#stale) this.#rewrite();
     while (this.#backlog.length > 0) {
       this.#append(this.#backlog[0]!);
       this.#backlog.shift();
@@ -260,7 +282,15 @@ export class IdempotencyIndex {
   #append(line: string): void {
     const fd = this.#fd;
     if (fd === undefined) throw new Error("the index is closed");
-    const bytes = Buffer.from(this.#torn ? `\n${line}\n` : `${line}\n`);
+    const bytes = Buffer.from(`${line}\n`);
+    this.#writeAll(fd, bytes, this.#syncedSize + this.#unsyncedBytes);
+    this.#unsynced.push(bytes);
+    this.#unsyncedBytes += bytes.length;
+    this.#written += 1;
+  }
+
+  /** Writes `bytes` whole at the end of the file, which is `size` long, or cuts a torn part off. */
+  #writeAll(fd: number, bytes: Buffer, size: number): void {
     let offset = 0;
     try {
       while (offset < bytes.length) {
@@ -269,12 +299,34 @@ export class IdempotencyIndex {
         offset += wrote;
       }
     } catch (error) {
-      // Part of the line may be in the file: the next starts on a new line, so only this one is lost.
-      if (offset > 0) this.#torn = true;
+      if (offset > 0) {
+        // A torn line must not stay for the next to follow, nor be made durable by a sync.
+        try {
+          fs.ftruncateSync(fd, size);
+        } catch {
+          this.#stale = true;
+        }
+      }
       throw error;
     }
-    this.#torn = false;
-    this.#written += 1;
+  }
+
+  /**
+   * Cuts the file back to what an fdatasync made durable and writes the lines past it again: their
+   * pages are dirty once more, so the next fdatasync (started after this) writes them or fails.
+   */
+  #rewrite(): void {
+    const fd = this.#fd;
+    if (fd === undefined) throw new Error("the index is closed");
+    this.#stale = true;
+    this.#rewrites += 1;
+    fs.ftruncateSync(fd, this.#syncedSize);
+    let size = this.#syncedSize;
+    for (const bytes of this.#unsynced) {
+      this.#writeAll(fd, bytes, size);
+      size += bytes.length;
+    }
+    this.#stale = false;
   }
 
   /** Resolves once an fdatasync that started after every line written so far has succeeded. */
@@ -290,23 +342,58 @@ export class IdempotencyIndex {
   #startSync(): void {
     const fd = this.#fd;
     if (this.#syncing || fd === undefined) return;
+    if (this.#stale) {
+      try {
+        this.#rewrite();
+      } catch (error) {
+        // The lines cannot be put back: no sync may count them, so everyone waiting hears so now.
+        this.#settle(this.#written, this.#error("write failed", error));
+        return;
+      }
+    }
     const upTo = this.#written;
+    const size = this.#syncedSize + this.#unsyncedBytes;
+    const rewrites = this.#rewrites;
     this.#syncing = true;
     fs.fdatasync(fd, (error) => {
       this.#syncing = false;
-      if (error === null) this.#synced = Math.max(this.#synced, upTo);
-      const waiting = this.#waiters;
-      this.#waiters = [];
-      for (const waiter of waiting) {
-        if (waiter.upTo <= upTo) {
-          if (error === null) waiter.resolve();
-          else waiter.reject(this.#error("fdatasync failed", error));
-        } else this.#waiters.push(waiter);
+      if (error !== null) {
+        // Linux may have dropped every dirty page and marked it clean: a later fdatasync would
+        // not write them. Whoever this sync was for hears of the failure; every line past the
+        // durable size is written again before the next sync may count it.
+        this.#stale = true;
+        this.#settle(upTo, this.#error("fdatasync failed", error));
+        if (this.#fd !== undefined) {
+          try {
+            this.#rewrite();
+          } catch {
+            // Still stale: the next write or sync tries again, and fails its callers meanwhile.
+          }
+        }
+      } else if (rewrites === this.#rewrites) {
+        if (upTo > this.#synced) {
+          this.#unsynced.splice(0, upTo - this.#synced);
+          this.#unsyncedBytes -= size - this.#syncedSize;
+          this.#syncedSize = size;
+          this.#synced = upTo;
+        }
+        this.#settle(upTo, undefined);
       }
-      // Lines written while this one ran need one more.
+      // Lines written while this one ran (or written again since it started) need one more.
       if (this.#waiters.length > 0) this.#startSync();
       else this.#onIdle?.();
     });
+  }
+
+  /** Answers the waiters for lines up to `upTo`: resolved, or rejected with `error`. */
+  #settle(upTo: number, error: Error | undefined): void {
+    const waiting = this.#waiters;
+    this.#waiters = [];
+    for (const waiter of waiting) {
+      if (waiter.upTo > upTo) this.#waiters.push(waiter);
+      else if (error === undefined) waiter.resolve();
+      else waiter.reject(error);
+    }
   }
 
   #onIdle: (() => void) | undefined;
