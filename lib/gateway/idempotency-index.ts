@@ -474,7 +474,10 @@ export class IdempotencyIndex {
         this.#intents.delete(fields[1]!);
       }
     }
-    if (text.length > 0) await this.#compact(file);
+    // Also when empty: a file first created by the append open below would have a directory entry
+    // no fsync covers, and a power cut could take every synced line with it. The compaction's
+    // rename is followed by the directory's fsync.
+    await this.#compact(file);
   }
 
   /** Rewrites the file with the kept entries and open intents only: temporary file, fsync, rename. */
