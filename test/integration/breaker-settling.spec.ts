@@ -129,7 +129,7 @@ describe("the circuit breaker and the lookups that settle unknown outcomes", fun
     });
   }
 
-  it("a gateway that answers its trial with an unhealthy code re-opens the circuit; a business refusal closes it, 4 rounds each", async function () {
+  it("a gateway that answers its trial with an unhealthy code re-opens the circuit; a business refusal closes it, 3 rounds each", async function () {
     const { losing, control, connect } = await setUp({ failure_threshold: 2, cool_down_ms: 150 }, 1000);
     const observed = await connect();
     const broker = observed.broker;
@@ -143,7 +143,7 @@ describe("the circuit breaker and the lookups that settle unknown outcomes", fun
     const unhealthy: ErrorCode[] = ["INTERNAL", "NOT_CONNECTED", "CIRCUIT_OPEN"];
     const healthy: ErrorCode[] = ["VALIDATION", "INSUFFICIENT_FUNDS", "RISK", "NOT_FOUND"];
     await trip();
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 3; round++) {
       for (const code of unhealthy) {
         control.sick = code;
         const trial = await classify(broker.getAccount());
