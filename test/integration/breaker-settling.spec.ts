@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import type { BrokerInterface } from "../../lib/brokers/interface";
 import type { ErrorCode } from "../../lib/protocol/errors";
 import { BrokerError } from "../../lib/protocol/errors";
-import type { OrderSnapshot } from "../../lib/protocol/orders";
 import { classify, fastSettings, ObservedBroker, useCleanup } from "../support/broker-chaos";
 import { PaperHost } from "../support/paper-host";
 import { waitFor } from "../support/wait";
@@ -41,8 +40,10 @@ function sickly(paper: BrokerInterface): { broker: BrokerInterface; sick: ErrorC
       if (typeof value !== "function") return value;
       const method = value as (...args: unknown[]) => unknown;
       if (property !== "getAccount") return method.bind(target);
-      return async (...args: unknown[]) => {
-        if (control.sick !== undefined) throw new BrokerError(control.sick, `the venue says ${control.sick}`);
+      return (...args: unknown[]) => {
+        if (control.sick !== undefined) {
+          return Promise.reject(new BrokerError(control.sick, `the venue says ${control.sick}`));
+        }
         return method.apply(target, args);
       };
     },
@@ -105,7 +106,7 @@ describe("the circuit breaker and the lookups that settle unknown outcomes", fun
         const settled = await Promise.all(placements);
         const outcomes = settled.map((s) =>
           s.kind === "accepted"
-            ? `${(s.value as OrderSnapshot).client_order_id} ${s.value.status}`
+            ? `${s.value.client_order_id} ${s.value.status}`
             : `${s.kind} ${s.error.code}: ${s.error.message}`,
         );
         assert.deepEqual(
@@ -128,6 +129,29 @@ describe("the circuit breaker and the lookups that settle unknown outcomes", fun
       assert.ok(losing.lost >= 6 * 5, `answers were lost (${losing.lost})`);
     });
   }
+
+  it("a trial that ends neither way (the gateway says RATE_LIMITED) leaves the next caller a trial, 10 rounds", async function () {
+    const { losing, control, connect } = await setUp({ failure_threshold: 2, cool_down_ms: 100 }, 1000);
+    const broker = (await connect()).broker;
+    for (let round = 0; round < 10; round++) {
+      losing.lose = "GET_ACCOUNT";
+      await Promise.all([classify(broker.getAccount()), classify(broker.getAccount())]);
+      losing.lose = undefined;
+      assert.equal(broker.stats.circuit, "open");
+      await waitFor(() => broker.stats.circuit === "half-open", "the cool-down to pass");
+      control.sick = "RATE_LIMITED";
+      const trial = await classify(broker.getAccount());
+      assert.ok(trial.kind === "failed" && trial.error.code === "RATE_LIMITED", "the trial was answered");
+      control.sick = undefined;
+      const next = await classify(broker.getAccount());
+      assert.equal(
+        next.kind,
+        "accepted",
+        `round ${round}: ${next.kind === "accepted" ? "" : next.error.message}`,
+      );
+      assert.equal(broker.stats.circuit, "closed");
+    }
+  });
 
   it("a gateway that answers its trial with an unhealthy code re-opens the circuit; a business refusal closes it, 3 rounds each", async function () {
     const { losing, control, connect } = await setUp({ failure_threshold: 2, cool_down_ms: 150 }, 1000);
