@@ -49,7 +49,7 @@ import {
 import { newClientOrderId } from "../common/ids";
 import { isRecord } from "../common/is-record";
 import { RetentionQueue } from "../common/retention-queue";
-import { CircuitBreaker } from "../ws/circuit-breaker";
+import { CircuitBreaker, linkVerdict } from "../ws/circuit-breaker";
 import type { Session } from "../ws/reconnecting-client";
 import { ReconnectingClient } from "../ws/reconnecting-client";
 import { TokenBucket } from "../ws/token-bucket";
@@ -746,8 +746,11 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     type: T,
     body: Record<string, unknown>,
     ttlMs?: number,
+    settling = false,
   ): Promise<WireResultOf<T>> {
-    return new Promise((resolve, reject) => this.#send(type, body, ttlMs, resolve, reject));
+    return new Promise((resolve, reject) =>
+      this.#send(type, body, ttlMs, resolve, reject, undefined, settling),
+    );
   }
 
   /**
@@ -763,27 +766,40 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     onError: (error: BrokerError) => void,
     /** The message's JSON text but its opening brace, when the caller wrote it (see orderRequestJson). */
     jsonTail?: string,
+    /**
+     * A read that settles a request whose answer was lost (see #settlePlacement). It goes through
+     * an open circuit: a burst of timeouts is what opens it, and refusing the lookups then would
+     * report orders that exist as "outcome unknown" and invite the flow to place them again. The
+     * load stays bounded without the breaker: each unsettled request has at most one lookup in
+     * flight, paced by the settle loop, and only for its resolve window. It never serves as the
+     * half-open trial (its ticket is 0), so it neither closes the circuit nor shortens the cool-down.
+     */
+    settling = false,
   ): void {
-    try {
-      this.#breaker.check();
-    } catch (error) {
-      onError(toBrokerError(error));
-      return;
+    let ticket = 0;
+    if (!settling) {
+      try {
+        ticket = this.#breaker.check();
+      } catch (error) {
+        onError(toBrokerError(error));
+        return;
+      }
     }
     // Callers pass a fresh object; adding `type` to it avoids a spread, which is slow in V8.
     const message = Object.assign(body, { type });
     const onAnswer = (raw: unknown): void => {
-      this.#breaker.success();
+      this.#breaker.success(ticket);
       let result: WireResultOf<T>;
       try {
         result = this.#resultOf(type, raw);
       } catch (error) {
-        onError(this.#failed(toBrokerError(error)));
+        // A garbled answer still crossed the link; it was counted as that just above.
+        onError(toBrokerError(error));
         return;
       }
       onResult(result);
     };
-    const onFailure = (error: BrokerError): void => onError(this.#failed(error));
+    const onFailure = (error: BrokerError): void => onError(this.#failed(error, ticket));
     const options = ttlMs === undefined ? undefined : { ttlMs };
     if (jsonTail === undefined) this.#client.send(message, options, onAnswer, onFailure);
     else this.#client.sendJson(message, jsonTail, options, onAnswer, onFailure);
@@ -801,24 +817,30 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     return parseResult(type, raw);
   }
 
-  /** Counts a failed request with the breaker; returns its error. */
-  #failed(err: BrokerError): BrokerError {
-    if (err.code === "NETWORK") {
+  /**
+   * Counts a failed request with the breaker (linkVerdict says what each code proves); returns its
+   * error. `ticket` is the one #send got: only the half-open trial's own outcome moves the circuit.
+   */
+  #failed(err: BrokerError, ticket: number): BrokerError {
+    if (err.code === "NETWORK" && ticket === 0) {
       // One dropped connection fails every request it carried at once: that is one failure, not
       // one per request, or a blip with a few orders in flight would open the circuit (and block
       // the lookups that settle those orders) long after the link is back.
       if (this.#droppedSession !== this.#sessions) {
         this.#droppedSession = this.#sessions;
-        this.#breaker.failure();
+        this.#breaker.failure(ticket);
       }
-    } else if (err.code === "TIMEOUT") this.#breaker.failure();
-    else if (
-      err.code !== "QUEUE_FULL" &&
-      err.code !== "EXPIRED" &&
-      err.code !== "CLOSED" &&
-      err.code !== "RATE_LIMITED"
-    ) {
-      this.#breaker.success();
+      return err;
+    }
+    const verdict = linkVerdict(err.code);
+    if (verdict === "healthy") this.#breaker.success(ticket);
+    else if (err.code === "TIMEOUT" || err.code === "NETWORK" || (verdict === "unhealthy" && ticket !== 0)) {
+      this.#breaker.failure(ticket);
+    } else {
+      // While closed, an answer like INTERNAL neither proves the gateway healthy (no reset) nor
+      // counts toward opening: the circuit is for a link that stops answering, and the gateway
+      // answered. A neutral end gives a trial's slot back for the next caller.
+      this.#breaker.release(ticket);
     }
     return err;
   }
@@ -889,7 +911,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       isUnknown: isUnknownOutcome,
       lookup: async (remainingMs) => {
         try {
-          return await this.#call("GET_ORDER", { client_order_id: order.client_order_id }, remainingMs);
+          return await this.#call("GET_ORDER", { client_order_id: order.client_order_id }, remainingMs, true);
         } catch (error) {
           if (toBrokerError(error).code === "NOT_FOUND") return undefined;
           throw error;
@@ -950,7 +972,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       signal: this.#closed.signal,
       isUnknown: isUnknownOutcome,
       lookup: async (remainingMs) => {
-        const order = await this.#call("GET_ORDER", { order_id: orderId }, remainingMs);
+        const order = await this.#call("GET_ORDER", { order_id: orderId }, remainingMs, true);
         if (showsChanges(order, changes)) return order;
         if (isTerminal(order.status)) {
           throw new BrokerError(
@@ -977,7 +999,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       const giveUpAt = Date.now() + this.settings.resolve_window_ms;
       do {
         try {
-          const current = await this.#call("GET_ORDER", { order_id: orderId });
+          const current = await this.#call("GET_ORDER", { order_id: orderId }, undefined, true);
           if (isTerminal(current.status)) return this.#accepted(current);
           return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
         } catch (retryError) {
