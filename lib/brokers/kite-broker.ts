@@ -273,6 +273,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       retry: this.#startup,
       deadline: performance.now() + this.#startup.budgetMs,
       signal: this.#closed.signal,
+      warn: (message: string) => this.#log.warn(message),
     };
     this.#orders.baseline(
       await startupRead("GET /orders", "order book request", () => this.#rest.fetchBook(), options),

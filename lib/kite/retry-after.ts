@@ -39,11 +39,15 @@ export function noteRetryAfter(instance: AxiosLike): void {
   });
 }
 
+const HTTP_DATE = /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
 /** Retry-After as delay-seconds or an HTTP date, in ms from `now`; undefined when unreadable. */
 export function retryAfterMs(header: unknown, now: number): number | undefined {
   if (typeof header !== "string" || header.trim() === "") return undefined;
   const text = header.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // Only the HTTP date form (IMF-fixdate): Date.parse takes "-1" or "1.5" as dates too.
+  if (!HTTP_DATE.test(text)) return undefined;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - now);

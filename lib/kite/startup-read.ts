@@ -42,7 +42,13 @@ export async function startupRead<T>(
   endpoint: string,
   what: string,
   read: () => Promise<T>,
-  options: { retry: StartupRetry; deadline: number; signal: AbortSignal },
+  options: {
+    retry: StartupRetry;
+    deadline: number;
+    signal: AbortSignal;
+    /** Told of each retry, so a deploy sitting in "connecting" says why. */
+    warn?: (message: string) => void;
+  },
 ): Promise<T> {
   const { retry, deadline, signal } = options;
   let pause = retry.initialMs;
@@ -64,6 +70,9 @@ export async function startupRead<T>(
         { cause: err, ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }) },
       );
     }
+    options.warn?.(
+      `Kite start-up: the ${what} (${endpoint}) failed (${err.message}); reading again in ${wait} ms`,
+    );
     await sleep(wait, signal);
     if (signal.aborted) throw new BrokerError("CLOSED", `Kite broker closed while connecting (${what})`);
   }

@@ -7,7 +7,10 @@ import type { AddressInfo } from "node:net";
 import { KiteBroker } from "../../lib/brokers/kite-broker";
 import { KiteSettings } from "../../lib/brokers/kite-settings";
 import { silentLogger } from "../../lib/brokers/logger";
-import type { BrokerError } from "../../lib/protocol/errors";
+import { mapKiteError } from "../../lib/kite/errors";
+import { RETRY_AFTER, retryAfterMs } from "../../lib/kite/retry-after";
+import { isTransientRead, startupRead } from "../../lib/kite/startup-read";
+import { BrokerError } from "../../lib/protocol/errors";
 import { FakeKite } from "../fakes/fake-kite";
 
 const TOO_MANY = {
@@ -36,6 +39,7 @@ const ROOMY = { rate_limit: { requests_per_second: 100 } };
 interface Setup {
   fake: FakeKite;
   broker: KiteBroker;
+  warnings: string[];
   close(): Promise<void>;
 }
 
@@ -45,7 +49,8 @@ async function setup(
 ): Promise<Setup> {
   const fake = await FakeKite.start();
   // Built as a variable, so this spec also compiles against a KiteBroker without `startup`.
-  const deps = { log: silentLogger, startup };
+  const warnings: string[] = [];
+  const deps = { log: { ...silentLogger, warn: (m: string) => warnings.push(m) }, startup };
   const broker = new KiteBroker(
     KiteSettings.parse({
       api_key: fake.apiKey,
@@ -59,6 +64,7 @@ async function setup(
   return {
     fake,
     broker,
+    warnings,
     close: async () => {
       await broker.close();
       await fake.close();
@@ -94,6 +100,12 @@ describe("KiteBroker.connect: start-up reads meeting 429 and passing 5xx", funct
           assert.equal(gets(s.fake, path), (faults[path] ?? 0) + 1, `round ${round}: GET ${path}`);
         }
         assert.equal(s.broker.session?.user_id !== undefined, true, `round ${round}: profile read`);
+        // Each retry said why the deploy sits in "connecting", naming its endpoint, never the token.
+        assert.equal(s.warnings.length, n, `round ${round}: ${s.warnings.join(" | ")}`);
+        for (const w of s.warnings) {
+          assert.match(w, /\(GET \/(orders|user\/profile|gtt\/triggers)\).*429/);
+          assert.ok(!w.includes(s.fake.accessToken));
+        }
         await s.close();
         s = undefined;
       }
@@ -138,6 +150,7 @@ describe("KiteBroker.connect: start-up reads meeting 429 and passing 5xx", funct
     s = {
       fake,
       broker,
+      warnings: [],
       close: async () => {
         await broker.close();
         await fake.close();
@@ -241,6 +254,7 @@ describe("KiteBroker.connect: start-up reads meeting 429 and passing 5xx", funct
     s = {
       fake: inner,
       broker,
+      warnings: [],
       close: async () => {
         await broker.close();
         await inner.close();
@@ -277,5 +291,95 @@ describe("KiteBroker.connect: start-up reads meeting 429 and passing 5xx", funct
       s.fake.requests.filter((r) => r.method === "POST" && r.path === "/orders/regular").length,
       20,
     );
+  });
+});
+
+describe("start-up reads: what is tried again, and for how long", function () {
+  const options = (budgetMs: number) => ({
+    retry: { budgetMs, initialMs: 5, maxMs: 20 },
+    deadline: performance.now() + budgetMs,
+    signal: new AbortController().signal,
+  });
+
+  it("reads Retry-After as seconds or an HTTP date, and nothing else", function () {
+    const now = Date.parse("2026-12-05T03:00:00Z");
+    assert.equal(retryAfterMs("2", now), 2000);
+    assert.equal(retryAfterMs(" 0 ", now), 0);
+    assert.equal(retryAfterMs("Sat, 05 Dec 2026 03:00:03 GMT", now), 3000);
+    assert.equal(retryAfterMs("Sat, 05 Dec 2026 02:59:00 GMT", now), 0);
+    for (const bad of [undefined, "", "soon", "-1", "1.5", ["2"]])
+      assert.equal(retryAfterMs(bad, now), undefined);
+  });
+
+  it("only 429s, no answer and Kite's 500 count as passing; refusals and bad shapes do not", function () {
+    const kite = (error_type: string, message: string): BrokerError =>
+      mapKiteError({ status: "error", message, data: null, error_type }, "order book request");
+    assert.ok(isTransientRead(kite("NetworkException", "Too many requests")));
+    assert.ok(isTransientRead(kite("NetworkException", "Bad Gateway")));
+    assert.ok(isTransientRead(kite("GeneralException", "Something went wrong")));
+    assert.ok(isTransientRead(new BrokerError("RATE_LIMITED", "our own limiter", { retryAfterMs: 300 })));
+    assert.ok(!isTransientRead(kite("TokenException", "expired")));
+    assert.ok(!isTransientRead(kite("InputException", "bad")));
+    assert.ok(!isTransientRead(kite("PermissionException", "no")));
+    assert.ok(!isTransientRead(kite("DataException", "Unknown content type")));
+    assert.ok(
+      !isTransientRead(new BrokerError("INTERNAL", "bad reply from Kite: the order book is not a list")),
+    );
+    assert.ok(!isTransientRead(new BrokerError("CLOSED", "closed")));
+  });
+
+  it("a Retry-After longer than the budget left fails at once, without waiting it out", async function () {
+    let reads = 0;
+    const started = performance.now();
+    await assert.rejects(
+      startupRead(
+        "GET /orders",
+        "order book request",
+        () => {
+          reads += 1;
+          const body = {
+            status: "error",
+            message: "Too many requests",
+            data: null,
+            error_type: "NetworkException",
+          };
+          Object.defineProperty(body, RETRY_AFTER, { value: 60_000, enumerable: false });
+          return Promise.reject(mapKiteError(body, "order book request"));
+        },
+        options(2000),
+      ),
+      (error: BrokerError) =>
+        error.code === "RATE_LIMITED" &&
+        /GET \/orders/.test(error.message) &&
+        /at most 2000 ms/.test(error.message),
+    );
+    assert.equal(reads, 1);
+    assert.ok(performance.now() - started < 1500, "did not sleep the 60 s");
+  });
+
+  it("our own limiter's refusal (no Kite body) waits the limiter's estimate, then reads again", async function () {
+    let reads = 0;
+    let firstAt = 0;
+    let secondAt = 0;
+    const value = await startupRead(
+      "GET /gtt/triggers",
+      "GTT list request",
+      () => {
+        reads += 1;
+        if (reads === 1) {
+          firstAt = performance.now();
+          return Promise.reject(
+            new BrokerError("RATE_LIMITED", "would wait too long", { retryAfterMs: 150 }),
+          );
+        }
+        secondAt = performance.now();
+        return Promise.resolve("ok");
+      },
+      options(5000),
+    );
+    assert.equal(value, "ok");
+    assert.equal(reads, 2);
+    // A lower bound (the estimate, not the 5 ms backoff): never a speed assertion.
+    assert.ok(secondAt - firstAt >= 140, `waited ${Math.round(secondAt - firstAt)} ms`);
   });
 });
