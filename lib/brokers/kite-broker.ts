@@ -33,6 +33,8 @@ import { OrderTracker } from "../kite/order-tracker";
 import { KiteRestClient } from "../kite/rest-client";
 import type { KiteSession } from "../kite/session";
 import { toKiteSession } from "../kite/session";
+import type { StartupRetry } from "../kite/startup-read";
+import { STARTUP_RETRY, startupRead } from "../kite/startup-read";
 import type { TickerState } from "../kite/ticker-client";
 import { KiteTickerClient } from "../kite/ticker-client";
 import { TradeReporter } from "../kite/trade-reporter";
@@ -43,6 +45,8 @@ import { silentLogger } from "./logger";
 
 export interface KiteBrokerDeps {
   log?: BrokerLogger;
+  /** How connect() retries its start-up reads (defaults: STARTUP_RETRY). */
+  startup?: Partial<StartupRetry>;
 }
 
 /**
@@ -68,6 +72,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   readonly settings: KiteSettings;
 
   readonly #log: BrokerLogger;
+  readonly #startup: StartupRetry;
   readonly #rest: KiteRestClient;
   readonly #ticker: KiteTickerClient;
   readonly #orders: OrderTracker;
@@ -93,6 +98,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     super();
     this.settings = settings;
     this.#log = deps.log ?? silentLogger;
+    this.#startup = { ...STARTUP_RETRY, ...deps.startup };
     this.#rest = new KiteRestClient(settings, this.#closed.signal, (detail) => this.#sessionExpired(detail));
     this.#outbox = new EventOutbox({
       emitOrder: (event) => this.emit("order", event),
@@ -261,13 +267,31 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
 
   /** Everything Kite already has, recorded without events: later updates are compared with it. */
   async #baseline(): Promise<void> {
-    this.#orders.baseline(await this.#rest.fetchBook());
+    // Reads only: one that meets a 429 or a passing outage is sent again, within one budget for
+    // them all, so a deploy right after another app's burst still comes up.
+    const options = {
+      retry: this.#startup,
+      deadline: performance.now() + this.#startup.budgetMs,
+      signal: this.#closed.signal,
+      warn: (message: string) => this.#log.warn(message),
+    };
+    this.#orders.baseline(
+      await startupRead("GET /orders", "order book request", () => this.#rest.fetchBook(), options),
+    );
     // Whose session this is, for the editor dialog (Kite's profile has no login time; a login has).
     if (this.#session === undefined) {
-      const profile = await this.#rest.call("request", "profile request", (k) => k.getProfile());
+      const profile = await startupRead(
+        "GET /user/profile",
+        "profile request",
+        () => this.#rest.call("request", "profile request", (k) => k.getProfile()),
+        options,
+      );
       this.#session = toKiteSession(profile);
     }
-    this.#gtts.ingest(await this.#rest.fetchGtts(), true);
+    this.#gtts.ingest(
+      await startupRead("GET /gtt/triggers", "GTT list request", () => this.#rest.fetchGtts(), options),
+      true,
+    );
     this.#baselined = true;
     this.#gttDesk.schedulePoll();
   }

@@ -8,6 +8,7 @@ import { RateLimiter, kiteWindows } from "./rate-limiter";
 import { isRecord } from "../common/is-record";
 import type { AxiosLike } from "./rest-agent";
 import { StaleSocketRead, agentFor, dropIdleSockets, markStaleReads } from "./rest-agent";
+import { noteRetryAfter } from "./retry-after";
 
 /** The kiteconnect methods the broker calls, typed loosely: the 5.3.0 types lag the API (KITE.md §11.8). */
 export interface KiteRest {
@@ -105,6 +106,7 @@ export class KiteRestClient {
     this.#kite.requestInstance.defaults.httpAgent = this.#agent;
     this.#kite.requestInstance.defaults.httpsAgent = this.#agent;
     markStaleReads(this.#kite.requestInstance);
+    noteRetryAfter(this.#kite.requestInstance);
     // The login's exchange goes on a connection of its own, never a kept-alive one: a server
     // closes an idle connection when its keep-alive timeout runs out (Node's after 5 s), and a
     // request sent on it before this process has read the close is reset. For the one call that
