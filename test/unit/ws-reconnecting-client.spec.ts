@@ -1047,7 +1047,13 @@ describe("ReconnectingClient", function () {
       assert.ok(network >= 10, `only ${network} requests were caught in flight by the 10 kills`);
       const sent = server.received.map((entry) => entry.message.key as string);
       assert.equal(new Set(sent).size, sent.length, "a request reached the wire twice");
-      assert.equal(sent.length, settlements.size, "every request reached the wire once");
+      // Anything on the wire that is not one of these requests is named (seen twice under load, 91 vs 90).
+      const strangers = server.received.filter((entry) => !settlements.has(entry.message.key as string));
+      assert.equal(
+        sent.length,
+        settlements.size,
+        `every request reached the wire once; not ours: ${JSON.stringify(strangers.map((e) => [e.connection, e.message]))}`,
+      );
       assert.equal(client.stats.reconnects, 10);
     });
 
