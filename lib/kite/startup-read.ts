@@ -20,12 +20,17 @@ export interface StartupRetry {
  */
 export const STARTUP_RETRY: StartupRetry = { budgetMs: 15_000, initialMs: 250, maxMs: 2000 };
 
+const NOTHING_THERE = /ECONNREFUSED|ENOTFOUND/;
+
 /**
  * True for a failure another try may not meet: Kite's 429 (or our own limiter's refusal to wait
  * that long), no answer, a gateway 5xx (NETWORK), or Kite's own 500 (GeneralException). A refused
  * token, a bad reply's shape, a closed broker are final.
  */
 export function isTransientRead(error: BrokerError): boolean {
+  // Nothing listening at the address, or no such host: a wrong root URL or a machine offline. Waiting
+  // 15 s before saying so helps nobody; the deploy (or the user) tries again.
+  if (error.code === "NETWORK" && NOTHING_THERE.test(error.message)) return false;
   if (error.code === "RATE_LIMITED" || error.code === "NETWORK" || error.code === "TIMEOUT") return true;
   return error.code === "INTERNAL" && isRecord(error.cause) && error.cause.error_type === "GeneralException";
 }

@@ -318,6 +318,9 @@ describe("start-up reads: what is tried again, and for how long", function () {
     assert.ok(isTransientRead(kite("NetworkException", "Bad Gateway")));
     assert.ok(isTransientRead(kite("GeneralException", "Something went wrong")));
     assert.ok(isTransientRead(new BrokerError("RATE_LIMITED", "our own limiter", { retryAfterMs: 300 })));
+    assert.ok(!isTransientRead(kite("NetworkException", "connect ECONNREFUSED 127.0.0.1:9")));
+    assert.ok(!isTransientRead(kite("NetworkException", "getaddrinfo ENOTFOUND api.kite.invalid")));
+    assert.ok(isTransientRead(kite("NetworkException", "socket hang up")));
     assert.ok(!isTransientRead(kite("TokenException", "expired")));
     assert.ok(!isTransientRead(kite("InputException", "bad")));
     assert.ok(!isTransientRead(kite("PermissionException", "no")));
