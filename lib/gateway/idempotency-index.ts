@@ -58,8 +58,10 @@ export { orderHash } from "./order-hash";
  * - `["i", key, hash, day, after]` an intent, written before the broker is asked and fsync'd while
  *   it places the order, so a placement waits for one disk flush, not two in a row;
  * - `["x", key]` the intent ended without an order (the broker refused it).
- * Lines go into the page cache with one synchronous write (it survives the process being killed);
- * an fdatasync on the threadpool makes them durable, shared by everyone waiting at the time.
+ * An intent goes into the page cache with one synchronous write (it survives the process being
+ * killed) before the broker is asked; the lines nobody waits for (completions, abandons) are
+ * written together once the turn's answers are out, or before the next intent, whichever is first.
+ * An fdatasync on the threadpool makes them durable, shared by everyone waiting at the time.
  * After a failed fdatasync (Linux may drop a failed writeback's pages and mark them clean) or a
  * torn write, the file is cut back to its last durable size and the lines past it written again,
  * as the paper journal does: no later fdatasync counts a line it may not have written.
@@ -73,8 +75,12 @@ export class IdempotencyIndex {
   /** Intents recovery could not settle: their ids are refused (IDEMPOTENCY_UNKNOWN). */
   readonly #unknown = new Set<string>();
   #fd: number | undefined;
-  /** Lines a write failed for, in order: written before anything newer. */
+  /**
+   * Lines not yet written, in order: ones nobody waits for (written at the end of the turn, in one
+   * write) and ones a write failed for. Written before anything newer.
+   */
   #backlog: string[] = [];
+  #drainSoon: NodeJS.Immediate | undefined;
   /** Lines written to the page cache, and how many of them an fdatasync has covered. */
   #written = 0;
   #synced = 0;
@@ -85,7 +91,7 @@ export class IdempotencyIndex {
    * pages and marked them clean, so a later fdatasync that succeeds would not write them. They are
    * written again (the file cut back to `#syncedSize` first) before any sync may count them.
    */
-  #unsynced: Buffer[] = [];
+  #unsynced: { bytes: Buffer; lines: number }[] = [];
   #unsyncedBytes = 0;
   /**
    * What the file holds past `#syncedSize` is not known to be `#unsynced`: an fdatasync failed, or a
@@ -157,7 +163,7 @@ export class IdempotencyIndex {
   intend(account: string, clientOrderId: string, hash: string, after: string): Promise<void> {
     this.#cutoff();
     const k = key(account, clientOrderId);
-    this.#write(JSON.stringify(["i", k, hash, this.#today, after]), true);
+    this.#write(JSON.stringify(["i", k, hash, this.#today, after]));
     this.#lastIntent = performance.now();
     return this.#sync();
   }
@@ -220,6 +226,8 @@ export class IdempotencyIndex {
       this.#closed = true;
       if (this.#soon !== undefined) clearTimeout(this.#soon);
       this.#soon = undefined;
+      if (this.#drainSoon !== undefined) clearImmediate(this.#drainSoon);
+      this.#drainSoon = undefined;
       const fd = this.#fd;
       this.#fd = undefined;
       // A sync still running keeps its fd until it ends (closing it under fdatasync is EBADF).
@@ -227,16 +235,28 @@ export class IdempotencyIndex {
     }
   }
 
-  /** A line nothing waits for now: written at once, fsync'd by the next intent's flush or soon after. */
+  /**
+   * A line nothing waits for now: written once this turn's answers are out (its write would only
+   * delay the answer it follows), together with the turn's others, or first by the next intent or
+   * flush; fsync'd by the next intent's flush or soon after. Lost to a kill before then, an
+   * intent's end is settled from the broker's book at the next start, as after a torn write.
+   */
   #later(line: string): void {
+    if (this.#closed || this.#fd === undefined) return;
+    this.#backlog.push(line);
+    this.#drainSoon ??= setImmediate(this.#onDrainSoon);
+    this.#soon ??= setTimeout(this.#onSoon, SOON_MS).unref();
+  }
+
+  readonly #onDrainSoon = (): void => {
+    this.#drainSoon = undefined;
     if (this.#closed) return;
     try {
-      this.#write(line, false);
+      this.#drainBacklog();
     } catch {
       // Kept in the backlog: the next flush or intent writes it first.
     }
-    this.#soon ??= setTimeout(this.#onSoon, SOON_MS).unref();
-  }
+  };
 
   readonly #onSoon = (): void => {
     this.#soon = undefined;
@@ -250,43 +270,42 @@ export class IdempotencyIndex {
     this.flush().catch(() => undefined);
   };
 
-  /** Appends one line to the page cache; `strict` throws instead of keeping a failed line for later. */
-  #write(line: string, strict: boolean): void {
+  /** Appends one line to the page cache, after the backlog; throws when that cannot be done. */
+  #write(line: string): void {
     if (this.#fd === undefined) {
       if (this.#closed) throw this.#error("write failed", new Error("the index is closed"));
       return;
     }
     try {
       this.#drainBacklog();
-    } catch (error) {
-      if (strict) throw this.#error("write failed", error);
-      this.#backlog.push(line);
-      return;
-    }
-    try {
       this.#append(line);
     } catch (error) {
-      if (strict) throw this.#error("write failed", error);
-      this.#backlog.push(line);
+      throw this.#error("write failed", error);
     }
   }
 
+  /** Writes the backlog in one write; on failure all of it stays, for the next try. */
   #drainBacklog(): void {
     if (this.#stale) this.#rewrite();
-    while (this.#backlog.length > 0) {
-      this.#append(this.#backlog[0]!);
-      this.#backlog.shift();
-    }
+    const backlog = this.#backlog;
+    if (backlog.length === 0) return;
+    this.#appendLines(backlog.length === 1 ? `${backlog[0]!}\n` : `${backlog.join("\n")}\n`, backlog.length);
+    this.#backlog = [];
   }
 
   #append(line: string): void {
+    this.#appendLines(`${line}\n`, 1);
+  }
+
+  /** `text` is `lines` whole lines: written whole at the end of the file, or not at all. */
+  #appendLines(text: string, lines: number): void {
     const fd = this.#fd;
     if (fd === undefined) throw new Error("the index is closed");
-    const bytes = Buffer.from(`${line}\n`);
+    const bytes = Buffer.from(text);
     this.#writeAll(fd, bytes, this.#syncedSize + this.#unsyncedBytes);
-    this.#unsynced.push(bytes);
+    this.#unsynced.push({ bytes, lines });
     this.#unsyncedBytes += bytes.length;
-    this.#written += 1;
+    this.#written += lines;
   }
 
   /** Writes `bytes` whole at the end of the file, which is `size` long, or cuts a torn part off. */
@@ -322,7 +341,7 @@ export class IdempotencyIndex {
     this.#rewrites += 1;
     fs.ftruncateSync(fd, this.#syncedSize);
     let size = this.#syncedSize;
-    for (const bytes of this.#unsynced) {
+    for (const { bytes } of this.#unsynced) {
       this.#writeAll(fd, bytes, size);
       size += bytes.length;
     }
@@ -372,7 +391,11 @@ export class IdempotencyIndex {
         }
       } else if (rewrites === this.#rewrites) {
         if (upTo > this.#synced) {
-          this.#unsynced.splice(0, upTo - this.#synced);
+          // A sync covers whole writes: `upTo` was counted between two of them.
+          let covered = 0;
+          let count = 0;
+          while (covered < upTo - this.#synced) covered += this.#unsynced[count++]!.lines;
+          this.#unsynced.splice(0, count);
           this.#unsyncedBytes -= size - this.#syncedSize;
           this.#syncedSize = size;
           this.#synced = upTo;

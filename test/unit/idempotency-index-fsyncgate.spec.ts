@@ -1,7 +1,7 @@
 // The idempotency index after a failed fdatasync ("fsyncgate"): Linux may drop the dirty pages a
 // failed writeback covered and mark them clean, so a later fdatasync that succeeds writes nothing
 // for them. A line is durable only if an fdatasync that started after it was written succeeded and
-// none failed since. The disk is modelled below, byte by byte, the way Linux treats it; after each
+// none failed since. The disk is modelled (test/support/disk-model.ts) byte by byte, the way Linux treats it; after each
 // burst, what the disk holds must contain every line the index acknowledged, once, with no torn or
 // zero-filled line, and an index reopened from it must know every acknowledged id.
 import assert from "node:assert/strict";
@@ -10,86 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { IdempotencyIndex } from "../../lib/gateway/idempotency-index";
 import { seededRandom } from "../../lib/paper/random";
-import { FdFaults, openFdOf, type WriteFault } from "../support/fd-faults";
-
-/**
- * What survives a power cut, for one file: writes land in the page cache dirty; a successful
- * fdatasync makes the bytes dirty when it started durable (and the size); a failed one drops every
- * dirty byte and marks it clean, as Linux does, so nothing later writes it unless it is written again.
- * Wraps whatever fs.writeSync/fdatasync/ftruncateSync are when installed (FdFaults' included), so it
- * sees the failures those inject.
- */
-class DiskModel {
-  readonly #file: string;
-  readonly #fd: number;
-  readonly #write = fs.writeSync;
-  readonly #sync = fs.fdatasync;
-  readonly #truncate = fs.ftruncateSync;
-  /** The bytes on the platter. */
-  disk: Buffer;
-  /** Per byte of the file: 0 clean, else the clock of the write that dirtied it. */
-  #dirty: number[] = [];
-  #clock = 0;
-
-  constructor(file: string) {
-    this.#file = file;
-    this.#fd = openFdOf(file);
-    this.disk = fs.readFileSync(file);
-    this.#dirty = Array.from({ length: this.disk.length }, () => 0);
-  }
-
-  install(): void {
-    const fd = this.#fd;
-    const write = this.#write as (...a: unknown[]) => number;
-    const sync = this.#sync;
-    const truncate = this.#truncate;
-    (fs as { writeSync: unknown }).writeSync = (f: number, ...rest: unknown[]): number => {
-      if (f !== fd) return write(f, ...rest);
-      const at = fs.fstatSync(fd).size; // O_APPEND: every write lands at the end
-      const wrote = write(f, ...rest);
-      this.#clock += 1;
-      for (let i = at; i < at + wrote; i++) this.#dirty[i] = this.#clock;
-      return wrote;
-    };
-    (fs as { ftruncateSync: unknown }).ftruncateSync = (f: number, len?: number): void => {
-      truncate(f, len);
-      if (f !== fd) return;
-      const size = len ?? 0;
-      this.#dirty.length = Math.min(this.#dirty.length, size);
-      this.#clock += 1;
-      for (let i = 0; i < size; i++) this.#dirty[i] ??= this.#clock;
-    };
-    (fs as { fdatasync: unknown }).fdatasync = (f: number, callback: fs.NoParamCallback): void => {
-      if (f !== fd) return sync(f, callback);
-      const content = fs.readFileSync(this.#file);
-      const stamp = this.#clock;
-      sync(f, (error) => {
-        if (error !== null) {
-          // The failed writeback dropped them: clean, never written by a later sync.
-          for (let i = 0; i < this.#dirty.length; i++) this.#dirty[i] = 0;
-        } else {
-          const next = Buffer.alloc(content.length);
-          this.disk.copy(next, 0, 0, Math.min(this.disk.length, next.length));
-          for (let i = 0; i < content.length; i++) {
-            const d = this.#dirty[i] ?? 0;
-            if (d !== 0 && d <= stamp) {
-              next[i] = content[i]!;
-              this.#dirty[i] = 0;
-            }
-          }
-          this.disk = next;
-        }
-        callback(error);
-      });
-    };
-  }
-
-  uninstall(): void {
-    (fs as { writeSync: unknown }).writeSync = this.#write;
-    (fs as { fdatasync: unknown }).fdatasync = this.#sync;
-    (fs as { ftruncateSync: unknown }).ftruncateSync = this.#truncate;
-  }
-}
+import { DiskModel } from "../support/disk-model";
+import { FdFaults, type WriteFault } from "../support/fd-faults";
 
 const ACCOUNT = "acct";
 
@@ -139,11 +61,13 @@ describe("IdempotencyIndex: no line counted durable after a failed fdatasync unl
     await index.flush();
     const failAt = Math.floor(random() * 4);
     const plan = new Map<number, WriteFault>();
+    // Within the ~60 writes a burst makes (completions are written together, once per turn).
     if (writes)
-      for (let k = 0; k < 6; k++) plan.set(Math.floor(random() * 150), random() < 0.5 ? "fail" : "partial");
+      for (let k = 0; k < 6; k++) plan.set(Math.floor(random() * 50), random() < 0.5 ? "fail" : "partial");
+    let healthy = false;
     faults = new FdFaults(file, {
       sync: (n) => syncFault && n === failAt,
-      write: (n) => plan.get(n) ?? "none",
+      write: (n) => (healthy ? "none" : (plan.get(n) ?? "none")),
     });
     faults.install();
     model = new DiskModel(file);
@@ -184,7 +108,8 @@ describe("IdempotencyIndex: no line counted durable after a failed fdatasync unl
         await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 3)));
       }
     }
-    // A last flush or two on a healthy disk: whatever they resolve is acknowledged too.
+    // A last flush or two, the writes healthy again: whatever they resolve is acknowledged too.
+    healthy = true;
     for (let tries = 0; tries < 3; tries++) {
       const covered = [...recorded];
       const done = await ix.flush().then(

@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import { createHook } from "node:async_hooks";
-import * as fs from "node:fs";
-import type { FileHandle } from "node:fs/promises";
+import fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { crc32 } from "node:zlib";
 
 import { Journal } from "../../lib/paper/journal";
 import type { JournalOptions } from "../../lib/paper/journal";
+import { seededRandom } from "../../lib/paper/random";
+import { DiskModel } from "../support/disk-model";
+import { FdFaults, openFdOf } from "../support/fd-faults";
 
 interface Snap {
   cash: number;
@@ -61,18 +63,17 @@ describe("paper/journal", () => {
     return body;
   }
 
-  /** Swaps the journal's append fd for one whose writes fail like EIO/ENOSPC, optionally after landing half the bytes. */
-  async function breakWrites(journal: Journal<Snap, Rec>, partial: boolean): Promise<void> {
-    const holder = journal as unknown as { fh: unknown };
-    await (holder.fh as FileHandle).close();
-    holder.fh = {
-      write: (bytes: Buffer, offset: number, length: number) => {
-        if (partial) fs.appendFileSync(file, bytes.subarray(offset, offset + Math.floor(length / 2)));
-        return Promise.reject(new Error("ENOSPC: no space left on device, write"));
-      },
-      datasync: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    };
+  let faults: FdFaults | undefined;
+  let model: DiskModel | undefined;
+
+  /**
+   * The journal's next write fails like ENOSPC (on the real fd, through fs.writeSync), optionally
+   * after landing half its bytes as a disk filling up part-way does; later writes land.
+   */
+  function breakWrites(partial: boolean): FdFaults {
+    faults = new FdFaults(file, { write: (n) => (n === 0 ? (partial ? "partial" : "fail") : "none") });
+    faults.install();
+    return faults;
   }
 
   beforeEach(() => {
@@ -81,6 +82,10 @@ describe("paper/journal", () => {
   });
 
   afterEach(async () => {
+    model?.uninstall();
+    faults?.uninstall();
+    model = undefined;
+    faults = undefined;
     for (const journal of opened.splice(0)) await journal.close().catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -143,12 +148,18 @@ describe("paper/journal", () => {
   it("flush() makes buffered records visible on disk, and fdatasyncs them", async () => {
     const { journal } = await open();
     // Durability itself needs a power cut to observe; the fdatasync call is the part a test can see.
-    const proto = Object.getPrototypeOf((journal as unknown as { fh: FileHandle }).fh) as FileHandle;
-    const realDatasync: (this: FileHandle) => Promise<void> = Reflect.get(proto, "datasync");
+    const fd = openFdOf(file);
+    const realDatasync = fs.fdatasync;
+    const realWrite = fs.writeSync;
     let syncs = 0;
-    proto.datasync = function (this: FileHandle) {
-      syncs++;
-      return realDatasync.call(this);
+    let writes = 0;
+    (fs as { fdatasync: unknown }).fdatasync = (f: number, callback: fs.NoParamCallback) => {
+      if (f === fd) syncs++;
+      realDatasync(f, callback);
+    };
+    (fs as { writeSync: unknown }).writeSync = (f: number, ...rest: unknown[]) => {
+      if (f === fd) writes++;
+      return (realWrite as (...a: unknown[]) => number)(f, ...rest);
     };
     try {
       journal.append(rec(1));
@@ -157,8 +168,10 @@ describe("paper/journal", () => {
       await journal.flush();
       assert.deepEqual(readLines(), ['{"r":{"seq":1,"kind":"fill"}}', '{"r":{"seq":2,"kind":"fill"}}']);
       assert.equal(syncs, 1, "one fdatasync for the batch");
+      assert.equal(writes, 1, "one write into the page cache for the batch, on the main thread");
     } finally {
-      proto.datasync = realDatasync;
+      (fs as { fdatasync: unknown }).fdatasync = realDatasync;
+      (fs as { writeSync: unknown }).writeSync = realWrite;
     }
   });
 
@@ -529,12 +542,13 @@ describe("paper/journal", () => {
     journal.append(rec(1));
     await journal.flush();
     const durable = fs.readFileSync(file, "utf8");
-    await breakWrites(journal, true);
+    const broken = breakWrites(true);
     journal.append(rec(2));
     await assert.rejects(
       journal.flush(),
-      (err: Error) => err.message.includes(file) && /write failed/.test(err.message),
+      (err: Error) => err.message.includes(file) && /write failed: ENOSPC/.test(err.message),
     );
+    assert.equal(broken.failedWrites, 1, "the fault was met");
     assert.equal(fs.readFileSync(file, "utf8"), durable, "the half-written line is cut off");
     journal.append(rec(3));
     await journal.flush();
@@ -544,13 +558,181 @@ describe("paper/journal", () => {
     assert.deepEqual(log.messages, []);
   });
 
+  it("a failed fdatasync rejects flush() naming the file; its lines are written again before a later sync counts them", async () => {
+    const { journal } = await open();
+    journal.append(rec(1));
+    await journal.flush();
+    let failing = true;
+    faults = new FdFaults(file, { sync: () => failing });
+    faults.install();
+    model = new DiskModel(file);
+    model.install();
+    journal.append(rec(2));
+    await assert.rejects(
+      journal.flush(),
+      (err: Error) => err.message.includes(file) && /write failed: EIO/.test(err.message),
+    );
+    assert.equal(faults.failedSyncs, 1);
+    // Linux dropped the failed writeback's pages: a sync that now succeeded would write nothing.
+    assert.equal(model.disk.toString("utf8").split("\n").length, 2, "only rec(1) on the platter");
+    failing = false;
+    journal.append(rec(3));
+    await journal.flush();
+    const onDisk = model.disk.toString("utf8");
+    assert.equal(onDisk, fs.readFileSync(file, "utf8"), "the platter holds what the journal wrote");
+    assert.deepEqual(
+      onDisk.slice(0, -1).split("\n").map(unsealed),
+      [1, 2, 3].map((n) => JSON.stringify({ r: rec(n) })),
+    );
+  });
+
+  for (let seed = 1; seed <= 12; seed++) {
+    it(`seed ${seed}: appends and flushes with one failed fdatasync and failed or torn writes; every acknowledged record on the platter once, in order`, async () => {
+      const random = seededRandom(seed);
+      const { journal } = await open();
+      journal.append(rec(0));
+      await journal.flush();
+      // The first or second sync: a burst this size makes only a few (flushes share them).
+      const failAt = Math.floor(random() * 2);
+      const writeFaults = new Map<number, "fail" | "partial">();
+      for (let k = 0; k < 4; k++)
+        writeFaults.set(Math.floor(random() * 40), random() < 0.5 ? "fail" : "partial");
+      faults = new FdFaults(file, {
+        sync: (n) => n === failAt,
+        write: (n) => writeFaults.get(n) ?? "none",
+      });
+      faults.install();
+      model = new DiskModel(file);
+      model.install();
+      let appended = 1;
+      let acked = 1;
+      const pending: Promise<void>[] = [];
+      for (let op = 0; op < 150; op++) {
+        const r = random();
+        if (r < 0.6) journal.append(rec(appended++));
+        else if (r < 0.85) {
+          const covered = appended;
+          pending.push(
+            journal.flush().then(
+              () => {
+                acked = Math.max(acked, covered);
+              },
+              () => undefined,
+            ),
+          );
+        } else await new Promise((resolve) => setImmediate(resolve));
+      }
+      await Promise.all(pending);
+      const platter = () => {
+        const text = model!.disk.toString("utf8");
+        assert.equal(model!.disk.indexOf(0), -1, `seed ${seed}: no zero bytes on the platter`);
+        assert.ok(text === "" || text.endsWith("\n"), `seed ${seed}: the platter ends in a whole line`);
+        return text === ""
+          ? []
+          : text
+              .slice(0, -1)
+              .split("\n")
+              .map((l) => JSON.parse(unsealed(l)) as { r: Rec });
+      };
+      // A power cut now: every acknowledged record is there, once, in order, and nothing torn.
+      const now = platter().map((l) => l.r.seq);
+      assert.deepEqual(
+        now.slice(0, acked),
+        Array.from({ length: acked }, (_, i) => i),
+        `seed ${seed}`,
+      );
+      assert.deepEqual(
+        now,
+        Array.from({ length: now.length }, (_, i) => i),
+        `seed ${seed}: no line twice`,
+      );
+      assert.equal(faults.failedSyncs, 1, `seed ${seed}: the sync fault was met`);
+      // On a healthy disk again, everything appended becomes durable.
+      for (let tries = 0; tries < 5; tries++)
+        if (
+          await journal.flush().then(
+            () => true,
+            () => false,
+          )
+        )
+          break;
+      assert.deepEqual(
+        platter().map((l) => l.r.seq),
+        Array.from({ length: appended }, (_, i) => i),
+        `seed ${seed}: all records after the disk recovered`,
+      );
+      const image = path.join(dir, "after-power-cut.jsonl");
+      fs.writeFileSync(image, model.disk);
+      const reopened = await Journal.open<Snap, Rec>({ file: image, fsyncIntervalMs: NEVER_MS });
+      opened.push(reopened.journal);
+      assert.equal(reopened.contents.records.length, appended);
+    });
+  }
+
+  it("writes a batch over 1 MiB on the threadpool; a short then failed write is cut back and retried", async () => {
+    const { journal } = await open<Snap, Rec & { note: string }>();
+    journal.append({ seq: 1, kind: "fill", note: "small" });
+    await journal.flush();
+    const durable = fs.readFileSync(file);
+    const fd = openFdOf(file);
+    const realWrite = fs.write;
+    const realWriteSync = fs.writeSync;
+    let threadpoolWrites = 0;
+    let mainThreadWrites = 0;
+    let failing = true;
+    type WriteCallback = (err: NodeJS.ErrnoException | null, written: number) => void;
+    (fs as { write: unknown }).write = (f: number, ...rest: unknown[]) => {
+      if (f !== fd) return (realWrite as (...a: unknown[]) => void)(f, ...rest);
+      threadpoolWrites++;
+      const [buffer, offset, length, , callback] = rest as [Buffer, number, number, null, WriteCallback];
+      if (failing && threadpoolWrites === 1) {
+        // Half lands, as on a disk filling up part-way; the next write of the rest fails.
+        const half = Math.floor(length / 2);
+        realWriteSync(f, buffer, offset, half);
+        setImmediate(callback, null, half);
+        return;
+      }
+      if (failing) {
+        const error = Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+        setImmediate(callback, error, 0);
+        return;
+      }
+      return (realWrite as (...a: unknown[]) => void)(f, ...rest);
+    };
+    (fs as { writeSync: unknown }).writeSync = (f: number, ...rest: unknown[]) => {
+      if (f === fd) mainThreadWrites++;
+      return (realWriteSync as (...a: unknown[]) => number)(f, ...rest);
+    };
+    try {
+      const big = { seq: 2, kind: "fill", note: "₹".repeat(600_000) };
+      journal.append(big);
+      await assert.rejects(
+        journal.flush(),
+        (err: Error) => err.message.includes(file) && /ENOSPC/.test(err.message),
+      );
+      assert.equal(threadpoolWrites, 2);
+      assert.deepEqual(fs.readFileSync(file), durable, "the half-written line is cut off");
+      failing = false;
+      await journal.flush();
+      assert.equal(mainThreadWrites, 0, "a batch that large never blocks the event loop on its copy");
+      await journal.close();
+      assert.deepEqual((await open<Snap, Rec & { note: string }>()).contents.records, [
+        { seq: 1, kind: "fill", note: "small" },
+        big,
+      ]);
+    } finally {
+      (fs as { write: unknown }).write = realWrite;
+      (fs as { writeSync: unknown }).writeSync = realWriteSync;
+    }
+  });
+
   it("a compaction whose preceding write fails still supersedes the records it covers", async () => {
     const { journal } = await open();
     journal.append(rec(1));
     await journal.flush();
     journal.append(rec(2));
     // rec(2) cannot reach the old file before the snapshot is written.
-    await breakWrites(journal, false);
+    breakWrites(false);
     await journal.compact({ cash: 2, seq: 2 });
     journal.append(rec(3));
     await journal.close();
