@@ -469,7 +469,12 @@ export class PaperAccount {
   // #endregion
 }
 
+/** "P" and 0…9 zeros: the part of an order id before its number's digits. */
+const ID_PREFIX = Array.from({ length: 10 }, (_, zeros) => "P" + "0".repeat(zeros));
+
 /** Order ids sort as strings in the order they were made (fixed width). */
 function orderIdOf(n: number): string {
-  return `P${String(n).padStart(9, "0")}`;
+  // One concatenation onto a ready prefix: padStart built two more strings per order.
+  const digits = String(n);
+  return digits.length < 10 ? ID_PREFIX[9 - digits.length]! + digits : "P" + digits;
 }

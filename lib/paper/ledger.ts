@@ -6,12 +6,25 @@ import { averageRupees, toRupees } from "./money";
 
 export type PositionKey = `${InstrumentKey}:${PositionState["product"]}`;
 
+/** The last key made and its parts: a fill, its admission and its position ask for the same key. */
+let lastExchange = "";
+let lastSymbol = "";
+let lastProduct = "";
+let lastKey = "" as PositionKey;
+
 export function positionKey(
   exchange: string,
   symbol: string,
   product: PositionState["product"],
 ): PositionKey {
-  return `${exchange}:${symbol}:${product}` as PositionKey;
+  // A new string per call was ~110 bytes of garbage per placed order; a run of orders on one
+  // instrument and product (the usual case) asks for the same key again and again.
+  if (symbol === lastSymbol && exchange === lastExchange && product === lastProduct) return lastKey;
+  lastKey = `${exchange}:${symbol}:${product}` as PositionKey;
+  lastExchange = exchange;
+  lastSymbol = symbol;
+  lastProduct = product;
+  return lastKey;
 }
 
 /**

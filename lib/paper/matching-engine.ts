@@ -51,11 +51,10 @@ export class MatchingEngine {
       const refused = market.refusal(order, quote);
       if (refused !== undefined) return refused;
     }
-    const where = `${order.exchange}:${order.symbol}`;
     if ((order.order_type === "MARKET" || order.validity === "IOC") && quote === undefined) {
       return {
         code: "NO_QUOTE",
-        message: `no price for ${where} yet, so a ${order.order_type} ${order.validity} order cannot fill`,
+        message: `no price for ${order.exchange}:${order.symbol} yet, so a ${order.order_type} ${order.validity} order cannot fill`,
       };
     }
     if (order.status === "TRIGGER_PENDING" && quote !== undefined) {
@@ -70,7 +69,7 @@ export class MatchingEngine {
       if (remaining > free) {
         return {
           code: "ORDER_REJECTED",
-          message: `insufficient holdings: CNC sell of ${remaining} ${where} but ${Math.max(0, free)} held and not already being sold`,
+          message: `insufficient holdings: CNC sell of ${remaining} ${order.exchange}:${order.symbol} but ${Math.max(0, free)} held and not already being sold`,
         };
       }
     }
