@@ -496,6 +496,56 @@ export async function runDurableBench(options: { quick: boolean }): Promise<stri
   }
 }
 
+/** One server measured by sequential round trips: `take(count)` runs that many, one sample each. */
+interface SequentialTarget {
+  readonly pid: number | undefined;
+  take(count: number): Promise<number[]>;
+}
+
+interface Interleaved {
+  summary: ReturnType<typeof summarize>;
+  /** The server's CPU µs per round trip, over its own blocks only. */
+  serverCpuUs: number;
+  /** This process's CPU µs per round trip (user + system), over the same blocks. */
+  clientCpuUs: number;
+}
+
+/**
+ * Sequential latency of every target, `count` samples each, taken in `rounds` blocks that take
+ * turns (the order rotates every round, after a warm-up of count / 4 each). Measured one after
+ * the other, each row met a different moment of a shared machine (a neighbour's build, this
+ * process's heap) and its ratio to the raw echo moved by up to 0.9× between runs of one build;
+ * taking turns spreads every such moment over all rows alike. Every sample is kept.
+ */
+async function interleavedLatency(
+  targets: readonly SequentialTarget[],
+  count: number,
+  rounds: number,
+): Promise<Interleaved[]> {
+  for (const target of targets) await target.take(Math.floor(count / 4));
+  const samples = targets.map((): number[] => []);
+  const serverMs = targets.map(() => 0);
+  const clientUs = targets.map(() => 0);
+  for (let round = 0; round < rounds; round++) {
+    const block = Math.floor(count / rounds) + (round < count % rounds ? 1 : 0);
+    for (let k = 0; k < targets.length; k++) {
+      const at = (round + k) % targets.length;
+      const target = targets[at] as SequentialTarget;
+      const server = cpuMsOf(target.pid);
+      const client = process.cpuUsage();
+      const taken = await target.take(block);
+      clientUs[at] = (clientUs[at] as number) + cpuUsOf(process.cpuUsage(client));
+      serverMs[at] = (serverMs[at] as number) + cpuMsOf(target.pid) - server;
+      for (const sample of taken) (samples[at] as number[]).push(sample);
+    }
+  }
+  return targets.map((_, at) => ({
+    summary: summarize(samples[at] as number[]),
+    serverCpuUs: ((serverMs[at] as number) * 1000) / count,
+    clientCpuUs: (clientUs[at] as number) / count,
+  }));
+}
+
 export async function runWsBench(options: { quick: boolean }): Promise<string[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-"));
   const n = options.quick ? 2000 : 20_000;
@@ -503,25 +553,45 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
   const window = 256;
   try {
     const echo = await startChild(path.join(DIST, "bench/ws-echo-server.js"), []);
-    await rawEchoLatency(echo.port, n / 4);
-    const echoCpu = cpuMsOf(echo.process.pid);
-    const rawClientCpu = process.cpuUsage();
-    const raw = summarize(await rawEchoLatency(echo.port, n));
-    // This process's CPU per raw echo: what the WebSocketBroker's per-order CPU compares with.
-    const rawClientCpuUs = cpuUsOf(process.cpuUsage(rawClientCpu)) / n;
-    // The echo server's CPU per sequential message: what the gateway's per-order CPU compares with.
-    const echoCpuUs = ((cpuMsOf(echo.process.pid) - echoCpu) * 1000) / n;
-    const rawRate = await rawPipelined(echo.port, window, seconds);
-    const floor = summarize(await durableFloor(echo.port, dir, options.quick ? 500 : 2000));
-    await echo.stop();
-
     // The floor of any JS gateway: the same frames parsed and answered with a canned answer of the
     // gateway's size, no other work (ws-echo-server.ts --canned-answers).
     const cannedServer = await startChild(path.join(DIST, "bench/ws-echo-server.js"), ["--canned-answers"]);
-    await rawEchoLatency(cannedServer.port, n / 4);
-    const cannedCpu = cpuMsOf(cannedServer.process.pid);
-    const cannedPlace = summarize(await rawEchoLatency(cannedServer.port, n));
-    const cannedCpuUs = ((cpuMsOf(cannedServer.process.pid) - cannedCpu) * 1000) / n;
+    // A fresh gateway per protocol: with --fast-acks every client_order_id stays in memory, and a
+    // gateway that had already taken the earlier protocols' ~200,000 orders charged the later
+    // rows for its larger heap (v1.1 skip, measured last, came out slowest for that reason).
+    const gateways = {} as Record<Protocol, { child: Child; broker: WebSocketBroker }>;
+    for (const protocol of PROTOCOLS) {
+      const child = await startGateway(
+        gatewayArgs(path.join(dir, `fast-${PROTOCOLS.indexOf(protocol)}.jsonl`), ["--fast-acks"]),
+      );
+      const broker = brokerFor(child.port, {}, protocol);
+      await broker.connect();
+      gateways[protocol] = { child, broker };
+    }
+    const sequential = await interleavedLatency(
+      [
+        { pid: echo.process.pid, take: (count) => rawEchoLatency(echo.port, count) },
+        { pid: cannedServer.process.pid, take: (count) => rawEchoLatency(cannedServer.port, count) },
+        ...PROTOCOLS.map((protocol): SequentialTarget => ({
+          pid: gateways[protocol].child.process.pid,
+          take: (count) => placeLatency(gateways[protocol].broker, count),
+        })),
+      ],
+      n,
+      options.quick ? 4 : 10,
+    );
+    const [rawRun, cannedRun, ...protocolRuns] = sequential as [Interleaved, Interleaved, ...Interleaved[]];
+    const raw = rawRun.summary;
+    // This process's CPU per raw echo: what the WebSocketBroker's per-order CPU compares with.
+    const rawClientCpuUs = rawRun.clientCpuUs;
+    // The echo server's CPU per sequential message: what the gateway's per-order CPU compares with.
+    const echoCpuUs = rawRun.serverCpuUs;
+    const cannedPlace = cannedRun.summary;
+    const cannedCpuUs = cannedRun.serverCpuUs;
+
+    const rawRate = await rawPipelined(echo.port, window, seconds);
+    const floor = summarize(await durableFloor(echo.port, dir, options.quick ? 500 : 2000));
+    await echo.stop();
     const cannedFixed = await fixedLoadGatewayCpu(
       cannedServer.port,
       cannedServer.process.pid,
@@ -530,9 +600,6 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
     );
     await cannedServer.stop();
 
-    // A fresh gateway per protocol: with --fast-acks every client_order_id stays in memory, and a
-    // gateway that had already taken the earlier protocols' ~200,000 orders charged the later
-    // rows for its larger heap (v1.1 skip, measured last, came out slowest for that reason).
     const fastRuns: Record<
       Protocol,
       {
@@ -545,28 +612,25 @@ export async function runWsBench(options: { quick: boolean }): Promise<string[]>
         fixed: { rate: number; gatewayCpuUs: number };
       }
     > = Object.create(null);
-    for (const protocol of PROTOCOLS) {
-      const fast = await startGateway(
-        gatewayArgs(path.join(dir, `fast-${PROTOCOLS.indexOf(protocol)}.jsonl`), ["--fast-acks"]),
-      );
-      const broker = brokerFor(fast.port, {}, protocol);
-      await broker.connect();
-      await placeLatency(broker, n / 4);
-      const gatewayCpu = cpuMsOf(fast.process.pid);
-      const clientCpu = process.cpuUsage();
-      const place = summarize(await placeLatency(broker, n));
-      const clientPlaceCpuUs = cpuUsOf(process.cpuUsage(clientCpu)) / n;
-      const placeCpuUs = ((cpuMsOf(fast.process.pid) - gatewayCpu) * 1000) / n;
-      const pipelined = await measurePipelined(broker, fast.process.pid, window, seconds);
+    for (const [i, protocol] of PROTOCOLS.entries()) {
+      const { child, broker } = gateways[protocol];
+      const run = protocolRuns[i] as Interleaved;
+      const pipelined = await measurePipelined(broker, child.process.pid, window, seconds);
       await broker.close();
       const fixed = await fixedLoadGatewayCpu(
-        fast.port,
-        fast.process.pid,
+        child.port,
+        child.process.pid,
         protocol,
         options.quick ? 20_000 : 100_000,
       );
-      await fast.stop();
-      fastRuns[protocol] = { place, placeCpuUs, clientPlaceCpuUs, pipelined, fixed };
+      await child.stop();
+      fastRuns[protocol] = {
+        place: run.summary,
+        placeCpuUs: run.serverCpuUs,
+        clientPlaceCpuUs: run.clientCpuUs,
+        pipelined,
+        fixed,
+      };
     }
 
     const durable = await startGateway(gatewayArgs(path.join(dir, "durable.jsonl")));

@@ -467,7 +467,7 @@ export class Gateway {
       try {
         for (const answer of answers) {
           if (typeof answer === "string") frames.push(answer);
-          else for (const frame of this.#pushes.answer(client, answer.id, answer.order)) frames.push(frame);
+          else this.#pushes.answer(client, answer.id, answer.order, frames);
         }
       } catch (error) {
         this.#replyFailed(client, error);

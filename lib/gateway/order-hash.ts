@@ -12,7 +12,7 @@ import crypto from "node:crypto";
  * Node's one-shot `crypto.hash` instead of a Hash object per order (~0.4 µs against ~1.7 µs).
  */
 export function orderHash(order: Record<string, unknown>): string {
-  return sha256Hex(canonicalOrder(order)).slice(0, 24);
+  return sha256Prefix(canonicalOrder(order));
 }
 
 /** What idempotency-index.ts hashes: `JSON.stringify(sortedKeys.map((key) => [key, order[key]]))`. */
@@ -44,12 +44,19 @@ export function canonicalOrder(order: Record<string, unknown>): string {
   return `${canonical}]`;
 }
 
-type OneShotHash = (algorithm: string, data: string, encoding: "hex") => string;
+type OneShotHash = (algorithm: string, data: string, encoding: "buffer") => Buffer;
 /** Node ≥ 20.12 has crypto.hash; the package allows any Node 20, so older ones use a Hash object. */
 const oneShot = (crypto as unknown as { hash?: OneShotHash }).hash;
 
-function sha256Hex(data: string): string {
-  return oneShot !== undefined
-    ? oneShot("sha256", data, "hex")
-    : crypto.createHash("sha256").update(data).digest("hex");
+/**
+ * The first 96 bits of the sha256, as 24 hex digits in a string of their own. The index keeps
+ * one per client_order_id all day: `hex.slice(0, 24)` is a V8 sliced string that holds on to the
+ * whole 64-digit hex (108 retained bytes per id against 48; `--expose-gc`, 20,000 hashes).
+ */
+function sha256Prefix(data: string): string {
+  const digest =
+    oneShot !== undefined
+      ? oneShot("sha256", data, "buffer")
+      : crypto.createHash("sha256").update(data).digest();
+  return digest.toString("hex", 0, 12);
 }

@@ -159,12 +159,16 @@ export class Pushes {
    * `order` (none of those published yet), with the run of this order's events that ends there
    * inside the RESULT and the others in front of it, so the connection still gets every event
    * once and in seq order. Without such an event (the broker reports it later, or it was already
-   * sent) the RESULT goes alone and the events go as pushes.
+   * sent) the RESULT goes alone and the events go as pushes. The frames are appended to `frames`
+   * (the batch's, so no array per answer).
    */
-  answer(client: Client, id: string, order: OrderSnapshot): string[] {
+  answer(client: Client, id: string, order: OrderSnapshot, frames: string[]): void {
     const pending = this.#unpublished;
     const latest = this.#latest.get(order.order_id);
-    if (latest === undefined || latest.seq <= client.sentSeq) return [answerFrame(id, order, "")];
+    if (latest === undefined || latest.seq <= client.sentSeq) {
+      frames.push(answerFrame(id, order, ""));
+      return;
+    }
     // Seqs ascend: the first event not yet sent to this connection, and the order's latest, by bisection.
     const first = firstAfter(pending, client.sentSeq);
     let match = -1;
@@ -181,7 +185,10 @@ export class Pushes {
         break;
       }
     }
-    if (match < 0) return [answerFrame(id, order, "")];
+    if (match < 0) {
+      frames.push(answerFrame(id, order, ""));
+      return;
+    }
     // The answered run: this order's events (each expressible over the answer) that end at the match.
     // Gathered from the match backwards, then put in seq order.
     const carried: string[] = [answeredEventJson(pending[match]!.event as OrderEvent, "")];
@@ -196,16 +203,16 @@ export class Pushes {
       start--;
     }
     carried.reverse();
-    const head = answerFrame(id, order, "");
+    // The RESULT without its closing brace: closed or given its events below without slicing the
+    // head, which flattened the concatenated head into a copy only to concatenate it again.
+    const open = answerOpen(id, order);
     // Within the answer frame limit: the run's first events may go as pushes (answer-size.ts).
-    const left = eventsLeftOut(carried, head.length, this.#maxAnswerFrameBytes);
-    const frames: string[] = [];
+    const left = eventsLeftOut(carried, open.length + 1, this.#maxAnswerFrameBytes);
     for (let i = first; i < start + left; i++) frames.push(pending[i]!.frameFor(client, client.heldFrom));
     client.sentSeq = pending[match]!.seq;
     frames.push(
-      left === carried.length ? head : `${head.slice(0, -1)},"events":[${carried.slice(left).join(",")}]}`,
+      left === carried.length ? `${open}}` : `${open},"events":[${carried.slice(left).join(",")}]}`,
     );
-    return frames;
   }
 
   /** Sends the held events after fromSeq now (before the RESULT), and says whether any are missing. */
@@ -387,6 +394,11 @@ export function answeredEventJson(event: OrderEvent, overlay: string): string {
 
 /** A RESULT with the events it stands for (their JSON, comma-joined); the snapshot serialized once. */
 export function answerFrame(id: string, order: OrderSnapshot, events: string): string {
-  const head = `{"type":"RESULT","id":${JSON.stringify(id)},"result":${JSON.stringify(order)}`;
+  const head = answerOpen(id, order);
   return events.length === 0 ? `${head}}` : `${head},"events":[${events}]}`;
+}
+
+/** A RESULT for `order` up to, not including, its closing brace. */
+function answerOpen(id: string, order: OrderSnapshot): string {
+  return `{"type":"RESULT","id":${JSON.stringify(id)},"result":${JSON.stringify(order)}`;
 }
