@@ -33,7 +33,7 @@ import { OrderTracker } from "../kite/order-tracker";
 import { KiteRestClient } from "../kite/rest-client";
 import type { KiteSession } from "../kite/session";
 import { toKiteSession } from "../kite/session";
-import type { StartupRetry } from "../kite/startup-read";
+import type { ReadRetry, StartupRetry } from "../kite/startup-read";
 import { STARTUP_RETRY, startupRead } from "../kite/startup-read";
 import type { TickerState } from "../kite/ticker-client";
 import { KiteTickerClient } from "../kite/ticker-client";
@@ -45,7 +45,11 @@ import { silentLogger } from "./logger";
 
 export interface KiteBrokerDeps {
   log?: BrokerLogger;
-  /** How connect() retries its start-up reads (defaults: STARTUP_RETRY). */
+  /**
+   * How connect() retries its start-up reads, and the background reads (the catch-up after a
+   * ticker reconnect, the GTT poll) theirs (defaults: STARTUP_RETRY, the budget from
+   * settings.startup_budget_ms).
+   */
   startup?: Partial<StartupRetry>;
 }
 
@@ -98,7 +102,12 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     super();
     this.settings = settings;
     this.#log = deps.log ?? silentLogger;
-    this.#startup = { ...STARTUP_RETRY, ...deps.startup };
+    this.#startup = { ...STARTUP_RETRY, budgetMs: settings.startup_budget_ms, ...deps.startup };
+    const reads: ReadRetry = {
+      retry: this.#startup,
+      signal: this.#closed.signal,
+      warn: (message) => this.#log.warn(message),
+    };
     this.#rest = new KiteRestClient(settings, this.#closed.signal, (detail) => this.#sessionExpired(detail));
     this.#outbox = new EventOutbox({
       emitOrder: (event) => this.emit("order", event),
@@ -152,6 +161,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       log: this.#log,
       usable,
       active: () => this.#closing === undefined && this.#rest.expired === undefined,
+      reads,
     });
     this.#feed = new OrderFeed({
       rest: this.#rest,
@@ -162,6 +172,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       closing: () => this.#closing !== undefined,
       log: this.#log,
       onError: (error) => this.#emitError(error),
+      reads,
     });
 
     this.#ticker = new KiteTickerClient({

@@ -74,6 +74,7 @@ interface Fault {
   delayMs?: number;
   body?: unknown;
   contentType?: string;
+  headers?: Record<string, string>;
 }
 
 interface TickerConnection {
@@ -272,8 +273,14 @@ export class FakeKite {
   // ---- fault injection --------------------------------------------------------------------------
 
   /** The next request to `path` ("POST /orders/regular" or just "/orders/regular") gets this reply. */
-  failNext(path: string, status: number, body?: unknown, contentType?: string): void {
-    this.#faults.push({ ...splitRule(path), kind: "fail", status, body, contentType });
+  failNext(
+    path: string,
+    status: number,
+    body?: unknown,
+    contentType?: string,
+    headers?: Record<string, string>,
+  ): void {
+    this.#faults.push({ ...splitRule(path), kind: "fail", status, body, contentType, headers });
   }
 
   /**
@@ -475,6 +482,7 @@ export class FakeKite {
       const isText = typeof payload === "string";
       res.writeHead(fault.status ?? 500, {
         "Content-Type": fault.contentType ?? (isText ? "text/plain" : "application/json"),
+        ...fault.headers,
       });
       res.end(isText ? payload : JSON.stringify(payload));
       return;
