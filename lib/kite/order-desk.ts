@@ -14,7 +14,7 @@ import type { KiteSettings } from "../brokers/kite-settings";
 import type { BrokerLogger } from "../brokers/logger";
 import { newClientOrderId } from "../common/ids";
 import { isRecord } from "../common/is-record";
-import { settlePlacement } from "../common/unknown-outcome";
+import { CHANGEABLE_FIELD_NAMES, settlePlacement, showsChanges } from "../common/unknown-outcome";
 import { isUnknownOutcome } from "./errors";
 import type { KiteInstruments } from "./kite-instruments";
 import type { KiteOrder } from "./mapping";
@@ -25,15 +25,6 @@ import { isKiteOrder } from "./rest-client";
 import { pendingSnapshot } from "./snapshots";
 import { toTrade } from "./trade-reporter";
 
-/** What Kite's modify takes (and so what a modification may change). */
-const CHANGEABLE = [
-  "quantity",
-  "price",
-  "trigger_price",
-  "order_type",
-  "validity",
-  "disclosed_quantity",
-] as const;
 /** Kite order ids are digits; this also keeps ids from breaking kiteconnect's unescaped URL paths. */
 const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** How long a lost placement must stay absent from the order book before it is sent again. */
@@ -264,7 +255,8 @@ export class OrderDesk {
     this.#checkOrderId(orderId);
     this.#refuseIfEnded(orderId, "modified");
     const params: Record<string, unknown> = {};
-    for (const key of CHANGEABLE) {
+    // Kite's modify takes exactly the fields OrderChanges has.
+    for (const key of CHANGEABLE_FIELD_NAMES) {
       if (changes[key] !== undefined) params[key] = changes[key];
     }
     if (changes.order_type === "MARKET" || changes.order_type === "SL-M") {
@@ -272,8 +264,7 @@ export class OrderDesk {
     }
     const known = this.#orders.current(orderId);
     if (known !== undefined) await this.#instruments.check(known.exchange, known.symbol, changes);
-    const landed = (order: OrderSnapshot): boolean =>
-      CHANGEABLE.every((key) => changes[key] === undefined || order[key] === changes[key]);
+    const landed = (order: OrderSnapshot): boolean => showsChanges(order, changes);
     const variety = await this.#varietyOf(orderId);
     return this.#changeOnce(orderId, "modified", landed, () =>
       this.#rest.call("order", "order change", (k) => k.modifyOrder(variety, orderId, { ...params })),
