@@ -143,6 +143,18 @@ describe("KiteBroker: background reads ride out 429s, 5xx and lost answers (issu
     assert.equal(bookReads(h), asked);
   });
 
+  it("startup_budget_ms bounds connect()'s start-up reads too", async function () {
+    this.timeout(20_000);
+    h = await startKite({ ...FAST, startup_budget_ms: 1000 }, STEADY, false, QUICK_RETRY);
+    for (let i = 0; i < 500; i++) h.fake.failNext("GET /orders", 429, TOO_MANY);
+    await assert.rejects(h.broker.connect(), (error: Error & { code?: string }) => {
+      assert.equal(error.code, "RATE_LIMITED");
+      assert.match(error.message, /Kite start-up: .*GET \/orders.*at most 1000 ms/);
+      return true;
+    });
+    assert.equal(h.broker.state, "disconnected");
+  });
+
   it("closing during the catch-up's retries ends them at once", async function () {
     this.timeout(20_000);
     h = await startKite(FAST, STEADY, true, { startup: { initialMs: 5000, maxMs: 5000 } });
