@@ -30,6 +30,7 @@ import { exchangeRequestToken, kiteLoginUrl } from "../kite/login";
 import { OrderDesk } from "../kite/order-desk";
 import { OrderFeed } from "../kite/order-feed";
 import { OrderTracker } from "../kite/order-tracker";
+import { ReportedLedger } from "../kite/reported-ledger";
 import { KiteRestClient } from "../kite/rest-client";
 import type { KiteSession } from "../kite/session";
 import { toKiteSession } from "../kite/session";
@@ -89,6 +90,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   readonly #gttDesk: GttDesk;
   readonly #quotes: KiteQuotes;
   readonly #feed: OrderFeed;
+  /** What was reported, on disk (when settings.cache_dir is set): a restart picks up from it. */
+  readonly #ledger: ReportedLedger | undefined;
 
   #state: ConnectionState = "disconnected";
   #session: KiteSession | undefined;
@@ -128,10 +131,14 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       this.#closed.signal,
       this.#log,
     );
+    this.#ledger =
+      settings.cache_dir === undefined ? undefined : new ReportedLedger(settings.cache_dir, settings.api_key);
     this.#orders = new OrderTracker({
       retention: settings.retention,
-      emit: (type, order, synthesized, previousFilled) =>
-        this.#outbox.order(type, order, synthesized, previousFilled),
+      emit: (type, order, synthesized, previousFilled) => {
+        this.#ledger?.reported(order);
+        this.#outbox.order(type, order, synthesized, previousFilled);
+      },
       gttOf: (orderId) => this.#gtts.gttOfOrder(orderId),
       onForget: (orderId) => {
         this.#gtts.forgetOrder(orderId);
@@ -153,6 +160,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       log: this.#log,
       signal: this.#closed.signal,
       usable,
+      onPlacing: (clientId) => this.#ledger?.placing(clientId),
     });
     this.#gttDesk = new GttDesk({
       settings,
@@ -288,6 +296,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     };
     this.#orders.baseline(
       await startupRead("GET /orders", "order book request", () => this.#rest.fetchBook(), options),
+      this.#ledger,
     );
     // Whose session this is, for the editor dialog (Kite's profile has no login time; a login has).
     if (this.#session === undefined) {

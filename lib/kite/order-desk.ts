@@ -46,6 +46,8 @@ export interface OrderDeskDeps {
   signal: AbortSignal;
   /** Throws when the broker cannot take requests now (closed, session expired). */
   usable: (what: string) => void;
+  /** Told before a placement is first sent (so a restart knows it was under way). */
+  onPlacing?: (clientId: string) => void;
 }
 
 /**
@@ -107,6 +109,7 @@ export class OrderDesk {
     const params = toKiteOrderParams(request, clientId, this.#deps.settings.market_protection);
     const variety = kiteVariety(request);
     const sendBy = Date.now() + this.#deps.settings.order_ttl_ms;
+    this.#deps.onPlacing?.(clientId);
     let orderId: string;
     try {
       orderId = await this.#sendPlacement(params, variety);
