@@ -302,5 +302,18 @@ window.TradingBrokerSchema = {
         messages: { minLength: "must not be empty", maxLength: "must be at most 64 characters" },
       },
     },
+    kiteSettings: {
+      startup_budget_ms: {
+        type: "integer",
+        minimum: 1000,
+        maximum: 300000,
+        messages: {
+          type: "Invalid input: expected number, received string",
+          integer: "must be a whole number",
+          minimum: "must be at least 1000",
+          maximum: "must be at most 300000 (5 minutes)",
+        },
+      },
+    },
   },
 };

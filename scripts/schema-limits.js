@@ -101,6 +101,15 @@ function shapeOf(schema) {
   return current.shape;
 }
 
+/**
+ * Broker settings the broker-config dialog checks against their zod rules, by the name the editor
+ * uses: the compiled settings schemas beside the compiled lib/protocol.
+ */
+function settings() {
+  const { KiteSettings } = require(path.join(root, "dist", "lib", "brokers", "kite-settings"));
+  return { kiteSettings: { startup_budget_ms: KiteSettings.shape.startup_budget_ms } };
+}
+
 function limits(z, protocol) {
   const fields = {};
   for (const [name, schema] of Object.entries(requests(protocol))) {
@@ -109,6 +118,11 @@ function limits(z, protocol) {
       if (field === "type") continue;
       fields[name][field] = fieldRules(z, fieldSchema);
     }
+  }
+  for (const [name, shape] of Object.entries(settings())) {
+    fields[name] = {};
+    for (const [field, fieldSchema] of Object.entries(shape))
+      fields[name][field] = fieldRules(z, fieldSchema);
   }
   return { enums: enums(protocol), fields };
 }

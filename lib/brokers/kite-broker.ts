@@ -30,10 +30,11 @@ import { exchangeRequestToken, kiteLoginUrl } from "../kite/login";
 import { OrderDesk } from "../kite/order-desk";
 import { OrderFeed } from "../kite/order-feed";
 import { OrderTracker } from "../kite/order-tracker";
+import { ReportedLedger } from "../kite/reported-ledger";
 import { KiteRestClient } from "../kite/rest-client";
 import type { KiteSession } from "../kite/session";
 import { toKiteSession } from "../kite/session";
-import type { StartupRetry } from "../kite/startup-read";
+import type { ReadRetry, StartupRetry } from "../kite/startup-read";
 import { STARTUP_RETRY, startupRead } from "../kite/startup-read";
 import type { TickerState } from "../kite/ticker-client";
 import { KiteTickerClient } from "../kite/ticker-client";
@@ -45,7 +46,11 @@ import { silentLogger } from "./logger";
 
 export interface KiteBrokerDeps {
   log?: BrokerLogger;
-  /** How connect() retries its start-up reads (defaults: STARTUP_RETRY). */
+  /**
+   * How connect() retries its start-up reads, and the background reads (the catch-up after a
+   * ticker reconnect, the GTT poll) theirs (defaults: STARTUP_RETRY, the budget from
+   * settings.startup_budget_ms).
+   */
   startup?: Partial<StartupRetry>;
 }
 
@@ -85,6 +90,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   readonly #gttDesk: GttDesk;
   readonly #quotes: KiteQuotes;
   readonly #feed: OrderFeed;
+  /** What was reported, on disk (when settings.cache_dir is set): a restart picks up from it. */
+  readonly #ledger: ReportedLedger | undefined;
 
   #state: ConnectionState = "disconnected";
   #session: KiteSession | undefined;
@@ -98,7 +105,12 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     super();
     this.settings = settings;
     this.#log = deps.log ?? silentLogger;
-    this.#startup = { ...STARTUP_RETRY, ...deps.startup };
+    this.#startup = { ...STARTUP_RETRY, budgetMs: settings.startup_budget_ms, ...deps.startup };
+    const reads: ReadRetry = {
+      retry: this.#startup,
+      signal: this.#closed.signal,
+      warn: (message) => this.#log.warn(message),
+    };
     this.#rest = new KiteRestClient(settings, this.#closed.signal, (detail) => this.#sessionExpired(detail));
     this.#outbox = new EventOutbox({
       emitOrder: (event) => this.emit("order", event),
@@ -119,10 +131,14 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       this.#closed.signal,
       this.#log,
     );
+    this.#ledger =
+      settings.cache_dir === undefined ? undefined : new ReportedLedger(settings.cache_dir, settings.api_key);
     this.#orders = new OrderTracker({
       retention: settings.retention,
-      emit: (type, order, synthesized, previousFilled) =>
-        this.#outbox.order(type, order, synthesized, previousFilled),
+      emit: (type, order, synthesized, previousFilled) => {
+        this.#ledger?.reported(order);
+        this.#outbox.order(type, order, synthesized, previousFilled);
+      },
       gttOf: (orderId) => this.#gtts.gttOfOrder(orderId),
       onForget: (orderId) => {
         this.#gtts.forgetOrder(orderId);
@@ -144,6 +160,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       log: this.#log,
       signal: this.#closed.signal,
       usable,
+      onPlacing: (clientId) => this.#ledger?.placing(clientId),
     });
     this.#gttDesk = new GttDesk({
       settings,
@@ -152,6 +169,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       log: this.#log,
       usable,
       active: () => this.#closing === undefined && this.#rest.expired === undefined,
+      reads,
     });
     this.#feed = new OrderFeed({
       rest: this.#rest,
@@ -162,6 +180,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       closing: () => this.#closing !== undefined,
       log: this.#log,
       onError: (error) => this.#emitError(error),
+      reads,
     });
 
     this.#ticker = new KiteTickerClient({
@@ -277,6 +296,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     };
     this.#orders.baseline(
       await startupRead("GET /orders", "order book request", () => this.#rest.fetchBook(), options),
+      this.#ledger,
     );
     // Whose session this is, for the editor dialog (Kite's profile has no login time; a login has).
     if (this.#session === undefined) {

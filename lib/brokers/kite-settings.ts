@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { STARTUP_RETRY } from "../kite/startup-read";
 
 const positiveInt = (min: number) =>
   z
@@ -55,6 +56,14 @@ export const KiteSettings = z.strictObject({
   read_timeout_ms: positiveInt(100).default(5000),
   /** A placement whose answer was lost is sent again only within this time (never late). */
   order_ttl_ms: positiveInt(100).default(5000),
+  /**
+   * How long connect() keeps reading Kite's order book, profile and GTTs again after a 429, a 5xx
+   * or no answer before it gives up; each background read (the catch-up after a ticker reconnect,
+   * the GTT poll) gets as long.
+   */
+  startup_budget_ms: positiveInt(1000)
+    .max(300_000, { error: "must be at most 300000 (5 minutes)" })
+    .default(STARTUP_RETRY.budgetMs),
   /** How long to keep looking for a placement whose answer was lost before reporting it unknown. */
   resolve_window_ms: positiveInt(100).default(15_000),
   rate_limit: z

@@ -125,6 +125,9 @@ const CHANGEABLE_FIELDS: Record<keyof OrderChanges, true> = {
 };
 const CHANGEABLE = Object.keys(CHANGEABLE_FIELDS) as (keyof OrderChanges)[];
 
+/** The fields a modify may change, for a broker building its request from OrderChanges. */
+export const CHANGEABLE_FIELD_NAMES: readonly (keyof OrderChanges)[] = CHANGEABLE;
+
 /**
  * Whether an order shows a modify: every field the modify names holds the value it asked for.
  *

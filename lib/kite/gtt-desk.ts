@@ -10,6 +10,8 @@ import { copyGtt } from "./gtt-tracker";
 import { toGttSnapshot, toKiteGttParams } from "./mapping";
 import type { KiteRestClient } from "./rest-client";
 import { isKiteTrigger } from "./rest-client";
+import type { ReadRetry } from "./startup-read";
+import { backgroundRead } from "./startup-read";
 import { gttFromRequest } from "./snapshots";
 
 export interface GttDeskDeps {
@@ -21,6 +23,8 @@ export interface GttDeskDeps {
   usable: (what: string) => void;
   /** False once polling is pointless (the broker is closing, or Kite refuses the session). */
   active: () => boolean;
+  /** How the poll's read is tried again after a 429, a 5xx or no answer. */
+  reads: ReadRetry;
 }
 
 /**
@@ -182,7 +186,14 @@ export class GttDesk {
   /** Reads Kite's GTT list once (one read at a time: callers meanwhile share it). */
   poll(): Promise<void> {
     this.#polling ??= (async () => {
-      this.#gtts.ingest(await this.#rest.fetchGtts(), false);
+      const list = await backgroundRead(
+        "GET /gtt/triggers",
+        "GTT list request",
+        "Kite GTT poll",
+        () => this.#rest.fetchGtts(),
+        this.#deps.reads,
+      );
+      this.#gtts.ingest(list, false);
     })().finally(() => {
       this.#polling = undefined;
     });

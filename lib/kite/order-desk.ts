@@ -13,8 +13,9 @@ import { parseOrThrow } from "../protocol/validate";
 import type { KiteSettings } from "../brokers/kite-settings";
 import type { BrokerLogger } from "../brokers/logger";
 import { newClientOrderId } from "../common/ids";
+import { sleep } from "../common/sleep";
 import { isRecord } from "../common/is-record";
-import { settlePlacement } from "../common/unknown-outcome";
+import { CHANGEABLE_FIELD_NAMES, settlePlacement, showsChanges } from "../common/unknown-outcome";
 import { isUnknownOutcome } from "./errors";
 import type { KiteInstruments } from "./kite-instruments";
 import type { KiteOrder } from "./mapping";
@@ -25,18 +26,14 @@ import { isKiteOrder } from "./rest-client";
 import { pendingSnapshot } from "./snapshots";
 import { toTrade } from "./trade-reporter";
 
-/** What Kite's modify takes (and so what a modification may change). */
-const CHANGEABLE = [
-  "quantity",
-  "price",
-  "trigger_price",
-  "order_type",
-  "validity",
-  "disclosed_quantity",
-] as const;
 /** Kite order ids are digits; this also keeps ids from breaking kiteconnect's unescaped URL paths. */
 const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
-/** How long a lost placement must stay absent from the order book before it is sent again. */
+/**
+ * A lost placement is sent again only after this many order book reads in a row, ABSENT_GRACE_MS
+ * apart, have not listed it: Kite may list a new order some reads late, and sending it again
+ * then would place it twice (two reads were not enough: kite-misbehaving.spec).
+ */
+const ABSENT_READS = 4;
 const ABSENT_GRACE_MS = 300;
 
 export interface OrderDeskDeps {
@@ -49,6 +46,8 @@ export interface OrderDeskDeps {
   signal: AbortSignal;
   /** Throws when the broker cannot take requests now (closed, session expired). */
   usable: (what: string) => void;
+  /** Told before a placement is first sent (so a restart knows it was under way). */
+  onPlacing?: (clientId: string) => void;
 }
 
 /**
@@ -110,6 +109,7 @@ export class OrderDesk {
     const params = toKiteOrderParams(request, clientId, this.#deps.settings.market_protection);
     const variety = kiteVariety(request);
     const sendBy = Date.now() + this.#deps.settings.order_ttl_ms;
+    this.#deps.onPlacing?.(clientId);
     let orderId: string;
     try {
       orderId = await this.#sendPlacement(params, variety);
@@ -162,21 +162,43 @@ export class OrderDesk {
       venue: "Kite",
       signal: this.#deps.signal,
       isUnknown: isUnknownOutcome,
-      lookup: async () => {
-        const book = await this.#rest.fetchBook();
-        const found = book.find(
-          (o) => o.tag === clientId || (Array.isArray(o.tags) && o.tags.includes(clientId)),
-        );
-        if (found !== undefined) {
-          this.#orders.ingest(found);
-          return String(found.order_id);
-        }
-        return this.#orders.orderIdOf(clientId);
-      },
+      lookup: (remainingMs) => this.#findPlaced(clientId, remainingMs),
       isFinal: (err) => !err.retryable && !isUnknownOutcome(err),
       resend: () => this.#sendPlacement(params, variety),
-      absentGraceMs: ABSENT_GRACE_MS,
+      // #findPlaced waits out Kite's late listing itself.
+      absentGraceMs: 0,
     });
+  }
+
+  /**
+   * The Kite order id of the placement tagged `clientId`, or undefined once ABSENT_READS order book
+   * reads in a row lack it (and no postback named it). Throws when that cannot be told within
+   * `remainingMs`: absence is never assumed.
+   */
+  async #findPlaced(clientId: string, remainingMs: number): Promise<string | undefined> {
+    const giveUpAt = performance.now() + remainingMs;
+    for (let read = 1; ; read++) {
+      const book = await this.#rest.fetchBook();
+      const found = book.find(
+        (o) => o.tag === clientId || (Array.isArray(o.tags) && o.tags.includes(clientId)),
+      );
+      if (found !== undefined) {
+        this.#orders.ingest(found);
+        return String(found.order_id);
+      }
+      const told = this.#orders.orderIdOf(clientId);
+      if (told !== undefined) return told;
+      if (read >= ABSENT_READS) return undefined;
+      if (performance.now() + ABSENT_GRACE_MS > giveUpAt) {
+        throw new BrokerError(
+          "NETWORK",
+          `order ${clientId} not in Kite's order book after ${read} reads; Kite may list it late`,
+        );
+      }
+      await sleep(ABSENT_GRACE_MS, this.#deps.signal);
+      // Not final: settlePlacement then says the broker closed while the outcome was unknown.
+      if (this.#deps.signal.aborted) throw new BrokerError("NETWORK", `order ${clientId}: broker closing`);
+    }
   }
 
   /**
@@ -264,7 +286,8 @@ export class OrderDesk {
     this.#checkOrderId(orderId);
     this.#refuseIfEnded(orderId, "modified");
     const params: Record<string, unknown> = {};
-    for (const key of CHANGEABLE) {
+    // Kite's modify takes exactly the fields OrderChanges has.
+    for (const key of CHANGEABLE_FIELD_NAMES) {
       if (changes[key] !== undefined) params[key] = changes[key];
     }
     if (changes.order_type === "MARKET" || changes.order_type === "SL-M") {
@@ -272,8 +295,7 @@ export class OrderDesk {
     }
     const known = this.#orders.current(orderId);
     if (known !== undefined) await this.#instruments.check(known.exchange, known.symbol, changes);
-    const landed = (order: OrderSnapshot): boolean =>
-      CHANGEABLE.every((key) => changes[key] === undefined || order[key] === changes[key]);
+    const landed = (order: OrderSnapshot): boolean => showsChanges(order, changes);
     const variety = await this.#varietyOf(orderId);
     return this.#changeOnce(orderId, "modified", landed, () =>
       this.#rest.call("order", "order change", (k) => k.modifyOrder(variety, orderId, { ...params })),

@@ -5,6 +5,8 @@ import type { GttTracker } from "./gtt-tracker";
 import type { OrderTracker } from "./order-tracker";
 import type { KiteRestClient } from "./rest-client";
 import { isKiteOrder } from "./rest-client";
+import type { ReadRetry } from "./startup-read";
+import { backgroundRead } from "./startup-read";
 
 export interface OrderFeedDeps {
   rest: KiteRestClient;
@@ -17,6 +19,8 @@ export interface OrderFeedDeps {
   closing: () => boolean;
   log: BrokerLogger;
   onError: (error: BrokerError) => void;
+  /** How the catch-up's order book read is tried again after a 429, a 5xx or no answer. */
+  reads: ReadRetry;
 }
 
 /**
@@ -28,6 +32,7 @@ export class OrderFeed {
   readonly #deps: OrderFeedDeps;
   #inbound: Promise<void> = Promise.resolve();
   #reconciling: Promise<void> | undefined;
+  #again = false;
 
   constructor(deps: OrderFeedDeps) {
     this.#deps = deps;
@@ -69,26 +74,47 @@ export class OrderFeed {
     orders.ingest(data);
   }
 
-  /** After a ticker reconnect: what changed while we were away, as synthesized events. */
+  /**
+   * After a ticker reconnect: what changed while we were away, as synthesized events. A reconnect
+   * while one runs asks for another pass: the read under way may predate the second drop.
+   */
   reconcile(): Promise<void> {
-    this.#reconciling ??= (async () => {
-      try {
-        const book = await this.#deps.rest.fetchBook();
-        // Behind the postbacks that arrived meanwhile, so those win over this older view.
-        await this.#inbound;
-        for (const raw of book) this.#deps.orders.ingest(raw, true);
-        await this.#deps.gttDesk.poll();
-      } catch (error) {
-        const err = toBrokerError(error);
-        if (err.code !== "CLOSED" && err.code !== "AUTH") {
-          this.#deps.onError(
-            new BrokerError(err.code, `reconciling after the ticker reconnected: ${err.message}`),
-          );
-        }
-      }
+    if (this.#reconciling !== undefined) {
+      this.#again = true;
+      return this.#reconciling;
+    }
+    this.#reconciling = (async () => {
+      do {
+        this.#again = false;
+        await this.#catchUp();
+      } while (this.#again && !this.#deps.closing());
     })().finally(() => {
       this.#reconciling = undefined;
     });
     return this.#reconciling;
+  }
+
+  async #catchUp(): Promise<void> {
+    try {
+      const book = await backgroundRead(
+        "GET /orders",
+        "order book request",
+        "Kite catch-up after the ticker reconnected",
+        () => this.#deps.rest.fetchBook(),
+        this.#deps.reads,
+      );
+      // Behind the postbacks that arrived meanwhile, so those win over this older view.
+      await this.#inbound;
+      if (this.#deps.closing()) return;
+      for (const raw of book) this.#deps.orders.ingest(raw, true);
+      await this.#deps.gttDesk.poll();
+    } catch (error) {
+      const err = toBrokerError(error);
+      if (err.code !== "CLOSED" && err.code !== "AUTH") {
+        this.#deps.onError(
+          new BrokerError(err.code, `reconciling after the ticker reconnected: ${err.message}`),
+        );
+      }
+    }
   }
 }

@@ -5,6 +5,12 @@ import { RetentionQueue } from "../common/retention-queue";
 import type { KiteOrder } from "./mapping";
 import { toOrderSnapshot } from "./mapping";
 
+/** What an earlier run told the flows (ReportedLedger), for baseline(). */
+export interface BaselineMemory {
+  reportedOf(orderId: string): { status: OrderSnapshot["status"]; filled_quantity: number } | undefined;
+  wasPlacing(clientId: string): boolean;
+}
+
 /** An order as this broker last knew it, and whether its placement was announced yet. */
 interface Tracked {
   order: OrderSnapshot;
@@ -115,15 +121,35 @@ export class OrderTracker {
     }
   }
 
-  /** What Kite already has at connect: recorded without events, later updates are compared with it. */
-  baseline(book: KiteOrder[]): void {
+  /**
+   * What Kite already has at connect: recorded without events, later updates are compared with it.
+   * With `told` (what an earlier run reported, from disk), an order that moved since it was last
+   * reported gets its events now, synthesized, and one whose placement was sent but never told
+   * is announced; the rest stays silent background.
+   */
+  baseline(book: KiteOrder[], told?: BaselineMemory): void {
     const now = new Date().toISOString();
     for (const raw of book) {
       const snapshot = this.#toSnapshot(raw, now);
       if (this.#orders.has(snapshot.order_id)) continue;
-      this.#orders.set(snapshot.order_id, { order: snapshot, announced: true });
       if (typeof raw.tag === "string" && raw.tag !== "")
         this.#byClientId.set(snapshot.client_order_id, snapshot.order_id);
+      const before = told?.reportedOf(snapshot.order_id);
+      if (before !== undefined) {
+        this.#orders.set(snapshot.order_id, {
+          order: { ...snapshot, status: before.status, filled_quantity: before.filled_quantity },
+          announced: true,
+        });
+        this.observe(snapshot, true);
+        // observe() retires an order only as it ends; one that had ended before is retired here.
+        if (isTerminal(before.status)) this.#retire(snapshot.order_id);
+        continue;
+      }
+      if (told?.wasPlacing(snapshot.client_order_id) === true) {
+        this.observe(snapshot, true);
+        continue;
+      }
+      this.#orders.set(snapshot.order_id, { order: snapshot, announced: true });
       if (isTerminal(snapshot.status)) this.#retire(snapshot.order_id);
     }
   }

@@ -53,9 +53,15 @@ export async function startupRead<T>(
     signal: AbortSignal;
     /** Told of each retry, so a deploy sitting in "connecting" says why. */
     warn?: (message: string) => void;
+    /** Who reads, for the messages ("Kite start-up" unless said). */
+    label?: string;
+    /** What the budget covers, for the messages ("start-up reads" unless said). */
+    reads?: string;
   },
 ): Promise<T> {
   const { retry, deadline, signal } = options;
+  const label = options.label ?? "Kite start-up";
+  const reads = options.reads ?? "start-up reads";
   let pause = retry.initialMs;
   for (let attempt = 1; ; attempt++) {
     let err: BrokerError;
@@ -71,15 +77,21 @@ export async function startupRead<T>(
     if (performance.now() + wait > deadline) {
       throw new BrokerError(
         err.code,
-        `Kite start-up: the ${what} (${endpoint}) still failed after ${attempt} ${attempt === 1 ? "try" : "tries"}; start-up reads are tried again for at most ${retry.budgetMs} ms: ${err.message}`,
+        `${label}: the ${what} (${endpoint}) still failed after ${attempt} ${attempt === 1 ? "try" : "tries"}; ${reads} are tried again for at most ${retry.budgetMs} ms: ${err.message}`,
         { cause: err, ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }) },
       );
     }
     options.warn?.(
-      `Kite start-up: the ${what} (${endpoint}) failed (${err.message}); reading again in ${wait} ms`,
+      `${label}: the ${what} (${endpoint}) failed (${err.message}); reading again in ${wait} ms`,
     );
     await sleep(wait, signal);
-    if (signal.aborted) throw new BrokerError("CLOSED", `Kite broker closed while connecting (${what})`);
+    if (signal.aborted)
+      throw new BrokerError(
+        "CLOSED",
+        options.label === undefined
+          ? `Kite broker closed while connecting (${what})`
+          : `Kite broker closed during the ${what}`,
+      );
   }
 }
 
@@ -94,4 +106,34 @@ function retryAfterOf(error: BrokerError): number | undefined {
   if (!fromKite) return error.retryAfterMs;
   const said = (error.cause as Record<string, unknown>)[RETRY_AFTER];
   return typeof said === "number" ? said : undefined;
+}
+
+/** What a read made in the background (the catch-up after a ticker reconnect, the GTT poll) retries by. */
+export interface ReadRetry {
+  retry: StartupRetry;
+  /** Aborted when the broker closes: a pause under way ends, CLOSED. */
+  signal: AbortSignal;
+  warn: (message: string) => void;
+}
+
+/**
+ * A read no caller waits for, under the start-up reads' rules (transient failures only, Kite's
+ * Retry-After honoured, a doubling pause otherwise, a warning per retry), with a budget of its
+ * own: one 429 or a passing 5xx must not cost the fills made while the ticker was down.
+ */
+export function backgroundRead<T>(
+  endpoint: string,
+  what: string,
+  label: string,
+  read: () => Promise<T>,
+  reads: ReadRetry,
+): Promise<T> {
+  return startupRead(endpoint, what, read, {
+    retry: reads.retry,
+    deadline: performance.now() + reads.retry.budgetMs,
+    signal: reads.signal,
+    warn: reads.warn,
+    label,
+    reads: "background reads",
+  });
 }

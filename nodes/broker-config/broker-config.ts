@@ -69,6 +69,7 @@ interface BrokerConfigDef extends NodeDef {
   read_timeout_ms?: unknown;
   order_ttl_ms?: unknown;
   gtt_poll_ms?: unknown;
+  startup_budget_ms?: unknown;
   login_url?: unknown;
   orders_per_second?: unknown;
   orders_per_minute?: unknown;
@@ -221,6 +222,7 @@ function kiteSettingsOf(
     order_ttl_ms: numeric(def.order_ttl_ms),
     resolve_window_ms: numeric(def.resolve_window_ms),
     gtt_poll_ms: numeric(def.gtt_poll_ms),
+    startup_budget_ms: numeric(def.startup_budget_ms),
     reconnect: withoutUndefined({
       initial_ms: numeric(def.reconnect_initial_ms),
       factor: numeric(def.reconnect_factor),

@@ -74,6 +74,7 @@ interface Fault {
   delayMs?: number;
   body?: unknown;
   contentType?: string;
+  headers?: Record<string, string>;
 }
 
 interface TickerConnection {
@@ -174,6 +175,9 @@ export class FakeKite {
   #holdingTrades = false;
   #nextTrade = 10_000_001;
   readonly #windows = new Map<string, number[]>();
+  /** Left out of the order book for this many more reads (Kite lists a new order late). */
+  readonly #unlisted = new Map<string, number>();
+  #unlistNext = 0;
 
   private constructor(options: FakeKiteOptions) {
     this.#options = options;
@@ -272,8 +276,14 @@ export class FakeKite {
   // ---- fault injection --------------------------------------------------------------------------
 
   /** The next request to `path` ("POST /orders/regular" or just "/orders/regular") gets this reply. */
-  failNext(path: string, status: number, body?: unknown, contentType?: string): void {
-    this.#faults.push({ ...splitRule(path), kind: "fail", status, body, contentType });
+  failNext(
+    path: string,
+    status: number,
+    body?: unknown,
+    contentType?: string,
+    headers?: Record<string, string>,
+  ): void {
+    this.#faults.push({ ...splitRule(path), kind: "fail", status, body, contentType, headers });
   }
 
   /**
@@ -315,6 +325,20 @@ export class FakeKite {
   /** Every trade the exchange has made so far (held ones too), as Kite's trade book writes them. */
   allTrades(): Record<string, unknown>[] {
     return [...this.#trades, ...this.#heldTrades].map((t) => ({ ...t }));
+  }
+
+  /** The next order placed is left out of the next `reads` order book answers (listed late). */
+  listNextPlacementLate(reads: number): void {
+    this.#unlistNext = reads;
+  }
+
+  /** Whether the order book lists this order now; each read it is left out of counts down. */
+  #listed(kiteId: string): boolean {
+    const left = this.#unlisted.get(kiteId);
+    if (left === undefined) return true;
+    if (left <= 1) this.#unlisted.delete(kiteId);
+    else this.#unlisted.set(kiteId, left - 1);
+    return false;
   }
 
   /** Sends a raw frame (binary Buffer or text) to every ticker connection. */
@@ -475,6 +499,7 @@ export class FakeKite {
       const isText = typeof payload === "string";
       res.writeHead(fault.status ?? 500, {
         "Content-Type": fault.contentType ?? (isText ? "text/plain" : "application/json"),
+        ...fault.headers,
       });
       res.end(isText ? payload : JSON.stringify(payload));
       return;
@@ -645,7 +670,7 @@ export class FakeKite {
     }
     let m: RegExpExecArray | null;
     if (method === "GET" && path === "/orders") {
-      const book = await this.paper.getOrderbook();
+      const book = (await this.paper.getOrderbook()).filter((o) => this.#listed(this.#kiteId(o.order_id)));
       return { json: book.map((o) => this.#kiteOrder(o, this.#bookStatus(o))) };
     }
     if ((m = /^\/orders\/([^/]+)$/.exec(path)) !== null) {
@@ -808,6 +833,10 @@ export class FakeKite {
     const order = await this.paper.placeOrder(request as OrderRequestInput).catch(orderError("placed"));
     const kiteId = this.#kiteId(order.order_id);
     this.#varietyOf.set(kiteId, variety);
+    if (this.#unlistNext > 0) {
+      this.#unlisted.set(kiteId, this.#unlistNext);
+      this.#unlistNext = 0;
+    }
     return { order_id: kiteId };
   }
 

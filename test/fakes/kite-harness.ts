@@ -1,3 +1,4 @@
+import type { KiteBrokerDeps } from "../../lib/brokers/kite-broker";
 import { KiteBroker } from "../../lib/brokers/kite-broker";
 import type { KiteSettingsInput } from "../../lib/brokers/kite-settings";
 import { KiteSettings } from "../../lib/brokers/kite-settings";
@@ -20,6 +21,7 @@ export async function startKite(
   settings: Partial<KiteSettingsInput> = {},
   fakeOptions: FakeKiteOptions = {},
   connect = true,
+  deps: KiteBrokerDeps = {},
 ): Promise<KiteHarness> {
   const fake = await FakeKite.start(fakeOptions);
   const broker = new KiteBroker(
@@ -30,6 +32,7 @@ export async function startKite(
       ticker_url: fake.tickerUrl,
       ...settings,
     }),
+    deps,
   );
   const states: [ConnectionState, string | undefined][] = [];
   const errors: BrokerError[] = [];

@@ -58,6 +58,7 @@ function kiteConfig(fake: FakeKite, overrides: Record<string, unknown> = {}): Fl
     order_ttl_ms: "",
     resolve_window_ms: "",
     gtt_poll_ms: "",
+    startup_budget_ms: "",
     reconnect_initial_ms: "20",
     reconnect_factor: "2",
     reconnect_max_ms: "100",
@@ -104,6 +105,7 @@ describe("trading-broker, kite kind", function () {
         order_ttl_ms: "2500",
         resolve_window_ms: "9000",
         gtt_poll_ms: "1000",
+        startup_budget_ms: "12000",
         reconnect_initial_ms: "50",
         reconnect_factor: "1.5",
         reconnect_max_ms: "2000",
@@ -139,6 +141,7 @@ describe("trading-broker, kite kind", function () {
           max_wait_ms: 500,
         },
         gtt_poll_ms: 1000,
+        startup_budget_ms: 12_000,
         instruments: {},
         cache_dir: path.join(userDir, "kite-cache"),
         login_url: "https://kite.zerodha.com/connect/login",
@@ -173,6 +176,18 @@ describe("trading-broker, kite kind", function () {
         { market_protection: "0" },
         CREDENTIALS.b1,
         /kite\.market_protection: .*Kite rejects 0/,
+      ],
+      [
+        "a start-up read budget under a second",
+        { startup_budget_ms: "500" },
+        CREDENTIALS.b1,
+        /kite\.startup_budget_ms: must be at least 1000/,
+      ],
+      [
+        "a start-up read budget over five minutes",
+        { startup_budget_ms: "300001" },
+        CREDENTIALS.b1,
+        /kite\.startup_budget_ms: must be at most 300000/,
       ],
     ];
     for (const [what, fields, credentials, rule] of invalid) {
