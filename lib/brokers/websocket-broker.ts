@@ -85,7 +85,10 @@ const MAX_DELTA_BASES = 100_000;
 /** Pause between lookups of a cancel whose answer was lost (as lib/common/unknown-outcome's). */
 const CANCEL_LOOKUP_RETRY_MS = 250;
 
-/** An order's observable state; two snapshots with the same key need no second event. */
+/**
+ * An order's observable state. Two states with the same key are one as far as the book can tell: a
+ * reconcile reports no difference between them. Events are told apart by their seq, not by this.
+ */
 function versionKey(order: OrderSnapshot): string {
   return `${order.status}|${order.filled_quantity}|${order.quantity}|${order.price}|${order.trigger_price}|${order.timestamp}`;
 }
@@ -113,12 +116,23 @@ const PROGRESS: Record<OrderStatus, number> = {
   EXPIRED: 3,
 };
 
-/** True when `next` would move an order backwards from `known`, or repeat its end. */
-function isStale(known: OrderSnapshot, next: OrderSnapshot): boolean {
+/** True when `next` would take an order's status or fills back from `known`, or go on after its end. */
+function goesBack(known: OrderSnapshot, next: OrderSnapshot): boolean {
   if (isTerminal(known.status)) return true;
   const rank = PROGRESS[next.status] - PROGRESS[known.status];
   if (rank !== 0) return rank < 0;
-  if (next.filled_quantity !== known.filled_quantity) return next.filled_quantity < known.filled_quantity;
+  return next.filled_quantity < known.filled_quantity;
+}
+
+/**
+ * True when `next` is older than `known` or repeats its end. Only for states that carry no seq of
+ * their own (the book a reconcile reads): it compares timestamps, which a gateway's clock may repeat
+ * within a millisecond or set back.
+ */
+function isStale(known: OrderSnapshot, next: OrderSnapshot): boolean {
+  if (goesBack(known, next)) return true;
+  const rank = PROGRESS[next.status] - PROGRESS[known.status];
+  if (rank !== 0 || next.filled_quantity !== known.filled_quantity) return false;
   return Date.parse(next.timestamp) < Date.parse(known.timestamp);
 }
 
@@ -140,6 +154,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   /** Last known state of each order this client has seen, for dedupe and reconciliation. */
   readonly #known = new Map<string, OrderSnapshot>();
   readonly #knownEnded = new RetentionQueue<"order">();
+  /**
+   * Orders whose last reported state was read from the book (a reconcile), not carried by an event.
+   * The events after that read may be what the book already showed, and they can only be matched by
+   * state; an order's other events each have a seq of their own and are all reported.
+   */
+  readonly #fromBook = new Set<string>();
   readonly #gttStatus = new Map<string, string>();
   readonly #subscriptions = new Set<string>();
   #lastSeq = 0;
@@ -478,6 +498,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
           ? "ORDER_MODIFIED"
           : EVENT_FOR_STATUS[order.status];
       this.#emitOrder({ type, seq: serverSeq, order, synthesized: true, timestamp: now });
+      this.#fromBook.add(order.order_id);
     }
     for (const gtt of gtts) {
       const known = this.#gttStatus.get(gtt.gtt_id);
@@ -660,13 +681,28 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   /**
-   * Emits an order event unless this exact order state was already reported (replay, reconcile)
-   * or it would take the order backwards (an older event after a reconcile read a newer book).
+   * Emits an order event unless it would take the order backwards, or its state was already
+   * reported from the book. An event's seq (checked before this) is what makes it new: the gateway
+   * sends each event once per seq, and RESUME replays only seqs after the last processed, so two
+   * events that leave the order with the same fields (a modify to the values it has, in the
+   * millisecond of its last event) are two events, both reported. What has no seq of its own is a
+   * state read from the book by a reconcile (`synthesized`) and the events after that read, which
+   * the book may already show: those are matched by state (versionKey) and age, until one event
+   * matches the book's state or is newer than it.
    */
   #emitOrder(event: OrderEvent): void {
-    const known = this.#known.get(event.order.order_id);
-    if (known !== undefined && (versionKey(known) === versionKey(event.order) || isStale(known, event.order)))
-      return;
+    const id = event.order.order_id;
+    const known = this.#known.get(id);
+    if (known !== undefined) {
+      if (event.synthesized === true || this.#fromBook.has(id)) {
+        if (versionKey(known) === versionKey(event.order)) {
+          if (event.synthesized !== true) this.#fromBook.delete(id);
+          return;
+        }
+        if (isStale(known, event.order)) return;
+      } else if (goesBack(known, event.order)) return;
+    }
+    if (event.synthesized !== true) this.#fromBook.delete(id);
     this.#remember(event.order);
     this.emit("order", event);
   }
@@ -727,7 +763,10 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#known.set(order.order_id, order);
     if (isTerminal(order.status) && (before === undefined || !isTerminal(before.status))) {
       this.#knownEnded.push(order.order_id, "order");
-      this.#knownEnded.trim(this.settings.retention, (id) => this.#known.delete(id));
+      this.#knownEnded.trim(this.settings.retention, (id) => {
+        this.#known.delete(id);
+        this.#fromBook.delete(id);
+      });
     }
   }
 
