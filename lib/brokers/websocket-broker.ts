@@ -59,7 +59,6 @@ import { silentLogger } from "./logger";
 import type { WebSocketSettings } from "./websocket-settings";
 import { messageOf } from "../common/error-message";
 import { isUnknownOutcome, settlePlacement, showsChanges } from "../common/unknown-outcome";
-import { sleep } from "../common/sleep";
 
 export interface WebSocketBrokerDeps {
   log?: BrokerLogger;
@@ -82,8 +81,6 @@ type IncomingEvent = AccountEvent | (OrderEventDelta & { delta: true });
 /** Placements kept for the delta of their first event, and order bases kept for the next delta. */
 const MAX_SENT_PLACEMENTS = 10_000;
 const MAX_DELTA_BASES = 100_000;
-/** Pause between lookups of a cancel whose answer was lost (as lib/common/unknown-outcome's). */
-const CANCEL_LOOKUP_RETRY_MS = 250;
 
 /**
  * An order's observable state. Two states with the same key are one as far as the book can tell: a
@@ -1027,28 +1024,55 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   async cancelOrder(orderId: string): Promise<OrderSnapshot> {
+    const sendBy = Date.now() + this.settings.queue.ttl_ms;
     try {
       return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
     } catch (error) {
-      let last = toBrokerError(error);
-      if (!isUnknownOutcome(last)) throw last;
-      // Cancelling twice is harmless; asking first tells whether the first one landed. The lookup
-      // may be lost with the same dying link, so it is asked again until the resolve window ends
-      // (a cancel carried out must not be reported failed).
-      const giveUpAt = Date.now() + this.settings.resolve_window_ms;
-      do {
-        try {
-          const current = await this.#call("GET_ORDER", { order_id: orderId }, undefined, true);
-          if (isTerminal(current.status)) return this.#accepted(current);
-          return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
-        } catch (retryError) {
-          last = toBrokerError(retryError);
-          if (!isUnknownOutcome(last)) throw last;
-          await sleep(CANCEL_LOOKUP_RETRY_MS, this.#closed.signal);
-        }
-      } while (Date.now() < giveUpAt && !this.#closed.signal.aborted);
-      throw last;
+      const err = toBrokerError(error);
+      if (!isUnknownOutcome(err)) throw err;
+      this.#log.warn(`cancel of order ${orderId}: ${err.message}; looking the order up before reporting`);
+      return this.#accepted(await this.#settleCancel(orderId, sendBy, err));
     }
+  }
+
+  /**
+   * A cancel whose answer was lost, settled by the placement's rule (lib/common/unknown-outcome):
+   * an order that ended is the answer, however it ended (a cancel wants the order to stop working,
+   * and an order that filled meanwhile has stopped: its snapshot says FILLED, as Kite's cancel
+   * says); an open order is sent the cancel again while its time to live lasts (cancelling twice
+   * is harmless), EXPIRED after that; NETWORK when it cannot be read within the resolve window.
+   */
+  #settleCancel(orderId: string, sendBy: number, first: BrokerError): Promise<OrderSnapshot> {
+    const ended = async (remainingMs: number): Promise<OrderSnapshot | undefined> => {
+      const order = await this.#call("GET_ORDER", { order_id: orderId }, remainingMs, true);
+      return isTerminal(order.status) ? order : undefined;
+    };
+    return settlePlacement({
+      clientId: orderId,
+      subject: `the cancel of order ${orderId}`,
+      done: "cancelled",
+      first,
+      windowMs: this.settings.resolve_window_ms,
+      sendBy,
+      ttlMs: this.settings.queue.ttl_ms,
+      venue: "the server",
+      signal: this.#closed.signal,
+      isUnknown: isUnknownOutcome,
+      lookup: ended,
+      isFinal: (err) => err.code === "CLOSED" || err.code === "NOT_FOUND",
+      resend: async (ttl) => {
+        try {
+          return await this.#call("CANCEL_ORDER", { order_id: orderId }, ttl);
+        } catch (error) {
+          // It ended between the lookup and this cancel (filled, or the first cancel landed late):
+          // how it ended is the answer, as it would have been to the lookup.
+          if (toBrokerError(error).code !== "ORDER_TERMINAL") throw error;
+          const order = await ended(this.settings.request_timeout_ms);
+          if (order === undefined) throw error;
+          return order;
+        }
+      },
+    });
   }
 
   async getOrder(orderId: string): Promise<OrderSnapshot> {

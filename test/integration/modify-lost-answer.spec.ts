@@ -3,61 +3,8 @@ import type { OrderSnapshot } from "../../lib/protocol/orders";
 import { classify, fastSettings, ObservedBroker, useCleanup } from "../support/broker-chaos";
 import { PaperHost } from "../support/paper-host";
 import { waitFor } from "../support/wait";
-import type { ProxiedConnection } from "../support/ws-tamper-proxy";
+import { DyingRelay, requestIds } from "../support/dying-relay";
 import { WsTamperProxy } from "../support/ws-tamper-proxy";
-
-/** The ids of the requests of one type in an up frame (an array frame may carry several). */
-function requestIds(text: string, type: string): string[] {
-  if (!text.includes(`"${type}"`)) return [];
-  const parsed = JSON.parse(text) as Record<string, unknown> | Record<string, unknown>[];
-  return (Array.isArray(parsed) ? parsed : [parsed]).filter((m) => m.type === type).map((m) => String(m.id));
-}
-
-/**
- * A relay whose connections die at a chosen moment of a MODIFY_ORDER: "answer" lets the modify
- * through and loses its answer (the modify was applied), "request" loses the modify itself on the
- * way up (it was not). From then on the connection delivers nothing down, and it is reset when the
- * client, its modify timed out, asks what became of the order: that lookup is lost too.
- */
-class DyingRelay {
-  lose: "answer" | "request" | undefined;
-  /** Run when a modify is swallowed on its way up, before the connection dies. */
-  onLostRequest: (() => void) | undefined;
-  readonly #doomed = new Set<string>();
-  readonly #dead = new Set<number>();
-
-  constructor(readonly relay: WsTamperProxy) {
-    relay.tap = (direction, text, connection) => this.#tap(direction, text, connection);
-  }
-
-  #tap(direction: "up" | "down", text: string, connection: ProxiedConnection): string | null | undefined {
-    if (direction === "up") {
-      if (this.#dead.has(connection.index)) {
-        if (text.includes('"GET_ORDER"')) setImmediate(() => connection.cut());
-        return undefined;
-      }
-      const ids = requestIds(text, "MODIFY_ORDER");
-      if (ids.length === 0 || this.lose === undefined) return undefined;
-      if (this.lose === "request") {
-        this.lose = undefined;
-        this.#dead.add(connection.index);
-        this.onLostRequest?.();
-        return null;
-      }
-      for (const id of ids) this.#doomed.add(id);
-      return undefined;
-    }
-    if (this.#dead.has(connection.index)) return null;
-    if (this.#doomed.size === 0 || !text.includes('"RESULT"')) return undefined;
-    const parsed = JSON.parse(text) as Record<string, unknown> | Record<string, unknown>[];
-    const answers = Array.isArray(parsed) ? parsed : [parsed];
-    if (!answers.some((m) => this.#doomed.has(String(m.id)))) return undefined;
-    this.#doomed.clear();
-    this.lose = undefined;
-    this.#dead.add(connection.index);
-    return null;
-  }
-}
 
 function outcomeOf(settled: Awaited<ReturnType<typeof classify<OrderSnapshot>>>): string {
   return settled.kind === "accepted"
@@ -88,7 +35,7 @@ for (const protocol of ["v1.1 skip", "v1.1", "v1"] as const) {
       );
       cleanup(() => observed.broker.close());
       await observed.broker.connect();
-      return { made, dying: new DyingRelay(relay), observed };
+      return { made, dying: new DyingRelay(relay, "MODIFY_ORDER"), observed };
     }
 
     async function resting(observed: ObservedBroker): Promise<OrderSnapshot> {
