@@ -30,7 +30,7 @@ for (const protocol of ["v1.1 skip", "v1.1", "v1"] as const) {
       const relay = await WsTamperProxy.start(made.url);
       cleanup(() => relay.close());
       const observed = new ObservedBroker(
-        fastSettings(relay.url, { heartbeat_ms: 5000, request_timeout_ms: 200, resolve_window_ms: windowMs }),
+        fastSettings(relay.url, { heartbeat_ms: 5000, request_timeout_ms: 120, resolve_window_ms: windowMs }),
         protocol,
       );
       cleanup(() => observed.broker.close());
@@ -63,6 +63,8 @@ for (const protocol of ["v1.1 skip", "v1.1", "v1"] as const) {
         const changes =
           round % 3 === 2 ? { price: 50 } : round % 3 === 1 ? { quantity: 3 + round } : { price: 51 + round };
         const reconnects = broker.stats.reconnects;
+        // Every other round the connection dies with the answer; the rest, when the lookup goes up.
+        dying.cutAtOnce = round % 2 === 1;
         dying.lose = "answer";
         const settled = await classify(broker.modifyOrder(order.order_id, changes));
         const inBook = await made.paper.getOrder(order.order_id);
@@ -90,6 +92,7 @@ for (const protocol of ["v1.1 skip", "v1.1", "v1"] as const) {
       for (let round = 0; round < few; round++) {
         const order = await resting(observed);
         const reconnects = broker.stats.reconnects;
+        dying.cutAtOnce = round % 2 === 1;
         dying.lose = "request";
         const settled = await classify(broker.modifyOrder(order.order_id, { price: 60 + round }));
         const inBook = await made.paper.getOrder(order.order_id);
@@ -116,6 +119,7 @@ for (const protocol of ["v1.1 skip", "v1.1", "v1"] as const) {
         // The modify never arrives, and the order fills (price falls through its limit) before the
         // client can look: the order ended unmodified, so the modify was not applied.
         dying.onLostRequest = () => made.paper.setPrice("INFY", 45);
+        dying.cutAtOnce = round % 2 === 1;
         dying.lose = "request";
         const settled = await classify(broker.modifyOrder(order.order_id, { price: 40 }));
         const inBook = await made.paper.getOrder(order.order_id);
@@ -133,7 +137,7 @@ for (const protocol of ["v1.1 skip", "v1.1", "v1"] as const) {
     });
 
     it("reports the outcome unknown when no lookup gets through within the resolve window", async function () {
-      const { made, dying, observed } = await setUp(1200);
+      const { made, dying, observed } = await setUp(800);
       const order = await resting(observed);
       // From now on no answer to a modify or a lookup gets through, on any connection.
       const unanswered = new Set<string>();

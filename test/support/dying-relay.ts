@@ -19,6 +19,12 @@ export class DyingRelay {
   lose: "answer" | "request" | undefined;
   /** Run when a request is swallowed on its way up, before the connection dies. */
   onLostRequest: (() => void) | undefined;
+  /**
+   * Resets the connection as soon as the request or its answer is lost, instead of when the
+   * client's first lookup goes up: the request fails NETWORK at once rather than after its
+   * timeout, and the lookup goes out on the next connection.
+   */
+  cutAtOnce = false;
   readonly #doomed = new Set<string>();
   readonly #dead = new Set<number>();
 
@@ -45,6 +51,7 @@ export class DyingRelay {
         this.lose = undefined;
         this.#dead.add(connection.index);
         this.onLostRequest?.();
+        if (this.cutAtOnce) setImmediate(() => connection.cut());
         return null;
       }
       for (const id of ids) this.#doomed.add(id);
@@ -58,6 +65,7 @@ export class DyingRelay {
     this.#doomed.clear();
     this.lose = undefined;
     this.#dead.add(connection.index);
+    if (this.cutAtOnce) setImmediate(() => connection.cut());
     return null;
   }
 }
