@@ -389,7 +389,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   #place(request: OrderRequest): Promise<OrderSnapshot> {
     if (request.client_order_id !== undefined) {
-      const existing = this.#account.lookupClientId(request.client_order_id);
+      const existing = this.#account.lookupClientId(request.client_order_id, this.#clock.now());
       if (typeof existing === "string") {
         throw new BrokerError(
           "DUPLICATE_ORDER",

@@ -59,7 +59,6 @@ import { silentLogger } from "./logger";
 import type { WebSocketSettings } from "./websocket-settings";
 import { messageOf } from "../common/error-message";
 import { isUnknownOutcome, settlePlacement, showsChanges } from "../common/unknown-outcome";
-import { sleep } from "../common/sleep";
 
 export interface WebSocketBrokerDeps {
   log?: BrokerLogger;
@@ -82,10 +81,11 @@ type IncomingEvent = AccountEvent | (OrderEventDelta & { delta: true });
 /** Placements kept for the delta of their first event, and order bases kept for the next delta. */
 const MAX_SENT_PLACEMENTS = 10_000;
 const MAX_DELTA_BASES = 100_000;
-/** Pause between lookups of a cancel whose answer was lost (as lib/common/unknown-outcome's). */
-const CANCEL_LOOKUP_RETRY_MS = 250;
 
-/** An order's observable state; two snapshots with the same key need no second event. */
+/**
+ * An order's observable state. Two states with the same key are one as far as the book can tell: a
+ * reconcile reports no difference between them. Events are told apart by their seq, not by this.
+ */
 function versionKey(order: OrderSnapshot): string {
   return `${order.status}|${order.filled_quantity}|${order.quantity}|${order.price}|${order.trigger_price}|${order.timestamp}`;
 }
@@ -113,12 +113,23 @@ const PROGRESS: Record<OrderStatus, number> = {
   EXPIRED: 3,
 };
 
-/** True when `next` would move an order backwards from `known`, or repeat its end. */
-function isStale(known: OrderSnapshot, next: OrderSnapshot): boolean {
+/** True when `next` would take an order's status or fills back from `known`, or go on after its end. */
+function goesBack(known: OrderSnapshot, next: OrderSnapshot): boolean {
   if (isTerminal(known.status)) return true;
   const rank = PROGRESS[next.status] - PROGRESS[known.status];
   if (rank !== 0) return rank < 0;
-  if (next.filled_quantity !== known.filled_quantity) return next.filled_quantity < known.filled_quantity;
+  return next.filled_quantity < known.filled_quantity;
+}
+
+/**
+ * True when `next` is older than `known` or repeats its end. Only for states that carry no seq of
+ * their own (the book a reconcile reads): it compares timestamps, which a gateway's clock may repeat
+ * within a millisecond or set back.
+ */
+function isStale(known: OrderSnapshot, next: OrderSnapshot): boolean {
+  if (goesBack(known, next)) return true;
+  const rank = PROGRESS[next.status] - PROGRESS[known.status];
+  if (rank !== 0 || next.filled_quantity !== known.filled_quantity) return false;
   return Date.parse(next.timestamp) < Date.parse(known.timestamp);
 }
 
@@ -140,6 +151,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   /** Last known state of each order this client has seen, for dedupe and reconciliation. */
   readonly #known = new Map<string, OrderSnapshot>();
   readonly #knownEnded = new RetentionQueue<"order">();
+  /**
+   * Orders whose last reported state was read from the book (a reconcile), not carried by an event.
+   * The events after that read may be what the book already showed, and they can only be matched by
+   * state; an order's other events each have a seq of their own and are all reported.
+   */
+  readonly #fromBook = new Set<string>();
   readonly #gttStatus = new Map<string, string>();
   readonly #subscriptions = new Set<string>();
   #lastSeq = 0;
@@ -478,6 +495,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
           ? "ORDER_MODIFIED"
           : EVENT_FOR_STATUS[order.status];
       this.#emitOrder({ type, seq: serverSeq, order, synthesized: true, timestamp: now });
+      this.#fromBook.add(order.order_id);
     }
     for (const gtt of gtts) {
       const known = this.#gttStatus.get(gtt.gtt_id);
@@ -660,13 +678,28 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   /**
-   * Emits an order event unless this exact order state was already reported (replay, reconcile)
-   * or it would take the order backwards (an older event after a reconcile read a newer book).
+   * Emits an order event unless it would take the order backwards, or its state was already
+   * reported from the book. An event's seq (checked before this) is what makes it new: the gateway
+   * sends each event once per seq, and RESUME replays only seqs after the last processed, so two
+   * events that leave the order with the same fields (a modify to the values it has, in the
+   * millisecond of its last event) are two events, both reported. What has no seq of its own is a
+   * state read from the book by a reconcile (`synthesized`) and the events after that read, which
+   * the book may already show: those are matched by state (versionKey) and age, until one event
+   * matches the book's state or is newer than it.
    */
   #emitOrder(event: OrderEvent): void {
-    const known = this.#known.get(event.order.order_id);
-    if (known !== undefined && (versionKey(known) === versionKey(event.order) || isStale(known, event.order)))
-      return;
+    const id = event.order.order_id;
+    const known = this.#known.get(id);
+    if (known !== undefined) {
+      if (event.synthesized === true || this.#fromBook.has(id)) {
+        if (versionKey(known) === versionKey(event.order)) {
+          if (event.synthesized !== true) this.#fromBook.delete(id);
+          return;
+        }
+        if (isStale(known, event.order)) return;
+      } else if (goesBack(known, event.order)) return;
+    }
+    if (event.synthesized !== true) this.#fromBook.delete(id);
     this.#remember(event.order);
     this.emit("order", event);
   }
@@ -727,7 +760,10 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#known.set(order.order_id, order);
     if (isTerminal(order.status) && (before === undefined || !isTerminal(before.status))) {
       this.#knownEnded.push(order.order_id, "order");
-      this.#knownEnded.trim(this.settings.retention, (id) => this.#known.delete(id));
+      this.#knownEnded.trim(this.settings.retention, (id) => {
+        this.#known.delete(id);
+        this.#fromBook.delete(id);
+      });
     }
   }
 
@@ -988,28 +1024,55 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   async cancelOrder(orderId: string): Promise<OrderSnapshot> {
+    const sendBy = Date.now() + this.settings.queue.ttl_ms;
     try {
       return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
     } catch (error) {
-      let last = toBrokerError(error);
-      if (!isUnknownOutcome(last)) throw last;
-      // Cancelling twice is harmless; asking first tells whether the first one landed. The lookup
-      // may be lost with the same dying link, so it is asked again until the resolve window ends
-      // (a cancel carried out must not be reported failed).
-      const giveUpAt = Date.now() + this.settings.resolve_window_ms;
-      do {
-        try {
-          const current = await this.#call("GET_ORDER", { order_id: orderId }, undefined, true);
-          if (isTerminal(current.status)) return this.#accepted(current);
-          return this.#accepted(await this.#call("CANCEL_ORDER", { order_id: orderId }));
-        } catch (retryError) {
-          last = toBrokerError(retryError);
-          if (!isUnknownOutcome(last)) throw last;
-          await sleep(CANCEL_LOOKUP_RETRY_MS, this.#closed.signal);
-        }
-      } while (Date.now() < giveUpAt && !this.#closed.signal.aborted);
-      throw last;
+      const err = toBrokerError(error);
+      if (!isUnknownOutcome(err)) throw err;
+      this.#log.warn(`cancel of order ${orderId}: ${err.message}; looking the order up before reporting`);
+      return this.#accepted(await this.#settleCancel(orderId, sendBy, err));
     }
+  }
+
+  /**
+   * A cancel whose answer was lost, settled by the placement's rule (lib/common/unknown-outcome):
+   * an order that ended is the answer, however it ended (a cancel wants the order to stop working,
+   * and an order that filled meanwhile has stopped: its snapshot says FILLED, as Kite's cancel
+   * says); an open order is sent the cancel again while its time to live lasts (cancelling twice
+   * is harmless), EXPIRED after that; NETWORK when it cannot be read within the resolve window.
+   */
+  #settleCancel(orderId: string, sendBy: number, first: BrokerError): Promise<OrderSnapshot> {
+    const ended = async (remainingMs: number): Promise<OrderSnapshot | undefined> => {
+      const order = await this.#call("GET_ORDER", { order_id: orderId }, remainingMs, true);
+      return isTerminal(order.status) ? order : undefined;
+    };
+    return settlePlacement({
+      clientId: orderId,
+      subject: `the cancel of order ${orderId}`,
+      done: "cancelled",
+      first,
+      windowMs: this.settings.resolve_window_ms,
+      sendBy,
+      ttlMs: this.settings.queue.ttl_ms,
+      venue: "the server",
+      signal: this.#closed.signal,
+      isUnknown: isUnknownOutcome,
+      lookup: ended,
+      isFinal: (err) => err.code === "CLOSED" || err.code === "NOT_FOUND",
+      resend: async (ttl) => {
+        try {
+          return await this.#call("CANCEL_ORDER", { order_id: orderId }, ttl);
+        } catch (error) {
+          // It ended between the lookup and this cancel (filled, or the first cancel landed late):
+          // how it ended is the answer, as it would have been to the lookup.
+          if (toBrokerError(error).code !== "ORDER_TERMINAL") throw error;
+          const order = await ended(this.settings.request_timeout_ms);
+          if (order === undefined) throw error;
+          return order;
+        }
+      },
+    });
   }
 
   async getOrder(orderId: string): Promise<OrderSnapshot> {

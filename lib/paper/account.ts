@@ -183,8 +183,13 @@ export class PaperAccount {
     order.reserved = amount;
   }
 
-  /** The order a client_order_id names, or the id of one that left retention today. */
-  lookupClientId(clientId: string): OrderState | string | undefined {
+  /**
+   * The order a client_order_id names, or the id of one that left retention today (`nowMs`: the
+   * broker's clock). A retired id guards its own trading day and no later one, whether or not the
+   * process restarted since (a snapshot drops earlier days' ids; the live map prunes them only
+   * when a later day's order leaves retention, so the day is checked here too).
+   */
+  lookupClientId(clientId: string, nowMs: number): OrderState | string | undefined {
     if (clientId.length === 20 && clientId.startsWith(this.#madePrefix)) {
       const made = this.orders.get(clientId.slice(10));
       if (made !== undefined && made.client_order_id === clientId) return made;
@@ -192,7 +197,11 @@ export class PaperAccount {
     const orderId = this.byClientId.get(clientId);
     const order = orderId === undefined ? undefined : this.orders.get(orderId);
     if (order !== undefined) return order;
-    return this.retiredClientIds.get(clientId)?.[0];
+    const retired = this.retiredClientIds.get(clientId);
+    if (retired === undefined) return undefined;
+    if (retired[1] >= istDay(nowMs)) return retired[0];
+    this.retiredClientIds.delete(clientId);
+    return undefined;
   }
 
   add(order: OrderState): void {
@@ -340,7 +349,12 @@ export class PaperAccount {
   restoreSnapshot(snapshot: AccountSnapshot, legacy: boolean): void {
     this.#legacy ||= legacy;
     this.#counters(snapshot);
-    for (const order of snapshot.orders) this.orders.set(order.order_id, { ...order });
+    for (const order of snapshot.orders) {
+      this.orders.set(order.order_id, { ...order });
+      // Now, not at rebuildIndexes(): a record replayed next may evict this order, and only an id
+      // that still names its order is kept as retired (#evict); without it the id was forgotten.
+      if (!this.#derived(order)) this.byClientId.set(order.client_order_id, order.order_id);
+    }
     for (const gtt of snapshot.gtts) this.gtts.set(gtt.gtt_id, { ...gtt });
     for (const position of snapshot.positions) {
       this.positions.set(positionKey(position.exchange, position.symbol, position.product), { ...position });

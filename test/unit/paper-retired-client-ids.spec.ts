@@ -63,11 +63,18 @@ describe("PaperAccount: retired client_order_ids of earlier days leave memory", 
     for (const order of fresh) account.add(order);
     account.retire(undefined, old);
     account.retire(undefined, fresh[0]!);
-    assert.equal(account.lookupClientId("given1"), "P000000001", "Monday's id, retired on Tuesday");
+    assert.deepEqual(
+      account.retiredClientIds.get("given1"),
+      ["P000000001", "2026-01-05"],
+      "Monday's id, retired on Tuesday",
+    );
+    // Asked on Monday it is refused; asked on Tuesday it is Monday's business no more.
+    assert.equal(account.lookupClientId("given1", MONDAY), "P000000001");
     account.retire(undefined, fresh[1]!);
     // given2 (Tuesday) left retention after given1 (Monday): Monday's entry goes, Tuesday's stays.
-    assert.equal(account.lookupClientId("given1"), undefined);
-    assert.equal(account.lookupClientId("given2"), "P000000002");
+    assert.equal(account.retiredClientIds.has("given1"), false);
+    assert.equal(account.lookupClientId("given1", MONDAY + DAY), undefined);
+    assert.equal(account.lookupClientId("given2", MONDAY + DAY), "P000000002");
     assert.equal(account.retiredClientIds.size, 1);
   });
 });
