@@ -186,10 +186,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   /** order_id → the seq and snapshot of its last event processed: the base of an EVENT_DELTA. */
   readonly #bases = new Map<string, { seq: number; order: OrderSnapshot }>();
   /**
-   * Answers whose snapshot was found plainly valid on the way in (v1.1: while taking their events
-   * out), so that #call hands them on without checking the same object again.
+   * The answer snapshot last found plainly valid on the way in (v1.1: while taking its events out),
+   * so that #call hands it on without checking the same object again. One slot is enough: the
+   * client settles the waiting request right after handing the answer over, in the same call; a
+   * WeakSet cost an insert and a delete per order and ephemeron work in every scavenge.
    */
-  readonly #checkedAnswers = new WeakSet<object>();
+  #checkedAnswer: object | undefined;
   /** v1.1 skip: answers whose events wait to be processed (see #onAnsweredEvents). */
   #answered: { message: Record<string, unknown>; plain: boolean }[] = [];
   #answeredImmediate: NodeJS.Immediate | undefined;
@@ -565,7 +567,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    */
   #onAnsweredEvents(message: Record<string, unknown>): void {
     const plain = Array.isArray(message.events) && isPlainOrderSnapshot(message.result);
-    if (plain) this.#checkedAnswers.add(message.result as object);
+    this.#checkedAnswer = plain ? (message.result as object) : undefined;
     this.#answered.push({ message, plain });
     this.#answeredImmediate ??= setImmediate(this.#drainAnsweredLater);
   }
@@ -843,13 +845,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   #resultOf<T extends RequestType>(type: T, raw: unknown): WireResultOf<T> {
     // Marked: a plainly valid order snapshot, which is what an order request's answer must be.
-    if (
-      ORDER_RESULTS.has(type) &&
-      typeof raw === "object" &&
-      raw !== null &&
-      this.#checkedAnswers.delete(raw)
-    )
-      return raw as WireResultOf<T>;
+    const checked = this.#checkedAnswer;
+    this.#checkedAnswer = undefined;
+    if (checked !== undefined && checked === raw && ORDER_RESULTS.has(type)) return raw as WireResultOf<T>;
     return parseResult(type, raw);
   }
 

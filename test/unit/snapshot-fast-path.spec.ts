@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { EventMessage, OrderSnapshot } from "../../lib/protocol";
 import { OrderEvent } from "../../lib/protocol/events";
 import {
+  isIsoUtc,
   isPlainOrderPatch,
   isPlainOrderSnapshot,
   plainAnsweredEventOf,
@@ -388,5 +389,78 @@ describe("v1.1 answered event fast path (the answer's snapshot checked once, eac
       { numRuns: 4000 },
     );
     assert.ok(yes > 200 && no > 200, `both answers are reached (${yes} yes, ${no} no)`);
+  });
+});
+
+describe("isIsoUtc (the timestamp rule read field by field)", () => {
+  /** The rule it stands for: the exact text toISOString writes for the date the text names. */
+  const roundTrips = (value: string): boolean => {
+    const time = Date.parse(value);
+    return Number.isFinite(time) && new Date(time).toISOString() === value;
+  };
+  const pad = (n: number, width: number): string => String(n).padStart(width, "0");
+
+  it("agrees with Date.parse + toISOString on every date of years 0000–9999 and on near misses", () => {
+    let yes = 0;
+    let no = 0;
+    // Each field over its range and past it (month 13, day 31 of a 30-day month, 29 February of
+    // a common year, hour 24, second 60), separators sometimes wrong, digits sometimes not.
+    const near = fc
+      .record({
+        year: fc.oneof(fc.integer({ min: 0, max: 9999 }), fc.constantFrom(1900, 2000, 2024, 2100, 0, 400)),
+        month: fc.integer({ min: 0, max: 13 }),
+        day: fc.integer({ min: 0, max: 32 }),
+        hour: fc.integer({ min: 0, max: 25 }),
+        minute: fc.integer({ min: 0, max: 60 }),
+        second: fc.integer({ min: 0, max: 61 }),
+        ms: fc.integer({ min: 0, max: 999 }),
+        sep: fc.constantFrom("-", "-", "-", "/"),
+        t: fc.constantFrom("T", "T", "T", " ", "t"),
+        z: fc.constantFrom("Z", "Z", "Z", "z", "+"),
+      })
+      .map(
+        (f) =>
+          `${pad(f.year, 4)}${f.sep}${pad(f.month, 2)}-${pad(f.day, 2)}${f.t}${pad(f.hour, 2)}:${pad(f.minute, 2)}:${pad(f.second, 2)}.${pad(f.ms, 3)}${f.z}`,
+      );
+    const real = fc
+      .date({
+        min: new Date("0000-01-01T00:00:00.000Z"),
+        max: new Date("9999-12-31T23:59:59.999Z"),
+        noInvalidDate: true,
+      })
+      .map((d) => d.toISOString());
+    // Any 24 characters from those a timestamp is made of, in any place.
+    const shuffled = fc.string({
+      unit: fc.constantFrom(..."0123456789-T:.Z:a "),
+      minLength: 24,
+      maxLength: 24,
+    });
+    fc.assert(
+      fc.property(fc.oneof(near, real, shuffled), (value) => {
+        const expected = roundTrips(value);
+        if (expected) yes += 1;
+        else no += 1;
+        assert.equal(isIsoUtc(value), expected, value);
+      }),
+      { numRuns: 20_000 },
+    );
+    assert.ok(yes > 2000 && no > 2000, `both answers are reached (${yes} yes, ${no} no)`);
+    for (const value of [
+      "2024-02-29T00:00:00.000Z",
+      "2100-02-29T00:00:00.000Z",
+      "2000-02-29T12:00:00.000Z",
+    ]) {
+      assert.equal(isIsoUtc(value), roundTrips(value), value);
+    }
+    for (const value of [
+      undefined,
+      null,
+      0,
+      "",
+      "2026-01-05T03:45:00.000Z ",
+      "+002026-01-05T03:45:00.000Z",
+    ]) {
+      assert.equal(isIsoUtc(value), false, String(value));
+    }
   });
 });
