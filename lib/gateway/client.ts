@@ -3,6 +3,8 @@ import { WebSocket } from "ws";
 import type { BrokerLogger } from "../brokers/logger";
 import { CLOSE_CODES } from "../protocol/wire";
 import type { TokenBucket } from "../ws/token-bucket";
+import { PacedWriter } from "./paced-writer";
+import { chunkEnd, FrameSource } from "./push-chunks";
 
 /** A push waiting for its tick's flush; `seq` for account events, so none is sent twice. */
 export interface Outgoing {
@@ -60,6 +62,8 @@ export class Client {
   readonly inFlight = new Set<string>();
 
   readonly #limits: ClientLimits;
+  /** Frames waiting behind a replay being written (paced-writer.ts); idle almost always. */
+  readonly #paced: PacedWriter;
 
   constructor(
     readonly id: number,
@@ -71,6 +75,7 @@ export class Client {
     this.remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
     this.ip = req.socket.remoteAddress ?? "?";
     this.#limits = limits;
+    this.#paced = new PacedWriter(ws, limits, () => this.#slowConsumer());
   }
 
   /** `written`, when given, is called once the frame is on the socket or can never be (always once). */
@@ -80,23 +85,47 @@ export class Client {
       written?.();
       return;
     }
+    if (this.#paced.active) {
+      this.#paced.queue(frame, written);
+      if (this.unsent > this.#limits.maxBufferedBytes) this.#slowConsumer();
+      return;
+    }
     if (written === undefined) ws.send(frame);
     else ws.send(frame, () => written());
-    if (ws.bufferedAmount > this.#limits.maxBufferedBytes) {
-      this.#limits.log.warn(
-        `gateway: connection ${this.id} (${this.remote}) has ${ws.bufferedAmount} bytes unsent (limit ${this.#limits.maxBufferedBytes}); terminating the slow consumer`,
-      );
-      ws.terminate();
+    if (ws.bufferedAmount > this.#limits.maxBufferedBytes) this.#slowConsumer();
+  }
+
+  /** Bytes given to this connection and not yet on the socket: ws's buffer and what waits behind a replay. */
+  get unsent(): number {
+    return this.ws.bufferedAmount + this.#paced.queuedBytes;
+  }
+
+  #slowConsumer(): void {
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.CLOSED) return;
+    this.#limits.log.warn(
+      `gateway: connection ${this.id} (${this.remote}) has ${this.unsent} bytes unsent (limit ${this.#limits.maxBufferedBytes}); terminating the slow consumer`,
+    );
+    ws.terminate();
+  }
+
+  /** Pushes, at most maxBatch and about maxAnswerFrameBytes to an array frame (push-chunks.ts). */
+  sendChunked(frames: string[]): void {
+    const { maxBatch, maxAnswerFrameBytes } = this.#limits;
+    for (let start = 0; start < frames.length;) {
+      const end = chunkEnd(frames, start, maxBatch, maxAnswerFrameBytes);
+      this.send(end - start === 1 ? (frames[start] ?? "") : arrayFrame(frames, start, end));
+      start = end;
     }
   }
 
-  /** Pushes, at most maxBatch to an array frame. */
-  sendChunked(frames: string[]): void {
-    const maxBatch = this.#limits.maxBatch;
-    for (let start = 0; start < frames.length; start += maxBatch) {
-      const end = Math.min(frames.length, start + maxBatch);
-      this.send(end - start === 1 ? (frames[start] ?? "") : arrayFrame(frames, start, end));
-    }
+  /**
+   * A RESUME's replay, framed as sendChunked frames pushes but made and written as the socket
+   * takes them; whatever is sent to this connection after it waits behind it (paced-writer.ts).
+   */
+  sendReplay<T>(items: readonly T[], frameOf: (item: T) => string): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.#paced.replay(new FrameSource(items.length, (i) => frameOf(items[i] as T)));
   }
 
   /**
@@ -132,7 +161,7 @@ export class Client {
         end++;
       } while (end < frames.length && bytes + (frames[end]?.length ?? 0) <= maxBytes);
       if (ws.readyState !== WebSocket.OPEN) return undefined;
-      if (written !== undefined && ws.bufferedAmount > this.#limits.maxBufferedBytes / 2) {
+      if (written !== undefined && this.unsent > this.#limits.maxBufferedBytes / 2) {
         const from = start;
         return written.then(() => this.#deliverFrom(frames, from, undefined));
       }

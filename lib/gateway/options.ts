@@ -118,7 +118,8 @@ export const GatewayOptionsSchema = z
     idempotencyFile: z.string().optional(),
     /**
      * Soft cap on one answer frame: a batch's answers are split into array frames of about this
-     * size, and wait for the socket to drain before the next goes out. Default 1 MiB.
+     * size, and wait for the socket to drain before the next goes out. Pushed events and a RESUME's
+     * replay are framed within it too (one larger event goes alone). Default 1 MiB.
      */
     maxAnswerFrameBytes: bounded().default(1024 * 1024),
     /** How long close() waits for a client's close handshake before terminating it. Default 1000. */
