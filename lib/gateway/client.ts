@@ -56,6 +56,11 @@ export class Client {
   apiKey = "";
   /** Frames received before AUTH succeeded. */
   unauthenticatedFrames = 0;
+  /**
+   * Set while the gateway itself has stopped reading this socket (durable-backlog.ts): its pongs
+   * and frames wait unread, so neither missed pongs nor silence may be held against it.
+   */
+  readingPaused = false;
   /** Frames in a row refused for being over a limit. */
   strikes = 0;
   /** Ids of its requests being executed: a second request with one of them is refused. */
@@ -183,6 +188,23 @@ export class Client {
         this.closeCode === CLOSE_CODES.tryAgainLater ? "try again later" : "authentication failed",
       );
     }
+  }
+
+  /** Stops reading this socket (TCP pushes back on the peer); the heartbeat stops judging it. */
+  pauseReading(): void {
+    this.readingPaused = true;
+    this.ws.pause();
+  }
+
+  /**
+   * Reads again, judged afresh from now: a peer that is really dead misses its next pongs and is
+   * terminated within (maxMissedPongs + 1) heartbeats of this, as any other.
+   */
+  resumeReading(): void {
+    this.readingPaused = false;
+    this.missedPongs = 0;
+    this.lastFrameAt = performance.now();
+    this.ws.resume();
   }
 
   /** Closes a connection that keeps breaking the rules (1008), without answering it further. */
