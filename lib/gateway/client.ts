@@ -18,6 +18,8 @@ export interface ClientLimits {
   readonly maxBufferedBytes: number;
   readonly maxAnswerFrameBytes: number;
   readonly maxBatch: number;
+  /** Replayed events that may wait to be written (paced-writer.ts). */
+  readonly maxReplayEvents: number;
 }
 
 /**
@@ -80,7 +82,7 @@ export class Client {
     this.remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
     this.ip = req.socket.remoteAddress ?? "?";
     this.#limits = limits;
-    this.#paced = new PacedWriter(ws, limits, () => this.#slowConsumer());
+    this.#paced = new PacedWriter(ws, limits, (why) => this.#slowConsumer(why));
   }
 
   /** `written`, when given, is called once the frame is on the socket or can never be (always once). */
@@ -105,11 +107,11 @@ export class Client {
     return this.ws.bufferedAmount + this.#paced.queuedBytes;
   }
 
-  #slowConsumer(): void {
+  #slowConsumer(why = `${this.unsent} bytes unsent (limit ${this.#limits.maxBufferedBytes})`): void {
     const ws = this.ws;
     if (ws.readyState === WebSocket.CLOSED) return;
     this.#limits.log.warn(
-      `gateway: connection ${this.id} (${this.remote}) has ${this.unsent} bytes unsent (limit ${this.#limits.maxBufferedBytes}); terminating the slow consumer`,
+      `gateway: connection ${this.id} (${this.remote}) has ${why}; terminating the slow consumer`,
     );
     ws.terminate();
   }

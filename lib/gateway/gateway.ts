@@ -327,6 +327,8 @@ export class Gateway {
         maxBufferedBytes: settings.maxBufferedBytes,
         maxAnswerFrameBytes: settings.maxAnswerFrameBytes,
         maxBatch: this.maxBatch,
+        // One whole replay being written and one more asked for; past it, replays pile up unread.
+        maxReplayEvents: 2 * Math.max(1, settings.replayBuffer),
       },
     );
     this.#clients.add(client);

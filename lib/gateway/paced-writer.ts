@@ -10,6 +10,12 @@ export interface PacedLimits {
   readonly maxBufferedBytes: number;
   readonly maxAnswerFrameBytes: number;
   readonly maxBatch: number;
+  /**
+   * Replayed events a connection may have waiting to be written: past it, a client asking for
+   * replay after replay without reading them is cut off as a slow consumer, as it was when each
+   * replay was written at once.
+   */
+  readonly maxReplayEvents: number;
 }
 
 /**
@@ -25,7 +31,7 @@ export interface PacedLimits {
 export class PacedWriter {
   readonly #ws: WebSocket;
   readonly #limits: PacedLimits;
-  readonly #onSlow: () => void;
+  readonly #onSlow: (why: string) => void;
   #items: (Queued | FrameSource)[] = [];
   #head = 0;
   #queuedBytes = 0;
@@ -33,7 +39,7 @@ export class PacedWriter {
   #unwritten = 0;
   #waiting = false;
 
-  constructor(ws: WebSocket, limits: PacedLimits, onSlow: () => void) {
+  constructor(ws: WebSocket, limits: PacedLimits, onSlow: (why: string) => void) {
     this.#ws = ws;
     this.#limits = limits;
     this.#onSlow = onSlow;
@@ -58,6 +64,18 @@ export class PacedWriter {
   /** A run of frames made as they go, behind whatever waits; writing starts now if nothing did. */
   replay(source: FrameSource): void {
     if (source.remaining === 0) return;
+    let waiting = source.remaining;
+    for (let i = this.#head; i < this.#items.length; i++) {
+      const item = this.#items[i];
+      if (item instanceof FrameSource) waiting += item.remaining;
+    }
+    if (waiting > this.#limits.maxReplayEvents) {
+      this.#onSlow(
+        `${waiting} replayed events waiting to be written (limit ${this.#limits.maxReplayEvents})`,
+      );
+      this.#drop();
+      return;
+    }
     const idle = !this.active;
     this.#items.push(source);
     if (idle) this.#pump();
@@ -90,7 +108,7 @@ export class PacedWriter {
       this.#unwritten++;
       ws.send(frame, () => this.#written(written));
       if (ws.bufferedAmount > limits.maxBufferedBytes) {
-        this.#onSlow();
+        this.#onSlow(`${ws.bufferedAmount} bytes unsent (limit ${limits.maxBufferedBytes})`);
         this.#drop();
         return;
       }
