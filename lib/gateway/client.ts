@@ -3,6 +3,7 @@ import { WebSocket } from "ws";
 import type { BrokerLogger } from "../brokers/logger";
 import { CLOSE_CODES } from "../protocol/wire";
 import type { TokenBucket } from "../ws/token-bucket";
+import { KeyShare } from "./key-share";
 import { PacedWriter } from "./paced-writer";
 import { chunkEnd, FrameSource } from "./push-chunks";
 
@@ -65,6 +66,8 @@ export class Client {
   readingPaused = false;
   /** Frames in a row refused for being over a limit. */
   strikes = 0;
+  /** Its share of its api key's rate budget (key-share.ts). */
+  readonly keyShare = new KeyShare();
   /** Ids of its requests being executed: a second request with one of them is refused. */
   readonly inFlight = new Set<string>();
 

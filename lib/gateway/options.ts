@@ -69,7 +69,10 @@ export const GatewayOptionsSchema = z
     maxBatch: bounded(WIRE_LIMITS.maxBatch).default(WIRE_LIMITS.maxBatch),
     /** Per-connection request rate (every message counts, AUTH too). Default 500/s, burst 1000. */
     rate: Rate.optional(),
-    /** Request rate per api key, over all its connections. Default: the same as `rate`. */
+    /**
+     * Request rate per api key, over all its connections, shared fairly among them (key-share.ts).
+     * Default: the same as `rate`.
+     */
     keyRate: Rate.optional(),
     /** Open connections from one IP address; more are refused with HTTP 429. Default 256. */
     maxConnectionsPerIp: bounded().default(256),
