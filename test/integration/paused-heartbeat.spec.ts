@@ -24,18 +24,19 @@ function slowJournal(): { sync(): Promise<void>; shut(): void; open(): void } {
   };
 }
 
-const HEARTBEAT = { intervalMs: 100, maxMissedPongs: 2 };
+/** Generous enough for a loaded machine while reading; the hold is several times the limit. */
+const HEARTBEAT = { intervalMs: 400, maxMissedPongs: 2 };
 /** What the gateway allows a silent peer: at most (maxMissedPongs + 1) pings. */
 const PONG_LIMIT_MS = HEARTBEAT.intervalMs * (HEARTBEAT.maxMissedPongs + 1);
-const PING_IDLE_MS = 300;
+const PING_IDLE_MS = 1200;
 /** The journal is held this long: several times every heartbeat limit. */
-const HOLD_MS = 6 * PONG_LIMIT_MS;
+const HOLD_MS = 3 * PONG_LIMIT_MS;
 
 describe("gateway: connections it paused for the journal are not judged by pongs it could not read", function () {
   this.timeout(60_000);
   const cleanup = useCleanup();
 
-  for (const round of [1, 2, 3]) {
+  for (const round of [1, 2]) {
     it(`a journal sync held ${HOLD_MS} ms at maxHeldEvents: every client survives and gets every event in order (round ${round})`, async function () {
       const cap = 100;
       const journal = slowJournal();
