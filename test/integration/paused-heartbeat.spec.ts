@@ -53,10 +53,11 @@ describe("gateway: connections it paused for the journal are not judged by pongs
       );
       cleanup(() => made.close());
       const clients = (["v1", "v1.1 skip", "v1.1"] as const).map((protocol) => {
-        // Their own heartbeat is long: what is tested is the gateway's judgement of them.
+        // Their own heartbeat (and application PING, every half of it) is long: what is tested is
+        // the gateway's judgement of them, pongs only; the raw pinger below is judged by its PINGs.
         const observed = new ObservedBroker(
           fastSettings(made.url, {
-            heartbeat_ms: 20_000,
+            heartbeat_ms: 120_000,
             request_timeout_ms: 30_000,
             queue: { max: 5000, ttl_ms: 30_000 },
           }),
