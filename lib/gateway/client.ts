@@ -3,6 +3,9 @@ import { WebSocket } from "ws";
 import type { BrokerLogger } from "../brokers/logger";
 import { CLOSE_CODES } from "../protocol/wire";
 import type { TokenBucket } from "../ws/token-bucket";
+import { KeyShare } from "./key-share";
+import { PacedWriter } from "./paced-writer";
+import { chunkEnd, FrameSource } from "./push-chunks";
 
 /** A push waiting for its tick's flush; `seq` for account events, so none is sent twice. */
 export interface Outgoing {
@@ -16,6 +19,8 @@ export interface ClientLimits {
   readonly maxBufferedBytes: number;
   readonly maxAnswerFrameBytes: number;
   readonly maxBatch: number;
+  /** Replayed events that may wait to be written (paced-writer.ts). */
+  readonly maxReplayEvents: number;
 }
 
 /**
@@ -54,12 +59,21 @@ export class Client {
   apiKey = "";
   /** Frames received before AUTH succeeded. */
   unauthenticatedFrames = 0;
+  /**
+   * Set while the gateway itself has stopped reading this socket (durable-backlog.ts): its pongs
+   * and frames wait unread, so neither missed pongs nor silence may be held against it.
+   */
+  readingPaused = false;
   /** Frames in a row refused for being over a limit. */
   strikes = 0;
+  /** Its share of its api key's rate budget (key-share.ts). */
+  readonly keyShare = new KeyShare();
   /** Ids of its requests being executed: a second request with one of them is refused. */
   readonly inFlight = new Set<string>();
 
   readonly #limits: ClientLimits;
+  /** Frames waiting behind a replay being written (paced-writer.ts); idle almost always. */
+  readonly #paced: PacedWriter;
 
   constructor(
     readonly id: number,
@@ -71,6 +85,7 @@ export class Client {
     this.remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
     this.ip = req.socket.remoteAddress ?? "?";
     this.#limits = limits;
+    this.#paced = new PacedWriter(ws, limits, (why) => this.#slowConsumer(why));
   }
 
   /** `written`, when given, is called once the frame is on the socket or can never be (always once). */
@@ -80,23 +95,47 @@ export class Client {
       written?.();
       return;
     }
+    if (this.#paced.active) {
+      this.#paced.queue(frame, written);
+      if (this.unsent > this.#limits.maxBufferedBytes) this.#slowConsumer();
+      return;
+    }
     if (written === undefined) ws.send(frame);
     else ws.send(frame, () => written());
-    if (ws.bufferedAmount > this.#limits.maxBufferedBytes) {
-      this.#limits.log.warn(
-        `gateway: connection ${this.id} (${this.remote}) has ${ws.bufferedAmount} bytes unsent (limit ${this.#limits.maxBufferedBytes}); terminating the slow consumer`,
-      );
-      ws.terminate();
+    if (ws.bufferedAmount > this.#limits.maxBufferedBytes) this.#slowConsumer();
+  }
+
+  /** Bytes given to this connection and not yet on the socket: ws's buffer and what waits behind a replay. */
+  get unsent(): number {
+    return this.ws.bufferedAmount + this.#paced.queuedBytes;
+  }
+
+  #slowConsumer(why = `${this.unsent} bytes unsent (limit ${this.#limits.maxBufferedBytes})`): void {
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.CLOSED) return;
+    this.#limits.log.warn(
+      `gateway: connection ${this.id} (${this.remote}) has ${why}; terminating the slow consumer`,
+    );
+    ws.terminate();
+  }
+
+  /** Pushes, at most maxBatch and about maxAnswerFrameBytes to an array frame (push-chunks.ts). */
+  sendChunked(frames: string[]): void {
+    const { maxBatch, maxAnswerFrameBytes } = this.#limits;
+    for (let start = 0; start < frames.length;) {
+      const end = chunkEnd(frames, start, maxBatch, maxAnswerFrameBytes);
+      this.send(end - start === 1 ? (frames[start] ?? "") : arrayFrame(frames, start, end));
+      start = end;
     }
   }
 
-  /** Pushes, at most maxBatch to an array frame. */
-  sendChunked(frames: string[]): void {
-    const maxBatch = this.#limits.maxBatch;
-    for (let start = 0; start < frames.length; start += maxBatch) {
-      const end = Math.min(frames.length, start + maxBatch);
-      this.send(end - start === 1 ? (frames[start] ?? "") : arrayFrame(frames, start, end));
-    }
+  /**
+   * A RESUME's replay, framed as sendChunked frames pushes but made and written as the socket
+   * takes them; whatever is sent to this connection after it waits behind it (paced-writer.ts).
+   */
+  sendReplay<T>(items: readonly T[], frameOf: (item: T) => string): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.#paced.replay(new FrameSource(items.length, (i) => frameOf(items[i] as T)));
   }
 
   /**
@@ -132,7 +171,7 @@ export class Client {
         end++;
       } while (end < frames.length && bytes + (frames[end]?.length ?? 0) <= maxBytes);
       if (ws.readyState !== WebSocket.OPEN) return undefined;
-      if (written !== undefined && ws.bufferedAmount > this.#limits.maxBufferedBytes / 2) {
+      if (written !== undefined && this.unsent > this.#limits.maxBufferedBytes / 2) {
         const from = start;
         return written.then(() => this.#deliverFrom(frames, from, undefined));
       }
@@ -154,6 +193,23 @@ export class Client {
         this.closeCode === CLOSE_CODES.tryAgainLater ? "try again later" : "authentication failed",
       );
     }
+  }
+
+  /** Stops reading this socket (TCP pushes back on the peer); the heartbeat stops judging it. */
+  pauseReading(): void {
+    this.readingPaused = true;
+    this.ws.pause();
+  }
+
+  /**
+   * Reads again, judged afresh from now: a peer that is really dead misses its next pongs and is
+   * terminated within (maxMissedPongs + 1) heartbeats of this, as any other.
+   */
+  resumeReading(): void {
+    this.readingPaused = false;
+    this.missedPongs = 0;
+    this.lastFrameAt = performance.now();
+    this.ws.resume();
   }
 
   /** Closes a connection that keeps breaking the rules (1008), without answering it further. */

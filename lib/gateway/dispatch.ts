@@ -98,7 +98,8 @@ export class Dispatcher {
       );
     }
     if (client.authenticated) {
-      const keyWaitMs = this.#parts.perKey.get(client.apiKey)?.bucket.take() ?? 0;
+      const key = this.#parts.perKey.get(client.apiKey);
+      const keyWaitMs = key === undefined ? 0 : client.keyShare.take(key.bucket, key.connections);
       if (keyWaitMs > 0) {
         return errorFrame(
           id,

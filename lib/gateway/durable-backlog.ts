@@ -1,4 +1,3 @@
-import type { WebSocket } from "ws";
 import type { BrokerLogger } from "../brokers/logger";
 
 /**
@@ -46,9 +45,14 @@ export class DurableBacklog {
   }
 }
 
-/** The switch a gateway hands DurableBacklog: every connection's socket paused or resumed. */
+/**
+ * The switch a gateway hands DurableBacklog: every connection's socket paused or resumed. A paused
+ * connection's pongs are not read either, so the heartbeat leaves it alone until it reads again
+ * (Client.pauseReading): a sync held past the heartbeat's limit used to get every healthy
+ * connection terminated as dead.
+ */
 export function pauseReading(
-  clients: ReadonlySet<{ readonly ws: WebSocket }>,
+  clients: ReadonlySet<{ pauseReading(): void; resumeReading(): void }>,
   log: BrokerLogger,
   max: number,
 ): (paused: boolean) => void {
@@ -59,8 +63,8 @@ export function pauseReading(
       );
     } else log.info("gateway: the journal caught up; reading requests again");
     for (const client of clients) {
-      if (paused) client.ws.pause();
-      else client.ws.resume();
+      if (paused) client.pauseReading();
+      else client.resumeReading();
     }
   };
 }

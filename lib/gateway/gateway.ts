@@ -327,10 +327,12 @@ export class Gateway {
         maxBufferedBytes: settings.maxBufferedBytes,
         maxAnswerFrameBytes: settings.maxAnswerFrameBytes,
         maxBatch: this.maxBatch,
+        // One whole replay being written and one more asked for; past it, replays pile up unread.
+        maxReplayEvents: 2 * Math.max(1, settings.replayBuffer),
       },
     );
     this.#clients.add(client);
-    if (this.#backlog.paused) ws.pause();
+    if (this.#backlog.paused) client.pauseReading();
     this.#perIp.set(client.ip, (this.#perIp.get(client.ip) ?? 0) + 1);
     // Until AUTH succeeds (dispatch.ts raises it), a frame longer than an AUTH is refused from its
     // header: two sockets sending 64 KB frames cost the gateway their whole payloads otherwise.
@@ -388,13 +390,15 @@ export class Gateway {
   /**
    * One ping per interval; a client that missed maxMissedPongs in a row is dead and is terminated.
    * So is a client that sends application PINGs and has fallen silent for pingIdleMs: a relay that
-   * drops data frames still answers WebSocket pings.
+   * drops data frames still answers WebSocket pings. A connection the gateway is not reading
+   * (durable-backlog.ts) is neither pinged nor judged until it reads again.
    */
   #beat(): void {
     const now = performance.now();
     const { log, pingIdleMs } = this.#settings;
     const { maxMissedPongs } = this.#settings.heartbeat;
     for (const client of this.#clients) {
+      if (client.readingPaused) continue;
       if (client.pings && now - client.lastFrameAt > pingIdleMs) {
         log.warn(
           `gateway: connection ${client.id} (${client.remote}) sent PINGs, then nothing for ${Math.round(now - client.lastFrameAt)} ms; terminating it`,

@@ -69,7 +69,10 @@ export const GatewayOptionsSchema = z
     maxBatch: bounded(WIRE_LIMITS.maxBatch).default(WIRE_LIMITS.maxBatch),
     /** Per-connection request rate (every message counts, AUTH too). Default 500/s, burst 1000. */
     rate: Rate.optional(),
-    /** Request rate per api key, over all its connections. Default: the same as `rate`. */
+    /**
+     * Request rate per api key, over all its connections, shared fairly among them (key-share.ts).
+     * Default: the same as `rate`.
+     */
     keyRate: Rate.optional(),
     /** Open connections from one IP address; more are refused with HTTP 429. Default 256. */
     maxConnectionsPerIp: bounded().default(256),
@@ -118,7 +121,8 @@ export const GatewayOptionsSchema = z
     idempotencyFile: z.string().optional(),
     /**
      * Soft cap on one answer frame: a batch's answers are split into array frames of about this
-     * size, and wait for the socket to drain before the next goes out. Default 1 MiB.
+     * size, and wait for the socket to drain before the next goes out. Pushed events and a RESUME's
+     * replay are framed within it too (one larger event goes alone). Default 1 MiB.
      */
     maxAnswerFrameBytes: bounded().default(1024 * 1024),
     /** How long close() waits for a client's close handshake before terminating it. Default 1000. */

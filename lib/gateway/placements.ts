@@ -120,12 +120,21 @@ export class Placements {
       throw mismatch(clientOrderId, `order ${known.orderId}`);
     }
     // What this answer repeats must be as durable as the first answer was.
-    if (this.#index.unflushed) {
-      await this.#index.flush().catch((error: unknown) => {
-        throw notDurable(clientOrderId, known.orderId, error);
-      });
-    }
+    await this.#durablyIndexed(clientOrderId, known.orderId);
     return this.#originalOrder(clientOrderId, known.orderId);
+  }
+
+  /**
+   * Waits until the index line naming orderId is on disk; a fault there is the not-durable
+   * answer. An order reported by client_order_id is one a retry after a crash will name too:
+   * reported from memory while the index could not write (a failing fsync), a crash and the
+   * broker's retention could leave the id free and the retry place a second order.
+   */
+  async #durablyIndexed(clientOrderId: string, orderId: string): Promise<void> {
+    if (!this.#index.unflushed) return;
+    await this.#index.flush().catch((error: unknown) => {
+      throw notDurable(clientOrderId, orderId, error);
+    });
   }
 
   async #placeDurablyOnce(order: PlaceRequest): Promise<OrderSnapshot> {
@@ -209,10 +218,17 @@ export class Placements {
     const inFlight = this.#placing.get(clientOrderId);
     if (inFlight !== undefined) {
       const placed = await inFlight.placed.catch(() => undefined);
-      if (placed !== undefined) return this.#broker.getOrder(placed.order_id);
+      if (placed !== undefined) {
+        await this.#durablyIndexed(clientOrderId, placed.order_id);
+        return this.#broker.getOrder(placed.order_id);
+      }
     }
     const known = this.#index.get(this.#account, clientOrderId);
-    if (known !== undefined) return this.#originalOrder(clientOrderId, known.orderId);
+    if (known !== undefined) {
+      // As a PLACE_ORDER retry waits (#repeat): GET_ORDER settles what a retry would be told.
+      await this.#durablyIndexed(clientOrderId, known.orderId);
+      return this.#originalOrder(clientOrderId, known.orderId);
+    }
     const found = (await this.#scanBook()).get(clientOrderId);
     if (found !== undefined) return found;
     // PLACE_ORDER refuses the id, so GET_ORDER does not call it free.

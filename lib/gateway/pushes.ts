@@ -220,7 +220,7 @@ export class Pushes {
     const seq = this.seq;
     const events = this.#replay.after(fromSeq);
     // Replayed in order from fromSeq: a delta over a base after it reaches the client first.
-    client.sendChunked(events.map((event) => event.frameFor(client, fromSeq, true)));
+    client.sendReplay(events, (event) => event.frameFor(client, fromSeq, true));
     const last = events[events.length - 1];
     if (last !== undefined && last.seq > client.sentSeq) client.sentSeq = last.seq;
     // A client ahead of the server (a wiped account, another server) must reconcile as well.
