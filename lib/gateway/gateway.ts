@@ -511,6 +511,9 @@ function requestPath(req: http.IncomingMessage): string {
 }
 
 function refuseUpgrade(socket: Duplex, status: string): void {
+  // Node's HTTP server stopped listening for this socket's errors when it handed it to 'upgrade':
+  // a peer that resets it while the refusal is written would otherwise be an uncaught exception.
+  socket.on("error", () => socket.destroy());
   socket.once("finish", () => socket.destroy());
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
