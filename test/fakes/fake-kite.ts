@@ -1104,6 +1104,9 @@ export class FakeKite {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     const refuse = (status: number, text: string): void => {
       this.tickerRefusals += 1;
+      // The HTTP server no longer listens for this socket's errors: a client resetting it after
+      // the refusal (the broker's ticker does) would be an uncaught ECONNRESET in whatever test runs.
+      socket.on("error", () => socket.destroy());
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
     };
     if (
