@@ -35,8 +35,9 @@ describe("Gateway: a peer resetting a refused upgrade cannot crash the process",
 
   it("300 upgrade requests to a wrong path, each reset at 0–2 ms: no uncaught error, and the gateway still serves", async function () {
     process.prependListener("uncaughtException", note);
-    cleanup(async () => {
+    cleanup(() => {
       process.off("uncaughtException", note);
+      return Promise.resolve();
     });
     const made = await startPaperGateway();
     cleanup(() => made.close());
