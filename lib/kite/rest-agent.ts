@@ -37,6 +37,21 @@ export class StaleSocketRead extends Error {
   }
 }
 
+/**
+ * An answer larger than the REST client's bound, not read. Shaped as a Kite NetworkException body
+ * (kiteconnect passes an error without `request` or `response` through unchanged), so it maps to
+ * NETWORK with this message instead of kiteconnect's "No response … ERR_BAD_RESPONSE".
+ */
+export class AnswerTooLarge extends Error {
+  readonly error_type = "NetworkException";
+  readonly data = null;
+
+  constructor(bound: number) {
+    super(`the answer was larger than ${bound} bytes; not read`);
+    this.name = "AnswerTooLarge";
+  }
+}
+
 /** The slice of an axios instance this needs (axios is kiteconnect's, not a dependency of ours). */
 export interface AxiosLike {
   interceptors: { response: { handlers?: unknown[] } };
@@ -66,11 +81,30 @@ export function markStaleReads(instance: AxiosLike): void {
     fulfilled: (response: unknown) => response,
     rejected: (error: unknown) => {
       if (isStaleRead(error)) throw new StaleSocketRead(String(error.code));
+      const bound = overBound(error);
+      if (bound !== undefined) {
+        // kiteconnect would say only "No response from server with error code: ERR_BAD_RESPONSE".
+        throw new AnswerTooLarge(bound);
+      }
       throw error;
     },
     synchronous: false,
     runWhen: null,
   });
+}
+
+/** The bound an answer passed, when axios stopped reading it at `maxContentLength` (MAX_KITE_ANSWER_BYTES). */
+function overBound(error: unknown): number | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const { code, message, config } = error as {
+    code?: unknown;
+    message?: unknown;
+    config?: { maxContentLength?: unknown };
+  };
+  if (code !== "ERR_BAD_RESPONSE" || typeof message !== "string" || !message.startsWith("maxContentLength")) {
+    return undefined;
+  }
+  return typeof config?.maxContentLength === "number" ? config.maxContentLength : undefined;
 }
 
 function isStaleRead(error: unknown): error is Rejected {

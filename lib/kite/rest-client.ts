@@ -39,7 +39,9 @@ export interface KiteRest {
   getGTT(triggerId: string): Promise<unknown>;
   generateSession(requestToken: string, apiSecret: string): Promise<unknown>;
   setAccessToken(token: string): void;
-  requestInstance: AxiosLike & { defaults: { httpAgent?: unknown; httpsAgent?: unknown } };
+  requestInstance: AxiosLike & {
+    defaults: { httpAgent?: unknown; httpsAgent?: unknown; maxContentLength?: number };
+  };
 }
 
 /** A refused token exchange is a bad or used request_token (or api secret), not an expired session. */
@@ -51,6 +53,14 @@ function loginFailure(error: unknown, what: string): BrokerError {
     cause: error,
   });
 }
+
+/**
+ * The largest answer read from Kite. axios buffers an answer whole and by default without limit, so
+ * a broken proxy or a hostile endpoint could make this process hold any size. Kite's largest real
+ * answers (an exchange's instrument list) are a few MB; an answer over this fails as a network
+ * error (an order's is then settled by its tag, as any lost answer).
+ */
+export const MAX_KITE_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /** Which of Kite's limits a call counts against (KITE.md §9). */
 export type Lane = "order" | "request" | "quote" | "historical";
@@ -92,7 +102,12 @@ export class KiteRestClient {
   /** How many access tokens this client has had: tells a request sent with a replaced one. */
   #tokens = 0;
 
-  constructor(settings: KiteSettings, signal: AbortSignal, onExpired: (detail: BrokerError) => void) {
+  constructor(
+    settings: KiteSettings,
+    signal: AbortSignal,
+    onExpired: (detail: BrokerError) => void,
+    maxAnswerBytes: number = MAX_KITE_ANSWER_BYTES,
+  ) {
     this.#signal = signal;
     this.#onExpired = onExpired;
     this.#kite = new KiteConnect({
@@ -105,6 +120,7 @@ export class KiteRestClient {
     this.#agent = agentFor(settings.root, true);
     this.#kite.requestInstance.defaults.httpAgent = this.#agent;
     this.#kite.requestInstance.defaults.httpsAgent = this.#agent;
+    this.#kite.requestInstance.defaults.maxContentLength = maxAnswerBytes;
     markStaleReads(this.#kite.requestInstance);
     noteRetryAfter(this.#kite.requestInstance);
     // The login's exchange goes on a connection of its own, never a kept-alive one: a server
@@ -121,6 +137,7 @@ export class KiteRestClient {
     this.#loginAgent = agentFor(settings.root, false);
     this.#loginKite.requestInstance.defaults.httpAgent = this.#loginAgent;
     this.#loginKite.requestInstance.defaults.httpsAgent = this.#loginAgent;
+    this.#loginKite.requestInstance.defaults.maxContentLength = maxAnswerBytes;
     const limits = settings.rate_limit;
     const wait = limits.max_wait_ms;
     const margin = limits.margin_ms;
