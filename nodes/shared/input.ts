@@ -24,12 +24,24 @@ export const CLOSE_WAIT_MS = 10_000;
 export function handleInput(node: Node, handler: InputHandler): void {
   const pending = new Set<Promise<void>>();
   let closing = false;
+  // Node-RED delivers a sent message on its next setImmediate, and a stop in between drops it: the
+  // next node's close removes its input listeners first. So what was sent in the turn the close
+  // comes in is logged too (the queued clear runs after Node-RED's delivery of those messages).
+  const sentThisTurn: Parameters<Send>[0][] = [];
+  const tracked =
+    (send: Send): Send =>
+    (out) => {
+      send(out);
+      if (closing) return;
+      if (sentThisTurn.length === 0) setImmediate(() => (sentThisTurn.length = 0));
+      sentThisTurn.push(out);
+    };
   node.on("input", (msg, send, done) => {
     // Named before the handler runs: on success it replaces msg.payload with its answer.
     const asked = requestName(msg.payload);
     let outcome: Promise<void>;
     try {
-      outcome = Promise.resolve(handler(msg, send));
+      outcome = Promise.resolve(handler(msg, tracked(send)));
     } catch (thrown) {
       outcome = Promise.reject(toError(thrown));
     }
@@ -55,6 +67,9 @@ export function handleInput(node: Node, handler: InputHandler): void {
   });
   node.on("close", (_removed: boolean, done: () => void) => {
     closing = true;
+    for (const out of sentThisTurn.splice(0)) {
+      node.warn(`sent just as the flow stopped, so it may not reach the next node: ${sentName(out)}`);
+    }
     if (pending.size === 0) {
       done();
       return;
@@ -82,6 +97,12 @@ function requestName(payload: unknown): string {
     if (typeof value === "string" || typeof value === "number") parts.push(`${key} ${value}`);
   }
   return parts.length === 0 ? "a request" : `the request for ${parts.join(", ")}`;
+}
+
+/** What a send carried, for the log: the first message's answer. */
+function sentName(out: Parameters<Send>[0]): string {
+  const first = Array.isArray(out) ? out.flat().find((m) => m !== null && m !== undefined) : out;
+  return first === undefined || first === null ? "nothing" : answerName(first.payload);
 }
 
 /** An answer, for the log: an order's ids and status, a GTT's id and status, or its kind. */
