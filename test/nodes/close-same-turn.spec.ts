@@ -2,9 +2,9 @@
 // node first (its input listeners go) and the message is dropped. An answer place-order sent in
 // the turn its flow stopped must still be reported: in the log, with its id.
 import assert from "node:assert/strict";
-import { hooks } from "@node-red/util";
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import placeOrderNode = require("../../nodes/place-order/place-order");
+import { nodeRedPath } from "./setup";
 import type { FlowNode } from "./support";
 import {
   TAB,
@@ -19,6 +19,14 @@ import {
 } from "./support";
 
 const NODES = [brokerNode, placeOrderNode];
+
+/** The hooks of the runtime under test (Node-RED 4 here, 5 under test:nr5), not another copy's. */
+interface Hooks {
+  add(id: string, hook: (events: { source?: { node?: { id?: string } } }[]) => void): void;
+  remove(id: string): void;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { hooks } = require(nodeRedPath()) as { hooks: Hooks };
 
 const flow: FlowNode[] = [
   { id: TAB, type: "tab", label: "same turn" },
@@ -55,7 +63,7 @@ describe("place-order: an answer sent in the turn the flow stops", function () {
       const out = collect("out");
       // The stop comes in the very turn the answer is sent, as Flow.stop closes every node in one loop.
       let stopped = false;
-      hooks.add("onSend.sameturn", (events: { source?: { node?: { id?: string } } }[]) => {
+      hooks.add("onSend.sameturn", (events) => {
         if (stopped || events[0]?.source?.node?.id !== "p1") return;
         stopped = true;
         // After the handler's promise has settled (microtasks), before Node-RED's delivery (setImmediate).
