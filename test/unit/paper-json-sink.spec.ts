@@ -33,6 +33,20 @@ const numbers = fc.oneof(
   fc.maxSafeInteger(),
   fc.double(),
   fc.constantFrom(0, -0, 1e21, -1e21, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 0.1, 5e-324, NaN, Infinity),
+  // Where the integer writer splits: digit counts, 1e8, 32-bit bounds, the largest safe integers.
+  fc.constantFrom(9, 10, 99, 100, 9999, 10_000, 99_999_999, 1e8, 1e8 + 1, 100_000_007, 2 ** 31 - 1, 2 ** 31),
+  fc.constantFrom(
+    1e9,
+    1e10 - 1,
+    1e10,
+    99_999_999_990_000,
+    1e15,
+    2 ** 53 - 1,
+    -(2 ** 53 - 1),
+    -1e8,
+    -99_999_999,
+  ),
+  fc.integer({ min: 1e8 - 1000, max: 1e8 + 1000 }),
 );
 const values = fc.letrec((tie) => ({
   value: fc.oneof(
