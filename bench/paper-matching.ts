@@ -67,6 +67,43 @@ async function marketOrders(count: number, journalFile?: string, window = 1): Pr
   return rate;
 }
 
+/**
+ * MARKET orders that fill at once, `window` kept in flight all along: a new order is placed as each
+ * answer arrives, where marketOrders() waits for a whole window before placing the next one (so
+ * between windows nothing is in flight, and on average about half the window is).
+ */
+async function slidingOrders(count: number, journalFile: string, window: number): Promise<Rate> {
+  const broker = new PaperBroker(
+    { volatility: 0, spread_bps: 0, slippage_bps: 0, starting_cash: 1e12, retention: 10_000 },
+    { journalFile },
+  );
+  await broker.connect();
+  broker.setPrice("INFY", 100);
+  let events = 0;
+  broker.on("order", () => (events += 1));
+  const stop = startTimer();
+  await new Promise<void>((resolve, reject) => {
+    let placed = 0;
+    let answered = 0;
+    const place = (): void => {
+      const k = placed++;
+      broker
+        .placeOrder({ symbol: "INFY", side: k % 2 === 0 ? "BUY" : "SELL", quantity: 1 })
+        .then(answer, reject);
+    };
+    const answer = (): void => {
+      answered += 1;
+      if (placed < count) place();
+      else if (answered === count) resolve();
+    };
+    for (let i = 0; i < Math.min(window, count); i += 1) place();
+  });
+  const rate = stop(count);
+  await broker.close();
+  if (events !== count * 2) throw new Error(`expected ${count * 2} events, saw ${events}`);
+  return rate;
+}
+
 async function restingThenFilled(count: number): Promise<Rate> {
   const broker = new PaperBroker({
     volatility: 0,
@@ -173,6 +210,8 @@ export async function runPaperBench(options: { quick: boolean }): Promise<string
     const durableOneByOne = await marketOrders(options.quick ? 200 : 2000, path.join(dir, "a.jsonl"));
     const journaled = await marketOrders(n, path.join(dir, "b.jsonl"), 10_000);
     const journaledSmallWindow = await marketOrders(n, path.join(dir, "c.jsonl"), 1_000);
+    const slidingLarge = await slidingOrders(n, path.join(dir, "e.jsonl"), 10_000);
+    const slidingSmall = await slidingOrders(n, path.join(dir, "f.jsonl"), 1_000);
     const journalAlone = await journalOnly(n, path.join(dir, "d.jsonl"), 10_000);
     const resting = await restingThenFilled(n / 4);
     const mem = await memoryGrowth(options.quick ? 100_000 : 1_000_000, path.join(dir, "m.jsonl"));
@@ -203,6 +242,12 @@ export async function runPaperBench(options: { quick: boolean }): Promise<string
       line("MARKET orders, journal on, one at a time (each answered after its fsync)", durableOneByOne, "—"),
       line("MARKET orders, journal on, 10,000 in flight (answers share fsyncs)", journaled, "≥ 200,000/s"),
       line("MARKET orders, journal on, 1,000 in flight", journaledSmallWindow, "—"),
+      line(
+        "MARKET orders, journal on, 10,000 kept in flight (a new one placed as each answer arrives)",
+        slidingLarge,
+        "—",
+      ),
+      line("MARKET orders, journal on, 1,000 kept in flight", slidingSmall, "—"),
       line("the journal alone: those orders' records appended, fsync'd every 10,000", journalAlone, "—"),
       line("LIMIT orders resting, then filled by one quote", resting, "—"),
       "",

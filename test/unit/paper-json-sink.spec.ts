@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { crc32 } from "node:zlib";
 import fc from "fast-check";
 import type { OrderState, PositionState } from "../../lib/paper/account-state";
 import type { RecordExtra } from "../../lib/paper/compact-record";
@@ -32,6 +33,20 @@ const numbers = fc.oneof(
   fc.maxSafeInteger(),
   fc.double(),
   fc.constantFrom(0, -0, 1e21, -1e21, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 0.1, 5e-324, NaN, Infinity),
+  // Where the integer writer splits: digit counts, 1e8, 32-bit bounds, the largest safe integers.
+  fc.constantFrom(9, 10, 99, 100, 9999, 10_000, 99_999_999, 1e8, 1e8 + 1, 100_000_007, 2 ** 31 - 1, 2 ** 31),
+  fc.constantFrom(
+    1e9,
+    1e10 - 1,
+    1e10,
+    99_999_999_990_000,
+    1e15,
+    2 ** 53 - 1,
+    -(2 ** 53 - 1),
+    -1e8,
+    -99_999_999,
+  ),
+  fc.integer({ min: 1e8 - 1000, max: 1e8 + 1000 }),
 );
 const values = fc.letrec((tie) => ({
   value: fc.oneof(
@@ -41,6 +56,11 @@ const values = fc.letrec((tie) => ({
     fc.constantFrom(null, true, false, undefined),
     fc.array(tie("value")),
     fc.dictionary(awkward, tie("value")),
+    // Objects the sink writes member by member, and ones it must leave to JSON.stringify.
+    fc.dictionary(awkward, tie("value"), { noNullPrototype: false }),
+    fc.dictionary(fc.constantFrom("0", "10", "2", "a", "-1", "1.5", "__proto__", "toString"), tie("value")),
+    fc.date({ noInvalidDate: true }),
+    fc.constantFrom(new Map([["a", 1]]), { toJSON: () => ["own toJSON"] }, Object.create({ inherited: 1 })),
   ),
 })).value;
 
@@ -71,6 +91,20 @@ describe("JsonSink: JSON written into bytes", function () {
       }),
       { numRuns: 3000 },
     );
+  });
+
+  it("leaves out what Object.prototype was given, as JSON.stringify does", function () {
+    const proto = Object.prototype as Record<string, unknown>;
+    Object.defineProperty(proto, "polluted", { value: 1, enumerable: true, configurable: true });
+    try {
+      const value = { a: 1, b: [{ c: "d" }] };
+      assert.equal(
+        written((sink) => sink.item(value)),
+        JSON.stringify(value),
+      );
+    } finally {
+      delete proto.polluted;
+    }
   });
 
   it("grows from an empty buffer and keeps what was before the cursor", function () {
@@ -237,6 +271,49 @@ describe("Journal.beginRecord / endRecord", function () {
     const reopened = await Journal.open<unknown, unknown>({ file: path.join(dir, "b.jsonl") });
     assert.deepEqual(reopened.contents.records, JSON.parse(JSON.stringify(records)));
     assert.equal(reopened.quarantine, undefined);
+    await reopened.journal.close();
+  });
+
+  it("writes a snapshot line of JSON.stringify's bytes, sealed with zlib's CRC32 (property)", async function () {
+    const file = path.join(dir, "s.jsonl");
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(awkward, values), fc.nat({ max: 3 }), async (snapshot, size) => {
+        // Sizes from a few bytes to megabytes, so the buffer starts too small and grows.
+        const orders = Array.from({ length: [0, 10, 1000, 5_000][size]! }, (_, i) => ({
+          order_id: `P${i}`,
+          price: i / 3,
+          tag: i % 7 === 0 ? "é" : undefined,
+        }));
+        const value = { ...snapshot, orders };
+        fs.rmSync(file, { force: true });
+        const { journal } = await Journal.open<unknown, unknown>({ file, fsyncIntervalMs: 60_000 });
+        // Twice: the second starts from the first one's size.
+        await journal.compact(value);
+        await journal.compact(value);
+        await journal.close();
+        const body = `{"s":${JSON.stringify(value)}}`;
+        const sum = crc32(body).toString(16).padStart(8, "0");
+        assert.equal(fs.readFileSync(file, "utf8"), `${body.slice(0, -1)},"k":"${sum}"}\n`);
+        const reopened = await Journal.open<unknown, unknown>({ file });
+        assert.deepEqual(reopened.contents.snapshot, JSON.parse(JSON.stringify(value)));
+        await reopened.journal.close();
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it("refuses a snapshot JSON cannot write, and the journal carries on", async () => {
+    const file = path.join(dir, "t.jsonl");
+    const { journal } = await Journal.open<unknown, unknown>({ file, fsyncIntervalMs: 60_000 });
+    const cycle: Record<string, unknown> = { a: 1 };
+    cycle.self = cycle;
+    for (const bad of [undefined, { cash: 1n }, cycle, () => 1]) {
+      await assert.rejects(journal.compact(bad), /snapshot is not serializable/);
+    }
+    journal.append({ still: "works" });
+    await journal.close();
+    const reopened = await Journal.open<unknown, unknown>({ file });
+    assert.deepEqual(reopened.contents, { snapshot: undefined, records: [{ still: "works" }] });
     await reopened.journal.close();
   });
 });
