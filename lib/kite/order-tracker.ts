@@ -125,9 +125,10 @@ export class OrderTracker {
    * What Kite already has at connect: recorded without events, later updates are compared with it.
    * With `told` (what an earlier run reported, from disk), an order that moved since it was last
    * reported gets its events now, synthesized, and one whose placement was sent but never told
-   * is announced; the rest stays silent background.
+   * is announced, as is each order in `announce` (placed by a GTT whose trigger is reported at
+   * this start); the rest stays silent background.
    */
-  baseline(book: KiteOrder[], told?: BaselineMemory): void {
+  baseline(book: KiteOrder[], told?: BaselineMemory, announce?: ReadonlySet<string>): void {
     const now = new Date().toISOString();
     for (const raw of book) {
       const snapshot = this.#toSnapshot(raw, now);
@@ -145,7 +146,7 @@ export class OrderTracker {
         if (isTerminal(before.status)) this.#retire(snapshot.order_id);
         continue;
       }
-      if (told?.wasPlacing(snapshot.client_order_id) === true) {
+      if (told?.wasPlacing(snapshot.client_order_id) === true || announce?.has(snapshot.order_id) === true) {
         this.observe(snapshot, true);
         continue;
       }
