@@ -7,6 +7,7 @@ import type { KiteSettingsInput } from "../../lib/brokers/kite-settings";
 import { KiteSettings } from "../../lib/brokers/kite-settings";
 import { EventLog, rejectsWithCode } from "../contract/broker-contract";
 import { FakeKite } from "../fakes/fake-kite";
+import { fakeKiteSettings } from "../fakes/kite-harness";
 
 /**
  * What the reported ledger (issue kite9, items 1-3) must keep across Node-RED restarts: two broker
@@ -37,10 +38,7 @@ describe("KiteBroker's reported ledger across restarts (issue kite9)", function 
   function make(instance: string | undefined, extra: Partial<KiteSettingsInput> = {}): KiteBroker {
     return new KiteBroker(
       KiteSettings.parse({
-        api_key: fake.apiKey,
-        access_token: fake.accessToken,
-        root: fake.restUrl,
-        ticker_url: fake.tickerUrl,
+        ...fakeKiteSettings(fake),
         cache_dir: dir,
         ...(instance === undefined ? {} : { instance_id: instance }),
         ...extra,
