@@ -139,6 +139,8 @@ export class ReportedLedger {
         if (earlier.day < day && earlier.temporary === undefined)
           readInto(path.join(dir, earlier.name), contents, "carried");
       }
+      // Only an active GTT can still trigger: the ended ones of earlier days are not carried on.
+      for (const [gtt, status] of contents.gtts) if (status !== "active") contents.gtts.delete(gtt);
       if (options.instance !== undefined) readInto(ledgerFile(dir, apiKey, { day }), contents);
     }
     this.#reported = contents.reported;

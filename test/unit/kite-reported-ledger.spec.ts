@@ -152,13 +152,17 @@ describe("ReportedLedger on disk", function () {
     const monday = open("key", "2026-12-07", "n1");
     monday.placing("c1");
     monday.reported(order("O1", "OPEN", 0));
-    monday.gttsKnown([{ gtt_id: "G1", status: "active" } as GttSnapshot]);
+    monday.gttsKnown([
+      { gtt_id: "G1", status: "active" } as GttSnapshot,
+      { gtt_id: "G3", status: "triggered" } as GttSnapshot,
+    ]);
     monday.issuing(1);
     const other = new ReportedLedger(dir, "key", { day: "2026-12-07", instance: "n2" });
     other.gttsKnown([{ gtt_id: "G2", status: "active" } as GttSnapshot]);
     other.close();
     const tuesday = open("key", "2026-12-08", "n1");
     assert.equal(tuesday.gttStatusOf("G1"), "active");
+    assert.equal(tuesday.gttStatusOf("G3"), undefined, "an ended GTT is not carried on");
     assert.ok(tuesday.seqFloor >= 1);
     assert.equal(tuesday.reportedOf("O1"), undefined);
     assert.equal(tuesday.wasPlacing("c1"), false);
