@@ -30,7 +30,8 @@ import { exchangeRequestToken, kiteLoginUrl } from "../kite/login";
 import { OrderDesk } from "../kite/order-desk";
 import { OrderFeed } from "../kite/order-feed";
 import { OrderTracker } from "../kite/order-tracker";
-import { ReportedLedger } from "../kite/reported-ledger";
+import { ledgerReleased } from "../kite/ledger-holders";
+import { ReportedLedger, ledgerFile } from "../kite/reported-ledger";
 import { KiteRestClient } from "../kite/rest-client";
 import type { KiteSession } from "../kite/session";
 import { toKiteSession } from "../kite/session";
@@ -52,6 +53,11 @@ export interface KiteBrokerDeps {
    * settings.startup_budget_ms).
    */
   startup?: Partial<StartupRetry>;
+  /**
+   * How long connect() waits for this broker's reported ledger to be let go by a broker closing
+   * (a redeploy) before it fails CONFIG, naming the holder (default 5000 ms).
+   */
+  ledgerWaitMs?: number;
 }
 
 /**
@@ -90,8 +96,12 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   readonly #gttDesk: GttDesk;
   readonly #quotes: KiteQuotes;
   readonly #feed: OrderFeed;
-  /** What was reported, on disk (when settings.cache_dir is set): a restart picks up from it. */
-  readonly #ledger: ReportedLedger | undefined;
+  /**
+   * What was reported, on disk (when settings.cache_dir is set): a restart picks up from it.
+   * Opened by connect(), once the broker this one replaces has let it go.
+   */
+  #ledger: ReportedLedger | undefined;
+  readonly #ledgerWaitMs: number;
 
   #state: ConnectionState = "disconnected";
   #session: KiteSession | undefined;
@@ -117,9 +127,13 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       emitGtt: (event) => this.emit("gtt", event),
       tradesOf: (fills) => this.#trades.collect(fills),
       onError: (error) => this.#emitError(error),
+      issuing: (seq) => this.#ledger?.issuing(seq),
     });
     this.#gtts = new GttTracker(
-      (type, gtt) => this.#outbox.gtt(type, gtt),
+      (type, gtt) => {
+        this.#ledger?.gttsKnown([gtt]);
+        this.#outbox.gtt(type, gtt);
+      },
       (orderId, gttId) => this.#orders.setGtt(orderId, gttId),
     );
     this.#trades = new TradeReporter(
@@ -131,8 +145,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       this.#closed.signal,
       this.#log,
     );
-    this.#ledger =
-      settings.cache_dir === undefined ? undefined : new ReportedLedger(settings.cache_dir, settings.api_key);
+    this.#ledgerWaitMs = deps.ledgerWaitMs ?? 5000;
     this.#orders = new OrderTracker({
       retention: settings.retention,
       emit: (type, order, synthesized, previousFilled) => {
@@ -294,9 +307,11 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       signal: this.#closed.signal,
       warn: (message: string) => this.#log.warn(message),
     };
-    this.#orders.baseline(
-      await startupRead("GET /orders", "order book request", () => this.#rest.fetchBook(), options),
-      this.#ledger,
+    const book = await startupRead(
+      "GET /orders",
+      "order book request",
+      () => this.#rest.fetchBook(),
+      options,
     );
     // Whose session this is, for the editor dialog (Kite's profile has no login time; a login has).
     if (this.#session === undefined) {
@@ -308,12 +323,44 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       );
       this.#session = toKiteSession(profile);
     }
-    this.#gtts.ingest(
-      await startupRead("GET /gtt/triggers", "GTT list request", () => this.#rest.fetchGtts(), options),
-      true,
+    const gtts = await startupRead(
+      "GET /gtt/triggers",
+      "GTT list request",
+      () => this.#rest.fetchGtts(),
+      options,
     );
+    const ledger = await this.#openLedger();
+    // GTTs first: one that triggered while we were down is reported before the orders it placed.
+    const triggered = this.#gtts.baseline(gtts, ledger);
+    this.#orders.baseline(book, ledger, new Set(triggered.flatMap((gtt) => gtt.order_ids)));
+    ledger?.gttsKnown(this.#gtts.all());
     this.#baselined = true;
     this.#gttDesk.schedulePoll();
+  }
+
+  /**
+   * The reported ledger, opened on the first connect: after a broker of the same config that is
+   * still closing (a redeploy) has let it go, and with the seq going on past the last run's.
+   */
+  async #openLedger(): Promise<ReportedLedger | undefined> {
+    const dir = this.settings.cache_dir;
+    if (this.#ledger !== undefined || dir === undefined) return this.#ledger;
+    const options = {
+      ...(this.settings.instance_id === undefined ? {} : { instance: this.settings.instance_id }),
+      holder:
+        this.settings.instance_id === undefined
+          ? "a Kite broker with no instance_id"
+          : `the Kite broker of config ${this.settings.instance_id}`,
+    };
+    await ledgerReleased(
+      ledgerFile(dir, this.settings.api_key, options),
+      this.#ledgerWaitMs,
+      this.#closed.signal,
+    );
+    if (this.#closing !== undefined) throw new BrokerError("CLOSED", "Kite broker closed while connecting");
+    this.#ledger = new ReportedLedger(dir, this.settings.api_key, options);
+    this.#outbox.startAfter(this.#ledger.seqFloor);
+    return this.#ledger;
   }
 
   /** Ends the ticker, the GTT poll and every REST socket; requests still waiting end CLOSED. */
@@ -335,6 +382,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     await this.#confirming;
     // Events owed go out (without trades now: the REST client is closed).
     await this.#outbox.drained;
+    this.#ledger?.close();
     this.#rest.destroy();
     this.#setState("disconnected", "closed");
   }

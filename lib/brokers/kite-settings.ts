@@ -99,6 +99,12 @@ export const KiteSettings = z.strictObject({
    * the Node-RED user directory). Without it every new broker downloads them again.
    */
   cache_dir: z.string().min(1).optional(),
+  /**
+   * Which broker on this api key this is (broker-config passes its node id): each keeps its own
+   * record of what it reported in cache_dir, since two configs on one Kite account each report
+   * every event once to their own flows. Two brokers with the same one cannot run at once.
+   */
+  instance_id: z.string().min(1).max(200).optional(),
   /** Kite's login page (the fake Kite's in tests); the api key and a state value are added. */
   login_url: z
     .string()

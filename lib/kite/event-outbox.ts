@@ -29,6 +29,8 @@ export interface EventOutboxDeps {
   /** The trades of each fill, read from Kite's trade book (undefined where they could not be read). */
   tradesOf: (fills: FillToReport[]) => Promise<(Trade[] | undefined)[]>;
   onError: (error: BrokerError) => void;
+  /** Told each seq before its event goes out (the reported ledger reserves seqs on disk). */
+  issuing?: (seq: number) => void;
 }
 
 /**
@@ -49,6 +51,14 @@ export class EventOutbox {
   /** The last seq issued. */
   get seq(): number {
     return this.#seq;
+  }
+
+  /**
+   * Where the seq stands before the first event: past what an earlier run may have issued today,
+   * so no seq a flow or a gateway client has seen is issued again. It never goes back.
+   */
+  startAfter(seq: number): void {
+    if (seq > this.#seq) this.#seq = seq;
   }
 
   /** Resolves once nothing waits (events owed have gone out). */
@@ -104,13 +114,15 @@ export class EventOutbox {
 
   #send(item: Outgoing, trades: Trade[] | undefined): void {
     const timestamp = new Date().toISOString();
+    const seq = ++this.#seq;
+    this.#deps.issuing?.(seq);
     if (item.kind === "gtt") {
-      this.#deps.emitGtt({ type: item.type, seq: ++this.#seq, gtt: item.gtt, timestamp });
+      this.#deps.emitGtt({ type: item.type, seq, gtt: item.gtt, timestamp });
       return;
     }
     this.#deps.emitOrder({
       type: item.type,
-      seq: ++this.#seq,
+      seq,
       order: item.order,
       timestamp,
       ...(item.synthesized ? { synthesized: true } : {}),

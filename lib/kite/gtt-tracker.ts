@@ -59,6 +59,37 @@ export class GttTracker {
     }
   }
 
+  /**
+   * The GTTs listed at connect, recorded without events, except one an earlier run knew (from
+   * disk, `known`) in another status: it triggered or was deleted while this broker was down, and
+   * that is reported now, once. Returns the GTTs reported triggered so (their orders are announced).
+   */
+  baseline(
+    list: KiteTrigger[],
+    known?: { gttStatusOf(gttId: string): GttSnapshot["status"] | undefined },
+  ): GttSnapshot[] {
+    const now = new Date().toISOString();
+    const triggered: GttSnapshot[] = [];
+    for (const trigger of list) {
+      this.learnOrders(trigger);
+      const gtt = toGttSnapshot(trigger, now);
+      const before = this.#gtts.has(gtt.gtt_id) ? undefined : known?.gttStatusOf(gtt.gtt_id);
+      if (before === undefined || before === gtt.status) {
+        this.#gtts.set(gtt.gtt_id, gtt);
+        continue;
+      }
+      this.#gtts.set(gtt.gtt_id, { ...gtt, status: before });
+      this.record(gtt);
+      if (gtt.status === "triggered" && before === "active") triggered.push(gtt);
+    }
+    return triggered;
+  }
+
+  /** Every GTT known now. */
+  all(): GttSnapshot[] {
+    return Array.from(this.#gtts.values(), copyGtt);
+  }
+
   /** Records GTTs as listed; unless `silent` (the baseline at connect), reports what changed. */
   ingest(list: KiteTrigger[], silent: boolean): void {
     const now = new Date().toISOString();

@@ -95,6 +95,8 @@ export class OrderDesk {
     if (existing !== undefined) {
       const known = this.#orders.current(existing);
       if (known !== undefined) return Promise.resolve(known);
+      // Kite has it, though it is not held (an open order beyond retention at connect): read, not placed again.
+      return this.#refreshOrder(existing);
     }
     const inFlight = this.#placing.get(clientId);
     if (inFlight !== undefined) return inFlight;

@@ -62,6 +62,14 @@ function changeEvent(before: OrderSnapshot, after: OrderSnapshot): OrderEventTyp
 export class OrderTracker {
   readonly #orders = new Map<string, Tracked>();
   readonly #ended = new RetentionQueue<"order">();
+  /**
+   * Open orders read at connect that no flow has heard of (background), oldest first: at most
+   * `retention` are held. One beyond that is forgotten but for its client_order_id, and a later
+   * change of it is its first report (ORDER_PLACED, then its news): flows were never told of it,
+   * so nothing is told twice. An order once reported leaves this set and stays held while open.
+   */
+  readonly #background = new Set<string>();
+  #untracked = 0;
   /** Our client_order_id (Kite's tag) → Kite's order id. */
   readonly #byClientId = new Map<string, string>();
   /** client_order_id → the user's own tag, which Kite cannot carry beside ours. */
@@ -86,6 +94,16 @@ export class OrderTracker {
     this.#emit = options.emit;
     this.#gttOf = options.gttOf;
     this.#onForget = options.onForget;
+  }
+
+  /** Orders held now (open and recently ended): bounded by what was reported plus 2 × retention. */
+  get size(): number {
+    return this.#orders.size;
+  }
+
+  /** Open orders from the book at connect that were beyond retention and are not held. */
+  get untracked(): number {
+    return this.#untracked;
   }
 
   has(orderId: string): boolean {
@@ -125,13 +143,17 @@ export class OrderTracker {
    * What Kite already has at connect: recorded without events, later updates are compared with it.
    * With `told` (what an earlier run reported, from disk), an order that moved since it was last
    * reported gets its events now, synthesized, and one whose placement was sent but never told
-   * is announced; the rest stays silent background.
+   * is announced, as is each order in `announce` (placed by a GTT whose trigger is reported at
+   * this start); the rest stays silent background.
    */
-  baseline(book: KiteOrder[], told?: BaselineMemory): void {
+  baseline(book: KiteOrder[], told?: BaselineMemory, announce?: ReadonlySet<string>): void {
     const now = new Date().toISOString();
     for (const raw of book) {
+      const id = String(raw.order_id);
+      // Held already, or an open order beyond retention that an earlier read dropped.
+      if (this.#orders.has(id) || (typeof raw.tag === "string" && this.#byClientId.get(raw.tag) === id))
+        continue;
       const snapshot = this.#toSnapshot(raw, now);
-      if (this.#orders.has(snapshot.order_id)) continue;
       if (typeof raw.tag === "string" && raw.tag !== "")
         this.#byClientId.set(snapshot.client_order_id, snapshot.order_id);
       const before = told?.reportedOf(snapshot.order_id);
@@ -145,12 +167,25 @@ export class OrderTracker {
         if (isTerminal(before.status)) this.#retire(snapshot.order_id);
         continue;
       }
-      if (told?.wasPlacing(snapshot.client_order_id) === true) {
+      if (told?.wasPlacing(snapshot.client_order_id) === true || announce?.has(snapshot.order_id) === true) {
         this.observe(snapshot, true);
         continue;
       }
       this.#orders.set(snapshot.order_id, { order: snapshot, announced: true });
       if (isTerminal(snapshot.status)) this.#retire(snapshot.order_id);
+      else this.#holdBackground(snapshot.order_id);
+    }
+  }
+
+  #holdBackground(orderId: string): void {
+    this.#background.add(orderId);
+    while (this.#background.size > this.#retention) {
+      const oldest = this.#background.values().next().value as string;
+      this.#background.delete(oldest);
+      // Its client_order_id stays bound: a retry of it is looked up, never placed again.
+      this.#orders.delete(oldest);
+      this.#onForget(oldest);
+      this.#untracked++;
     }
   }
 
@@ -188,7 +223,10 @@ export class OrderTracker {
     if (!tracked.announced) this.#announce(tracked, synthesized);
     else {
       const type = changeEvent(before, next);
-      if (type !== undefined) this.#emit(type, copy(next), synthesized, before.filled_quantity);
+      if (type !== undefined) {
+        this.#background.delete(next.order_id);
+        this.#emit(type, copy(next), synthesized, before.filled_quantity);
+      }
     }
     if (isTerminal(next.status) && !isTerminal(before.status)) this.#retire(next.order_id);
     return copy(next);
@@ -238,6 +276,7 @@ export class OrderTracker {
   }
 
   #retire(orderId: string): void {
+    this.#background.delete(orderId);
     this.#ended.push(orderId, "order");
     this.#ended.trim(this.#retention, (id) => {
       const tracked = this.#orders.get(id);

@@ -212,6 +212,8 @@ function kiteSettingsOf(
     access_token: secret(credentials?.accessToken),
     // Instrument lists are cached for the trading day beside the flows (issue 10).
     cache_dir: path.join(userDir, "kite-cache"),
+    // Each config on one api key keeps its own record of what it reported (reported-ledger.ts).
+    instance_id: text(def.id),
     login_url: text(def.login_url),
     root: text(def.root),
     ticker_url: text(def.ticker_url),

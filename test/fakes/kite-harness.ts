@@ -16,6 +16,18 @@ export interface KiteHarness {
   close(): Promise<void>;
 }
 
+/** The settings that point a KiteBroker at `fake` (its key, token, REST root and ticker). */
+export function fakeKiteSettings(
+  fake: FakeKite,
+): Pick<KiteSettingsInput, "api_key" | "access_token" | "root" | "ticker_url"> {
+  return {
+    api_key: fake.apiKey,
+    access_token: fake.accessToken,
+    root: fake.restUrl,
+    ticker_url: fake.tickerUrl,
+  };
+}
+
 /** A fake Kite and a KiteBroker pointed at it (not yet connected unless `connect`). */
 export async function startKite(
   settings: Partial<KiteSettingsInput> = {},

@@ -144,6 +144,8 @@ describe("trading-broker, kite kind", function () {
         startup_budget_ms: 12_000,
         instruments: {},
         cache_dir: path.join(userDir, "kite-cache"),
+        // Its own reported ledger among configs on this api key: the config node's id.
+        instance_id: "b1",
         login_url: "https://kite.zerodha.com/connect/login",
         retention: 10_000,
       });
