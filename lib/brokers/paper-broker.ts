@@ -319,7 +319,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.emit("state", state, detail);
   }
 
-  async #ready(): Promise<void> {
+  /** Resolves when operations may run: at once (one shared settled promise) while connected. */
+  #ready(): Promise<void> {
+    // Not an async function: its promise per call, and the hop to settle it, came with every order.
+    if (!this.#closing && this.#state === "connected") return READY;
+    return this.#notReady();
+  }
+
+  async #notReady(): Promise<void> {
     if (this.#closing) throw new BrokerError("NOT_CONNECTED", "paper broker is closing");
     if (this.#state === "connected") return;
     if (this.#connecting !== undefined) {
@@ -370,11 +377,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
    * the order they were called in without an await each); otherwise after #ready(), as always.
    * Whatever either step throws becomes the returned promise's rejection.
    */
-  #operate<P, T>(parse: () => P, run: (parsed: P) => Promise<T>): Promise<T> {
+  #operate<P, T>(parse: () => P, run: (parsed: P) => T | Promise<T>): Promise<T> {
     let parsed: P;
     try {
       parsed = parse();
-      if (this.#journal !== undefined && this.#state === "connected" && !this.#closing) return run(parsed);
+      if (this.#journal !== undefined && this.#state === "connected" && !this.#closing)
+        return Promise.resolve(run(parsed));
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
@@ -387,7 +395,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     return orderView(existing);
   }
 
-  #place(request: OrderRequest): Promise<OrderSnapshot> {
+  #place(request: OrderRequest): Answer<OrderSnapshot> {
     if (request.client_order_id !== undefined) {
       const existing = this.#account.lookupClientId(request.client_order_id, this.#clock.now());
       if (typeof existing === "string") {
@@ -445,7 +453,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     );
   }
 
-  #modify(orderId: string, changes: OrderChanges): Promise<OrderSnapshot> {
+  #modify(orderId: string, changes: OrderChanges): Answer<OrderSnapshot> {
     const order = this.#liveOrder(orderId, "modified");
     const merged = { ...requestOf(order), ...definedOnly(changes) };
     if (changes.order_type !== undefined && !isStop({ order_type: changes.order_type }))
@@ -504,7 +512,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     );
   }
 
-  #cancel(orderId: string): Promise<OrderSnapshot> {
+  #cancel(orderId: string): Answer<OrderSnapshot> {
     const order = this.#liveOrder(orderId, "cancelled");
     return this.#mutate((change) => {
       this.#engine.cancel(change, order);
@@ -550,9 +558,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
         return deadline !== undefined && deadline <= now;
       });
     if (due.length === 0) return;
-    void this.#mutate((change) => {
-      for (const order of due) this.#engine.expire(change, order);
-    }).catch((error: unknown) => this.#reportError(toBrokerError(error)));
+    this.#background(
+      (change) => {
+        for (const order of due) this.#engine.expire(change, order);
+      },
+      (error: unknown) => this.#reportError(toBrokerError(error)),
+    );
   }
 
   #liveOrder(orderId: string, verb: string): OrderState {
@@ -578,7 +589,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     );
   }
 
-  #placeGtt(request: GttRequest): Promise<GttSnapshot> {
+  #placeGtt(request: GttRequest): Answer<GttSnapshot> {
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
     this.#checkGttMarket(request);
@@ -606,7 +617,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     );
   }
 
-  #modifyGtt(gttId: string, request: GttRequest): Promise<GttSnapshot> {
+  #modifyGtt(gttId: string, request: GttRequest): Answer<GttSnapshot> {
     const gtt = this.#activeGtt(gttId, "modified");
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
@@ -634,7 +645,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     );
   }
 
-  #deleteGtt(gttId: string): Promise<GttSnapshot> {
+  #deleteGtt(gttId: string): Answer<GttSnapshot> {
     const gtt = this.#activeGtt(gttId, "deleted");
     return this.#mutate((change) => {
       gtt.status = "deleted";
@@ -775,7 +786,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const resting = this.#account.resting.get(key);
     const gtts = this.#activeGtts(key);
     if ((resting !== undefined && resting.size > 0) || gtts.length > 0) {
-      void this.#mutate((change) => this.#engine.onQuote(change, key, quote, gtts)).catch(() => undefined);
+      this.#background((change) => this.#engine.onQuote(change, key, quote, gtts), ignore);
     }
     if (this.#subscribed.has(key)) this.emit("quote", quote);
   }
@@ -825,9 +836,11 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const market = this.#market;
     if (market === undefined || !market.timed || this.#state !== "connected" || this.#closing) return;
     const now = this.#clock.now();
-    void this.#mutate((change) =>
-      this.#engine.sessionTick(change, now, (key) => this.#feed.latest(key) ?? this.#prices.get(key)),
-    ).catch(() => undefined);
+    this.#background(
+      (change) =>
+        this.#engine.sessionTick(change, now, (key) => this.#feed.latest(key) ?? this.#prices.get(key)),
+      ignore,
+    );
     this.#armSessionTimer();
   }
 
@@ -872,7 +885,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
    * Runs one operation: its changes become one journal record, then its events go out in order —
    * at once without a journal, after the record is fsync'd with one. The result is given only then.
    */
-  #mutate<T>(operation: (change: Change) => T): Promise<T> {
+  #mutate<T>(operation: (change: Change) => T): Answer<T> {
     const journal = this.#journal;
     const announcer = this.#announcer;
     const durable = journal !== undefined && announcer !== undefined;
@@ -882,9 +895,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       if (!durable) {
         const events = change.events;
         for (let i = 0; i < events.length; i++) this.#emit(events.at(i));
-        return Promise.resolve(viewOf(result));
+        return viewOf(result);
       }
-      if (!changedAnything(change)) return Promise.resolve(viewOf(result));
+      if (!changedAnything(change)) return viewOf(result);
       this.#record(change, journal);
       if (journal.compactionDue(this.#compactEvery))
         void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
@@ -892,6 +905,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     } finally {
       if (change === this.#change) this.#changeInUse = false;
     }
+  }
+
+  /** An operation nobody awaits (a quote, a timer): a failure to make it durable goes to `onError`. */
+  #background(operation: (change: Change) => unknown, onError: (error: unknown) => void): void {
+    const answer = this.#mutate(operation);
+    if (answer instanceof Promise) answer.catch(onError);
   }
 
   /**
@@ -990,6 +1009,18 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   // #endregion
 }
+
+/**
+ * What an operation gives: its result at once (no journal, or nothing to make durable), or a promise
+ * of it once durable. #operate makes it the caller's promise; a result at once saves a promise and
+ * the extra turn of adopting one.
+ */
+type Answer<T> = T | Promise<T>;
+
+/** Settled: what #ready() gives while connected. */
+const READY: Promise<void> = Promise.resolve();
+
+function ignore(): void {}
 
 /**
  * Whether an operation changed state the journal keeps. Most changes come with an event, but not
