@@ -319,7 +319,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     this.emit("state", state, detail);
   }
 
-  async #ready(): Promise<void> {
+  /** Resolves when operations may run: at once (one shared settled promise) while connected. */
+  #ready(): Promise<void> {
+    // Not an async function: its promise per call, and the hop to settle it, came with every order.
+    if (!this.#closing && this.#state === "connected") return READY;
+    return this.#notReady();
+  }
+
+  async #notReady(): Promise<void> {
     if (this.#closing) throw new BrokerError("NOT_CONNECTED", "paper broker is closing");
     if (this.#state === "connected") return;
     if (this.#connecting !== undefined) {
@@ -358,28 +365,63 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   // #region orders
 
   placeOrder(input: OrderRequestInput): Promise<OrderSnapshot> {
-    return this.#operate(
-      () => parseOrderRequest(input),
-      (request) => this.#place(request),
-    );
+    return this.#operate(parseOrderRequest, input, this.#placeParsed);
   }
 
+  // Made once: closures made per call were ~160 bytes of garbage per order (placeOrder's two).
+  readonly #placeParsed = (request: OrderRequest): Answer<OrderSnapshot> => this.#place(request);
+  readonly #cancelParsed = (orderId: string): Answer<OrderSnapshot> => this.#cancel(orderId);
+
   /**
-   * Checks the input, then runs the operation: at once when connected with a journal (its events and
-   * answer wait for the fsync anyway, so nothing is emitted inside the call, and operations keep
-   * the order they were called in without an await each); otherwise after #ready(), as always.
-   * Whatever either step throws becomes the returned promise's rejection.
+   * Checks the input (`parse(input)`), then runs the operation: at once when connected with a journal
+   * (its events and answer wait for the fsync anyway, so nothing is emitted inside the call, and
+   * operations keep the order they were called in without an await each); otherwise after
+   * #ready(), as always. Whatever either step throws becomes the returned promise's rejection.
    */
-  #operate<P, T>(parse: () => P, run: (parsed: P) => Promise<T>): Promise<T> {
+  #operate<I, P, T>(parse: (input: I) => P, input: I, run: (parsed: P) => Answer<T>): Promise<T> {
     let parsed: P;
     try {
-      parsed = parse();
-      if (this.#journal !== undefined && this.#state === "connected" && !this.#closing) return run(parsed);
+      parsed = parse(input);
+      if (!this.#closing && this.#state === "connected") {
+        if (this.#journal !== undefined) return Promise.resolve(run(parsed));
+        return this.#later(run, parsed);
+      }
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     return this.#ready().then(() => run(parsed));
   }
+
+  /**
+   * Runs `run(parsed)` in a microtask of its own, in call order: queued here, and taken by one
+   * function made once, so no closure is made per call to carry `parsed` there. Reactions to one
+   * settled promise run in the order they were added, so the k-th reaction takes the k-th entry.
+   */
+  #later<P, T>(run: (parsed: P) => Answer<T>, parsed: P): Promise<T> {
+    this.#laterRuns.push(run as (parsed: unknown) => unknown);
+    this.#laterInputs.push(parsed);
+    return READY.then(this.#runLater) as Promise<T>;
+  }
+
+  readonly #laterRuns: ((parsed: unknown) => unknown)[] = [];
+  readonly #laterInputs: unknown[] = [];
+  #laterHead = 0;
+
+  readonly #runLater = (): unknown => {
+    const at = this.#laterHead;
+    const run = this.#laterRuns[at]!;
+    const parsed = this.#laterInputs[at];
+    if (at + 1 === this.#laterRuns.length) {
+      // All taken: emptied by pop() so the arrays keep their stores (emptyList below).
+      emptyList(this.#laterRuns);
+      emptyList(this.#laterInputs);
+      this.#laterHead = 0;
+    } else {
+      this.#laterInputs[at] = undefined;
+      this.#laterHead = at + 1;
+    }
+    return run(parsed);
+  };
 
   /** A retry of a live order: that order, once everything before it is durable. */
   async #retried(existing: OrderState): Promise<OrderSnapshot> {
@@ -387,7 +429,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     return orderView(existing);
   }
 
-  #place(request: OrderRequest): Promise<OrderSnapshot> {
+  #place(request: OrderRequest): Answer<OrderSnapshot> {
     if (request.client_order_id !== undefined) {
       const existing = this.#account.lookupClientId(request.client_order_id, this.#clock.now());
       if (typeof existing === "string") {
@@ -400,7 +442,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     }
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
-    return this.#mutate((change) => {
+    // #mutate written out: its closure, made per order, was garbage on the hottest path.
+    const change = this.#takeChange();
+    try {
       this.#watch(key);
       const quote = this.#feed.latest(key);
       // The price an order met is the instrument's last price, kept when the feed forgets it.
@@ -434,18 +478,21 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       this.#engine.admit(change, order, quote);
       this.#scheduleTtl(order);
       if (order.release_at !== undefined) this.#armSessionTimer();
-      return laterView(order);
-    });
+      return this.#commit(change, laterView(order));
+    } finally {
+      this.#giveBack(change);
+    }
   }
 
   modifyOrder(orderId: string, changesInput: OrderChanges): Promise<OrderSnapshot> {
     return this.#operate(
-      () => parseOrThrow(OrderChangesSchema, changesInput, "order changes"),
+      (input) => parseOrThrow(OrderChangesSchema, input, "order changes"),
+      changesInput,
       (changes) => this.#modify(orderId, changes),
     );
   }
 
-  #modify(orderId: string, changes: OrderChanges): Promise<OrderSnapshot> {
+  #modify(orderId: string, changes: OrderChanges): Answer<OrderSnapshot> {
     const order = this.#liveOrder(orderId, "modified");
     const merged = { ...requestOf(order), ...definedOnly(changes) };
     if (changes.order_type !== undefined && !isStop({ order_type: changes.order_type }))
@@ -498,13 +545,10 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   }
 
   cancelOrder(orderId: string): Promise<OrderSnapshot> {
-    return this.#operate(
-      () => orderId,
-      (id) => this.#cancel(id),
-    );
+    return this.#operate(same, orderId, this.#cancelParsed);
   }
 
-  #cancel(orderId: string): Promise<OrderSnapshot> {
+  #cancel(orderId: string): Answer<OrderSnapshot> {
     const order = this.#liveOrder(orderId, "cancelled");
     return this.#mutate((change) => {
       this.#engine.cancel(change, order);
@@ -550,9 +594,12 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
         return deadline !== undefined && deadline <= now;
       });
     if (due.length === 0) return;
-    void this.#mutate((change) => {
-      for (const order of due) this.#engine.expire(change, order);
-    }).catch((error: unknown) => this.#reportError(toBrokerError(error)));
+    this.#background(
+      (change) => {
+        for (const order of due) this.#engine.expire(change, order);
+      },
+      (error: unknown) => this.#reportError(toBrokerError(error)),
+    );
   }
 
   #liveOrder(orderId: string, verb: string): OrderState {
@@ -573,12 +620,13 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   placeGtt(input: GttRequestInput): Promise<GttSnapshot> {
     return this.#operate(
-      () => parseOrThrow(GttRequest, input, "GTT"),
+      (gtt) => parseOrThrow(GttRequest, gtt, "GTT"),
+      input,
       (request) => this.#placeGtt(request),
     );
   }
 
-  #placeGtt(request: GttRequest): Promise<GttSnapshot> {
+  #placeGtt(request: GttRequest): Answer<GttSnapshot> {
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
     this.#checkGttMarket(request);
@@ -601,12 +649,13 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
 
   modifyGtt(gttId: string, input: GttRequestInput): Promise<GttSnapshot> {
     return this.#operate(
-      () => parseOrThrow(GttRequest, input, "GTT"),
+      (gtt) => parseOrThrow(GttRequest, gtt, "GTT"),
+      input,
       (request) => this.#modifyGtt(gttId, request),
     );
   }
 
-  #modifyGtt(gttId: string, request: GttRequest): Promise<GttSnapshot> {
+  #modifyGtt(gttId: string, request: GttRequest): Answer<GttSnapshot> {
     const gtt = this.#activeGtt(gttId, "modified");
     const key = instrumentKey(request.exchange, request.symbol);
     this.#checkKnown(key);
@@ -628,13 +677,10 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   }
 
   deleteGtt(gttId: string): Promise<GttSnapshot> {
-    return this.#operate(
-      () => gttId,
-      (id) => this.#deleteGtt(id),
-    );
+    return this.#operate(same, gttId, (id) => this.#deleteGtt(id));
   }
 
-  #deleteGtt(gttId: string): Promise<GttSnapshot> {
+  #deleteGtt(gttId: string): Answer<GttSnapshot> {
     const gtt = this.#activeGtt(gttId, "deleted");
     return this.#mutate((change) => {
       gtt.status = "deleted";
@@ -775,7 +821,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const resting = this.#account.resting.get(key);
     const gtts = this.#activeGtts(key);
     if ((resting !== undefined && resting.size > 0) || gtts.length > 0) {
-      void this.#mutate((change) => this.#engine.onQuote(change, key, quote, gtts)).catch(() => undefined);
+      this.#background((change) => this.#engine.onQuote(change, key, quote, gtts), ignore);
     }
     if (this.#subscribed.has(key)) this.emit("quote", quote);
   }
@@ -825,9 +871,11 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     const market = this.#market;
     if (market === undefined || !market.timed || this.#state !== "connected" || this.#closing) return;
     const now = this.#clock.now();
-    void this.#mutate((change) =>
-      this.#engine.sessionTick(change, now, (key) => this.#feed.latest(key) ?? this.#prices.get(key)),
-    ).catch(() => undefined);
+    this.#background(
+      (change) =>
+        this.#engine.sessionTick(change, now, (key) => this.#feed.latest(key) ?? this.#prices.get(key)),
+      ignore,
+    );
     this.#armSessionTimer();
   }
 
@@ -872,26 +920,42 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
    * Runs one operation: its changes become one journal record, then its events go out in order —
    * at once without a journal, after the record is fsync'd with one. The result is given only then.
    */
-  #mutate<T>(operation: (change: Change) => T): Promise<T> {
+  #mutate<T>(operation: (change: Change) => T): Answer<T> {
+    const change = this.#takeChange();
+    try {
+      return this.#commit(change, operation(change));
+    } finally {
+      this.#giveBack(change);
+    }
+  }
+
+  /**
+   * The end of an operation that ran on `change` (from #takeChange; given back with #giveBack):
+   * its events go out now, or its record is appended and the events and result wait for the fsync.
+   */
+  #commit<T>(change: Change, result: T): Answer<T> {
     const journal = this.#journal;
     const announcer = this.#announcer;
-    const durable = journal !== undefined && announcer !== undefined;
-    const change = this.#takeChange(durable);
-    try {
-      const result = operation(change);
-      if (!durable) {
-        const events = change.events;
-        for (let i = 0; i < events.length; i++) this.#emit(events.at(i));
-        return Promise.resolve(viewOf(result));
-      }
-      if (!changedAnything(change)) return Promise.resolve(viewOf(result));
-      this.#record(change, journal);
-      if (journal.compactionDue(this.#compactEvery))
-        void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
-      return announcer.queue(change.events, result);
-    } finally {
-      if (change === this.#change) this.#changeInUse = false;
+    if (!change.defer || journal === undefined || announcer === undefined) {
+      const events = change.events;
+      for (let i = 0; i < events.length; i++) this.#emit(events.at(i));
+      return viewOf(result);
     }
+    if (!changedAnything(change)) return viewOf(result);
+    this.#record(change, journal);
+    if (journal.compactionDue(this.#compactEvery))
+      void journal.compactIfGrown(this.#compactEvery, () => this.#snapshot());
+    return announcer.queue(change.events, result);
+  }
+
+  #giveBack(change: Change): void {
+    if (change === this.#change) this.#changeInUse = false;
+  }
+
+  /** An operation nobody awaits (a quote, a timer): a failure to make it durable goes to `onError`. */
+  #background(operation: (change: Change) => unknown, onError: (error: unknown) => void): void {
+    const answer = this.#mutate(operation);
+    if (answer instanceof Promise) answer.catch(onError);
   }
 
   /**
@@ -903,7 +967,9 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   readonly #change: Change = emptyChange("");
   #changeInUse = false;
 
-  #takeChange(defer: boolean): Change {
+  #takeChange(): Change {
+    // Events wait (deferred) only where a journal's fsync stands between them and the flow.
+    const defer = this.#journal !== undefined && this.#announcer !== undefined;
     const now = this.#isoNow();
     if (this.#changeInUse) return emptyChange(now, defer);
     this.#changeInUse = true;
@@ -989,6 +1055,22 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   }
 
   // #endregion
+}
+
+/**
+ * What an operation gives: its result at once (no journal, or nothing to make durable), or a promise
+ * of it once durable. #operate makes it the caller's promise; a result at once saves a promise and
+ * the extra turn of adopting one.
+ */
+type Answer<T> = T | Promise<T>;
+
+/** Settled: what #ready() gives while connected. */
+const READY: Promise<void> = Promise.resolve();
+
+function ignore(): void {}
+
+function same<T>(value: T): T {
+  return value;
 }
 
 /**

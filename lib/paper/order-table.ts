@@ -8,13 +8,20 @@
  * Map for good (until clear()), so the behaviour is the Map's whatever is inserted.
  */
 export class OrderTable<V> {
-  /** Numeric ids, increasing; a deleted entry keeps its id until compaction, its value is undefined. */
-  #ids: number[] = [];
-  #values: (V | undefined)[] = [];
-  /** The first slot that may hold a value. */
+  /**
+   * A ring of slots (a power of two, doubled when full): numeric ids, increasing from the head, and
+   * their values. A deleted entry keeps its id until compaction, its value is undefined. A ring,
+   * not arrays with a moving head: those were copied every few thousand deletions and regrown after
+   * (old-space garbage per order); at a steady retention the ring is reused as it is.
+   */
+  #ids = new Float64Array(INITIAL);
+  #values: (V | undefined)[] = slots(INITIAL);
+  /** The slot of the first entry, which is live whenever #length > 0. */
   #head = 0;
+  /** Entries from the head, deleted ones included. */
+  #length = 0;
   #size = 0;
-  /** Deleted slots at or after the head. */
+  /** Deleted entries among the #length. */
   #holes = 0;
   #map: Map<string, V> | undefined;
 
@@ -38,11 +45,14 @@ export class OrderTable<V> {
       return this;
     }
     const n = numericId(id);
-    const ids = this.#ids;
-    const last = ids.length - 1;
-    if (n >= 0 && (last < this.#head || n > ids[last]!)) {
-      ids.push(n);
-      this.#values.push(value);
+    const length = this.#length;
+    if (n >= 0 && (length === 0 || n > this.#ids[(this.#head + length - 1) & (this.#values.length - 1)]!)) {
+      // Full: doubled, or compacted when holes make room (#length is then smaller).
+      if (length === this.#values.length) this.#resize(length * 2);
+      const at = (this.#head + this.#length) & (this.#values.length - 1);
+      this.#ids[at] = n;
+      this.#values[at] = value;
+      this.#length++;
       this.#size++;
       return this;
     }
@@ -62,22 +72,24 @@ export class OrderTable<V> {
     const slot = this.#slot(id);
     if (slot < 0 || this.#values[slot] === undefined) return false;
     const values = this.#values;
+    const mask = values.length - 1;
     values[slot] = undefined;
     this.#size--;
     this.#holes++;
-    while (this.#head < values.length && values[this.#head] === undefined) {
-      this.#head++;
+    while (this.#length > 0 && values[this.#head] === undefined) {
+      this.#head = (this.#head + 1) & mask;
+      this.#length--;
       this.#holes--;
     }
-    if (this.#head > 1024 && this.#head * 2 > values.length) this.#compact();
-    else if (this.#holes > 1024 && this.#holes > this.#size) this.#compact();
+    if (this.#holes > 1024 && this.#holes > this.#size) this.#resize(values.length);
     return true;
   }
 
   clear(): void {
-    this.#ids = [];
-    this.#values = [];
+    this.#ids = new Float64Array(INITIAL);
+    this.#values = slots(INITIAL);
     this.#head = 0;
+    this.#length = 0;
     this.#size = 0;
     this.#holes = 0;
     this.#map = undefined;
@@ -88,8 +100,9 @@ export class OrderTable<V> {
     if (this.#map !== undefined) return this.#map.values();
     const out: V[] = [];
     const values = this.#values;
-    for (let i = this.#head; i < values.length; i++) {
-      const value = values[i];
+    const mask = values.length - 1;
+    for (let i = 0; i < this.#length; i++) {
+      const value = values[(this.#head + i) & mask];
       if (value !== undefined) out.push(value);
     }
     return out.values();
@@ -98,54 +111,76 @@ export class OrderTable<V> {
   /** The slot of an id present or deleted-but-not-compacted; -1 when there is none. */
   #slot(id: string): number {
     const n = numericId(id);
-    if (n < 0) return -1;
+    const length = this.#length;
+    if (n < 0 || length === 0) return -1;
     const ids = this.#ids;
     const head = this.#head;
-    if (head >= ids.length) return -1;
+    const mask = this.#values.length - 1;
     // Ids are usually consecutive: the slot is the distance from the first.
-    const guess = head + (n - ids[head]!);
-    if (guess >= head && guess < ids.length && ids[guess] === n) return guess;
-    let low = head;
-    let high = ids.length - 1;
+    const k = n - ids[head]!;
+    if (k >= 0 && k < length) {
+      const guess = (head + k) & mask;
+      if (ids[guess] === n) return guess;
+    }
+    let low = 0;
+    let high = length - 1;
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      const at = ids[mid]!;
-      if (at === n) return mid;
-      if (at < n) low = mid + 1;
+      const at = (head + mid) & mask;
+      const found = ids[at]!;
+      if (found === n) return at;
+      if (found < n) low = mid + 1;
       else high = mid - 1;
     }
     return -1;
   }
 
-  #compact(): void {
-    const ids: number[] = [];
-    const values: (V | undefined)[] = [];
-    for (let i = this.#head; i < this.#values.length; i++) {
-      const value = this.#values[i];
+  /**
+   * The live entries copied, in order from slot 0, into `capacity` slots (a power of two): doubled
+   * when full, the same when compacting holes away, halved when mostly empty.
+   */
+  #resize(capacity: number): void {
+    const live = this.#size;
+    while (capacity > INITIAL && live * 4 < capacity) capacity /= 2;
+    const ids = new Float64Array(capacity);
+    const values = slots<V>(capacity);
+    const mask = this.#values.length - 1;
+    let to = 0;
+    for (let i = 0; i < this.#length; i++) {
+      const at = (this.#head + i) & mask;
+      const value = this.#values[at];
       if (value === undefined) continue;
-      ids.push(this.#ids[i]!);
-      values.push(value);
+      ids[to] = this.#ids[at]!;
+      values[to] = value;
+      to++;
     }
     this.#ids = ids;
     this.#values = values;
     this.#head = 0;
+    this.#length = to;
     this.#holes = 0;
   }
 
   #toMap(): Map<string, V> {
     const map = new Map<string, V>();
-    for (let i = this.#head; i < this.#values.length; i++) {
-      const value = this.#values[i];
-      if (value !== undefined) map.set(idOf(this.#ids[i]!), value);
+    const mask = this.#values.length - 1;
+    for (let i = 0; i < this.#length; i++) {
+      const at = (this.#head + i) & mask;
+      const value = this.#values[at];
+      if (value !== undefined) map.set(idOf(this.#ids[at]!), value);
     }
+    this.clear();
     this.#map = map;
-    this.#ids = [];
-    this.#values = [];
-    this.#head = 0;
-    this.#size = 0;
-    this.#holes = 0;
     return map;
   }
+}
+
+/** Slots a table starts with. */
+const INITIAL = 16;
+
+/** `count` empty slots, packed so V8 keeps them as one flat store. */
+function slots<T>(count: number): (T | undefined)[] {
+  return new Array<T | undefined>(count).fill(undefined);
 }
 
 /** The number in a `P` + nine digits id; -1 for any other string. */
