@@ -272,7 +272,9 @@ describe("paper/journal", () => {
     assert.deepEqual(reopened.contents, { snapshot: { cash: 2, seq: 4 }, records: [rec(5), rec(6), rec(7)] });
   });
 
-  it("keeps every line whole and in order while appends outgrow the pending bytes mid-write", async () => {
+  it("keeps every line whole and in order while appends outgrow the pending bytes mid-write", async function () {
+    // ~4 s of CPU alone (megabytes of UTF-8 written, read back and parsed): 10 s ran out under load.
+    this.timeout(40_000);
     // Records from a few bytes to 3 MB (so the pending bytes grow past what a drained journal keeps,
     // then shrink), in 1-, 2-, 3- and 4-byte UTF-8, appended while writes and compactions are under
     // way: each line must come back exactly, checksummed, with nothing a snapshot covers.
