@@ -1,9 +1,10 @@
 // The pack as a palette user gets it: `npm pack` of the built tree, installed into a fresh user
-// dir the way the palette manager does (production dependencies only), one Node-RED started on
-// it, then every example deployed at once. What must hold: the installed copy (not this checkout)
-// registers every node with no load error; editor, help, catalogues, icons and examples are
-// served; the paper examples trade; the two that need a person's input (Kite credentials, a
-// running gateway) say what is missing and what to do, and nothing else complains.
+// dir the way the palette manager does (`npm install --omit=dev`: a runtime dependency declared
+// only as a dev dependency fails here), one Node-RED started on it, then every example deployed at
+// once. What must hold: the installed copy (not this checkout) registers every node with no load
+// error; the examples are listed; the paper examples trade; the two that need a person's input
+// (Kite credentials, a running gateway) say what is missing and what to do; nothing else complains.
+// test/integration/package.spec.ts checks the tarball's file list and what the editor is served.
 //
 // One tarball, one install, one runtime: about 25 s. `npm run build` first (the tarball is packed
 // from dist/ with --ignore-scripts, because prepack's clean build would wipe the running tests).
@@ -149,29 +150,6 @@ describe("the pack installed from its tarball, as the palette manager installs i
     return (await response.json()) as T;
   }
 
-  it("packs every node's code, editor, catalogue and help, the icons and the examples; no tests, maps or sources", function () {
-    const files = new Set(packed.files.map((file) => file.path));
-    for (const [dir, js] of Object.entries(pkg["node-red"].nodes)) {
-      const folder = path.posix.dirname(js);
-      for (const file of [js, `${folder}/${dir}.html`, `${folder}/locales/en-US/${dir}.json`]) {
-        assert.ok(files.has(file), `${file} is in the tarball`);
-      }
-      assert.ok(files.has(`${folder}/locales/en-US/${dir}.html`), `${dir}'s help is in the tarball`);
-    }
-    for (const example of allExamples) assert.ok(files.has(`examples/${example.name}.json`));
-    for (const node of pack) {
-      if (node.icon === undefined) continue;
-      assert.ok(
-        [...files].some((file) => file.endsWith(`/icons/${node.icon}`)),
-        `${node.type}'s icon ${node.icon}`,
-      );
-    }
-    const stray = [...files].filter(
-      (file) => /^dist\/(test|bench)\//.test(file) || file.endsWith(".map") || file.endsWith(".ts"),
-    );
-    assert.deepEqual(stray, [], "tests, benchmarks, source maps and sources stay out");
-  });
-
   it("installs its dependencies and none of its dev dependencies", function () {
     const installed = new Set(fs.readdirSync(path.join(userDir, "node_modules")));
     for (const name of [PACKAGE, ...Object.keys(pkg.dependencies)]) {
@@ -198,26 +176,6 @@ describe("the pack installed from its tarball, as the palette manager installs i
     }
     assert.deepEqual(module.nodes.flatMap((set) => set.types).sort(), pack.map((node) => node.type).sort());
     assert.doesNotMatch(nodeRed!.output, /\[(error|warn)\].*trading|Failed to register|Error:/);
-  });
-
-  it("serves each node's edit dialog, help, catalogue and icon, and the shared editor script", async function () {
-    const html = await (await fetch(`${base}nodes`, { headers: { Accept: "text/html" } })).text();
-    const messages = await getJson<Record<string, Record<string, unknown>>>("nodes/messages?lng=en-US");
-    for (const node of pack) {
-      assert.match(html, new RegExp(`data-template-name="${node.type}"`), `${node.type}'s dialog`);
-      assert.match(html, new RegExp(`data-help-name="${node.type}"`), `${node.type}'s help`);
-      const catalogue = Object.entries(messages).find(([, entry]) => node.type in entry);
-      assert.ok(catalogue?.[0].startsWith(`${PACKAGE}/`), `${node.type}'s catalogue`);
-      if (node.icon === undefined) continue;
-      const icon = await fetch(`${base}icons/${PACKAGE}/${node.icon}`);
-      assert.equal(icon.status, 200, `icon ${node.icon}`);
-      assert.match(icon.headers.get("content-type") ?? "", /image\/svg/);
-    }
-    const scripts = [...html.matchAll(/src="(resources\/[^"]+)"/g)].map((match) => match[1]!);
-    assert.ok(scripts.length > 0, "the dialogs load the pack's editor script");
-    for (const script of new Set(scripts)) {
-      assert.equal((await fetch(`${base}${script}`)).status, 200, script);
-    }
   });
 
   it("lists every example under Import > Examples", async function () {
@@ -268,7 +226,21 @@ describe("the pack installed from its tarball, as the palette manager installs i
     // As a user would: the gateway's key and secret entered, the gateway not started (on a port
     // nothing listens on); Kite left as imported.
     gatewayUrl = `ws://127.0.0.1:${await freePort()}/v1`;
-    const flows = allExamples.flatMap((example) =>
+    // Node-RED holds back every flow while a deployed type is missing, so an example needing a
+    // module this runtime lacks (the dashboard, for paper-dashboard: a dev dependency that the
+    // Node-RED 5 pass's runtime does not see) stays out; nothing but that one may need one.
+    const registered = new Set(
+      (await getJson<{ types: string[] }[]>("nodes")).flatMap((set) => set.types).concat("tab"),
+    );
+    const runnable = allExamples.filter((example) =>
+      example.nodes.every((node) => registered.has(node.type)),
+    );
+    const held = allExamples.filter((example) => !runnable.includes(example)).map((e) => e.name);
+    assert.ok(
+      held.every((name) => name === "paper-dashboard"),
+      `only the dashboard example needs another module; also: ${held.join(", ")}`,
+    );
+    const flows = runnable.flatMap((example) =>
       example.nodes.map((node) =>
         example === websocket && node.type === "trading-broker"
           ? { ...node, url: gatewayUrl, credentials: { apiKey: GATEWAY_KEY, apiSecret: GATEWAY_SECRET } }
@@ -288,7 +260,7 @@ describe("the pack installed from its tarball, as the palette manager installs i
     const websocketIds = idsOf(websocket);
     const kiteConfig = kite!.nodes.find((node) => node.type === "trading-broker")!;
     const websocketConfig = websocket!.nodes.find((node) => node.type === "trading-broker")!;
-    const paperUsers = allExamples
+    const paperUsers = runnable
       .filter((example) => example !== kite && example !== websocket)
       .flatMap((example) => example.nodes)
       .filter((node) => pack.some((type) => type.type === node.type) && node.broker !== undefined);
