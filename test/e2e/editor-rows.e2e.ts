@@ -131,6 +131,35 @@ describe("editor dialogs written from their row tables", function () {
     return (await id.jsonValue()) as string;
   }
 
+  /** A label or help term without case, units in brackets, trailing colons or ellipses. */
+  function words(text: string): string {
+    return text
+      .toLowerCase()
+      .replace(/\([^)]*\)/g, "")
+      .replace(/[:…]/g, "")
+      .replace(/\s+/g, " ")
+      .trim();
+  }
+
+  const helpCache = new Map<string, string[]>();
+  /** The terms a node's help explains (its <dt>s, without type tags), as the editor holds the help. */
+  async function helpTerms(type: string): Promise<string[]> {
+    const cached = helpCache.get(type);
+    if (cached !== undefined) return cached;
+    const raw = await page.evaluate((wanted) => {
+      const script = document.querySelector(`script[data-help-name="${wanted}"]`);
+      const holder = document.createElement("div");
+      holder.innerHTML = script?.innerHTML ?? "";
+      holder.querySelectorAll(".property-type").forEach((tag) => tag.remove());
+      return Array.from(holder.querySelectorAll("dt"), (dt) => dt.textContent ?? "");
+    }, type);
+    // "Add positions, Add GTTs, Add account" explains three rows.
+    const terms = raw.flatMap((term) => [words(term), ...words(term).split(/, | or | and /)]);
+    assert.ok(terms.length > 0, `${type} has help with property entries`);
+    helpCache.set(type, terms);
+    return terms;
+  }
+
   /** Sets a text field as typing and leaving it does: Node-RED validates on change and keyup. */
   async function setText(input: Locator, text: string): Promise<void> {
     await input.fill(text);
@@ -158,6 +187,11 @@ describe("editor dialogs written from their row tables", function () {
     // textContent: a row the dialog hides for now (gtt's id while placing) has no innerText.
     const text = ((await label.textContent()) ?? "").replace(/\s+/g, " ").trim();
     assert.ok(text.length > 0 && !/trading-[a-z-]+\./.test(text), `${where}: translated label "${text}"`);
+    const terms = await helpTerms(type);
+    assert.ok(
+      terms.some((term) => term.includes(words(text)) || words(text).startsWith(term)),
+      `${where}: the help has an entry for "${text}" (it has: ${terms.join(" | ")})`,
+    );
     const tag = await input.evaluate((element) => element.tagName.toLowerCase());
     const kind = tag === "select" ? "select" : ((await input.getAttribute("type")) ?? "text");
     if (kind === "hidden") {
