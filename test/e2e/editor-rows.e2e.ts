@@ -166,6 +166,20 @@ describe("editor dialogs written from their row tables", function () {
     await input.dispatchEvent("change");
   }
 
+  /** The text of the tooltip Node-RED hangs on an invalid field (shown at once, then closed). */
+  async function tooltipOf(input: Locator): Promise<string> {
+    return input.evaluate((element) => {
+      const jq = (window as unknown as { $: (e: Element) => { data(key: string): unknown } }).$;
+      const tip = jq(element).data("tooltip") as
+        { open(instant: boolean): void; close(instant: boolean): void } | undefined;
+      if (tip === undefined || tip === null) return "";
+      tip.open(true);
+      const shown = Array.from(document.querySelectorAll(".red-ui-popover")).at(-1)?.textContent ?? "";
+      tip.close(true);
+      return shown.replace(/\s+/g, " ").trim();
+    });
+  }
+
   async function hasError(input: Locator): Promise<boolean> {
     return /\binput-error\b/.test((await input.getAttribute("class")) ?? "");
   }
@@ -231,6 +245,11 @@ describe("editor dialogs written from their row tables", function () {
         await setText(page.locator(`#${prefix}-${other}`), value);
       await setText(input, BAD[prop] ?? "x!");
       assert.ok(await hasError(input), `${where}: "${BAD[prop] ?? "x!"}" is marked invalid`);
+      const why = await tooltipOf(input);
+      assert.ok(
+        why.split(" ").length >= 3 && !/trading-[a-z-]+\./.test(why),
+        `${where}: the field's tooltip gives the rule "${BAD[prop] ?? "x!"}" breaks: "${why}"`,
+      );
       for (const other of Object.keys(beside))
         await setText(page.locator(`#${prefix}-${other}`), GOOD[other]!);
     }
