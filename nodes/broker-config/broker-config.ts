@@ -329,6 +329,35 @@ function riskStateFile(settings: BrokerSettingsInput, userDir: string): string {
   return path.join(dir, `risk-${settings.kind}-${digest}.json`);
 }
 
+/** Where a remote broker dials, for messages: no user info, query or fragment (they may hold secrets). */
+function addressOf(settings: BrokerSettingsInput): string | undefined {
+  const raw =
+    settings.kind === "websocket"
+      ? settings.websocket.url
+      : settings.kind === "kite"
+        ? settings.kite.root
+        : undefined;
+  if (raw === undefined) return undefined;
+  try {
+    const url = new URL(raw);
+    return `${url.protocol}//${url.host}${url.pathname}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Which kind's credentials are not all entered ("websocket", "kite"), if that is the case. */
+function missingCredentials(
+  kind: unknown,
+  credentials: BrokerCredentials | undefined,
+): "websocket-credentials" | "kite-credentials" | undefined {
+  if (kind === "websocket" && (!secret(credentials?.apiKey) || !secret(credentials?.apiSecret)))
+    return "websocket-credentials";
+  if (kind === "kite" && (!secret(credentials?.apiKey) || !secret(credentials?.accessToken)))
+    return "kite-credentials";
+  return undefined;
+}
+
 export = function (RED: NodeAPI): void {
   let warnedUserDir = false;
   /** Each deployed config node's trading state file (for reading it while no broker is up). */
@@ -360,12 +389,24 @@ export = function (RED: NodeAPI): void {
     const userDir = userDirFor(node);
     // Kite: a login from earlier today outlives a restart (kite-session-file.ts).
     const kept = def.kind === "kite" ? withStoredKiteSession(RED, node, userDir) : undefined;
-    const settings = brokerSettingsOf(def, kept?.credentials ?? node.credentials, userDir);
+    const credentials = kept?.credentials ?? node.credentials;
+    const bad = brokerSettingsOf(def, credentials, userDir);
+    const missing = bad instanceof BrokerError ? missingCredentials(def.kind, credentials) : undefined;
+    // A first run has no credentials yet: say where to enter them, not only which schema rule failed.
+    const settings =
+      missing === undefined || !(bad instanceof BrokerError)
+        ? bad
+        : new BrokerError(
+            "CONFIG",
+            `${bad.message}. ${RED._(`trading-broker.errors.enter-${missing}`, { name: node.name || node.id })}`,
+          );
     const kind = settings instanceof BrokerError ? undefined : settings.kind;
+    const address = settings instanceof BrokerError ? undefined : addressOf(settings);
     let unusable: Unusable | undefined;
     if (settings instanceof BrokerError) {
       node.error(settings.message);
-      unusable = { error: settings, status: problemStatus(RED._("trading-broker.status.invalid-settings")) };
+      const status = missing === undefined ? "invalid-settings" : `enter-${missing}`;
+      unusable = { error: settings, status: problemStatus(RED._(`trading-broker.status.${status}`)) };
     }
     if (!(settings instanceof BrokerError)) stateFiles.set(node, riskStateFile(settings, userDir));
     const metrics = brokerMetrics(node.id, node.name ?? "");
@@ -397,6 +438,9 @@ export = function (RED: NodeAPI): void {
             ? failureStatus(text)
             : { fill: "yellow", shape: "dot", text: shorten(text) };
         },
+        ...(address === undefined ? {} : { address }),
+        unreachableStatus: (why) =>
+          problemStatus(RED._("trading-broker.status.unreachable", { reason: why.replace(/^connect /, "") })),
         failedStatus: (error) =>
           problemStatus(
             error.code === "AUTH"

@@ -27,6 +27,16 @@ const SubscriptionChange = z
     message: "must hold subscribe or unsubscribe (a list of symbols)",
   });
 
+/** Failures that say nothing about the symbols, only that no connection carried the request. */
+const UNTIL_CONNECTED: ReadonlySet<string> = new Set([
+  "EXPIRED",
+  "TIMEOUT",
+  "NOT_CONNECTED",
+  "NETWORK",
+  "CIRCUIT_OPEN",
+  "RATE_LIMITED",
+]);
+
 export = function (RED: NodeAPI): void {
   function Quotes(this: QuotesNode, def: QuotesDef): void {
     RED.nodes.createNode(this, def);
@@ -59,13 +69,31 @@ export = function (RED: NodeAPI): void {
       node.error(RED._("trading-quotes.errors.bad-symbols", { reason: toError(error).message }));
       node.status(problemStatus(RED._("trading-quotes.status.bad-symbols")));
     }
-    if (initial.length > 0) {
-      subscribe(initial).catch((error: unknown) => {
+    /** Symbols whose subscription failed for want of a connection: asked for again once connected. */
+    let waiting: string[] = [];
+    let watching = false;
+    function subscribeInitial(keys: string[]): void {
+      subscribe(keys).catch((error: unknown) => {
         // A missing or unusable broker config has already been reported, by this node or the config node.
         if (error instanceof BrokerError && error.code === "CONFIG") return;
         node.error(RED._("trading-quotes.errors.subscribe-failed", { reason: toError(error).message }));
+        // A gateway started after the deploy: without this the flow would show connected and never quote.
+        if (error instanceof BrokerError && UNTIL_CONNECTED.has(error.code)) retryWhenConnected(keys);
       });
     }
+    // Listens only once a subscription has failed, so a healthy node adds no listener to the broker.
+    function retryWhenConnected(keys: string[]): void {
+      waiting = keys;
+      if (watching) return;
+      watching = true;
+      broker.on("state", (state) => {
+        if (state !== "connected" || waiting.length === 0) return;
+        const again = waiting.filter((key) => !mine.has(key));
+        waiting = [];
+        if (again.length > 0) subscribeInitial(again);
+      });
+    }
+    if (initial.length > 0) subscribeInitial(initial);
 
     handleInput(node, async (msg) => {
       const change = parseOrThrow(SubscriptionChange, msg.payload, "subscription change");

@@ -31,12 +31,19 @@ export interface ConnectionOptions {
   log: BrokerLogger;
   stateStatus(state: ConnectionState): NodeStatus;
   failedStatus(error: BrokerError): NodeStatus;
+  /** Where the broker dials (a URL without user info or query), named when it cannot get there. */
+  address?: string;
+  /** What users show while the first connect keeps failing to reach `address` (`why`: the socket's error). */
+  unreachableStatus?(why: string): NodeStatus;
   /** What users show while connected and the risk guard is not ACTIVE (a red dot when halted). */
   tradingStatus?(guard: RiskGuard): NodeStatus | undefined;
   closeTimeoutMs?: number;
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
+
+/** What a request ends with when the broker never got a connection to send it on. */
+const WHILE_DIALLING: ReadonlySet<string> = new Set(["EXPIRED", "TIMEOUT", "NOT_CONNECTED", "NETWORK"]);
 
 /** Closes still running, by account, across config-node instances (a redeploy makes new ones). */
 const closing = new Map<string, Promise<void>>();
@@ -81,6 +88,8 @@ export class BrokerConnection {
   #closed = false;
   #lastStatus: NodeStatus = {};
   #lastFailure: string | undefined;
+  /** Why the broker's last dial failed while it keeps retrying (cleared once connected). */
+  #unreachable: string | undefined;
   /**
    * The live broker's credentials were refused (AUTH). Retrying the same ones cannot help, so
    * every call fails with this at once instead of dialling again; a new broker (a redeploy, or
@@ -265,6 +274,11 @@ export class BrokerConnection {
       if (state === "connected" && this.#broker === broker) this.#refused = undefined;
       // Once the credentials are refused, users keep showing that rather than "disconnected".
       if (this.#refused !== undefined && this.#broker === broker) return;
+      if (this.#broker === broker) {
+        if (state === "connected") this.#unreachable = undefined;
+        else if (state === "reconnecting" && detail !== undefined)
+          this.#unreachable = detail.replace(/; retrying in \d+ ms$/, "");
+      }
       this.#push(this.#statusFor(broker, state));
       // Why a remote broker dropped or is retrying; logged once per change of state, not per retry,
       // and not for the close this connection asked for itself.
@@ -320,14 +334,35 @@ export class BrokerConnection {
       this.#lastFailure = undefined;
       return broker;
     } catch (error) {
-      const failure = this.#failed(error);
+      const why = this.#whyUnreachable(broker, error);
+      const failure = this.#failed(
+        why === undefined ? error : this.#unreachableError(why, error as BrokerError),
+      );
       if (this.#broker === broker) {
         this.#connecting = undefined;
         if (failure.code === "AUTH") this.#refused = failure;
       }
-      this.#push(this.#options.failedStatus(failure));
+      const unreachable = why === undefined ? undefined : this.#options.unreachableStatus?.(why);
+      this.#push(unreachable ?? this.#options.failedStatus(failure));
       throw failure;
     }
+  }
+
+  /**
+   * The socket error behind a connect that failed while the broker was still dialling. Without it
+   * a first run with the gateway not started read only "GET_ORDERBOOK … not sent within 5000 ms".
+   */
+  #whyUnreachable(broker: ManagedBroker, error: unknown): string | undefined {
+    if (this.#broker !== broker || broker.state === "connected") return undefined;
+    if (!(error instanceof BrokerError) || !WHILE_DIALLING.has(error.code)) return undefined;
+    return this.#unreachable;
+  }
+
+  #unreachableError(why: string, error: BrokerError): BrokerError {
+    const where = this.#options.address ?? "the broker";
+    return new BrokerError(error.code, `cannot reach ${where} (${why}); still retrying: ${error.message}`, {
+      cause: error,
+    });
   }
 
   /** Logs a failure once per distinct message, so a retry per input does not flood the log. */

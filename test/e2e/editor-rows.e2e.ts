@@ -131,10 +131,53 @@ describe("editor dialogs written from their row tables", function () {
     return (await id.jsonValue()) as string;
   }
 
+  /** A label or help term without case, units in brackets, trailing colons or ellipses. */
+  function words(text: string): string {
+    return text
+      .toLowerCase()
+      .replace(/\([^)]*\)/g, "")
+      .replace(/[:…]/g, "")
+      .replace(/\s+/g, " ")
+      .trim();
+  }
+
+  const helpCache = new Map<string, string[]>();
+  /** The terms a node's help explains (its <dt>s, without type tags), as the editor holds the help. */
+  async function helpTerms(type: string): Promise<string[]> {
+    const cached = helpCache.get(type);
+    if (cached !== undefined) return cached;
+    const raw = await page.evaluate((wanted) => {
+      const script = document.querySelector(`script[data-help-name="${wanted}"]`);
+      const holder = document.createElement("div");
+      holder.innerHTML = script?.innerHTML ?? "";
+      holder.querySelectorAll(".property-type").forEach((tag) => tag.remove());
+      return Array.from(holder.querySelectorAll("dt"), (dt) => dt.textContent ?? "");
+    }, type);
+    // "Add positions, Add GTTs, Add account" explains three rows.
+    const terms = raw.flatMap((term) => [words(term), ...words(term).split(/, | or | and /)]);
+    assert.ok(terms.length > 0, `${type} has help with property entries`);
+    helpCache.set(type, terms);
+    return terms;
+  }
+
   /** Sets a text field as typing and leaving it does: Node-RED validates on change and keyup. */
   async function setText(input: Locator, text: string): Promise<void> {
     await input.fill(text);
     await input.dispatchEvent("change");
+  }
+
+  /** The text of the tooltip Node-RED hangs on an invalid field (shown at once, then closed). */
+  async function tooltipOf(input: Locator): Promise<string> {
+    return input.evaluate((element) => {
+      const jq = (window as unknown as { $: (e: Element) => { data(key: string): unknown } }).$;
+      const tip = jq(element).data("tooltip") as
+        { open(instant: boolean): void; close(instant: boolean): void } | undefined;
+      if (tip === undefined || tip === null) return "";
+      tip.open(true);
+      const shown = Array.from(document.querySelectorAll(".red-ui-popover")).at(-1)?.textContent ?? "";
+      tip.close(true);
+      return shown.replace(/\s+/g, " ").trim();
+    });
   }
 
   async function hasError(input: Locator): Promise<boolean> {
@@ -158,6 +201,11 @@ describe("editor dialogs written from their row tables", function () {
     // textContent: a row the dialog hides for now (gtt's id while placing) has no innerText.
     const text = ((await label.textContent()) ?? "").replace(/\s+/g, " ").trim();
     assert.ok(text.length > 0 && !/trading-[a-z-]+\./.test(text), `${where}: translated label "${text}"`);
+    const terms = await helpTerms(type);
+    assert.ok(
+      terms.some((term) => term.includes(words(text)) || words(text).startsWith(term)),
+      `${where}: the help has an entry for "${text}" (it has: ${terms.join(" | ")})`,
+    );
     const tag = await input.evaluate((element) => element.tagName.toLowerCase());
     const kind = tag === "select" ? "select" : ((await input.getAttribute("type")) ?? "text");
     if (kind === "hidden") {
@@ -197,6 +245,11 @@ describe("editor dialogs written from their row tables", function () {
         await setText(page.locator(`#${prefix}-${other}`), value);
       await setText(input, BAD[prop] ?? "x!");
       assert.ok(await hasError(input), `${where}: "${BAD[prop] ?? "x!"}" is marked invalid`);
+      const why = await tooltipOf(input);
+      assert.ok(
+        why.split(" ").length >= 3 && !/trading-[a-z-]+\./.test(why),
+        `${where}: the field's tooltip gives the rule "${BAD[prop] ?? "x!"}" breaks: "${why}"`,
+      );
       for (const other of Object.keys(beside))
         await setText(page.locator(`#${prefix}-${other}`), GOOD[other]!);
     }

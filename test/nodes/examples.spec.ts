@@ -18,6 +18,7 @@ import orderEventsNode = require("../../nodes/order-events/order-events");
 import orderbookNode = require("../../nodes/orderbook/orderbook");
 import placeOrderNode = require("../../nodes/place-order/place-order");
 import quotesNode = require("../../nodes/quotes/quotes");
+import { hasText } from "./remote-support";
 import { nodeRedPath } from "./setup";
 import type { FlowNode } from "./support";
 import {
@@ -325,9 +326,10 @@ describe("examples", function () {
       await helper.load([...PACK, await coreNode("common/25-catch.js")], runnable(flow));
       const config = byName(flow, "websocket gateway").id;
       assert.match(logged(config, ERROR).join("\n"), /websocket\.api_key: is required/);
+      assert.match(logged(config, ERROR).join("\n"), /trading-broker\.errors\.enter-websocket-credentials/);
       await statusMatching(
         byName(flow, "place order").id,
-        (s) => s.text === "trading-broker.status.invalid-settings",
+        hasText("trading-broker.status.enter-websocket-credentials"),
       );
     });
 
@@ -337,11 +339,11 @@ describe("examples", function () {
       const config = byName(flow, "kite").id;
       assert.match(
         logged(config, ERROR).join("\n"),
-        /kite\.api_key: is required.*kite\.access_token: is required/,
+        /kite\.api_key: is required.*kite\.access_token: is required.*trading-broker\.errors\.enter-kite-credentials/,
       );
       await statusMatching(
         byName(flow, "place order").id,
-        (s) => s.text === "trading-broker.status.invalid-settings",
+        hasText("trading-broker.status.enter-kite-credentials"),
       );
     });
 

@@ -196,7 +196,8 @@ describe("trading-broker, kite kind", function () {
       it(`with ${what}: the config names field and rule, users show invalid settings, inputs fail`, async function () {
         await helper.load(NODES, flow(kiteConfig(fake, fields)), { b1: credentials });
         assert.match(logged("b1", ERROR).join("\n"), rule);
-        await assertRefusedAsInvalid(rule);
+        const missing = credentials.apiKey === undefined || credentials.accessToken === undefined;
+        await assertRefusedAsInvalid(rule, missing ? "enter-kite-credentials" : undefined);
         assert.equal(fake.requests.length, 0, "nothing called Kite");
         assertNeverLogged(TOKEN);
       });

@@ -274,7 +274,8 @@ describe("trading-broker, websocket kind", function () {
       it(`with ${what}: the config names field and rule, users show invalid settings, inputs fail`, async function () {
         await helper.load(NODES, flow(wsConfig(venue.url, fields)), { b1: credentials ?? CREDENTIALS.b1 });
         assert.match(logged("b1", ERROR).join("\n"), rule);
-        const error = await assertRefusedAsInvalid(rule);
+        const missing = credentials !== undefined && (!credentials.apiKey || !credentials.apiSecret);
+        const error = await assertRefusedAsInvalid(rule, missing ? "enter-websocket-credentials" : undefined);
         assert.equal(error.source.id, "p1");
         assert.equal(venue.authAttempts, 0, "nothing dialled the gateway");
         assertNeverLogged(SECRET);
