@@ -12,6 +12,7 @@ import type {
   Quote,
   Side,
 } from "../protocol";
+import { isUnknownOutcome } from "../common/unknown-outcome";
 import { BrokerError, toBrokerError } from "../protocol/errors";
 import type { RiskEvent, TradingState } from "../protocol/events";
 import { GttRequest } from "../protocol/gtt";
@@ -96,6 +97,15 @@ function fmt(value: number): string {
 /** A list as a refusal quotes it: the first ten, then an ellipsis. */
 function listed(items: readonly string[]): string {
   return items.length > 10 ? `${items.slice(0, 10).join(", ")}, …` : items.join(", ");
+}
+
+/**
+ * An answer that does not prove the request failed: no answer (TIMEOUT, NETWORK, what a broker
+ * reports once its own lookups gave up) or a gateway that cannot tell (IDEMPOTENCY_UNKNOWN).
+ */
+function outcomeUnknown(error: unknown): boolean {
+  const err = toBrokerError(error);
+  return isUnknownOutcome(err) || err.code === "IDEMPOTENCY_UNKNOWN";
 }
 
 function signed(side: Side, quantity: number): number {
@@ -304,8 +314,24 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       throw this.#deny("modifyOrder", refusal, order.symbol, { order_id: orderId, ...changes });
     }
     if (this.#countRates) this.#rates.record(this.#clock.now());
-    const snapshot = await this.broker.modifyOrder(orderId, changes);
-    this.#exposure.onOrder(snapshot);
+    // What the modify adds counts from now until it is answered: modifies checked meanwhile (and
+    // places) see it, as they see an order in flight.
+    const exposure = this.#exposure;
+    const added = (changes.quantity ?? order.quantity) - order.quantity;
+    const instrument = added > 0 ? exposure.instrument(order.exchange, order.symbol) : undefined;
+    if (instrument !== undefined) exposure.hold(instrument, order.side, added);
+    let snapshot: OrderSnapshot;
+    try {
+      snapshot = await this.broker.modifyOrder(orderId, changes);
+    } catch (error) {
+      if (instrument !== undefined) {
+        if (outcomeUnknown(error)) exposure.keepUnknown(instrument, order.side, added, false);
+        else exposure.release(instrument, order.side, added);
+      }
+      throw error;
+    }
+    if (instrument !== undefined) exposure.release(instrument, order.side, added);
+    exposure.onOrder(snapshot);
     return snapshot;
   }
 
@@ -661,7 +687,11 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         exposure.settle(instrument, side, quantity);
         exposure.onOrder(snapshot);
       },
-      () => exposure.settle(instrument, side, quantity),
+      (error: unknown) => {
+        // The order may exist: it counts until the broker's own book shows whether it does.
+        if (outcomeUnknown(error)) exposure.keepUnknown(instrument, side, quantity, true);
+        else exposure.settle(instrument, side, quantity);
+      },
     );
     return placed;
   }
@@ -681,7 +711,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         exposure.land(flight);
         exposure.onOrder(snapshot);
       },
-      () => exposure.land(flight),
+      (error: unknown) => {
+        if (outcomeUnknown(error)) exposure.keepUnknownFlight(flight);
+        else exposure.land(flight);
+      },
     );
     return placed;
   }
@@ -713,6 +746,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
    */
   async #seedOnce(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      const read = this.#exposure.beginRead();
       const before = await this.broker.getOrderbook();
       const positions = await this.broker.getPositions();
       const after = await this.broker.getOrderbook();
@@ -723,7 +757,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
             `risk guard: order ${moved} kept filling while positions were read (${SEED_ATTEMPTS} tries); using the last read`,
           );
         }
-        this.#exposure.seed(positions, after);
+        this.#exposure.seed(positions, after, read);
         this.#seeded = true;
         return;
       }
