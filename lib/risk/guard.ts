@@ -34,6 +34,11 @@ export interface RiskGuardOptions {
   settings?: RiskSettingsInput;
   /** Where the trading state is kept; absent keeps it in memory (tests, a gateway CLI). */
   stateFile?: string;
+  /**
+   * Which account the state file belongs to: a file that names another account (copied or
+   * restored from elsewhere) is not believed, and trading halts until a person resumes.
+   */
+  account?: string;
   clock?: { now(): number };
   log?: BrokerLogger;
 }
@@ -88,6 +93,7 @@ function filledBetween(
 }
 
 const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
+const STRICTNESS: Record<TradingState, number> = { ACTIVE: 0, REDUCING: 1, HALTED: 2 };
 const FIGURES = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
 
 function fmt(value: number): string {
@@ -127,6 +133,15 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   readonly settings: RiskSettings;
   readonly broker: BrokerInterface;
   readonly #stateFile: string | undefined;
+  readonly #account: string | undefined;
+  /**
+   * Why the trading state cannot be saved (the last write failed), or undefined. While set, new
+   * exposure is refused: a halt or a day's loss that would not survive a restart must not be
+   * silently forgotten by the next process.
+   */
+  #unsaved: string | undefined;
+  /** A retry of that write, while one runs. */
+  #retrying: Promise<void> | undefined;
   readonly #clock: { now(): number };
   readonly #log: BrokerLogger;
   readonly #exposure = new Exposure();
@@ -157,6 +172,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.broker = broker;
     this.settings = parseOrThrow(RiskSettings, options.settings ?? {}, "risk settings");
     this.#stateFile = options.stateFile;
+    this.#account = options.account;
     this.#clock = options.clock ?? { now: () => Date.now() };
     this.#log = options.log ?? silentLogger;
     this.#allowed =
@@ -170,6 +186,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       by: "default",
       reason: "no state saved yet",
       at: this.#iso(),
+      ...(options.account === undefined ? {} : { account: options.account }),
     };
     this.#watch();
   }
@@ -227,8 +244,16 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   async setState(state: TradingState, by: string, reason: string): Promise<void> {
     await this.load();
     const previous = this.#record.state;
-    this.#record = { ...this.#record, state, by, reason, at: this.#iso() };
-    await this.#persist();
+    const next: RiskStateRecord = { ...this.#record, state, by, reason, at: this.#iso() };
+    if (STRICTNESS[state] >= STRICTNESS[previous]) {
+      // Stricter at once, even if the disk then fails: refusing is the safe side.
+      this.#record = next;
+      await this.#persist();
+    } else {
+      // Looser only once it is saved: a resume the disk did not keep would be undone by a restart.
+      await this.#persist(next);
+      this.#record = { ...next, ...this.#dayOf(this.#record) };
+    }
     const line = `trading ${state} (was ${previous}) by ${by}: ${reason}`;
     if (state === "ACTIVE") this.#log.info(line);
     else this.#log.warn(line);
@@ -379,6 +404,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   ): { limit: string; message: string } | undefined {
     const s = this.settings;
     const { side, quantity } = request;
+    if (this.#unsaved !== undefined) return this.#unsavedRefusal("no new orders");
     const state = this.#record.state;
     if (state === "HALTED") {
       return { limit: "trading_state", message: `trading is HALTED (${this.#record.reason}): no new orders` };
@@ -422,13 +448,14 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const quantity = changes.quantity ?? order.quantity;
     const added = quantity - order.quantity;
     const state = this.#record.state;
-    if (state === "HALTED") {
+    if (state === "HALTED" || this.#unsaved !== undefined) {
       const onlyLess =
         added <= 0 &&
         changes.price === undefined &&
         changes.trigger_price === undefined &&
         changes.order_type === undefined;
       if (!onlyLess) {
+        if (this.#unsaved !== undefined) return this.#unsavedRefusal("only cancels and quantity reductions");
         return {
           limit: "trading_state",
           message: `trading is HALTED (${this.#record.reason}): only cancels and quantity reductions are allowed`,
@@ -463,6 +490,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   }
 
   #gttRefusal(request: GttRequest): { limit: string; message: string } | undefined {
+    if (this.#unsaved !== undefined) return this.#unsavedRefusal("no new GTTs");
     const state = this.#record.state;
     if (state !== "ACTIVE") {
       return {
@@ -489,6 +517,19 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       }
     }
     return undefined;
+  }
+
+  /** The state file cannot be written: refuse, and try the write again (one try at a time). */
+  #unsavedRefusal(allowed: string): { limit: string; message: string } {
+    const why = this.#unsaved!;
+    if (this.#retrying === undefined && !this.#closed) {
+      this.#retrying = this.#persist()
+        .catch(() => undefined)
+        .finally(() => {
+          this.#retrying = undefined;
+        });
+    }
+    return { limit: "state_file", message: `${why}; ${allowed} until it can be saved` };
   }
 
   /** Allowed symbols and the trading window: the same for orders and GTTs. */
@@ -845,14 +886,22 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const account = await this.broker.getAccount();
     const pnl = account.realized_pnl + account.unrealized_pnl;
     const day = istDay(now);
-    if (this.#record.day !== day || this.#record.day_start_pnl === undefined) {
+    const kept = this.#record.day;
+    if (kept === undefined || this.#record.day_start_pnl === undefined || day > kept) {
       this.#record = { ...this.#record, day, day_start_pnl: pnl };
       await this.#persist();
       return;
     }
+    // The clock stepped back over midnight: the day already begun goes on; counting it again
+    // would forget its loss (and count a second start when the clock comes forward).
+    if (day < kept) {
+      this.#log.warn(
+        `risk guard: the clock reads ${day}, before the trading day ${kept} already begun; keeping ${kept}`,
+      );
+    }
     const loss = this.#record.day_start_pnl - pnl;
     if (loss < max || this.#record.state !== "ACTIVE" || this.#closed) return;
-    const reason = `daily loss ${fmt(max)} reached (lost ${fmt(loss)} since the start of ${day})`;
+    const reason = `daily loss ${fmt(max)} reached (lost ${fmt(loss)} since the start of ${kept})`;
     await this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
   }
 
@@ -929,8 +978,20 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   async #load(): Promise<void> {
     if (this.#stateFile === undefined) return;
     const loaded = await loadState(this.#stateFile);
+    if (
+      loaded.kind === "ok" &&
+      this.#account !== undefined &&
+      loaded.record.account !== undefined &&
+      loaded.record.account !== this.#account
+    ) {
+      await this.#haltUnread(
+        `${this.#stateFile} belongs to account ${loaded.record.account}, not ${this.#account} (state_file)`,
+      );
+      return;
+    }
     if (loaded.kind === "ok") {
-      this.#record = loaded.record;
+      this.#record =
+        this.#account === undefined ? loaded.record : { ...loaded.record, account: this.#account };
       if (loaded.record.state !== "ACTIVE") {
         this.#log.warn(
           `trading is ${loaded.record.state} since ${loaded.record.at} (${loaded.record.by}: ${loaded.record.reason})`,
@@ -938,30 +999,54 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       }
       return;
     }
-    if (loaded.kind === "corrupt") {
-      // Not knowing whether a person halted trading must not mean trading: halt, and say why.
-      const reason = `state file unreadable, halted until a person resumes: ${loaded.why}`;
-      this.#log.error(reason);
-      this.#record = { version: 1, state: "HALTED", by: "risk guard", reason, at: this.#iso() };
-      await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
-    }
+    if (loaded.kind === "corrupt") await this.#haltUnread(loaded.why);
   }
 
-  /** Writes the current record; writes are queued so the file always ends with the newest. */
-  #persist(): Promise<void> {
+  /** Not knowing whether a person halted trading must not mean trading: halt, and say why. */
+  async #haltUnread(why: string): Promise<void> {
+    const reason = `state file unreadable, halted until a person resumes: ${why}`;
+    this.#log.error(reason);
+    this.#record = {
+      version: 1,
+      state: "HALTED",
+      by: "risk guard",
+      reason,
+      at: this.#iso(),
+      ...(this.#account === undefined ? {} : { account: this.#account }),
+    };
+    await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
+  }
+
+  /** The day's P&L baseline of `record`, to carry over when the state is replaced. */
+  #dayOf(record: RiskStateRecord): Pick<RiskStateRecord, "day" | "day_start_pnl"> {
+    return record.day === undefined || record.day_start_pnl === undefined
+      ? {}
+      : { day: record.day, day_start_pnl: record.day_start_pnl };
+  }
+
+  /**
+   * Writes the current record (or `record`, a change not made yet); writes are queued so the file
+   * always ends with the newest. A failed write blocks new exposure until a write succeeds.
+   */
+  #persist(record?: RiskStateRecord): Promise<void> {
     const file = this.#stateFile;
     if (file === undefined) return Promise.resolve();
-    const write = this.#writing.then(
-      () => saveState(file, this.#record),
-      () => saveState(file, this.#record),
-    );
+    const save = (): Promise<void> => saveState(file, record ?? this.#record);
+    const write = this.#writing.then(save, save);
     this.#writing = write.catch(() => undefined);
-    return write.catch((error: unknown) => {
-      throw new BrokerError(
-        "INTERNAL",
-        `cannot save the trading state to ${file}: ${toBrokerError(error).message}`,
-      );
-    });
+    return write.then(
+      () => {
+        if (this.#unsaved !== undefined)
+          this.#log.info(`risk guard: the trading state is saved to ${file} again`);
+        this.#unsaved = undefined;
+      },
+      (error: unknown) => {
+        const why = `cannot save the trading state to ${file}: ${toBrokerError(error).message}`;
+        if (this.#unsaved === undefined) this.#log.error(why);
+        this.#unsaved = why;
+        throw new BrokerError("INTERNAL", why);
+      },
+    );
   }
 
   #iso(): string {
