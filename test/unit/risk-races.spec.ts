@@ -150,4 +150,61 @@ describe(`RiskGuard under races (seed ${SEED}; RISK_RACE_SEED to replay)`, funct
       await paper.close();
     }
   });
+
+  it("each refusal is one RISK error naming its limit and one ORDER_DENIED with the same words; each state change one RISK_STATE_CHANGED (10 rounds)", async function () {
+    const random = seededRandom(SEED + 3);
+    for (let round = 0; round < 10; round++) {
+      const { paper, broker } = await rig({
+        max_order_quantity: 20,
+        max_position_quantity: 60,
+        max_open_orders: 5,
+        max_orders_per_second: 8,
+        allowed_symbols: ["INFY"],
+      });
+      opened.push(paper);
+      const events: { type: string; message?: string; limit?: string }[] = [];
+      broker.risk.on("event", (event) => events.push(event));
+      const requests = Array.from({ length: 30 }, () => ({
+        ...resting(1 + Math.floor(random() * 30)),
+        symbol: random() < 0.1 ? "TCS" : "INFY",
+      }));
+      const settled = await Promise.allSettled(requests.map((r) => broker.placeOrder(r)));
+      const refused = settled.flatMap((s) =>
+        s.status === "rejected" ? [s.reason as Error & { code: string }] : [],
+      );
+      const denied = events.filter((e) => e.type === "ORDER_DENIED");
+      assert.equal(
+        denied.length,
+        refused.length,
+        `round ${round}: ${refused.length} refusals, ${denied.length} ORDER_DENIED`,
+      );
+      assert.deepEqual(
+        denied.map((e) => e.message),
+        refused.map((e) => e.message),
+      );
+      for (const [n, error] of refused.entries()) {
+        assert.equal(error.code, "RISK");
+        const limit = denied[n]!.limit!;
+        assert.ok(
+          error.message.endsWith(`(${limit})`),
+          `round ${round}: '${error.message}' does not name ${limit}`,
+        );
+        assert.match(
+          limit,
+          /^(max_order_quantity|max_position_quantity|max_open_orders|max_orders_per_second|allowed_symbols)$/,
+        );
+      }
+      const outcome = await broker.risk.kill("halt", "kill switch k1", `round ${round}`, { cancel: true });
+      assert.equal(outcome.cancelled.length, settled.length - refused.length);
+      await assert.rejects(
+        broker.placeOrder(resting(1)),
+        /trading is HALTED \(round \d+\): no new orders \(trading_state\)/,
+      );
+      await broker.risk.kill("resume", "admin", "checked");
+      const changes = events.filter((e) => e.type === "RISK_STATE_CHANGED");
+      assert.equal(changes.length, 2, `round ${round}: ${changes.length} RISK_STATE_CHANGED for 2 changes`);
+      assert.equal(events.filter((e) => e.type === "ORDER_DENIED").length, refused.length + 1);
+      await paper.close();
+    }
+  });
 });
