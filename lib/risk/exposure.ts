@@ -65,6 +65,21 @@ export interface Flight {
   readonly quantity: number;
   readonly clientId: string;
   landed: boolean;
+  /** Set when its answer proved nothing (see `keepUnknown`): the read count then; -1 before. */
+  unknownSince: number;
+}
+
+/**
+ * Quantity whose outcome is unknown (a placement or an enlarging modify whose answer was lost and
+ * could not be settled): it counts as if it went through until the broker's own view shows it.
+ */
+interface Unknown {
+  readonly instrument: Instrument;
+  readonly side: Side;
+  readonly quantity: number;
+  /** A placement (counts as an open order too), not the extra quantity of a modify. */
+  readonly order: boolean;
+  readonly since: number;
 }
 
 /** An order remembered outside the ring (ids out of order, long-lived open orders, a seeded book). */
@@ -147,6 +162,11 @@ export class Exposure {
   #inFlight = 0;
   /** Those of them sent with a client_order_id, by it, until their first event or answer. */
   readonly #flights = new Map<string, Flight>();
+  /** Outcomes not known yet, kept until a read of the broker's book that began after them. */
+  readonly #unknowns = new Set<Unknown>();
+  readonly #unknownFlights = new Set<Flight>();
+  /** Reads of the broker's book begun so far (`beginRead`). */
+  #reads = 0;
 
   /** The instrument's entry, made on first use. */
   instrument(exchange: string, symbol: string): Instrument {
@@ -181,7 +201,7 @@ export class Exposure {
    * reconnect). In-flight quantities stay (those orders are still on their way and settle later),
    * and so do last prices, being the market's and not the account's.
    */
-  seed(positions: readonly Position[], book: readonly OrderSnapshot[]): void {
+  seed(positions: readonly Position[], book: readonly OrderSnapshot[], read = this.#reads): void {
     for (const bySymbol of this.#instruments.values()) {
       for (const entry of bySymbol.values()) {
         entry.net = 0;
@@ -207,6 +227,56 @@ export class Exposure {
     // The whole book is kept (outside the ring, which holds fewer) for a generation after this.
     for (const order of book)
       this.#remember(order.order_id, this.#tracked(order, order.filled_quantity), false);
+    this.#settleUnknowns(book, read);
+  }
+
+  /** Marks the start of a read of the broker's book; `seed` takes the mark it returned. */
+  beginRead(): number {
+    this.#reads += 1;
+    return this.#reads;
+  }
+
+  /**
+   * The book read from `read` on now counts every order in it, so an order still in flight that it
+   * lists stops counting as in flight (its answer then lands nothing), and an unknown outcome from
+   * before that read is settled: the order is in the book if it was placed, and absent if not.
+   */
+  #settleUnknowns(book: readonly OrderSnapshot[], read: number): void {
+    if (this.#flights.size !== 0) {
+      for (const order of book) {
+        const flight = this.#flights.get(order.client_order_id);
+        if (flight !== undefined) this.land(flight);
+      }
+    }
+    for (const flight of this.#unknownFlights) {
+      if (flight.unknownSince < read) this.land(flight);
+    }
+    for (const unknown of this.#unknowns) {
+      if (unknown.since >= read) continue;
+      this.#unknowns.delete(unknown);
+      if (unknown.order) this.settle(unknown.instrument, unknown.side, unknown.quantity);
+      else this.release(unknown.instrument, unknown.side, unknown.quantity);
+    }
+  }
+
+  /**
+   * A placement (`order`) or a modify's extra quantity whose answer proved nothing: it stays
+   * counted until a book read begun after now (or, with a client_order_id, its first event).
+   */
+  keepUnknown(instrument: Instrument, side: Side, quantity: number, order: boolean): void {
+    this.#unknowns.add({ instrument, side, quantity, order, since: this.#reads });
+  }
+
+  /** As `keepUnknown`, for a placement sent with a client_order_id (still in `#flights`). */
+  keepUnknownFlight(flight: Flight): void {
+    if (flight.landed) return;
+    flight.unknownSince = this.#reads;
+    this.#unknownFlights.add(flight);
+  }
+
+  /** Outcomes still unknown (for the admin view and tests). */
+  get unknownOutcomes(): number {
+    return this.#unknowns.size + this.#unknownFlights.size;
   }
 
   /** Counts a snapshot from an event or an answer; stale and repeated ones change nothing. */
@@ -277,7 +347,7 @@ export class Exposure {
   sendTracked(instrument: Instrument, side: Side, quantity: number, clientId: string): Flight | undefined {
     this.send(instrument, side, quantity);
     if (this.#flights.has(clientId)) return undefined;
-    const flight: Flight = { instrument, side, quantity, clientId, landed: false };
+    const flight: Flight = { instrument, side, quantity, clientId, landed: false, unknownSince: -1 };
     this.#flights.set(clientId, flight);
     return flight;
   }
@@ -286,6 +356,7 @@ export class Exposure {
   land(flight: Flight): void {
     if (flight.landed) return;
     flight.landed = true;
+    this.#unknownFlights.delete(flight);
     if (this.#flights.get(flight.clientId) === flight) this.#flights.delete(flight.clientId);
     this.settle(flight.instrument, flight.side, flight.quantity);
   }
@@ -293,6 +364,17 @@ export class Exposure {
   /** The broker answered (or failed) the order `send` counted. */
   settle(instrument: Instrument, side: Side, quantity: number): void {
     this.#inFlight -= 1;
+    if (side === "BUY") instrument.flightBuy -= quantity;
+    else instrument.flightSell -= quantity;
+  }
+
+  /** Counts quantity a modify adds as on its way (not an order of its own) until `release`. */
+  hold(instrument: Instrument, side: Side, quantity: number): void {
+    if (side === "BUY") instrument.flightBuy += quantity;
+    else instrument.flightSell += quantity;
+  }
+
+  release(instrument: Instrument, side: Side, quantity: number): void {
     if (side === "BUY") instrument.flightBuy -= quantity;
     else instrument.flightSell -= quantity;
   }

@@ -12,6 +12,7 @@ import type {
   Quote,
   Side,
 } from "../protocol";
+import { isUnknownOutcome } from "../common/unknown-outcome";
 import { BrokerError, toBrokerError } from "../protocol/errors";
 import type { RiskEvent, TradingState } from "../protocol/events";
 import { GttRequest } from "../protocol/gtt";
@@ -33,6 +34,11 @@ export interface RiskGuardOptions {
   settings?: RiskSettingsInput;
   /** Where the trading state is kept; absent keeps it in memory (tests, a gateway CLI). */
   stateFile?: string;
+  /**
+   * Which account the state file belongs to: a file that names another account (copied or
+   * restored from elsewhere) is not believed, and trading halts until a person resumes.
+   */
+  account?: string;
   clock?: { now(): number };
   log?: BrokerLogger;
 }
@@ -87,6 +93,7 @@ function filledBetween(
 }
 
 const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
+const STRICTNESS: Record<TradingState, number> = { ACTIVE: 0, REDUCING: 1, HALTED: 2 };
 const FIGURES = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
 
 function fmt(value: number): string {
@@ -96,6 +103,15 @@ function fmt(value: number): string {
 /** A list as a refusal quotes it: the first ten, then an ellipsis. */
 function listed(items: readonly string[]): string {
   return items.length > 10 ? `${items.slice(0, 10).join(", ")}, …` : items.join(", ");
+}
+
+/**
+ * An answer that does not prove the request failed: no answer (TIMEOUT, NETWORK, what a broker
+ * reports once its own lookups gave up) or a gateway that cannot tell (IDEMPOTENCY_UNKNOWN).
+ */
+function outcomeUnknown(error: unknown): boolean {
+  const err = toBrokerError(error);
+  return isUnknownOutcome(err) || err.code === "IDEMPOTENCY_UNKNOWN";
 }
 
 function signed(side: Side, quantity: number): number {
@@ -117,6 +133,15 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   readonly settings: RiskSettings;
   readonly broker: BrokerInterface;
   readonly #stateFile: string | undefined;
+  readonly #account: string | undefined;
+  /**
+   * Why the trading state cannot be saved (the last write failed), or undefined. While set, new
+   * exposure is refused: a halt or a day's loss that would not survive a restart must not be
+   * silently forgotten by the next process.
+   */
+  #unsaved: string | undefined;
+  /** A retry of that write, while one runs. */
+  #retrying: Promise<void> | undefined;
   readonly #clock: { now(): number };
   readonly #log: BrokerLogger;
   readonly #exposure = new Exposure();
@@ -147,6 +172,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.broker = broker;
     this.settings = parseOrThrow(RiskSettings, options.settings ?? {}, "risk settings");
     this.#stateFile = options.stateFile;
+    this.#account = options.account;
     this.#clock = options.clock ?? { now: () => Date.now() };
     this.#log = options.log ?? silentLogger;
     this.#allowed =
@@ -160,6 +186,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       by: "default",
       reason: "no state saved yet",
       at: this.#iso(),
+      ...(options.account === undefined ? {} : { account: options.account }),
     };
     this.#watch();
   }
@@ -217,8 +244,16 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   async setState(state: TradingState, by: string, reason: string): Promise<void> {
     await this.load();
     const previous = this.#record.state;
-    this.#record = { ...this.#record, state, by, reason, at: this.#iso() };
-    await this.#persist();
+    const next: RiskStateRecord = { ...this.#record, state, by, reason, at: this.#iso() };
+    if (STRICTNESS[state] >= STRICTNESS[previous]) {
+      // Stricter at once, even if the disk then fails: refusing is the safe side.
+      this.#record = next;
+      await this.#persist();
+    } else {
+      // Looser only once it is saved: a resume the disk did not keep would be undone by a restart.
+      await this.#persist(next);
+      this.#record = { ...next, ...this.#dayOf(this.#record) };
+    }
     const line = `trading ${state} (was ${previous}) by ${by}: ${reason}`;
     if (state === "ACTIVE") this.#log.info(line);
     else this.#log.warn(line);
@@ -304,8 +339,24 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       throw this.#deny("modifyOrder", refusal, order.symbol, { order_id: orderId, ...changes });
     }
     if (this.#countRates) this.#rates.record(this.#clock.now());
-    const snapshot = await this.broker.modifyOrder(orderId, changes);
-    this.#exposure.onOrder(snapshot);
+    // What the modify adds counts from now until it is answered: modifies checked meanwhile (and
+    // places) see it, as they see an order in flight.
+    const exposure = this.#exposure;
+    const added = (changes.quantity ?? order.quantity) - order.quantity;
+    const instrument = added > 0 ? exposure.instrument(order.exchange, order.symbol) : undefined;
+    if (instrument !== undefined) exposure.hold(instrument, order.side, added);
+    let snapshot: OrderSnapshot;
+    try {
+      snapshot = await this.broker.modifyOrder(orderId, changes);
+    } catch (error) {
+      if (instrument !== undefined) {
+        if (outcomeUnknown(error)) exposure.keepUnknown(instrument, order.side, added, false);
+        else exposure.release(instrument, order.side, added);
+      }
+      throw error;
+    }
+    if (instrument !== undefined) exposure.release(instrument, order.side, added);
+    exposure.onOrder(snapshot);
     return snapshot;
   }
 
@@ -353,6 +404,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   ): { limit: string; message: string } | undefined {
     const s = this.settings;
     const { side, quantity } = request;
+    if (this.#unsaved !== undefined) return this.#unsavedRefusal("no new orders");
     const state = this.#record.state;
     if (state === "HALTED") {
       return { limit: "trading_state", message: `trading is HALTED (${this.#record.reason}): no new orders` };
@@ -396,13 +448,14 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const quantity = changes.quantity ?? order.quantity;
     const added = quantity - order.quantity;
     const state = this.#record.state;
-    if (state === "HALTED") {
+    if (state === "HALTED" || this.#unsaved !== undefined) {
       const onlyLess =
         added <= 0 &&
         changes.price === undefined &&
         changes.trigger_price === undefined &&
         changes.order_type === undefined;
       if (!onlyLess) {
+        if (this.#unsaved !== undefined) return this.#unsavedRefusal("only cancels and quantity reductions");
         return {
           limit: "trading_state",
           message: `trading is HALTED (${this.#record.reason}): only cancels and quantity reductions are allowed`,
@@ -437,6 +490,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   }
 
   #gttRefusal(request: GttRequest): { limit: string; message: string } | undefined {
+    if (this.#unsaved !== undefined) return this.#unsavedRefusal("no new GTTs");
     const state = this.#record.state;
     if (state !== "ACTIVE") {
       return {
@@ -463,6 +517,19 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       }
     }
     return undefined;
+  }
+
+  /** The state file cannot be written: refuse, and try the write again (one try at a time). */
+  #unsavedRefusal(allowed: string): { limit: string; message: string } {
+    const why = this.#unsaved!;
+    if (this.#retrying === undefined && !this.#closed) {
+      this.#retrying = this.#persist()
+        .catch(() => undefined)
+        .finally(() => {
+          this.#retrying = undefined;
+        });
+    }
+    return { limit: "state_file", message: `${why}; ${allowed} until it can be saved` };
   }
 
   /** Allowed symbols and the trading window: the same for orders and GTTs. */
@@ -661,7 +728,11 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         exposure.settle(instrument, side, quantity);
         exposure.onOrder(snapshot);
       },
-      () => exposure.settle(instrument, side, quantity),
+      (error: unknown) => {
+        // The order may exist: it counts until the broker's own book shows whether it does.
+        if (outcomeUnknown(error)) exposure.keepUnknown(instrument, side, quantity, true);
+        else exposure.settle(instrument, side, quantity);
+      },
     );
     return placed;
   }
@@ -681,7 +752,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         exposure.land(flight);
         exposure.onOrder(snapshot);
       },
-      () => exposure.land(flight),
+      (error: unknown) => {
+        if (outcomeUnknown(error)) exposure.keepUnknownFlight(flight);
+        else exposure.land(flight);
+      },
     );
     return placed;
   }
@@ -713,6 +787,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
    */
   async #seedOnce(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      const read = this.#exposure.beginRead();
       const before = await this.broker.getOrderbook();
       const positions = await this.broker.getPositions();
       const after = await this.broker.getOrderbook();
@@ -723,7 +798,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
             `risk guard: order ${moved} kept filling while positions were read (${SEED_ATTEMPTS} tries); using the last read`,
           );
         }
-        this.#exposure.seed(positions, after);
+        this.#exposure.seed(positions, after, read);
         this.#seeded = true;
         return;
       }
@@ -811,14 +886,22 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const account = await this.broker.getAccount();
     const pnl = account.realized_pnl + account.unrealized_pnl;
     const day = istDay(now);
-    if (this.#record.day !== day || this.#record.day_start_pnl === undefined) {
+    const kept = this.#record.day;
+    if (kept === undefined || this.#record.day_start_pnl === undefined || day > kept) {
       this.#record = { ...this.#record, day, day_start_pnl: pnl };
       await this.#persist();
       return;
     }
+    // The clock stepped back over midnight: the day already begun goes on; counting it again
+    // would forget its loss (and count a second start when the clock comes forward).
+    if (day < kept) {
+      this.#log.warn(
+        `risk guard: the clock reads ${day}, before the trading day ${kept} already begun; keeping ${kept}`,
+      );
+    }
     const loss = this.#record.day_start_pnl - pnl;
     if (loss < max || this.#record.state !== "ACTIVE" || this.#closed) return;
-    const reason = `daily loss ${fmt(max)} reached (lost ${fmt(loss)} since the start of ${day})`;
+    const reason = `daily loss ${fmt(max)} reached (lost ${fmt(loss)} since the start of ${kept})`;
     await this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
   }
 
@@ -895,8 +978,20 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   async #load(): Promise<void> {
     if (this.#stateFile === undefined) return;
     const loaded = await loadState(this.#stateFile);
+    if (
+      loaded.kind === "ok" &&
+      this.#account !== undefined &&
+      loaded.record.account !== undefined &&
+      loaded.record.account !== this.#account
+    ) {
+      await this.#haltUnread(
+        `${this.#stateFile} belongs to account ${loaded.record.account}, not ${this.#account} (state_file)`,
+      );
+      return;
+    }
     if (loaded.kind === "ok") {
-      this.#record = loaded.record;
+      this.#record =
+        this.#account === undefined ? loaded.record : { ...loaded.record, account: this.#account };
       if (loaded.record.state !== "ACTIVE") {
         this.#log.warn(
           `trading is ${loaded.record.state} since ${loaded.record.at} (${loaded.record.by}: ${loaded.record.reason})`,
@@ -904,30 +999,54 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       }
       return;
     }
-    if (loaded.kind === "corrupt") {
-      // Not knowing whether a person halted trading must not mean trading: halt, and say why.
-      const reason = `state file unreadable, halted until a person resumes: ${loaded.why}`;
-      this.#log.error(reason);
-      this.#record = { version: 1, state: "HALTED", by: "risk guard", reason, at: this.#iso() };
-      await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
-    }
+    if (loaded.kind === "corrupt") await this.#haltUnread(loaded.why);
   }
 
-  /** Writes the current record; writes are queued so the file always ends with the newest. */
-  #persist(): Promise<void> {
+  /** Not knowing whether a person halted trading must not mean trading: halt, and say why. */
+  async #haltUnread(why: string): Promise<void> {
+    const reason = `state file unreadable, halted until a person resumes: ${why}`;
+    this.#log.error(reason);
+    this.#record = {
+      version: 1,
+      state: "HALTED",
+      by: "risk guard",
+      reason,
+      at: this.#iso(),
+      ...(this.#account === undefined ? {} : { account: this.#account }),
+    };
+    await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
+  }
+
+  /** The day's P&L baseline of `record`, to carry over when the state is replaced. */
+  #dayOf(record: RiskStateRecord): Pick<RiskStateRecord, "day" | "day_start_pnl"> {
+    return record.day === undefined || record.day_start_pnl === undefined
+      ? {}
+      : { day: record.day, day_start_pnl: record.day_start_pnl };
+  }
+
+  /**
+   * Writes the current record (or `record`, a change not made yet); writes are queued so the file
+   * always ends with the newest. A failed write blocks new exposure until a write succeeds.
+   */
+  #persist(record?: RiskStateRecord): Promise<void> {
     const file = this.#stateFile;
     if (file === undefined) return Promise.resolve();
-    const write = this.#writing.then(
-      () => saveState(file, this.#record),
-      () => saveState(file, this.#record),
-    );
+    const save = (): Promise<void> => saveState(file, record ?? this.#record);
+    const write = this.#writing.then(save, save);
     this.#writing = write.catch(() => undefined);
-    return write.catch((error: unknown) => {
-      throw new BrokerError(
-        "INTERNAL",
-        `cannot save the trading state to ${file}: ${toBrokerError(error).message}`,
-      );
-    });
+    return write.then(
+      () => {
+        if (this.#unsaved !== undefined)
+          this.#log.info(`risk guard: the trading state is saved to ${file} again`);
+        this.#unsaved = undefined;
+      },
+      (error: unknown) => {
+        const why = `cannot save the trading state to ${file}: ${toBrokerError(error).message}`;
+        if (this.#unsaved === undefined) this.#log.error(why);
+        this.#unsaved = why;
+        throw new BrokerError("INTERNAL", why);
+      },
+    );
   }
 
   #iso(): string {

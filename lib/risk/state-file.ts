@@ -19,6 +19,8 @@ export const RiskStateRecord = z.strictObject({
   /** IST day the P&L baseline belongs to, and the account's realized + unrealized P&L then. */
   day: z.string().optional(),
   day_start_pnl: z.number().optional(),
+  /** The account the file belongs to (absent in files written before it was kept). */
+  account: z.string().optional(),
 });
 export type RiskStateRecord = z.output<typeof RiskStateRecord>;
 

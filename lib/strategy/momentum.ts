@@ -78,6 +78,9 @@ interface PendingOrder {
  */
 export const UNSEEN_SIGNAL_TTL_MS = 30_000;
 
+/** Events kept while the account is read, at most. */
+const HEARD_MAX = 10_000;
+
 /** Ended order ids remembered so a replayed fill event is not counted twice. */
 const DONE_MEMORY = 10_000;
 
@@ -98,6 +101,8 @@ export class MomentumStrategy {
   readonly #fromAccount: boolean;
   readonly #now: () => number;
   #seeded = false;
+  /** Order events heard while the account is being read (`beginRead`), applied again after `seed`. */
+  #heard: OrderSnapshot[] | undefined;
 
   /**
    * With `fromAccount`, the position is the account's (per symbol and this strategy's product,
@@ -113,6 +118,15 @@ export class MomentumStrategy {
   /** Whether the strategy knows its positions (always, when it keeps them itself). */
   get seeded(): boolean {
     return !this.#fromAccount || this.#seeded;
+  }
+
+  /**
+   * The account is about to be read: events heard from now until `seed` are applied again on top of
+   * what it read. An event for a fill the read already holds then changes nothing; one for a fill
+   * that landed after the read (its event came before the seed replaced the counts) is not lost.
+   */
+  beginRead(): void {
+    this.#heard ??= [];
   }
 
   /**
@@ -141,11 +155,16 @@ export class MomentumStrategy {
       }
     }
     this.#seeded = true;
+    const heard = this.#heard;
+    this.#heard = undefined;
+    if (heard !== undefined) for (const order of heard) this.onOrder(order);
   }
 
   /** Keeps the position in step with the account: every fill of this product moves it. */
   onOrder(order: OrderSnapshot): void {
     if (!this.#fromAccount || order.product !== this.settings.product) return;
+    // Bounded: a read that never ends must not hold every event of the day.
+    if (this.#heard !== undefined && this.#heard.length < HEARD_MAX) this.#heard.push(order);
     const id = order.order_id;
     const pending = this.#pending.get(order.client_order_id);
     if (pending !== undefined) {

@@ -322,11 +322,14 @@ function accountKeyOf(settings: BrokerSettingsInput, userDir: string): string {
  * remote account under a name derived from it (a digest, so no URL or key shows in a file name).
  */
 function riskStateFile(settings: BrokerSettingsInput, userDir: string): string {
-  const dir = path.join(userDir, "trading-broker");
-  if (settings.kind === "paper")
-    return path.join(dir, `risk-paper-${settings.paper.account ?? "default"}.json`);
+  return path.join(userDir, "trading-broker", `risk-${riskAccountOf(settings, userDir)}.json`);
+}
+
+/** The account a state file belongs to, as its name says it and as the file records it. */
+function riskAccountOf(settings: BrokerSettingsInput, userDir: string): string {
+  if (settings.kind === "paper") return `paper-${settings.paper.account ?? "default"}`;
   const digest = createHash("sha256").update(accountKeyOf(settings, userDir)).digest("hex").slice(0, 16);
-  return path.join(dir, `risk-${settings.kind}-${digest}.json`);
+  return `${settings.kind}-${digest}`;
 }
 
 /** Where a remote broker dials, for messages: no user info, query or fragment (they may hold secrets). */
@@ -422,6 +425,7 @@ export = function (RED: NodeAPI): void {
           const guarded = guardBroker(broker, {
             settings: settings.risk ?? {},
             stateFile: riskStateFile(settings, userDir),
+            account: riskAccountOf(settings, userDir),
             log,
           });
           metrics.watchRisk(guarded.risk);

@@ -4,6 +4,7 @@ import { parseOrThrow } from "../../lib/protocol/validate";
 import { BrokerError } from "../../lib/protocol/errors";
 import type { MomentumSignal } from "../../lib/strategy/momentum";
 import { MomentumQuote, MomentumSettings, MomentumStrategy } from "../../lib/strategy/momentum";
+import { seedFromAccount } from "../../lib/strategy/account-read";
 import { offersCandles, warmUpFromCandles } from "../../lib/strategy/momentum-warmup";
 import { flag, numeric, text, withoutUndefined } from "../shared/coerce";
 import { toError } from "../shared/errors";
@@ -151,8 +152,10 @@ export = function (RED: NodeAPI): void {
         do {
           again = false;
           const ready = await broker.ready();
-          const [positions, book] = await Promise.all([ready.getPositions(), ready.getOrderbook()]);
-          strategy.seed(positions, book);
+          // Book, positions, book: a fill landing between two reads is never lost (account-read.ts).
+          const moved = await seedFromAccount(strategy, ready);
+          if (moved !== undefined)
+            node.warn(RED._("trading-momentum.errors.positions-moving", { order: moved }));
         } while (again);
       } catch (error) {
         node.error(RED._("trading-momentum.errors.positions", { reason: toError(error).message }));
