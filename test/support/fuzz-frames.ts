@@ -17,6 +17,8 @@ export interface FuzzFrame {
   readonly owed: (string | null)[];
   /** The request type of each string id, so a RESULT can be checked against its result schema. */
   readonly types: Map<string, string>;
+  /** The messages the gateway executes (none for a frame refused whole). */
+  readonly messages: readonly unknown[];
 }
 
 /** What the fuzzer remembers of the account it has been talking to, to aim requests at real things. */
@@ -306,9 +308,10 @@ export class FrameFuzzer {
   frame(): FuzzFrame {
     const roll = this.#random();
     if (roll < 0.02) return whole("{not json");
-    if (roll < 0.03) return { text: "[1,2]", owed: [null, null], types: new Map() };
+    if (roll < 0.03) return { text: "[1,2]", owed: [null, null], types: new Map(), messages: [1, 2] };
     if (roll < 0.04) return whole("[]");
-    if (roll < 0.05) return { text: "\u00e9\u00e9", binary: true, owed: [null], types: new Map() };
+    if (roll < 0.05)
+      return { text: "\u00e9\u00e9", binary: true, owed: [null], types: new Map(), messages: [] };
     if (roll < 0.06) {
       // One byte over the frame limit (65,536).
       const pad = 65_537 - 40;
@@ -330,12 +333,12 @@ export class FrameFuzzer {
       owed.push(id);
       if (id !== null && isObject(message) && typeof message.type === "string") types.set(id, message.type);
     }
-    return { text, owed, types };
+    return { text, owed, types, messages };
   }
 }
 
 function whole(text: string): FuzzFrame {
-  return { text, owed: [null], types: new Map() };
+  return { text, owed: [null], types: new Map(), messages: [] };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
