@@ -4,12 +4,12 @@ import { BrokerError } from "../protocol/errors";
 import type { OrderSnapshot } from "../protocol/orders";
 import type { Answer, AnswerBatch } from "./answer-batch";
 import type { AuthResult, RequestType, WireRequest, WireRequestOf } from "../protocol/wire";
-import { CLOSE_CODES } from "../protocol/wire";
+import { CLOSE_CODES, WIRE_LIMITS } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
 import type { AuthVerifier } from "./auth";
 import type { Client } from "./client";
 import type { FrameBudget } from "./frame-budget";
-import { MAX_IN_FLIGHT } from "./frame-budget";
+import { MAX_IN_FLIGHT, MAX_LISTED_ROWS } from "./frame-budget";
 import { isRecord } from "../common/is-record";
 import { errorFrame, parseRequest, readableId, REQUEST_TYPE_SET, resultFrame } from "./frames";
 import type { GatewaySettings } from "./options";
@@ -130,6 +130,20 @@ export class Dispatcher {
         `${MAX_IN_FLIGHT} requests are in flight on this connection; not executed, retry after 100 ms`,
         100,
       );
+    }
+    if (parsed.type === "GET_ORDERBOOK") {
+      // Counted as asked for (a page may hold fewer): what counts is what the peer can make us build.
+      const rows = parsed.limit ?? WIRE_LIMITS.maxPage;
+      if (client.listedRows + rows > MAX_LISTED_ROWS) {
+        return errorFrame(
+          parsed.id,
+          "RATE_LIMITED",
+          `${client.listedRows} order book rows asked for on this connection are not yet sent (the most is ${MAX_LISTED_ROWS}); not executed, retry after 100 ms`,
+          100,
+        );
+      }
+      client.listedRows += rows;
+      batch.listedRows += rows;
     }
     client.inFlight.add(parsed.id);
     // The raw request, not zod's output: the client lays a delta over what it sent.

@@ -464,6 +464,8 @@ export class Gateway {
    */
   readonly #writeAnswers = (batch: AnswerBatch): void => {
     const { client, answers } = batch;
+    // Handed to the socket now, where the slow-consumer limit bounds what waits.
+    client.listedRows -= batch.listedRows;
     let frames: string[];
     if (answers.every((answer): answer is string => typeof answer === "string")) frames = answers;
     else {

@@ -72,8 +72,8 @@ export class IdempotencyIndex {
   readonly #entries = new Map<string, Held>();
   /** Intents read back from the file with no end written: for Placements.recover(). */
   readonly #intents = new Map<string, Intent>();
-  /** Intents recovery could not settle: their ids are refused (IDEMPOTENCY_UNKNOWN). */
-  readonly #unknown = new Set<string>();
+  /** Intents recovery could not settle, and their days: their ids are refused (IDEMPOTENCY_UNKNOWN). */
+  readonly #unknown = new Map<string, string>();
   #fd: number | undefined;
   /**
    * Lines not yet written, in order: ones nobody waits for (written at the end of the turn, in one
@@ -140,12 +140,17 @@ export class IdempotencyIndex {
   }
 
   get(account: string, clientOrderId: string): IdempotencyEntry | undefined {
+    // An id whose days are over is free whether or not the gateway restarted since (a restart
+    // drops it at load): a gateway up across midnight must not refuse it for longer.
+    this.#prune();
     return this.#entries.get(key(account, clientOrderId));
   }
 
   /** Whether recovery left this id unsettled: it may or may not have made an order. */
   unknown(account: string, clientOrderId: string): boolean {
-    return this.#unknown.size > 0 && this.#unknown.has(key(account, clientOrderId));
+    if (this.#unknown.size === 0) return false;
+    this.#prune();
+    return this.#unknown.has(key(account, clientOrderId));
   }
 
   /** The intents of `account` read back at open with no end: placements a stop cut short. */
@@ -187,11 +192,15 @@ export class IdempotencyIndex {
     if (this.#file !== undefined) this.#later(JSON.stringify(["x", k]));
   }
 
-  /** Recovery could not tell whether the intent made an order: its id stays refused (and its line kept). */
+  /**
+   * Recovery could not tell whether the intent made an order: its id stays refused (and its line
+   * kept) for the rest of the intent's days.
+   */
   markUnknown(account: string, clientOrderId: string): void {
     const k = key(account, clientOrderId);
+    const day = this.#intents.get(k)?.day ?? istDay(this.#now());
     this.#intents.delete(k);
-    this.#unknown.add(k);
+    this.#unknown.set(k, day);
   }
 
   /** Remembers an id known from elsewhere (the broker's book) without writing it. */
@@ -458,6 +467,7 @@ export class IdempotencyIndex {
       if (entry.day >= cutoff) break;
       this.#entries.delete(k);
     }
+    for (const [k, day] of this.#unknown) if (day < cutoff) this.#unknown.delete(k);
   }
 
   async #load(file: string): Promise<void> {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
 import type { OrderSnapshot } from "../../lib/protocol";
+import { MAX_LISTED_ROWS } from "../../lib/gateway/frame-budget";
 import { WIRE_LIMITS } from "../../lib/protocol/wire";
 import { fastSettings } from "../support/broker-chaos";
 import type { PaperGateway, Received } from "../support/gateway-client";
@@ -61,22 +62,35 @@ describe("Gateway: bounded answers", function () {
       for (const id of ids) answers.push(await client.reply(id, 30_000));
       for (const answer of answers) {
         assert.equal(answer.type, "ERROR", JSON.stringify(answer).slice(0, 200));
+        // Each counts as a whole page against MAX_LISTED_ROWS until it is answered.
+        if (answer.error?.code === "RATE_LIMITED") continue;
         assert.equal(answer.error?.code, "VALIDATION");
         assert.match(answer.error?.message ?? "", /limit: is required when more than 1000 orders/);
       }
+      assert.equal(
+        answers.filter((answer) => answer.error?.code === "VALIDATION").length,
+        MAX_LISTED_ROWS / WIRE_LIMITS.maxPage,
+      );
 
-      // The same batch paged: 100 pages of 1,000 orders, in frames of about 1 MiB at most.
+      // The same batch paged: 100 pages of 1,000 orders, in frames of about 1 MiB at most. The
+      // connection may have MAX_LISTED_ROWS rows asked for and unsent: pages past them are refused.
       const paged = Array.from({ length: 100 }, (_, i) => ({
         type: "GET_ORDERBOOK",
         id: `pg${i}`,
         limit: WIRE_LIMITS.maxPage,
       }));
       client.send(paged);
+      let pages = 0;
       for (const { id } of paged) {
         const reply = await client.reply(id, 60_000);
-        assert.equal(reply.type, "RESULT");
+        if (reply.type === "ERROR") {
+          assert.equal(reply.error?.code, "RATE_LIMITED", JSON.stringify(reply));
+          continue;
+        }
+        pages++;
         assert.equal((reply.result as OrderSnapshot[]).length, WIRE_LIMITS.maxPage);
       }
+      assert.equal(pages, MAX_LISTED_ROWS / WIRE_LIMITS.maxPage);
       assert.ok(Math.max(...frameBytes) < 2 * 1024 * 1024, `largest frame ${Math.max(...frameBytes)} bytes`);
 
       // Still serving, and the book reads whole page by page without a gap or a repeat.
