@@ -480,7 +480,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     const book = await readBook(async (page) =>
       parseResult("GET_ORDERBOOK", await send({ type: "GET_ORDERBOOK", ...page })),
     );
-    const gtts = parseResult("GET_GTTS", await send({ type: "GET_GTTS" }));
+    const gtts = await readGtts(async (page) =>
+      parseResult("GET_GTTS", await send({ type: "GET_GTTS", ...page })),
+    );
     const now = new Date().toISOString();
     let newest = this.#syncedAt;
     for (const order of book) {
@@ -1096,7 +1098,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   }
 
   async getGtts(): Promise<GttSnapshot[]> {
-    return this.#call("GET_GTTS", {});
+    return readGtts((page) => this.#call("GET_GTTS", { ...page }));
   }
 
   async getPositions(): Promise<Position[]> {
@@ -1177,18 +1179,46 @@ function plainDeltaOf(message: unknown): IncomingEvent | undefined {
 }
 
 /** The whole order book, page by page (the gateway answers at most WIRE_LIMITS.maxPage at once). */
-async function readBook(
+function readBook(
   fetchPage: (page: { limit: number; after?: string }) => Promise<OrderSnapshot[]>,
 ): Promise<OrderSnapshot[]> {
+  return readPages(fetchPage, (order) => order.order_id);
+}
+
+/**
+ * Every GTT, page by page. A gateway older than GET_GTTS paging refuses `limit` as an unknown
+ * key: it is asked once without it, as it always was, and answers the whole list.
+ */
+async function readGtts(
+  fetchPage: (page: { limit?: number; after?: string }) => Promise<GttSnapshot[]>,
+): Promise<GttSnapshot[]> {
+  try {
+    return await readPages(fetchPage, (gtt) => gtt.gtt_id);
+  } catch (error) {
+    if (!(error instanceof BrokerError && error.code === "VALIDATION" && UNPAGED_GTTS.test(error.message))) {
+      throw error;
+    }
+    return fetchPage({});
+  }
+}
+
+/** What a gateway without GET_GTTS paging answers to `limit`: its strict schema's unknown field. */
+const UNPAGED_GTTS = /^invalid GET_GTTS: (limit: unknown field|.*Unrecognized keys?: "limit")/;
+
+/** A whole list in id order, a page at a time; a page shorter than asked for is the last. */
+async function readPages<T>(
+  fetchPage: (page: { limit: number; after?: string }) => Promise<T[]>,
+  idOf: (item: T) => string,
+): Promise<T[]> {
   const limit = WIRE_LIMITS.maxPage;
-  const book: OrderSnapshot[] = [];
+  const list: T[] = [];
   let after: string | undefined;
   for (;;) {
     const page = await fetchPage(after === undefined ? { limit } : { limit, after });
-    for (const order of page) book.push(order);
+    for (const item of page) list.push(item);
     const last = page[page.length - 1];
-    if (page.length < limit || last === undefined) return book;
-    after = last.order_id;
+    if (page.length < limit || last === undefined) return list;
+    after = idOf(last);
   }
 }
 

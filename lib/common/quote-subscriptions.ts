@@ -13,10 +13,16 @@ export interface QuoteSource {
   unsubscribeQuotes(keys: string[]): Promise<void>;
 }
 
-export interface QuoteSubscriptionOptions {
+export interface QuoteSubscriptionOptions<S extends Subscriber = Subscriber> {
   source: QuoteSource;
   /** Subscriptions one subscriber may hold, and what to call it in the refusal. */
   cap?: { max: number; holder: string };
+  /**
+   * Subscriptions a group of subscribers may hold together (a gateway's api key over all its
+   * connections), and what to call the group in the refusal: without it, a group of capped
+   * subscribers holds as many as it has members.
+   */
+  groupCap?: { max: number; holder: string; groupOf(subscriber: S): string };
   /** A failed broker unsubscribe: the subscriber has let go either way, so it is only reported. */
   onUnsubscribeFailed(keys: readonly string[], error: unknown): void;
 }
@@ -34,25 +40,34 @@ interface Subscription<S> {
  * for that answer, so nobody is told "subscribed" before the broker is.
  */
 export class QuoteSubscriptions<S extends Subscriber> {
-  readonly #options: QuoteSubscriptionOptions;
+  readonly #options: QuoteSubscriptionOptions<S>;
   readonly #bySymbol = new Map<string, Subscription<S>>();
+  /** Subscriptions held per group (groupCap), counted as they are added and released. */
+  readonly #perGroup = new Map<string, number>();
   /** Broker subscribe/unsubscribe calls run one after another, so they reach it in the order made. */
   #ops: Promise<void> = Promise.resolve();
 
-  constructor(options: QuoteSubscriptionOptions) {
+  constructor(options: QuoteSubscriptionOptions<S>) {
     this.#options = options;
   }
 
   /** Adds symbols to the subscriber's set; the broker is asked only for ones no subscriber had. */
   async subscribe(subscriber: S, symbols: readonly string[]): Promise<string[]> {
     const keys = symbols.map(symbolKey);
-    const cap = this.#options.cap;
-    if (cap !== undefined) {
+    const { cap, groupCap } = this.#options;
+    if (cap !== undefined || groupCap !== undefined) {
       const adding = new Set(keys.filter((key) => !subscriber.symbols.has(key))).size;
-      if (subscriber.symbols.size + adding > cap.max) {
+      if (cap !== undefined && subscriber.symbols.size + adding > cap.max) {
         throw new BrokerError(
           "VALIDATION",
           `symbols: ${cap.holder} may hold at most ${cap.max} subscriptions (it holds ${subscriber.symbols.size}, this adds ${adding}); unsubscribe some first`,
+        );
+      }
+      const held = groupCap === undefined ? 0 : (this.#perGroup.get(groupCap.groupOf(subscriber)) ?? 0);
+      if (groupCap !== undefined && held + adding > groupCap.max) {
+        throw new BrokerError(
+          "VALIDATION",
+          `symbols: ${groupCap.holder} may hold at most ${groupCap.max} subscriptions (it holds ${held}, this adds ${adding}); unsubscribe some first`,
         );
       }
     }
@@ -70,6 +85,7 @@ export class QuoteSubscriptions<S extends Subscriber> {
       subscriber.symbols.add(key);
       added.push(key);
     }
+    this.#count(subscriber, added.length);
     if (fresh.length > 0) {
       const ready = this.#op(() => this.#options.source.subscribeQuotes(fresh));
       for (const key of fresh) {
@@ -106,11 +122,17 @@ export class QuoteSubscriptions<S extends Subscriber> {
       for (const subscriber of subscription.subscribers) subscriber.symbols.clear();
     }
     this.#bySymbol.clear();
+    this.#perGroup.clear();
   }
 
   /** Who wants quotes of this instrument now. */
   subscribersOf(exchange: string, symbol: string): ReadonlySet<S> | undefined {
     return this.#bySymbol.get(`${exchange}:${symbol}`)?.subscribers;
+  }
+
+  /** Subscriptions a group (groupCap) holds now, over all its subscribers. */
+  heldByGroup(group: string): number {
+    return this.#perGroup.get(group) ?? 0;
   }
 
   /** Each subscribed instrument key with how many subscribers hold it. */
@@ -135,9 +157,19 @@ export class QuoteSubscriptions<S extends Subscriber> {
     return run;
   }
 
+  /** Adds `delta` to the subscriber's group's count; a group holding nothing is forgotten. */
+  #count(subscriber: S, delta: number): void {
+    const groupCap = this.#options.groupCap;
+    if (groupCap === undefined || delta === 0) return;
+    const group = groupCap.groupOf(subscriber);
+    const held = (this.#perGroup.get(group) ?? 0) + delta;
+    if (held > 0) this.#perGroup.set(group, held);
+    else this.#perGroup.delete(group);
+  }
+
   /** Drops one subscriber's interest in a symbol; true when it was the last one (unsubscribe the broker). */
   #release(subscriber: S, key: string): boolean {
-    subscriber.symbols.delete(key);
+    if (subscriber.symbols.delete(key)) this.#count(subscriber, -1);
     const subscription = this.#bySymbol.get(key);
     if (subscription === undefined || !subscription.subscribers.delete(subscriber)) return false;
     if (subscription.subscribers.size > 0) return false;

@@ -1,6 +1,7 @@
 import type { BrokerInterface } from "../brokers/interface";
 import type { BrokerLogger } from "../brokers/logger";
 import { BrokerError } from "../protocol/errors";
+import type { GttSnapshot } from "../protocol/gtt";
 import type { OrderSnapshot } from "../protocol/orders";
 import type { Answer, AnswerBatch } from "./answer-batch";
 import type { AuthResult, RequestType, WireRequest, WireRequestOf } from "../protocol/wire";
@@ -9,6 +10,7 @@ import { TokenBucket } from "../ws/token-bucket";
 import type { AuthVerifier } from "./auth";
 import type { Client } from "./client";
 import type { FrameBudget } from "./frame-budget";
+import { IdPages } from "./id-pages";
 import { MAX_IN_FLIGHT, MAX_LISTED_ROWS } from "./frame-budget";
 import { isRecord } from "../common/is-record";
 import { errorFrame, parseRequest, readableId, REQUEST_TYPE_SET, resultFrame } from "./frames";
@@ -26,6 +28,9 @@ export interface KeyUsage {
 
 /** Requests answered with the snapshot of the order they changed. */
 const ORDER_ANSWERS: ReadonlySet<string> = new Set(["PLACE_ORDER", "MODIFY_ORDER", "CANCEL_ORDER"]);
+
+/** Requests that change the broker's GTTs. */
+const GTT_CHANGES: ReadonlySet<string> = new Set(["PLACE_GTT", "MODIFY_GTT", "DELETE_GTT"]);
 
 /** Requests whose answer announces a change to the account. */
 const MUTATING = new Set([
@@ -56,11 +61,24 @@ export class Dispatcher {
   readonly #parts: DispatchParts;
   readonly #broker: BrokerInterface;
   readonly #log: BrokerLogger;
+  readonly #gtts: IdPages<GttSnapshot>;
 
   constructor(parts: DispatchParts) {
     this.#parts = parts;
     this.#broker = parts.settings.broker;
     this.#log = parts.settings.log;
+    const broker = this.#broker;
+    this.#gtts = new IdPages({
+      scan: () => broker.getGtts(),
+      idOf: (gtt) => gtt.gtt_id,
+      request: "GET_GTTS",
+      items: "GTTs",
+    });
+  }
+
+  /** The broker's GTTs changed: the next GET_GTTS page reads them again. */
+  gttsChanged(): void {
+    this.#gtts.changed();
   }
 
   /**
@@ -131,14 +149,15 @@ export class Dispatcher {
         100,
       );
     }
-    if (parsed.type === "GET_ORDERBOOK") {
+    if (parsed.type === "GET_ORDERBOOK" || parsed.type === "GET_GTTS") {
       // Counted as asked for (a page may hold fewer): what counts is what the peer can make us build.
       const rows = parsed.limit ?? WIRE_LIMITS.maxPage;
       if (client.listedRows + rows > MAX_LISTED_ROWS) {
+        const what = parsed.type === "GET_ORDERBOOK" ? "order book rows" : "order book and GTT rows";
         return errorFrame(
           parsed.id,
           "RATE_LIMITED",
-          `${client.listedRows} order book rows asked for on this connection are not yet sent (the most is ${MAX_LISTED_ROWS}); not executed, retry after 100 ms`,
+          `${client.listedRows} ${what} asked for on this connection are not yet sent (the most is ${MAX_LISTED_ROWS}); not executed, retry after 100 ms`,
           100,
         );
       }
@@ -253,6 +272,9 @@ export class Dispatcher {
     } catch (error) {
       answer = this.#failure(request, error);
     }
+    // Whatever its outcome (a timeout may still have changed it), a GTT request made the list
+    // pages were read from old; the broker's event may come later than this answer, or never.
+    if (GTT_CHANGES.has(request.type)) this.#gtts.changed();
     client.inFlight.delete(request.id);
     if (placed !== undefined) this.#parts.pushes.placementAnswered(placed);
     batch.settle(index, answer);
@@ -296,7 +318,7 @@ export class Dispatcher {
       case "DELETE_GTT":
         return broker.deleteGtt(request.gtt_id);
       case "GET_GTTS":
-        return broker.getGtts();
+        return this.#gtts.page(request.limit, request.after);
       case "GET_POSITIONS":
         return broker.getPositions();
       case "GET_ACCOUNT":

@@ -78,7 +78,10 @@ export class Gateway {
   #heartbeat: NodeJS.Timeout | undefined;
 
   readonly #onOrder = (event: OrderEvent): void => this.#pushes.event(event);
-  readonly #onGtt = (event: GttEvent): void => this.#pushes.event(event);
+  readonly #onGtt = (event: GttEvent): void => {
+    this.#dispatcher.gttsChanged();
+    this.#pushes.event(event);
+  };
   readonly #onQuote = (quote: Quote): void => this.#pushQuote(quote);
   readonly #onBrokerError = (error: BrokerError): void => {
     this.#settings.log.warn(`gateway: broker reported ${error.code}: ${error.message}`);
@@ -109,6 +112,11 @@ export class Gateway {
     this.#quotes = new QuoteSubscriptions({
       source: settings.broker,
       cap: { max: MAX_SYMBOLS_PER_CONNECTION, holder: "a connection" },
+      groupCap: {
+        max: settings.maxSymbolsPerKey,
+        holder: "this connection's api key (over all its connections)",
+        groupOf: (client) => client.apiKey,
+      },
       onUnsubscribeFailed: (keys, error) =>
         settings.log.warn(`gateway: unsubscribing ${keys.join(", ")} failed: ${messageOf(error)}`),
     });

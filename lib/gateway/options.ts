@@ -85,6 +85,13 @@ export const GatewayOptionsSchema = z
     /** Authenticated connections per api key; more get AUTH_RETRY and close 1013. Default 64. */
     maxConnectionsPerKey: bounded().default(64),
     /**
+     * Quote subscriptions one api key may hold over all its connections (each connection at most
+     * 3000). Default 9000: what Kite Connect allows one api key (3 ticker connections of 3000
+     * instruments), so a key here may follow what it could follow at the broker. Without it one
+     * key's 64 connections could hold 192,000, and every tick is pushed once per subscription.
+     */
+    maxSymbolsPerKey: bounded().default(9000),
+    /**
      * Frames in a row a connection may send over its rate (or refused whole: too large, batch too
      * long) before it is closed with 1008. Default 10.
      */

@@ -44,7 +44,7 @@ export const WIRE_LIMITS = {
   maxBatch: 100,
   /** How far a signed AUTH timestamp may be from the server's clock. */
   authWindowMs: 30_000,
-  /** Most orders in one GET_ORDERBOOK answer: a larger book is read page by page. */
+  /** Most orders (GTTs) in one GET_ORDERBOOK (GET_GTTS) answer: more are read page by page. */
   maxPage: 1000,
 } as const;
 
@@ -98,7 +98,20 @@ export const GetOrderbookRequest = request("GET_ORDERBOOK", {
 export const PlaceGttRequest = request("PLACE_GTT", { gtt: GttRequest });
 export const ModifyGttRequest = request("MODIFY_GTT", { gtt_id: GttId, gtt: GttRequest });
 export const DeleteGttRequest = request("DELETE_GTT", { gtt_id: GttId });
-export const GetGttsRequest = request("GET_GTTS", {});
+/**
+ * One page of the GTTs, in gtt_id order (plain string comparison), as GET_ORDERBOOK pages orders:
+ * the GTTs after `after`, at most `limit` of them; a page shorter than `limit` is the last. Without
+ * `limit` more than WIRE_LIMITS.maxPage GTTs are refused rather than answered in one unbounded frame.
+ */
+export const GetGttsRequest = request("GET_GTTS", {
+  limit: z
+    .number({ error: "must be a number" })
+    .int({ error: "must be an integer" })
+    .min(1, { error: "must be at least 1" })
+    .max(WIRE_LIMITS.maxPage, { error: `must be at most ${WIRE_LIMITS.maxPage}` })
+    .optional(),
+  after: GttId.optional(),
+});
 export const GetPositionsRequest = request("GET_POSITIONS", {});
 export const GetAccountRequest = request("GET_ACCOUNT", {});
 export const SubscribeRequest = request("SUBSCRIBE", { symbols: SymbolList });
