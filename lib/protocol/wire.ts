@@ -81,18 +81,19 @@ export const GetOrderRequest = z.union([
   request("GET_ORDER", { order_id: OrderId }),
   request("GET_ORDER", { client_order_id: ClientOrderId }),
 ]);
+/** How many a page of a list holds: GET_ORDERBOOK and GET_GTTS. */
+const PageLimit = z
+  .number({ error: "must be a number" })
+  .int({ error: "must be an integer" })
+  .min(1, { error: "must be at least 1" })
+  .max(WIRE_LIMITS.maxPage, { error: `must be at most ${WIRE_LIMITS.maxPage}` });
 /**
  * One page of the order book, in order_id order (plain string comparison): the orders after
  * `after`, at most `limit` of them. A page shorter than `limit` is the last one. Without `limit` a
  * book larger than WIRE_LIMITS.maxPage is refused rather than answered in one unbounded frame.
  */
 export const GetOrderbookRequest = request("GET_ORDERBOOK", {
-  limit: z
-    .number({ error: "must be a number" })
-    .int({ error: "must be an integer" })
-    .min(1, { error: "must be at least 1" })
-    .max(WIRE_LIMITS.maxPage, { error: `must be at most ${WIRE_LIMITS.maxPage}` })
-    .optional(),
+  limit: PageLimit.optional(),
   after: OrderId.optional(),
 });
 export const PlaceGttRequest = request("PLACE_GTT", { gtt: GttRequest });
@@ -104,12 +105,7 @@ export const DeleteGttRequest = request("DELETE_GTT", { gtt_id: GttId });
  * `limit` more than WIRE_LIMITS.maxPage GTTs are refused rather than answered in one unbounded frame.
  */
 export const GetGttsRequest = request("GET_GTTS", {
-  limit: z
-    .number({ error: "must be a number" })
-    .int({ error: "must be an integer" })
-    .min(1, { error: "must be at least 1" })
-    .max(WIRE_LIMITS.maxPage, { error: `must be at most ${WIRE_LIMITS.maxPage}` })
-    .optional(),
+  limit: PageLimit.optional(),
   after: GttId.optional(),
 });
 export const GetPositionsRequest = request("GET_POSITIONS", {});

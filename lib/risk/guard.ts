@@ -12,6 +12,7 @@ import type {
   Quote,
   Side,
 } from "../protocol";
+import { filledBetween } from "../common/filled-between";
 import { isUnknownOutcome } from "../common/unknown-outcome";
 import { BrokerError, toBrokerError } from "../protocol/errors";
 import type { RiskEvent, TradingState } from "../protocol/events";
@@ -78,19 +79,6 @@ interface RiskEvents {
 
 /** Reads of positions and the book before the guard takes them although orders kept filling. */
 const SEED_ATTEMPTS = 5;
-
-/** An order whose fills changed from one read of the book to the next, if any. */
-function filledBetween(
-  before: readonly OrderSnapshot[],
-  after: readonly OrderSnapshot[],
-): string | undefined {
-  const filled = new Map<string, number>();
-  for (const order of before) filled.set(order.order_id, order.filled_quantity);
-  for (const order of after) {
-    if ((filled.get(order.order_id) ?? 0) !== order.filled_quantity) return order.order_id;
-  }
-  return undefined;
-}
 
 const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
 const STRICTNESS: Record<TradingState, number> = { ACTIVE: 0, REDUCING: 1, HALTED: 2 };

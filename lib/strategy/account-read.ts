@@ -1,5 +1,6 @@
 import type { OrderSnapshot } from "../protocol/orders";
 import type { Position } from "../protocol/positions";
+import { filledBetween } from "../common/filled-between";
 import type { MomentumStrategy } from "./momentum";
 
 /** What a strategy reads its positions from: any broker. */
@@ -10,19 +11,6 @@ export interface AccountSource {
 
 /** Reads of the book around the positions before the last one is taken although orders kept filling. */
 const ATTEMPTS = 5;
-
-/** An order whose fills changed from one read of the book to the next, if any. */
-function filledBetween(
-  before: readonly OrderSnapshot[],
-  after: readonly OrderSnapshot[],
-): string | undefined {
-  const filled = new Map<string, number>();
-  for (const order of before) filled.set(order.order_id, order.filled_quantity);
-  for (const order of after) {
-    if ((filled.get(order.order_id) ?? 0) !== order.filled_quantity) return order.order_id;
-  }
-  return undefined;
-}
 
 /**
  * Seeds `strategy` with the account's positions and order book. Two reads, and a fill can land
