@@ -456,6 +456,9 @@ describe("trading-broker, kite kind", function () {
       assert.equal(told.length, 1, `what to do is logged once: ${told.join(" | ")}`);
       assert.deepEqual(fake.requests, [], "nothing reached Kite before the login");
       assert.equal(fake.tickerConnections, 0, "no ticker before the login");
+      const waiting = await admin("get", "/trading-broker/kite/b1/session", 200);
+      assert.equal(waiting.body.login_needed, true, JSON.stringify(waiting.body));
+      assert.equal(waiting.body.user_id, undefined);
 
       const answer = await loginRoundTrip();
       assert.equal(answer.status, 200, answer.text);
@@ -466,6 +469,18 @@ describe("trading-broker, kite kind", function () {
       const stored = probe.credentials("b1") as { accessToken?: string };
       assert.equal(stored.accessToken, fake.accessToken);
       assert.ok(fs.existsSync(path.join(userDir, "trading-broker", "kite-session-b1.json")));
+      const after = await admin("get", "/trading-broker/kite/b1/session", 200);
+      assert.equal(after.body.login_needed, false);
+      assert.equal(after.body.user_id, "AB1234");
+
+      // A restart before any deploy (the credential still has no token): the kept login is used.
+      await helper.unload();
+      await helper.load(NODES, flow(kiteConfig(fake, { login_url: `${fake.restUrl}/connect/login` })), {
+        b1: { apiKey: API_KEY, apiSecret: "kitesecret" },
+      });
+      for (const id of ["e1", "u1"]) await statusMatching(id, hasText(connected), 5000);
+      assert.ok(["OPEN", "FILLED"].includes((await place()).status));
+      assert.equal(fake.sessions, 1, "no second login");
       assertNeverLogged(fake.accessToken, "kitesecret");
     });
 
