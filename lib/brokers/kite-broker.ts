@@ -16,7 +16,7 @@ import { isRecord } from "../common/is-record";
 import { sleep } from "../common/sleep";
 import { readAccount, readPositions } from "../kite/account-views";
 import type { Candle } from "../kite/candles";
-import { SESSION_EXPIRED } from "../kite/errors";
+import { KITE_LOGIN_NEEDED, SESSION_EXPIRED } from "../kite/errors";
 import { EventOutbox } from "../kite/event-outbox";
 import { GttDesk } from "../kite/gtt-desk";
 import { GttTracker } from "../kite/gtt-tracker";
@@ -44,10 +44,6 @@ import type { BrokerEvents, BrokerInterface } from "./interface";
 import type { KiteSettings } from "./kite-settings";
 import type { BrokerLogger } from "./logger";
 import { silentLogger } from "./logger";
-
-/** Why a broker started without an access token refuses everything: what the user must do. */
-export const KITE_LOGIN_NEEDED =
-  'not logged in to Kite yet: press "Log in to Kite" in the trading broker config (API key and API secret entered)';
 
 export interface KiteBrokerDeps {
   log?: BrokerLogger;

@@ -6,8 +6,8 @@ import type { NodeAPI, NodeDef } from "node-red";
 import { createBroker, paperJournalFile } from "../../lib/brokers/create-broker";
 import type { BrokerLogger } from "../../lib/brokers/logger";
 import type { BrokerSettingsInput } from "../../lib/brokers/settings";
-import { KITE_LOGIN_NEEDED } from "../../lib/brokers/kite-broker";
-import { SESSION_EXPIRED } from "../../lib/kite/errors";
+// Not from kite-broker.ts: that would load kiteconnect in a paper-only runtime (kite-lazy-load spec).
+import { KITE_LOGIN_NEEDED, SESSION_EXPIRED } from "../../lib/kite/errors";
 import { BrokerSettings } from "../../lib/brokers/settings";
 import { BrokerError, toBrokerError } from "../../lib/protocol/errors";
 import { formatIssues } from "../../lib/protocol/validate";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { KITE_LOGIN_NEEDED } from "../../lib/brokers/kite-broker";
+import { KITE_LOGIN_NEEDED } from "../../lib/kite/errors";
 import { BrokerError } from "../../lib/protocol/errors";
 import type { KiteHarness } from "../fakes/kite-harness";
 import { startKite } from "../fakes/kite-harness";
