@@ -16,7 +16,7 @@ import { isRecord } from "../common/is-record";
 import { sleep } from "../common/sleep";
 import { readAccount, readPositions } from "../kite/account-views";
 import type { Candle } from "../kite/candles";
-import { SESSION_EXPIRED } from "../kite/errors";
+import { KITE_LOGIN_NEEDED, SESSION_EXPIRED } from "../kite/errors";
 import { EventOutbox } from "../kite/event-outbox";
 import { GttDesk } from "../kite/gtt-desk";
 import { GttTracker } from "../kite/gtt-tracker";
@@ -110,11 +110,17 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   #confirming: Promise<void> | undefined;
   /** Kite's order book and GTTs have been read once (connect got that far). */
   #baselined = false;
+  /**
+   * Started without an access token: every call fails with this (AUTH) before reaching Kite,
+   * until login() or setAccessToken() brings one.
+   */
+  #loginNeeded: BrokerError | undefined;
 
   constructor(settings: KiteSettings, deps: KiteBrokerDeps = {}) {
     super();
     this.settings = settings;
     this.#log = deps.log ?? silentLogger;
+    if (settings.access_token === undefined) this.#loginNeeded = new BrokerError("AUTH", KITE_LOGIN_NEEDED);
     this.#startup = { ...STARTUP_RETRY, budgetMs: settings.startup_budget_ms, ...deps.startup };
     const reads: ReadRetry = {
       retry: this.#startup,
@@ -199,7 +205,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     this.#ticker = new KiteTickerClient({
       url: settings.ticker_url,
       apiKey: settings.api_key,
-      accessToken: settings.access_token,
+      accessToken: settings.access_token ?? "",
       readTimeoutMs: settings.read_timeout_ms,
       backoff: {
         initialMs: settings.reconnect.initial_ms,
@@ -245,6 +251,11 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     return this.#rest.expired !== undefined;
   }
 
+  /** True until the first login of a broker started without an access token. */
+  get loginNeeded(): boolean {
+    return this.#loginNeeded !== undefined;
+  }
+
   // #region lifecycle
 
   /**
@@ -263,7 +274,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   }
 
   async #open(): Promise<void> {
-    const expired = this.#rest.expired;
+    // No token yet: nothing is sent to Kite (it would only refuse), the login brings one.
+    const expired = this.#loginNeeded ?? this.#rest.expired;
     if (expired !== undefined) throw expired;
     this.#setState("connecting");
     try {
@@ -393,6 +405,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
    */
   setAccessToken(token: string, session?: KiteSession): void {
     const wasExpired = this.#rest.expired !== undefined;
+    this.#loginNeeded = undefined;
     this.#rest.setAccessToken(token);
     this.#ticker.setAccessToken(token);
     if (session !== undefined) this.#session = { ...session };
@@ -528,7 +541,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
   #usable(what: string): void {
     if (this.#closing !== undefined)
       throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
-    const expired = this.#rest.expired;
+    const expired = this.#loginNeeded ?? this.#rest.expired;
     if (expired !== undefined) throw expired;
   }
 

@@ -17,7 +17,11 @@ const secret = z
  */
 export const KiteSettings = z.strictObject({
   api_key: secret,
-  access_token: secret,
+  /**
+   * Absent until the first login from the editor (broker-config then has the api secret): the
+   * broker runs without a session, sends nothing to Kite and refuses every call until login().
+   */
+  access_token: secret.optional(),
   /** REST root (kiteconnect's `root`). */
   root: z
     .string()

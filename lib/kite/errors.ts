@@ -23,6 +23,10 @@ export function isKiteErrorBody(value: unknown): value is KiteErrorBody {
  */
 export const SESSION_EXPIRED = "Kite session expired: log in again";
 
+/** Why a broker started without an access token refuses everything: what the user must do. */
+export const KITE_LOGIN_NEEDED =
+  'not logged in to Kite yet: press "Log in to Kite" in the trading broker config (API key and API secret entered)';
+
 const TOO_MANY = /too many requests|rate limit/i;
 
 function text(value: unknown): string {

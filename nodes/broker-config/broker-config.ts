@@ -6,7 +6,8 @@ import type { NodeAPI, NodeDef } from "node-red";
 import { createBroker, paperJournalFile } from "../../lib/brokers/create-broker";
 import type { BrokerLogger } from "../../lib/brokers/logger";
 import type { BrokerSettingsInput } from "../../lib/brokers/settings";
-import { SESSION_EXPIRED } from "../../lib/kite/errors";
+// Not from kite-broker.ts: that would load kiteconnect in a paper-only runtime (kite-lazy-load spec).
+import { KITE_LOGIN_NEEDED, SESSION_EXPIRED } from "../../lib/kite/errors";
 import { BrokerSettings } from "../../lib/brokers/settings";
 import { BrokerError, toBrokerError } from "../../lib/protocol/errors";
 import { formatIssues } from "../../lib/protocol/validate";
@@ -209,7 +210,9 @@ function kiteSettingsOf(
 ): Record<string, unknown> {
   return withoutUndefined({
     api_key: secret(credentials?.apiKey),
-    access_token: secret(credentials?.accessToken),
+    // With the api secret and no token the broker waits for a login from the editor (kite-login.ts);
+    // with neither, "" makes the schema name the missing token, as it always has.
+    access_token: secret(credentials?.accessToken) ?? (secret(credentials?.apiSecret) ? undefined : ""),
     // Instrument lists are cached for the trading day beside the flows (issue 10).
     cache_dir: path.join(userDir, "kite-cache"),
     // Each config on one api key keeps its own record of what it reported (reported-ledger.ts).
@@ -356,7 +359,10 @@ function missingCredentials(
 ): "websocket-credentials" | "kite-credentials" | undefined {
   if (kind === "websocket" && (!secret(credentials?.apiKey) || !secret(credentials?.apiSecret)))
     return "websocket-credentials";
-  if (kind === "kite" && (!secret(credentials?.apiKey) || !secret(credentials?.accessToken)))
+  if (
+    kind === "kite" &&
+    (!secret(credentials?.apiKey) || (!secret(credentials?.accessToken) && !secret(credentials?.apiSecret)))
+  )
     return "kite-credentials";
   return undefined;
 }
@@ -450,7 +456,9 @@ export = function (RED: NodeAPI): void {
             error.code === "AUTH"
               ? // Kite: the very text place-order shows for the same error, so every node agrees.
                 kind === "kite"
-                ? SESSION_EXPIRED
+                ? error.message === KITE_LOGIN_NEEDED
+                  ? RED._("trading-broker.status.kite-login")
+                  : SESSION_EXPIRED
                 : RED._("trading-broker.status.auth-failed")
               : RED._("trading-broker.status.failed", { reason: failureText(error) }),
           ),

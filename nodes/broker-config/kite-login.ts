@@ -126,6 +126,7 @@ export function registerKiteLogin(RED: NodeAPI, userDirOf: (node: BrokerConfigNo
         running: true,
         state: broker.state,
         expired: broker.sessionExpired,
+        login_needed: broker.loginNeeded,
         ...(session === undefined ? {} : session),
         ...(since === undefined ? {} : { age_ms: Math.max(0, Date.now() - since) }),
         callback: KITE_CALLBACK_PATH,

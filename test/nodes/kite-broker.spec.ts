@@ -1,6 +1,7 @@
 // The kite kind of trading-broker end to end: the config node's fields and credentials become
 // KiteSettings, and the user nodes trade against the fake Kite (REST + ticker) on 127.0.0.1.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
 import { KiteBroker } from "../../lib/brokers/kite-broker";
 import { KiteSettings } from "../../lib/brokers/kite-settings";
@@ -418,6 +419,69 @@ describe("trading-broker, kite kind", function () {
         JSON.stringify(session.body),
       );
       assert.ok(!JSON.stringify(session.body).includes(fake.accessToken));
+    });
+
+    it("first login with API key and secret only: log in to Kite, orders refused once, then connected", async function () {
+      const probe = runtimeProbe();
+      await helper.load(
+        [...NODES, probe.module],
+        flow(kiteConfig(fake, { login_url: `${fake.restUrl}/connect/login` })),
+        { b1: { apiKey: API_KEY, apiSecret: "kitesecret" } },
+      );
+      for (const id of ["p1", "e1", "u1"]) {
+        const status = await statusMatching(id, hasText("trading-broker.status.kite-login"), 5000);
+        assert.equal(status.fill, "red");
+      }
+      const caught = collect("caught");
+      const out = collect("out");
+      for (let i = 0; i < 5; i++) {
+        getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1 }, _msgid: `m${i}` });
+      }
+      await until(
+        () => caught.messages.length === 5,
+        () => `5 refusals caught, got ${caught.messages.length}`,
+      );
+      await delay(200);
+      caught.stop();
+      out.stop();
+      assert.equal(out.messages.length, 0, "nothing placed");
+      assert.equal(caught.messages.length, 5, "exactly one outcome per order");
+      assert.deepEqual(caught.messages.map((m) => m._msgid).sort(), ["m0", "m1", "m2", "m3", "m4"]);
+      for (const msg of caught.messages) {
+        const error = msg.error as { code?: string; message: string };
+        assert.equal(error.code, "AUTH");
+        assert.match(error.message, /not logged in to Kite yet: press "Log in to Kite"/);
+      }
+      const told = logged("b1", ERROR).filter((line) => /Log in to Kite/.test(line));
+      assert.equal(told.length, 1, `what to do is logged once: ${told.join(" | ")}`);
+      assert.deepEqual(fake.requests, [], "nothing reached Kite before the login");
+      assert.equal(fake.tickerConnections, 0, "no ticker before the login");
+      const waiting = await admin("get", "/trading-broker/kite/b1/session", 200);
+      assert.equal(waiting.body.login_needed, true, JSON.stringify(waiting.body));
+      assert.equal(waiting.body.user_id, undefined);
+
+      const answer = await loginRoundTrip();
+      assert.equal(answer.status, 200, answer.text);
+      assert.match(answer.text, /Logged in to Kite/);
+      for (const id of ["e1", "u1"]) await statusMatching(id, hasText(connected), 5000);
+      assert.ok(["OPEN", "FILLED"].includes((await place()).status));
+      // Saved as today: the credential (written at the next deploy) and the sealed session file.
+      const stored = probe.credentials("b1") as { accessToken?: string };
+      assert.equal(stored.accessToken, fake.accessToken);
+      assert.ok(fs.existsSync(path.join(userDir, "trading-broker", "kite-session-b1.json")));
+      const after = await admin("get", "/trading-broker/kite/b1/session", 200);
+      assert.equal(after.body.login_needed, false);
+      assert.equal(after.body.user_id, "AB1234");
+
+      // A restart before any deploy (the credential still has no token): the kept login is used.
+      await helper.unload();
+      await helper.load(NODES, flow(kiteConfig(fake, { login_url: `${fake.restUrl}/connect/login` })), {
+        b1: { apiKey: API_KEY, apiSecret: "kitesecret" },
+      });
+      for (const id of ["e1", "u1"]) await statusMatching(id, hasText(connected), 5000);
+      assert.ok(["OPEN", "FILLED"].includes((await place()).status));
+      assert.equal(fake.sessions, 1, "no second login");
+      assertNeverLogged(fake.accessToken, "kitesecret");
     });
 
     it("forged, reused and mismatched callbacks are refused and change nothing", async function () {
