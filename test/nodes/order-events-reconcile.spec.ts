@@ -3,6 +3,8 @@
 // the server's seq of that moment. The order-events node dropped every event whose seq was not
 // above the last it sent, so of three orders filled while the gateway was down the flow saw one
 // fill; GTTs triggered meanwhile went the same way.
+// Second defect: a redeploy makes a new broker, which started from "now", so the fills made while
+// the gateway was down and the deploy happened never reached the flow at all.
 import assert from "node:assert/strict";
 import type { GttEvent, OrderEvent } from "../../lib/protocol";
 import { TEST_KEY, TEST_SECRET } from "../support/gateway-client";
@@ -11,13 +13,13 @@ import { NODES, until } from "./remote-support";
 import type { FlowNode } from "./support";
 import { TAB, collect, delay, freshRuntime, getNode, helper, nextMessage, teardownRuntime } from "./support";
 
-function flow(url: string): FlowNode[] {
+function flow(url: string, name = "gateway"): FlowNode[] {
   return [
     { id: TAB, type: "tab", label: "reconcile" },
     {
       id: "b1",
       type: "trading-broker",
-      name: "gateway",
+      name,
       kind: "websocket",
       url,
       reconnect_initial_ms: "20",
@@ -112,4 +114,72 @@ describe("order-events after a reconcile (atk10)", function () {
       );
     });
   }
+
+  const deploys = ["full", "flows", "nodes", "full", "flows", "nodes"] as const;
+  deploys.forEach((type, round) => {
+    it(`a ${type} deploy while the gateway is down (round ${round}): fills made meanwhile reach the new flow once`, async function () {
+      host = await PaperHost.start();
+      const credentials = () => ({ b1: { apiKey: TEST_KEY, apiSecret: TEST_SECRET } });
+      await helper.load(NODES, flow(host.url), credentials());
+      let events = collect("events");
+      const resting: string[] = [];
+      const filledBefore: string[] = [];
+      for (let i = 0; i < 3 + round; i++) {
+        const out = nextMessage("out", 5000);
+        const crosses = i % 3 === 0;
+        getNode("p1").receive({
+          payload: {
+            symbol: "INFY",
+            side: "BUY",
+            quantity: 1,
+            order_type: "LIMIT",
+            price: crosses ? 100 : 99,
+          },
+        });
+        const order = (await out).payload as { order_id: string; status: string };
+        (order.status === "FILLED" ? filledBefore : resting).push(order.order_id);
+      }
+      await until(
+        () => events.messages.length >= resting.length + 2 * filledBefore.length,
+        () => `${events.messages.length} events before the outage`,
+      );
+      events.stop();
+
+      await host.stopGateway();
+      host.paper.setPrice("INFY", 98.5);
+      // The user deploys meanwhile: the broker config (its name) or only the users change.
+      const changed = flow(host.url, type === "nodes" ? "gateway" : `gateway ${round}`);
+      if (type === "nodes") changed.find((n) => n.id === "e1")!.name = `events ${round}`;
+      await helper.setFlows(changed, type, credentials());
+      events = collect("events");
+      await delay(100);
+      await host.startGateway();
+
+      const fills = (): string[] =>
+        events.messages
+          .map((m) => m.payload as OrderEvent)
+          .filter((e) => e.type === "ORDER_FILLED")
+          .map((e) => e.order.order_id);
+      await until(
+        () => fills().length >= resting.length,
+        () => `after the deploy the flow saw fills of ${fills().join(",")} of ${resting.join(",")}`,
+        8000,
+      );
+      // The new broker goes on trading, and nothing reported before the deploy comes again.
+      const out = nextMessage("out", 5000);
+      getNode("p1").receive({ payload: { symbol: "INFY", side: "BUY", quantity: 1 } });
+      const last = ((await out).payload as { order_id: string }).order_id;
+      await until(
+        () => fills().includes(last),
+        () => `the fill of ${last} after the deploy`,
+      );
+      await delay(200);
+      events.stop();
+      assert.deepEqual(
+        fills().sort(),
+        [...resting, last].sort(),
+        "each fill once; none from before the deploy",
+      );
+    });
+  });
 });
