@@ -133,6 +133,20 @@ function isStale(known: OrderSnapshot, next: OrderSnapshot): boolean {
   return Date.parse(next.timestamp) < Date.parse(known.timestamp);
 }
 
+/** What one client knew of an account, for the client that replaces it (see carryOn). */
+export interface WebSocketStory {
+  readonly url: string;
+  readonly api_key: string;
+  readonly account: string;
+  readonly last_seq: number;
+  /** Server time (ms) up to which the client had the account's story. */
+  readonly synced_at: number;
+  /** The last state reported of each order still remembered. */
+  readonly orders: readonly OrderSnapshot[];
+  /** gtt_id and last status reported. */
+  readonly gtts: readonly (readonly [string, string])[];
+}
+
 /**
  * BrokerInterface over the v1 WebSocket order protocol (docs/PROTOCOL.md), on the reconnecting
  * client core. It authenticates and resumes from its last event seq after every reconnect; when
@@ -167,6 +181,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    */
   #syncedAt = 0;
   #sessions = 0;
+  /** The account a story handed over by carryOn() belongs to, until the first session checks it. */
+  #carriedAccount: string | undefined;
   /** The session whose loss was last counted by the breaker (see #call). */
   #droppedSession = -1;
   #account = "";
@@ -332,7 +348,11 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     try {
       const auth = await this.#authenticate(session);
       this.#sessions += 1;
-      if (this.#sessions === 1 && this.#known.size === 0) {
+      const carried = this.#sessions === 1 && this.#carriedAccount !== undefined;
+      // A story of another account (the gateway now serves a different one) says nothing here.
+      if (carried && auth.account !== this.#carriedAccount) this.#forgetStory();
+      this.#carriedAccount = undefined;
+      if (this.#sessions === 1 && this.#known.size === 0 && !(carried && this.#lastSeq > 0)) {
         // A fresh client starts from now: replaying the account's history would re-announce old fills.
         this.#lastSeq = auth.seq;
         this.#syncedAt = Math.max(this.#syncedAt, Date.parse(auth.server_time));
@@ -347,6 +367,52 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     if (this.#subscriptions.size > 0) {
       await session.request({ type: "SUBSCRIBE", symbols: Array.from(this.#subscriptions) });
     }
+  }
+
+  /**
+   * What this client knows of the account's story: the last seq processed, how far in time, and
+   * the last state of each order and GTT it reported. Undefined before any session told it the
+   * account. No secret is in it.
+   */
+  story(): WebSocketStory | undefined {
+    const account = this.#account !== "" ? this.#account : this.#carriedAccount;
+    if (account === undefined) return undefined;
+    return {
+      url: this.settings.url,
+      api_key: this.settings.api_key,
+      account,
+      last_seq: this.lastSeq,
+      synced_at: this.#syncedAt,
+      orders: Array.from(this.#known.values()),
+      gtts: Array.from(this.#gttStatus),
+    };
+  }
+
+  /**
+   * Takes up the story of the broker this one replaces (a redeploy makes a new broker for the same
+   * config): the first session then resumes from where that one stopped, so what happened while
+   * neither was connected is reported (replayed, or reconciled from the book), and what it
+   * reported is not reported again. Ignored once connected, or for another server or api key.
+   */
+  carryOn(story: WebSocketStory): void {
+    if (this.#sessions > 0 || this.#account !== "") return;
+    if (story.url !== this.settings.url || story.api_key !== this.settings.api_key) return;
+    this.#forgetStory();
+    this.#carriedAccount = story.account;
+    this.#lastSeq = story.last_seq;
+    this.#syncedAt = story.synced_at;
+    for (const order of story.orders) this.#remember(order);
+    for (const [id, status] of story.gtts) this.#gttStatus.set(id, status);
+  }
+
+  #forgetStory(): void {
+    this.#known.clear();
+    this.#knownEnded.clear();
+    this.#fromBook.clear();
+    this.#gttStatus.clear();
+    this.#bases.clear();
+    this.#lastSeq = 0;
+    this.#syncedAt = 0;
   }
 
   /** A signed AUTH with a fresh nonce; v1.1 options only when the server picked v1.1. */

@@ -25,6 +25,8 @@ import { brokerMetrics, forgetBrokerMetrics, registerMetricsEndpoint } from "../
 import { failureStatus, problemStatus, shorten, statusForState } from "../shared/status";
 import { registerKiteLogin } from "./kite-login";
 import { withStoredKiteSession } from "./kite-session-file";
+import { carryStory, forgetStory } from "./websocket-story";
+import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
 import { liveBrokers } from "../../lib/kite/live-brokers";
 
 /** The editor stores every field as text (numbers too); blank means "use the default". */
@@ -424,7 +426,9 @@ export = function (RED: NodeAPI): void {
         accountKey: settings instanceof BrokerError ? node.id : accountKeyOf(settings, userDir),
         create: (): ManagedBroker => {
           if (settings instanceof BrokerError) throw settings;
-          const broker = metrics.instrument(createBroker(settings, { userDir, log }));
+          const made = createBroker(settings, { userDir, log });
+          if (made instanceof WebSocketBroker) carryStory(node.id, made);
+          const broker = metrics.instrument(made);
           if (kept?.session !== undefined && settings.kind === "kite") {
             for (const kite of liveBrokers(settings.kite.api_key)) kite.restoreSession(kept.session);
           }
@@ -469,7 +473,10 @@ export = function (RED: NodeAPI): void {
     Object.defineProperty(node, "broker", { get: () => connection.broker, enumerable: false });
 
     node.on("close", (removed: boolean, done: () => void) => {
-      if (removed) forgetBrokerMetrics(node.id);
+      if (removed) {
+        forgetBrokerMetrics(node.id);
+        forgetStory(node.id);
+      }
       connection.close().then(done, (error: unknown) => {
         node.error(toBrokerError(error).message);
         done();

@@ -32,6 +32,13 @@ function riskTypesOf(value: unknown): ReadonlySet<string> {
   );
 }
 
+/** What tells two events of one seq apart: the event type and the whole order or GTT it reports. */
+function versionOf(event: OrderEvent | GttEvent): string {
+  return "order" in event
+    ? `${event.type} ${JSON.stringify(event.order)}`
+    : `${event.type} ${JSON.stringify(event.gtt)}`;
+}
+
 /** How long the status shows the last event before going back to the broker's state. */
 const FLASH_MS = 3000;
 
@@ -53,10 +60,14 @@ export = function (RED: NodeAPI): void {
     }
     const broker = linkBroker(RED, node, def.broker);
     /**
-     * Highest seq emitted. Orders and GTTs share one per-account seq, so anything at or below it
-     * was already sent (brokers replay or synthesize events after a reconnect).
+     * Highest seq emitted. Orders and GTTs share one per-account seq, so anything below it was
+     * already sent (brokers replay events after a reconnect). Not so at it: a reconcile reports
+     * everything it found changed under the one seq the server was at.
      */
     let lastSeq = 0;
+    /** The events sent at lastSeq: one of them again is a replay, another one is news. */
+    let atLastSeq: (OrderEvent | GttEvent)[] = [];
+    let versionsAtLastSeq: Set<string> | undefined;
     let flash: NodeJS.Timeout | undefined;
 
     function showBriefly(text: string): void {
@@ -73,9 +84,25 @@ export = function (RED: NodeAPI): void {
     /** A type filter that names only risk events lets no order or GTT event through. */
     const onlyRisk = riskTypes.size > 0 && filter.types.size === 0;
 
+    function isNew(event: OrderEvent | GttEvent): boolean {
+      if (event.seq < lastSeq) return false;
+      if (event.seq > lastSeq) {
+        lastSeq = event.seq;
+        atLastSeq = [event];
+        versionsAtLastSeq = undefined;
+        return true;
+      }
+      // Versions are worked out only once a seq repeats, so the live path makes no strings.
+      versionsAtLastSeq ??= new Set(atLastSeq.map(versionOf));
+      const version = versionOf(event);
+      if (versionsAtLastSeq.has(version)) return false;
+      versionsAtLastSeq.add(version);
+      atLastSeq.push(event);
+      return true;
+    }
+
     function emit(event: OrderEvent | GttEvent): void {
-      if (event.seq <= lastSeq) return;
-      lastSeq = event.seq;
+      if (!isNew(event)) return;
       if (onlyRisk || !passes(filter, event)) return;
       const symbol = eventSymbol(event);
       // Every order-events node gets its own copy: a flow that edits the event must not change another's.
