@@ -60,19 +60,22 @@ class SpecTimes extends Mocha.reporters.Spec {
     });
     runner.on(EVENT_TEST_PASS, (test) => (entry(test.file).passing += 1));
     runner.on(EVENT_TEST_FAIL, (test) => (entry(test.file).failing += 1));
+    const sorted = () => [...files].sort((a, b) => b[1].ms - a[1].ms);
+    const writeJson = () => {
+      if (!process.env.SPEC_TIMES_OUT) return;
+      const json = sorted().map(([file, t]) => ({
+        file: path(file),
+        ...t,
+        ms: Math.round(t.ms),
+        cpuMs: Math.round(t.cpuMs),
+        childCpuMs: Math.round(t.childCpuMs),
+      }));
+      fs.writeFileSync(process.env.SPEC_TIMES_OUT, `${JSON.stringify(json, null, 1)}\n`);
+    };
     runner.once(EVENT_RUN_END, () => {
-      const rows = [...files].sort((a, b) => b[1].ms - a[1].ms);
+      const rows = sorted();
       const total = rows.reduce((sum, [, t]) => sum + t.ms, 0);
-      if (process.env.SPEC_TIMES_OUT) {
-        const json = rows.map(([file, t]) => ({
-          file: path(file),
-          ...t,
-          ms: Math.round(t.ms),
-          cpuMs: Math.round(t.cpuMs),
-          childCpuMs: Math.round(t.childCpuMs),
-        }));
-        fs.writeFileSync(process.env.SPEC_TIMES_OUT, `${JSON.stringify(json, null, 1)}\n`);
-      }
+      writeJson();
       const cpu = rows.reduce((sum, [, t]) => sum + t.cpuMs + t.childCpuMs, 0);
       console.log(
         `\n  time per spec file (sum: wall ${s(total)} s, cpu ${s(cpu)} s; load ${loadavg()})` +
