@@ -57,6 +57,8 @@ class SpecTimes extends Mocha.reporters.Spec {
       t.cpuMs += cpu.own - start.cpu.own;
       t.childCpuMs += cpu.children - start.cpu.children;
       startedAt.delete(suite);
+      // Written after every file, so a run that hangs or is killed still leaves what it measured.
+      writeJson();
     });
     runner.on(EVENT_TEST_PASS, (test) => (entry(test.file).passing += 1));
     runner.on(EVENT_TEST_FAIL, (test) => (entry(test.file).failing += 1));
