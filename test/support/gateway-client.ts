@@ -42,6 +42,10 @@ export function newNonce(): string {
   return randomBytes(16).toString("hex");
 }
 
+/** A timed-out wait shows at most this many of the latest messages, in at most this many characters. */
+const SUMMARY_MESSAGES = 20;
+const SUMMARY_CHARS = 4_000;
+
 /**
  * A deliberately small raw protocol client for gateway tests: it keeps every message received,
  * flattening array frames, and lets a test wait for the next one that matches.
@@ -186,12 +190,22 @@ export class GatewayClient {
       };
       const timer = setTimeout(() => {
         this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(
-          new Error(`no matching message within ${timeoutMs} ms; received ${JSON.stringify(this.received)}`),
-        );
+        reject(new Error(`no matching message within ${timeoutMs} ms; received ${this.#receivedSummary()}`));
       }, timeoutMs);
       this.#waiters.push(waiter);
     });
+  }
+
+  /**
+   * How many messages came and the last few, bounded: a burst's thousands of waiters all time out
+   * together when a test goes wrong, and each naming every message received stringified gigabytes
+   * (the suite hung for minutes instead of reporting the failure).
+   */
+  #receivedSummary(): string {
+    const last = this.received.slice(-SUMMARY_MESSAGES);
+    let shown = JSON.stringify(last);
+    if (shown.length > SUMMARY_CHARS) shown = `...${shown.slice(-SUMMARY_CHARS)}`;
+    return `${this.received.length} messages; the last ${last.length}: ${shown}`;
   }
 
   /** Messages of a type received so far (taken or not). */
