@@ -123,7 +123,17 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 
 /** Violations per rule over every run, so the report can say what broke how often. */
 export const violations = new Map<string, number>();
-const tally = { seeds: 0, operations: 0, fills: 0, refused: 0, amos: 0, squareOffs: 0, expired: 0, reopens: 0 };
+const tally = {
+  seeds: 0,
+  operations: 0,
+  fills: 0,
+  refused: 0,
+  amos: 0,
+  squareOffs: 0,
+  expired: 0,
+  reopens: 0,
+  twinSkipped: 0,
+};
 
 // PAPER_FUZZ_SURVEY=1 counts every violation and goes on, to tell how often each rule breaks.
 const SURVEY = process.env.PAPER_FUZZ_SURVEY === "1";
@@ -185,8 +195,10 @@ class Driver {
 
   #checkEvent(event: OrderEvent): void {
     const previous = this.events.at(-1);
-    rule(previous === undefined || event.seq === previous.seq + 1, "seq without gaps", () =>
-      `seq ${event.seq} after ${previous?.seq}`,
+    rule(
+      previous === undefined || event.seq === previous.seq + 1,
+      "seq without gaps",
+      () => `seq ${event.seq} after ${previous?.seq}`,
     );
     this.events.push(event);
     const order = event.order;
@@ -194,36 +206,54 @@ class Driver {
       tally.fills++;
       const price = Math.round(trade.price * 100);
       const at = Date.parse(trade.timestamp);
-      const t = this.#turnover.get(order.order_id) ?? { paise: 0, side: order.side, product: order.product, at };
+      const t = this.#turnover.get(order.order_id) ?? {
+        paise: 0,
+        side: order.side,
+        product: order.product,
+        at,
+      };
       t.paise += price * trade.quantity;
       this.#turnover.set(order.order_id, t);
       const squareOff = order.tag === "SQUAREOFF";
-      rule(squareOff || isOpen(at), "no fill outside the session", () =>
-        `${order.order_id} filled at ${trade.timestamp}`,
+      rule(
+        squareOff || isOpen(at),
+        "no fill outside the session",
+        () => `${order.order_id} filled at ${trade.timestamp}`,
       );
       const known = this.#orders.get(order.order_id);
       if (known?.amoSession !== undefined)
-        rule(at >= known.amoSession.open, "an AMO waits for its open", () =>
-          `${order.order_id} filled at ${trade.timestamp}, its session opens ${new Date(known.amoSession!.open).toISOString()}`,
+        rule(
+          at >= known.amoSession.open,
+          "an AMO waits for its open",
+          () =>
+            `${order.order_id} filled at ${trade.timestamp}, its session opens ${new Date(known.amoSession!.open).toISOString()}`,
         );
       // Square-offs at a catch-up may meet no window of their own; every other fill is liquidity.
       const window = this.#windows.get(order.symbol);
       if (window === undefined) continue;
       const touch = touchPaise(order.side, window.quote);
       const level = levelOf(order.side, touch, price);
-      rule(level !== undefined, "fills at the touch or its depth", () =>
-        `${order.order_id} ${order.side} ${order.order_type} at ${price} paise; the touch is ${touch}`,
+      rule(
+        level !== undefined,
+        "fills at the touch or its depth",
+        () => `${order.order_id} ${order.side} ${order.order_type} at ${price} paise; the touch is ${touch}`,
       );
       if (order.order_type === "LIMIT")
         rule(level === 0, "a LIMIT takes only the touch", () => `${order.order_id} at level ${level}`);
       const taken = window.taken[order.side];
       taken.set(level!, (taken.get(level!) ?? 0) + trade.quantity);
-      rule(taken.get(level!)! <= TOUCH, "one quote's size at each level", () =>
-        `${order.symbol} ${order.side} level ${level}: ${taken.get(level!)} taken of ${TOUCH}`,
+      // The broker's own square-off closes the whole position: past the depth, at its last level.
+      rule(
+        squareOff || taken.get(level!)! <= TOUCH,
+        "one quote's size at each level",
+        () => `${order.symbol} ${order.side} level ${level}: ${taken.get(level!)} taken of ${TOUCH}`,
       );
       for (let below = 0; below < level!; below++)
-        rule(taken.get(below) === TOUCH, "a MARKET walks only past an emptied level", () =>
-          `${order.order_id} took level ${level} while level ${below} had ${TOUCH - (taken.get(below) ?? 0)} left`,
+        rule(
+          taken.get(below) === TOUCH,
+          "a MARKET walks only past an emptied level",
+          () =>
+            `${order.order_id} took level ${level} while level ${below} had ${TOUCH - (taken.get(below) ?? 0)} left`,
         );
     }
   }
@@ -254,7 +284,11 @@ class Driver {
         const base = this.#reference(symbol) ?? BASE[c.symbol]!;
         let last = Math.max(500, Math.round((base * (10_000 + c.bps)) / 10_000 / 5) * 5);
         if (c.offTick) last += 2;
-        const quote = { last: last / 100, bid: (last - c.spread * 5) / 100, ask: (last + c.spread * 5) / 100 };
+        const quote = {
+          last: last / 100,
+          bid: (last - c.spread * 5) / 100,
+          ask: (last + c.spread * 5) / 100,
+        };
         const before = await this.#live(symbol);
         this.#windows.set(symbol, { quote, at: now, taken: { BUY: new Map(), SELL: new Map() } });
         broker.setPrice(symbol, quote.last, { bid: quote.bid, ask: quote.ask });
@@ -275,7 +309,10 @@ class Driver {
         };
         let pricePaise: number | undefined;
         if (c.type === "LIMIT") {
-          pricePaise = Math.max(5, Math.round(((reference ?? BASE[c.symbol]!) * (10_000 + c.bps)) / 10_000 / 5) * 5);
+          pricePaise = Math.max(
+            5,
+            Math.round(((reference ?? BASE[c.symbol]!) * (10_000 + c.bps)) / 10_000 / 5) * 5,
+          );
           if (c.offTick) pricePaise += 3;
           request.price = pricePaise / 100;
         }
@@ -307,21 +344,31 @@ class Driver {
         if (expected.kind === "refused") {
           tally.refused++;
           const message = order?.status_message ?? error?.message ?? "";
-          rule(order === undefined || order.status === "REJECTED", `refused: ${expected.field}`, () =>
-            `${JSON.stringify(request)} at ${new Date(now).toISOString()} was ${order?.status}`,
+          rule(
+            order === undefined || order.status === "REJECTED",
+            `refused: ${expected.field}`,
+            () => `${JSON.stringify(request)} at ${new Date(now).toISOString()} was ${order?.status}`,
           );
-          rule(expected.rule.test(message), `refusal names the rule: ${expected.field}`, () =>
-            `${JSON.stringify(request)}: "${message}"`,
+          rule(
+            expected.rule.test(message),
+            `refusal names the rule: ${expected.field}`,
+            () => `${JSON.stringify(request)}: "${message}"`,
           );
           if (order !== undefined)
-            rule(mine.length === 1 && mine[0]!.type === "ORDER_REJECTED", "one outcome per request", () =>
-              `${order.order_id}: ${mine.map((e) => e.type).join(",")}`,
+            rule(
+              mine.length === 1 && mine[0]!.type === "ORDER_REJECTED",
+              "one outcome per request",
+              () => `${order.order_id}: ${mine.map((e) => e.type).join(",")}`,
             );
           return;
         }
         // Funds aside, the documents admit it: it must not be refused for tick, band, hours.
         if (order === undefined) {
-          rule(false, "an admissible order is placed", () => `${JSON.stringify(request)}: ${error?.code} ${error?.message}`);
+          rule(
+            false,
+            "an admissible order is placed",
+            () => `${JSON.stringify(request)}: ${error?.code} ${error?.message}`,
+          );
           return;
         }
         rule(
@@ -329,14 +376,18 @@ class Driver {
           `admitted: ${expected.kind}`,
           () => `${JSON.stringify(request)} at ${new Date(now).toISOString()}: ${order.status_message}`,
         );
-        rule(mine.length >= 1 && ["ORDER_PLACED", "ORDER_REJECTED"].includes(mine[0]!.type), "one outcome per request", () =>
-          `${order.order_id}: ${mine.map((e) => e.type).join(",")}`,
+        rule(
+          mine.length >= 1 && ["ORDER_PLACED", "ORDER_REJECTED"].includes(mine[0]!.type),
+          "one outcome per request",
+          () => `${order.order_id}: ${mine.map((e) => e.type).join(",")}`,
         );
         if (order.status === "REJECTED") return;
         if (expected.kind === "amo") {
           tally.amos++;
-          rule(order.filled_quantity === 0 && order.status === "OPEN", "an AMO is held OPEN", () =>
-            `${order.order_id} is ${order.status} with ${order.filled_quantity} filled`,
+          rule(
+            order.filled_quantity === 0 && order.status === "OPEN",
+            "an AMO is held OPEN",
+            () => `${order.order_id} is ${order.status} with ${order.filled_quantity} filled`,
           );
         }
         this.#orders.set(order.order_id, {
@@ -359,7 +410,8 @@ class Driver {
         const changes: Record<string, unknown> = {};
         if (c.quantity !== undefined) changes.quantity = c.quantity;
         if (c.bps !== undefined && order.order_type === "LIMIT" && order.price !== undefined)
-          changes.price = (Math.max(5, Math.round((order.price * 100 * (10_000 + c.bps)) / 10_000 / 5) * 5)) / 100;
+          changes.price =
+            Math.max(5, Math.round((order.price * 100 * (10_000 + c.bps)) / 10_000 / 5) * 5) / 100;
         if (Object.keys(changes).length === 0) return;
         const known = this.#orders.get(order.order_id);
         if (known !== undefined) known.modified = true;
@@ -367,7 +419,11 @@ class Driver {
         try {
           await broker.modifyOrder(order.order_id, changes);
         } catch (error) {
-          rule(this.events.length === before, "a refused modify changes nothing", () => (error as Error).message);
+          rule(
+            this.events.length === before,
+            "a refused modify changes nothing",
+            () => (error as Error).message,
+          );
         }
         return;
       }
@@ -399,7 +455,8 @@ class Driver {
       const touch = touchPaise(side, window.quote);
       const eligible = before.filter((o) => {
         const known = this.#orders.get(o.order_id);
-        if (known === undefined || known.modified || o.side !== side || o.order_type !== "LIMIT") return false;
+        if (known === undefined || known.modified || o.side !== side || o.order_type !== "LIMIT")
+          return false;
         if (known.amoSession !== undefined && now < known.amoSession.open) return false;
         const limit = Math.round(o.price! * 100);
         return side === "BUY" ? limit >= touch : limit <= touch;
@@ -410,14 +467,21 @@ class Driver {
         if (later === undefined) continue;
         const got = later.filled_quantity - o.filled_quantity;
         if (starved !== undefined && got > 0)
-          rule(false, "time priority", () => `${o.order_id} filled ${got} while older ${starved!.order_id} was left`);
+          rule(
+            false,
+            "time priority",
+            () => `${o.order_id} filled ${got} while older ${starved!.order_id} was left`,
+          );
         if (later.status === "CANCELLED") continue;
         if (later.filled_quantity < later.quantity && starved === undefined) starved = o;
       }
       const left = TOUCH - (window.taken[side].get(0) ?? 0);
       if (starved !== undefined)
-        rule(left === 0, "a touch with size left fills the orders it satisfies", () =>
-          `${starved!.order_id} ${side} ${starved!.price} left with ${left} at ${touch / 100} on the touch`,
+        rule(
+          left === 0,
+          "a touch with size left fills the orders it satisfies",
+          () =>
+            `${starved!.order_id} ${side} ${starved!.price} left with ${left} at ${touch / 100} on the touch`,
         );
     }
   }
@@ -441,8 +505,10 @@ class Driver {
       charges += Math.round((p.charges ?? 0) * 100);
       rule(p.product !== "CNC" || p.quantity >= 0, "CNC never short", () => `${p.symbol} ${p.quantity}`);
       if (p.product === "MIS")
-        rule(!misShut(now) || p.quantity === 0, "MIS flat from 15:20 to the open", () =>
-          `${p.symbol} MIS ${p.quantity} at ${new Date(now).toISOString()}`,
+        rule(
+          !misShut(now) || p.quantity === 0,
+          "MIS flat from 15:20 to the open",
+          () => `${p.symbol} MIS ${p.quantity} at ${new Date(now).toISOString()}`,
         );
     }
     rule(
@@ -457,26 +523,38 @@ class Driver {
       void id;
       expectedCharges += lines.total;
     }
-    rule(BigInt(charges) === expectedCharges, "charges per Zerodha's schedule, per order", () =>
-      `positions show ${charges} paise, the schedule gives ${expectedCharges}`,
+    rule(
+      BigInt(charges) === expectedCharges,
+      "charges per Zerodha's schedule, per order",
+      () => `positions show ${charges} paise, the schedule gives ${expectedCharges}`,
     );
-    rule(Math.round((account.charges ?? Number.NaN) * 100) === charges, "account charges = Σ positions'", () =>
-      `${account.charges} vs ${charges / 100}`,
+    rule(
+      Math.round((account.charges ?? Number.NaN) * 100) === charges,
+      "account charges = Σ positions'",
+      () => `${account.charges} vs ${charges / 100}`,
     );
     for (const order of book) {
       if (isTerminal(order.status)) continue;
-      rule(order.validity !== "IOC" || order.variety === "amo", "IOC never rests", () => `${order.order_id} ${order.status}`);
+      rule(
+        order.validity !== "IOC" || order.variety === "amo",
+        "IOC never rests",
+        () => `${order.order_id} ${order.status}`,
+      );
       if (order.product === "MIS")
-        rule(!misShut(now) || this.#orders.get(order.order_id)?.amoSession !== undefined, "no live MIS order from 15:20", () =>
-          `${order.order_id} ${order.status} at ${new Date(now).toISOString()}`,
+        rule(
+          !misShut(now) || this.#orders.get(order.order_id)?.amoSession !== undefined,
+          "no live MIS order from 15:20",
+          () => `${order.order_id} ${order.status} at ${new Date(now).toISOString()}`,
         );
       const known = this.#orders.get(order.order_id);
       if (known !== undefined && order.validity === "DAY")
-        rule(now < known.session.close, "DAY orders end at their session's close", () =>
-          `${order.order_id} placed ${new Date(known.placedAt).toISOString()} still ${order.status} at ${new Date(now).toISOString()}, close was ${new Date(known.session.close).toISOString()}`,
+        rule(
+          now < known.session.close,
+          "DAY orders end at their session's close",
+          () =>
+            `${order.order_id} placed ${new Date(known.placedAt).toISOString()} still ${order.status} at ${new Date(now).toISOString()}, close was ${new Date(known.session.close).toISOString()}`,
         );
     }
-    void lastClosedSession;
     const byOrder = new Map<string, OrderEvent[]>();
     for (const e of this.events) {
       const list = byOrder.get(e.order.order_id) ?? [];
@@ -484,13 +562,21 @@ class Driver {
       byOrder.set(e.order.order_id, list);
     }
     for (const [id, list] of byOrder) {
-      rule(list.filter((e) => isTerminal(e.order.status)).length <= 1, "one terminal event per order", () => id);
+      rule(
+        list.filter((e) => isTerminal(e.order.status)).length <= 1,
+        "one terminal event per order",
+        () => id,
+      );
       for (let i = 1; i < list.length; i++) {
-        rule(!isTerminal(list[i - 1]!.order.status), "nothing after a terminal event", () =>
-          `${id}: ${list.map((e) => e.type).join(",")}`,
+        rule(
+          !isTerminal(list[i - 1]!.order.status),
+          "nothing after a terminal event",
+          () => `${id}: ${list.map((e) => e.type).join(",")}`,
         );
-        rule(canTransition(list[i - 1]!.order.status, list[i]!.order.status), "legal transitions", () =>
-          `${id}: ${list[i - 1]!.order.status} → ${list[i]!.order.status}`,
+        rule(
+          canTransition(list[i - 1]!.order.status, list[i]!.order.status),
+          "legal transitions",
+          () => `${id}: ${list[i - 1]!.order.status} → ${list[i]!.order.status}`,
         );
       }
       const last = list.at(-1)!;
@@ -506,7 +592,10 @@ class Driver {
       account: await broker.getAccount(),
       positions: await broker.getPositions(),
       // Generated client ids carry a per-instance prefix; the order ids are what must agree.
-      orders: (await broker.getOrderbook()).map(({ timestamp: _t, client_order_id: _c, ...o }) => o),
+      // A square-off made on a catch-up is placed when the broker came back, not at 15:20.
+      orders: (await broker.getOrderbook()).map(({ timestamp: _t, client_order_id: _c, placed_at, ...o }) =>
+        o.tag === "SQUAREOFF" ? o : { ...o, placed_at },
+      ),
       seq: broker.lastSeq,
     };
   }
@@ -584,13 +673,18 @@ describe("paper broker under NSE's rules, against an oracle written from the doc
         const twin = new Driver(() => new PaperBroker(settings(10), { clock }), clock);
         await journaled.start();
         await twin.start();
+        let sessionMissed = false;
         try {
           for (const c of [...OPENING, ...commands]) {
             if (c.kind === "reopen") {
               tally.reopens++;
               await journaled.broker.close();
               // The twin lives through the closed span; the journaled broker catches up on connect.
+              // When a whole session passed meanwhile the twin traded in it (an AMO at its open) and
+              // the closed broker could not: then only the rules are checked, not equality.
+              const from = clock.now();
               clock.advance(c.closedFor);
+              if (c.closedFor > 0 && lastClosedSession(clock.now()).open > from) sessionMissed = true;
               await twin.broker.flush();
               await journaled.reopen();
             } else {
@@ -607,7 +701,13 @@ describe("paper broker under NSE's rules, against an oracle written from the doc
           } catch {
             same = false;
           }
-          rule(same, "reopen = never-restarted twin", () => `${JSON.stringify(a)}\n vs ${JSON.stringify(b)}`);
+          if (sessionMissed) tally.twinSkipped++;
+          else
+            rule(
+              same,
+              "reopen = never-restarted twin",
+              () => `${JSON.stringify(a)}\n vs ${JSON.stringify(b)}`,
+            );
         } finally {
           await journaled.broker.close();
           await twin.broker.close();

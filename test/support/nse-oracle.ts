@@ -135,13 +135,21 @@ export function admission(order: PlaceInput, now: number): Admission {
 }
 
 /** The touch a quote offers a taker, in paise: asks up onto the tick, bids down. */
-export function touchPaise(side: "BUY" | "SELL", quote: { bid?: number; ask?: number; last: number }): number {
+export function touchPaise(
+  side: "BUY" | "SELL",
+  quote: { bid?: number; ask?: number; last: number },
+): number {
   const raw = Math.round((side === "BUY" ? (quote.ask ?? quote.last) : (quote.bid ?? quote.last)) * 100);
   return side === "BUY" ? Math.ceil(raw / TICK) * TICK : Math.floor(raw / TICK) * TICK;
 }
 
 /** The depth level (0 = the touch) a fill price stands at, or undefined when it is none of them. */
-export function levelOf(side: "BUY" | "SELL", touch: number, pricePaise: number, levels = 5): number | undefined {
+export function levelOf(
+  side: "BUY" | "SELL",
+  touch: number,
+  pricePaise: number,
+  levels = 5,
+): number | undefined {
   const away = side === "BUY" ? pricePaise - touch : touch - pricePaise;
   if (away < 0 || away % TICK !== 0) return undefined;
   const level = away / TICK;
@@ -201,5 +209,13 @@ export function orderCharges(
   const exchange = halfUp(t * exchangePerCrore, 10_000_000n);
   const sebi = halfUp(t * 10n, 10_000_000n);
   const gst = halfUp((brokerage + exchange + sebi) * 18n, 100n);
-  return { brokerage, stt, exchange, sebi, stamp, gst, total: brokerage + stt + exchange + sebi + stamp + gst };
+  return {
+    brokerage,
+    stt,
+    exchange,
+    sebi,
+    stamp,
+    gst,
+    total: brokerage + stt + exchange + sebi + stamp + gst,
+  };
 }

@@ -71,15 +71,75 @@ describe("paper broker under NSE's rules: the clock after a restart, and the squ
     });
   }
 
+  // The catch-up must replay the boundaries in their order: Monday's 15:20 square-off cancels the
+  // live MIS order and closes the position before its 15:30 expiry would end it EXPIRED; and the
+  // expiry itself (an order event of this tick) must not hide that the square-off was missed.
+  it("catches up a missed square-off before the close it preceded, as its never-restarted twin did", async function () {
+    const clock = new ManualClock();
+    const twin = new PaperBroker(settings, { clock });
+    let broker = journaled(clock);
+    await twin.connect();
+    await broker.connect();
+    for (const b of [twin, broker]) {
+      b.setPrice("INFY", 1500, { bid: 1499.95, ask: 1500.05 });
+      // The quote's ask side holds 600 with its depth: one is left resting.
+      const order = await b.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 601,
+        order_type: "MARKET",
+        product: "MIS",
+      });
+      assert.equal(order.status, "PARTIALLY_FILLED");
+    }
+    await broker.close();
+    clock.advance(DAY);
+    await twin.flush();
+    broker = journaled(clock);
+    await broker.connect();
+    await broker.flush();
+    try {
+      const shape = async (b: PaperBroker) => ({
+        orders: (await b.getOrderbook()).map((o) => [
+          o.order_id,
+          o.status,
+          o.filled_quantity,
+          o.average_price,
+          o.tag,
+        ]),
+        positions: await b.getPositions(),
+        account: await b.getAccount(),
+      });
+      const [got, want] = [await shape(broker), await shape(twin)];
+      assert.deepEqual(got, want);
+      assert.equal(got.orders[0]![1], "CANCELLED");
+    } finally {
+      await broker.close();
+      await twin.close();
+    }
+  });
+
   it("does not square off again an MIS position opened in the session it reopens in", async function () {
     const clock = new ManualClock();
     let broker = journaled(clock);
     await broker.connect();
     broker.setPrice("INFY", 1500, { bid: 1500, ask: 1500 });
-    await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 10, order_type: "MARKET", product: "MIS" });
+    await broker.placeOrder({
+      symbol: "INFY",
+      side: "BUY",
+      quantity: 10,
+      order_type: "MARKET",
+      product: "MIS",
+    });
     clock.advance(HOUR);
     // A later order in the same session: the square-off must still wait for 15:20.
-    await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 5, order_type: "MARKET", product: "MIS" });
+    await broker.placeOrder({
+      symbol: "INFY",
+      side: "BUY",
+      quantity: 5,
+      order_type: "MARKET",
+      product: "MIS",
+    });
     await broker.close();
     clock.advance(HOUR);
     broker = journaled(clock);
@@ -123,7 +183,11 @@ describe("paper broker under NSE's rules: the clock after a restart, and the squ
     await broker.flush();
     try {
       const order = await broker.getOrder(amo.order_id);
-      assert.equal(order.filled_quantity, 0, `filled ${order.filled_quantity} at ${order.timestamp}, after its session`);
+      assert.equal(
+        order.filled_quantity,
+        0,
+        `filled ${order.filled_quantity} at ${order.timestamp}, after its session`,
+      );
       assert.ok(["CANCELLED", "EXPIRED"].includes(order.status), order.status);
       assert.deepEqual(await broker.getPositions(), []);
     } finally {
@@ -139,13 +203,27 @@ describe("paper broker under NSE's rules: the clock after a restart, and the squ
     await broker.connect();
     try {
       broker.setPrice("SBIN", 800, { bid: 800, ask: 800 });
-      await broker.placeOrder({ symbol: "SBIN", side: "BUY", quantity: 561, order_type: "MARKET", product: "CNC" });
-      await broker.placeOrder({ symbol: "SBIN", side: "SELL", quantity: 40, order_type: "MARKET", product: "MIS" });
+      await broker.placeOrder({
+        symbol: "SBIN",
+        side: "BUY",
+        quantity: 561,
+        order_type: "MARKET",
+        product: "CNC",
+      });
+      await broker.placeOrder({
+        symbol: "SBIN",
+        side: "SELL",
+        quantity: 40,
+        order_type: "MARKET",
+        product: "MIS",
+      });
       clock.advance(6 * HOUR + 5 * 60_000); // 15:20 IST
       await broker.flush();
       const mis = (await broker.getPositions()).find((p) => p.product === "MIS");
       assert.equal(mis?.quantity, 0, "MIS flat at 15:20");
-      const live = (await broker.getOrderbook()).filter((o) => o.status === "OPEN" || o.status === "PARTIALLY_FILLED");
+      const live = (await broker.getOrderbook()).filter(
+        (o) => o.status === "OPEN" || o.status === "PARTIALLY_FILLED",
+      );
       assert.deepEqual(live, [], "no square-off order left resting");
     } finally {
       await broker.close();
