@@ -412,7 +412,7 @@ export class MatchingEngine {
 
   /**
    * A broker closed over a square-off may come back inside a later session's open..15:20 with an
-   * earlier session's MIS positions: their square-off was missed. Every fill is an order event, so
+   * earlier session's MIS positions or orders: their square-off was missed. Every fill is an order event, so
    * the latest order timestamp bounds when any position last changed; a square-off after it that
    * has passed by now was missed. Returns that square-off's instant.
    */
@@ -423,6 +423,16 @@ export class MatchingEngine {
         open = true;
         break;
       }
+    }
+    // A live MIS order is cancelled by the square-off too, position or not.
+    for (const resting of open ? [] : this.#account.resting.values()) {
+      for (const order of resting) {
+        if (order.product === "MIS" && !isTerminal(order.status)) {
+          open = true;
+          break;
+        }
+      }
+      if (open) break;
     }
     if (!open) return undefined;
     let last = 0;

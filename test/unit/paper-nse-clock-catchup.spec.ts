@@ -119,6 +119,33 @@ describe("paper broker under NSE's rules: the clock after a restart, and the squ
     }
   });
 
+  it("cancels a resting MIS order of an earlier session on reconnect as the missed square-off did, not EXPIRED", async function () {
+    const clock = new ManualClock();
+    let broker = journaled(clock);
+    await broker.connect();
+    broker.setPrice("INFY", 1500, { bid: 1499.95, ask: 1500.05 });
+    const order = await broker.placeOrder({
+      symbol: "INFY",
+      side: "BUY",
+      quantity: 90,
+      order_type: "LIMIT",
+      price: 1500,
+      product: "MIS",
+    });
+    assert.equal(order.status, "OPEN");
+    await broker.close();
+    clock.advance(DAY);
+    broker = journaled(clock);
+    await broker.connect();
+    await broker.flush();
+    try {
+      const after = await broker.getOrder(order.order_id);
+      assert.equal(after.status, "CANCELLED", after.status_message);
+    } finally {
+      await broker.close();
+    }
+  });
+
   it("does not square off again an MIS position opened in the session it reopens in", async function () {
     const clock = new ManualClock();
     let broker = journaled(clock);
