@@ -69,7 +69,7 @@ export class MatchingEngine {
       if (remaining > free) {
         return {
           code: "ORDER_REJECTED",
-          message: `insufficient holdings: CNC sell of ${remaining} ${order.exchange}:${order.symbol} but ${Math.max(0, free)} held and not already being sold`,
+          message: `quantity: insufficient holdings: CNC sell of ${remaining} ${order.exchange}:${order.symbol} but ${Math.max(0, free)} held and not already being sold`,
         };
       }
     }

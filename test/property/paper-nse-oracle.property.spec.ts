@@ -54,7 +54,7 @@ type Command =
       amo: boolean;
       unknown: boolean;
     }
-  | { kind: "modify"; pick: number; quantity: number | undefined; bps: number | undefined }
+  | { kind: "modify"; pick: number; quantity: number | undefined; bps: number | undefined; offTick: boolean }
   | { kind: "cancel"; pick: number }
   | { kind: "advance"; ms: number }
   | { kind: "reopen"; closedFor: number };
@@ -105,6 +105,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       pick: fc.nat(),
       quantity: fc.option(fc.integer({ min: 1, max: 400 }), { nil: undefined }),
       bps: fc.option(fc.integer({ min: -900, max: 900 }), { nil: undefined }),
+      offTick: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("cancel" as const), pick: fc.nat() }) },
@@ -133,6 +134,7 @@ const tally = {
   expired: 0,
   reopens: 0,
   twinSkipped: 0,
+  refusedModifies: 0,
 };
 
 // PAPER_FUZZ_SURVEY=1 counts every violation and goes on, to tell how often each rule breaks.
@@ -409,20 +411,58 @@ class Driver {
         }
         const changes: Record<string, unknown> = {};
         if (c.quantity !== undefined) changes.quantity = c.quantity;
-        if (c.bps !== undefined && order.order_type === "LIMIT" && order.price !== undefined)
-          changes.price =
-            Math.max(5, Math.round((order.price * 100 * (10_000 + c.bps)) / 10_000 / 5) * 5) / 100;
+        let pricePaise = order.price === undefined ? undefined : Math.round(order.price * 100);
+        if (c.bps !== undefined && order.order_type === "LIMIT" && pricePaise !== undefined) {
+          pricePaise = Math.max(5, Math.round((pricePaise * (10_000 + c.bps)) / 10_000 / 5) * 5);
+          if (c.offTick) pricePaise += 3;
+          changes.price = pricePaise / 100;
+        }
         if (Object.keys(changes).length === 0) return;
         const known = this.#orders.get(order.order_id);
         if (known !== undefined) known.modified = true;
+        // One admission for place and modify: the order as it would be, checked now.
+        const quantity = c.quantity ?? order.quantity;
+        const expected = admission(
+          {
+            symbol: order.symbol,
+            known: true,
+            side: order.side,
+            quantity,
+            lot: 1,
+            order_type: order.order_type as "MARKET" | "LIMIT",
+            ...(pricePaise === undefined ? {} : { pricePaise }),
+            product: order.product as "CNC" | "MIS",
+            amo: order.variety === "amo",
+            referencePaise: this.#reference(order.symbol),
+          },
+          now,
+        );
         const before = this.events.length;
+        let error: { code?: string; message: string } | undefined;
         try {
           await broker.modifyOrder(order.order_id, changes);
-        } catch (error) {
+        } catch (e) {
+          error = e as { code?: string; message: string };
+          rule(this.events.length === before, "a refused modify changes nothing", () => error!.message);
+        }
+        const what = () =>
+          `modify ${order.order_id} ${JSON.stringify(changes)} at ${new Date(now).toISOString()}: ${error?.code} ${error?.message}`;
+        if (expected.kind === "refused" && quantity > order.filled_quantity) {
+          tally.refusedModifies++;
+          rule(error?.code === expected.code, `modify refused: ${expected.field}`, what);
           rule(
-            this.events.length === before,
-            "a refused modify changes nothing",
-            () => (error as Error).message,
+            expected.rule.test(error?.message ?? ""),
+            `modify refusal names the rule: ${expected.field}`,
+            what,
+          );
+        } else if (expected.kind !== "refused" && error !== undefined) {
+          rule(
+            error.code === "INSUFFICIENT_FUNDS" ||
+              /already filled/.test(error.message) ||
+              (error.code === "ORDER_REJECTED" &&
+                /^order \S+ not modified: quantity: insufficient holdings/.test(error.message)),
+            `an admissible modify is made: ${expected.kind}`,
+            what,
           );
         }
         return;
