@@ -31,8 +31,15 @@ import {
 } from "../support/nse-oracle";
 
 const SEEDS = Number(process.env.PAPER_FUZZ_SEEDS ?? 0);
-const SYMBOLS = ["INFY", "SBIN"] as const;
-const BASE = [150_000, 80_000];
+/** Two equities (band ±10 %, lot 1) and a future (lot 65, no band, F&O AMO hours, futures charges). */
+const INSTRUMENTS = [
+  { exchange: "NSE", symbol: "INFY", lot: 1, band: true, segment: "equity" },
+  { exchange: "NSE", symbol: "SBIN", lot: 1, band: true, segment: "equity" },
+  { exchange: "NFO", symbol: "NIFTY26DECFUT", lot: 65, band: false, segment: "derivatives" },
+] as const;
+const SYMBOLS = INSTRUMENTS.map((i) => i.symbol);
+const FUTURE = 2;
+const BASE = [150_000, 80_000, 2_600_000];
 const START = 10_000_000;
 const TOUCH = 100;
 const MIN = 60_000;
@@ -76,7 +83,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({
       kind: fc.constant("quote" as const),
-      symbol: fc.nat(1),
+      symbol: fc.nat(2),
       bps: fc.integer({ min: -600, max: 600 }),
       spread: fc.nat(4),
       offTick: fc.boolean(),
@@ -86,7 +93,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     weight: 6,
     arbitrary: fc.record({
       kind: fc.constant("place" as const),
-      symbol: fc.nat(1),
+      symbol: fc.nat(2),
       side: fc.constantFrom<Side>("BUY", "SELL"),
       quantity: fc.oneof(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 90, max: 700 })),
       type: fc.constantFrom("MARKET" as const, "LIMIT" as const, "LIMIT" as const),
@@ -169,7 +176,10 @@ class Driver {
   readonly events: OrderEvent[] = [];
   readonly #windows = new Map<string, Window>();
   readonly #orders = new Map<string, Known>();
-  readonly #turnover = new Map<string, { paise: number; side: Side; product: string; at: number }>();
+  readonly #turnover = new Map<
+    string,
+    { paise: number; side: Side; product: string; future: boolean; at: number }
+  >();
   broker: PaperBroker;
 
   constructor(
@@ -212,6 +222,7 @@ class Driver {
         paise: 0,
         side: order.side,
         product: order.product,
+        future: order.exchange === "NFO",
         at,
       };
       t.paise += price * trade.quantity;
@@ -283,6 +294,7 @@ class Driver {
     switch (c.kind) {
       case "quote": {
         const symbol = SYMBOLS[c.symbol]!;
+        const instrument = INSTRUMENTS[c.symbol]!;
         const base = this.#reference(symbol) ?? BASE[c.symbol]!;
         let last = Math.max(500, Math.round((base * (10_000 + c.bps)) / 10_000 / 5) * 5);
         if (c.offTick) last += 2;
@@ -293,20 +305,27 @@ class Driver {
         };
         const before = await this.#live(symbol);
         this.#windows.set(symbol, { quote, at: now, taken: { BUY: new Map(), SELL: new Map() } });
-        broker.setPrice(symbol, quote.last, { bid: quote.bid, ask: quote.ask });
+        broker.setPrice(`${instrument.exchange}:${symbol}`, quote.last, { bid: quote.bid, ask: quote.ask });
         await broker.flush();
         await this.#checkPriority(symbol, before, now);
         return;
       }
       case "place": {
-        const symbol = c.unknown ? "ZZZZ" : SYMBOLS[c.symbol]!;
+        const instrument = INSTRUMENTS[c.symbol]!;
+        const future = c.symbol === FUTURE && !c.unknown;
+        const symbol = c.unknown ? "ZZZZ" : instrument.symbol;
         const reference = this.#reference(symbol);
+        // A future trades in whole lots of 65 (NRML for carried positions); one in seven is not.
+        const quantity =
+          future && c.quantity % 7 !== 0 ? (1 + (c.quantity % 3)) * instrument.lot : c.quantity;
+        const product = future && c.product === "CNC" ? "NRML" : c.product;
         const request: OrderRequestInput = {
           symbol,
+          exchange: c.unknown ? "NSE" : instrument.exchange,
           side: c.side,
-          quantity: c.quantity,
+          quantity,
           order_type: c.type,
-          product: c.product,
+          product,
           validity: c.validity,
         };
         let pricePaise: number | undefined;
@@ -324,13 +343,14 @@ class Driver {
             symbol,
             known: !c.unknown,
             side: c.side,
-            quantity: c.quantity,
-            lot: 1,
+            quantity,
+            lot: c.unknown ? 1 : instrument.lot,
             order_type: c.type,
             ...(pricePaise === undefined ? {} : { pricePaise }),
-            product: c.product,
+            product,
             amo: c.amo,
-            referencePaise: reference,
+            referencePaise: c.unknown || instrument.band ? reference : undefined,
+            segment: future ? "derivatives" : "equity",
           },
           now,
         );
@@ -428,12 +448,13 @@ class Driver {
             known: true,
             side: order.side,
             quantity,
-            lot: 1,
+            lot: order.exchange === "NFO" ? 65 : 1,
             order_type: order.order_type as "MARKET" | "LIMIT",
             ...(pricePaise === undefined ? {} : { pricePaise }),
-            product: order.product as "CNC" | "MIS",
+            product: order.product as "CNC" | "MIS" | "NRML",
             amo: order.variety === "amo",
-            referencePaise: this.#reference(order.symbol),
+            referencePaise: order.exchange === "NFO" ? undefined : this.#reference(order.symbol),
+            segment: order.exchange === "NFO" ? "derivatives" : "equity",
           },
           now,
         );
@@ -558,7 +579,7 @@ class Driver {
     );
     let expectedCharges = 0n;
     for (const [id, t] of this.#turnover) {
-      const category = t.product === "CNC" ? "delivery" : "intraday";
+      const category = t.future ? "futures" : t.product === "CNC" ? "delivery" : "intraday";
       const lines = orderCharges(category, t.side, t.paise, t.at);
       void id;
       expectedCharges += lines.total;
@@ -644,6 +665,7 @@ class Driver {
 const OPENING: Command[] = [
   { kind: "quote", symbol: 0, bps: 0, spread: 1, offTick: false },
   { kind: "quote", symbol: 1, bps: 0, spread: 0, offTick: false },
+  { kind: "quote", symbol: 2, bps: 0, spread: 2, offTick: false },
 ];
 
 function emptyCsv(dir: string): string {

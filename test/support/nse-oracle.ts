@@ -12,6 +12,8 @@ const CLOSE = (15 * 60 + 30) * MIN;
 const AMO_FROM = 16 * 60 * MIN;
 // 08:58 is the last minute accepted: up to 08:58:59.999.
 const AMO_UNTIL = (8 * 60 + 59) * MIN;
+const FO_AMO_FROM = (15 * 60 + 45) * MIN;
+const FO_AMO_UNTIL = (9 * 60 + 11) * MIN;
 const MAINTENANCE_FROM = 60 * MIN;
 const MAINTENANCE_UNTIL = (5 * 60 + 30) * MIN;
 const TICK = 5;
@@ -67,12 +69,16 @@ export function isOpen(ms: number): boolean {
   return session.open <= ms && ms < session.close;
 }
 
-/** Equity AMO window: 16:00 to 08:58:59 on trading days, all day otherwise, never 01:00–05:30. */
-export function inEquityAmoWindow(ms: number): boolean {
+/**
+ * Kite's AMO window: equity 16:00 to 08:58:59, F&O 15:45 to 09:10:59, on trading days; all day
+ * otherwise; never 01:00–05:30.
+ */
+export function inAmoWindow(ms: number, segment: "equity" | "derivatives"): boolean {
   const midnight = istMidnightOf(ms);
   const at = ms - midnight;
   if (at >= MAINTENANCE_FROM && at < MAINTENANCE_UNTIL) return false;
   if (!tradesOn(midnight)) return true;
+  if (segment === "derivatives") return at >= FO_AMO_FROM || at < FO_AMO_UNTIL;
   return at >= AMO_FROM || at < AMO_UNTIL;
 }
 
@@ -97,9 +103,11 @@ export interface PlaceInput {
   lot: number;
   order_type: "MARKET" | "LIMIT";
   pricePaise?: number;
-  product: "CNC" | "MIS";
+  product: "CNC" | "MIS" | "NRML";
   amo: boolean;
+  /** Absent when the instrument has no band. */
   referencePaise: number | undefined;
+  segment: "equity" | "derivatives";
 }
 
 /** Band edges in paise: ±10 % of the reference, onto the tick grid inward. */
@@ -130,7 +138,8 @@ export function admission(order: PlaceInput, now: number): Admission {
       return { kind: "refused", field: "product", code: "ORDER_REJECTED", rule: /MIS|square/i };
     return { kind: "open" };
   }
-  if (order.amo && inEquityAmoWindow(now)) return { kind: "amo", session: currentOrNextSession(now) };
+  if (order.amo && inAmoWindow(now, order.segment))
+    return { kind: "amo", session: currentOrNextSession(now) };
   return { kind: "refused", field: "market hours", code: "ORDER_REJECTED", rule: /market hours/ };
 }
 
@@ -202,8 +211,9 @@ export function orderCharges(
   } else {
     brokerage = capped(3n);
     exchangePerCrore = 173n;
-    const afterBudget = tradedAt >= Date.UTC(2026, 3, 1) - IST_MS;
-    if (side === "SELL") stt = sttRupees(afterBudget ? 50n : 20n);
+    // One rate whatever the trade's date (MARKET-RULES §4): the 2026 Budget's 0.05 %.
+    void tradedAt;
+    if (side === "SELL") stt = sttRupees(50n);
     if (side === "BUY") stamp = halfUp(t * 2n, 100_000n);
   }
   const exchange = halfUp(t * exchangePerCrore, 10_000_000n);
