@@ -194,6 +194,10 @@ class Driver {
     return broker;
   }
 
+  readonly #lastStatus = new Map<string, OrderSnapshot["status"]>();
+  /** Σ over orders of the schedule's charges on each order's turnover, kept as fills arrive. */
+  #expectedCharges = 0n;
+
   /** A rule an event broke: thrown by the next check, not into the broker's emit. */
   #broken: unknown;
 
@@ -214,6 +218,23 @@ class Driver {
     );
     this.events.push(event);
     const order = event.order;
+    // Status sequences, checked as events arrive: legal steps, nothing after the terminal one.
+    const before = this.#lastStatus.get(order.order_id);
+    if (before !== undefined) {
+      rule(
+        !isTerminal(before),
+        "one terminal event per order, nothing after it",
+        () => `${order.order_id}: ${event.type} after ${before}`,
+      );
+      rule(
+        canTransition(before, order.status),
+        "legal transitions",
+        () => `${order.order_id}: ${before} → ${order.status}`,
+      );
+    }
+    this.#lastStatus.set(order.order_id, order.status);
+    if (event.type === "ORDER_EXPIRED") tally.expired++;
+    if (order.tag === "SQUAREOFF" && event.type === "ORDER_FILLED") tally.squareOffs++;
     for (const trade of event.trades ?? []) {
       tally.fills++;
       const price = Math.round(trade.price * 100);
@@ -225,7 +246,10 @@ class Driver {
         future: order.exchange === "NFO",
         at,
       };
+      const category = t.future ? "futures" : t.product === "CNC" ? "delivery" : "intraday";
+      this.#expectedCharges -= orderCharges(category, t.side, t.paise, t.at).total;
       t.paise += price * trade.quantity;
+      this.#expectedCharges += orderCharges(category, t.side, t.paise, t.at).total;
       this.#turnover.set(order.order_id, t);
       const squareOff = order.tag === "SQUAREOFF";
       rule(
@@ -351,6 +375,7 @@ class Driver {
             amo: c.amo,
             referencePaise: c.unknown || instrument.band ? reference : undefined,
             segment: future ? "derivatives" : "equity",
+            ...(future ? { expiry: "2026-12-29" } : {}),
           },
           now,
         );
@@ -455,6 +480,7 @@ class Driver {
             amo: order.variety === "amo",
             referencePaise: order.exchange === "NFO" ? undefined : this.#reference(order.symbol),
             segment: order.exchange === "NFO" ? "derivatives" : "equity",
+            ...(order.exchange === "NFO" ? { expiry: "2026-12-29" } : {}),
           },
           now,
         );
@@ -577,13 +603,7 @@ class Driver {
       "starting cash = cash + Σ qty×avg − Σ realized + Σ charges",
       () => `cash ${account.cash} held ${held} realized ${realized} charges ${charges}`,
     );
-    let expectedCharges = 0n;
-    for (const [id, t] of this.#turnover) {
-      const category = t.future ? "futures" : t.product === "CNC" ? "delivery" : "intraday";
-      const lines = orderCharges(category, t.side, t.paise, t.at);
-      void id;
-      expectedCharges += lines.total;
-    }
+    const expectedCharges = this.#expectedCharges;
     rule(
       BigInt(charges) === expectedCharges,
       "charges per Zerodha's schedule, per order",
@@ -615,34 +635,6 @@ class Driver {
           () =>
             `${order.order_id} placed ${new Date(known.placedAt).toISOString()} still ${order.status} at ${new Date(now).toISOString()}, close was ${new Date(known.session.close).toISOString()}`,
         );
-    }
-    const byOrder = new Map<string, OrderEvent[]>();
-    for (const e of this.events) {
-      const list = byOrder.get(e.order.order_id) ?? [];
-      list.push(e);
-      byOrder.set(e.order.order_id, list);
-    }
-    for (const [id, list] of byOrder) {
-      rule(
-        list.filter((e) => isTerminal(e.order.status)).length <= 1,
-        "one terminal event per order",
-        () => id,
-      );
-      for (let i = 1; i < list.length; i++) {
-        rule(
-          !isTerminal(list[i - 1]!.order.status),
-          "nothing after a terminal event",
-          () => `${id}: ${list.map((e) => e.type).join(",")}`,
-        );
-        rule(
-          canTransition(list[i - 1]!.order.status, list[i]!.order.status),
-          "legal transitions",
-          () => `${id}: ${list[i - 1]!.order.status} → ${list[i]!.order.status}`,
-        );
-      }
-      const last = list.at(-1)!;
-      if (last.type === "ORDER_EXPIRED") tally.expired++;
-      if (last.order.tag === "SQUAREOFF" && last.type === "ORDER_FILLED") tally.squareOffs++;
     }
   }
 
@@ -717,7 +709,45 @@ describe("paper broker under NSE's rules, against an oracle written from the doc
           await driver.broker.close();
         }
       }),
-      { numRuns: SEEDS || 150, seed: 5120 },
+      { numRuns: SEEDS || 300, seed: 5120 },
+    );
+    // What the runs exercised, so a property that passes by doing nothing is caught.
+    assert.ok(
+      tally.fills > 1000 &&
+        tally.amos > 50 &&
+        tally.squareOffs > 100 &&
+        tally.expired > 30 &&
+        tally.refused > 300,
+      JSON.stringify(tally),
+    );
+  });
+
+  // Money to the paisa after 10,000s of operations: fills, charges, square-offs and expiries.
+  it("keeps the cash identity and every charge to the paisa over 10,000 operations in one account", async function () {
+    const before = { ...tally };
+    await fc.assert(
+      fc.asyncProperty(fc.array(command, { minLength: 10_000, maxLength: 10_000 }), async (commands) => {
+        tally.seeds++;
+        const clock = new ManualClock();
+        const driver = new Driver(() => new PaperBroker(settings(200), { clock }), clock);
+        await driver.start();
+        try {
+          for (const c of [...OPENING, ...commands]) {
+            await driver.run(c);
+            await driver.checkInvariants();
+          }
+        } finally {
+          await driver.broker.close();
+        }
+      }),
+      { numRuns: Math.max(1, Math.floor(SEEDS / 100)), seed: 5122, endOnFailure: true },
+    );
+    const done = Object.fromEntries(
+      Object.entries(tally).map(([k, v]) => [k, v - before[k as keyof typeof tally]]),
+    );
+    assert.ok(
+      done.fills! > 1000 && done.squareOffs! > 50 && done.operations! >= 10_000,
+      JSON.stringify(done),
     );
   });
 
@@ -777,5 +807,6 @@ describe("paper broker under NSE's rules, against an oracle written from the doc
       }),
       { numRuns: SEEDS || 60, seed: 5121 },
     );
+    assert.ok(tally.reopens > 30, JSON.stringify(tally));
   });
 });

@@ -108,6 +108,8 @@ export interface PlaceInput {
   /** Absent when the instrument has no band. */
   referencePaise: number | undefined;
   segment: "equity" | "derivatives";
+  /** A contract's last trading day (IST), when it has one. */
+  expiry?: string;
 }
 
 /** Band edges in paise: ±10 % of the reference, onto the tick grid inward. */
@@ -124,6 +126,8 @@ export function band(referencePaise: number): { low: number; high: number } {
 export function admission(order: PlaceInput, now: number): Admission {
   if (!order.known)
     return { kind: "refused", field: "symbol", code: "VALIDATION", rule: /not a known instrument/ };
+  if (order.expiry !== undefined && istDayOf(now) > order.expiry)
+    return { kind: "refused", field: "symbol", code: "VALIDATION", rule: /expired on/ };
   if (order.quantity % order.lot !== 0)
     return { kind: "refused", field: "quantity", code: "VALIDATION", rule: /lot size/ };
   if (order.pricePaise !== undefined && order.pricePaise % TICK !== 0)
