@@ -222,6 +222,38 @@ describe("paper broker under NSE's rules: the clock after a restart, and the squ
     }
   });
 
+  // KITE.md §6: a GTT lives a year, to the same IST wall clock; 29 February → 28 February. A broker
+  // closed over that instant expires it on connect, and not a minute early.
+  for (const [reopenAt, status] of [
+    [Date.UTC(2029, 1, 28, 4, 29), "active"],
+    [Date.UTC(2029, 1, 28, 4, 31), "expired"],
+    [Date.UTC(2029, 2, 5, 4, 0), "expired"],
+  ] as const) {
+    it(`a GTT made on 29 February 2028 is ${status} when the broker reopens at ${new Date(reopenAt).toISOString()}`, async function () {
+      const clock = new ManualClock(Date.UTC(2028, 1, 29, 4, 30)); // Tuesday 10:00 IST
+      let broker = journaled(clock);
+      await broker.connect();
+      broker.setPrice("INFY", 1500, { bid: 1500, ask: 1500 });
+      const gtt = await broker.placeGtt({
+        type: "single",
+        symbol: "INFY",
+        trigger_values: [1200],
+        orders: [{ side: "BUY", quantity: 1, order_type: "LIMIT", price: 1200, product: "CNC" }],
+      });
+      await broker.close();
+      clock.advance(reopenAt - clock.now());
+      broker = journaled(clock);
+      await broker.connect();
+      await broker.flush();
+      try {
+        const after = (await broker.getGtts()).find((g) => g.gtt_id === gtt.gtt_id);
+        assert.equal(after?.status, status);
+      } finally {
+        await broker.close();
+      }
+    });
+  }
+
   // A CNC BUY takes 561 of the 600 the quote offers on the ask side; at 15:20 the square-off BUY of
   // an MIS short of 40 finds 39 there. The position must still be flat from 15:20.
   it("a square-off closes the whole MIS position even when the quote's depth is short of it", async function () {
