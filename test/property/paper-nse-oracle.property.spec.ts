@@ -199,13 +199,13 @@ class Driver {
   #expectedCharges = 0n;
 
   /** A rule an event broke: thrown by the next check, not into the broker's emit. */
-  #broken: unknown;
+  #broken: Error | undefined;
 
   #onEvent(event: OrderEvent): void {
     try {
       this.#checkEvent(event);
     } catch (error) {
-      this.#broken ??= error;
+      this.#broken ??= error instanceof Error ? error : new Error(String(error));
     }
   }
 
@@ -476,7 +476,7 @@ class Driver {
             lot: order.exchange === "NFO" ? 65 : 1,
             order_type: order.order_type as "MARKET" | "LIMIT",
             ...(pricePaise === undefined ? {} : { pricePaise }),
-            product: order.product as "CNC" | "MIS" | "NRML",
+            product: order.product,
             amo: order.variety === "amo",
             referencePaise: order.exchange === "NFO" ? undefined : this.#reference(order.symbol),
             segment: order.exchange === "NFO" ? "derivatives" : "equity",
@@ -568,7 +568,7 @@ class Driver {
           left === 0,
           "a touch with size left fills the orders it satisfies",
           () =>
-            `${starved!.order_id} ${side} ${starved!.price} left with ${left} at ${touch / 100} on the touch`,
+            `${starved.order_id} ${side} ${starved.price} left with ${left} at ${touch / 100} on the touch`,
         );
     }
   }
