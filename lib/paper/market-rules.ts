@@ -194,6 +194,20 @@ export class PaperMarket {
     return result.fills.map((fill) => ({ quantity: fill.quantity, price: fill.price_paise }));
   }
 
+  /**
+   * The price of the deepest level `quote` offers `side` (paise): where a square-off fills what
+   * the depth could not take. Undefined with infinite liquidity (the relaxed rules fill it all).
+   */
+  lastLevelPrice(key: InstrumentKey, side: OrderState["side"], quote: Quote): Paise | undefined {
+    if (!this.finiteLiquidity) return undefined;
+    const entry = this.#books.get(key);
+    const book =
+      entry !== undefined && entry.quote === quote
+        ? entry.book
+        : this.model.liquidity(quote, this.instrument(quote.exchange, quote.symbol));
+    return book.available(side).at(-1)?.price_paise;
+  }
+
   /** What orders have taken from an instrument's current quote so far. */
   taken(key: InstrumentKey): LiquidityTaken | undefined {
     const taken = this.#books.get(key)?.taken;
@@ -274,6 +288,13 @@ export class PaperMarket {
     if (!this.timed) return false;
     const session = this.model.calendar.currentOrNextSession(ms);
     return session === undefined || !(session.open_ms <= ms && ms < session.square_off_ms);
+  }
+
+  /** The square-off of the session in progress (or next) at `sinceMs`, if it has come by `ms`. */
+  squareOffPassed(sinceMs: number, ms: number): number | undefined {
+    if (!this.timed) return undefined;
+    const at = this.model.calendar.misSquareOff(sinceMs);
+    return at !== undefined && at <= ms ? at : undefined;
   }
 
   gttExpiry(gtt: GttState): number | undefined {

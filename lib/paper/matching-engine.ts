@@ -69,7 +69,7 @@ export class MatchingEngine {
       if (remaining > free) {
         return {
           code: "ORDER_REJECTED",
-          message: `insufficient holdings: CNC sell of ${remaining} ${order.exchange}:${order.symbol} but ${Math.max(0, free)} held and not already being sold`,
+          message: `quantity: insufficient holdings: CNC sell of ${remaining} ${order.exchange}:${order.symbol} but ${Math.max(0, free)} held and not already being sold`,
         };
       }
     }
@@ -246,7 +246,9 @@ export class MatchingEngine {
     if (due === undefined || (this.#market !== undefined && this.#market.now() < due)) return;
     delete order.release_at;
     noteChanged(change.orders, order);
-    if (quote === undefined) {
+    // A broker closed over the AMO's whole session releases it after the close: it had its chance
+    // while the market was open and trades nothing now (an IOC one ends; a DAY one expires).
+    if (quote === undefined || (this.#market !== undefined && !this.#market.isOpen(this.#market.now()))) {
       this.#cancelUnfilledIoc(change, order);
       return;
     }
@@ -375,6 +377,10 @@ export class MatchingEngine {
   sessionTick(change: Change, nowMs: number, quoteOf: (key: InstrumentKey) => Quote | undefined): void {
     const market = this.#market;
     if (market === undefined) return;
+    // Asked before anything here touches an order: this tick's own events would hide the miss.
+    const missed = this.#missedSquareOff(market, nowMs);
+    // The missed square-off came before the closes and opens since: it goes first, as it would have.
+    if (missed !== undefined) this.#squareOff(change, missed, quoteOf);
     for (const [key, resting] of this.#account.resting) {
       for (const order of Array.from(resting)) {
         if (isTerminal(order.status)) continue;
@@ -404,13 +410,48 @@ export class MatchingEngine {
     }
   }
 
+  /**
+   * A broker closed over a square-off may come back inside a later session's open..15:20 with an
+   * earlier session's MIS positions or orders: their square-off was missed. Every fill is an order event, so
+   * the latest order timestamp bounds when any position last changed; a square-off after it that
+   * has passed by now was missed. Returns that square-off's instant.
+   */
+  #missedSquareOff(market: PaperMarket, nowMs: number): number | undefined {
+    let open = false;
+    for (const position of this.#account.positions.values()) {
+      if (position.product === "MIS" && position.quantity !== 0) {
+        open = true;
+        break;
+      }
+    }
+    // A live MIS order is cancelled by the square-off too, position or not.
+    for (const resting of open ? [] : this.#account.resting.values()) {
+      for (const order of resting) {
+        if (order.product === "MIS" && !isTerminal(order.status)) {
+          open = true;
+          break;
+        }
+      }
+      if (open) break;
+    }
+    if (!open) return undefined;
+    let last = 0;
+    for (const order of this.#account.orders.values()) {
+      const at = Date.parse(order.timestamp);
+      if (at > last) last = at;
+    }
+    return market.squareOffPassed(last, nowMs);
+  }
+
   /** Kite's intraday square-off: live MIS orders are cancelled, open MIS positions closed at market. */
-  #squareOff(change: Change, nowMs: number, quoteOf: (key: InstrumentKey) => Quote | undefined): void {
+  #squareOff(change: Change, atMs: number, quoteOf: (key: InstrumentKey) => Quote | undefined): void {
     for (const resting of this.#account.resting.values()) {
       for (const order of Array.from(resting)) {
-        // An MIS AMO for the next session is not today's business.
+        // An MIS AMO for the next session is not today's business, nor, when a missed square-off
+        // is caught up, one placed after it (only AMOs can be).
         if (order.product !== "MIS" || isTerminal(order.status)) continue;
-        if (order.release_at !== undefined && order.release_at > nowMs) continue;
+        if (order.release_at !== undefined && order.release_at > atMs) continue;
+        if (Date.parse(order.placed_at) > atMs) continue;
         this.#end(
           change,
           order,
@@ -443,7 +484,15 @@ export class MatchingEngine {
         client_id_given: false,
       };
       // Past the square-off time the market rules refuse MIS orders: this one is the broker's own.
-      this.admit(change, order, quoteOf(instrumentKey(position.exchange, position.symbol)), false);
+      const key = instrumentKey(position.exchange, position.symbol);
+      const quote = quoteOf(key);
+      this.admit(change, order, quote, false);
+      // Closed at market means closed: what the quote's depth could not take fills at its last
+      // level, or the position would ride overnight as MIS (and a resting remainder expire at 15:30).
+      if (isTerminal(order.status) || quote === undefined) continue;
+      const price = this.#market?.lastLevelPrice(key, order.side, quote);
+      if (price !== undefined)
+        this.#fill(change, order, order.quantity - order.filled_quantity, price, quote);
     }
   }
 
