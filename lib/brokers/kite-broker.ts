@@ -180,6 +180,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       signal: this.#closed.signal,
       usable,
       onPlacing: (clientId) => this.#ledger?.placing(clientId),
+      onRefused: (clientId) => this.#ledger?.refused(clientId),
+      sentBefore: (clientId) => this.#ledger?.wasPlacing(clientId) === true,
     });
     this.#gttDesk = new GttDesk({
       settings,
@@ -390,6 +392,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     this.#rest.destroy();
     await this.#connecting?.catch(() => undefined);
     await this.#feed.idle();
+    await this.#desk.idle();
     await this.#gttDesk.close();
     await this.#confirming;
     // Events owed go out (without trades now: the REST client is closed).

@@ -2,6 +2,7 @@ import type { OrderEventType, OrderSnapshot } from "../protocol";
 import { isTerminal } from "../protocol/orders";
 import { canTransition } from "../protocol/state-machine";
 import { RetentionQueue } from "../common/retention-queue";
+import { BoundedIds, DAY_IDS_CAP } from "./bounded-ids";
 import type { KiteOrder } from "./mapping";
 import { toOrderSnapshot } from "./mapping";
 
@@ -72,6 +73,11 @@ export class OrderTracker {
   #untracked = 0;
   /** Our client_order_id (Kite's tag) → Kite's order id. */
   readonly #byClientId = new Map<string, string>();
+  /**
+   * Our client_order_id → Kite's order id, for ended orders retention let go: a retry of one is
+   * answered DUPLICATE_ORDER, never placed again (bounded by the day's order limit, not retention).
+   */
+  readonly #endedLinks = new BoundedIds<string>(DAY_IDS_CAP);
   /** client_order_id → the user's own tag, which Kite cannot carry beside ours. */
   readonly #userTags = new Map<string, string>();
   readonly #retention: number;
@@ -112,6 +118,11 @@ export class OrderTracker {
 
   orderIdOf(clientId: string): string | undefined {
     return this.#byClientId.get(clientId);
+  }
+
+  /** The order an ended client_order_id made, once retention has let the order go. */
+  endedOrderIdOf(clientId: string): string | undefined {
+    return this.#endedLinks.get(clientId);
   }
 
   bindClientId(clientId: string, orderId: string): void {
@@ -285,6 +296,7 @@ export class OrderTracker {
       if (tracked !== undefined && this.#byClientId.get(tracked.order.client_order_id) === id) {
         this.#byClientId.delete(tracked.order.client_order_id);
         this.#userTags.delete(tracked.order.client_order_id);
+        this.#endedLinks.set(tracked.order.client_order_id, id);
       }
     });
   }

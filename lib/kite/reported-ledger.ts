@@ -89,6 +89,7 @@ function readInto(file: string, into: Contents, only?: "carried"): boolean {
     // Kite's order book is the day's only: orders and placements are not carried to the next day.
     if (only === "carried") continue;
     if (typeof entry.placing === "string") into.placing.add(entry.placing);
+    if (typeof entry.refused === "string") into.placing.delete(entry.refused);
     if (typeof entry.order === "string" && typeof entry.status === "string") {
       into.reported.set(entry.order, {
         status: entry.status as Reported["status"],
@@ -212,6 +213,12 @@ export class ReportedLedger {
     if (this.#placing.has(clientId)) return;
     this.#placing.add(clientId);
     this.#append([{ placing: clientId }]);
+  }
+
+  /** Kite refused that placement outright: it made no order, and its client_order_id may be sent again. */
+  refused(clientId: string): void {
+    if (!this.#placing.delete(clientId)) return;
+    this.#append([{ refused: clientId }]);
   }
 
   reported(order: OrderSnapshot): void {
