@@ -346,7 +346,10 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     const ledger = await this.#openLedger();
     // GTTs first: one that triggered while we were down is reported before the orders it placed.
     const triggered = this.#gtts.baseline(gtts, ledger);
-    this.#orders.baseline(book, ledger, new Set(triggered.flatMap((gtt) => gtt.order_ids)));
+    const silent = this.#orders.baseline(book, ledger, new Set(triggered.flatMap((gtt) => gtt.order_ids)));
+    // Open orders no flow was told of count as told as they stand now: what they do while
+    // Node-RED is down is then reported at the next start.
+    ledger?.baselined(silent);
     ledger?.gttsKnown(this.#gtts.all());
     this.#baselined = true;
     this.#gttDesk.schedulePoll();

@@ -155,10 +155,13 @@ export class OrderTracker {
    * With `told` (what an earlier run reported, from disk), an order that moved since it was last
    * reported gets its events now, synthesized, and one whose placement was sent but never told
    * is announced, as is each order in `announce` (placed by a GTT whose trigger is reported at
-   * this start); the rest stays silent background.
+   * this start); the rest stays silent background. Returns the open orders taken in silently:
+   * what a flow counts as told of them, for the ledger, so a fill while Node-RED is down is
+   * reported at the next start (issue kite10, item 3).
    */
-  baseline(book: KiteOrder[], told?: BaselineMemory, announce?: ReadonlySet<string>): void {
+  baseline(book: KiteOrder[], told?: BaselineMemory, announce?: ReadonlySet<string>): OrderSnapshot[] {
     const now = new Date().toISOString();
+    const silent: OrderSnapshot[] = [];
     for (const raw of book) {
       const id = String(raw.order_id);
       // Held already, or an open order beyond retention that an earlier read dropped.
@@ -184,8 +187,12 @@ export class OrderTracker {
       }
       this.#orders.set(snapshot.order_id, { order: snapshot, announced: true });
       if (isTerminal(snapshot.status)) this.#retire(snapshot.order_id);
-      else this.#holdBackground(snapshot.order_id);
+      else {
+        silent.push(snapshot);
+        this.#holdBackground(snapshot.order_id);
+      }
     }
+    return silent;
   }
 
   #holdBackground(orderId: string): void {

@@ -228,6 +228,21 @@ export class ReportedLedger {
     this.#append([{ order: order.order_id, status: order.status, filled: order.filled_quantity }]);
   }
 
+  /**
+   * Open orders taken in at connect without an event (Kite had them before this broker did):
+   * recorded as they stand, in one synced write, so that a restart reports what they did since.
+   */
+  baselined(orders: readonly OrderSnapshot[]): void {
+    const lines: object[] = [];
+    for (const order of orders) {
+      const before = this.#reported.get(order.order_id);
+      if (before?.status === order.status && before.filled_quantity === order.filled_quantity) continue;
+      this.#reported.set(order.order_id, { status: order.status, filled_quantity: order.filled_quantity });
+      lines.push({ order: order.order_id, status: order.status, filled: order.filled_quantity });
+    }
+    if (lines.length > 0) this.#append(lines);
+  }
+
   /** GTTs as now known (the list read at connect, or one reported): one synced write for all. */
   gttsKnown(gtts: readonly GttSnapshot[]): void {
     const lines: object[] = [];
