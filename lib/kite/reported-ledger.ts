@@ -16,6 +16,7 @@ import { isRecord } from "../common/is-record";
 import { syncDirectorySync, writeAllSync } from "../common/durable-file";
 import { istDay } from "../market/ist";
 import { holdLedger } from "./ledger-holders";
+import { lockLedgerFile } from "./ledger-lock";
 
 /** What a flow was last told of one order. */
 export interface Reported {
@@ -112,7 +113,8 @@ function readInto(file: string, into: Contents, only?: "carried"): boolean {
  * second, so the ~0.1 ms sync on this thread costs nothing that matters). A new trading day starts
  * a new file: orders do not outlive Kite's day, GTTs (which live up to a year) and the seq are
  * carried over, and earlier days' files are then deleted. One holder per file in this process
- * (ledger-holders.ts): two brokers sharing it would each take the other's reports for its own.
+ * (ledger-holders.ts) and across processes (ledger-lock.ts): two brokers sharing it would each
+ * take the other's reports for its own.
  */
 export class ReportedLedger {
   readonly #file: string;
@@ -129,7 +131,19 @@ export class ReportedLedger {
   constructor(dir: string, apiKey: string, options: LedgerOptions = {}) {
     const day = options.day ?? istDay(Date.now());
     this.#file = ledgerFile(dir, apiKey, { ...options, day });
-    this.#release = holdLedger(this.#file, options.holder ?? "a Kite broker");
+    const holder = options.holder ?? "a Kite broker";
+    const releaseHere = holdLedger(this.#file, holder);
+    let releaseLock: () => void;
+    try {
+      releaseLock = lockLedgerFile(this.#file, holder);
+    } catch (error) {
+      releaseHere();
+      throw error;
+    }
+    this.#release = () => {
+      releaseLock();
+      releaseHere();
+    };
     const contents = emptyContents();
     const mine = FILE_NAME.exec(path.basename(this.#file))!;
     const existed = readInto(this.#file, contents);
