@@ -181,7 +181,8 @@ export class OrderDesk {
       const err = toBrokerError(error);
       if (!isUnknownOutcome(err)) {
         this.#orders.dropUserTag(clientId);
-        this.#deps.onRefused?.(clientId);
+        // CLOSED may come after the request went out (the broker closed during it): not a refusal.
+        if (err.code !== "CLOSED") this.#deps.onRefused?.(clientId);
         throw err;
       }
       this.#log.warn(`placement ${clientId}: ${err.message}; looking it up by tag before reporting`);
@@ -197,8 +198,11 @@ export class OrderDesk {
 
   async #sendPlacement(params: object, variety: Variety): Promise<string> {
     // kiteconnect adds `variety` to what it is given: each attempt gets its own copy.
-    const reply = await this.#rest.call("order", "order placement", (k) =>
-      k.placeOrder(variety, { ...params }),
+    const reply = await this.#rest.call(
+      "order",
+      "order placement",
+      (k) => k.placeOrder(variety, { ...params }),
+      { freshConnection: true },
     );
     const id = isRecord(reply) ? reply.order_id : undefined;
     if (typeof id !== "string" && typeof id !== "number") {
