@@ -180,6 +180,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       signal: this.#closed.signal,
       usable,
       onPlacing: (clientId) => this.#ledger?.placing(clientId),
+      onRefused: (clientId) => this.#ledger?.refused(clientId),
+      sentBefore: (clientId) => this.#ledger?.wasPlacing(clientId) === true,
     });
     this.#gttDesk = new GttDesk({
       settings,
@@ -344,7 +346,10 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     const ledger = await this.#openLedger();
     // GTTs first: one that triggered while we were down is reported before the orders it placed.
     const triggered = this.#gtts.baseline(gtts, ledger);
-    this.#orders.baseline(book, ledger, new Set(triggered.flatMap((gtt) => gtt.order_ids)));
+    const silent = this.#orders.baseline(book, ledger, new Set(triggered.flatMap((gtt) => gtt.order_ids)));
+    // Open orders no flow was told of count as told as they stand now: what they do while
+    // Node-RED is down is then reported at the next start.
+    ledger?.baselined(silent);
     ledger?.gttsKnown(this.#gtts.all());
     this.#baselined = true;
     this.#gttDesk.schedulePoll();
@@ -390,6 +395,7 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     this.#rest.destroy();
     await this.#connecting?.catch(() => undefined);
     await this.#feed.idle();
+    await this.#desk.idle();
     await this.#gttDesk.close();
     await this.#confirming;
     // Events owed go out (without trades now: the REST client is closed).

@@ -58,7 +58,10 @@ export const KiteSettings = z.strictObject({
     .prefault({}),
   /** Kite's ticker sends a heartbeat every second; this long without any frame means a dead link. */
   read_timeout_ms: positiveInt(100).default(5000),
-  /** A placement whose answer was lost is sent again only within this time (never late). */
+  /**
+   * Unused since a lost placement is never sent again (OrderDesk: Kite lists new orders late, so
+   * absence proves nothing); still accepted so configs that set it load.
+   */
   order_ttl_ms: positiveInt(100).default(5000),
   /**
    * How long connect() keeps reading Kite's order book, profile and GTTs again after a 429, a 5xx

@@ -6,7 +6,7 @@ import type { RawData } from "ws";
 import { WebSocket, WebSocketServer } from "ws";
 import type { BrokerInterface } from "../brokers/interface";
 import type { BrokerError } from "../protocol/errors";
-import type { GttEvent, OrderEvent } from "../protocol/events";
+import type { AccountEvent, GttEvent, OrderEvent } from "../protocol/events";
 import type { Quote } from "../protocol/quotes";
 import { CLOSE_CODES, SUBPROTOCOL, SUBPROTOCOL_V1_1 } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
@@ -180,12 +180,25 @@ export class Gateway {
       pushes: gateway.#pushes,
       perKey: gateway.#perKey,
     });
+    // Heard from before connect(): a broker may report events while it connects (Kite: fills made
+    // while it was down, from its ledger), and recover() may too. #listen takes them over.
+    const early: AccountEvent[] = [];
+    const hold = (event: AccountEvent): void => {
+      early.push(event);
+    };
+    settings.broker.on("order", hold);
+    settings.broker.on("gtt", hold);
+    const stopHolding = (): void => {
+      settings.broker.off("order", hold);
+      settings.broker.off("gtt", hold);
+    };
     try {
       if (settings.broker.state !== "connected") await settings.broker.connect();
       // Placements a crash cut short are settled before any client can retry them.
       await placements.recover();
-      await gateway.#listen();
+      await gateway.#listen(early, stopHolding);
     } catch (error) {
+      stopHolding();
       await index.close().catch(() => undefined);
       throw error;
     }
@@ -212,13 +225,22 @@ export class Gateway {
     return this.#pushes.seq;
   }
 
-  async #listen(): Promise<void> {
+  async #listen(early: AccountEvent[], stopHolding: () => void): Promise<void> {
+    // In one turn: the held events handed over and the gateway's own listeners on, none missed.
+    stopHolding();
     this.#broker.on("order", this.#onOrder);
     this.#broker.on("gtt", this.#onGtt);
     this.#broker.on("quote", this.#onQuote);
     this.#broker.on("error", this.#onBrokerError);
-    // What the broker holds at start was loaded from (or is) its journal: durable already.
-    this.#pushes.startAt(brokerLastSeq(this.#broker));
+    // What the broker holds at start was loaded from (or is) its journal: durable already. Events
+    // it emitted while connecting are pushed (and held for RESUME) like any later one.
+    const firstEarly = early[0]?.seq;
+    const lastSeq = brokerLastSeq(this.#broker);
+    this.#pushes.startAt(firstEarly === undefined ? lastSeq : Math.min(lastSeq, firstEarly - 1));
+    for (const event of early) {
+      if ("gtt" in event) this.#onGtt(event);
+      else this.#onOrder(event);
+    }
     try {
       await new Promise<void>((resolve, reject) => {
         this.#server.once("error", reject);

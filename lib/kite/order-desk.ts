@@ -15,7 +15,8 @@ import type { BrokerLogger } from "../brokers/logger";
 import { newClientOrderId } from "../common/ids";
 import { sleep } from "../common/sleep";
 import { isRecord } from "../common/is-record";
-import { CHANGEABLE_FIELD_NAMES, settlePlacement, showsChanges } from "../common/unknown-outcome";
+import { CHANGEABLE_FIELD_NAMES, showsChanges } from "../common/unknown-outcome";
+import { BoundedIds, DAY_IDS_CAP } from "./bounded-ids";
 import { isUnknownOutcome } from "./errors";
 import type { KiteInstruments } from "./kite-instruments";
 import type { KiteOrder } from "./mapping";
@@ -28,13 +29,19 @@ import { toTrade } from "./trade-reporter";
 
 /** Kite order ids are digits; this also keeps ids from breaking kiteconnect's unescaped URL paths. */
 const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Whether a Kite order carries our client_order_id (its `tag`, or among its `tags`). */
+function hasTag(order: KiteOrder, clientId: string): boolean {
+  return order.tag === clientId || (Array.isArray(order.tags) && order.tags.includes(clientId));
+}
+/** How far apart the order book is read while a lost placement is looked for. */
+const LOOKUP_EVERY_MS = 300;
 /**
- * A lost placement is sent again only after this many order book reads in a row, ABSENT_GRACE_MS
- * apart, have not listed it: Kite may list a new order some reads late, and sending it again
- * then would place it twice (two reads were not enough: kite-misbehaving.spec).
+ * After its window, a placement whose outcome stayed unknown is still looked for this often, and
+ * this long, so that Kite listing it late is reported (once) even when no postback comes.
  */
-const ABSENT_READS = 4;
-const ABSENT_GRACE_MS = 300;
+const WATCH_EVERY_MS = 1000;
+const WATCH_FOR_MS = 10 * 60_000;
 
 export interface OrderDeskDeps {
   settings: KiteSettings;
@@ -48,6 +55,13 @@ export interface OrderDeskDeps {
   usable: (what: string) => void;
   /** Told before a placement is first sent (so a restart knows it was under way). */
   onPlacing?: (clientId: string) => void;
+  /** Told when Kite refused a placement outright: no order was made, the id may be used again. */
+  onRefused?: (clientId: string) => void;
+  /**
+   * Whether a placement with this client_order_id was sent earlier today, by an earlier run too
+   * (the reported ledger): one that is not in Kite's book now is never sent again.
+   */
+  sentBefore?: (clientId: string) => boolean;
 }
 
 /**
@@ -55,9 +69,14 @@ export interface OrderDeskDeps {
  *
  * - Our client_order_id travels in Kite's `tag`. A placement whose answer does not prove Kite
  *   refused it (no answer, 5xx, an HTML page) is looked up by tag in the order book before
- *   anything is reported; it is sent again only when absent and still within order_ttl_ms, so it
- *   never yields two orders. Modifications and cancellations are settled likewise, by reading the
- *   order.
+ *   anything is reported, and is never sent again: Kite may list a new order any number of reads
+ *   late, so absence proves nothing (issue kite10, item 1). Not found within resolve_window_ms,
+ *   its outcome is reported unknown (NETWORK); it is still looked for a while, and once Kite
+ *   lists it (or a postback names it) it is reported, once. Modifications and cancellations are
+ *   settled by reading the order.
+ * - A client_order_id is used once a day: a retry of one whose order retention let go answers
+ *   DUPLICATE_ORDER, one whose placement's outcome is unknown IDEMPOTENCY_UNKNOWN (today's reported
+ *   ledger says which were sent, across restarts); neither is placed again.
  * - Kite's vague refusals of a change are explained from the order book (NOT_FOUND, ORDER_TERMINAL).
  */
 export class OrderDesk {
@@ -67,6 +86,9 @@ export class OrderDesk {
   readonly #instruments: KiteInstruments;
   readonly #log: BrokerLogger;
   readonly #placing = new Map<string, Promise<OrderSnapshot>>();
+  /** Placements reported unknown, and until when each is still looked for in the order book. */
+  readonly #unresolved = new BoundedIds<number>(DAY_IDS_CAP);
+  #watching: Promise<void> | undefined;
 
   constructor(deps: OrderDeskDeps) {
     this.#deps = deps;
@@ -79,6 +101,11 @@ export class OrderDesk {
   /** A placement with this client_order_id is on its way (its postback may come before its answer). */
   isPlacing(clientId: string): boolean {
     return this.#placing.has(clientId);
+  }
+
+  /** Resolves once the watch for placements reported unknown has stopped (the broker closed). */
+  async idle(): Promise<void> {
+    await this.#watching;
   }
 
   place(input: OrderRequestInput): Promise<OrderSnapshot> {
@@ -100,9 +127,45 @@ export class OrderDesk {
     }
     const inFlight = this.#placing.get(clientId);
     if (inFlight !== undefined) return inFlight;
-    const placing = this.#place(request, clientId).finally(() => this.#placing.delete(clientId));
+    const ended = this.#orders.endedOrderIdOf(clientId);
+    if (ended !== undefined) {
+      return Promise.reject(
+        new BrokerError(
+          "DUPLICATE_ORDER",
+          `client_order_id ${clientId} was already used today by order ${ended}, which has left the order book's retention; it is not placed again`,
+        ),
+      );
+    }
+    const used = this.#unresolved.has(clientId) || this.#deps.sentBefore?.(clientId) === true;
+    const placing = (used ? this.#sentEarlier(clientId) : this.#place(request, clientId)).finally(() =>
+      this.#placing.delete(clientId),
+    );
     this.#placing.set(clientId, placing);
     return placing;
+  }
+
+  /**
+   * A client_order_id sent earlier today whose order is not known here: Kite's book says whether
+   * it made one (reported now, once, if it was never seen); otherwise its outcome is still
+   * unknown, and it is not sent again.
+   */
+  async #sentEarlier(clientId: string): Promise<OrderSnapshot> {
+    const book = await this.#rest.fetchBook();
+    const found = book.find((o) => hasTag(o, clientId));
+    const known = this.#orders.orderIdOf(clientId);
+    if (found === undefined && known === undefined) {
+      throw new BrokerError(
+        "IDEMPOTENCY_UNKNOWN",
+        `client_order_id ${clientId} was sent to Kite earlier today and whether it made an order is still unknown (Kite's order book does not list it); it is not placed again, and will show in order events if Kite has it`,
+      );
+    }
+    this.#unresolved.delete(clientId);
+    if (found !== undefined) {
+      const order = this.#orders.ingest(found);
+      this.#orders.bindClientId(clientId, order.order_id);
+      return order;
+    }
+    return this.#refreshOrder(known!);
   }
 
   async #place(request: OrderRequest, clientId: string): Promise<OrderSnapshot> {
@@ -110,7 +173,6 @@ export class OrderDesk {
     if (request.tag !== undefined) this.#orders.setUserTag(clientId, request.tag);
     const params = toKiteOrderParams(request, clientId, this.#deps.settings.market_protection);
     const variety = kiteVariety(request);
-    const sendBy = Date.now() + this.#deps.settings.order_ttl_ms;
     this.#deps.onPlacing?.(clientId);
     let orderId: string;
     try {
@@ -119,10 +181,12 @@ export class OrderDesk {
       const err = toBrokerError(error);
       if (!isUnknownOutcome(err)) {
         this.#orders.dropUserTag(clientId);
+        // CLOSED may come after the request went out (the broker closed during it): not a refusal.
+        if (err.code !== "CLOSED") this.#deps.onRefused?.(clientId);
         throw err;
       }
       this.#log.warn(`placement ${clientId}: ${err.message}; looking it up by tag before reporting`);
-      orderId = await this.#settlePlacement(params, variety, clientId, sendBy, err);
+      orderId = await this.#settlePlacement(clientId, err);
     }
     this.#orders.bindClientId(clientId, orderId);
     // A postback usually tells us first; then the history request (10/s shared with every other
@@ -134,8 +198,11 @@ export class OrderDesk {
 
   async #sendPlacement(params: object, variety: Variety): Promise<string> {
     // kiteconnect adds `variety` to what it is given: each attempt gets its own copy.
-    const reply = await this.#rest.call("order", "order placement", (k) =>
-      k.placeOrder(variety, { ...params }),
+    const reply = await this.#rest.call(
+      "order",
+      "order placement",
+      (k) => k.placeOrder(variety, { ...params }),
+      { freshConnection: true },
     );
     const id = isRecord(reply) ? reply.order_id : undefined;
     if (typeof id !== "string" && typeof id !== "number") {
@@ -145,61 +212,91 @@ export class OrderDesk {
   }
 
   /**
-   * A placement whose outcome is unknown, looked up by its tag in the order book (twice,
-   * ABSENT_GRACE_MS apart, since Kite may list it a moment late) or a postback's word.
+   * The Kite order id of a placement whose outcome is unknown: its tag is looked for in the order
+   * book, LOOKUP_EVERY_MS apart, or a postback names it, within resolve_window_ms. It is never sent
+   * again (absence from the book proves nothing: Kite lists late). Not found: NETWORK, the outcome
+   * unknown, and the watch goes on looking (#watch).
    */
-  #settlePlacement(
-    params: { tag: string },
-    variety: Variety,
-    clientId: string,
-    sendBy: number,
-    first: BrokerError,
-  ): Promise<string> {
-    return settlePlacement({
-      clientId,
-      first,
-      windowMs: this.#deps.settings.resolve_window_ms,
-      sendBy,
-      ttlMs: this.#deps.settings.order_ttl_ms,
-      venue: "Kite",
-      signal: this.#deps.signal,
-      isUnknown: isUnknownOutcome,
-      lookup: (remainingMs) => this.#findPlaced(clientId, remainingMs),
-      isFinal: (err) => !err.retryable && !isUnknownOutcome(err),
-      resend: () => this.#sendPlacement(params, variety),
-      // #findPlaced waits out Kite's late listing itself.
-      absentGraceMs: 0,
+  async #settlePlacement(clientId: string, first: BrokerError): Promise<string> {
+    const windowMs = this.#deps.settings.resolve_window_ms;
+    const giveUpAt = performance.now() + windowMs;
+    const signal = this.#deps.signal;
+    let last = first;
+    let reads = 0;
+    for (;;) {
+      if (signal.aborted) {
+        this.#stillUnknown(clientId);
+        throw new BrokerError(
+          "CLOSED",
+          `broker closed while order ${clientId}'s outcome was unknown (${last.message}); it was not sent again, and will show in order events if Kite placed it`,
+        );
+      }
+      let pause = LOOKUP_EVERY_MS;
+      try {
+        const book = await this.#rest.fetchBook();
+        reads++;
+        const found = book.find((o) => hasTag(o, clientId));
+        if (found !== undefined) {
+          this.#orders.ingest(found);
+          return String(found.order_id);
+        }
+      } catch (error) {
+        last = toBrokerError(error);
+        if (last.retryAfterMs !== undefined) pause = Math.max(pause, last.retryAfterMs);
+      }
+      const told = this.#orders.orderIdOf(clientId);
+      if (told !== undefined) return told;
+      if (performance.now() + pause > giveUpAt) break;
+      await sleep(pause, signal);
+    }
+    this.#stillUnknown(clientId);
+    throw new BrokerError(
+      "NETWORK",
+      `order ${clientId}: outcome still unknown after ${windowMs} ms (${last.message}; ${reads} order book reads did not list it); it was not sent again, and will show in order events if Kite placed it`,
+      { cause: last },
+    );
+  }
+
+  /** A placement reported unknown: a retry of it is not sent, and the order book is watched for it. */
+  #stillUnknown(clientId: string): void {
+    this.#unresolved.set(clientId, performance.now() + WATCH_FOR_MS);
+    if (this.#deps.signal.aborted) return;
+    this.#watching ??= this.#watch().finally(() => {
+      this.#watching = undefined;
     });
   }
 
   /**
-   * The Kite order id of the placement tagged `clientId`, or undefined once ABSENT_READS order book
-   * reads in a row lack it (and no postback named it). Throws when that cannot be told within
-   * `remainingMs`: absence is never assumed.
+   * Reads the order book every WATCH_EVERY_MS while placements reported unknown are watched: one
+   * Kite lists late is ingested, so it is reported (ORDER_PLACED and what followed) once, even
+   * with no postback. Each is watched WATCH_FOR_MS; a retry of it still asks the book itself.
    */
-  async #findPlaced(clientId: string, remainingMs: number): Promise<string | undefined> {
-    const giveUpAt = performance.now() + remainingMs;
-    for (let read = 1; ; read++) {
-      const book = await this.#rest.fetchBook();
-      const found = book.find(
-        (o) => o.tag === clientId || (Array.isArray(o.tags) && o.tags.includes(clientId)),
-      );
-      if (found !== undefined) {
-        this.#orders.ingest(found);
-        return String(found.order_id);
+  async #watch(): Promise<void> {
+    const signal = this.#deps.signal;
+    for (;;) {
+      const now = performance.now();
+      const watched = new Set<string>();
+      for (const clientId of this.#unresolved.keys()) {
+        if (this.#orders.orderIdOf(clientId) !== undefined) continue;
+        if ((this.#unresolved.get(clientId) ?? 0) > now) watched.add(clientId);
       }
-      const told = this.#orders.orderIdOf(clientId);
-      if (told !== undefined) return told;
-      if (read >= ABSENT_READS) return undefined;
-      if (performance.now() + ABSENT_GRACE_MS > giveUpAt) {
-        throw new BrokerError(
-          "NETWORK",
-          `order ${clientId} not in Kite's order book after ${read} reads; Kite may list it late`,
-        );
+      if (watched.size === 0 || signal.aborted) return;
+      await sleep(WATCH_EVERY_MS, signal);
+      if (signal.aborted) return;
+      let book: KiteOrder[];
+      try {
+        book = await this.#rest.fetchBook();
+      } catch (error) {
+        this.#log.warn(`looking for placements whose outcome is unknown: ${toBrokerError(error).message}`);
+        continue;
       }
-      await sleep(ABSENT_GRACE_MS, this.#deps.signal);
-      // Not final: settlePlacement then says the broker closed while the outcome was unknown.
-      if (this.#deps.signal.aborted) throw new BrokerError("NETWORK", `order ${clientId}: broker closing`);
+      if (signal.aborted) return;
+      for (const raw of book) {
+        const tag = typeof raw.tag === "string" ? raw.tag : undefined;
+        if (tag === undefined || !watched.has(tag)) continue;
+        this.#orders.ingest(raw);
+        this.#unresolved.delete(tag);
+      }
     }
   }
 

@@ -2,6 +2,7 @@ import type { OrderEventType, OrderSnapshot } from "../protocol";
 import { isTerminal } from "../protocol/orders";
 import { canTransition } from "../protocol/state-machine";
 import { RetentionQueue } from "../common/retention-queue";
+import { BoundedIds, DAY_IDS_CAP } from "./bounded-ids";
 import type { KiteOrder } from "./mapping";
 import { toOrderSnapshot } from "./mapping";
 
@@ -72,6 +73,11 @@ export class OrderTracker {
   #untracked = 0;
   /** Our client_order_id (Kite's tag) → Kite's order id. */
   readonly #byClientId = new Map<string, string>();
+  /**
+   * Our client_order_id → Kite's order id, for ended orders retention let go: a retry of one is
+   * answered DUPLICATE_ORDER, never placed again (bounded by the day's order limit, not retention).
+   */
+  readonly #endedLinks = new BoundedIds<string>(DAY_IDS_CAP);
   /** client_order_id → the user's own tag, which Kite cannot carry beside ours. */
   readonly #userTags = new Map<string, string>();
   readonly #retention: number;
@@ -114,6 +120,11 @@ export class OrderTracker {
     return this.#byClientId.get(clientId);
   }
 
+  /** The order an ended client_order_id made, once retention has let the order go. */
+  endedOrderIdOf(clientId: string): string | undefined {
+    return this.#endedLinks.get(clientId);
+  }
+
   bindClientId(clientId: string, orderId: string): void {
     this.#byClientId.set(clientId, orderId);
   }
@@ -144,10 +155,13 @@ export class OrderTracker {
    * With `told` (what an earlier run reported, from disk), an order that moved since it was last
    * reported gets its events now, synthesized, and one whose placement was sent but never told
    * is announced, as is each order in `announce` (placed by a GTT whose trigger is reported at
-   * this start); the rest stays silent background.
+   * this start); the rest stays silent background. Returns the open orders taken in silently:
+   * what a flow counts as told of them, for the ledger, so a fill while Node-RED is down is
+   * reported at the next start (issue kite10, item 3).
    */
-  baseline(book: KiteOrder[], told?: BaselineMemory, announce?: ReadonlySet<string>): void {
+  baseline(book: KiteOrder[], told?: BaselineMemory, announce?: ReadonlySet<string>): OrderSnapshot[] {
     const now = new Date().toISOString();
+    const silent: OrderSnapshot[] = [];
     for (const raw of book) {
       const id = String(raw.order_id);
       // Held already, or an open order beyond retention that an earlier read dropped.
@@ -173,8 +187,12 @@ export class OrderTracker {
       }
       this.#orders.set(snapshot.order_id, { order: snapshot, announced: true });
       if (isTerminal(snapshot.status)) this.#retire(snapshot.order_id);
-      else this.#holdBackground(snapshot.order_id);
+      else {
+        silent.push(snapshot);
+        this.#holdBackground(snapshot.order_id);
+      }
     }
+    return silent;
   }
 
   #holdBackground(orderId: string): void {
@@ -285,6 +303,7 @@ export class OrderTracker {
       if (tracked !== undefined && this.#byClientId.get(tracked.order.client_order_id) === id) {
         this.#byClientId.delete(tracked.order.client_order_id);
         this.#userTags.delete(tracked.order.client_order_id);
+        this.#endedLinks.set(tracked.order.client_order_id, id);
       }
     });
   }

@@ -16,6 +16,7 @@ import { isRecord } from "../common/is-record";
 import { syncDirectorySync, writeAllSync } from "../common/durable-file";
 import { istDay } from "../market/ist";
 import { holdLedger } from "./ledger-holders";
+import { lockLedgerFile } from "./ledger-lock";
 
 /** What a flow was last told of one order. */
 export interface Reported {
@@ -89,6 +90,7 @@ function readInto(file: string, into: Contents, only?: "carried"): boolean {
     // Kite's order book is the day's only: orders and placements are not carried to the next day.
     if (only === "carried") continue;
     if (typeof entry.placing === "string") into.placing.add(entry.placing);
+    if (typeof entry.refused === "string") into.placing.delete(entry.refused);
     if (typeof entry.order === "string" && typeof entry.status === "string") {
       into.reported.set(entry.order, {
         status: entry.status as Reported["status"],
@@ -111,7 +113,8 @@ function readInto(file: string, into: Contents, only?: "carried"): boolean {
  * second, so the ~0.1 ms sync on this thread costs nothing that matters). A new trading day starts
  * a new file: orders do not outlive Kite's day, GTTs (which live up to a year) and the seq are
  * carried over, and earlier days' files are then deleted. One holder per file in this process
- * (ledger-holders.ts): two brokers sharing it would each take the other's reports for its own.
+ * (ledger-holders.ts) and across processes (ledger-lock.ts): two brokers sharing it would each
+ * take the other's reports for its own.
  */
 export class ReportedLedger {
   readonly #file: string;
@@ -128,7 +131,19 @@ export class ReportedLedger {
   constructor(dir: string, apiKey: string, options: LedgerOptions = {}) {
     const day = options.day ?? istDay(Date.now());
     this.#file = ledgerFile(dir, apiKey, { ...options, day });
-    this.#release = holdLedger(this.#file, options.holder ?? "a Kite broker");
+    const holder = options.holder ?? "a Kite broker";
+    const releaseHere = holdLedger(this.#file, holder);
+    let releaseLock: () => void;
+    try {
+      releaseLock = lockLedgerFile(this.#file, holder);
+    } catch (error) {
+      releaseHere();
+      throw error;
+    }
+    this.#release = () => {
+      releaseLock();
+      releaseHere();
+    };
     const contents = emptyContents();
     const mine = FILE_NAME.exec(path.basename(this.#file))!;
     const existed = readInto(this.#file, contents);
@@ -214,11 +229,32 @@ export class ReportedLedger {
     this.#append([{ placing: clientId }]);
   }
 
+  /** Kite refused that placement outright: it made no order, and its client_order_id may be sent again. */
+  refused(clientId: string): void {
+    if (!this.#placing.delete(clientId)) return;
+    this.#append([{ refused: clientId }]);
+  }
+
   reported(order: OrderSnapshot): void {
     const before = this.#reported.get(order.order_id);
     if (before?.status === order.status && before.filled_quantity === order.filled_quantity) return;
     this.#reported.set(order.order_id, { status: order.status, filled_quantity: order.filled_quantity });
     this.#append([{ order: order.order_id, status: order.status, filled: order.filled_quantity }]);
+  }
+
+  /**
+   * Open orders taken in at connect without an event (Kite had them before this broker did):
+   * recorded as they stand, in one synced write, so that a restart reports what they did since.
+   */
+  baselined(orders: readonly OrderSnapshot[]): void {
+    const lines: object[] = [];
+    for (const order of orders) {
+      const before = this.#reported.get(order.order_id);
+      if (before?.status === order.status && before.filled_quantity === order.filled_quantity) continue;
+      this.#reported.set(order.order_id, { status: order.status, filled_quantity: order.filled_quantity });
+      lines.push({ order: order.order_id, status: order.status, filled: order.filled_quantity });
+    }
+    if (lines.length > 0) this.#append(lines);
   }
 
   /** GTTs as now known (the list read at connect, or one reported): one synced write for all. */

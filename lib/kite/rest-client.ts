@@ -95,6 +95,8 @@ export class KiteRestClient {
   readonly #agent: http.Agent;
   readonly #loginKite: KiteRest;
   readonly #loginAgent: http.Agent;
+  /** Order placements, each on a connection of its own (see the constructor). */
+  readonly #placeKite: KiteRest;
   readonly #lanes: Record<Lane, RateLimiter>;
   readonly #signal: AbortSignal;
   readonly #onExpired: (detail: BrokerError) => void;
@@ -138,6 +140,20 @@ export class KiteRestClient {
     this.#loginKite.requestInstance.defaults.httpAgent = this.#loginAgent;
     this.#loginKite.requestInstance.defaults.httpsAgent = this.#loginAgent;
     this.#loginKite.requestInstance.defaults.maxContentLength = maxAnswerBytes;
+    // Placements too: one reset on a kept-alive socket the server had just closed cannot be told
+    // from Kite placing the order and the answer being lost, and a placement whose outcome is
+    // unknown is never sent again (order-desk.ts). A fresh connection costs a handshake per order;
+    // a placement left unknown costs the order.
+    this.#placeKite = new KiteConnect({
+      api_key: settings.api_key,
+      access_token: settings.access_token,
+      root: settings.root,
+      timeout: settings.timeout_ms,
+    }) as unknown as KiteRest;
+    this.#placeKite.requestInstance.defaults.httpAgent = this.#loginAgent;
+    this.#placeKite.requestInstance.defaults.httpsAgent = this.#loginAgent;
+    this.#placeKite.requestInstance.defaults.maxContentLength = maxAnswerBytes;
+    noteRetryAfter(this.#placeKite.requestInstance);
     const limits = settings.rate_limit;
     const wait = limits.max_wait_ms;
     const margin = limits.margin_ms;
@@ -167,12 +183,19 @@ export class KiteRestClient {
 
   setAccessToken(token: string): void {
     this.#kite.setAccessToken(token);
+    this.#placeKite.setAccessToken(token);
     this.#tokens += 1;
     this.#expired = undefined;
   }
 
   /** One kiteconnect call: rate-limited, its rejection (or resolved error body) made a BrokerError. */
-  async call(lane: Lane, what: string, call: (kite: KiteRest) => Promise<unknown>): Promise<unknown> {
+  async call(
+    lane: Lane,
+    what: string,
+    call: (kite: KiteRest) => Promise<unknown>,
+    options: { freshConnection?: boolean } = {},
+  ): Promise<unknown> {
+    const kite = options.freshConnection === true ? this.#placeKite : this.#kite;
     let staleRetried = false;
     for (let attempt = 1; ; attempt++) {
       if (this.#signal.aborted) throw new BrokerError("CLOSED", `Kite broker is closed; ${what} not sent`);
@@ -188,7 +211,7 @@ export class KiteRestClient {
       const sentWith = this.#tokens;
       let result: unknown;
       try {
-        result = await call(this.#kite);
+        result = await call(kite);
       } catch (error) {
         // Sent with a token a login replaced while it was on its way: Kite refused the old token
         // and did nothing, and the new session is not over. Once more, with the new token.

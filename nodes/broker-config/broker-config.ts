@@ -395,7 +395,9 @@ export = function (RED: NodeAPI): void {
     const log: BrokerLogger = {
       info: (message) => node.log(message),
       warn: (message) => node.warn(message),
-      error: (message) => node.error(message),
+      // A Kite config not logged in yet is a state the user acts on (the editor's login button),
+      // not a fault: it goes out as a warning, once.
+      error: (message) => (message === KITE_LOGIN_NEEDED ? node.warn(message) : node.error(message)),
     };
     const userDir = userDirFor(node);
     // Kite: a login from earlier today outlives a restart (kite-session-file.ts).

@@ -332,6 +332,11 @@ export class FakeKite {
     this.#unlistNext = reads;
   }
 
+  /** Orders held back by listNextPlacementLate are listed from the next read on. */
+  listLateOrdersNow(): void {
+    this.#unlisted.clear();
+  }
+
   /** Whether the order book lists this order now; each read it is left out of counts down. */
   #listed(kiteId: string): boolean {
     const left = this.#unlisted.get(kiteId);

@@ -26,6 +26,7 @@ import type { FlowNode } from "./support";
 import {
   ERROR,
   TAB,
+  WARN,
   collect,
   configNode,
   delay,
@@ -452,8 +453,13 @@ describe("trading-broker, kite kind", function () {
         assert.equal(error.code, "AUTH");
         assert.match(error.message, /not logged in to Kite yet: press "Log in to Kite"/);
       }
-      const told = logged("b1", ERROR).filter((line) => /Log in to Kite/.test(line));
+      const told = logged("b1", WARN).filter((line) => /Log in to Kite/.test(line));
       assert.equal(told.length, 1, `what to do is logged once: ${told.join(" | ")}`);
+      // A state the user acts on, not a fault: never at error level.
+      assert.deepEqual(
+        logged("b1", ERROR).filter((line) => /Log in to Kite/.test(line)),
+        [],
+      );
       assert.deepEqual(fake.requests, [], "nothing reached Kite before the login");
       assert.equal(fake.tickerConnections, 0, "no ticker before the login");
       const waiting = await admin("get", "/trading-broker/kite/b1/session", 200);

@@ -62,15 +62,17 @@ describe("KiteBroker: answers that do not prove a refusal are settled, never rep
     });
   }
 
-  it("a 500 GeneralException before anything was placed: absent from the book, sent again once", async function () {
-    h = await startKite();
+  it("a 500 GeneralException before anything was placed: absent from the book, reported unknown, never sent again", async function () {
+    h = await startKite({ resolve_window_ms: 700 });
     h.fake.setPrice("INFY", 1500);
     h.fake.failNext(PLACE, 500, GENERAL);
-    const order = await h.broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 });
-    assert.equal(posts(), 2);
-    assert.equal(await h.fake.orderCount(), 1);
-    await h.log.until(() => h.log.typesFor(order.order_id).includes("ORDER_FILLED"), "fill");
-    assert.deepEqual(h.log.typesFor(order.order_id), ["ORDER_PLACED", "ORDER_FILLED"]);
+    await rejectsWithCode(
+      h.broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 }),
+      "NETWORK",
+      /outcome still unknown .*not sent again/,
+    );
+    assert.equal(posts(), 1);
+    assert.equal(await h.fake.orderCount(), 0);
   });
 
   it("an HTML page on the order book read while settling keeps looking instead of failing", async function () {

@@ -103,7 +103,9 @@ describe("KiteBroker's reported ledger across restarts (issue kite9)", function 
       assert.deepEqual(live.typesFor(order.order_id), ["ORDER_PLACED", "ORDER_FILLED"], `round ${round}`);
     }
     // Each config's own file, none shared.
-    const ledgers = fs.readdirSync(dir).filter((name) => name.startsWith("kite-reported-"));
+    const ledgers = fs
+      .readdirSync(dir)
+      .filter((name) => name.startsWith("kite-reported-") && name.endsWith(".jsonl"));
     assert.equal(ledgers.length, 2, ledgers.join(", "));
     assert.equal(await fake.orderCount(), 10);
   });

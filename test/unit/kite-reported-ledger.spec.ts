@@ -21,7 +21,12 @@ describe("ReportedLedger on disk", function () {
 
   const order = (id: string, status: OrderSnapshot["status"], filled: number): OrderSnapshot =>
     ({ order_id: id, status, filled_quantity: filled }) as OrderSnapshot;
-  const files = (): string[] => fs.readdirSync(dir).sort();
+  // An open ledger's lock file (ledger-lock.ts) is not one of the ledger files counted here.
+  const files = (): string[] =>
+    fs
+      .readdirSync(dir)
+      .filter((name) => !name.endsWith(".lock"))
+      .sort();
   const live: ReportedLedger[] = [];
   /** A run's ledger: the earlier runs' have closed (one holder per file in a process). */
   function open(key: string, day: string, instance?: string): ReportedLedger {
