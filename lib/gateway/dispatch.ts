@@ -275,6 +275,8 @@ export class Dispatcher {
     // Whatever its outcome (a timeout may still have changed it), a GTT request made the list
     // pages were read from old; the broker's event may come later than this answer, or never.
     if (GTT_CHANGES.has(request.type)) this.#gtts.changed();
+    // Likewise an order request the book's pages (its order's event marks them old too, if it comes).
+    else if (ORDER_ANSWERS.has(request.type)) this.#parts.placements.bookChanged();
     client.inFlight.delete(request.id);
     if (placed !== undefined) this.#parts.pushes.placementAnswered(placed);
     batch.settle(index, answer);

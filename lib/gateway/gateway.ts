@@ -77,7 +77,10 @@ export class Gateway {
   #closed: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
 
-  readonly #onOrder = (event: OrderEvent): void => this.#pushes.event(event);
+  readonly #onOrder = (event: OrderEvent): void => {
+    this.#placements.bookChanged();
+    this.#pushes.event(event);
+  };
   readonly #onGtt = (event: GttEvent): void => {
     this.#dispatcher.gttsChanged();
     this.#pushes.event(event);
