@@ -3,7 +3,7 @@ import { BrokerError } from "../protocol/errors";
 import type { OrderSnapshot } from "../protocol/orders";
 import type { WireRequestOf } from "../protocol/wire";
 import { IdPages } from "./id-pages";
-import type { IdempotencyIndex } from "./idempotency-index";
+import type { IdempotencyEntry, IdempotencyIndex } from "./idempotency-index";
 import { orderHash } from "./idempotency-index";
 
 type PlaceRequest = WireRequestOf<"PLACE_ORDER">["order"];
@@ -72,7 +72,7 @@ export class Placements {
     const byClientId = new Map<string, OrderSnapshot>();
     let highest = "";
     for (const order of book) {
-      this.#index.seed(this.#account, order.client_order_id, order.order_id);
+      this.#index.seed(this.#account, order.client_order_id, order.order_id, Date.parse(order.placed_at));
       byClientId.set(order.client_order_id, order);
       if (order.order_id > highest) highest = order.order_id;
     }
@@ -85,7 +85,7 @@ export class Placements {
     for (const intent of intents) {
       const found = byClientId.get(intent.clientOrderId);
       if (found !== undefined) {
-        this.#index.record(this.#account, intent.clientOrderId, found.order_id, intent.hash);
+        this.#index.record(this.#account, intent.clientOrderId, found.order_id, intent.hash, intent.day);
       } else if (forgotten !== undefined && forgotten <= intent.after) {
         this.#index.abandon(this.#account, intent.clientOrderId);
       } else {
@@ -128,14 +128,14 @@ export class Placements {
   }
 
   /** A retry of an id the index holds: the original order, if the parameters are the same. */
-  async #repeat(order: PlaceRequest, known: { orderId: string; hash: string }): Promise<OrderSnapshot> {
+  async #repeat(order: PlaceRequest, known: IdempotencyEntry): Promise<OrderSnapshot> {
     const clientOrderId = order.client_order_id;
     if (known.hash !== "" && known.hash !== orderHash(order)) {
       throw mismatch(clientOrderId, `order ${known.orderId}`);
     }
     // What this answer repeats must be as durable as the first answer was.
     await this.#durablyIndexed(clientOrderId, known.orderId);
-    return this.#originalOrder(clientOrderId, known.orderId);
+    return this.#originalOrder(clientOrderId, known.orderId, known.day);
   }
 
   /**
@@ -241,7 +241,7 @@ export class Placements {
     if (known !== undefined) {
       // As a PLACE_ORDER retry waits (#repeat): GET_ORDER settles what a retry would be told.
       await this.#durablyIndexed(clientOrderId, known.orderId);
-      return this.#originalOrder(clientOrderId, known.orderId);
+      return this.#originalOrder(clientOrderId, known.orderId, known.day);
     }
     const found = (await this.#scanBook()).get(clientOrderId);
     if (found !== undefined) return found;
@@ -255,15 +255,21 @@ export class Placements {
     return this.#pages.page(limit, after);
   }
 
-  /** The order an id made; when the broker no longer holds it, PLACE_ORDER and GET_ORDER say so alike. */
-  async #originalOrder(clientOrderId: string, orderId: string): Promise<OrderSnapshot> {
+  /**
+   * The order an id made (on IST day `usedOn`, today unless said); when the broker no longer holds
+   * it, PLACE_ORDER and GET_ORDER say so alike, naming the day the id was used.
+   */
+  async #originalOrder(clientOrderId: string, orderId: string, usedOn?: string): Promise<OrderSnapshot> {
     try {
       return await this.#broker.getOrder(orderId);
     } catch (error) {
       if (error instanceof BrokerError && error.code === "NOT_FOUND") {
+        const today = this.#index.today;
+        const day = usedOn ?? today;
+        const when = day === today ? `was already used today (${day}, IST)` : `was used on ${day} (IST)`;
         throw new BrokerError(
           "DUPLICATE_ORDER",
-          `client_order_id ${clientOrderId} was already used today for order ${orderId}, which the broker no longer holds; no new order was placed`,
+          `client_order_id ${clientOrderId} ${when} for order ${orderId}, which the broker no longer holds; the gateway keeps an id through the IST day it was used and the next, so no new order was placed`,
         );
       }
       throw error;
