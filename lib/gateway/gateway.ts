@@ -120,6 +120,10 @@ export class Gateway {
         holder: "this connection's api key (over all its connections)",
         groupOf: (client) => client.apiKey,
       },
+      totalCap: {
+        max: settings.maxSymbolsPerGateway,
+        holder: "this gateway (over all its api keys and connections)",
+      },
       onUnsubscribeFailed: (keys, error) =>
         settings.log.warn(`gateway: unsubscribing ${keys.join(", ")} failed: ${messageOf(error)}`),
     });
