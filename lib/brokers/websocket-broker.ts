@@ -171,7 +171,11 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    * state; an order's other events each have a seq of their own and are all reported.
    */
   readonly #fromBook = new Set<string>();
-  readonly #gttStatus = new Map<string, string>();
+  /**
+   * Each GTT as this client last reported it; `fromBook` when a reconcile read it from the list
+   * (the live event of that change, should it follow, is then not a second change).
+   */
+  readonly #gtts = new Map<string, { gtt: GttSnapshot; fromBook: boolean }>();
   readonly #subscriptions = new Set<string>();
   #lastSeq = 0;
   /**
@@ -568,17 +572,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       this.#fromBook.add(order.order_id);
     }
     for (const gtt of gtts) {
-      const known = this.#gttStatus.get(gtt.gtt_id);
-      if (known === gtt.status) continue;
-      const type: GttEventType | undefined =
-        gtt.status === "triggered"
-          ? "GTT_TRIGGERED"
-          : gtt.status === "deleted"
-            ? "GTT_DELETED"
-            : known === undefined
-              ? "GTT_PLACED"
-              : undefined;
-      if (type !== undefined) this.#emitGtt({ type, seq: serverSeq, gtt, timestamp: now });
+      const type = this.#gttChange(this.#gtts.get(gtt.gtt_id)?.gtt, gtt);
+      if (type !== undefined) this.#emitGtt({ type, seq: serverSeq, gtt, timestamp: now }, true);
     }
     this.#syncedAt = newest;
     if (serverSeq > this.#lastSeq) this.#lastSeq = serverSeq;
@@ -819,9 +814,33 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     if (this.#bases.size > MAX_DELTA_BASES) this.#bases.delete(this.#bases.keys().next().value ?? "");
   }
 
-  #emitGtt(event: GttEvent): void {
-    if (this.#gttStatus.get(event.gtt.gtt_id) === event.gtt.status && event.type !== "GTT_MODIFIED") return;
-    this.#gttStatus.set(event.gtt.gtt_id, event.gtt.status);
+  /**
+   * What a reconcile reports of a GTT the list shows as `gtt`, given what this client last reported
+   * of it: only a change made while it was away. A GTT it never heard of that last changed before its
+   * story began (#syncedAt) is no news, whatever its status: it was there (or ended) before the client.
+   */
+  #gttChange(known: GttSnapshot | undefined, gtt: GttSnapshot): GttEventType | undefined {
+    const changedAt = Date.parse(gtt.updated_at);
+    if (known === undefined && changedAt < this.#syncedAt) return undefined;
+    if (known !== undefined && known.status === gtt.status) {
+      // Still active, changed since it was reported: modified while away.
+      return gtt.status === "active" && changedAt > Date.parse(known.updated_at) ? "GTT_MODIFIED" : undefined;
+    }
+    if (gtt.status === "triggered") return "GTT_TRIGGERED";
+    if (gtt.status === "deleted") return "GTT_DELETED";
+    if (gtt.status !== "active" || known !== undefined) return undefined;
+    // Unheard of and active: placed while away, or placed before the client and modified since.
+    return Date.parse(gtt.created_at) < this.#syncedAt ? "GTT_MODIFIED" : "GTT_PLACED";
+  }
+
+  #emitGtt(event: GttEvent, fromBook = false): void {
+    const known = this.#gtts.get(event.gtt.gtt_id);
+    if (known !== undefined) {
+      if (event.type !== "GTT_MODIFIED") {
+        if (known.gtt.status === event.gtt.status) return;
+      } else if (known.fromBook && known.gtt.updated_at === event.gtt.updated_at) return;
+    }
+    this.#gtts.set(event.gtt.gtt_id, { gtt: event.gtt, fromBook });
     this.emit("gtt", event);
   }
 

@@ -23,6 +23,11 @@ export interface QuoteSubscriptionOptions<S extends Subscriber = Subscriber> {
    * subscribers holds as many as it has members.
    */
   groupCap?: { max: number; holder: string; groupOf(subscriber: S): string };
+  /**
+   * Subscriptions all subscribers may hold together (a whole gateway, over all its api keys), and
+   * what to call their holder in the refusal: without it, many groups hold as many as they are.
+   */
+  totalCap?: { max: number; holder: string };
   /** A failed broker unsubscribe: the subscriber has let go either way, so it is only reported. */
   onUnsubscribeFailed(keys: readonly string[], error: unknown): void;
 }
@@ -44,6 +49,8 @@ export class QuoteSubscriptions<S extends Subscriber> {
   readonly #bySymbol = new Map<string, Subscription<S>>();
   /** Subscriptions held per group (groupCap), counted as they are added and released. */
   readonly #perGroup = new Map<string, number>();
+  /** Subscriptions held by all subscribers (totalCap). */
+  #total = 0;
   /** Broker subscribe/unsubscribe calls run one after another, so they reach it in the order made. */
   #ops: Promise<void> = Promise.resolve();
 
@@ -54,8 +61,8 @@ export class QuoteSubscriptions<S extends Subscriber> {
   /** Adds symbols to the subscriber's set; the broker is asked only for ones no subscriber had. */
   async subscribe(subscriber: S, symbols: readonly string[]): Promise<string[]> {
     const keys = symbols.map(symbolKey);
-    const { cap, groupCap } = this.#options;
-    if (cap !== undefined || groupCap !== undefined) {
+    const { cap, groupCap, totalCap } = this.#options;
+    if (cap !== undefined || groupCap !== undefined || totalCap !== undefined) {
       const adding = new Set(keys.filter((key) => !subscriber.symbols.has(key))).size;
       if (cap !== undefined && subscriber.symbols.size + adding > cap.max) {
         throw new BrokerError(
@@ -68,6 +75,12 @@ export class QuoteSubscriptions<S extends Subscriber> {
         throw new BrokerError(
           "VALIDATION",
           `symbols: ${groupCap.holder} may hold at most ${groupCap.max} subscriptions (it holds ${held}, this adds ${adding}); unsubscribe some first`,
+        );
+      }
+      if (totalCap !== undefined && this.#total + adding > totalCap.max) {
+        throw new BrokerError(
+          "VALIDATION",
+          `symbols: ${totalCap.holder} may hold at most ${totalCap.max} subscriptions (it holds ${this.#total}, this adds ${adding}); unsubscribe some first`,
         );
       }
     }
@@ -123,11 +136,17 @@ export class QuoteSubscriptions<S extends Subscriber> {
     }
     this.#bySymbol.clear();
     this.#perGroup.clear();
+    this.#total = 0;
   }
 
   /** Who wants quotes of this instrument now. */
   subscribersOf(exchange: string, symbol: string): ReadonlySet<S> | undefined {
     return this.#bySymbol.get(`${exchange}:${symbol}`)?.subscribers;
+  }
+
+  /** Subscriptions held now, over all subscribers. */
+  get total(): number {
+    return this.#total;
   }
 
   /** Subscriptions a group (groupCap) holds now, over all its subscribers. */
@@ -159,6 +178,7 @@ export class QuoteSubscriptions<S extends Subscriber> {
 
   /** Adds `delta` to the subscriber's group's count; a group holding nothing is forgotten. */
   #count(subscriber: S, delta: number): void {
+    this.#total += delta;
     const groupCap = this.#options.groupCap;
     if (groupCap === undefined || delta === 0) return;
     const group = groupCap.groupOf(subscriber);

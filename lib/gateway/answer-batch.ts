@@ -23,7 +23,7 @@ export class AnswerBatch {
   readonly answers: Answer[];
   /** Slots not yet filled, plus one held by whoever fills the batch until it is sealed. */
   #pending: number;
-  /** Order book rows its requests asked for: the connection's budget is given back once it is written. */
+  /** Order book and GTT rows its answers list: given back to the connection once it is written. */
   listedRows = 0;
 
   constructor(

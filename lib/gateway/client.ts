@@ -70,7 +70,7 @@ export class Client {
   readonly keyShare = new KeyShare();
   /** Ids of its requests being executed: a second request with one of them is refused. */
   readonly inFlight = new Set<string>();
-  /** Order book and GTT rows asked for whose answers are not yet handed to the socket (MAX_LISTED_ROWS). */
+  /** Order book and GTT rows listed in answers not yet handed to the socket (MAX_LISTED_ROWS). */
   listedRows = 0;
 
   readonly #limits: ClientLimits;

@@ -5,7 +5,7 @@ import type { GttSnapshot } from "../protocol/gtt";
 import type { OrderSnapshot } from "../protocol/orders";
 import type { Answer, AnswerBatch } from "./answer-batch";
 import type { AuthResult, RequestType, WireRequest, WireRequestOf } from "../protocol/wire";
-import { CLOSE_CODES, WIRE_LIMITS } from "../protocol/wire";
+import { CLOSE_CODES } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
 import type { AuthVerifier } from "./auth";
 import type { Client } from "./client";
@@ -149,21 +149,6 @@ export class Dispatcher {
         100,
       );
     }
-    if (parsed.type === "GET_ORDERBOOK" || parsed.type === "GET_GTTS") {
-      // Counted as asked for (a page may hold fewer): what counts is what the peer can make us build.
-      const rows = parsed.limit ?? WIRE_LIMITS.maxPage;
-      if (client.listedRows + rows > MAX_LISTED_ROWS) {
-        const what = parsed.type === "GET_ORDERBOOK" ? "order book rows" : "order book and GTT rows";
-        return errorFrame(
-          parsed.id,
-          "RATE_LIMITED",
-          `${client.listedRows} ${what} asked for on this connection are not yet sent (the most is ${MAX_LISTED_ROWS}); not executed, retry after 100 ms`,
-          100,
-        );
-      }
-      client.listedRows += rows;
-      batch.listedRows += rows;
-    }
     client.inFlight.add(parsed.id);
     // The raw request, not zod's output: the client lays a delta over what it sent.
     const placed =
@@ -268,16 +253,40 @@ export class Dispatcher {
       answer =
         client.skipAnswered && ORDER_ANSWERS.has(request.type)
           ? { id: request.id, order: result as OrderSnapshot }
-          : resultFrame(request.id, result);
+          : request.type === "GET_ORDERBOOK" || request.type === "GET_GTTS"
+            ? this.#listed(client, request.type, result as unknown[], request.id, batch)
+            : resultFrame(request.id, result);
     } catch (error) {
       answer = this.#failure(request, error);
     }
     // Whatever its outcome (a timeout may still have changed it), a GTT request made the list
     // pages were read from old; the broker's event may come later than this answer, or never.
     if (GTT_CHANGES.has(request.type)) this.#gtts.changed();
+    // Likewise an order request the book's pages (its order's event marks them old too, if it comes).
+    else if (ORDER_ANSWERS.has(request.type)) this.#parts.placements.bookChanged();
     client.inFlight.delete(request.id);
     if (placed !== undefined) this.#parts.pushes.placementAnswered(placed);
     batch.settle(index, answer);
+  }
+
+  /**
+   * A page's answer, counted against the connection's rows listed and not yet handed to its socket
+   * as the rows it holds (before it is serialized, so a refused page costs no JSON): a peer that
+   * reads nothing can make the gateway hold at most MAX_LISTED_ROWS rows, and one that asks without
+   * `limit` of a small book is not charged the 1,000 rows a page might have held.
+   */
+  #listed(client: Client, type: string, rows: unknown[], id: string, batch: AnswerBatch): string {
+    if (client.listedRows + rows.length > MAX_LISTED_ROWS) {
+      return errorFrame(
+        id,
+        "RATE_LIMITED",
+        `${type}: ${client.listedRows} order book and GTT rows listed on this connection are not yet sent (the most is ${MAX_LISTED_ROWS}); this page of ${rows.length} was not answered, retry after 100 ms`,
+        100,
+      );
+    }
+    client.listedRows += rows.length;
+    batch.listedRows += rows.length;
+    return resultFrame(id, rows);
   }
 
   #failure(request: Exclude<WireRequest, { type: "AUTH" }>, error: unknown): string {

@@ -16,7 +16,7 @@ export const MAX_UNAUTHENTICATED_FRAME_BYTES = 8 * 1024;
 export const MAX_IN_FLIGHT = 1000;
 
 /**
- * Order book and GTT rows one connection may have asked for and not yet had handed to its socket: twenty
+ * Order book and GTT rows one connection may have listed in answers not yet handed to its socket: twenty
  * full pages, about 8 MB of answers (the default slow-consumer limit). Without it, ten 36 KB frames of 100 whole pages each made the
  * gateway build ~400 MB of answers in one go for a peer that read none of them, and stalled every
  * other connection while it did.

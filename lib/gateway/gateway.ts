@@ -77,7 +77,10 @@ export class Gateway {
   #closed: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
 
-  readonly #onOrder = (event: OrderEvent): void => this.#pushes.event(event);
+  readonly #onOrder = (event: OrderEvent): void => {
+    this.#placements.bookChanged();
+    this.#pushes.event(event);
+  };
   readonly #onGtt = (event: GttEvent): void => {
     this.#dispatcher.gttsChanged();
     this.#pushes.event(event);
@@ -116,6 +119,10 @@ export class Gateway {
         max: settings.maxSymbolsPerKey,
         holder: "this connection's api key (over all its connections)",
         groupOf: (client) => client.apiKey,
+      },
+      totalCap: {
+        max: settings.maxSymbolsPerGateway,
+        holder: "this gateway (over all its api keys and connections)",
       },
       onUnsubscribeFailed: (keys, error) =>
         settings.log.warn(`gateway: unsubscribing ${keys.join(", ")} failed: ${messageOf(error)}`),

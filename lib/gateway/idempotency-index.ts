@@ -9,12 +9,11 @@ export interface IdempotencyEntry {
   readonly orderId: string;
   /** "" when unknown (seeded from the broker's book at start): no mismatch check then. */
   readonly hash: string;
-}
-
-interface Held extends IdempotencyEntry {
-  /** IST trading day the id was used on, "YYYY-MM-DD". */
+  /** IST trading day the id was used on, "YYYY-MM-DD": it is kept through that day and the next. */
   readonly day: string;
 }
+
+type Held = IdempotencyEntry;
 
 /**
  * A placement the index was told of before the broker was, and never heard the end of: the gateway
@@ -139,6 +138,12 @@ export class IdempotencyIndex {
     return this.#entries.size;
   }
 
+  /** The IST day it is now, "YYYY-MM-DD": the day an id used now is recorded under. */
+  get today(): string {
+    this.#cutoff();
+    return this.#today;
+  }
+
   get(account: string, clientOrderId: string): IdempotencyEntry | undefined {
     // An id whose days are over is free whether or not the gateway restarted since (a restart
     // drops it at load): a gateway up across midnight must not refuse it for longer.
@@ -173,10 +178,13 @@ export class IdempotencyIndex {
     return this.#sync();
   }
 
-  /** Remembers an id in memory now; written at once, durable with the next fsync of the file. */
-  record(account: string, clientOrderId: string, orderId: string, hash: string): void {
+  /**
+   * Remembers an id in memory now; written at once, durable with the next fsync of the file. `day`
+   * is when it was used (an intent's, settled at a later start), today unless said.
+   */
+  record(account: string, clientOrderId: string, orderId: string, hash: string, usedOn?: string): void {
     this.#prune();
-    const day = this.#today;
+    const day = usedOn ?? this.#today;
     const k = key(account, clientOrderId);
     this.#entries.delete(k);
     this.#entries.set(k, { orderId, hash, day });
@@ -203,10 +211,16 @@ export class IdempotencyIndex {
     this.#unknown.set(k, day);
   }
 
-  /** Remembers an id known from elsewhere (the broker's book) without writing it. */
-  seed(account: string, clientOrderId: string, orderId: string): void {
+  /**
+   * Remembers an id known from elsewhere (the broker's book, `placedAt` its order's placement time)
+   * without writing it, for the days it would have been kept had it been recorded when used: read
+   * back at a restart, it is not kept longer (nor answered as used today) for being read late.
+   */
+  seed(account: string, clientOrderId: string, orderId: string, placedAt: number): void {
     const k = key(account, clientOrderId);
-    if (!this.#entries.has(k)) this.#entries.set(k, { orderId, hash: "", day: istDay(this.#now()) });
+    if (this.#entries.has(k)) return;
+    const day = Number.isFinite(placedAt) ? istDay(placedAt) : istDay(this.#now());
+    if (day >= this.#cutoff()) this.#entries.set(k, { orderId, hash: "", day });
   }
 
   /** True while something recorded is not yet durable: flush() has work to wait for. */
@@ -458,15 +472,16 @@ export class IdempotencyIndex {
     return this.#keptFrom;
   }
 
-  /** Entries are in the order used, so the expired ones are at the front. */
+  /**
+   * Drops the ids whose days are over, once per IST day. All of them are looked at: entries are
+   * mostly in the order used, but ids seeded from the broker's book at start, or settled from an
+   * intent, carry their own older day.
+   */
   #prune(): void {
     const cutoff = this.#cutoff();
     if (cutoff === this.#oldestKeptDay) return;
     this.#oldestKeptDay = cutoff;
-    for (const [k, entry] of this.#entries) {
-      if (entry.day >= cutoff) break;
-      this.#entries.delete(k);
-    }
+    for (const [k, entry] of this.#entries) if (entry.day < cutoff) this.#entries.delete(k);
     for (const [k, day] of this.#unknown) if (day < cutoff) this.#unknown.delete(k);
   }
 

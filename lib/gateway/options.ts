@@ -92,6 +92,13 @@ export const GatewayOptionsSchema = z
      */
     maxSymbolsPerKey: bounded().default(9000),
     /**
+     * Quote subscriptions the whole gateway may hold, over all its api keys and connections.
+     * Default 30,000: every tick is pushed once per subscription, and at ~51,000 (17 connections of
+     * 3,000, paper quotes once a second) the gateway stopped answering AUTH within 2 s; without it
+     * every api key added could hold maxSymbolsPerKey more.
+     */
+    maxSymbolsPerGateway: bounded().default(30_000),
+    /**
      * Frames in a row a connection may send over its rate (or refused whole: too large, batch too
      * long) before it is closed with 1008. Default 10.
      */

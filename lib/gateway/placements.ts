@@ -2,8 +2,8 @@ import type { BrokerInterface } from "../brokers/interface";
 import { BrokerError } from "../protocol/errors";
 import type { OrderSnapshot } from "../protocol/orders";
 import type { WireRequestOf } from "../protocol/wire";
-import { WIRE_LIMITS } from "../protocol/wire";
-import type { IdempotencyIndex } from "./idempotency-index";
+import { IdPages } from "./id-pages";
+import type { IdempotencyEntry, IdempotencyIndex } from "./idempotency-index";
 import { orderHash } from "./idempotency-index";
 
 type PlaceRequest = WireRequestOf<"PLACE_ORDER">["order"];
@@ -36,13 +36,27 @@ export class Placements {
   #after = "";
   /** An order-book scan in progress, shared by the client_order_id lookups waiting on it. */
   #bookScan: Promise<Map<string, OrderSnapshot>> | undefined;
-  /** The order book sorted by order_id, shared by the GET_ORDERBOOK pages asked for in one turn. */
-  #sortedScan: Promise<OrderSnapshot[]> | undefined;
+  /**
+   * GET_ORDERBOOK pages, answered from one sorted scan until the book changes (bookChanged()): a
+   * sort per page made reading a book of n orders in pages of p cost (n/p) · n log n.
+   */
+  readonly #pages: IdPages<OrderSnapshot>;
 
   constructor(broker: BrokerInterface, index: IdempotencyIndex, account: string) {
     this.#broker = broker;
     this.#index = index;
     this.#account = account;
+    this.#pages = new IdPages({
+      scan: () => broker.getOrderbook(),
+      idOf: (order) => order.order_id,
+      request: "GET_ORDERBOOK",
+      items: "orders",
+    });
+  }
+
+  /** An order changed (an event, or a request that may have changed one): the next page reads the book again. */
+  bookChanged(): void {
+    this.#pages.changed();
   }
 
   /**
@@ -58,7 +72,7 @@ export class Placements {
     const byClientId = new Map<string, OrderSnapshot>();
     let highest = "";
     for (const order of book) {
-      this.#index.seed(this.#account, order.client_order_id, order.order_id);
+      this.#index.seed(this.#account, order.client_order_id, order.order_id, Date.parse(order.placed_at));
       byClientId.set(order.client_order_id, order);
       if (order.order_id > highest) highest = order.order_id;
     }
@@ -71,7 +85,7 @@ export class Placements {
     for (const intent of intents) {
       const found = byClientId.get(intent.clientOrderId);
       if (found !== undefined) {
-        this.#index.record(this.#account, intent.clientOrderId, found.order_id, intent.hash);
+        this.#index.record(this.#account, intent.clientOrderId, found.order_id, intent.hash, intent.day);
       } else if (forgotten !== undefined && forgotten <= intent.after) {
         this.#index.abandon(this.#account, intent.clientOrderId);
       } else {
@@ -114,14 +128,14 @@ export class Placements {
   }
 
   /** A retry of an id the index holds: the original order, if the parameters are the same. */
-  async #repeat(order: PlaceRequest, known: { orderId: string; hash: string }): Promise<OrderSnapshot> {
+  async #repeat(order: PlaceRequest, known: IdempotencyEntry): Promise<OrderSnapshot> {
     const clientOrderId = order.client_order_id;
     if (known.hash !== "" && known.hash !== orderHash(order)) {
       throw mismatch(clientOrderId, `order ${known.orderId}`);
     }
     // What this answer repeats must be as durable as the first answer was.
     await this.#durablyIndexed(clientOrderId, known.orderId);
-    return this.#originalOrder(clientOrderId, known.orderId);
+    return this.#originalOrder(clientOrderId, known.orderId, known.day);
   }
 
   /**
@@ -227,7 +241,7 @@ export class Placements {
     if (known !== undefined) {
       // As a PLACE_ORDER retry waits (#repeat): GET_ORDER settles what a retry would be told.
       await this.#durablyIndexed(clientOrderId, known.orderId);
-      return this.#originalOrder(clientOrderId, known.orderId);
+      return this.#originalOrder(clientOrderId, known.orderId, known.day);
     }
     const found = (await this.#scanBook()).get(clientOrderId);
     if (found !== undefined) return found;
@@ -237,50 +251,29 @@ export class Placements {
   }
 
   /** One page of the order book by order_id (docs/PROTOCOL.md, GET_ORDERBOOK). */
-  async orderbookPage(limit: number | undefined, after: string | undefined): Promise<OrderSnapshot[]> {
-    const book = await this.#sortedBook();
-    let start = 0;
-    if (after !== undefined) {
-      let high = book.length;
-      while (start < high) {
-        const mid = (start + high) >>> 1;
-        if ((book[mid]?.order_id ?? "") > after) high = mid;
-        else start = mid + 1;
-      }
-    }
-    const remaining = book.length - start;
-    if (limit === undefined && remaining > WIRE_LIMITS.maxPage) {
-      throw new BrokerError(
-        "VALIDATION",
-        `invalid GET_ORDERBOOK: limit: is required when more than ${WIRE_LIMITS.maxPage} orders would be answered (${remaining} would); page with limit and after`,
-      );
-    }
-    return book.slice(start, start + (limit ?? WIRE_LIMITS.maxPage));
+  orderbookPage(limit: number | undefined, after: string | undefined): Promise<OrderSnapshot[]> {
+    return this.#pages.page(limit, after);
   }
 
-  /** The order an id made; when the broker no longer holds it, PLACE_ORDER and GET_ORDER say so alike. */
-  async #originalOrder(clientOrderId: string, orderId: string): Promise<OrderSnapshot> {
+  /**
+   * The order an id made (on IST day `usedOn`, today unless said); when the broker no longer holds
+   * it, PLACE_ORDER and GET_ORDER say so alike, naming the day the id was used.
+   */
+  async #originalOrder(clientOrderId: string, orderId: string, usedOn?: string): Promise<OrderSnapshot> {
     try {
       return await this.#broker.getOrder(orderId);
     } catch (error) {
       if (error instanceof BrokerError && error.code === "NOT_FOUND") {
+        const today = this.#index.today;
+        const day = usedOn ?? today;
+        const when = day === today ? `was already used today (${day}, IST)` : `was used on ${day} (IST)`;
         throw new BrokerError(
           "DUPLICATE_ORDER",
-          `client_order_id ${clientOrderId} was already used today for order ${orderId}, which the broker no longer holds; no new order was placed`,
+          `client_order_id ${clientOrderId} ${when} for order ${orderId}, which the broker no longer holds; the gateway keeps an id through the IST day it was used and the next, so no new order was placed`,
         );
       }
       throw error;
     }
-  }
-
-  #sortedBook(): Promise<OrderSnapshot[]> {
-    this.#sortedScan ??= this.#broker
-      .getOrderbook()
-      .then((book) => book.sort((a, b) => (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0)))
-      .finally(() => {
-        this.#sortedScan = undefined;
-      });
-    return this.#sortedScan;
   }
 
   /**

@@ -267,4 +267,67 @@ describe("Gateway: old state", function () {
     assert.equal(await ask("Y1"), "RESULT", "a day on, yesterday's id is free");
     assert.equal(await ask("IY1"), "RESULT", "a day on, yesterday's unsettled intent is free");
   });
+
+  it("DUPLICATE_ORDER says the day the id was used: today, then that day by date the next day, after restarts too", async function () {
+    const clock = new ShiftedClock();
+    clock.offset = Date.UTC(2026, 11, 7, 6, 30) - Date.now();
+    const usedOn = istDay(clock.now());
+    made = await host(dir, clock, { retention: 10 });
+    let client = await open(made, clock);
+    clients.push(client);
+    const original = await client.call({ type: "PLACE_ORDER", order: market("DAY0") });
+    for (let i = 1; i <= 30; i++) await client.call({ type: "PLACE_ORDER", order: market(`DAY${i}`) });
+    const messages = async (): Promise<string[]> => {
+      const retry = await client.request({ type: "PLACE_ORDER", order: market("DAY0") });
+      const lookup = await client.request({ type: "GET_ORDER", client_order_id: "DAY0" });
+      for (const reply of [retry, lookup])
+        assert.equal(codeOf(reply), "DUPLICATE_ORDER", JSON.stringify(reply));
+      return [retry.error?.message ?? "", lookup.error?.message ?? ""];
+    };
+    for (const message of await messages()) {
+      assert.match(
+        message,
+        new RegExp(`already used today \\(${usedOn}, IST\\) for order ${original.order_id}`),
+      );
+    }
+    for (let round = 0; round < 3; round++) {
+      clock.offset += round === 0 ? DAY : 0;
+      for (const message of await messages()) {
+        assert.doesNotMatch(message, /today/, `the next day, round ${round}: ${message}`);
+        assert.match(message, new RegExp(`was used on ${usedOn} \\(IST\\) for order ${original.order_id}`));
+        assert.match(message, /the gateway keeps an id through the IST day it was used and the next/);
+      }
+      await client.close();
+      clients.splice(clients.indexOf(client), 1);
+      await made.close();
+      made = await host(dir, clock, { retention: 10 });
+      client = await open(made, clock);
+      clients.push(client);
+    }
+  });
+
+  it("an id read back from the broker's book at a restart keeps the day its order was placed, not the restart's", async function () {
+    const clock = new ShiftedClock();
+    clock.offset = Date.UTC(2026, 11, 7, 6, 30) - Date.now();
+    made = await host(dir, clock, { retention: 10 });
+    let client = await open(made, clock);
+    clients.push(client);
+    const original = await client.call({ type: "PLACE_ORDER", order: market("SEED0") });
+    await client.close();
+    clients.splice(clients.indexOf(client), 1);
+    await made.close();
+    // The index loses its line (a crash before it was written, or a new file): the restart two days
+    // on reads the id back from the broker's book, which still holds the order.
+    fs.rmSync(path.join(dir, "index.jsonl"));
+    clock.offset += 2 * DAY;
+    made = await host(dir, clock, { retention: 10 });
+    client = await open(made, clock);
+    clients.push(client);
+    // Ten orders more push SEED0 past the broker's retention of ended orders.
+    for (let i = 1; i <= 12; i++) await client.call({ type: "PLACE_ORDER", order: market(`SEED${i}`) });
+    // Its days (the day it was used and the next) are over: a new order, as without the restart.
+    const again = await client.request({ type: "PLACE_ORDER", order: market("SEED0") });
+    assert.equal(codeOf(again), "RESULT", JSON.stringify(again));
+    assert.notEqual((again.result as { order_id: string }).order_id, original.order_id);
+  });
 });

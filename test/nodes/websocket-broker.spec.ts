@@ -437,6 +437,9 @@ describe("trading-broker, websocket kind", function () {
       // read ends would time the guard out instead of the orderbook node's request.
       await wsBroker();
       venue.paper.bookDelayMs = 1200;
+      // The gateway answers GET_ORDERBOOK pages from one scan of the book for up to 1 s while no
+      // order changes (id-pages.ts): past that, the node's request reaches the slowed book.
+      await delay(1100);
       const caught = nextMessage("caught");
       getNode("u1").receive({});
       assert.equal(((await caught).error as { code?: string }).code, "TIMEOUT");
