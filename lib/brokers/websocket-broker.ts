@@ -143,8 +143,8 @@ export interface WebSocketStory {
   readonly synced_at: number;
   /** The last state reported of each order still remembered. */
   readonly orders: readonly OrderSnapshot[];
-  /** gtt_id and last status reported. */
-  readonly gtts: readonly (readonly [string, string])[];
+  /** The last state reported of each GTT. */
+  readonly gtts: readonly GttSnapshot[];
 }
 
 /**
@@ -388,7 +388,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       last_seq: this.lastSeq,
       synced_at: this.#syncedAt,
       orders: Array.from(this.#known.values()),
-      gtts: Array.from(this.#gttStatus),
+      gtts: Array.from(this.#gtts.values(), (known) => known.gtt),
     };
   }
 
@@ -406,14 +406,14 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#lastSeq = story.last_seq;
     this.#syncedAt = story.synced_at;
     for (const order of story.orders) this.#remember(order);
-    for (const [id, status] of story.gtts) this.#gttStatus.set(id, status);
+    for (const gtt of story.gtts) this.#gtts.set(gtt.gtt_id, { gtt, fromBook: false });
   }
 
   #forgetStory(): void {
     this.#known.clear();
     this.#knownEnded.clear();
     this.#fromBook.clear();
-    this.#gttStatus.clear();
+    this.#gtts.clear();
     this.#bases.clear();
     this.#lastSeq = 0;
     this.#syncedAt = 0;
