@@ -40,7 +40,14 @@ export interface RiskGuardOptions {
    * restored from elsewhere) is not believed, and trading halts until a person resumes.
    */
   account?: string;
+  /** The wall clock: the trading window and the trading day follow it. */
   clock?: { now(): number };
+  /**
+   * Milliseconds from any fixed start, never stepping back or jumping (performance.now by
+   * default): the rate windows follow it, so a wall clock stepped by NTP or by hand neither frees
+   * a second burst (forward) nor blocks orders for as long as it stepped (back).
+   */
+  elapsed?: { now(): number };
   log?: BrokerLogger;
 }
 
@@ -131,12 +138,13 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** A retry of that write, while one runs. */
   #retrying: Promise<void> | undefined;
   readonly #clock: { now(): number };
+  readonly #elapsed: { now(): number };
   readonly #log: BrokerLogger;
   readonly #exposure = new Exposure();
   readonly #rates = new RateWindow();
   readonly #countRates: boolean;
-  /** Whether an order needs the time at all (a rate limit or a trading window is set). */
-  readonly #timed: boolean;
+  /** Whether an order needs the wall clock at all (a trading window is set). */
+  readonly #windowed: boolean;
   /** Where each order's checked fields are read to: one object, not one per order. */
   readonly #fields: CheckedFields = newCheckedFields();
   readonly #allowed: ReadonlySet<string> | undefined;
@@ -162,12 +170,13 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#stateFile = options.stateFile;
     this.#account = options.account;
     this.#clock = options.clock ?? { now: () => Date.now() };
+    this.#elapsed = options.elapsed ?? performance;
     this.#log = options.log ?? silentLogger;
     this.#allowed =
       this.settings.allowed_symbols === undefined ? undefined : new Set(this.settings.allowed_symbols);
     this.#countRates =
       this.settings.max_orders_per_second !== undefined || this.settings.max_orders_per_minute !== undefined;
-    this.#timed = this.#countRates || this.settings.trading_window !== undefined;
+    this.#windowed = this.settings.trading_window !== undefined;
     this.#record = {
       version: 1,
       state: "ACTIVE",
@@ -295,9 +304,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     let fields: CheckedFields;
     let request: OrderRequestInput = input;
     let instrument: Instrument;
-    // One clock read serves the window, the rate check and the rate record of this order, and
-    // none is made when no limit needs the time (a read costs about 0.1 µs on a virtual machine).
-    const now = this.#timed ? this.#clock.now() : 0;
+    // One read of each clock serves the window, the rate check and the rate record of this order,
+    // and none is made when no limit needs it (a read costs about 0.1 µs on a virtual machine).
+    const now = this.#windowed ? this.#clock.now() : 0;
+    const tick = this.#countRates ? this.#tick() : 0;
     try {
       let read = readCheckedFields(input, this.#fields);
       if (read === undefined) {
@@ -310,13 +320,13 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       // An instrument never seen is judged as a blank and only held once an order goes out, so
       // refused orders for made-up symbols leave nothing behind.
       instrument = known ?? blankInstrument(fields.exchange, fields.symbol);
-      const refusal = this.#placeRefusal(fields, instrument, now);
+      const refusal = this.#placeRefusal(fields, instrument, now, tick);
       if (refusal !== undefined) throw this.#deny("placeOrder", refusal, fields.symbol, request);
       if (known === undefined) instrument = this.#exposure.instrument(fields.exchange, fields.symbol);
     } catch (error) {
       return Promise.reject(toBrokerError(error));
     }
-    return this.#send(instrument, fields, request, now);
+    return this.#send(instrument, fields, request, tick);
   }
 
   async modifyOrder(orderId: string, input: OrderChangesType): Promise<OrderSnapshot> {
@@ -326,7 +336,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     if (refusal !== undefined) {
       throw this.#deny("modifyOrder", refusal, order.symbol, { order_id: orderId, ...changes });
     }
-    if (this.#countRates) this.#rates.record(this.#clock.now());
+    if (this.#countRates) this.#rates.record(this.#tick());
     // What the modify adds counts from now until it is answered: modifies checked meanwhile (and
     // places) see it, as they see an order in flight.
     const exposure = this.#exposure;
@@ -389,6 +399,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     request: CheckedFields,
     instrument: Instrument,
     now: number,
+    tick: number,
   ): { limit: string; message: string } | undefined {
     const s = this.settings;
     const { side, quantity } = request;
@@ -425,7 +436,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         message: `max open orders ${fmt(s.max_open_orders)}: ${fmt(this.#exposure.openOrders)} open or in flight`,
       };
     }
-    return this.#rateRefusal(now);
+    return this.#rateRefusal(tick);
   }
 
   #modifyRefusal(
@@ -474,7 +485,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       const position = this.#positionRefusal(instrument, order.side, added);
       if (position !== undefined) return position;
     }
-    return this.#rateRefusal(this.#clock.now());
+    return this.#countRates ? this.#rateRefusal(this.#tick()) : undefined;
   }
 
   #gttRefusal(request: GttRequest): { limit: string; message: string } | undefined {
@@ -629,11 +640,12 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     return undefined;
   }
 
-  #rateRefusal(now: number): { limit: string; message: string } | undefined {
+  /** `tick`: the elapsed clock's time, not the wall clock's. */
+  #rateRefusal(tick: number): { limit: string; message: string } | undefined {
     if (!this.#countRates) return undefined;
     const s = this.settings;
     if (s.max_orders_per_second !== undefined) {
-      const sent = this.#rates.count(now, 1000);
+      const sent = this.#rates.count(tick, 1000);
       if (sent >= s.max_orders_per_second) {
         return {
           limit: "max_orders_per_second",
@@ -642,7 +654,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       }
     }
     if (s.max_orders_per_minute !== undefined) {
-      const sent = this.#rates.count(now, 60_000);
+      const sent = this.#rates.count(tick, 60_000);
       if (sent >= s.max_orders_per_minute) {
         return {
           limit: "max_orders_per_minute",
@@ -694,9 +706,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     instrument: Instrument,
     fields: { side: Side; quantity: number },
     request: OrderRequestInput,
-    now: number,
+    tick: number,
   ): Promise<OrderSnapshot> {
-    if (this.#countRates) this.#rates.record(now);
+    if (this.#countRates) this.#rates.record(tick);
     const { side, quantity } = fields;
     const exposure = this.#exposure;
     const clientId = (request as { client_order_id?: unknown }).client_order_id;
@@ -787,10 +799,40 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           );
         }
         this.#exposure.seed(positions, after, read);
+        if (!this.#seeded && this.#countRates) this.#countSentBefore(after);
         this.#seeded = true;
         return;
       }
     }
+  }
+
+  /**
+   * A new guard (a restart, a redeploy) starts with empty rate windows, which would make the
+   * orders the last one sent just before it a free burst. The book says when its orders were
+   * placed: those placed within the last minute count again, as sent that long ago. Judged
+   * conservatively: an order placed "in the future" (the wall clock stepped back since) counts as
+   * sent now, and an open order changed since its placement counts once more (it may have been
+   * modified; a fill changes it too, and the surplus leaves the window within the minute).
+   */
+  #countSentBefore(book: readonly OrderSnapshot[]): void {
+    const wall = this.#clock.now();
+    const ago: number[] = [];
+    const within = (at: string): void => {
+      const age = wall - Date.parse(at);
+      if (age < 60_000) ago.push(Math.max(0, age));
+    };
+    for (const order of book) {
+      within(order.placed_at);
+      if (!isTerminal(order.status) && order.timestamp !== order.placed_at) within(order.timestamp);
+    }
+    if (ago.length === 0) return;
+    const tick = this.#tick();
+    // Oldest first: the window takes its times in order.
+    ago.sort((a, b) => b - a);
+    for (const age of ago) this.#rates.record(tick - age);
+    this.#log.info(
+      `risk guard: ${ago.length} orders the book shows sent within the last minute count towards the rate limits`,
+    );
   }
 
   #watch(): void {
@@ -951,7 +993,12 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           tag: "killswitch",
         };
         outcome.placed.push(
-          await this.#send(instrument, { ...position, side, quantity }, request, this.#clock.now()),
+          await this.#send(
+            instrument,
+            { ...position, side, quantity },
+            request,
+            this.#countRates ? this.#tick() : 0,
+          ),
         );
       } catch (error) {
         const failure = toBrokerError(error);
@@ -1035,6 +1082,11 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         throw new BrokerError("INTERNAL", why);
       },
     );
+  }
+
+  /** The elapsed clock in whole milliseconds: orders within one share an entry of the rate window. */
+  #tick(): number {
+    return Math.floor(this.#elapsed.now());
   }
 
   #iso(): string {
