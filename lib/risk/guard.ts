@@ -87,6 +87,16 @@ interface RiskEvents {
 /** Reads of positions and the book before the guard takes them although orders kept filling. */
 const SEED_ATTEMPTS = 5;
 
+/**
+ * After an unknown outcome the book is read again (a seed) to settle it: first after this long,
+ * so a request still on its way has landed, then twice as long after each read that failed (up to
+ * UNKNOWN_READ_MAX_MS), and after UNKNOWN_READS failed reads the guard says so and leaves it to
+ * the next reconnect.
+ */
+const UNKNOWN_READ_MS = 200;
+const UNKNOWN_READ_MAX_MS = 1600;
+const UNKNOWN_READS = 5;
+
 const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
 const STRICTNESS: Record<TradingState, number> = { ACTIVE: 0, REDUCING: 1, HALTED: 2 };
 const FIGURES = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
@@ -161,6 +171,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** Armed for pnl_check_ms after each check; fills and quotes meanwhile only mark one as due. */
   #pnlTimer: NodeJS.Timeout | undefined;
   #pnlDue = false;
+  /** The read that will settle unknown outcomes, while one is due; and the reads failed since. */
+  #unknownTimer: NodeJS.Timeout | undefined;
+  #unknownReadsFailed = 0;
   #closed = false;
 
   constructor(broker: BrokerInterface, options: RiskGuardOptions = {}) {
@@ -226,10 +239,17 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#checkPnl();
   }
 
+  /** Placements and enlarging modifies whose outcome is not known yet: they count as exposure. */
+  get unknownOutcomes(): number {
+    return this.#exposure.unknownOutcomes;
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#pnlTimer);
     this.#pnlTimer = undefined;
+    clearTimeout(this.#unknownTimer);
+    this.#unknownTimer = undefined;
     await this.broker.close();
     await this.#pnlCheck;
     await this.#writing;
@@ -348,8 +368,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       snapshot = await this.broker.modifyOrder(orderId, changes);
     } catch (error) {
       if (instrument !== undefined) {
-        if (outcomeUnknown(error)) exposure.keepUnknown(instrument, order.side, added, false);
-        else exposure.release(instrument, order.side, added);
+        if (outcomeUnknown(error)) {
+          exposure.keepUnknown(instrument, order.side, added, false);
+          this.#readAfterUnknown();
+        } else exposure.release(instrument, order.side, added);
       }
       throw error;
     }
@@ -730,8 +752,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       },
       (error: unknown) => {
         // The order may exist: it counts until the broker's own book shows whether it does.
-        if (outcomeUnknown(error)) exposure.keepUnknown(instrument, side, quantity, true);
-        else exposure.settle(instrument, side, quantity);
+        if (outcomeUnknown(error)) {
+          exposure.keepUnknown(instrument, side, quantity, true);
+          this.#readAfterUnknown();
+        } else exposure.settle(instrument, side, quantity);
       },
     );
     return placed;
@@ -753,8 +777,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         exposure.onOrder(snapshot);
       },
       (error: unknown) => {
-        if (outcomeUnknown(error)) exposure.keepUnknownFlight(flight);
-        else exposure.land(flight);
+        if (outcomeUnknown(error)) {
+          exposure.keepUnknownFlight(flight);
+          this.#readAfterUnknown();
+        } else exposure.land(flight);
       },
     );
     return placed;
@@ -860,6 +886,43 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           (Reflect.apply(emit, undefined, arguments) as boolean);
     };
     broker.emit = watched as typeof broker.emit;
+  }
+
+  /**
+   * An outcome is unknown: read the book again soon rather than at the next reconnect, which may
+   * never come (a lost answer on a live link). Until then the order counts, so waiting only ever
+   * refuses too much; but an order with no client_order_id has no event to settle it, and would
+   * otherwise hold its quantity against every limit for as long as the connection stays up.
+   */
+  #readAfterUnknown(): void {
+    if (this.#unknownTimer !== undefined || this.#closed || this.#exposure.unknownOutcomes === 0) return;
+    const delay = Math.min(UNKNOWN_READ_MS * 2 ** this.#unknownReadsFailed, UNKNOWN_READ_MAX_MS);
+    this.#unknownTimer = setTimeout(() => {
+      this.#unknownTimer = undefined;
+      if (this.#closed || this.#exposure.unknownOutcomes === 0) return;
+      // Not connected: the reconnect's own read settles them.
+      if (this.broker.state !== "connected") return;
+      this.#seed().then(
+        () => {
+          this.#unknownReadsFailed = 0;
+          // Those that came during the read wait for the next one.
+          this.#readAfterUnknown();
+        },
+        (error: unknown) => {
+          this.#unknownReadsFailed += 1;
+          const why = toBrokerError(error).message;
+          if (this.#unknownReadsFailed < UNKNOWN_READS) this.#readAfterUnknown();
+          else {
+            this.#log.error(
+              `risk guard: ${this.#exposure.unknownOutcomes} orders of unknown outcome still count as exposure: ` +
+                `${UNKNOWN_READS} reads of the book failed (last: ${why}); the next reconnect reads it again`,
+            );
+            this.#unknownReadsFailed = 0;
+          }
+        },
+      );
+    }, delay);
+    this.#unknownTimer.unref();
   }
 
   #onState(state: unknown): void {
