@@ -62,7 +62,8 @@ export interface KillOptions {
 }
 
 export interface KillFailure {
-  action: "cancel" | "delete_gtt" | "flatten";
+  /** save_state: the new state holds in this process, but the state file could not be written. */
+  action: "cancel" | "delete_gtt" | "flatten" | "save_state";
   id: string;
   code: string;
   message: string;
@@ -82,6 +83,8 @@ export interface KillOutcome {
 
 interface RiskEvents {
   event: [event: RiskEvent];
+  /** The state file could not be written (why), or can be again (undefined): statuses show it. */
+  unsaved: [why: string | undefined];
 }
 
 /** Reads of positions and the book before the guard takes them although orders kept filling. */
@@ -257,18 +260,51 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   // #region state
 
-  /** Moves to `state`, durably first: the change is reported once it survives a restart. */
+  /**
+   * Why the trading state cannot be saved ("cannot save the trading state to <file>: <cause>"),
+   * or undefined: while set, no new exposure goes out and every node's status says so.
+   */
+  get unsaved(): string | undefined {
+    return this.#unsaved;
+  }
+
+  /**
+   * Moves to `state`, durably first: the change is reported once it survives a restart. A
+   * stricter state the disk cannot keep still holds in this process and is reported (so every
+   * status shows it), and then rejects RISK naming the file; a looser one is not made at all.
+   */
   async setState(state: TradingState, by: string, reason: string): Promise<void> {
+    const unsaved = await this.#changeState(state, by, reason);
+    if (unsaved !== undefined) throw unsaved;
+  }
+
+  /** setState, with a stricter state the disk could not keep answered (not thrown) as the error. */
+  async #changeState(state: TradingState, by: string, reason: string): Promise<BrokerError | undefined> {
     await this.load();
     const previous = this.#record.state;
     const next: RiskStateRecord = { ...this.#record, state, by, reason, at: this.#iso() };
+    let unsaved: BrokerError | undefined;
     if (STRICTNESS[state] >= STRICTNESS[previous]) {
       // Stricter at once, even if the disk then fails: refusing is the safe side.
       this.#record = next;
-      await this.#persist();
+      try {
+        await this.#persist();
+      } catch (error) {
+        unsaved = new BrokerError(
+          "RISK",
+          `trading is ${state} in this process only: ${this.#unsaved ?? toBrokerError(error).message}; a restart would not keep it, and no new orders go out until it is saved (state_file)`,
+        );
+      }
     } else {
       // Looser only once it is saved: a resume the disk did not keep would be undone by a restart.
-      await this.#persist(next);
+      try {
+        await this.#persist(next);
+      } catch (error) {
+        throw new BrokerError(
+          "RISK",
+          `trading stays ${previous}: ${this.#unsaved ?? toBrokerError(error).message}; it becomes ${state} only once that can be saved (state_file)`,
+        );
+      }
       this.#record = { ...next, ...this.#dayOf(this.#record) };
     }
     const line = `trading ${state} (was ${previous}) by ${by}: ${reason}`;
@@ -282,6 +318,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       reason,
       timestamp: this.#record.at,
     });
+    return unsaved;
   }
 
   /**
@@ -299,7 +336,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       throw new BrokerError("VALIDATION", `command: must be one of ${KILL_COMMANDS.join(", ")}`);
     }
     const previous = this.tradingState;
-    await this.setState(STATE_OF[command], by, reason);
+    // A halt the disk cannot keep still holds here: the cancels and closes asked for go ahead.
+    const unsaved = await this.#changeState(STATE_OF[command], by, reason);
     const outcome: KillOutcome = {
       state: this.tradingState,
       previous,
@@ -310,6 +348,14 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       placed: [],
       failures: [],
     };
+    if (unsaved !== undefined) {
+      outcome.failures.push({
+        action: "save_state",
+        id: this.#stateFile ?? "",
+        code: unsaved.code,
+        message: unsaved.message,
+      });
+    }
     if (options.cancel === true || options.flatten === true) await this.#cancelEverything(outcome);
     if (options.flatten === true) await this.#flatten(outcome, by);
     return outcome;
@@ -550,7 +596,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           this.#retrying = undefined;
         });
     }
-    return { limit: "state_file", message: `${why}; ${allowed} until it can be saved` };
+    const state = this.#record.state;
+    const held = state === "ACTIVE" ? "" : `trading is ${state} (${this.#record.reason}) and `;
+    return { limit: "state_file", message: `${held}${why}; ${allowed} until it can be saved` };
   }
 
   /** Allowed symbols and the trading window: the same for orders and GTTs. */
@@ -1134,15 +1182,21 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#writing = write.catch(() => undefined);
     return write.then(
       () => {
-        if (this.#unsaved !== undefined)
-          this.#log.info(`risk guard: the trading state is saved to ${file} again`);
+        if (this.#unsaved === undefined) return;
+        this.#log.info(`risk guard: the trading state is saved to ${file} again`);
         this.#unsaved = undefined;
+        this.emit("unsaved", undefined);
       },
       (error: unknown) => {
         const why = `cannot save the trading state to ${file}: ${toBrokerError(error).message}`;
-        if (this.#unsaved === undefined) this.#log.error(why);
+        const first = this.#unsaved === undefined;
         this.#unsaved = why;
-        throw new BrokerError("INTERNAL", why);
+        if (first) {
+          this.#log.error(why);
+          this.emit("unsaved", why);
+        }
+        // RISK, not INTERNAL: the guard refuses because of it, and says which file.
+        throw new BrokerError("RISK", `${why} (state_file)`);
       },
     );
   }
