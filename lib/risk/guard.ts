@@ -174,6 +174,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** Armed for pnl_check_ms after each check; fills and quotes meanwhile only mark one as due. */
   #pnlTimer: NodeJS.Timeout | undefined;
   #pnlDue = false;
+  /** The last P&L this process read, and the IST day of the check that read it. */
+  #lastPnl: { day: string; pnl: number } | undefined;
   /** The read that will settle unknown outcomes, while one is due; and the reads failed since. */
   #unknownTimer: NodeJS.Timeout | undefined;
   #unknownReadsFailed = 0;
@@ -1027,11 +1029,19 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const account = await this.broker.getAccount();
     const pnl = account.realized_pnl + account.unrealized_pnl;
     const day = istDay(now);
-    const kept = this.#record.day;
+    const last = this.#lastPnl;
+    this.#lastPnl = { day, pnl };
+    let kept = this.#record.day;
     if (kept === undefined || this.#record.day_start_pnl === undefined || day > kept) {
-      this.#record = { ...this.#record, day, day_start_pnl: pnl };
-      await this.#persist();
-      return;
+      // The day starts where the P&L stood at midnight. The first read of the day comes after the
+      // move that asked for it (a fill or a quote after midnight), so taken alone as the start it
+      // would forgive that move; the last read of an earlier day is the P&L nothing had moved
+      // since, as far as this process saw. The higher of the two counts the move today.
+      const start = last !== undefined && last.day < day ? Math.max(last.pnl, pnl) : pnl;
+      this.#record = { ...this.#record, day, day_start_pnl: start };
+      kept = day;
+      // A start that cannot be saved blocks new orders (#unsaved); the loss is still checked.
+      await this.#persist().catch(() => undefined);
     }
     // The clock stepped back over midnight: the day already begun goes on; counting it again
     // would forget its loss (and count a second start when the clock comes forward).
@@ -1040,7 +1050,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         `risk guard: the clock reads ${day}, before the trading day ${kept} already begun; keeping ${kept}`,
       );
     }
-    const loss = this.#record.day_start_pnl - pnl;
+    const loss = this.#record.day_start_pnl! - pnl;
     if (loss < max || this.#record.state !== "ACTIVE" || this.#closed) return;
     const reason = `daily loss ${fmt(max)} reached (lost ${fmt(loss)} since the start of ${kept})`;
     await this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
