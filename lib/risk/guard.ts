@@ -40,7 +40,14 @@ export interface RiskGuardOptions {
    * restored from elsewhere) is not believed, and trading halts until a person resumes.
    */
   account?: string;
+  /** The wall clock: the trading window and the trading day follow it. */
   clock?: { now(): number };
+  /**
+   * Milliseconds from any fixed start, never stepping back or jumping (performance.now by
+   * default): the rate windows follow it, so a wall clock stepped by NTP or by hand neither frees
+   * a second burst (forward) nor blocks orders for as long as it stepped (back).
+   */
+  elapsed?: { now(): number };
   log?: BrokerLogger;
 }
 
@@ -55,7 +62,8 @@ export interface KillOptions {
 }
 
 export interface KillFailure {
-  action: "cancel" | "delete_gtt" | "flatten";
+  /** save_state: the new state holds in this process, but the state file could not be written. */
+  action: "cancel" | "delete_gtt" | "flatten" | "save_state";
   id: string;
   code: string;
   message: string;
@@ -75,10 +83,22 @@ export interface KillOutcome {
 
 interface RiskEvents {
   event: [event: RiskEvent];
+  /** The state file could not be written (why), or can be again (undefined): statuses show it. */
+  unsaved: [why: string | undefined];
 }
 
 /** Reads of positions and the book before the guard takes them although orders kept filling. */
 const SEED_ATTEMPTS = 5;
+
+/**
+ * After an unknown outcome the book is read again (a seed) to settle it: first after this long,
+ * so a request still on its way has landed, then twice as long after each read that failed (up to
+ * UNKNOWN_READ_MAX_MS), and after UNKNOWN_READS failed reads the guard says so and leaves it to
+ * the next reconnect.
+ */
+const UNKNOWN_READ_MS = 200;
+const UNKNOWN_READ_MAX_MS = 1600;
+const UNKNOWN_READS = 5;
 
 const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
 const STRICTNESS: Record<TradingState, number> = { ACTIVE: 0, REDUCING: 1, HALTED: 2 };
@@ -131,12 +151,13 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** A retry of that write, while one runs. */
   #retrying: Promise<void> | undefined;
   readonly #clock: { now(): number };
+  readonly #elapsed: { now(): number };
   readonly #log: BrokerLogger;
   readonly #exposure = new Exposure();
   readonly #rates = new RateWindow();
   readonly #countRates: boolean;
-  /** Whether an order needs the time at all (a rate limit or a trading window is set). */
-  readonly #timed: boolean;
+  /** Whether an order needs the wall clock at all (a trading window is set). */
+  readonly #windowed: boolean;
   /** Where each order's checked fields are read to: one object, not one per order. */
   readonly #fields: CheckedFields = newCheckedFields();
   readonly #allowed: ReadonlySet<string> | undefined;
@@ -153,6 +174,11 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** Armed for pnl_check_ms after each check; fills and quotes meanwhile only mark one as due. */
   #pnlTimer: NodeJS.Timeout | undefined;
   #pnlDue = false;
+  /** The last P&L this process read, and the IST day of the check that read it. */
+  #lastPnl: { day: string; pnl: number } | undefined;
+  /** The read that will settle unknown outcomes, while one is due; and the reads failed since. */
+  #unknownTimer: NodeJS.Timeout | undefined;
+  #unknownReadsFailed = 0;
   #closed = false;
 
   constructor(broker: BrokerInterface, options: RiskGuardOptions = {}) {
@@ -162,12 +188,13 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#stateFile = options.stateFile;
     this.#account = options.account;
     this.#clock = options.clock ?? { now: () => Date.now() };
+    this.#elapsed = options.elapsed ?? performance;
     this.#log = options.log ?? silentLogger;
     this.#allowed =
       this.settings.allowed_symbols === undefined ? undefined : new Set(this.settings.allowed_symbols);
     this.#countRates =
       this.settings.max_orders_per_second !== undefined || this.settings.max_orders_per_minute !== undefined;
-    this.#timed = this.#countRates || this.settings.trading_window !== undefined;
+    this.#windowed = this.settings.trading_window !== undefined;
     this.#record = {
       version: 1,
       state: "ACTIVE",
@@ -217,10 +244,17 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#checkPnl();
   }
 
+  /** Placements and enlarging modifies whose outcome is not known yet: they count as exposure. */
+  get unknownOutcomes(): number {
+    return this.#exposure.unknownOutcomes;
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#pnlTimer);
     this.#pnlTimer = undefined;
+    clearTimeout(this.#unknownTimer);
+    this.#unknownTimer = undefined;
     await this.broker.close();
     await this.#pnlCheck;
     await this.#writing;
@@ -228,18 +262,51 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   // #region state
 
-  /** Moves to `state`, durably first: the change is reported once it survives a restart. */
+  /**
+   * Why the trading state cannot be saved ("cannot save the trading state to <file>: <cause>"),
+   * or undefined: while set, no new exposure goes out and every node's status says so.
+   */
+  get unsaved(): string | undefined {
+    return this.#unsaved;
+  }
+
+  /**
+   * Moves to `state`, durably first: the change is reported once it survives a restart. A
+   * stricter state the disk cannot keep still holds in this process and is reported (so every
+   * status shows it), and then rejects RISK naming the file; a looser one is not made at all.
+   */
   async setState(state: TradingState, by: string, reason: string): Promise<void> {
+    const unsaved = await this.#changeState(state, by, reason);
+    if (unsaved !== undefined) throw unsaved;
+  }
+
+  /** setState, with a stricter state the disk could not keep answered (not thrown) as the error. */
+  async #changeState(state: TradingState, by: string, reason: string): Promise<BrokerError | undefined> {
     await this.load();
     const previous = this.#record.state;
     const next: RiskStateRecord = { ...this.#record, state, by, reason, at: this.#iso() };
+    let unsaved: BrokerError | undefined;
     if (STRICTNESS[state] >= STRICTNESS[previous]) {
       // Stricter at once, even if the disk then fails: refusing is the safe side.
       this.#record = next;
-      await this.#persist();
+      try {
+        await this.#persist();
+      } catch (error) {
+        unsaved = new BrokerError(
+          "RISK",
+          `trading is ${state} in this process only: ${this.#unsaved ?? toBrokerError(error).message}; a restart would not keep it, and no new orders go out until it is saved (state_file)`,
+        );
+      }
     } else {
       // Looser only once it is saved: a resume the disk did not keep would be undone by a restart.
-      await this.#persist(next);
+      try {
+        await this.#persist(next);
+      } catch (error) {
+        throw new BrokerError(
+          "RISK",
+          `trading stays ${previous}: ${this.#unsaved ?? toBrokerError(error).message}; it becomes ${state} only once that can be saved (state_file)`,
+        );
+      }
       this.#record = { ...next, ...this.#dayOf(this.#record) };
     }
     const line = `trading ${state} (was ${previous}) by ${by}: ${reason}`;
@@ -253,6 +320,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       reason,
       timestamp: this.#record.at,
     });
+    return unsaved;
   }
 
   /**
@@ -270,7 +338,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       throw new BrokerError("VALIDATION", `command: must be one of ${KILL_COMMANDS.join(", ")}`);
     }
     const previous = this.tradingState;
-    await this.setState(STATE_OF[command], by, reason);
+    // A halt the disk cannot keep still holds here: the cancels and closes asked for go ahead.
+    const unsaved = await this.#changeState(STATE_OF[command], by, reason);
     const outcome: KillOutcome = {
       state: this.tradingState,
       previous,
@@ -281,6 +350,14 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       placed: [],
       failures: [],
     };
+    if (unsaved !== undefined) {
+      outcome.failures.push({
+        action: "save_state",
+        id: this.#stateFile ?? "",
+        code: unsaved.code,
+        message: unsaved.message,
+      });
+    }
     if (options.cancel === true || options.flatten === true) await this.#cancelEverything(outcome);
     if (options.flatten === true) await this.#flatten(outcome, by);
     return outcome;
@@ -295,9 +372,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     let fields: CheckedFields;
     let request: OrderRequestInput = input;
     let instrument: Instrument;
-    // One clock read serves the window, the rate check and the rate record of this order, and
-    // none is made when no limit needs the time (a read costs about 0.1 µs on a virtual machine).
-    const now = this.#timed ? this.#clock.now() : 0;
+    // One read of each clock serves the window, the rate check and the rate record of this order,
+    // and none is made when no limit needs it (a read costs about 0.1 µs on a virtual machine).
+    const now = this.#windowed ? this.#clock.now() : 0;
+    const tick = this.#countRates ? this.#tick() : 0;
     try {
       let read = readCheckedFields(input, this.#fields);
       if (read === undefined) {
@@ -310,13 +388,13 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       // An instrument never seen is judged as a blank and only held once an order goes out, so
       // refused orders for made-up symbols leave nothing behind.
       instrument = known ?? blankInstrument(fields.exchange, fields.symbol);
-      const refusal = this.#placeRefusal(fields, instrument, now);
+      const refusal = this.#placeRefusal(fields, instrument, now, tick);
       if (refusal !== undefined) throw this.#deny("placeOrder", refusal, fields.symbol, request);
       if (known === undefined) instrument = this.#exposure.instrument(fields.exchange, fields.symbol);
     } catch (error) {
       return Promise.reject(toBrokerError(error));
     }
-    return this.#send(instrument, fields, request, now);
+    return this.#send(instrument, fields, request, tick);
   }
 
   async modifyOrder(orderId: string, input: OrderChangesType): Promise<OrderSnapshot> {
@@ -326,7 +404,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     if (refusal !== undefined) {
       throw this.#deny("modifyOrder", refusal, order.symbol, { order_id: orderId, ...changes });
     }
-    if (this.#countRates) this.#rates.record(this.#clock.now());
+    if (this.#countRates) this.#rates.record(this.#tick());
     // What the modify adds counts from now until it is answered: modifies checked meanwhile (and
     // places) see it, as they see an order in flight.
     const exposure = this.#exposure;
@@ -338,8 +416,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       snapshot = await this.broker.modifyOrder(orderId, changes);
     } catch (error) {
       if (instrument !== undefined) {
-        if (outcomeUnknown(error)) exposure.keepUnknown(instrument, order.side, added, false);
-        else exposure.release(instrument, order.side, added);
+        if (outcomeUnknown(error)) {
+          exposure.keepUnknown(instrument, order.side, added, false);
+          this.#readAfterUnknown();
+        } else exposure.release(instrument, order.side, added);
       }
       throw error;
     }
@@ -389,6 +469,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     request: CheckedFields,
     instrument: Instrument,
     now: number,
+    tick: number,
   ): { limit: string; message: string } | undefined {
     const s = this.settings;
     const { side, quantity } = request;
@@ -425,7 +506,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         message: `max open orders ${fmt(s.max_open_orders)}: ${fmt(this.#exposure.openOrders)} open or in flight`,
       };
     }
-    return this.#rateRefusal(now);
+    return this.#rateRefusal(tick);
   }
 
   #modifyRefusal(
@@ -474,7 +555,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       const position = this.#positionRefusal(instrument, order.side, added);
       if (position !== undefined) return position;
     }
-    return this.#rateRefusal(this.#clock.now());
+    return this.#countRates ? this.#rateRefusal(this.#tick()) : undefined;
   }
 
   #gttRefusal(request: GttRequest): { limit: string; message: string } | undefined {
@@ -517,7 +598,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           this.#retrying = undefined;
         });
     }
-    return { limit: "state_file", message: `${why}; ${allowed} until it can be saved` };
+    const state = this.#record.state;
+    const held = state === "ACTIVE" ? "" : `trading is ${state} (${this.#record.reason}) and `;
+    return { limit: "state_file", message: `${held}${why}; ${allowed} until it can be saved` };
   }
 
   /** Allowed symbols and the trading window: the same for orders and GTTs. */
@@ -629,11 +712,12 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     return undefined;
   }
 
-  #rateRefusal(now: number): { limit: string; message: string } | undefined {
+  /** `tick`: the elapsed clock's time, not the wall clock's. */
+  #rateRefusal(tick: number): { limit: string; message: string } | undefined {
     if (!this.#countRates) return undefined;
     const s = this.settings;
     if (s.max_orders_per_second !== undefined) {
-      const sent = this.#rates.count(now, 1000);
+      const sent = this.#rates.count(tick, 1000);
       if (sent >= s.max_orders_per_second) {
         return {
           limit: "max_orders_per_second",
@@ -642,7 +726,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       }
     }
     if (s.max_orders_per_minute !== undefined) {
-      const sent = this.#rates.count(now, 60_000);
+      const sent = this.#rates.count(tick, 60_000);
       if (sent >= s.max_orders_per_minute) {
         return {
           limit: "max_orders_per_minute",
@@ -694,9 +778,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     instrument: Instrument,
     fields: { side: Side; quantity: number },
     request: OrderRequestInput,
-    now: number,
+    tick: number,
   ): Promise<OrderSnapshot> {
-    if (this.#countRates) this.#rates.record(now);
+    if (this.#countRates) this.#rates.record(tick);
     const { side, quantity } = fields;
     const exposure = this.#exposure;
     const clientId = (request as { client_order_id?: unknown }).client_order_id;
@@ -718,8 +802,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       },
       (error: unknown) => {
         // The order may exist: it counts until the broker's own book shows whether it does.
-        if (outcomeUnknown(error)) exposure.keepUnknown(instrument, side, quantity, true);
-        else exposure.settle(instrument, side, quantity);
+        if (outcomeUnknown(error)) {
+          exposure.keepUnknown(instrument, side, quantity, true);
+          this.#readAfterUnknown();
+        } else exposure.settle(instrument, side, quantity);
       },
     );
     return placed;
@@ -741,8 +827,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         exposure.onOrder(snapshot);
       },
       (error: unknown) => {
-        if (outcomeUnknown(error)) exposure.keepUnknownFlight(flight);
-        else exposure.land(flight);
+        if (outcomeUnknown(error)) {
+          exposure.keepUnknownFlight(flight);
+          this.#readAfterUnknown();
+        } else exposure.land(flight);
       },
     );
     return placed;
@@ -787,10 +875,40 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           );
         }
         this.#exposure.seed(positions, after, read);
+        if (!this.#seeded && this.#countRates) this.#countSentBefore(after);
         this.#seeded = true;
         return;
       }
     }
+  }
+
+  /**
+   * A new guard (a restart, a redeploy) starts with empty rate windows, which would make the
+   * orders the last one sent just before it a free burst. The book says when its orders were
+   * placed: those placed within the last minute count again, as sent that long ago. Judged
+   * conservatively: an order placed "in the future" (the wall clock stepped back since) counts as
+   * sent now, and an open order changed since its placement counts once more (it may have been
+   * modified; a fill changes it too, and the surplus leaves the window within the minute).
+   */
+  #countSentBefore(book: readonly OrderSnapshot[]): void {
+    const wall = this.#clock.now();
+    const ago: number[] = [];
+    const within = (at: string): void => {
+      const age = wall - Date.parse(at);
+      if (age < 60_000) ago.push(Math.max(0, age));
+    };
+    for (const order of book) {
+      within(order.placed_at);
+      if (!isTerminal(order.status) && order.timestamp !== order.placed_at) within(order.timestamp);
+    }
+    if (ago.length === 0) return;
+    const tick = this.#tick();
+    // Oldest first: the window takes its times in order.
+    ago.sort((a, b) => b - a);
+    for (const age of ago) this.#rates.record(tick - age);
+    this.#log.info(
+      `risk guard: ${ago.length} orders the book shows sent within the last minute count towards the rate limits`,
+    );
   }
 
   #watch(): void {
@@ -818,6 +936,43 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           (Reflect.apply(emit, undefined, arguments) as boolean);
     };
     broker.emit = watched as typeof broker.emit;
+  }
+
+  /**
+   * An outcome is unknown: read the book again soon rather than at the next reconnect, which may
+   * never come (a lost answer on a live link). Until then the order counts, so waiting only ever
+   * refuses too much; but an order with no client_order_id has no event to settle it, and would
+   * otherwise hold its quantity against every limit for as long as the connection stays up.
+   */
+  #readAfterUnknown(): void {
+    if (this.#unknownTimer !== undefined || this.#closed || this.#exposure.unknownOutcomes === 0) return;
+    const delay = Math.min(UNKNOWN_READ_MS * 2 ** this.#unknownReadsFailed, UNKNOWN_READ_MAX_MS);
+    this.#unknownTimer = setTimeout(() => {
+      this.#unknownTimer = undefined;
+      if (this.#closed || this.#exposure.unknownOutcomes === 0) return;
+      // Not connected: the reconnect's own read settles them.
+      if (this.broker.state !== "connected") return;
+      this.#seed().then(
+        () => {
+          this.#unknownReadsFailed = 0;
+          // Those that came during the read wait for the next one.
+          this.#readAfterUnknown();
+        },
+        (error: unknown) => {
+          this.#unknownReadsFailed += 1;
+          const why = toBrokerError(error).message;
+          if (this.#unknownReadsFailed < UNKNOWN_READS) this.#readAfterUnknown();
+          else {
+            this.#log.error(
+              `risk guard: ${this.#exposure.unknownOutcomes} orders of unknown outcome still count as exposure: ` +
+                `${UNKNOWN_READS} reads of the book failed (last: ${why}); the next reconnect reads it again`,
+            );
+            this.#unknownReadsFailed = 0;
+          }
+        },
+      );
+    }, delay);
+    this.#unknownTimer.unref();
   }
 
   #onState(state: unknown): void {
@@ -874,11 +1029,19 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const account = await this.broker.getAccount();
     const pnl = account.realized_pnl + account.unrealized_pnl;
     const day = istDay(now);
-    const kept = this.#record.day;
+    const last = this.#lastPnl;
+    this.#lastPnl = { day, pnl };
+    let kept = this.#record.day;
     if (kept === undefined || this.#record.day_start_pnl === undefined || day > kept) {
-      this.#record = { ...this.#record, day, day_start_pnl: pnl };
-      await this.#persist();
-      return;
+      // The day starts where the P&L stood at midnight. The first read of the day comes after the
+      // move that asked for it (a fill or a quote after midnight), so taken alone as the start it
+      // would forgive that move; the last read of an earlier day is the P&L nothing had moved
+      // since, as far as this process saw. The higher of the two counts the move today.
+      const start = last !== undefined && last.day < day ? Math.max(last.pnl, pnl) : pnl;
+      this.#record = { ...this.#record, day, day_start_pnl: start };
+      kept = day;
+      // A start that cannot be saved blocks new orders (#unsaved); the loss is still checked.
+      await this.#persist().catch(() => undefined);
     }
     // The clock stepped back over midnight: the day already begun goes on; counting it again
     // would forget its loss (and count a second start when the clock comes forward).
@@ -887,7 +1050,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         `risk guard: the clock reads ${day}, before the trading day ${kept} already begun; keeping ${kept}`,
       );
     }
-    const loss = this.#record.day_start_pnl - pnl;
+    const loss = this.#record.day_start_pnl! - pnl;
     if (loss < max || this.#record.state !== "ACTIVE" || this.#closed) return;
     const reason = `daily loss ${fmt(max)} reached (lost ${fmt(loss)} since the start of ${kept})`;
     await this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
@@ -951,7 +1114,12 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
           tag: "killswitch",
         };
         outcome.placed.push(
-          await this.#send(instrument, { ...position, side, quantity }, request, this.#clock.now()),
+          await this.#send(
+            instrument,
+            { ...position, side, quantity },
+            request,
+            this.#countRates ? this.#tick() : 0,
+          ),
         );
       } catch (error) {
         const failure = toBrokerError(error);
@@ -1024,17 +1192,28 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#writing = write.catch(() => undefined);
     return write.then(
       () => {
-        if (this.#unsaved !== undefined)
-          this.#log.info(`risk guard: the trading state is saved to ${file} again`);
+        if (this.#unsaved === undefined) return;
+        this.#log.info(`risk guard: the trading state is saved to ${file} again`);
         this.#unsaved = undefined;
+        this.emit("unsaved", undefined);
       },
       (error: unknown) => {
         const why = `cannot save the trading state to ${file}: ${toBrokerError(error).message}`;
-        if (this.#unsaved === undefined) this.#log.error(why);
+        const first = this.#unsaved === undefined;
         this.#unsaved = why;
-        throw new BrokerError("INTERNAL", why);
+        if (first) {
+          this.#log.error(why);
+          this.emit("unsaved", why);
+        }
+        // RISK, not INTERNAL: the guard refuses because of it, and says which file.
+        throw new BrokerError("RISK", `${why} (state_file)`);
       },
     );
+  }
+
+  /** The elapsed clock in whole milliseconds: orders within one share an entry of the rate window. */
+  #tick(): number {
+    return Math.floor(this.#elapsed.now());
   }
 
   #iso(): string {

@@ -17,7 +17,12 @@ export class RateWindow {
   /** The time advanced to last: checking and recording one order advance once. */
   #at = Number.NaN;
 
-  record(now: number): void {
+  /**
+   * `now` never goes back in use (an elapsed clock); should it, the order counts as sent at the
+   * latest time seen, which keeps it in the windows longer rather than not at all.
+   */
+  record(at: number): void {
+    const now = at < this.#at ? this.#at : at;
     this.#advance(now);
     const last = this.#times.length - 1;
     if (last >= this.#second && this.#times[last] === now) this.#counts[last]! += 1;

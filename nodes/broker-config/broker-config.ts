@@ -447,6 +447,13 @@ export = function (RED: NodeAPI): void {
         stateStatus: (state) => statusForState(state, RED._),
         tradingStatus: (guard: RiskGuard) => {
           const record = guard.stateRecord;
+          // Nothing new goes out while the state file cannot be written, whatever the state.
+          const unsaved = guard.unsaved;
+          if (unsaved !== undefined) {
+            return failureStatus(
+              RED._("trading-broker.status.unsaved", { state: record.state.toLowerCase(), reason: unsaved }),
+            );
+          }
           if (record.state === "ACTIVE") return undefined;
           const key = record.state === "HALTED" ? "halted" : "reducing";
           const text = RED._(`trading-broker.status.${key}`, { reason: record.reason });

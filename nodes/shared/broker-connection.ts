@@ -304,15 +304,22 @@ export class BrokerConnection {
         this.#push(this.#statusFor(broker, broker.state));
       }
     };
+    // The state file could not be written (or can be again): statuses say so.
+    const onUnsaved = (): void => {
+      if (this.#broker === broker && this.#refused === undefined)
+        this.#push(this.#statusFor(broker, broker.state));
+    };
     const guard = isGuarded(broker) ? broker.risk : undefined;
     broker.on("state", onState);
     broker.on("error", onError);
     guard?.on("event", onRisk);
+    guard?.on("unsaved", onUnsaved);
     this.#broker = broker;
     this.#detachBroker = () => {
       broker.off("state", onState);
       broker.off("error", onError);
       guard?.off("event", onRisk);
+      guard?.off("unsaved", onUnsaved);
     };
     return broker;
   }

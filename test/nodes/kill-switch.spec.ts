@@ -122,6 +122,49 @@ describe("trading-kill-switch", function () {
     assert.equal((placed.payload as OrderSnapshot).status, "FILLED");
   });
 
+  it("a halt on a full disk holds, every node shows it is not saved, and the outcome says RISK (state_file)", async function () {
+    await helper.load(NODES, flow());
+    const broker = await paperBroker();
+    broker.setPrice("INFY", 1500);
+    await place({ symbol: "INFY", side: "BUY", quantity: 3 });
+    const stateFile = path.join(userDir, "trading-broker", "risk-paper-test.json");
+    fs.mkdirSync(path.dirname(stateFile), { recursive: true });
+    // Every write of the state file fails ENOSPC, as on a full disk.
+    fs.symlinkSync("/dev/full", `${stateFile}.tmp`);
+    const outcome = await kill({ command: "halt", flatten: true });
+    assert.equal(outcome.state, "HALTED");
+    assert.deepEqual(
+      outcome.failures.map((f) => [f.action, f.code]),
+      [["save_state", "RISK"]],
+    );
+    assert.match(
+      outcome.failures[0]!.message,
+      /trading is HALTED in this process only: cannot save the trading state to .*risk-paper-test\.json: .*ENOSPC.*\(state_file\)$/,
+    );
+    // The close asked for still ran.
+    assert.deepEqual(
+      outcome.placed.map((o) => [o.symbol, o.side, o.quantity]),
+      [["INFY", "SELL", 3]],
+    );
+    for (const id of ["p1", "k1"]) {
+      await statusMatching(
+        id,
+        (s) => s.fill === "red" && s.shape === "dot" && s.text === "trading-broker.status.unsaved",
+      );
+    }
+    const refused = (await place({ symbol: "INFY", side: "BUY", quantity: 1 })) as unknown as Caught;
+    assert.match(
+      refused.error.message,
+      /trading is HALTED \(halt\) and cannot save the trading state to .*risk-paper-test\.json.*\(state_file\)/,
+    );
+    // Mended: the next refused order retries the write; the halt is then on disk and shown as such.
+    fs.rmSync(`${stateFile}.tmp`);
+    await place({ symbol: "INFY", side: "BUY", quantity: 1 });
+    // The kill switch's status: place-order shows its own refusal, which may come after.
+    await statusMatching("k1", (s) => s.fill === "red" && s.text === "trading-broker.status.halted");
+    assert.equal(JSON.parse(fs.readFileSync(stateFile, "utf8")).state, "HALTED");
+  });
+
   it("flatten cancels every open order and closes every position with MARKET orders", async function () {
     await helper.load(NODES, flow());
     const broker = await paperBroker();

@@ -105,7 +105,7 @@ async function run(settings: RiskSettings, steps: readonly Step[]): Promise<void
     reached++;
     return modify(id, c);
   };
-  const broker = guardBroker(inner, { settings, clock });
+  const broker = guardBroker(inner, { settings, clock, elapsed: clock });
   const last = new Map<Sym, number>([
     ["INFY", 1500],
     ["TCS", 3500],

@@ -43,7 +43,9 @@ async function rig(settings: RiskSettingsInput, stateFile?: string, start = MOND
   };
   const broker = guardBroker(
     inner,
-    stateFile === undefined ? { settings, clock } : { settings, clock, stateFile },
+    stateFile === undefined
+      ? { settings, clock, elapsed: clock }
+      : { settings, clock, elapsed: clock, stateFile },
   );
   const events: RiskEvent[] = [];
   broker.risk.on("event", (event) => events.push(event));

@@ -32,7 +32,7 @@ async function rig(
 ): Promise<{ paper: PaperBroker; broker: Guarded<PaperBroker> }> {
   const clock = new ManualClock(MONDAY_10_IST);
   const paper = new PaperBroker({ seed: 1, volatility: 0, spread_bps: 0, slippage_bps: 0 }, { clock });
-  const broker = guardBroker(paper, { settings, clock });
+  const broker = guardBroker(paper, { settings, clock, elapsed: clock });
   await broker.connect();
   await broker.subscribeQuotes(["INFY"]);
   paper.setPrice("INFY", 1500);

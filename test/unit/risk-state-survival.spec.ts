@@ -296,8 +296,8 @@ describe(`RiskGuard: the state that protects money survives (seed ${SEED}; RISK_
       // A resume the disk cannot keep is not made: a restart would undo it.
       await rejectsWithCode(
         broker.risk.setState("ACTIVE", "admin", "resume"),
-        "INTERNAL",
-        /cannot save the trading state to .*risk-paper-a\.json/,
+        "RISK",
+        /trading stays HALTED: cannot save the trading state to .*risk-paper-a\.json: .*\(state_file\)/,
       );
       assert.equal(broker.risk.tradingState, "HALTED");
       // A first check of the day whose baseline cannot be saved blocks too (else a restart would forget the loss).
