@@ -100,6 +100,8 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
   #connecting: Promise<void> | undefined;
   /** Set from the start of close(): nothing new is taken, so nothing is taken that could be lost. */
   #closing = false;
+  /** The close() under way: a second call waits for it rather than returning before the journal is let go. */
+  #closed: Promise<void> | undefined;
   #journal: PaperJournal | undefined;
   #announcer: DurableAnnouncer | undefined;
   #restoreReport: RestoreReport | undefined;
@@ -224,7 +226,14 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
     }
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.#closed ??= this.#close().finally(() => {
+      this.#closed = undefined;
+    });
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
     this.#closing = true;
     await this.#connecting?.catch(() => undefined);
     this.#stopSessionTimer();
