@@ -150,6 +150,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   #unsaved: string | undefined;
   /** A retry of that write, while one runs. */
   #retrying: Promise<void> | undefined;
+  #retryAgain = false;
   readonly #clock: { now(): number };
   readonly #elapsed: { now(): number };
   readonly #log: BrokerLogger;
@@ -591,16 +592,30 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** The state file cannot be written: refuse, and try the write again (one try at a time). */
   #unsavedRefusal(allowed: string): { limit: string; message: string } {
     const why = this.#unsaved!;
-    if (this.#retrying === undefined && !this.#closed) {
-      this.#retrying = this.#persist()
-        .catch(() => undefined)
-        .finally(() => {
-          this.#retrying = undefined;
-        });
-    }
+    this.#retrySave();
     const state = this.#record.state;
     const held = state === "ACTIVE" ? "" : `trading is ${state} (${this.#record.reason}) and `;
     return { limit: "state_file", message: `${held}${why}; ${allowed} until it can be saved` };
+  }
+
+  /**
+   * One save retry at a time. A refusal while one runs asks for one more after it: that retry may
+   * have met the full disk just before it was mended, and the state would otherwise stay unsaved
+   * (every node red) until some later order came.
+   */
+  #retrySave(): void {
+    if (this.#closed) return;
+    if (this.#retrying !== undefined) {
+      this.#retryAgain = true;
+      return;
+    }
+    this.#retryAgain = false;
+    this.#retrying = this.#persist()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#retrying = undefined;
+        if (this.#retryAgain && this.#unsaved !== undefined) this.#retrySave();
+      });
   }
 
   /** Allowed symbols and the trading window: the same for orders and GTTs. */
