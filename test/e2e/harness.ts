@@ -4,11 +4,12 @@
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { chromium } from "playwright-core";
+import { freePort } from "../support/free-port";
+export { freePort };
 
 export const ROOT = path.resolve(__dirname, "..", "..", "..");
 export const PACKAGE = "node-red-contrib-trading-broker";
@@ -97,20 +98,6 @@ export function examples(): Example[] {
     });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address !== null && typeof address === "object") resolve(address.port);
-        else reject(new Error("no port"));
-      });
-    });
-  });
-}
-
 /** A child process whose output is kept, started when a line of it matches `ready`. */
 export class Service {
   readonly name: string;
@@ -176,21 +163,39 @@ export async function startNodeRed(
   userDir: string,
   timeoutMs = 30_000,
 ): Promise<{ service: Service; url: string }> {
-  const port = await freePort();
-  const { service } = await Service.start(
-    "Node-RED",
-    [
-      require.resolve("node-red/red.js"),
-      "--settings",
-      path.join(ROOT, "demo", "settings.js"),
-      "--userDir",
-      userDir,
-      "--port",
-      String(port),
-    ],
-    { ready: /Started flows/, timeoutMs },
-  );
-  return { service, url: `http://127.0.0.1:${port}/` };
+  return onFreePort(async (port) => {
+    const { service } = await Service.start(
+      "Node-RED",
+      [
+        require.resolve("node-red/red.js"),
+        "--settings",
+        path.join(ROOT, "demo", "settings.js"),
+        "--userDir",
+        userDir,
+        "--port",
+        String(port),
+      ],
+      { ready: /Started flows/, timeoutMs },
+    );
+    return { service, url: `http://127.0.0.1:${port}/` };
+  });
+}
+
+/**
+ * Starts a server on a free port, and on another one when something took the port between the
+ * pick and the listen (Node-RED exits with "port in use"): the editor tests run beside mocha.
+ */
+export async function onFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    const port = await freePort();
+    try {
+      return await start(port);
+    } catch (error) {
+      const taken = /port in use|EADDRINUSE/.test(String(error));
+      if (!taken || attempt >= 3) throw error;
+      console.log(`port ${port} was taken before the server listened; trying another (${attempt})`);
+    }
+  }
 }
 
 /** The pack's protocol gateway over a paper account of its own, on a free port. */

@@ -14,7 +14,7 @@ import fs from "node:fs";
 import path from "node:path";
 import WebSocket from "ws";
 import type { FlowJson, Service as ServiceType } from "./harness";
-import { PACKAGE, ROOT, Service, examples, freePort, packNodes, tempDir } from "./harness";
+import { PACKAGE, ROOT, Service, examples, freePort, onFreePort, packNodes, tempDir } from "./harness";
 
 interface PackedFile {
   path: string;
@@ -123,13 +123,14 @@ describe("the pack installed from its tarball, as the palette manager installs i
     );
     const settings = path.join(userDir, "settings.js");
     fs.writeFileSync(settings, SETTINGS);
-    const port = await freePort();
-    ({ service: nodeRed } = await Service.start(
-      "Node-RED",
-      [require.resolve("node-red/red.js"), "--settings", settings, "--userDir", userDir],
-      { env: { PALETTE_PORT: String(port) }, ready: /Started flows/, timeoutMs: 90_000 },
-    ));
-    base = `http://127.0.0.1:${port}/`;
+    ({ service: nodeRed, base } = await onFreePort(async (port) => {
+      const { service } = await Service.start(
+        "Node-RED",
+        [require.resolve("node-red/red.js"), "--settings", settings, "--userDir", userDir],
+        { env: { PALETTE_PORT: String(port) }, ready: /Started flows/, timeoutMs: 90_000 },
+      );
+      return { service, base: `http://127.0.0.1:${port}/` };
+    }));
   });
 
   afterEach(function () {

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { paperConfig } from "../nodes/paper-config";
+import { freePort } from "../support/free-port";
 
 /**
  * The trading state must outlive the operating-system process, not only a runtime restarted in
@@ -41,17 +41,6 @@ const FLOW = [
   },
   { id: "out", type: "http response", z: TAB, statusCode: "200", wires: [] },
 ];
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface Runtime {
   child: ChildProcess;

@@ -2,7 +2,6 @@
 // started later), and credentials not entered. The flow must say where it cannot get to and what
 // to enter, and must start working by itself once the gateway is up, without a redeploy.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { PaperBroker } from "../../lib/brokers/paper-broker";
 import { Gateway } from "../../lib/gateway/gateway";
 import type { FlowNode } from "./support";
@@ -18,24 +17,10 @@ import {
   teardownRuntime,
 } from "./support";
 import { NODES, assertNeverLogged, hasText, until } from "./remote-support";
+import { freePort } from "../support/free-port";
 
 const KEY = "first-run-key";
 const SECRET = "first-run-secret-never-logged-81c2";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address !== null
-          ? resolve(address.port)
-          : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 function gatewayConfig(url: string): FlowNode {
   return {

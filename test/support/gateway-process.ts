@@ -1,23 +1,11 @@
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
-import net from "node:net";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { freePort } from "./free-port";
+export { freePort };
 
 /** The compiled CLI, found from this compiled file (dist/test/support → dist/lib/gateway). */
 export const GATEWAY_CLI = path.resolve(__dirname, "../../lib/gateway/cli.js");
-
-/** A port that was free a moment ago: listen on 0, read it, close. A restart can then reuse it. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 export interface GatewayProcessOptions {
   port: number;

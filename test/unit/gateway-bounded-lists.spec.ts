@@ -7,8 +7,6 @@
 //    connections could hold 192,000. With the paper broker ticking once a second, at ~17 connections
 //    × 3,000 symbols the gateway stopped answering AUTH within 2 s and RSS grew by ~280 MB.
 import assert from "node:assert/strict";
-import type { AddressInfo } from "node:net";
-import net from "node:net";
 import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
 import { Gateway } from "../../lib/gateway";
 import { MAX_LISTED_ROWS } from "../../lib/gateway/frame-budget";
@@ -18,6 +16,7 @@ import { fastSettings } from "../support/broker-chaos";
 import { WsTamperProxy } from "../support/ws-tamper-proxy";
 import type { PaperGateway } from "../support/gateway-client";
 import { GatewayClient, startPaperGateway, TEST_KEY, TEST_SECRET } from "../support/gateway-client";
+import { freePort } from "../support/free-port";
 
 const OTHER_KEY = "other-key";
 const OTHER_SECRET = "other-secret-0123456789";
@@ -69,14 +68,6 @@ function sortedIds(gtts: readonly GttSnapshot[]): string[] {
 /** How many times a connection authenticated on the gateway (a reconnect is a second one). */
 function authentications(paper: PaperGateway): number {
   return paper.logs.filter((line) => / authenticated for /.test(line.message)).length;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function waitFor(check: () => boolean, what: string, timeoutMs = 8000): Promise<void> {

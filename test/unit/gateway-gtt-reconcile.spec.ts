@@ -3,14 +3,13 @@
 // connected came as GTT_PLACED (a flow acting on GTT_PLACED acted on them again), long-deleted ones
 // as GTT_DELETED. A reconcile announces only what changed while the client was away, once.
 import assert from "node:assert/strict";
-import type { AddressInfo } from "node:net";
-import net from "node:net";
 import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
 import { Gateway } from "../../lib/gateway";
 import type { GttEvent, GttRequestInput, GttSnapshot } from "../../lib/protocol";
 import { fastSettings } from "../support/broker-chaos";
 import type { PaperGateway } from "../support/gateway-client";
 import { startPaperGateway, TEST_KEY, TEST_SECRET } from "../support/gateway-client";
+import { freePort } from "../support/free-port";
 
 function single(trigger: number, quantity = 1): GttRequestInput {
   return {
@@ -19,14 +18,6 @@ function single(trigger: number, quantity = 1): GttRequestInput {
     trigger_values: [trigger],
     orders: [{ side: "BUY", quantity, price: trigger }],
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function waitFor(check: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
