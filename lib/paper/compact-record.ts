@@ -134,11 +134,12 @@ const POSITION = ["exchange", "symbol", "product", "quantity", "cost", "realized
 const CHANGE_FIXED = ["order_id", "status", "filled_quantity", "filled_value", "timestamp", "reserved"];
 
 /** Positions to names, checking nothing but the arity; 0 stands for `now` / nothing, as written. */
-function nameOrder(tuple: unknown, now: unknown): unknown {
+function nameOrder(tuple: unknown, now: unknown, withKind = true): unknown {
   if (!Array.isArray(tuple) || (tuple.length !== 17 && tuple.length !== 7)) return tuple;
   const whole = tuple.length === 17;
   const names = whole ? WHOLE_FIXED : CHANGE_FIXED;
-  const out: Record<string, unknown> = { kind: whole ? "whole" : "change" };
+  // Without `kind` (a snapshot's order) from the start: deleting it would leave a slow dictionary object.
+  const out: Record<string, unknown> = withKind ? { kind: whole ? "whole" : "change" } : {};
   const items: unknown[] = tuple;
   names.forEach((name, i) => {
     out[name] = items[i];
@@ -557,9 +558,7 @@ export function fromWrittenSnapshot(value: unknown): unknown {
   if (Array.isArray(written.orders)) {
     out.orders = written.orders.map((tuple: unknown) => {
       if (!Array.isArray(tuple) || tuple.length !== 17) return tuple;
-      const named = nameOrder(tuple, undefined) as Record<string, unknown>;
-      delete named.kind;
-      return named;
+      return nameOrder(tuple, undefined, false);
     });
   }
   return out;
