@@ -13,7 +13,13 @@ import {
 } from "./account-state";
 import { Journal } from "./journal";
 import type { JsonSink } from "./json-sink";
-import { decodeRecord, isCompact, parseCompact } from "./compact-record";
+import {
+  decodeRecord,
+  fromWrittenSnapshot,
+  isCompact,
+  parseCompact,
+  toWrittenSnapshot,
+} from "./compact-record";
 
 /** What a connect restored, and what it set aside instead of applying. */
 export interface RestoreReport {
@@ -43,7 +49,8 @@ function validate(kind: "s" | "r", value: unknown): string | undefined {
     const compact = parseCompact(value as unknown[]);
     return compact.success ? undefined : formatIssues(compact.error.issues);
   }
-  const result = (kind === "s" ? SnapshotSchema : RecordSchema).safeParse(upgrade(value, kind));
+  const readable = kind === "s" ? fromWrittenSnapshot(value) : value;
+  const result = (kind === "s" ? SnapshotSchema : RecordSchema).safeParse(upgrade(readable, kind));
   return result.success ? undefined : formatIssues(result.error.issues);
 }
 
@@ -86,13 +93,13 @@ function idsIn(
  * reported), claims the file for this process, and owns compaction and the durability wait.
  */
 export class PaperJournal {
-  readonly #journal: Journal<AccountSnapshot, unknown>;
+  readonly #journal: Journal<unknown, unknown>;
   readonly #file: string;
   readonly #onError: (error: BrokerError) => void;
   #compacting: Promise<void> | undefined;
   #failing = false;
 
-  private constructor(journal: Journal<AccountSnapshot, unknown>, options: OpenOptions) {
+  private constructor(journal: Journal<unknown, unknown>, options: OpenOptions) {
     this.#journal = journal;
     this.#file = options.file;
     this.#onError = options.onError;
@@ -124,9 +131,11 @@ export class PaperJournal {
         for (const quote of list ?? []) prices.set(instrumentKey(quote.exchange, quote.symbol), quote);
       };
       if (snapshot !== undefined) {
-        const parsed = SnapshotSchema.parse(upgrade(snapshot, "s"));
-        legacy ||= isLegacy(snapshot);
-        account.restoreSnapshot(parsed, isLegacy(snapshot));
+        // Version 3 (orders as tuples) reads as the version 2 object it was written from.
+        const readable = fromWrittenSnapshot(snapshot);
+        const parsed = SnapshotSchema.parse(upgrade(readable, "s"));
+        legacy ||= isLegacy(readable);
+        account.restoreSnapshot(parsed, isLegacy(readable));
         notePrices(parsed.prices);
         walk = parsed.walk ?? walk;
       }
@@ -232,7 +241,7 @@ export class PaperJournal {
   }
 
   compact(snapshot: AccountSnapshot): Promise<void> {
-    return this.#journal.compact(snapshot);
+    return this.#journal.compact(toWrittenSnapshot(snapshot));
   }
 
   /** Whether compactIfGrown() would start one: asked per operation, so it allocates nothing. */
@@ -248,7 +257,7 @@ export class PaperJournal {
     if (this.#compacting !== undefined) return this.#compacting;
     if (this.#journal.recordsSinceCompaction < every) return Promise.resolve();
     this.#compacting = this.#journal
-      .compact(snapshot())
+      .compact(toWrittenSnapshot(snapshot()))
       .catch((error: unknown) => {
         this.#onError(
           new BrokerError("INTERNAL", `paper journal compaction failed: ${(error as Error).message}`),

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import type { OrderState } from "../../lib/paper/account-state";
-import { decodeRecord, isCompact, parseCompact } from "../../lib/paper/compact-record";
+import { decodeRecord, fromWrittenSnapshot, isCompact, parseCompact } from "../../lib/paper/compact-record";
 
 /** One journal line as a test reads it, whatever format wrote it. */
 export interface JournalLine {
@@ -15,9 +15,11 @@ export function readJournal(file: string): JournalLine[] {
   const lines: JournalLine[] = [];
   for (const text of fs.readFileSync(file, "utf8").split("\n")) {
     if (text === "") continue;
-    const entry = JSON.parse(text) as { s?: { seq: number; orders: OrderState[] }; r?: unknown };
+    const entry = JSON.parse(text) as { s?: unknown; r?: unknown };
     if (entry.s !== undefined) {
-      lines.push({ kind: "s", seq: entry.s.seq, orders: entry.s.orders });
+      // Version 3 writes the orders as tuples: read as the version 2 object they came from.
+      const snapshot = fromWrittenSnapshot(entry.s) as { seq: number; orders: OrderState[] };
+      lines.push({ kind: "s", seq: snapshot.seq, orders: snapshot.orders });
     } else if (isCompact(entry.r)) {
       const parsed = parseCompact(entry.r as unknown[]);
       if (!parsed.success) throw parsed.error;

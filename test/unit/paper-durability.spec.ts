@@ -241,10 +241,46 @@ describe("PaperBroker: durability and identity (issue 12)", function () {
     await paper.close();
     const text = fs.readFileSync(file, "utf8");
     assert.ok(text.startsWith('{"s":'));
-    const damaged = text.replace('"version":2', '"version":3');
+    // Snapshots are written as version 3 (orders as tuples); an unknown version 4 is damage.
+    const damaged = text.replace('"version":3', '"version":4');
+    assert.notEqual(damaged, text, "the snapshot line was damaged");
     fs.writeFileSync(file, damaged);
     await rejectsWithCode(connected(), "CONFIG", /line 1 .*corrupt/);
     assert.equal(fs.readFileSync(file, "utf8"), damaged, "left for a human to repair");
+  });
+
+  it("13b. a version 3 snapshot (orders as tuples) reopens the account as it was; a tuple that reads wrong is refused naming the field", async function () {
+    // Compacting after every record, so line 1 is a snapshot holding both orders.
+    const paper = new PaperBroker(
+      { ...SETTINGS, retention: 10 },
+      { clock: new ManualClock(), journalFile: file, log, compactEvery: 1 },
+    );
+    opened.push(paper);
+    await paper.connect();
+    paper.setPrice("INFY", 100);
+    await paper.placeOrder({ symbol: "INFY", side: "BUY", quantity: 10, tag: "snap3" });
+    await paper.placeOrder({ symbol: "INFY", side: "BUY", quantity: 5, order_type: "LIMIT", price: 90 });
+    const state = async (b: PaperBroker) => [
+      await b.getAccount(),
+      await b.getOrderbook(),
+      await b.getPositions(),
+    ];
+    const before = await state(paper);
+    await paper.close();
+    const lines = fs.readFileSync(file, "utf8").split("\n");
+    assert.ok(lines[0]!.startsWith('{"s":{"version":3,'), lines[0]!.slice(0, 40));
+    const line1 = JSON.parse(lines[0]!) as { s: { orders: unknown[][] } };
+    assert.equal(line1.s.orders.length, 2);
+    assert.ok(line1.s.orders.every((tuple) => Array.isArray(tuple) && tuple.length === 17));
+
+    const reopened = await connected({ retention: 10 });
+    assert.deepEqual(await state(reopened), before);
+    await reopened.close();
+
+    // Resealed, so only the schema can catch it: the first order's status (position 9) is "OPEM".
+    line1.s.orders[0]![9] = "OPEM";
+    fs.writeFileSync(file, sealed({ s: line1.s }) + lines.slice(1).join("\n"));
+    await rejectsWithCode(connected({ retention: 10 }), "CONFIG", /line 1 .*corrupt.*orders\.0\.status/);
   });
 
   for (const [name, fixture] of [

@@ -9,7 +9,12 @@ import { crc32 } from "node:zlib";
 import fc from "fast-check";
 import type { OrderState, PositionState } from "../../lib/paper/account-state";
 import type { RecordExtra } from "../../lib/paper/compact-record";
-import { encodeRecord, writeRecord } from "../../lib/paper/compact-record";
+import {
+  encodeRecord,
+  fromWrittenSnapshot,
+  SnapshotOrders,
+  writeRecord,
+} from "../../lib/paper/compact-record";
 import { Journal } from "../../lib/paper/journal";
 import { JsonSink } from "../../lib/paper/json-sink";
 
@@ -230,6 +235,39 @@ describe("writeRecord: a format 3 record written in place", function () {
       ),
       { numRuns: 1500 },
     );
+  });
+});
+
+describe("snapshot version 3: the orders as whole-order tuples", function () {
+  it("writes JSON.stringify's bytes, and reads back as the version 2 object with the same orders (property)", function () {
+    fc.assert(
+      fc.property(fc.array(orderArb, { maxLength: 6 }), fc.integer(), (orders, cash) => {
+        const snapshot = { version: 3, cash, orders: new SnapshotOrders(orders), ended: ["P000000007"] };
+        const bytes = written((sink) => sink.item(snapshot));
+        assert.equal(bytes, JSON.stringify(snapshot));
+        const read = fromWrittenSnapshot(JSON.parse(bytes)) as { version: number; orders: unknown[] };
+        assert.equal(read.version, 2);
+        assert.deepEqual(read, JSON.parse(JSON.stringify({ ...snapshot, version: 2, orders })));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("writes every timestamp out (a snapshot has no `now` for a 0 to stand for)", function () {
+    const order = fc.sample(orderArb, { numRuns: 1, seed: 7 })[0]!;
+    order.placed_at = NOW;
+    order.timestamp = NOW;
+    const bytes = written((sink) => sink.item(new SnapshotOrders([order])));
+    assert.ok(bytes.includes(`"${NOW}","${NOW}"`), bytes);
+  });
+
+  it("leaves what is not a 17-element tuple for the schema to refuse, and other versions as they are", function () {
+    const read = fromWrittenSnapshot({ version: 3, orders: [[1, 2], "x", 0] }) as { orders: unknown[] };
+    assert.deepEqual(read.orders, [[1, 2], "x", 0]);
+    const v2 = { version: 2, orders: [] };
+    assert.equal(fromWrittenSnapshot(v2), v2);
+    const list = [3];
+    assert.equal(fromWrittenSnapshot(list), list);
   });
 });
 
