@@ -7,7 +7,15 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import type { Service } from "./harness";
-import { openEditor, packNodes, startNodeRed, tempDir, traysSettled } from "./harness";
+import {
+  examples,
+  importExample,
+  openEditor,
+  packNodes,
+  startNodeRed,
+  tempDir,
+  traysSettled,
+} from "./harness";
 
 interface Definition {
   defaults: Record<string, { value: unknown; validate?: unknown }>;
@@ -357,6 +365,48 @@ describe("editor dialogs written from their row tables", function () {
     await page.click("#node-dialog-ok");
     await page.locator("#dialog-form").waitFor({ state: "detached" });
     await assertSaved(created, expected);
+  });
+
+  it("imports an example through Import > Examples when the dialog's own timers run after the pick", async function () {
+    // A loaded machine runs the page's timers late. Here each 100 ms timer (the import dialog's
+    // check of its Clipboard tab, and each library picking its top folder) is held back until the
+    // example is picked: both then disable Import, and the second takes the pick away.
+    const example = examples().find((candidate) => candidate.name === "paper-momentum");
+    assert.ok(example, "examples/paper-momentum.json exists");
+    await page.evaluate((name) => {
+      const held = window as unknown as { setTimeout: unknown; e2eReleaseTimers?: () => void };
+      const original = window.setTimeout.bind(window);
+      let released = false;
+      held.e2eReleaseTimers = () => {
+        released = true;
+        held.setTimeout = original;
+      };
+      const picked = (): boolean =>
+        Array.from(
+          document.querySelectorAll(
+            "#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label.selected",
+          ),
+        ).some((label) => (label.textContent ?? "").trim() === name);
+      const late = (run: () => void): void => {
+        if (released || picked()) run();
+        else original(() => late(run), 10);
+      };
+      held.setTimeout = (run: () => void, ms?: number, ...rest: unknown[]): number => {
+        if (ms !== 100) return original(run, ms, ...rest);
+        late(run);
+        return 0;
+      };
+    }, example.name);
+    try {
+      await importExample(page, example.name);
+    } finally {
+      await page.evaluate(() => (window as unknown as { e2eReleaseTimers(): void }).e2eReleaseTimers());
+    }
+    const missing = await page.evaluate(
+      (ids) => ids.filter((id) => RED.nodes.node(id) === null),
+      example.nodes.filter((node) => node.type !== "tab").map((node) => node.id),
+    );
+    assert.deepEqual(missing, [], "every node of the example imported");
   });
 
   it("raised no error in the page", function () {

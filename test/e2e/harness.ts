@@ -288,7 +288,9 @@ export async function openEditor(
   errors: string[],
 ): Promise<{ context: BrowserContext; page: Page }> {
   const { context, page } = await launchChromium(profileDir);
-  page.setDefaultTimeout(15_000);
+  // Every wait is for a condition, so a generous limit costs nothing when it holds; a loaded
+  // machine has kept one (the Import button) from holding for 15 s.
+  page.setDefaultTimeout(30_000);
   page.on("pageerror", (error) => errors.push(error.message));
   page.on("console", (message) => {
     if (message.type() === "error") errors.push(`console: ${message.text()}`);
@@ -301,4 +303,49 @@ export async function openEditor(
       " #red-ui-notifications button { pointer-events: auto !important; }",
   });
   return { context, page };
+}
+
+/** A regular expression matching `text` alone, spaces around it aside. */
+export function exactText(text: string): RegExp {
+  return new RegExp(`^\\s*${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*$`);
+}
+
+/**
+ * Imports the pack's example `name` through Import > Examples, as a person does, and waits until
+ * the dialog has closed. The dialog starts timers of its own as it opens (100 ms each): the
+ * Clipboard tab's check of its empty text, and each library selecting its top folder; each one
+ * disables Import, and the second clears the pick. On a loaded machine the page runs them late,
+ * after the example was picked (CI once: Import stayed disabled for 15 s). So the pick is made
+ * again until Import takes it, within `timeoutMs`.
+ */
+export async function importExample(page: Page, name: string, timeoutMs = 60_000): Promise<void> {
+  await page.click("#red-ui-header-button-sidemenu");
+  await page.click("#menu-item-import");
+  await page.click("#red-ui-tab-red-ui-clipboard-dialog-import-tab-examples a");
+  const tab = page.locator("#red-ui-clipboard-dialog-import-tab-examples");
+  const entry = tab.locator(".red-ui-treeList-label", { hasText: exactText(name) });
+  // A folder's label sits in the element that is marked expanded while its entries show.
+  const folder = tab.locator(".red-ui-treeList-label", { hasText: exactText(PACKAGE) });
+  const open = tab.locator(".expanded > .red-ui-treeList-label", { hasText: exactText(PACKAGE) });
+  const importButton = page.locator("#red-ui-clipboard-dialog-ok");
+  const deadline = Date.now() + timeoutMs;
+  const left = (): number => Math.max(1000, deadline - Date.now());
+  for (let pick = 1; ; pick += 1) {
+    await folder.waitFor({ timeout: left() });
+    // A click on an open folder that is picked closes it: open it only when it is closed.
+    if (!(await entry.isVisible()) && (await open.count()) === 0) await folder.click({ timeout: left() });
+    await entry.click({ timeout: left() });
+    try {
+      await importButton.click({ timeout: Math.min(3000, left()) });
+      break;
+    } catch (error) {
+      if (Date.now() >= deadline) {
+        throw new Error(
+          `Import > Examples > ${name}: Import stayed disabled for ${timeoutMs} ms (${pick} picks): ${String(error)}`,
+          { cause: error },
+        );
+      }
+    }
+  }
+  await page.locator("#red-ui-clipboard-dialog").waitFor({ state: "hidden", timeout: left() });
 }

@@ -8,40 +8,25 @@ import assert from "node:assert/strict";
 import type { OrderEvent } from "../../lib/protocol";
 import { seededRandom } from "../../lib/paper/random";
 import { JitterProxy } from "../support/jitter-proxy";
-import { PaperHost } from "../support/paper-host";
-import { TEST_KEY, TEST_SECRET } from "../support/gateway-client";
+import type { PaperHost } from "../support/paper-host";
+import { TEST_SECRET } from "../support/gateway-client";
 import type { FlowNode, Received } from "../nodes/support";
-import {
-  TAB,
-  WARN,
-  collect,
-  delay,
-  freshRuntime,
-  getNode,
-  helper,
-  logged,
-  teardownRuntime,
-} from "../nodes/support";
+import { TAB, WARN, collect, delay, getNode, helper, logged } from "../nodes/support";
 import { NODES, assertNeverLogged, until } from "../nodes/remote-support";
+import { gatewayConfig, gatewayCredentials, gatewayHostPerTest } from "../support/gateway-host";
 
 const FILLS = new Set(["ORDER_FILLED", "ORDER_PARTIALLY_FILLED"]);
 
 function flow(url: string, round: number): FlowNode[] {
   return [
     { id: TAB, type: "tab", label: "strategy" },
-    {
-      id: "b1",
-      type: "trading-broker",
+    gatewayConfig(url, {
       name: `gateway ${round}`,
-      kind: "websocket",
-      url,
-      reconnect_initial_ms: "20",
-      reconnect_factor: "2",
       reconnect_max_ms: "200",
       queue_ttl_ms: "1500",
       request_timeout_ms: "1500",
       heartbeat_ms: "500",
-    },
+    }),
     { id: "p1", type: "trading-place-order", z: TAB, name: `order ${round}`, broker: "b1", wires: [["out"]] },
     { id: "e1", type: "trading-order-events", z: TAB, name: "", broker: "b1", wires: [["events"]] },
     {
@@ -88,23 +73,17 @@ function lasting(id: string): { messages: Received[]; follow(): void; stop(): vo
   };
 }
 
-const CREDENTIALS = () => ({ b1: { apiKey: TEST_KEY, apiSecret: TEST_SECRET } });
+const CREDENTIALS = gatewayCredentials;
 
 describe("nodes over a gateway that restarts ten times behind a lossy link (atk10)", function () {
   this.timeout(120_000);
   let host: PaperHost | undefined;
   let proxy: JitterProxy | undefined;
-
-  beforeEach(function () {
-    freshRuntime();
-  });
-
-  afterEach(async function () {
-    await teardownRuntime();
-    await proxy?.close();
-    await host?.close();
-    proxy = undefined;
-    host = undefined;
+  const hosts = gatewayHostPerTest({
+    stop: async () => {
+      await proxy?.close();
+      proxy = undefined;
+    },
   });
 
   // ATK_SEEDS=1,2,3 repeats other runs.
@@ -112,7 +91,7 @@ describe("nodes over a gateway that restarts ten times behind a lossy link (atk1
   for (const seed of seeds) {
     it(`seed ${seed}: one outcome per order, each fill once and in order, quotes after every restart`, async function () {
       const random = seededRandom(seed);
-      host = await PaperHost.start();
+      host = await hosts.start();
       proxy = await JitterProxy.start(host.port, { minMs: 0, maxMs: 25, random });
       const made: OrderEvent[] = [];
       host.paper.on("order", (event: OrderEvent) => made.push(event));

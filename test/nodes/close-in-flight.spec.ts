@@ -10,18 +10,8 @@ import type { OrderSnapshot } from "../../lib/protocol";
 import brokerNode = require("../../nodes/broker-config/broker-config");
 import placeOrderNode = require("../../nodes/place-order/place-order");
 import type { FlowNode } from "./support";
-import {
-  TAB,
-  collect,
-  delay,
-  freshRuntime,
-  getNode,
-  helper,
-  nextMessage,
-  paperBroker,
-  paperConfig,
-  teardownRuntime,
-} from "./support";
+import { TAB, collect, delay, getNode, helper, nextMessage, paperBroker, paperConfig } from "./support";
+import { nodeRedPerTest } from "../support/node-red-runtime";
 
 const NODES = [brokerNode, placeOrderNode];
 const ACCOUNT = "inflight";
@@ -61,11 +51,7 @@ function idsIn(lines: readonly string[]): Set<string> {
 
 describe("place-order closed with orders in flight", function () {
   this.timeout(60_000);
-  let userDir: string;
-  beforeEach(function () {
-    userDir = freshRuntime();
-  });
-  afterEach(teardownRuntime);
+  const runtime = nodeRedPerTest();
 
   it("reports every order the journal holds: in its output, or in the log with its id, over 10 redeploys and restarts", async function () {
     const reported = new Set<string>();
@@ -114,9 +100,9 @@ describe("place-order closed with orders in flight", function () {
 
     const reopened = new PaperBroker(
       { account: ACCOUNT, volatility: 0 },
-      { journalFile: paperJournalFile(userDir, ACCOUNT) },
+      { journalFile: paperJournalFile(runtime.userDir, ACCOUNT) },
     );
-    assert.ok(fs.existsSync(paperJournalFile(userDir, ACCOUNT)));
+    assert.ok(fs.existsSync(paperJournalFile(runtime.userDir, ACCOUNT)));
     await reopened.connect();
     try {
       const book = await reopened.getOrderbook();

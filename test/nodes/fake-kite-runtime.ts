@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import type { FlowNode } from "node-red-node-test-helper";
 import { FakeKite } from "../fakes/fake-kite";
-import { freshRuntime, teardownRuntime } from "./support";
+import { nodeRedPerTest } from "../support/node-red-runtime";
 
 export interface FakeKiteRuntime {
   /** This test's fake Kite. */
@@ -17,14 +17,14 @@ export interface FakeKiteRuntime {
 /** Call inside a describe: registers the beforeEach and afterEach that start and stop both. */
 export function fakeKitePerTest(apiKey: string, accessToken: string): FakeKiteRuntime {
   let current: FakeKite | undefined;
-  beforeEach(async function () {
-    freshRuntime();
-    current = await FakeKite.start({ apiKey, accessToken, heartbeatMs: 200 });
-  });
-  afterEach(async function () {
-    await teardownRuntime();
-    await current?.close();
-    current = undefined;
+  nodeRedPerTest({
+    start: async () => {
+      current = await FakeKite.start({ apiKey, accessToken, heartbeatMs: 200 });
+    },
+    stop: async () => {
+      await current?.close();
+      current = undefined;
+    },
   });
   return {
     get fake(): FakeKite {

@@ -2,36 +2,16 @@
 // each end in one outcome and never be placed late; a quotes message asking for far too many
 // symbols gets one clear refusal and the node goes on quoting.
 import assert from "node:assert/strict";
-import { TEST_KEY, TEST_SECRET } from "../support/gateway-client";
-import { PaperHost } from "../support/paper-host";
+import type { PaperHost } from "../support/paper-host";
 import { NODES, until } from "./remote-support";
 import type { FlowNode } from "./support";
-import {
-  TAB,
-  collect,
-  delay,
-  freshRuntime,
-  getNode,
-  helper,
-  statusMatching,
-  teardownRuntime,
-} from "./support";
+import { TAB, collect, delay, getNode, helper, statusMatching } from "./support";
+import { gatewayConfig, gatewayCredentials, gatewayHostPerTest } from "../support/gateway-host";
 
 function flow(url: string): FlowNode[] {
   return [
     { id: TAB, type: "tab", label: "first run" },
-    {
-      id: "b1",
-      type: "trading-broker",
-      name: "gateway",
-      kind: "websocket",
-      url,
-      reconnect_initial_ms: "20",
-      reconnect_factor: "2",
-      reconnect_max_ms: "100",
-      queue_ttl_ms: "300",
-      request_timeout_ms: "2000",
-    },
+    gatewayConfig(url, { queue_ttl_ms: "300", request_timeout_ms: "2000" }),
     { id: "p1", type: "trading-place-order", z: TAB, name: "", broker: "b1", wires: [["out"]] },
     {
       id: "q1",
@@ -51,23 +31,14 @@ function flow(url: string): FlowNode[] {
 
 describe("first run, attacked (atk10)", function () {
   this.timeout(30_000);
+  const hosts = gatewayHostPerTest();
   let host: PaperHost | undefined;
-
-  beforeEach(function () {
-    freshRuntime();
-  });
-
-  afterEach(async function () {
-    await teardownRuntime();
-    await host?.close();
-    host = undefined;
-  });
 
   it("orders sent before the gateway exists: one outcome each, none placed late once it starts", async function () {
     // The gateway's port is taken from a host stopped at once: nothing listens there yet.
-    host = await PaperHost.start();
+    host = await hosts.start();
     await host.stopGateway();
-    await helper.load(NODES, flow(host.url), { b1: { apiKey: TEST_KEY, apiSecret: TEST_SECRET } });
+    await helper.load(NODES, flow(host.url), gatewayCredentials());
     const out = collect("out");
     const caught = collect("caught");
     for (let i = 0; i < 10; i++) {
@@ -114,8 +85,8 @@ describe("first run, attacked (atk10)", function () {
   });
 
   it("a quotes message asking for 20,000 symbols: one refusal naming the limit, quotes go on", async function () {
-    host = await PaperHost.start();
-    await helper.load(NODES, flow(host.url), { b1: { apiKey: TEST_KEY, apiSecret: TEST_SECRET } });
+    host = await hosts.start();
+    await helper.load(NODES, flow(host.url), gatewayCredentials());
     await statusMatching("q1", (s) => s.text === "trading-broker.status.connected", 10_000);
     const caught = collect("caught");
     const symbols = Array.from({ length: 20_000 }, (_, i) => `SYM${i}`);

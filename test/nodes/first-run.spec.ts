@@ -5,36 +5,18 @@ import assert from "node:assert/strict";
 import { PaperBroker } from "../../lib/brokers/paper-broker";
 import { Gateway } from "../../lib/gateway/gateway";
 import type { FlowNode } from "./support";
-import {
-  ERROR,
-  TAB,
-  collect,
-  freshRuntime,
-  helper,
-  lastStatus,
-  logged,
-  statusMatching,
-  teardownRuntime,
-} from "./support";
+import { ERROR, TAB, collect, helper, lastStatus, logged, statusMatching } from "./support";
 import { NODES, assertNeverLogged, hasText, until } from "./remote-support";
 import { freePort } from "../support/free-port";
+import { gatewayConfig } from "../support/gateway-host";
+import { nodeRedPerTest } from "../support/node-red-runtime";
 
 const KEY = "first-run-key";
 const SECRET = "first-run-secret-never-logged-81c2";
 
-function gatewayConfig(url: string): FlowNode {
-  return {
-    id: "b1",
-    type: "trading-broker",
-    name: "gateway",
-    kind: "websocket",
-    url,
-    reconnect_initial_ms: "20",
-    reconnect_factor: "2",
-    reconnect_max_ms: "100",
-    queue_ttl_ms: "300",
-    request_timeout_ms: "2000",
-  };
+/** The gateway's config, giving up on a queued request after 300 ms and on an answer after 2 s. */
+function firstRunConfig(url: string): FlowNode {
+  return gatewayConfig(url, { queue_ttl_ms: "300", request_timeout_ms: "2000" });
 }
 
 function flow(config: FlowNode): FlowNode[] {
@@ -61,23 +43,20 @@ describe("first run with a remote broker", function () {
   let paper: PaperBroker | undefined;
   let gateway: Gateway | undefined;
 
-  beforeEach(function () {
-    freshRuntime();
-  });
-
-  afterEach(async function () {
-    await teardownRuntime();
-    await gateway?.close();
-    await paper?.close();
-    gateway = undefined;
-    paper = undefined;
+  nodeRedPerTest({
+    stop: async () => {
+      await gateway?.close();
+      await paper?.close();
+      gateway = undefined;
+      paper = undefined;
+    },
   });
 
   for (const round of [1, 2, 3]) {
     it(`gateway started after the deploy (round ${round}): the address is named, then quotes flow without a redeploy`, async function () {
       const port = await freePort();
       const url = `ws://127.0.0.1:${port}/v1`;
-      await helper.load(NODES, flow(gatewayConfig(url)), { b1: { apiKey: KEY, apiSecret: SECRET } });
+      await helper.load(NODES, flow(firstRunConfig(url)), { b1: { apiKey: KEY, apiSecret: SECRET } });
 
       // Nothing listens yet: the first connect gives up on its start-up read, and says why.
       await until(
@@ -130,7 +109,7 @@ describe("first run with a remote broker", function () {
   }
 
   it("a websocket config with no credentials says to enter them; its users show it", async function () {
-    await helper.load(NODES, flow(gatewayConfig("ws://127.0.0.1:9/v1")), { b1: {} });
+    await helper.load(NODES, flow(firstRunConfig("ws://127.0.0.1:9/v1")), { b1: {} });
     const line = logged("b1", ERROR).join("\n");
     assert.match(line, /websocket\.api_key: is required.*websocket\.api_secret: is required/);
     assert.match(line, /trading-broker\.errors\.enter-websocket-credentials$/);
@@ -139,7 +118,7 @@ describe("first run with a remote broker", function () {
   });
 
   it("a websocket config with credentials but a bad setting still shows invalid settings", async function () {
-    await helper.load(NODES, flow({ ...gatewayConfig("ws://127.0.0.1:9/v1"), reconnect_factor: "0.5" }), {
+    await helper.load(NODES, flow({ ...firstRunConfig("ws://127.0.0.1:9/v1"), reconnect_factor: "0.5" }), {
       b1: { apiKey: KEY, apiSecret: SECRET },
     });
     assert.doesNotMatch(logged("b1", ERROR).join("\n"), /enter-websocket-credentials/);

@@ -11,15 +11,14 @@ import {
   TAB,
   collect,
   delay,
-  freshRuntime,
   getNode,
   helper,
   nextMessage,
   paperBroker,
   paperConfig,
   statusMatching,
-  teardownRuntime,
 } from "./support";
+import { nodeRedPerTest } from "../support/node-red-runtime";
 
 const NODES = [brokerNode, placeOrderNode, killSwitchNode, orderEventsNode];
 const SEED = Number(process.env.RISK_REDEPLOY_SEED ?? 20261205);
@@ -67,10 +66,7 @@ async function place(): Promise<Received> {
 
 describe(`trading-kill-switch: HALT holds across every kind of deploy (seed ${SEED})`, function () {
   this.timeout(30_000);
-  beforeEach(function () {
-    freshRuntime();
-  });
-  afterEach(teardownRuntime);
+  nodeRedPerTest();
 
   it("12 deploys (full, flows, nodes with the config modified, nodes with a user modified): refused every time, one RISK_STATE_CHANGED", async function () {
     const random = seededRandom(SEED);

@@ -15,7 +15,6 @@ import {
   TAB,
   collect,
   configNode,
-  freshRuntime,
   getNode,
   helper,
   logged,
@@ -23,8 +22,8 @@ import {
   paperBroker,
   paperConfig,
   statusMatching,
-  teardownRuntime,
 } from "./support";
+import { nodeRedPerTest } from "../support/node-red-runtime";
 
 const NODES = [brokerNode, placeOrderNode, killSwitchNode, orderEventsNode];
 
@@ -81,11 +80,7 @@ async function place(payload: Record<string, unknown>): Promise<Received> {
 }
 
 describe("trading-kill-switch", function () {
-  let userDir: string;
-  beforeEach(function () {
-    userDir = freshRuntime();
-  });
-  afterEach(teardownRuntime);
+  const runtime = nodeRedPerTest();
 
   it("halts: the state survives a restart of Node-RED on the same user dir; resume trades again", async function () {
     await helper.load(NODES, flow());
@@ -101,12 +96,12 @@ describe("trading-kill-switch", function () {
     );
     const refused = (await place({ symbol: "INFY", side: "BUY", quantity: 1 })) as unknown as Caught;
     assert.match(refused.error.message, /trading is HALTED \(halt\): no new orders/);
-    const stateFile = path.join(userDir, "trading-broker", "risk-paper-test.json");
+    const stateFile = path.join(runtime.userDir, "trading-broker", "risk-paper-test.json");
     assert.equal(JSON.parse(fs.readFileSync(stateFile, "utf8")).state, "HALTED");
 
     // A new runtime on the same user dir: still halted until a person resumes.
     await helper.unload();
-    helper.settings({ userDir });
+    helper.settings({ userDir: runtime.userDir });
     await helper.load(NODES, flow());
     await paperBroker();
     await statusMatching("p1", (s) => s.fill === "red" && s.text === "trading-broker.status.halted");
@@ -127,7 +122,7 @@ describe("trading-kill-switch", function () {
     const broker = await paperBroker();
     broker.setPrice("INFY", 1500);
     await place({ symbol: "INFY", side: "BUY", quantity: 3 });
-    const stateFile = path.join(userDir, "trading-broker", "risk-paper-test.json");
+    const stateFile = path.join(runtime.userDir, "trading-broker", "risk-paper-test.json");
     fs.mkdirSync(path.dirname(stateFile), { recursive: true });
     // Every write of the state file fails ENOSPC, as on a full disk.
     fs.symlinkSync("/dev/full", `${stateFile}.tmp`);
@@ -244,8 +239,7 @@ describe("trading-kill-switch", function () {
 });
 
 describe("trading-broker risk settings and the state endpoint", function () {
-  beforeEach(freshRuntime);
-  afterEach(teardownRuntime);
+  nodeRedPerTest();
 
   for (const [fields, pattern] of [
     [{ risk_max_order_quantity: "ten" }, /risk\.max_order_quantity: must be a number/],

@@ -30,15 +30,14 @@ import {
   collect,
   configNode,
   delay,
-  freshRuntime,
   getNode,
   helper,
   lastStatus,
   logged,
   nextMessage,
   statusMatching,
-  teardownRuntime,
 } from "./support";
+import { nodeRedPerTest } from "../support/node-red-runtime";
 
 const API_KEY = "kite-node-key";
 const TOKEN = "kite-access-token-never-logged-7f3b";
@@ -84,17 +83,12 @@ function kiteBroker(): Promise<KiteBroker> {
 describe("trading-broker, kite kind", function () {
   this.timeout(20_000);
   let fake: FakeKite;
-  let userDir: string;
-
-  beforeEach(async function () {
-    userDir = freshRuntime();
-    fake = await FakeKite.start({ apiKey: API_KEY, accessToken: TOKEN, heartbeatMs: 200 });
-    fake.setPrice("INFY", 100);
-  });
-
-  afterEach(async function () {
-    await teardownRuntime();
-    await fake.close();
+  const runtime = nodeRedPerTest({
+    start: async () => {
+      fake = await FakeKite.start({ apiKey: API_KEY, accessToken: TOKEN, heartbeatMs: 200 });
+      fake.setPrice("INFY", 100);
+    },
+    stop: () => fake.close(),
   });
 
   describe("settings", function () {
@@ -145,7 +139,7 @@ describe("trading-broker, kite kind", function () {
         gtt_poll_ms: 1000,
         startup_budget_ms: 12_000,
         instruments: {},
-        cache_dir: path.join(userDir, "kite-cache"),
+        cache_dir: path.join(runtime.userDir, "kite-cache"),
         // Its own reported ledger among configs on this api key: the config node's id.
         instance_id: "b1",
         login_url: "https://kite.zerodha.com/connect/login",
@@ -474,7 +468,7 @@ describe("trading-broker, kite kind", function () {
       // Saved as today: the credential (written at the next deploy) and the sealed session file.
       const stored = probe.credentials("b1") as { accessToken?: string };
       assert.equal(stored.accessToken, fake.accessToken);
-      assert.ok(fs.existsSync(path.join(userDir, "trading-broker", "kite-session-b1.json")));
+      assert.ok(fs.existsSync(path.join(runtime.userDir, "trading-broker", "kite-session-b1.json")));
       const after = await admin("get", "/trading-broker/kite/b1/session", 200);
       assert.equal(after.body.login_needed, false);
       assert.equal(after.body.user_id, "AB1234");

@@ -7,25 +7,16 @@
 // the gateway was down and the deploy happened never reached the flow at all.
 import assert from "node:assert/strict";
 import type { GttEvent, OrderEvent } from "../../lib/protocol";
-import { TEST_KEY, TEST_SECRET } from "../support/gateway-client";
-import { PaperHost } from "../support/paper-host";
+import type { PaperHost } from "../support/paper-host";
 import { NODES, until } from "./remote-support";
 import type { FlowNode } from "./support";
-import { TAB, collect, delay, freshRuntime, getNode, helper, nextMessage, teardownRuntime } from "./support";
+import { TAB, collect, delay, getNode, helper, nextMessage } from "./support";
+import { gatewayConfig, gatewayCredentials, gatewayHostPerTest } from "../support/gateway-host";
 
 function flow(url: string, name = "gateway"): FlowNode[] {
   return [
     { id: TAB, type: "tab", label: "reconcile" },
-    {
-      id: "b1",
-      type: "trading-broker",
-      name,
-      kind: "websocket",
-      url,
-      reconnect_initial_ms: "20",
-      reconnect_factor: "2",
-      reconnect_max_ms: "100",
-    },
+    gatewayConfig(url, { name }),
     { id: "p1", type: "trading-place-order", z: TAB, name: "", broker: "b1", wires: [["out"]] },
     { id: "e1", type: "trading-order-events", z: TAB, name: "", broker: "b1", wires: [["events"]] },
     { id: "out", type: "helper", z: TAB },
@@ -35,22 +26,13 @@ function flow(url: string, name = "gateway"): FlowNode[] {
 
 describe("order-events after a reconcile (atk10)", function () {
   this.timeout(20_000);
+  const hosts = gatewayHostPerTest();
   let host: PaperHost | undefined;
-
-  beforeEach(function () {
-    freshRuntime();
-  });
-
-  afterEach(async function () {
-    await teardownRuntime();
-    await host?.close();
-    host = undefined;
-  });
 
   for (const round of [1, 2, 3]) {
     it(`round ${round}: every order filled and GTT triggered while the gateway was down reaches the flow once`, async function () {
-      host = await PaperHost.start();
-      await helper.load(NODES, flow(host.url), { b1: { apiKey: TEST_KEY, apiSecret: TEST_SECRET } });
+      host = await hosts.start();
+      await helper.load(NODES, flow(host.url), gatewayCredentials());
       const events = collect("events");
       const resting: string[] = [];
       for (let i = 0; i < 2 + round; i++) {
@@ -118,8 +100,8 @@ describe("order-events after a reconcile (atk10)", function () {
   const deploys = ["full", "flows", "nodes", "full", "flows", "nodes"] as const;
   deploys.forEach((type, round) => {
     it(`a ${type} deploy while the gateway is down (round ${round}): fills made meanwhile reach the new flow once`, async function () {
-      host = await PaperHost.start();
-      const credentials = () => ({ b1: { apiKey: TEST_KEY, apiSecret: TEST_SECRET } });
+      host = await hosts.start();
+      const credentials = gatewayCredentials;
       await helper.load(NODES, flow(host.url), credentials());
       let events = collect("events");
       const resting: string[] = [];

@@ -10,7 +10,8 @@ import orderEventsNode = require("../../nodes/order-events/order-events");
 import { saveState } from "../../lib/risk/state-file";
 import { nodeRedPath } from "./setup";
 import type { FlowNode, Received } from "./support";
-import { collect, configNode, delay, freshRuntime, helper, teardownRuntime } from "./support";
+import { collect, configNode, delay, helper } from "./support";
+import { nodeRedPerTest } from "../support/node-red-runtime";
 
 const EXAMPLES = path.resolve(__dirname, "..", "..", "..", "examples");
 
@@ -69,11 +70,7 @@ async function firstLine(id: string): Promise<string> {
 
 describe("paper-dashboard.json: the trading state line at start", function () {
   this.timeout(20_000);
-  let userDir: string;
-  beforeEach(function () {
-    userDir = freshRuntime();
-  });
-  afterEach(teardownRuntime);
+  const runtime = nodeRedPerTest();
 
   const nodes = async () => [
     brokerNode,
@@ -90,7 +87,7 @@ describe("paper-dashboard.json: the trading state line at start", function () {
   });
 
   it("shows HALTED and why when the account was left halted, and reading it changes nothing", async function () {
-    const file = path.join(userDir, "trading-broker", "risk-paper-dashboard.json");
+    const file = path.join(runtime.userDir, "trading-broker", "risk-paper-dashboard.json");
     await saveState(file, {
       version: 1,
       state: "HALTED",

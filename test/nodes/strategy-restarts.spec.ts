@@ -20,14 +20,13 @@ import {
   collect,
   configNode,
   delay,
-  freshRuntime,
   getNode,
   helper,
   nextMessage,
   paperBroker,
   paperConfig,
-  teardownRuntime,
 } from "./support";
+import { nodeRedPerTest } from "../support/node-red-runtime";
 
 const NODES = [brokerNode, quotesNode, momentumNode, placeOrderNode, killSwitchNode];
 const ACCOUNT = "restarts5";
@@ -117,11 +116,7 @@ function netOfFills(book: readonly OrderSnapshot[]): Map<string, number> {
 
 describe("momentum on a journaled, guarded paper account: 10 redeploys and 10 runtime restarts", function () {
   this.timeout(120_000);
-  let userDir: string;
-  beforeEach(function () {
-    userDir = freshRuntime();
-  });
-  afterEach(teardownRuntime);
+  const runtime = nodeRedPerTest();
 
   it("keeps positions equal to the journal's fills, one order per signal, the position limit, and the guard's limits and halt", async function () {
     const signals = new Map<string, number>();
@@ -201,7 +196,7 @@ describe("momentum on a journaled, guarded paper account: 10 redeploys and 10 ru
     const livePositions = netOf(await live.getPositions());
     const liveBook = await live.getOrderbook();
     await helper.unload();
-    const journalFile = paperJournalFile(userDir, ACCOUNT);
+    const journalFile = paperJournalFile(runtime.userDir, ACCOUNT);
     assert.ok(fs.existsSync(journalFile), `the account's journal ${journalFile}`);
     const reopened = new PaperBroker({ account: ACCOUNT, volatility: 0 }, { journalFile });
     await reopened.connect();

@@ -29,7 +29,6 @@ import {
   collect,
   configNode,
   delay,
-  freshRuntime,
   getNode,
   helper,
   lastStatus,
@@ -38,8 +37,8 @@ import {
   statusHistory,
   statusMatching,
   statusSeen,
-  teardownRuntime,
 } from "./support";
+import { nodeRedPerTest } from "../support/node-red-runtime";
 
 const KEY = "node-spec-key";
 const SECRET = "s3cret-that-must-never-be-logged-5d1e";
@@ -155,16 +154,11 @@ function wsBroker(): Promise<WebSocketBroker> {
 describe("trading-broker, websocket kind", function () {
   this.timeout(20_000);
   let venue: Venue;
-  let userDir: string;
-
-  beforeEach(async function () {
-    userDir = freshRuntime();
-    venue = await Venue.open();
-  });
-
-  afterEach(async function () {
-    await teardownRuntime();
-    await venue.close();
+  const runtime = nodeRedPerTest({
+    start: async () => {
+      venue = await Venue.open();
+    },
+    stop: () => venue.close(),
   });
 
   describe("settings", function () {
@@ -285,7 +279,7 @@ describe("trading-broker, websocket kind", function () {
     it("connects over wss:// trusting the CA file (relative to the user dir)", async function () {
       const secure = await Venue.open(true);
       try {
-        fs.writeFileSync(path.join(userDir, "test-ca.pem"), TEST_CA_PEM);
+        fs.writeFileSync(path.join(runtime.userDir, "test-ca.pem"), TEST_CA_PEM);
         await helper.load(NODES, flow(wsConfig(secure.url, { ca_file: "test-ca.pem" })), CREDENTIALS);
         assert.match(secure.url, /^wss:\/\//);
         await statusMatching("e1", hasText(STATUS("connected")));

@@ -1,54 +1,18 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { PaperBroker } from "../../lib/brokers/paper-broker";
-import { ManualClock } from "../../lib/paper/clock";
+import type { PaperBroker } from "../../lib/brokers/paper-broker";
 import { seededRandom } from "../../lib/paper/random";
-import type { RiskEvent } from "../../lib/protocol/events";
 import { isTerminal } from "../../lib/protocol/orders";
-import type { Guarded, KillCommand } from "../../lib/risk/guard";
-import { guardBroker } from "../../lib/risk/guard";
+import type { KillCommand } from "../../lib/risk/guard";
 import type { RiskSettingsInput } from "../../lib/risk/settings";
 import { loadState } from "../../lib/risk/state-file";
 import { rejectsWithCode } from "../contract/broker-contract";
+import type { RiskRig } from "../support/risk-rig";
+import { riskRigs } from "../support/risk-rig";
 import { waitFor } from "../support/wait";
 
-/** Monday 2026-01-05 10:00 IST. */
-const MONDAY_10_IST = Date.UTC(2026, 0, 5, 4, 30);
 const SEED = Number(process.env.RISK_DISK_SEED ?? 20261205);
-
-interface Rig {
-  broker: Guarded<PaperBroker>;
-  paper: PaperBroker;
-  events: RiskEvent[];
-  unsaved: (string | undefined)[];
-  logged: string[];
-}
-
-const opened: PaperBroker[] = [];
-
-async function rig(stateFile: string, settings: RiskSettingsInput = {}): Promise<Rig> {
-  const clock = new ManualClock(MONDAY_10_IST);
-  const paper = new PaperBroker({ seed: 1, volatility: 0, spread_bps: 0, slippage_bps: 0 }, { clock });
-  opened.push(paper);
-  const logged: string[] = [];
-  const log = {
-    info: (m: string) => logged.push(`info ${m}`),
-    warn: (m: string) => logged.push(`warn ${m}`),
-    error: (m: string) => logged.push(`error ${m}`),
-  };
-  const broker = guardBroker(paper, { settings, clock, stateFile, log, account: "paper-a" });
-  const events: RiskEvent[] = [];
-  const unsaved: (string | undefined)[] = [];
-  broker.risk.on("event", (event) => events.push(event));
-  broker.risk.on("unsaved", (why) => unsaved.push(why));
-  await broker.connect();
-  await broker.subscribeQuotes(["INFY", "TCS"]);
-  paper.setPrice("INFY", 1500);
-  paper.setPrice("TCS", 3500);
-  return { broker, paper, events, unsaved, logged };
-}
 
 /** Polls an asynchronous condition (a read of the broker or the disk) until it holds. */
 async function until(condition: () => Promise<boolean>, label: string, timeoutMs = 2000): Promise<void> {
@@ -57,10 +21,6 @@ async function until(condition: () => Promise<boolean>, label: string, timeoutMs
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-}
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "risk-disk-"));
 }
 
 /** Every write of the state file fails ENOSPC from now on (its temporary name is /dev/full). */
@@ -79,14 +39,21 @@ async function held(paper: PaperBroker): Promise<number> {
 
 describe(`RiskGuard on a full disk: a halt holds, says RISK naming the file, and still cancels and closes (seed ${SEED}; RISK_DISK_SEED to replay)`, function () {
   this.timeout(20_000);
-  afterEach(async function () {
-    await Promise.all(opened.splice(0).map((b) => b.close()));
-  });
+  const rigs = riskRigs();
+  /** A guarded paper account "paper-a" keeping its state in `stateFile`, quoting INFY 1500 and TCS 3500. */
+  const rig = (stateFile: string, settings: RiskSettingsInput = {}): Promise<RiskRig> =>
+    rigs.open({
+      settings,
+      stateFile,
+      account: "paper-a",
+      subscribe: ["INFY", "TCS"],
+      prices: { INFY: 1500, TCS: 3500 },
+    });
 
   it("10 kill switches on a full disk, each a new process (halt / reduce, cancel / flatten seeded)", async function () {
     const random = seededRandom(SEED);
     for (let round = 0; round < 10; round++) {
-      const stateFile = path.join(tmpDir(), "risk-paper-a.json");
+      const stateFile = path.join(rigs.tempDir("risk-disk-"), "risk-paper-a.json");
       const { broker, paper, events, unsaved, logged } = await rig(stateFile);
       await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 + Math.floor(random() * 9) });
       await broker.placeOrder({ symbol: "TCS", side: "SELL", quantity: 1 + Math.floor(random() * 9) });
@@ -158,14 +125,14 @@ describe(`RiskGuard on a full disk: a halt holds, says RISK naming the file, and
       assert.ok(saved.kind === "ok" && saved.record.state === state, why);
       await broker.risk.setState("ACTIVE", "admin", "disk mended");
       await broker.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 });
-      await Promise.all(opened.splice(0).map((b) => b.close()));
+      await rigs.closeAll();
     }
   });
 
   it("the daily loss reached on a full disk (5 seeded drops) halts, reports it, and flattens as asked", async function () {
     const random = seededRandom(SEED + 1);
     for (let round = 0; round < 5; round++) {
-      const stateFile = path.join(tmpDir(), "risk-paper-a.json");
+      const stateFile = path.join(rigs.tempDir("risk-disk-"), "risk-paper-a.json");
       const { broker, paper, events, logged } = await rig(stateFile, {
         max_daily_loss: 1000,
         flatten_on_daily_loss: true,
@@ -195,7 +162,7 @@ describe(`RiskGuard on a full disk: a halt holds, says RISK naming the file, and
         "RISK",
         /trading is HALTED \(daily loss.*\) and cannot save the trading state .*\(state_file\)/,
       );
-      await Promise.all(opened.splice(0).map((b) => b.close()));
+      await rigs.closeAll();
     }
   });
 });

@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { PaperBroker } from "../../lib/brokers/paper-broker";
 import { ManualClock } from "../../lib/paper/clock";
@@ -8,42 +6,11 @@ import { seededRandom } from "../../lib/paper/random";
 import type { OrderSnapshot } from "../../lib/protocol";
 import { toBrokerError } from "../../lib/protocol/errors";
 import type { Guarded } from "../../lib/risk/guard";
-import { guardBroker } from "../../lib/risk/guard";
 import type { RiskSettingsInput } from "../../lib/risk/settings";
+import type { RiskRig } from "../support/risk-rig";
+import { MONDAY_10_IST, STILL_PAPER, riskRigs } from "../support/risk-rig";
 
-/** Monday 2026-01-05 10:00 IST. */
-const MONDAY_10_IST = Date.UTC(2026, 0, 5, 4, 30);
 const SEED = Number(process.env.RISK_RATE_SEED ?? 20261205);
-const PAPER = { seed: 1, volatility: 0, spread_bps: 0, slippage_bps: 0 } as const;
-
-const opened: PaperBroker[] = [];
-
-async function rig(
-  settings: RiskSettingsInput,
-  wall: ManualClock,
-  options: { elapsed?: ManualClock; journalFile?: string } = {},
-): Promise<{ broker: Guarded<PaperBroker>; paper: PaperBroker; logged: string[] }> {
-  const paper = new PaperBroker(PAPER, {
-    clock: wall,
-    ...(options.journalFile === undefined ? {} : { journalFile: options.journalFile }),
-  });
-  opened.push(paper);
-  const logged: string[] = [];
-  const log = {
-    info: (m: string) => logged.push(`info ${m}`),
-    warn: (m: string) => logged.push(`warn ${m}`),
-    error: (m: string) => logged.push(`error ${m}`),
-  };
-  const broker = guardBroker(paper, {
-    settings,
-    clock: wall,
-    log,
-    ...(options.elapsed === undefined ? {} : { elapsed: options.elapsed }),
-  });
-  await broker.connect();
-  paper.setPrice("INFY", 1500);
-  return { broker, paper, logged };
-}
 
 /** Places `count` one-share orders, alternating sides; how many the guard let through, and why not. */
 async function burst(
@@ -82,9 +49,13 @@ function busiest(orders: readonly OrderSnapshot[], ms: number): { count: number;
 
 describe(`RiskGuard: rate windows follow elapsed time, not the wall clock (seed ${SEED}; RISK_RATE_SEED to replay)`, function () {
   this.timeout(20_000);
-  afterEach(async function () {
-    await Promise.all(opened.splice(0).map((b) => b.close()));
-  });
+  const rigs = riskRigs();
+  /** A guarded paper account on the wall clock `wall`, quoting INFY 1500. */
+  const rig = (
+    settings: RiskSettingsInput,
+    wall: ManualClock,
+    options: { elapsed?: ManualClock; journalFile?: string } = {},
+  ): Promise<RiskRig> => rigs.open({ settings, clock: wall, ...options, prices: { INFY: 1500 } });
 
   it("a wall clock stepped forward (61 s to 6 h, 12 seeded steps) frees no second burst", async function () {
     const random = seededRandom(SEED);
@@ -106,7 +77,7 @@ describe(`RiskGuard: rate windows follow elapsed time, not the wall clock (seed 
         second.refused[0]!,
         /max orders per minute 10: 10 sent in the last minute \(max_orders_per_minute\)/,
       );
-      await Promise.all(opened.splice(0).map((b) => b.close()));
+      await rigs.closeAll();
     }
   });
 
@@ -138,14 +109,14 @@ describe(`RiskGuard: rate windows follow elapsed time, not the wall clock (seed 
         4,
         `trial ${trial}: stepped back ${step} ms, then refused: ${after.refused.join("\n")}`,
       );
-      await Promise.all(opened.splice(0).map((b) => b.close()));
+      await rigs.closeAll();
     }
   });
 
   it("10 restarts in a row free no burst: the book's orders of the last minute count again (seeded gaps)", async function () {
     const settings = { max_orders_per_second: 4, max_orders_per_minute: 12 };
     const random = seededRandom(SEED + 2);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "risk-rate-"));
+    const dir = rigs.tempDir("risk-rate-");
     const journalFile = path.join(dir, "paper.jsonl");
     const wall = new ManualClock(MONDAY_10_IST);
     let placed = 0;
@@ -167,14 +138,12 @@ describe(`RiskGuard: rate windows follow elapsed time, not the wall clock (seed 
           logged.join("\n"),
         );
       }
-      await paper.close();
-      opened.splice(opened.indexOf(paper), 1);
+      await rigs.close(paper);
       // The restart itself takes from nothing to a few seconds.
       const down = Math.floor(random() * 3_000);
       wall.advance(down);
     }
-    const last = new PaperBroker(PAPER, { clock: wall, journalFile });
-    opened.push(last);
+    const last = rigs.track(new PaperBroker(STILL_PAPER, { clock: wall, journalFile }));
     await last.connect();
     const book = await last.getOrderbook();
     assert.equal(book.length, placed);

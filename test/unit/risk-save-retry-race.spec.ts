@@ -7,40 +7,26 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { PaperBroker } from "../../lib/brokers/paper-broker";
-import { ManualClock } from "../../lib/paper/clock";
-import { guardBroker } from "../../lib/risk/guard";
 import { loadState } from "../../lib/risk/state-file";
 import { rejectsWithCode } from "../contract/broker-contract";
-
-/** Monday 2026-01-05 10:00 IST. */
-const MONDAY_10_IST = Date.UTC(2026, 0, 5, 4, 30);
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+import { riskRigs } from "../support/risk-rig";
 
 describe("RiskGuard: a refusal during a failing save retry brings another retry", function () {
   this.timeout(30_000);
-  const opened: PaperBroker[] = [];
-  const dirs: string[] = [];
-  afterEach(async function () {
-    await Promise.all(opened.splice(0).map((b) => b.close()));
-    for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const rigs = riskRigs();
 
   it("the state is saved once the disk is mended, without another order (5 rounds)", async function () {
     for (let round = 0; round < 5; round++) {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "risk-retry-race-"));
-      dirs.push(dir);
-      const stateFile = path.join(dir, "risk-paper-a.json");
+      const stateFile = path.join(rigs.tempDir("risk-retry-race-"), "risk-paper-a.json");
       const tmp = `${stateFile}.tmp`;
-      const clock = new ManualClock(MONDAY_10_IST);
-      const paper = new PaperBroker({ seed: 1, volatility: 0, spread_bps: 0, slippage_bps: 0 }, { clock });
-      opened.push(paper);
-      const broker = guardBroker(paper, { settings: {}, clock, stateFile, log: quiet, account: "paper-a" });
-      await broker.connect();
-      await broker.subscribeQuotes(["INFY"]);
-      paper.setPrice("INFY", 1500);
+      const { broker } = await rigs.open({
+        stateFile,
+        account: "paper-a",
+        subscribe: ["INFY"],
+        prices: { INFY: 1500 },
+        quiet: true,
+      });
 
       // A full disk: the halt holds in memory only.
       fs.symlinkSync("/dev/full", tmp);
