@@ -58,6 +58,7 @@ import type { BrokerLogger } from "./logger";
 import { silentLogger } from "./logger";
 import type { WebSocketSettings } from "./websocket-settings";
 import { messageOf } from "../common/error-message";
+import { loadStory, StoryKeeper } from "./websocket-story-file";
 import { isUnknownOutcome, settlePlacement, showsChanges } from "../common/unknown-outcome";
 
 export interface WebSocketBrokerDeps {
@@ -73,6 +74,12 @@ export interface WebSocketBrokerDeps {
    * for every event as a push. Listeners get every event either way.
    */
   answeredEvents?: "send" | "skip";
+  /**
+   * Where this broker keeps its story (websocket-story-file.ts) so that a Node-RED process that
+   * starts again resumes from it; read as the broker is made, written after what it counts was
+   * reported. Without it the story lives only as long as the process (carryOn).
+   */
+  storyFile?: string;
 }
 
 /** An account event as it arrived: whole, or (v1.1) an order event's changed fields over a base. */
@@ -217,6 +224,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #answeredImmediate: NodeJS.Immediate | undefined;
   /** client_order_id → the order sent in PLACE_ORDER: the base of its first EVENT_DELTA. */
   readonly #sentPlacements = new Map<string, Record<string, unknown>>();
+  /** Writes the story to deps.storyFile after it changes, and at close. */
+  readonly #keeper: StoryKeeper | undefined;
 
   constructor(settings: WebSocketSettings, deps: WebSocketBrokerDeps = {}) {
     super();
@@ -252,6 +261,16 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#client.on("state", (state, reason) => this.#onClientState(state, reason));
     this.#client.on("message", (message) => this.#onMessage(message));
     this.#client.on("error", (error) => this.#emitError(error));
+    if (deps.storyFile !== undefined) {
+      const loaded = loadStory(deps.storyFile, settings.url, settings.api_key);
+      if (loaded.kind === "ok") this.carryOn(loaded.story);
+      else if (loaded.kind === "ignored") {
+        this.#log.warn(
+          `${loaded.why}; it is not used: this broker starts from the gateway's present, and fills made while Node-RED was stopped are not reported`,
+        );
+      }
+      this.#keeper = new StoryKeeper(deps.storyFile, () => this.story(), this.#log);
+    }
   }
 
   get state(): ConnectionState {
@@ -294,6 +313,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     clearTimeout(this.#coolDownTimer);
     await this.#client.close();
     this.#settleConnectWaiters(new BrokerError("CLOSED", "WebSocket broker closed before it connected"));
+    // Last: no event can arrive any more, so the story written is all that was reported.
+    await this.#keeper?.flush();
   }
 
   #onClientState(state: ConnectionState, reason?: string): void {
@@ -363,6 +384,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       } else {
         await this.#resume((message) => session.request(message), auth.seq);
       }
+      this.#keeper?.touch();
     } finally {
       // On failure the held events are dropped: the next session resumes from the same seq.
       if (this.#held === held) this.#held = undefined;
@@ -577,6 +599,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     }
     this.#syncedAt = newest;
     if (serverSeq > this.#lastSeq) this.#lastSeq = serverSeq;
+    this.#keeper?.touch();
   }
 
   // #endregion
@@ -713,6 +736,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       if (at > this.#syncedAt) this.#syncedAt = at;
     }
     this.#lastSeq = final.seq - 1;
+    this.#keeper?.touch();
     return last;
   }
 
@@ -740,6 +764,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     if (at > this.#syncedAt) this.#syncedAt = at;
     if ("order" in event) this.#emitOrder(event);
     else this.#emitGtt(event);
+    // After the listeners have it: a crash before the write reports it again, never skips it.
+    this.#keeper?.touch();
   }
 
   /**
