@@ -390,8 +390,31 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       if (this.#held === held) this.#held = undefined;
     }
     this.#release(held);
-    if (this.#subscriptions.size > 0) {
-      await session.request({ type: "SUBSCRIBE", symbols: Array.from(this.#subscriptions) });
+    if (this.#subscriptions.size > 0) await this.#resubscribe(session);
+  }
+
+  /**
+   * Asks again for the quotes subscribed before the reconnect. A refusal (the api key's symbol cap
+   * taken by its other connections meanwhile, a rate limit) is reported and the session goes on:
+   * failing it would only reconnect to be refused again, forever, with every order waiting. The
+   * symbols stay subscribed here, so the next reconnect asks for them again.
+   */
+  async #resubscribe(session: Session): Promise<void> {
+    const symbols = Array.from(this.#subscriptions);
+    try {
+      await session.request({ type: "SUBSCRIBE", symbols });
+    } catch (error) {
+      const err = toBrokerError(error);
+      // The connection itself failed: the next session tries again.
+      if (isUnknownOutcome(err) || err.code === "CLOSED" || err.code === "NOT_CONNECTED") throw err;
+      const named =
+        symbols.slice(0, 5).join(", ") + (symbols.length > 5 ? ` and ${symbols.length - 5} more` : "");
+      this.#emitError(
+        new BrokerError(
+          err.code,
+          `the server refused to subscribe again after the reconnect to quotes for ${named}: ${err.message}; no quotes for them until the next reconnect`,
+        ),
+      );
     }
   }
 
@@ -1222,8 +1245,17 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   async subscribeQuotes(symbols: string[]): Promise<void> {
     const list = parseOrThrow(SymbolList, symbols, "symbols");
-    for (const symbol of list) this.#subscriptions.add(symbol);
-    await this.#call("SUBSCRIBE", { symbols: list });
+    const added = list.filter((symbol) => !this.#subscriptions.has(symbol));
+    for (const symbol of added) this.#subscriptions.add(symbol);
+    try {
+      await this.#call("SUBSCRIBE", { symbols: list });
+    } catch (error) {
+      // Refused: not subscribed, so not asked for again at every reconnect (where a refusal of the
+      // same cap would come back each time). An unknown outcome keeps them: the next session asks.
+      if (!isUnknownOutcome(toBrokerError(error)))
+        for (const symbol of added) this.#subscriptions.delete(symbol);
+      throw error;
+    }
   }
 
   async unsubscribeQuotes(symbols: string[]): Promise<void> {
