@@ -88,6 +88,8 @@ type IncomingEvent = AccountEvent | (OrderEventDelta & { delta: true });
 /** Placements kept for the delta of their first event, and order bases kept for the next delta. */
 const MAX_SENT_PLACEMENTS = 10_000;
 const MAX_DELTA_BASES = 100_000;
+/** GTTs remembered in all, active ones included: far beyond any account's (Kite allows a few hundred). */
+const MAX_KNOWN_GTTS = 20_000;
 
 /**
  * An order's observable state. Two states with the same key are one as far as the book can tell: a
@@ -183,6 +185,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    * (the live event of that change, should it follow, is then not a second change).
    */
   readonly #gtts = new Map<string, { gtt: GttSnapshot; fromBook: boolean }>();
+  /** GTTs that ended (no longer active), oldest first: past the retention bound they are forgotten. */
+  readonly #gttsEnded = new RetentionQueue<"gtt">();
   readonly #subscriptions = new Set<string>();
   #lastSeq = 0;
   /**
@@ -451,7 +455,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#lastSeq = story.last_seq;
     this.#syncedAt = story.synced_at;
     for (const order of story.orders) this.#remember(order);
-    for (const gtt of story.gtts) this.#gtts.set(gtt.gtt_id, { gtt, fromBook: false });
+    for (const gtt of story.gtts) this.#rememberGtt(gtt, false);
   }
 
   #forgetStory(): void {
@@ -459,6 +463,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#knownEnded.clear();
     this.#fromBook.clear();
     this.#gtts.clear();
+    this.#gttsEnded.clear();
     this.#bases.clear();
     this.#lastSeq = 0;
     this.#syncedAt = 0;
@@ -889,8 +894,26 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         if (known.gtt.status === event.gtt.status) return;
       } else if (known.fromBook && known.gtt.updated_at === event.gtt.updated_at) return;
     }
-    this.#gtts.set(event.gtt.gtt_id, { gtt: event.gtt, fromBook });
+    this.#rememberGtt(event.gtt, fromBook);
     this.emit("gtt", event);
+  }
+
+  /**
+   * Ended GTTs past the retention bound are forgotten, as ended orders are: a reconcile then skips
+   * one unless the list shows it changed after the story's time (#gttChange), so none is reported
+   * twice. Active ones are kept (a server caps how many an account has); past MAX_KNOWN_GTTS in all
+   * (a server that never ends them) the oldest go too, and their later events are still reported.
+   */
+  #rememberGtt(gtt: GttSnapshot, fromBook: boolean): void {
+    const before = this.#gtts.get(gtt.gtt_id);
+    this.#gtts.set(gtt.gtt_id, { gtt, fromBook });
+    if (gtt.status !== "active" && (before === undefined || before.gtt.status === "active")) {
+      this.#gttsEnded.push(gtt.gtt_id, "gtt");
+      this.#gttsEnded.trim(this.settings.retention, (id) => {
+        if (this.#gtts.get(id)?.gtt.status !== "active") this.#gtts.delete(id);
+      });
+    }
+    if (this.#gtts.size > MAX_KNOWN_GTTS) this.#gtts.delete(this.#gtts.keys().next().value ?? "");
   }
 
   #remember(order: OrderSnapshot): void {
