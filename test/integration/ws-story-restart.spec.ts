@@ -13,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { AccountEvent, OrderEvent } from "../../lib/protocol";
-import { websocketStoryFile } from "../../lib/brokers/websocket-story-file";
+import { saveStory, websocketStoryFile } from "../../lib/brokers/websocket-story-file";
 import { GatewayClient, TEST_KEY, TEST_SECRET } from "../support/gateway-client";
 import { freePort, GatewayProcess } from "../support/gateway-process";
 
@@ -237,8 +237,19 @@ describe("WebSocket broker: every fill once and in order across Node-RED process
     );
   }
 
-  it("5 restarts (SIGTERM and SIGKILL when quiet), fills while up and while down: each once, in order", async function () {
+  it("5 restarts (SIGTERM and SIGKILL when quiet), fills while up and while down: each once, in order; a foreign and a corrupt story file are reported and not used", async function () {
     const rounds = 5;
+    const file = websocketStoryFile(userDir, "b1", gateway!.url);
+    // At the first start the file is another gateway's story, far ahead of this account's seq.
+    await saveStory(file, {
+      url: "ws://127.0.0.1:9/v1",
+      api_key: TEST_KEY,
+      account: "default",
+      last_seq: 999,
+      synced_at: Date.now(),
+      orders: [],
+      gtts: [],
+    });
     runtime = await startNodeRed(userDir);
     for (let round = 0; round < rounds; round++) {
       // While up: a fill at market, and two sells resting far above the market.
@@ -257,12 +268,12 @@ describe("WebSocket broker: every fill once and in order across Node-RED process
         resting.push((placed.order as { order_id: string }).order_id);
       }
       await flowCaughtUp(`round ${round}, while up`);
+      if (round === 0) assert.match(runtime.output(), /is the story of another gateway URL; it is not used/);
 
       const signal = round % 2 === 0 ? "SIGTERM" : "SIGKILL";
       if (signal === "SIGKILL") {
         // Quiet: the story on disk has caught up with what the flow was sent.
         const lastSeq = Math.max(...side!.all("EVENT").map((m) => m.event!.seq));
-        const file = websocketStoryFile(userDir, "b1", gateway!.url);
         await until(
           () => {
             try {
@@ -277,7 +288,7 @@ describe("WebSocket broker: every fill once and in order across Node-RED process
       await stop(runtime, signal);
       runtime = undefined;
 
-      // While down: the resting sells fill (one modified into the market), and a trade at market.
+      // While down: the resting sells fill (modified into the market), and a trade at market.
       for (const orderId of resting) {
         await side!.call({ type: "MODIFY_ORDER", order_id: orderId, changes: { price: 1 } });
       }
@@ -289,6 +300,15 @@ describe("WebSocket broker: every fill once and in order across Node-RED process
       // The flow's orders filled while it was down; the side's own trade is the account's news too.
       await flowCaughtUp(`round ${round}, after the ${signal} restart`);
     }
+
+    // A corrupt story: reported, and the flow trades on (what filled while down is then not news).
+    await stop(runtime, "SIGTERM");
+    fs.writeFileSync(file, '{"version":1,"last_se');
+    runtime = await startNodeRed(userDir);
+    const market = await placeThroughFlow(runtime, { symbol: "INFY", side: "BUY", quantity: 3 });
+    assert.equal(market.ok, true, JSON.stringify(market));
+    await flowCaughtUp("after a restart on a corrupt story");
+    assert.match(runtime.output(), /is not JSON .*; it is not used/);
 
     await new Promise((resolve) => setTimeout(resolve, 500));
     const seen = fillsOf(eventsOnFlow(eventsFile));
