@@ -178,6 +178,22 @@ export async function saveStory(file: string, story: StoryContents): Promise<voi
   await syncDirectory(dir);
 }
 
+/**
+ * Removes the stories the same config kept for other gateway URLs (its URL was changed): nothing
+ * would read them again but a change back, and they would pile up with every change.
+ */
+export async function removeOtherStories(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const name = path.basename(file);
+  const config = /^(ws-story-[0-9a-f]{12}-)[0-9a-f]{12}\.json$/.exec(name)?.[1];
+  if (config === undefined) return;
+  for (const other of await fsp.readdir(dir)) {
+    if (other.startsWith(config) && other !== name && other !== `${name}.tmp`) {
+      await fsp.rm(path.join(dir, other), { force: true });
+    }
+  }
+}
+
 /** The config node was removed: nothing will take its story up again. */
 export async function removeStory(file: string): Promise<void> {
   await fsp.rm(file, { force: true });
@@ -197,6 +213,7 @@ export class StoryKeeper {
   #saving: Promise<void> | undefined;
   #dirty = false;
   #failing = false;
+  #savedOnce = false;
 
   constructor(
     file: string,
@@ -247,9 +264,17 @@ export class StoryKeeper {
     const story = this.#read();
     if (story === undefined) return Promise.resolve();
     const saving = saveStory(this.#file, story).then(
-      () => {
+      async () => {
         if (this.#failing) this.#log.info(`the WebSocket story is saved again at ${this.#file}`);
         this.#failing = false;
+        if (this.#savedOnce) return;
+        this.#savedOnce = true;
+        // After this broker's first write: a broker before it (of the old URL) has closed by then.
+        await removeOtherStories(this.#file).catch((error: unknown) =>
+          this.#log.warn(
+            `cannot remove the WebSocket stories of this config's earlier URLs: ${messageOf(error)}`,
+          ),
+        );
       },
       (error: unknown) => {
         // Tried again with the next change (and at close); said once, not on every retry.

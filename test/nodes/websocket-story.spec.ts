@@ -56,6 +56,33 @@ describe("trading-broker (websocket): the story file", function () {
     );
   });
 
+  it("a new URL: the story of the old one is removed once the new one is written", async function () {
+    const fileA = websocketStoryFile(userDir, "b1", host!.url);
+    await helper.load(NODES, remoteFlow("story A", config(host!.url)), CREDENTIALS);
+    await place();
+    await until(
+      () => savedSeq(fileA) >= 0,
+      () => `the story at ${fileA}`,
+    );
+    const other = await PaperHost.start();
+    try {
+      const fileB = websocketStoryFile(userDir, "b1", other.url);
+      await helper.setFlows(remoteFlow("story B", config(other.url)), "full", CREDENTIALS);
+      await place();
+      await until(
+        () => savedSeq(fileB) >= 0 && !fs.existsSync(fileA),
+        () => `A ${fs.existsSync(fileA)}, B ${savedSeq(fileB)}`,
+      );
+      assert.deepEqual(
+        fs.readdirSync(`${userDir}/trading-broker`).filter((name) => name.startsWith("ws-story-")),
+        [fileB.split("/").pop()],
+      );
+    } finally {
+      await helper.unload();
+      await other.close();
+    }
+  });
+
   it("deleting the config node deletes its story file; a redeploy keeps it", async function () {
     const file = websocketStoryFile(userDir, "b1", host!.url);
     const flow = remoteFlow("story", config(host!.url));
