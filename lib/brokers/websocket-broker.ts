@@ -90,6 +90,8 @@ const MAX_SENT_PLACEMENTS = 10_000;
 const MAX_DELTA_BASES = 100_000;
 /** GTTs remembered in all, active ones included: far beyond any account's (Kite allows a few hundred). */
 const MAX_KNOWN_GTTS = 20_000;
+/** How long a first session waits for the story it starts from to be written. */
+const STORY_BASELINE_WAIT_MS = 1000;
 
 /**
  * An order's observable state. Two states with the same key are one as far as the book can tell: a
@@ -385,6 +387,11 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         // A fresh client starts from now: replaying the account's history would re-announce old fills.
         this.#lastSeq = auth.seq;
         this.#syncedAt = Math.max(this.#syncedAt, Date.parse(auth.server_time));
+        // Where it starts from is written before anything is reported: a crash before the first
+        // write after an event would otherwise make the next process start from its own present.
+        // Bounded, so a slow disk cannot hold the session past its open timeout.
+        this.#keeper?.touch();
+        await this.#keeper?.flushWithin(STORY_BASELINE_WAIT_MS);
       } else {
         await this.#resume((message) => session.request(message), auth.seq);
       }

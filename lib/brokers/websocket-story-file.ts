@@ -259,6 +259,20 @@ export class StoryKeeper {
     }
   }
 
+  /** flush(), waiting at most `ms`: the write goes on after that, in the background. */
+  async flushWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    });
+    try {
+      await Promise.race([this.flush(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   #save(): Promise<void> {
     this.#dirty = false;
     const story = this.#read();

@@ -114,6 +114,20 @@ describe("WebSocket story file: written after the report; corrupt or foreign fil
     }
   });
 
+  it("a first start writes where it starts from before it reports anything (5 fresh starts)", async function () {
+    for (let round = 0; round < 5; round++) {
+      const made = await host();
+      await made.paper.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 });
+      const file = websocketStoryFile(dir, `b${round}`, made.url);
+      const first = open(made.url, file);
+      await first.broker.connect();
+      // A crash now, before any later write, must leave the seq to resume from: without it the next
+      // process starts from its own present, and what filled in between is never reported.
+      assert.equal(savedSeq(file), made.paper.lastSeq, `round ${round}: the story when connect() resolved`);
+      await first.broker.close();
+    }
+  });
+
   const CORRUPT: [string, string | Buffer][] = [
     ["torn JSON", '{"version":1,"url_digest":"ab'],
     ["empty", ""],
@@ -163,6 +177,12 @@ describe("WebSocket story file: written after the report; corrupt or foreign fil
     // B's account has a history of its own, older than any broker of this config there.
     await b.paper.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 });
 
+    const otherKey = loadStory(fileA, a.url, "another-key");
+    assert.equal(otherKey.kind, "ignored");
+    assert.match(otherKey.kind === "ignored" ? otherKey.why : "", /story of another api key/);
+    // Neither the URL nor the key is in the file.
+    const text = fs.readFileSync(fileA, "utf8");
+    assert.ok(!text.includes(a.url) && !text.includes(TEST_KEY), text.slice(0, 200));
     fs.copyFileSync(fileA, fileB);
     const onB = open(b.url, fileB);
     assert.equal(onB.warnings.length, 1, onB.warnings.join("; "));
@@ -175,11 +195,7 @@ describe("WebSocket story file: written after the report; corrupt or foreign fil
     await onB.broker.close();
     assert.equal(loadStory(fileB, b.url, TEST_KEY).kind, "ok", "B's own story replaced it");
 
-    const otherKey = loadStory(fileA, a.url, "another-key");
-    assert.equal(otherKey.kind, "ignored");
-    assert.match(otherKey.kind === "ignored" ? otherKey.why : "", /story of another api key/);
-    // Neither the URL nor the key is in the file.
-    const text = fs.readFileSync(fileA, "utf8");
-    assert.ok(!text.includes(a.url) && !text.includes(TEST_KEY), text.slice(0, 200));
+    // The config's story of its earlier URL is gone once B's own is written.
+    assert.equal(fs.existsSync(fileA), false);
   });
 });
