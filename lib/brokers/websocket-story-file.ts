@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync, promises as fsp } from "node:fs";
+import { readFileSync, statSync, promises as fsp } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { messageOf } from "../common/error-message";
@@ -82,12 +82,15 @@ export type LoadedStory =
 export function loadStory(file: string, url: string, apiKey: string): LoadedStory {
   let text: string;
   try {
+    // Sized before it is read: a huge file put there is not loaded into memory to be refused.
+    if (statSync(file).size > MAX_FILE_BYTES) {
+      return { kind: "ignored", why: `${file} is not a WebSocket story (larger than one can be)` };
+    }
     text = readFileSync(file, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
     return { kind: "ignored", why: `cannot read ${file}: ${messageOf(error)}` };
   }
-  if (text.length > MAX_FILE_BYTES) return { kind: "ignored", why: `${file} is larger than a story can be` };
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -85,6 +85,10 @@ describe("WebSocket story file: bounded", function () {
       assert.equal(loaded.kind, "ignored");
       assert.match(loaded.kind === "ignored" ? loaded.why : "", /not a WebSocket story \(orders:/);
       assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+      // A huge file (sparse: no disk used) is refused by its size, not read.
+      fs.truncateSync(file, 2 ** 40);
+      const huge = loadStory(file, "ws://127.0.0.1:1/v1", "k");
+      assert.match(huge.kind === "ignored" ? huge.why : huge.kind, /larger than one can be/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
