@@ -13,6 +13,8 @@ export interface BrokerDeps {
   /** Node-RED's user directory: the paper account's journal lives below it. */
   userDir: string;
   log: BrokerLogger;
+  /** WebSocket: where the broker keeps its story across process restarts (websocket-story-file.ts). */
+  websocketStoryFile?: string;
 }
 
 export type ResettableBroker = BrokerInterface & { resetAccount?(): Promise<void> };
@@ -32,7 +34,10 @@ export function createBroker(input: BrokerSettingsInput, deps: BrokerDeps): Rese
         log: deps.log,
       });
     case "websocket":
-      return new WebSocketBroker(settings.websocket, { log: deps.log });
+      return new WebSocketBroker(settings.websocket, {
+        log: deps.log,
+        ...(deps.websocketStoryFile === undefined ? {} : { storyFile: deps.websocketStoryFile }),
+      });
     case "kite": {
       const { KiteBroker } = loadKiteBroker();
       return new KiteBroker(settings.kite, { log: deps.log });

@@ -58,6 +58,7 @@ import type { BrokerLogger } from "./logger";
 import { silentLogger } from "./logger";
 import type { WebSocketSettings } from "./websocket-settings";
 import { messageOf } from "../common/error-message";
+import { loadStory, StoryKeeper } from "./websocket-story-file";
 import { isUnknownOutcome, settlePlacement, showsChanges } from "../common/unknown-outcome";
 
 export interface WebSocketBrokerDeps {
@@ -73,6 +74,12 @@ export interface WebSocketBrokerDeps {
    * for every event as a push. Listeners get every event either way.
    */
   answeredEvents?: "send" | "skip";
+  /**
+   * Where this broker keeps its story (websocket-story-file.ts) so that a Node-RED process that
+   * starts again resumes from it; read as the broker is made, written after what it counts was
+   * reported. Without it the story lives only as long as the process (carryOn).
+   */
+  storyFile?: string;
 }
 
 /** An account event as it arrived: whole, or (v1.1) an order event's changed fields over a base. */
@@ -81,6 +88,10 @@ type IncomingEvent = AccountEvent | (OrderEventDelta & { delta: true });
 /** Placements kept for the delta of their first event, and order bases kept for the next delta. */
 const MAX_SENT_PLACEMENTS = 10_000;
 const MAX_DELTA_BASES = 100_000;
+/** GTTs remembered in all, active ones included: far beyond any account's (Kite allows a few hundred). */
+const MAX_KNOWN_GTTS = 20_000;
+/** How long a first session waits for the story it starts from to be written. */
+const STORY_BASELINE_WAIT_MS = 1000;
 
 /**
  * An order's observable state. Two states with the same key are one as far as the book can tell: a
@@ -176,6 +187,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    * (the live event of that change, should it follow, is then not a second change).
    */
   readonly #gtts = new Map<string, { gtt: GttSnapshot; fromBook: boolean }>();
+  /** GTTs that ended (no longer active), oldest first: past the retention bound they are forgotten. */
+  readonly #gttsEnded = new RetentionQueue<"gtt">();
   readonly #subscriptions = new Set<string>();
   #lastSeq = 0;
   /**
@@ -217,6 +230,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   #answeredImmediate: NodeJS.Immediate | undefined;
   /** client_order_id → the order sent in PLACE_ORDER: the base of its first EVENT_DELTA. */
   readonly #sentPlacements = new Map<string, Record<string, unknown>>();
+  /** Writes the story to deps.storyFile after it changes, and at close. */
+  readonly #keeper: StoryKeeper | undefined;
 
   constructor(settings: WebSocketSettings, deps: WebSocketBrokerDeps = {}) {
     super();
@@ -252,6 +267,16 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#client.on("state", (state, reason) => this.#onClientState(state, reason));
     this.#client.on("message", (message) => this.#onMessage(message));
     this.#client.on("error", (error) => this.#emitError(error));
+    if (deps.storyFile !== undefined) {
+      const loaded = loadStory(deps.storyFile, settings.url, settings.api_key);
+      if (loaded.kind === "ok") this.carryOn(loaded.story);
+      else if (loaded.kind === "ignored") {
+        this.#log.warn(
+          `${loaded.why}; it is not used: this broker starts from the gateway's present, and fills made while Node-RED was stopped are not reported`,
+        );
+      }
+      this.#keeper = new StoryKeeper(deps.storyFile, () => this.story(), this.#log);
+    }
   }
 
   get state(): ConnectionState {
@@ -294,6 +319,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     clearTimeout(this.#coolDownTimer);
     await this.#client.close();
     this.#settleConnectWaiters(new BrokerError("CLOSED", "WebSocket broker closed before it connected"));
+    // Last: no event can arrive any more, so the story written is all that was reported.
+    await this.#keeper?.flush();
   }
 
   #onClientState(state: ConnectionState, reason?: string): void {
@@ -360,16 +387,45 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         // A fresh client starts from now: replaying the account's history would re-announce old fills.
         this.#lastSeq = auth.seq;
         this.#syncedAt = Math.max(this.#syncedAt, Date.parse(auth.server_time));
+        // Where it starts from is written before anything is reported: a crash before the first
+        // write after an event would otherwise make the next process start from its own present.
+        // Bounded, so a slow disk cannot hold the session past its open timeout.
+        this.#keeper?.touch();
+        await this.#keeper?.flushWithin(STORY_BASELINE_WAIT_MS);
       } else {
         await this.#resume((message) => session.request(message), auth.seq);
       }
+      this.#keeper?.touch();
     } finally {
       // On failure the held events are dropped: the next session resumes from the same seq.
       if (this.#held === held) this.#held = undefined;
     }
     this.#release(held);
-    if (this.#subscriptions.size > 0) {
-      await session.request({ type: "SUBSCRIBE", symbols: Array.from(this.#subscriptions) });
+    if (this.#subscriptions.size > 0) await this.#resubscribe(session);
+  }
+
+  /**
+   * Asks again for the quotes subscribed before the reconnect. A refusal (the api key's symbol cap
+   * taken by its other connections meanwhile, a rate limit) is reported and the session goes on:
+   * failing it would only reconnect to be refused again, forever, with every order waiting. The
+   * symbols stay subscribed here, so the next reconnect asks for them again.
+   */
+  async #resubscribe(session: Session): Promise<void> {
+    const symbols = Array.from(this.#subscriptions);
+    try {
+      await session.request({ type: "SUBSCRIBE", symbols });
+    } catch (error) {
+      const err = toBrokerError(error);
+      // The connection itself failed: the next session tries again.
+      if (isUnknownOutcome(err) || err.code === "CLOSED" || err.code === "NOT_CONNECTED") throw err;
+      const named =
+        symbols.slice(0, 5).join(", ") + (symbols.length > 5 ? ` and ${symbols.length - 5} more` : "");
+      this.#emitError(
+        new BrokerError(
+          err.code,
+          `the server refused to subscribe again after the reconnect to quotes for ${named}: ${err.message}; no quotes for them until the next reconnect`,
+        ),
+      );
     }
   }
 
@@ -406,7 +462,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#lastSeq = story.last_seq;
     this.#syncedAt = story.synced_at;
     for (const order of story.orders) this.#remember(order);
-    for (const gtt of story.gtts) this.#gtts.set(gtt.gtt_id, { gtt, fromBook: false });
+    for (const gtt of story.gtts) this.#rememberGtt(gtt, false);
   }
 
   #forgetStory(): void {
@@ -414,6 +470,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#knownEnded.clear();
     this.#fromBook.clear();
     this.#gtts.clear();
+    this.#gttsEnded.clear();
     this.#bases.clear();
     this.#lastSeq = 0;
     this.#syncedAt = 0;
@@ -577,6 +634,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     }
     this.#syncedAt = newest;
     if (serverSeq > this.#lastSeq) this.#lastSeq = serverSeq;
+    this.#keeper?.touch();
   }
 
   // #endregion
@@ -713,6 +771,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       if (at > this.#syncedAt) this.#syncedAt = at;
     }
     this.#lastSeq = final.seq - 1;
+    this.#keeper?.touch();
     return last;
   }
 
@@ -740,6 +799,8 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     if (at > this.#syncedAt) this.#syncedAt = at;
     if ("order" in event) this.#emitOrder(event);
     else this.#emitGtt(event);
+    // After the listeners have it: a crash before the write reports it again, never skips it.
+    this.#keeper?.touch();
   }
 
   /**
@@ -840,8 +901,26 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         if (known.gtt.status === event.gtt.status) return;
       } else if (known.fromBook && known.gtt.updated_at === event.gtt.updated_at) return;
     }
-    this.#gtts.set(event.gtt.gtt_id, { gtt: event.gtt, fromBook });
+    this.#rememberGtt(event.gtt, fromBook);
     this.emit("gtt", event);
+  }
+
+  /**
+   * Ended GTTs past the retention bound are forgotten, as ended orders are: a reconcile then skips
+   * one unless the list shows it changed after the story's time (#gttChange), so none is reported
+   * twice. Active ones are kept (a server caps how many an account has); past MAX_KNOWN_GTTS in all
+   * (a server that never ends them) the oldest go too, and their later events are still reported.
+   */
+  #rememberGtt(gtt: GttSnapshot, fromBook: boolean): void {
+    const before = this.#gtts.get(gtt.gtt_id);
+    this.#gtts.set(gtt.gtt_id, { gtt, fromBook });
+    if (gtt.status !== "active" && (before === undefined || before.gtt.status === "active")) {
+      this.#gttsEnded.push(gtt.gtt_id, "gtt");
+      this.#gttsEnded.trim(this.settings.retention, (id) => {
+        if (this.#gtts.get(id)?.gtt.status !== "active") this.#gtts.delete(id);
+      });
+    }
+    if (this.#gtts.size > MAX_KNOWN_GTTS) this.#gtts.delete(this.#gtts.keys().next().value ?? "");
   }
 
   #remember(order: OrderSnapshot): void {
@@ -1196,8 +1275,17 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
 
   async subscribeQuotes(symbols: string[]): Promise<void> {
     const list = parseOrThrow(SymbolList, symbols, "symbols");
-    for (const symbol of list) this.#subscriptions.add(symbol);
-    await this.#call("SUBSCRIBE", { symbols: list });
+    const added = list.filter((symbol) => !this.#subscriptions.has(symbol));
+    for (const symbol of added) this.#subscriptions.add(symbol);
+    try {
+      await this.#call("SUBSCRIBE", { symbols: list });
+    } catch (error) {
+      // Refused: not subscribed, so not asked for again at every reconnect (where a refusal of the
+      // same cap would come back each time). An unknown outcome keeps them: the next session asks.
+      if (!isUnknownOutcome(toBrokerError(error)))
+        for (const symbol of added) this.#subscriptions.delete(symbol);
+      throw error;
+    }
   }
 
   async unsubscribeQuotes(symbols: string[]): Promise<void> {

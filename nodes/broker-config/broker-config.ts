@@ -27,6 +27,7 @@ import { registerKiteLogin } from "./kite-login";
 import { withStoredKiteSession } from "./kite-session-file";
 import { carryStory, forgetStory } from "./websocket-story";
 import { WebSocketBroker } from "../../lib/brokers/websocket-broker";
+import { removeStory, websocketStoryFile } from "../../lib/brokers/websocket-story-file";
 import { liveBrokers } from "../../lib/kite/live-brokers";
 
 /** The editor stores every field as text (numbers too); blank means "use the default". */
@@ -422,13 +423,22 @@ export = function (RED: NodeAPI): void {
       unusable = { error: settings, status: problemStatus(RED._(`trading-broker.status.${status}`)) };
     }
     if (!(settings instanceof BrokerError)) stateFiles.set(node, riskStateFile(settings, userDir));
+    // Where a WebSocket broker's story outlives the process (per config node and gateway URL).
+    const storyFile =
+      settings instanceof BrokerError || settings.kind !== "websocket"
+        ? undefined
+        : websocketStoryFile(userDir, node.id, settings.websocket.url);
     const metrics = brokerMetrics(node.id, node.name ?? "");
     const connection = new BrokerConnection(
       {
         accountKey: settings instanceof BrokerError ? node.id : accountKeyOf(settings, userDir),
         create: (): ManagedBroker => {
           if (settings instanceof BrokerError) throw settings;
-          const made = createBroker(settings, { userDir, log });
+          const made = createBroker(settings, {
+            userDir,
+            log,
+            ...(storyFile === undefined ? {} : { websocketStoryFile: storyFile }),
+          });
           if (made instanceof WebSocketBroker) carryStory(node.id, made);
           const broker = metrics.instrument(made);
           if (kept?.session !== undefined && settings.kind === "kite") {
@@ -486,10 +496,14 @@ export = function (RED: NodeAPI): void {
         forgetBrokerMetrics(node.id);
         forgetStory(node.id);
       }
-      connection.close().then(done, (error: unknown) => {
-        node.error(toBrokerError(error).message);
-        done();
-      });
+      connection
+        .close()
+        // Removed: no config will take its story up again (after the close, which writes it last).
+        .then(() => (removed && storyFile !== undefined ? removeStory(storyFile) : undefined))
+        .then(done, (error: unknown) => {
+          node.error(toBrokerError(error).message);
+          done();
+        });
     });
   }
 

@@ -6,7 +6,9 @@ const lastWebSocketBroker = new Map<string, WebSocketBroker>();
 /**
  * A redeploy (or the last user leaving) closes a config's broker and the next user makes a new
  * one, which would start from "now": fills made while neither was connected would never reach the
- * flow. The new one takes up the old one's story instead and resumes from its last seq.
+ * flow. The new one takes up the old one's story instead and resumes from its last seq. The story
+ * the broker read from its file (websocket-story-file.ts, for a process that starts again) is the
+ * fallback: the old broker in memory wrote that file last, so it is never behind it.
  */
 export function carryStory(configId: string, broker: WebSocketBroker): void {
   const story = lastWebSocketBroker.get(configId)?.story();
