@@ -94,7 +94,11 @@ describe("RiskGuard: a day whose start no process saw (Node-RED down at midnight
   for (const [what, stopAt, restartAt] of [
     ["stopped Monday 15:30, started Tuesday 10:00", 1.5 * HOUR_MS, DAY_MS - 4 * HOUR_MS],
     ["stopped Monday 23:50, started Tuesday 00:10", 9 * HOUR_MS + 50 * 60_000, 10 * HOUR_MS + 10 * 60_000],
-    ["stopped Monday 15:30, started Thursday 10:00 (three days down)", 1.5 * HOUR_MS, 3 * DAY_MS - 4 * HOUR_MS],
+    [
+      "stopped Monday 15:30, started Thursday 10:00 (three days down)",
+      1.5 * HOUR_MS,
+      3 * DAY_MS - 4 * HOUR_MS,
+    ],
   ] as const) {
     it(`${what}: the loss since the last P&L seen counts today and halts at the limit`, async function () {
       const stateFile = tmpFile();

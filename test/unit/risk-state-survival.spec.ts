@@ -279,9 +279,7 @@ describe(`RiskGuard: the state that protects money survives (seed ${SEED}; RISK_
     assert.equal(tuesday.broker.risk.stateRecord.day_start_pnl, 500, "a resume keeps the day's baseline");
     await tuesday.broker.close();
     const saved = await loadState(stateFile);
-    assert.ok(
-      saved.kind === "ok" && saved.record.day === "2026-01-06" && saved.record.day_start_pnl === 500,
-    );
+    assert.ok(saved.kind === "ok" && saved.record.day === "2026-01-06" && saved.record.day_start_pnl === 500);
   });
 
   for (const [what, make] of [
