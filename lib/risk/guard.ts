@@ -172,8 +172,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** The seed being read, and whether another must follow it (a reconnect came meanwhile). */
   #seeding: Promise<void> | undefined;
   #seedAgain = false;
-  /** The daily-loss check running, if one is. */
+  /** The daily-loss check running, if one is, and when the last one begun has compared the loss. */
   #pnlCheck: Promise<void> | undefined;
+  #pnlDecision: Promise<void> | undefined;
   /** Armed for pnl_check_ms after each check; fills and quotes meanwhile only mark one as due. */
   #pnlTimer: NodeJS.Timeout | undefined;
   #pnlDue = false;
@@ -250,6 +251,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     await this.broker.connect();
     if (!this.#seeded) await this.#seed();
     this.#checkPnl();
+    // Nothing goes out before the first daily-loss check has compared: a redeploy that tightened
+    // max_daily_loss below the day's loss (or a restart after the loss grew) must refuse the first
+    // order, not only those after the read. It waits for the decision, not for a halt's save.
+    await this.#pnlDecision;
   }
 
   /** Placements and enlarging modifies whose outcome is not known yet: they count as exposure. */
@@ -1033,11 +1038,14 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     if (max === undefined || this.#closed) return;
     this.#pnlDue = false;
     if (this.#pnlCheck === undefined) {
-      this.#pnlCheck = this.#dailyLoss(max, this.#clock.now())
+      let decided!: () => void;
+      this.#pnlDecision = new Promise<void>((resolve) => (decided = resolve));
+      this.#pnlCheck = this.#dailyLoss(max, this.#clock.now(), decided)
         .catch((error: unknown) =>
           this.#log.warn(`risk guard: cannot check the daily loss: ${toBrokerError(error).message}`),
         )
         .finally(() => {
+          decided();
           this.#pnlCheck = undefined;
         });
     } else this.#pnlDue = true; // one is still running: check again when the interval ends
@@ -1049,7 +1057,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#pnlTimer.unref();
   }
 
-  async #dailyLoss(max: number, now: number): Promise<void> {
+  /** `decided` is called once the loss has been compared (and a halt, if due, made). */
+  async #dailyLoss(max: number, now: number, decided: () => void): Promise<void> {
     const account = await this.broker.getAccount();
     const pnl = account.realized_pnl + account.unrealized_pnl;
     // From the read to the halt nothing below yields: an order placed after this read and before
@@ -1091,7 +1100,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const loss = this.#record.day_start_pnl! - pnl;
     if (loss < max || this.#record.state !== "ACTIVE" || this.#closed) return;
     const reason = `daily loss ${fmt(max)} reached (lost ${fmt(loss)} since the start of ${kept})`;
-    await this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
+    // kill() makes the halt before it first yields; its save and flatten are not waited for here.
+    const halting = this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
+    decided();
+    await halting;
   }
 
   /**
