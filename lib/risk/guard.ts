@@ -1064,7 +1064,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     // From the read to the halt nothing below yields: an order placed after this read and before
     // the state changed would go out although the loss was already known.
     const day = istDay(now);
-    const last = this.#lastPnl ?? this.#savedLastPnl();
+    // A P&L the venue starts again each session (Kite) has no floor in yesterday's last reading:
+    // a profitable yesterday would read as today's loss.
+    const last = this.#lastPnl ?? (this.broker.pnlResetsDaily === true ? undefined : this.#savedLastPnl());
     this.#lastPnl = { day, pnl };
     let kept = this.#record.day;
     let save = this.#record.last_pnl !== pnl;

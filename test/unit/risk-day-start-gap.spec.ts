@@ -33,9 +33,15 @@ interface Rig {
 
 const opened: PaperBroker[] = [];
 
-async function rig(stateFile: string, start: number, pnl: number): Promise<Rig> {
+async function rig(
+  stateFile: string,
+  start: number,
+  pnl: number,
+  options: { pnlResetsDaily?: boolean } = {},
+): Promise<Rig> {
   const clock = new ManualClock(start);
   const paper = new PaperBroker({ seed: 1, volatility: 0, spread_bps: 0, slippage_bps: 0 }, { clock });
+  if (options.pnlResetsDaily === true) Object.defineProperty(paper, "pnlResetsDaily", { value: true });
   opened.push(paper);
   const state = { value: pnl };
   const account = paper.getAccount.bind(paper);
@@ -130,6 +136,18 @@ describe("RiskGuard: a day whose start no process saw (Node-RED down at midnight
       assert.equal(again.broker.risk.stateRecord.day_start_pnl, 500);
     });
   }
+
+  it("a broker whose P&L is the day's own (Kite): yesterday's gain is no floor for today's start", async function () {
+    const stateFile = tmpFile();
+    const monday = await rig(stateFile, MONDAY_14_IST, 0);
+    await see(monday, 3000, 1500); // a good Monday
+    await monday.broker.close();
+    // Tuesday's positions start again at 0: not a loss of 3,000.
+    const tuesday = await rig(stateFile, MONDAY_14_IST + DAY_MS, 0, { pnlResetsDaily: true });
+    await waitFor(() => tuesday.broker.risk.stateRecord.day === "2026-01-06", "Tuesday's start");
+    assert.equal(tuesday.broker.risk.stateRecord.day_start_pnl, 0);
+    assert.equal(tuesday.broker.risk.tradingState, "ACTIVE");
+  });
 
   it("a gain before the first read is no cushion: the start is the higher figure, so a later fall halts", async function () {
     const stateFile = tmpFile();
