@@ -37,6 +37,12 @@ export type BrokerKind = "paper" | "websocket" | "kite";
  */
 export interface BrokerInterface extends EventEmitter<BrokerEvents> {
   readonly kind: BrokerKind;
+  /**
+   * The account's P&L is the venue's own figure for its trading day (Kite's day positions, which
+   * start again each session), not a running total (paper). Absent: a running total. The risk
+   * guard then takes no earlier process's last reading as a floor for the day's start.
+   */
+  readonly pnlResetsDaily?: boolean;
   readonly state: ConnectionState;
 
   connect(): Promise<void>;

@@ -80,6 +80,8 @@ export interface KiteBrokerDeps {
  */
 export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInterface {
   readonly kind = "kite" as const;
+  /** Kite's positions report the day's realised and unrealised P&L, not a running total. */
+  readonly pnlResetsDaily = true;
   readonly settings: KiteSettings;
 
   readonly #log: BrokerLogger;

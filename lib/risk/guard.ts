@@ -164,19 +164,25 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   readonly #allowed: ReadonlySet<string> | undefined;
   #record: RiskStateRecord;
   #loaded: Promise<void> | undefined;
+  /** The state file has been read: a change of state can then be made synchronously. */
+  #isLoaded = false;
   #writing: Promise<void> = Promise.resolve();
   #seeded = false;
   #reseedOnConnect = false;
   /** The seed being read, and whether another must follow it (a reconnect came meanwhile). */
   #seeding: Promise<void> | undefined;
   #seedAgain = false;
-  /** The daily-loss check running, if one is. */
+  /** The daily-loss check running, if one is, and when the last one begun has compared the loss. */
   #pnlCheck: Promise<void> | undefined;
+  #pnlDecision: Promise<void> | undefined;
   /** Armed for pnl_check_ms after each check; fills and quotes meanwhile only mark one as due. */
   #pnlTimer: NodeJS.Timeout | undefined;
   #pnlDue = false;
   /** The last P&L this process read, and the IST day of the check that read it. */
-  #lastPnl: { day: string; pnl: number } | undefined;
+  #lastPnl: { day: string; pnl: number; at?: string } | undefined;
+  /** A save of the last P&L is running, and whether another must follow it. */
+  #pnlSaving = false;
+  #pnlSaveAgain = false;
   /** The read that will settle unknown outcomes, while one is due; and the reads failed since. */
   #unknownTimer: NodeJS.Timeout | undefined;
   #unknownReadsFailed = 0;
@@ -234,7 +240,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   /** Reads the saved state once; a file that cannot be understood halts trading and says why. */
   load(): Promise<void> {
-    this.#loaded ??= this.#load();
+    this.#loaded ??= this.#load().finally(() => {
+      this.#isLoaded = true;
+    });
     return this.#loaded;
   }
 
@@ -243,6 +251,10 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     await this.broker.connect();
     if (!this.#seeded) await this.#seed();
     this.#checkPnl();
+    // Nothing goes out before the first daily-loss check has compared: a redeploy that tightened
+    // max_daily_loss below the day's loss (or a restart after the loss grew) must refuse the first
+    // order, not only those after the read. It waits for the decision, not for a halt's save.
+    await this.#pnlDecision;
   }
 
   /** Placements and enlarging modifies whose outcome is not known yet: they count as exposure. */
@@ -283,7 +295,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   /** setState, with a stricter state the disk could not keep answered (not thrown) as the error. */
   async #changeState(state: TradingState, by: string, reason: string): Promise<BrokerError | undefined> {
-    await this.load();
+    // Once loaded, a stricter state is made in the caller's own turn: an order placed right after
+    // a halt was asked for (or decided by the daily-loss check) must not find the state unchanged.
+    if (!this.#isLoaded) await this.load();
     const previous = this.#record.state;
     const next: RiskStateRecord = { ...this.#record, state, by, reason, at: this.#iso() };
     let unsaved: BrokerError | undefined;
@@ -1024,11 +1038,14 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     if (max === undefined || this.#closed) return;
     this.#pnlDue = false;
     if (this.#pnlCheck === undefined) {
-      this.#pnlCheck = this.#dailyLoss(max, this.#clock.now())
+      let decided!: () => void;
+      this.#pnlDecision = new Promise<void>((resolve) => (decided = resolve));
+      this.#pnlCheck = this.#dailyLoss(max, this.#clock.now(), decided)
         .catch((error: unknown) =>
           this.#log.warn(`risk guard: cannot check the daily loss: ${toBrokerError(error).message}`),
         )
         .finally(() => {
+          decided();
           this.#pnlCheck = undefined;
         });
     } else this.#pnlDue = true; // one is still running: check again when the interval ends
@@ -1040,24 +1057,41 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#pnlTimer.unref();
   }
 
-  async #dailyLoss(max: number, now: number): Promise<void> {
+  /** `decided` is called once the loss has been compared (and a halt, if due, made). */
+  async #dailyLoss(max: number, now: number, decided: () => void): Promise<void> {
     const account = await this.broker.getAccount();
     const pnl = account.realized_pnl + account.unrealized_pnl;
+    // From the read to the halt nothing below yields: an order placed after this read and before
+    // the state changed would go out although the loss was already known.
     const day = istDay(now);
-    const last = this.#lastPnl;
+    // A P&L the venue starts again each session (Kite) has no floor in yesterday's last reading:
+    // a profitable yesterday would read as today's loss.
+    const last = this.#lastPnl ?? (this.broker.pnlResetsDaily === true ? undefined : this.#savedLastPnl());
     this.#lastPnl = { day, pnl };
     let kept = this.#record.day;
+    let save = this.#record.last_pnl !== pnl;
+    this.#record = { ...this.#record, last_pnl: pnl, last_pnl_at: this.#iso(now) };
     if (kept === undefined || this.#record.day_start_pnl === undefined || day > kept) {
       // The day starts where the P&L stood at midnight. The first read of the day comes after the
-      // move that asked for it (a fill or a quote after midnight), so taken alone as the start it
-      // would forgive that move; the last read of an earlier day is the P&L nothing had moved
-      // since, as far as this process saw. The higher of the two counts the move today.
+      // move that asked for it (a fill or a quote after midnight), or after a restart that found
+      // Node-RED down at midnight, so taken alone as the start it would forgive every loss since
+      // the last read of an earlier day, this process's or a previous one's (the state file keeps
+      // it). That last read is the P&L nothing had moved since, as far as anyone saw; the higher
+      // of the two counts the move today. With no earlier read at all (a first run), the first
+      // read is all there is.
       const start = last !== undefined && last.day < day ? Math.max(last.pnl, pnl) : pnl;
+      if (last !== undefined && last.day < day && last.pnl > pnl && last.at !== undefined) {
+        this.#log.warn(
+          `risk guard: ${day} starts at the P&L last seen (${fmt(last.pnl)} at ${last.at}), not at the first read today (${fmt(pnl)}): what was lost while nothing watched counts today`,
+        );
+      }
       this.#record = { ...this.#record, day, day_start_pnl: start };
       kept = day;
-      // A start that cannot be saved blocks new orders (#unsaved); the loss is still checked.
-      await this.#persist().catch(() => undefined);
+      save = true;
     }
+    // Not awaited before the check below: the halt must not wait for the disk. A start (or last
+    // P&L) that cannot be saved blocks new orders (#unsaved); the loss is still checked.
+    if (save) this.#saveLastPnl();
     // The clock stepped back over midnight: the day already begun goes on; counting it again
     // would forget its loss (and count a second start when the clock comes forward).
     if (day < kept) {
@@ -1068,7 +1102,45 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const loss = this.#record.day_start_pnl! - pnl;
     if (loss < max || this.#record.state !== "ACTIVE" || this.#closed) return;
     const reason = `daily loss ${fmt(max)} reached (lost ${fmt(loss)} since the start of ${kept})`;
-    await this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
+    // kill() makes the halt before it first yields; its save and flatten are not waited for here.
+    const halting = this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
+    decided();
+    await halting;
+  }
+
+  /**
+   * The last P&L an earlier process read, as its IST day: the state file's last_pnl, or, in a file
+   * written before that was kept, the start of the last day it knew (a reading of that day too).
+   */
+  #savedLastPnl(): { day: string; pnl: number; at?: string } | undefined {
+    const record = this.#record;
+    if (record.last_pnl !== undefined && record.last_pnl_at !== undefined) {
+      return { day: istDay(Date.parse(record.last_pnl_at)), pnl: record.last_pnl, at: record.last_pnl_at };
+    }
+    if (record.day !== undefined && record.day_start_pnl !== undefined) {
+      return { day: record.day, pnl: record.day_start_pnl, at: `the start of ${record.day}` };
+    }
+    return undefined;
+  }
+
+  /**
+   * Saves the record with the newest P&L read. One such save at a time: checks during a slow
+   * write only mark another as due, which then writes whatever is newest, so a slow disk never
+   * queues one write per check.
+   */
+  #saveLastPnl(): void {
+    if (this.#pnlSaving) {
+      this.#pnlSaveAgain = true;
+      return;
+    }
+    this.#pnlSaving = true;
+    this.#pnlSaveAgain = false;
+    this.#persist()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#pnlSaving = false;
+        if (this.#pnlSaveAgain) this.#saveLastPnl();
+      });
   }
 
   // #endregion
@@ -1188,11 +1260,18 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
   }
 
-  /** The day's P&L baseline of `record`, to carry over when the state is replaced. */
-  #dayOf(record: RiskStateRecord): Pick<RiskStateRecord, "day" | "day_start_pnl"> {
-    return record.day === undefined || record.day_start_pnl === undefined
-      ? {}
-      : { day: record.day, day_start_pnl: record.day_start_pnl };
+  /** The day's P&L baseline of `record` and the last P&L read, to carry over when the state is replaced. */
+  #dayOf(
+    record: RiskStateRecord,
+  ): Pick<RiskStateRecord, "day" | "day_start_pnl" | "last_pnl" | "last_pnl_at"> {
+    return {
+      ...(record.day === undefined || record.day_start_pnl === undefined
+        ? {}
+        : { day: record.day, day_start_pnl: record.day_start_pnl }),
+      ...(record.last_pnl === undefined || record.last_pnl_at === undefined
+        ? {}
+        : { last_pnl: record.last_pnl, last_pnl_at: record.last_pnl_at }),
+    };
   }
 
   /**
@@ -1231,8 +1310,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     return Math.floor(this.#elapsed.now());
   }
 
-  #iso(): string {
-    return new Date(this.#clock.now()).toISOString();
+  #iso(at = this.#clock.now()): string {
+    return new Date(at).toISOString();
   }
 }
 

@@ -19,6 +19,12 @@ export const RiskStateRecord = z.strictObject({
   /** IST day the P&L baseline belongs to, and the account's realized + unrealized P&L then. */
   day: z.string().optional(),
   day_start_pnl: z.number().optional(),
+  /**
+   * The last P&L any process read, and when: a day whose start no process saw (Node-RED down at
+   * midnight) starts no lower than it, so a loss made while nobody watched is not forgiven.
+   */
+  last_pnl: z.number().optional(),
+  last_pnl_at: IsoTimestamp.optional(),
   /** The account the file belongs to (absent in files written before it was kept). */
   account: z.string().optional(),
 });

@@ -38,20 +38,24 @@ export = function (RED: NodeAPI): void {
     const idFixed = fields.some((field) => field.fixed);
     const broker = linkBroker(RED, node, def.broker);
 
-    handleInput(node, async (msg, send) => {
-      const given = orderIdIn(msg.payload);
-      // The editor's value is evaluated only when it is needed: no id in the payload, or a fixed one.
-      const order_id =
-        given !== undefined && !idFixed
-          ? given
-          : mergeEditorValues({ order_id: given }, await editorValues(RED, node, fields, msg), fields)
-              .order_id;
-      const request = parseOrThrow(CancelRequest, { order_id }, "cancel request");
-      const snapshot = await (await broker.ready()).cancelOrder(request.order_id);
-      msg.payload = snapshot;
-      node.status(successStatus(`${snapshot.order_id}: ${snapshot.status}`));
-      send(msg);
-    });
+    handleInput(
+      node,
+      async (msg, send) => {
+        const given = orderIdIn(msg.payload);
+        // The editor's value is evaluated only when it is needed: no id in the payload, or a fixed one.
+        const order_id =
+          given !== undefined && !idFixed
+            ? given
+            : mergeEditorValues({ order_id: given }, await editorValues(RED, node, fields, msg), fields)
+                .order_id;
+        const request = parseOrThrow(CancelRequest, { order_id }, "cancel request");
+        const snapshot = await (await broker.ready()).cancelOrder(request.order_id);
+        msg.payload = snapshot;
+        broker.showOutcome(successStatus(`${snapshot.order_id}: ${snapshot.status}`));
+        send(msg);
+      },
+      (status) => broker.showOutcome(status),
+    );
   }
 
   RED.nodes.registerType("trading-cancel-order", CancelOrder);

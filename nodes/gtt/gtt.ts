@@ -110,14 +110,18 @@ export = function (RED: NodeAPI): void {
       }
     }
 
-    handleInput(node, async (msg, send) => {
-      const action = actionOf(msg, editorAction);
-      const run = await prepare(action, msg);
-      const snapshot = await run(await broker.ready());
-      msg.payload = snapshot;
-      node.status(successStatus(`${action} ${snapshot.gtt_id}: ${snapshot.status}`));
-      send(msg);
-    });
+    handleInput(
+      node,
+      async (msg, send) => {
+        const action = actionOf(msg, editorAction);
+        const run = await prepare(action, msg);
+        const snapshot = await run(await broker.ready());
+        msg.payload = snapshot;
+        broker.showOutcome(successStatus(`${action} ${snapshot.gtt_id}: ${snapshot.status}`));
+        send(msg);
+      },
+      (status) => broker.showOutcome(status),
+    );
   }
 
   RED.nodes.registerType("trading-gtt", Gtt);

@@ -37,16 +37,20 @@ export = function (RED: NodeAPI): void {
     node.editorFields = fields;
     const broker = linkBroker(RED, node, def.broker);
 
-    handleInput(node, async (msg, send) => {
-      const values = await editorValues(RED, node, fields, msg);
-      const fieldsIn = mergeEditorValues(payloadFields(msg.payload), values, fields);
-      const { order_id, ...changes } = parseOrThrow(ModifyRequest, fieldsIn, "modify request");
-      parseOrThrow(OrderChanges, changes, "modify request");
-      const snapshot = await (await broker.ready()).modifyOrder(order_id, changes);
-      msg.payload = snapshot;
-      node.status(successStatus(`${snapshot.order_id}: ${snapshot.status}`));
-      send(msg);
-    });
+    handleInput(
+      node,
+      async (msg, send) => {
+        const values = await editorValues(RED, node, fields, msg);
+        const fieldsIn = mergeEditorValues(payloadFields(msg.payload), values, fields);
+        const { order_id, ...changes } = parseOrThrow(ModifyRequest, fieldsIn, "modify request");
+        parseOrThrow(OrderChanges, changes, "modify request");
+        const snapshot = await (await broker.ready()).modifyOrder(order_id, changes);
+        msg.payload = snapshot;
+        broker.showOutcome(successStatus(`${snapshot.order_id}: ${snapshot.status}`));
+        send(msg);
+      },
+      (status) => broker.showOutcome(status),
+    );
   }
 
   RED.nodes.registerType("trading-modify-order", ModifyOrder);

@@ -49,19 +49,23 @@ export = function (RED: NodeAPI): void {
     node.editorFields = fields;
     const broker = linkBroker(RED, node, def.broker);
 
-    handleInput(node, async (msg, send) => {
-      const values = await editorValues(RED, node, fields, msg);
-      const request = mergeEditorValues(payloadFields(msg.payload), values, fields);
-      // Invalid orders stop here: the broker only ever sees a request that passed the schema.
-      const order = parseOrderRequest(request);
-      const snapshot = await (await broker.ready()).placeOrder(order);
-      msg.payload = snapshot;
-      if (snapshot.status === "REJECTED") throw new OrderRejectedError(snapshot);
-      node.status(
-        successStatus(`${snapshot.side} ${snapshot.quantity} ${snapshot.symbol}: ${snapshot.status}`),
-      );
-      send(msg);
-    });
+    handleInput(
+      node,
+      async (msg, send) => {
+        const values = await editorValues(RED, node, fields, msg);
+        const request = mergeEditorValues(payloadFields(msg.payload), values, fields);
+        // Invalid orders stop here: the broker only ever sees a request that passed the schema.
+        const order = parseOrderRequest(request);
+        const snapshot = await (await broker.ready()).placeOrder(order);
+        msg.payload = snapshot;
+        if (snapshot.status === "REJECTED") throw new OrderRejectedError(snapshot);
+        broker.showOutcome(
+          successStatus(`${snapshot.side} ${snapshot.quantity} ${snapshot.symbol}: ${snapshot.status}`),
+        );
+        send(msg);
+      },
+      (status) => broker.showOutcome(status),
+    );
   }
 
   RED.nodes.registerType("trading-place-order", PlaceOrder);

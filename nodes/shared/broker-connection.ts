@@ -121,6 +121,17 @@ export class BrokerConnection {
     return this.#lastStatus;
   }
 
+  /**
+   * What users must show whatever their own last outcome was: trading halted or reducing, or a
+   * state that cannot be saved, while connected. Undefined while trading is ACTIVE (and saved).
+   */
+  get tradingStatus(): NodeStatus | undefined {
+    const broker = this.#broker;
+    if (broker === undefined || this.#refused !== undefined || broker.state !== "connected") return undefined;
+    if (!isGuarded(broker) || this.#options.tradingStatus === undefined) return undefined;
+    return this.#options.tradingStatus(broker.risk);
+  }
+
   /** Adds a user node, hooking its close so it deregisters however the redeploy goes. */
   register(user: Node): BrokerSession {
     const session = new BrokerSession(this, user);
@@ -488,6 +499,15 @@ export class BrokerSession {
   /** Back to the connection's status after the node showed something of its own. */
   restoreStatus(): void {
     this.user.status(this.#connection.status);
+  }
+
+  /**
+   * Shows the outcome of the user's own request, unless trading is halted or reducing (or its
+   * state unsaved): that stays shown, since an answer that comes after the state changed (an order
+   * sent just before a halt) would otherwise paint a green "OPEN" over "halted".
+   */
+  showOutcome(status: NodeStatus): void {
+    this.user.status(this.#connection.tradingStatus ?? status);
   }
 
   detachAll(): void {

@@ -1,4 +1,4 @@
-import type { Node, NodeAPI } from "node-red";
+import type { Node, NodeAPI, NodeStatus } from "node-red";
 import type { BrokerEvents } from "../../lib/brokers/interface";
 import { BrokerError } from "../../lib/protocol/errors";
 import type { BrokerListener, ManagedBroker } from "./broker-connection";
@@ -37,6 +37,8 @@ export interface BrokerLink {
   subscribe(keys: readonly string[]): Promise<void>;
   unsubscribe(keys: readonly string[]): Promise<void>;
   restoreStatus(): void;
+  /** Shows a request's outcome, unless the trading state (halted, reducing, unsaved) must show. */
+  showOutcome(status: NodeStatus): void;
 }
 
 /** A node without a broker: it says so once, stays red, and fails every message it gets. */
@@ -67,6 +69,10 @@ class MissingBroker implements BrokerLink {
 
   restoreStatus(): void {
     this.#node.status(this.#status);
+  }
+
+  showOutcome(status: NodeStatus): void {
+    this.#node.status(status);
   }
 
   announce(): void {

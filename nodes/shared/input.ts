@@ -1,4 +1,4 @@
-import type { Node, NodeMessage, NodeMessageInFlow } from "node-red";
+import type { Node, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
 import { failureText, toError } from "./errors";
 import { failureStatus } from "./status";
 
@@ -21,7 +21,12 @@ export const CLOSE_WAIT_MS = 10_000;
  * close would be reported nowhere: the close waits for them (up to CLOSE_WAIT_MS), and each
  * outcome that arrives after the close began is also written to the log, naming the order.
  */
-export function handleInput(node: Node, handler: InputHandler): void {
+export function handleInput(
+  node: Node,
+  handler: InputHandler,
+  /** How a failure's red status is shown (an order node defers to the trading state). */
+  show: (status: NodeStatus) => void = (status) => node.status(status),
+): void {
   const pending = new Set<Promise<void>>();
   let closing = false;
   // Node-RED delivers a sent message on its next setImmediate, and a stop in between drops it: the
@@ -52,7 +57,7 @@ export function handleInput(node: Node, handler: InputHandler): void {
       },
       (thrown: unknown) => {
         const error = toError(thrown);
-        node.status(failureStatus(failureText(error)));
+        show(failureStatus(failureText(error)));
         if (closing) {
           const code = (error as { code?: unknown }).code;
           node.warn(
