@@ -15,8 +15,8 @@ import type { GttSnapshot, OrderSnapshot } from "../protocol";
 import { isRecord } from "../common/is-record";
 import { syncDirectorySync, writeAllSync } from "../common/durable-file";
 import { istDay } from "../market/ist";
-import { holdLedger } from "./ledger-holders";
-import { lockLedgerFile } from "./ledger-lock";
+import { holdLedger, isHeldHere } from "./ledger-holders";
+import { clearStaleLock, lockLedgerFile } from "./ledger-lock";
 
 /** What a flow was last told of one order. */
 export interface Reported {
@@ -42,6 +42,9 @@ export interface LedgerOptions {
  * starts past the last block, so no seq a flow may have seen is issued again.
  */
 export const SEQ_BLOCK = 1000;
+
+/** A ledger's lock or a piece of one (ledger-lock.ts): group 1 is the ledger's own name. */
+const LOCK_NAME = /^(kite-reported-[0-9a-f]{12}(?:-[0-9a-f]{8})?-\d{4}-\d{2}-\d{2}\.jsonl)\.lock(?:$|\.)/;
 
 const FILE_NAME = /^kite-reported-([0-9a-f]{12})(?:-([0-9a-f]{8}))?-(\d{4}-\d{2}-\d{2})\.jsonl(\.tmp)?$/;
 
@@ -172,11 +175,32 @@ export class ReportedLedger {
         // Already gone: it is only a day's old ledger.
       }
     }
+    this.#clearStaleLocks(dir);
     // Compacted once per start: one line per order, placement and GTT, and the seq reserved. A
     // ledger with nothing to say yet is written by its first record.
     const empty =
       contents.seq === 0 && contents.placing.size + contents.reported.size + contents.gtts.size === 0;
     if (existed || !empty) this.#rewrite();
+  }
+
+  /**
+   * Locks (of any ledger here but this one) whose holder died: a holder that crashed on an
+   * earlier day, or under a config since deleted, left its lock for good otherwise (issue kite11,
+   * item 1). Live holders' locks stay.
+   */
+  #clearStaleLocks(dir: string): void {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    const ledgers = new Set<string>();
+    for (const name of names) {
+      const m = LOCK_NAME.exec(name);
+      if (m !== null && path.join(dir, m[1]!) !== this.#file) ledgers.add(path.join(dir, m[1]!));
+    }
+    for (const ledger of ledgers) clearStaleLock(ledger, isHeldHere(ledger), names);
   }
 
   /** This account's ledger files of this instance and of the shared per-account ledger. */
