@@ -17,7 +17,7 @@ import { sleep } from "../common/sleep";
 import { isRecord } from "../common/is-record";
 import { CHANGEABLE_FIELD_NAMES, showsChanges } from "../common/unknown-outcome";
 import { BoundedIds, DAY_IDS_CAP } from "./bounded-ids";
-import { isUnknownOutcome } from "./errors";
+import { SESSION_EXPIRED, isUnknownOutcome } from "./errors";
 import type { KiteInstruments } from "./kite-instruments";
 import type { KiteOrder } from "./mapping";
 import { kiteVariety, toKiteOrderParams } from "./mapping";
@@ -43,6 +43,17 @@ const LOOKUP_EVERY_MS = 300;
 const WATCH_EVERY_MS = 1000;
 const WATCH_FOR_MS = 10 * 60_000;
 
+/** A placement whose outcome is unknown, while the order book is watched for it. */
+interface Unresolved {
+  /** Until when (performance.now()) the order book is read for it. */
+  watchUntil: number;
+  /**
+   * Set while nobody has been told its outcome is unknown (its request was cut off by close(), or
+   * by a session expiry): when the book has not listed it by then, NETWORK is reported, once.
+   */
+  tellAt?: number;
+}
+
 export interface OrderDeskDeps {
   settings: KiteSettings;
   rest: KiteRestClient;
@@ -57,6 +68,10 @@ export interface OrderDeskDeps {
   onPlacing?: (clientId: string) => void;
   /** Told when Kite refused a placement outright: no order was made, the id may be used again. */
   onRefused?: (clientId: string) => void;
+  /** Told once a placement's outcome has been reported unknown (NETWORK), so no restart repeats it. */
+  onToldUnknown?: (clientId: string) => void;
+  /** Reports what no caller waits for (the outcome of a placement a restart or a redeploy cut off). */
+  onError?: (error: BrokerError) => void;
   /**
    * Whether a placement with this client_order_id was sent earlier today, by an earlier run too
    * (the reported ledger): one that is not in Kite's book now is never sent again.
@@ -87,7 +102,7 @@ export class OrderDesk {
   readonly #log: BrokerLogger;
   readonly #placing = new Map<string, Promise<OrderSnapshot>>();
   /** Placements reported unknown, and until when each is still looked for in the order book. */
-  readonly #unresolved = new BoundedIds<number>(DAY_IDS_CAP);
+  readonly #unresolved = new BoundedIds<Unresolved>(DAY_IDS_CAP);
   #watching: Promise<void> | undefined;
 
   constructor(deps: OrderDeskDeps) {
@@ -101,6 +116,16 @@ export class OrderDesk {
   /** A placement with this client_order_id is on its way (its postback may come before its answer). */
   isPlacing(clientId: string): boolean {
     return this.#placing.has(clientId);
+  }
+
+  /**
+   * Placements an earlier run sent whose order Kite's book did not list at this start (the
+   * reported ledger's): each is watched for as a lost one is, and one whose outcome nobody was
+   * told (`tell`: the request was cut off by close(), a redeploy) gets NETWORK reported once if
+   * the book has not listed it within resolve_window_ms (issue kite11, item 2).
+   */
+  resume(placements: readonly { clientId: string; tell: boolean }[]): void {
+    for (const { clientId, tell } of placements) this.#stillUnknown(clientId, tell);
   }
 
   /** Resolves once the watch for placements reported unknown has stopped (the broker closed). */
@@ -175,14 +200,16 @@ export class OrderDesk {
     const variety = kiteVariety(request);
     this.#deps.onPlacing?.(clientId);
     let orderId: string;
+    let sent = false;
     try {
-      orderId = await this.#sendPlacement(params, variety);
+      orderId = await this.#sendPlacement(params, variety, () => (sent = true));
     } catch (error) {
       const err = toBrokerError(error);
       if (!isUnknownOutcome(err)) {
         this.#orders.dropUserTag(clientId);
-        // CLOSED may come after the request went out (the broker closed during it): not a refusal.
-        if (err.code !== "CLOSED") this.#deps.onRefused?.(clientId);
+        // CLOSED after the request went out (the broker closed during it) is no refusal: Kite may
+        // have placed it, and the next start looks for it. Closed before it went out, it is.
+        if (err.code !== "CLOSED" || !sent) this.#deps.onRefused?.(clientId);
         throw err;
       }
       this.#log.warn(`placement ${clientId}: ${err.message}; looking it up by tag before reporting`);
@@ -196,13 +223,13 @@ export class OrderDesk {
     return this.#refreshOrder(orderId, () => pendingSnapshot(request, clientId, orderId));
   }
 
-  async #sendPlacement(params: object, variety: Variety): Promise<string> {
+  async #sendPlacement(params: object, variety: Variety, onSend: () => void): Promise<string> {
     // kiteconnect adds `variety` to what it is given: each attempt gets its own copy.
     const reply = await this.#rest.call(
       "order",
       "order placement",
       (k) => k.placeOrder(variety, { ...params }),
-      { freshConnection: true },
+      { freshConnection: true, onSend },
     );
     const id = isRecord(reply) ? reply.order_id : undefined;
     if (typeof id !== "string" && typeof id !== "number") {
@@ -225,7 +252,7 @@ export class OrderDesk {
     let reads = 0;
     for (;;) {
       if (signal.aborted) {
-        this.#stillUnknown(clientId);
+        this.#stillUnknown(clientId, true);
         throw new BrokerError(
           "CLOSED",
           `broker closed while order ${clientId}'s outcome was unknown (${last.message}); it was not sent again, and will show in order events if Kite placed it`,
@@ -242,6 +269,17 @@ export class OrderDesk {
         }
       } catch (error) {
         last = toBrokerError(error);
+        if (last.code === "AUTH") {
+          // The session ended (or Kite refused the token): no lookup can succeed before a new
+          // login, so the user is told now, not at the window's end, and the book is read for it
+          // once logged in again (issue kite11, item 4).
+          this.#stillUnknown(clientId, true);
+          throw new BrokerError(
+            "AUTH",
+            `${SESSION_EXPIRED}. Order ${clientId} was sent and whether Kite placed it is unknown; it is not sent again, and after the login Kite's order book is read for it (order events report it if placed)`,
+            { cause: last },
+          );
+        }
         if (last.retryAfterMs !== undefined) pause = Math.max(pause, last.retryAfterMs);
       }
       const told = this.#orders.orderIdOf(clientId);
@@ -249,7 +287,8 @@ export class OrderDesk {
       if (performance.now() + pause > giveUpAt) break;
       await sleep(pause, signal);
     }
-    this.#stillUnknown(clientId);
+    this.#stillUnknown(clientId, false);
+    this.#deps.onToldUnknown?.(clientId);
     throw new BrokerError(
       "NETWORK",
       `order ${clientId}: outcome still unknown after ${windowMs} ms (${last.message}; ${reads} order book reads did not list it); it was not sent again, and will show in order events if Kite placed it`,
@@ -257,28 +296,47 @@ export class OrderDesk {
     );
   }
 
-  /** A placement reported unknown: a retry of it is not sent, and the order book is watched for it. */
-  #stillUnknown(clientId: string): void {
-    this.#unresolved.set(clientId, performance.now() + WATCH_FOR_MS);
+  /**
+   * A placement whose outcome is unknown: a retry of it is not sent, and the order book is watched
+   * for it. With `tell`, nobody has been told yet: NETWORK is reported if the book has not listed it
+   * within resolve_window_ms (counted from when the book can be read: not while logged out).
+   */
+  #stillUnknown(clientId: string, tell: boolean): void {
+    const now = performance.now();
+    this.#unresolved.set(clientId, {
+      watchUntil: now + WATCH_FOR_MS,
+      ...(tell ? { tellAt: now + this.#deps.settings.resolve_window_ms } : {}),
+    });
     if (this.#deps.signal.aborted) return;
     this.#watching ??= this.#watch().finally(() => {
       this.#watching = undefined;
     });
   }
 
+  /** Whether Kite's order for this client_order_id is known here (seen in the book or a postback). */
+  #known(clientId: string): boolean {
+    return (
+      this.#orders.orderIdOf(clientId) !== undefined || this.#orders.endedOrderIdOf(clientId) !== undefined
+    );
+  }
+
   /**
    * Reads the order book every WATCH_EVERY_MS while placements reported unknown are watched: one
    * Kite lists late is ingested, so it is reported (ORDER_PLACED and what followed) once, even
-   * with no postback. Each is watched WATCH_FOR_MS; a retry of it still asks the book itself.
+   * with no postback. Each is watched WATCH_FOR_MS; a retry of it still asks the book itself. One
+   * nobody was told of is reported NETWORK (onError) once its time comes unlisted. While the session
+   * is over, nothing can be read: every deadline starts again after the login.
    */
   async #watch(): Promise<void> {
     const signal = this.#deps.signal;
+    const windowMs = this.#deps.settings.resolve_window_ms;
     for (;;) {
       const now = performance.now();
       const watched = new Set<string>();
       for (const clientId of this.#unresolved.keys()) {
-        if (this.#orders.orderIdOf(clientId) !== undefined) continue;
-        if ((this.#unresolved.get(clientId) ?? 0) > now) watched.add(clientId);
+        const entry = this.#unresolved.get(clientId)!;
+        if (this.#known(clientId)) continue;
+        if (entry.watchUntil > now || entry.tellAt !== undefined) watched.add(clientId);
       }
       if (watched.size === 0 || signal.aborted) return;
       await sleep(WATCH_EVERY_MS, signal);
@@ -287,7 +345,18 @@ export class OrderDesk {
       try {
         book = await this.#rest.fetchBook();
       } catch (error) {
-        this.#log.warn(`looking for placements whose outcome is unknown: ${toBrokerError(error).message}`);
+        const err = toBrokerError(error);
+        if (err.code === "AUTH") {
+          const after = performance.now();
+          for (const clientId of watched) {
+            const entry = this.#unresolved.get(clientId);
+            if (entry === undefined) continue;
+            entry.watchUntil = Math.max(entry.watchUntil, after + WATCH_FOR_MS);
+            if (entry.tellAt !== undefined) entry.tellAt = after + windowMs;
+          }
+        } else if (err.code !== "CLOSED") {
+          this.#log.warn(`looking for placements whose outcome is unknown: ${err.message}`);
+        }
         continue;
       }
       if (signal.aborted) return;
@@ -296,6 +365,19 @@ export class OrderDesk {
         if (tag === undefined || !watched.has(tag)) continue;
         this.#orders.ingest(raw);
         this.#unresolved.delete(tag);
+      }
+      const read = performance.now();
+      for (const clientId of watched) {
+        const entry = this.#unresolved.get(clientId);
+        if (entry?.tellAt === undefined || entry.tellAt > read || this.#known(clientId)) continue;
+        delete entry.tellAt;
+        this.#deps.onToldUnknown?.(clientId);
+        this.#deps.onError?.(
+          new BrokerError(
+            "NETWORK",
+            `order ${clientId}: its placement was sent to Kite and its answer never came (a redeploy, a restart or a session expiry cut it off); Kite's order book has not listed it within ${windowMs} ms, so whether Kite placed it is unknown. It is not sent again, and will show in order events if Kite placed it`,
+          ),
+        );
       }
     }
   }

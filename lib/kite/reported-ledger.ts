@@ -63,12 +63,14 @@ export function ledgerFile(dir: string, apiKey: string, options: LedgerOptions =
 interface Contents {
   reported: Map<string, Reported>;
   placing: Set<string>;
+  /** Placements whose outcome was reported unknown (NETWORK) to someone: not told again. */
+  unknown: Set<string>;
   gtts: Map<string, GttSnapshot["status"]>;
   seq: number;
 }
 
 function emptyContents(): Contents {
-  return { reported: new Map(), placing: new Set(), gtts: new Map(), seq: 0 };
+  return { reported: new Map(), placing: new Set(), unknown: new Set(), gtts: new Map(), seq: 0 };
 }
 
 function readInto(file: string, into: Contents, only?: "carried"): boolean {
@@ -94,6 +96,7 @@ function readInto(file: string, into: Contents, only?: "carried"): boolean {
     if (only === "carried") continue;
     if (typeof entry.placing === "string") into.placing.add(entry.placing);
     if (typeof entry.refused === "string") into.placing.delete(entry.refused);
+    if (typeof entry.unknown === "string") into.unknown.add(entry.unknown);
     if (typeof entry.order === "string" && typeof entry.status === "string") {
       into.reported.set(entry.order, {
         status: entry.status as Reported["status"],
@@ -123,6 +126,7 @@ export class ReportedLedger {
   readonly #file: string;
   readonly #reported: Map<string, Reported>;
   readonly #placing: Set<string>;
+  readonly #unknown: Set<string>;
   readonly #gtts: Map<string, GttSnapshot["status"]>;
   /** Seqs up to this may have been issued (by this run or an earlier one). */
   #seqReserved: number;
@@ -163,6 +167,7 @@ export class ReportedLedger {
     }
     this.#reported = contents.reported;
     this.#placing = contents.placing;
+    this.#unknown = contents.unknown;
     this.#gtts = contents.gtts;
     this.#seqReserved = contents.seq;
     this.#seqAtOpen = contents.seq;
@@ -247,6 +252,23 @@ export class ReportedLedger {
     return this.#gtts.get(gttId);
   }
 
+  /** Every client_order_id sent today (and not refused outright), in the order first sent. */
+  placings(): string[] {
+    return [...this.#placing];
+  }
+
+  /** Whether that placement's outcome was reported unknown (NETWORK) already. */
+  wasToldUnknown(clientId: string): boolean {
+    return this.#unknown.has(clientId);
+  }
+
+  /** That placement's outcome was reported unknown (NETWORK): a restart does not report it again. */
+  toldUnknown(clientId: string): void {
+    if (this.#unknown.has(clientId)) return;
+    this.#unknown.add(clientId);
+    this.#append([{ unknown: clientId }]);
+  }
+
   placing(clientId: string): void {
     if (this.#placing.has(clientId)) return;
     this.#placing.add(clientId);
@@ -327,6 +349,9 @@ export class ReportedLedger {
     const lines: string[] = [];
     if (this.#seqReserved > 0) lines.push(JSON.stringify({ seq: this.#seqReserved }));
     for (const clientId of this.#placing) lines.push(JSON.stringify({ placing: clientId }));
+    for (const clientId of this.#unknown) {
+      if (this.#placing.has(clientId)) lines.push(JSON.stringify({ unknown: clientId }));
+    }
     for (const [order, r] of this.#reported) {
       lines.push(JSON.stringify({ order, status: r.status, filled: r.filled_quantity }));
     }
