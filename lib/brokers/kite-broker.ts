@@ -184,6 +184,8 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       onToldUnknown: (clientId) => this.#ledger?.toldUnknown(clientId),
       onError: (error) => this.#emitError(error),
       sentBefore: (clientId) => this.#ledger?.wasPlacing(clientId) === true,
+      reportedOf: (orderId) => this.#ledger?.reportedOf(orderId),
+      durable: () => this.#ledger !== undefined,
     });
     this.#gttDesk = new GttDesk({
       settings,

@@ -21,7 +21,7 @@ import { SESSION_EXPIRED, isUnknownOutcome } from "./errors";
 import type { KiteInstruments } from "./kite-instruments";
 import type { KiteOrder } from "./mapping";
 import { kiteVariety, toKiteOrderParams } from "./mapping";
-import type { OrderTracker } from "./order-tracker";
+import type { BaselineMemory, OrderTracker } from "./order-tracker";
 import type { KiteRestClient } from "./rest-client";
 import { isKiteOrder } from "./rest-client";
 import { pendingSnapshot } from "./snapshots";
@@ -34,6 +34,14 @@ const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 function hasTag(order: KiteOrder, clientId: string): boolean {
   return order.tag === clientId || (Array.isArray(order.tags) && order.tags.includes(clientId));
 }
+/** A retry of a client_order_id whose order has left retention: refused, never placed again. */
+function usedBy(clientId: string, orderId: string): BrokerError {
+  return new BrokerError(
+    "DUPLICATE_ORDER",
+    `client_order_id ${clientId} was already used today by order ${orderId}, which has left the order book's retention; it is not placed again`,
+  );
+}
+
 /** How far apart the order book is read while a lost placement is looked for. */
 const LOOKUP_EVERY_MS = 300;
 /**
@@ -77,7 +85,13 @@ export interface OrderDeskDeps {
    * (the reported ledger): one that is not in Kite's book now is never sent again.
    */
   sentBefore?: (clientId: string) => boolean;
+  /** What the flows were told of this order by this broker config, today (the reported ledger). */
+  reportedOf?: (orderId: string) => BaselineMemoryEntry | undefined;
+  /** Whether today's placements are on disk (the reported ledger is open): sentBefore is then whole. */
+  durable?: () => boolean;
 }
+
+type BaselineMemoryEntry = NonNullable<ReturnType<BaselineMemory["reportedOf"]>>;
 
 /**
  * Placing, changing, cancelling and reading Kite orders, each exactly once.
@@ -154,17 +168,17 @@ export class OrderDesk {
     if (inFlight !== undefined) return inFlight;
     const ended = this.#orders.endedOrderIdOf(clientId);
     if (ended !== undefined) {
-      return Promise.reject(
-        new BrokerError(
-          "DUPLICATE_ORDER",
-          `client_order_id ${clientId} was already used today by order ${ended}, which has left the order book's retention; it is not placed again`,
-        ),
-      );
+      return Promise.reject(usedBy(clientId, ended));
     }
     const used = this.#unresolved.has(clientId) || this.#deps.sentBefore?.(clientId) === true;
-    const placing = (used ? this.#sentEarlier(clientId) : this.#place(request, clientId)).finally(() =>
-      this.#placing.delete(clientId),
-    );
+    // Without the ledger, memory is all there is: once it has let ids go past its cap (more than
+    // 10,000 ended orders in a day, more than Kite allows), a new id is looked for in Kite's book
+    // before it is sent (issue kite11, item 3).
+    const forgot =
+      !used && this.#deps.durable?.() !== true && (this.#orders.forgotEnded || this.#unresolved.dropped > 0);
+    const placing = (
+      used || forgot ? this.#sentEarlier(request, clientId, used) : this.#place(request, clientId)
+    ).finally(() => this.#placing.delete(clientId));
     this.#placing.set(clientId, placing);
     return placing;
   }
@@ -174,11 +188,12 @@ export class OrderDesk {
    * it made one (reported now, once, if it was never seen); otherwise its outcome is still
    * unknown, and it is not sent again.
    */
-  async #sentEarlier(clientId: string): Promise<OrderSnapshot> {
+  async #sentEarlier(request: OrderRequest, clientId: string, sent: boolean): Promise<OrderSnapshot> {
     const book = await this.#rest.fetchBook();
     const found = book.find((o) => hasTag(o, clientId));
     const known = this.#orders.orderIdOf(clientId);
     if (found === undefined && known === undefined) {
+      if (!sent) return this.#place(request, clientId);
       throw new BrokerError(
         "IDEMPOTENCY_UNKNOWN",
         `client_order_id ${clientId} was sent to Kite earlier today and whether it made an order is still unknown (Kite's order book does not list it); it is not placed again, and will show in order events if Kite has it`,
@@ -186,6 +201,19 @@ export class OrderDesk {
     }
     this.#unresolved.delete(clientId);
     if (found !== undefined) {
+      const orderId = String(found.order_id);
+      const told = this.#deps.reportedOf?.(orderId);
+      if (!this.#orders.has(orderId) && (told !== undefined || !sent)) {
+        // An order the flows were told of (the ledger says so), or may have been (memory let its
+        // id go): taken in as it was told, so nothing is reported twice, and never placed again.
+        this.#orders.baseline(
+          [found],
+          told === undefined ? undefined : { reportedOf: () => told, wasPlacing: () => false },
+        );
+        const now = this.#orders.current(orderId);
+        if (now !== undefined && !isTerminal(now.status)) return now;
+        throw usedBy(clientId, orderId);
+      }
       const order = this.#orders.ingest(found);
       this.#orders.bindClientId(clientId, order.order_id);
       return order;
