@@ -1,5 +1,6 @@
 import { runFlowBench } from "./flow-roundtrip";
 import { runGuardBench } from "./guard-cost";
+import { runKiteConnectionBench } from "./kite-connections";
 import { runMemoryBench } from "./paper-memory";
 import { runPaperBench } from "./paper-matching";
 import { runDurableBench, runWsBench } from "./ws-bench";
@@ -22,11 +23,14 @@ async function main(): Promise<void> {
     // Only on request: "ws" has these rows too; on its own for issue 11's durable target (`--only=durable`).
     ["durable", () => runDurableBench({ quick })],
     ["flood", () => runFloodBench({ quick })],
+    // Only on request: the Kite placement connection cost (`--only=kite`, issue kite11 item 5).
+    ["kite", () => runKiteConnectionBench({ quick })],
     // Only on request: it wants a fresh process (`npm run bench -- --only=memory`).
     ["memory", () => runMemoryBench({ quick })],
   ];
   for (const [name, run] of sections) {
-    if (only !== undefined ? only !== name : name === "memory" || name === "durable") continue;
+    if (only !== undefined ? only !== name : name === "memory" || name === "durable" || name === "kite")
+      continue;
     console.log((await run()).join("\n") + "\n");
   }
 }

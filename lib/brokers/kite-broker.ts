@@ -183,7 +183,11 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
       usable,
       onPlacing: (clientId) => this.#ledger?.placing(clientId),
       onRefused: (clientId) => this.#ledger?.refused(clientId),
+      onToldUnknown: (clientId) => this.#ledger?.toldUnknown(clientId),
+      onError: (error) => this.#emitError(error),
       sentBefore: (clientId) => this.#ledger?.wasPlacing(clientId) === true,
+      reportedOf: (orderId) => this.#ledger?.reportedOf(orderId),
+      durable: () => this.#ledger !== undefined,
     });
     this.#gttDesk = new GttDesk({
       settings,
@@ -353,6 +357,17 @@ export class KiteBroker extends EventEmitter<BrokerEvents> implements BrokerInte
     // Node-RED is down is then reported at the next start.
     ledger?.baselined(silent);
     ledger?.gttsKnown(this.#gtts.all());
+    // Placements an earlier run sent that Kite's book does not list: looked for from now on, and
+    // those whose outcome nobody heard (cut off by a close) reported NETWORK once if still absent.
+    if (ledger !== undefined) {
+      const lost = [];
+      for (const clientId of ledger.placings()) {
+        if (this.#orders.orderIdOf(clientId) !== undefined) continue;
+        if (this.#orders.endedOrderIdOf(clientId) !== undefined) continue;
+        lost.push({ clientId, tell: !ledger.wasToldUnknown(clientId) });
+      }
+      this.#desk.resume(lost);
+    }
     this.#baselined = true;
     this.#gttDesk.schedulePoll();
   }

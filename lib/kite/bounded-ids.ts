@@ -6,9 +6,15 @@
 export class BoundedIds<V> {
   readonly #entries = new Map<string, V>();
   readonly #cap: number;
+  #dropped = 0;
 
   constructor(cap: number) {
     this.#cap = cap;
+  }
+
+  /** How many ids were dropped past the cap: once any was, a missing id proves nothing. */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   get size(): number {
@@ -29,6 +35,7 @@ export class BoundedIds<V> {
     this.#entries.set(id, value);
     while (this.#entries.size > this.#cap) {
       this.#entries.delete(this.#entries.keys().next().value as string);
+      this.#dropped++;
     }
   }
 

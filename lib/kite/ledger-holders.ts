@@ -32,6 +32,11 @@ export function holdLedger(file: string, holder: string): () => void {
   };
 }
 
+/** Whether a broker of this process holds `file` now. */
+export function isHeldHere(file: string): boolean {
+  return held.has(file);
+}
+
 /** Waits up to `waitMs` for `file` to be released (the broker it belongs to is closing). */
 export async function ledgerReleased(file: string, waitMs: number, signal: AbortSignal): Promise<void> {
   const current = held.get(file);

@@ -162,6 +162,39 @@ export function lockLedgerFile(file: string, holder: string): () => void {
   }
 }
 
+/**
+ * Removes what a process that died holding `file`'s lock left: the lock itself, a takeover guard,
+ * or a lock half made (written aside, not yet linked). Only a lock whose owner no longer runs is
+ * taken, and under the same guard as a takeover; a lock held by this process (`heldHere`) or any
+ * live one stays. `names` is the directory's listing. Without this, each day a holder crashed left its lock behind for good: the next
+ * day's ledger has another name, so nothing ever took that lock over (issue kite11, item 1).
+ */
+export function clearStaleLock(file: string, heldHere: boolean, names: readonly string[]): void {
+  const lock = `${file}.lock`;
+  if (heldHere) return;
+  try {
+    const owner = readOwner(lock);
+    if (owner !== undefined && !stillHeld(lock, owner)) takeOver(lock, owner);
+    const guard = `${lock}.takeover`;
+    const taker = readOwner(guard);
+    if (taker !== undefined && !stillHeld(guard, taker)) removeFile(guard);
+    const dir = path.dirname(lock);
+    const prefix = `${path.basename(lock)}.`;
+    for (const name of names) {
+      const m = ASIDE.exec(name.startsWith(prefix) ? name.slice(prefix.length) : "");
+      if (m === null) continue;
+      const pid = Number(m[1]);
+      // Ours are removed before create() returns; another live process's may be mid-create.
+      if (pid === process.pid || !isAlive(pid)) removeFile(path.join(dir, name));
+    }
+  } catch {
+    // A directory that cannot be read or written: nothing could have been cleaned.
+  }
+}
+
+/** A lock written aside before it is linked: `<lock>.<pid>.<8 hex>`. */
+const ASIDE = /^(\d+)\.[0-9a-f]{8}$/;
+
 /** Removes a stale lock, unless it changed hands meanwhile (then the next look decides). */
 function takeOver(lock: string, stale: LockOwner | "unreadable"): void {
   const guard = `${lock}.takeover`;

@@ -17,11 +17,11 @@ import { sleep } from "../common/sleep";
 import { isRecord } from "../common/is-record";
 import { CHANGEABLE_FIELD_NAMES, showsChanges } from "../common/unknown-outcome";
 import { BoundedIds, DAY_IDS_CAP } from "./bounded-ids";
-import { isUnknownOutcome } from "./errors";
+import { SESSION_EXPIRED, isUnknownOutcome } from "./errors";
 import type { KiteInstruments } from "./kite-instruments";
 import type { KiteOrder } from "./mapping";
 import { kiteVariety, toKiteOrderParams } from "./mapping";
-import type { OrderTracker } from "./order-tracker";
+import type { BaselineMemory, OrderTracker } from "./order-tracker";
 import type { KiteRestClient } from "./rest-client";
 import { isKiteOrder } from "./rest-client";
 import { pendingSnapshot } from "./snapshots";
@@ -34,6 +34,14 @@ const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 function hasTag(order: KiteOrder, clientId: string): boolean {
   return order.tag === clientId || (Array.isArray(order.tags) && order.tags.includes(clientId));
 }
+/** A retry of a client_order_id whose order has left retention: refused, never placed again. */
+function usedBy(clientId: string, orderId: string): BrokerError {
+  return new BrokerError(
+    "DUPLICATE_ORDER",
+    `client_order_id ${clientId} was already used today by order ${orderId}, which has left the order book's retention; it is not placed again`,
+  );
+}
+
 /** How far apart the order book is read while a lost placement is looked for. */
 const LOOKUP_EVERY_MS = 300;
 /**
@@ -42,6 +50,17 @@ const LOOKUP_EVERY_MS = 300;
  */
 const WATCH_EVERY_MS = 1000;
 const WATCH_FOR_MS = 10 * 60_000;
+
+/** A placement whose outcome is unknown, while the order book is watched for it. */
+interface Unresolved {
+  /** Until when (performance.now()) the order book is read for it. */
+  watchUntil: number;
+  /**
+   * Set while nobody has been told its outcome is unknown (its request was cut off by close(), or
+   * by a session expiry): when the book has not listed it by then, NETWORK is reported, once.
+   */
+  tellAt?: number;
+}
 
 export interface OrderDeskDeps {
   settings: KiteSettings;
@@ -57,12 +76,22 @@ export interface OrderDeskDeps {
   onPlacing?: (clientId: string) => void;
   /** Told when Kite refused a placement outright: no order was made, the id may be used again. */
   onRefused?: (clientId: string) => void;
+  /** Told once a placement's outcome has been reported unknown (NETWORK), so no restart repeats it. */
+  onToldUnknown?: (clientId: string) => void;
+  /** Reports what no caller waits for (the outcome of a placement a restart or a redeploy cut off). */
+  onError?: (error: BrokerError) => void;
   /**
    * Whether a placement with this client_order_id was sent earlier today, by an earlier run too
    * (the reported ledger): one that is not in Kite's book now is never sent again.
    */
   sentBefore?: (clientId: string) => boolean;
+  /** What the flows were told of this order by this broker config, today (the reported ledger). */
+  reportedOf?: (orderId: string) => BaselineMemoryEntry | undefined;
+  /** Whether today's placements are on disk (the reported ledger is open): sentBefore is then whole. */
+  durable?: () => boolean;
 }
+
+type BaselineMemoryEntry = NonNullable<ReturnType<BaselineMemory["reportedOf"]>>;
 
 /**
  * Placing, changing, cancelling and reading Kite orders, each exactly once.
@@ -87,7 +116,7 @@ export class OrderDesk {
   readonly #log: BrokerLogger;
   readonly #placing = new Map<string, Promise<OrderSnapshot>>();
   /** Placements reported unknown, and until when each is still looked for in the order book. */
-  readonly #unresolved = new BoundedIds<number>(DAY_IDS_CAP);
+  readonly #unresolved = new BoundedIds<Unresolved>(DAY_IDS_CAP);
   #watching: Promise<void> | undefined;
 
   constructor(deps: OrderDeskDeps) {
@@ -101,6 +130,16 @@ export class OrderDesk {
   /** A placement with this client_order_id is on its way (its postback may come before its answer). */
   isPlacing(clientId: string): boolean {
     return this.#placing.has(clientId);
+  }
+
+  /**
+   * Placements an earlier run sent whose order Kite's book did not list at this start (the
+   * reported ledger's): each is watched for as a lost one is, and one whose outcome nobody was
+   * told (`tell`: the request was cut off by close(), a redeploy) gets NETWORK reported once if
+   * the book has not listed it within resolve_window_ms (issue kite11, item 2).
+   */
+  resume(placements: readonly { clientId: string; tell: boolean }[]): void {
+    for (const { clientId, tell } of placements) this.#stillUnknown(clientId, tell);
   }
 
   /** Resolves once the watch for placements reported unknown has stopped (the broker closed). */
@@ -129,17 +168,17 @@ export class OrderDesk {
     if (inFlight !== undefined) return inFlight;
     const ended = this.#orders.endedOrderIdOf(clientId);
     if (ended !== undefined) {
-      return Promise.reject(
-        new BrokerError(
-          "DUPLICATE_ORDER",
-          `client_order_id ${clientId} was already used today by order ${ended}, which has left the order book's retention; it is not placed again`,
-        ),
-      );
+      return Promise.reject(usedBy(clientId, ended));
     }
     const used = this.#unresolved.has(clientId) || this.#deps.sentBefore?.(clientId) === true;
-    const placing = (used ? this.#sentEarlier(clientId) : this.#place(request, clientId)).finally(() =>
-      this.#placing.delete(clientId),
-    );
+    // Without the ledger, memory is all there is: once it has let ids go past its cap (more than
+    // 10,000 ended orders in a day, more than Kite allows), a new id is looked for in Kite's book
+    // before it is sent (issue kite11, item 3).
+    const forgot =
+      !used && this.#deps.durable?.() !== true && (this.#orders.forgotEnded || this.#unresolved.dropped > 0);
+    const placing = (
+      used || forgot ? this.#sentEarlier(request, clientId, used) : this.#place(request, clientId)
+    ).finally(() => this.#placing.delete(clientId));
     this.#placing.set(clientId, placing);
     return placing;
   }
@@ -149,11 +188,12 @@ export class OrderDesk {
    * it made one (reported now, once, if it was never seen); otherwise its outcome is still
    * unknown, and it is not sent again.
    */
-  async #sentEarlier(clientId: string): Promise<OrderSnapshot> {
+  async #sentEarlier(request: OrderRequest, clientId: string, sent: boolean): Promise<OrderSnapshot> {
     const book = await this.#rest.fetchBook();
     const found = book.find((o) => hasTag(o, clientId));
     const known = this.#orders.orderIdOf(clientId);
     if (found === undefined && known === undefined) {
+      if (!sent) return this.#place(request, clientId);
       throw new BrokerError(
         "IDEMPOTENCY_UNKNOWN",
         `client_order_id ${clientId} was sent to Kite earlier today and whether it made an order is still unknown (Kite's order book does not list it); it is not placed again, and will show in order events if Kite has it`,
@@ -161,6 +201,19 @@ export class OrderDesk {
     }
     this.#unresolved.delete(clientId);
     if (found !== undefined) {
+      const orderId = String(found.order_id);
+      const told = this.#deps.reportedOf?.(orderId);
+      if (!this.#orders.has(orderId) && (told !== undefined || !sent)) {
+        // An order the flows were told of (the ledger says so), or may have been (memory let its
+        // id go): taken in as it was told, so nothing is reported twice, and never placed again.
+        this.#orders.baseline(
+          [found],
+          told === undefined ? undefined : { reportedOf: () => told, wasPlacing: () => false },
+        );
+        const now = this.#orders.current(orderId);
+        if (now !== undefined && !isTerminal(now.status)) return now;
+        throw usedBy(clientId, orderId);
+      }
       const order = this.#orders.ingest(found);
       this.#orders.bindClientId(clientId, order.order_id);
       return order;
@@ -175,14 +228,16 @@ export class OrderDesk {
     const variety = kiteVariety(request);
     this.#deps.onPlacing?.(clientId);
     let orderId: string;
+    let sent = false;
     try {
-      orderId = await this.#sendPlacement(params, variety);
+      orderId = await this.#sendPlacement(params, variety, () => (sent = true));
     } catch (error) {
       const err = toBrokerError(error);
       if (!isUnknownOutcome(err)) {
         this.#orders.dropUserTag(clientId);
-        // CLOSED may come after the request went out (the broker closed during it): not a refusal.
-        if (err.code !== "CLOSED") this.#deps.onRefused?.(clientId);
+        // CLOSED after the request went out (the broker closed during it) is no refusal: Kite may
+        // have placed it, and the next start looks for it. Closed before it went out, it is.
+        if (err.code !== "CLOSED" || !sent) this.#deps.onRefused?.(clientId);
         throw err;
       }
       this.#log.warn(`placement ${clientId}: ${err.message}; looking it up by tag before reporting`);
@@ -196,13 +251,13 @@ export class OrderDesk {
     return this.#refreshOrder(orderId, () => pendingSnapshot(request, clientId, orderId));
   }
 
-  async #sendPlacement(params: object, variety: Variety): Promise<string> {
+  async #sendPlacement(params: object, variety: Variety, onSend: () => void): Promise<string> {
     // kiteconnect adds `variety` to what it is given: each attempt gets its own copy.
     const reply = await this.#rest.call(
       "order",
       "order placement",
       (k) => k.placeOrder(variety, { ...params }),
-      { freshConnection: true },
+      { freshConnection: true, onSend },
     );
     const id = isRecord(reply) ? reply.order_id : undefined;
     if (typeof id !== "string" && typeof id !== "number") {
@@ -225,7 +280,7 @@ export class OrderDesk {
     let reads = 0;
     for (;;) {
       if (signal.aborted) {
-        this.#stillUnknown(clientId);
+        this.#stillUnknown(clientId, true);
         throw new BrokerError(
           "CLOSED",
           `broker closed while order ${clientId}'s outcome was unknown (${last.message}); it was not sent again, and will show in order events if Kite placed it`,
@@ -242,6 +297,17 @@ export class OrderDesk {
         }
       } catch (error) {
         last = toBrokerError(error);
+        if (last.code === "AUTH") {
+          // The session ended (or Kite refused the token): no lookup can succeed before a new
+          // login, so the user is told now, not at the window's end, and the book is read for it
+          // once logged in again (issue kite11, item 4).
+          this.#stillUnknown(clientId, true);
+          throw new BrokerError(
+            "AUTH",
+            `${SESSION_EXPIRED}. Order ${clientId} was sent and whether Kite placed it is unknown; it is not sent again, and after the login Kite's order book is read for it (order events report it if placed)`,
+            { cause: last },
+          );
+        }
         if (last.retryAfterMs !== undefined) pause = Math.max(pause, last.retryAfterMs);
       }
       const told = this.#orders.orderIdOf(clientId);
@@ -249,7 +315,8 @@ export class OrderDesk {
       if (performance.now() + pause > giveUpAt) break;
       await sleep(pause, signal);
     }
-    this.#stillUnknown(clientId);
+    this.#stillUnknown(clientId, false);
+    this.#deps.onToldUnknown?.(clientId);
     throw new BrokerError(
       "NETWORK",
       `order ${clientId}: outcome still unknown after ${windowMs} ms (${last.message}; ${reads} order book reads did not list it); it was not sent again, and will show in order events if Kite placed it`,
@@ -257,28 +324,47 @@ export class OrderDesk {
     );
   }
 
-  /** A placement reported unknown: a retry of it is not sent, and the order book is watched for it. */
-  #stillUnknown(clientId: string): void {
-    this.#unresolved.set(clientId, performance.now() + WATCH_FOR_MS);
+  /**
+   * A placement whose outcome is unknown: a retry of it is not sent, and the order book is watched
+   * for it. With `tell`, nobody has been told yet: NETWORK is reported if the book has not listed it
+   * within resolve_window_ms (counted from when the book can be read: not while logged out).
+   */
+  #stillUnknown(clientId: string, tell: boolean): void {
+    const now = performance.now();
+    this.#unresolved.set(clientId, {
+      watchUntil: now + WATCH_FOR_MS,
+      ...(tell ? { tellAt: now + this.#deps.settings.resolve_window_ms } : {}),
+    });
     if (this.#deps.signal.aborted) return;
     this.#watching ??= this.#watch().finally(() => {
       this.#watching = undefined;
     });
   }
 
+  /** Whether Kite's order for this client_order_id is known here (seen in the book or a postback). */
+  #known(clientId: string): boolean {
+    return (
+      this.#orders.orderIdOf(clientId) !== undefined || this.#orders.endedOrderIdOf(clientId) !== undefined
+    );
+  }
+
   /**
    * Reads the order book every WATCH_EVERY_MS while placements reported unknown are watched: one
    * Kite lists late is ingested, so it is reported (ORDER_PLACED and what followed) once, even
-   * with no postback. Each is watched WATCH_FOR_MS; a retry of it still asks the book itself.
+   * with no postback. Each is watched WATCH_FOR_MS; a retry of it still asks the book itself. One
+   * nobody was told of is reported NETWORK (onError) once its time comes unlisted. While the session
+   * is over, nothing can be read: every deadline starts again after the login.
    */
   async #watch(): Promise<void> {
     const signal = this.#deps.signal;
+    const windowMs = this.#deps.settings.resolve_window_ms;
     for (;;) {
       const now = performance.now();
       const watched = new Set<string>();
       for (const clientId of this.#unresolved.keys()) {
-        if (this.#orders.orderIdOf(clientId) !== undefined) continue;
-        if ((this.#unresolved.get(clientId) ?? 0) > now) watched.add(clientId);
+        const entry = this.#unresolved.get(clientId)!;
+        if (this.#known(clientId)) continue;
+        if (entry.watchUntil > now || entry.tellAt !== undefined) watched.add(clientId);
       }
       if (watched.size === 0 || signal.aborted) return;
       await sleep(WATCH_EVERY_MS, signal);
@@ -287,7 +373,18 @@ export class OrderDesk {
       try {
         book = await this.#rest.fetchBook();
       } catch (error) {
-        this.#log.warn(`looking for placements whose outcome is unknown: ${toBrokerError(error).message}`);
+        const err = toBrokerError(error);
+        if (err.code === "AUTH") {
+          const after = performance.now();
+          for (const clientId of watched) {
+            const entry = this.#unresolved.get(clientId);
+            if (entry === undefined) continue;
+            entry.watchUntil = Math.max(entry.watchUntil, after + WATCH_FOR_MS);
+            if (entry.tellAt !== undefined) entry.tellAt = after + windowMs;
+          }
+        } else if (err.code !== "CLOSED") {
+          this.#log.warn(`looking for placements whose outcome is unknown: ${err.message}`);
+        }
         continue;
       }
       if (signal.aborted) return;
@@ -296,6 +393,19 @@ export class OrderDesk {
         if (tag === undefined || !watched.has(tag)) continue;
         this.#orders.ingest(raw);
         this.#unresolved.delete(tag);
+      }
+      const read = performance.now();
+      for (const clientId of watched) {
+        const entry = this.#unresolved.get(clientId);
+        if (entry?.tellAt === undefined || entry.tellAt > read || this.#known(clientId)) continue;
+        delete entry.tellAt;
+        this.#deps.onToldUnknown?.(clientId);
+        this.#deps.onError?.(
+          new BrokerError(
+            "NETWORK",
+            `order ${clientId}: its placement was sent to Kite and its answer never came (a redeploy, a restart or a session expiry cut it off); Kite's order book has not listed it within ${windowMs} ms, so whether Kite placed it is unknown. It is not sent again, and will show in order events if Kite placed it`,
+          ),
+        );
       }
     }
   }

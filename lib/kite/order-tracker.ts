@@ -125,6 +125,14 @@ export class OrderTracker {
     return this.#endedLinks.get(clientId);
   }
 
+  /**
+   * Whether ended client_order_ids were let go past the day's cap: a client_order_id not known here
+   * may then still have made an order today.
+   */
+  get forgotEnded(): boolean {
+    return this.#endedLinks.dropped > 0;
+  }
+
   bindClientId(clientId: string, orderId: string): void {
     this.#byClientId.set(clientId, orderId);
   }

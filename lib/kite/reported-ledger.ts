@@ -15,8 +15,8 @@ import type { GttSnapshot, OrderSnapshot } from "../protocol";
 import { isRecord } from "../common/is-record";
 import { syncDirectorySync, writeAllSync } from "../common/durable-file";
 import { istDay } from "../market/ist";
-import { holdLedger } from "./ledger-holders";
-import { lockLedgerFile } from "./ledger-lock";
+import { holdLedger, isHeldHere } from "./ledger-holders";
+import { clearStaleLock, lockLedgerFile } from "./ledger-lock";
 
 /** What a flow was last told of one order. */
 export interface Reported {
@@ -43,6 +43,9 @@ export interface LedgerOptions {
  */
 export const SEQ_BLOCK = 1000;
 
+/** A ledger's lock or a piece of one (ledger-lock.ts): group 1 is the ledger's own name. */
+const LOCK_NAME = /^(kite-reported-[0-9a-f]{12}(?:-[0-9a-f]{8})?-\d{4}-\d{2}-\d{2}\.jsonl)\.lock(?:$|\.)/;
+
 const FILE_NAME = /^kite-reported-([0-9a-f]{12})(?:-([0-9a-f]{8}))?-(\d{4}-\d{2}-\d{2})\.jsonl(\.tmp)?$/;
 
 function digest(text: string, length: number): string {
@@ -60,12 +63,14 @@ export function ledgerFile(dir: string, apiKey: string, options: LedgerOptions =
 interface Contents {
   reported: Map<string, Reported>;
   placing: Set<string>;
+  /** Placements whose outcome was reported unknown (NETWORK) to someone: not told again. */
+  unknown: Set<string>;
   gtts: Map<string, GttSnapshot["status"]>;
   seq: number;
 }
 
 function emptyContents(): Contents {
-  return { reported: new Map(), placing: new Set(), gtts: new Map(), seq: 0 };
+  return { reported: new Map(), placing: new Set(), unknown: new Set(), gtts: new Map(), seq: 0 };
 }
 
 function readInto(file: string, into: Contents, only?: "carried"): boolean {
@@ -91,6 +96,7 @@ function readInto(file: string, into: Contents, only?: "carried"): boolean {
     if (only === "carried") continue;
     if (typeof entry.placing === "string") into.placing.add(entry.placing);
     if (typeof entry.refused === "string") into.placing.delete(entry.refused);
+    if (typeof entry.unknown === "string") into.unknown.add(entry.unknown);
     if (typeof entry.order === "string" && typeof entry.status === "string") {
       into.reported.set(entry.order, {
         status: entry.status as Reported["status"],
@@ -120,6 +126,7 @@ export class ReportedLedger {
   readonly #file: string;
   readonly #reported: Map<string, Reported>;
   readonly #placing: Set<string>;
+  readonly #unknown: Set<string>;
   readonly #gtts: Map<string, GttSnapshot["status"]>;
   /** Seqs up to this may have been issued (by this run or an earlier one). */
   #seqReserved: number;
@@ -160,6 +167,7 @@ export class ReportedLedger {
     }
     this.#reported = contents.reported;
     this.#placing = contents.placing;
+    this.#unknown = contents.unknown;
     this.#gtts = contents.gtts;
     this.#seqReserved = contents.seq;
     this.#seqAtOpen = contents.seq;
@@ -172,11 +180,32 @@ export class ReportedLedger {
         // Already gone: it is only a day's old ledger.
       }
     }
+    this.#clearStaleLocks(dir);
     // Compacted once per start: one line per order, placement and GTT, and the seq reserved. A
     // ledger with nothing to say yet is written by its first record.
     const empty =
       contents.seq === 0 && contents.placing.size + contents.reported.size + contents.gtts.size === 0;
     if (existed || !empty) this.#rewrite();
+  }
+
+  /**
+   * Locks (of any ledger here but this one) whose holder died: a holder that crashed on an
+   * earlier day, or under a config since deleted, left its lock for good otherwise (issue kite11,
+   * item 1). Live holders' locks stay.
+   */
+  #clearStaleLocks(dir: string): void {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    const ledgers = new Set<string>();
+    for (const name of names) {
+      const m = LOCK_NAME.exec(name);
+      if (m !== null && path.join(dir, m[1]!) !== this.#file) ledgers.add(path.join(dir, m[1]!));
+    }
+    for (const ledger of ledgers) clearStaleLock(ledger, isHeldHere(ledger), names);
   }
 
   /** This account's ledger files of this instance and of the shared per-account ledger. */
@@ -221,6 +250,23 @@ export class ReportedLedger {
   /** The status a GTT had when this broker last knew it (reported or read at connect). */
   gttStatusOf(gttId: string): GttSnapshot["status"] | undefined {
     return this.#gtts.get(gttId);
+  }
+
+  /** Every client_order_id sent today (and not refused outright), in the order first sent. */
+  placings(): string[] {
+    return [...this.#placing];
+  }
+
+  /** Whether that placement's outcome was reported unknown (NETWORK) already. */
+  wasToldUnknown(clientId: string): boolean {
+    return this.#unknown.has(clientId);
+  }
+
+  /** That placement's outcome was reported unknown (NETWORK): a restart does not report it again. */
+  toldUnknown(clientId: string): void {
+    if (this.#unknown.has(clientId)) return;
+    this.#unknown.add(clientId);
+    this.#append([{ unknown: clientId }]);
   }
 
   placing(clientId: string): void {
@@ -303,6 +349,9 @@ export class ReportedLedger {
     const lines: string[] = [];
     if (this.#seqReserved > 0) lines.push(JSON.stringify({ seq: this.#seqReserved }));
     for (const clientId of this.#placing) lines.push(JSON.stringify({ placing: clientId }));
+    for (const clientId of this.#unknown) {
+      if (this.#placing.has(clientId)) lines.push(JSON.stringify({ unknown: clientId }));
+    }
     for (const [order, r] of this.#reported) {
       lines.push(JSON.stringify({ order, status: r.status, filled: r.filled_quantity }));
     }

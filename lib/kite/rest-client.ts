@@ -193,7 +193,11 @@ export class KiteRestClient {
     lane: Lane,
     what: string,
     call: (kite: KiteRest) => Promise<unknown>,
-    options: { freshConnection?: boolean } = {},
+    options: {
+      freshConnection?: boolean;
+      /** Told just before the request goes out: a CLOSED before then proves it was never sent. */
+      onSend?: () => void;
+    } = {},
   ): Promise<unknown> {
     const kite = options.freshConnection === true ? this.#placeKite : this.#kite;
     let staleRetried = false;
@@ -211,6 +215,7 @@ export class KiteRestClient {
       const sentWith = this.#tokens;
       let result: unknown;
       try {
+        options.onSend?.();
         result = await call(kite);
       } catch (error) {
         // Sent with a token a login replaced while it was on its way: Kite refused the old token

@@ -541,7 +541,8 @@ export class FakeKite {
       );
       return;
     }
-    if (fault?.kind === "delay") await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+    // Unref'd: a long delay (an answer 30 s late) does not keep a test process alive after close().
+    if (fault?.kind === "delay") await new Promise((resolve) => setTimeout(resolve, fault.delayMs).unref());
     if (reply.csv !== undefined) {
       res.writeHead(status, { "Content-Type": this.#options.csvContentType ?? "text/csv" });
       res.end(reply.csv);
