@@ -1,6 +1,6 @@
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { RawData } from "ws";
 import { WebSocket, WebSocketServer } from "ws";
@@ -71,6 +71,14 @@ export class Gateway {
    * handshake turns that churn from handshakes into a 429 line each.
    */
   readonly #unauthenticatedCloses = new Map<string, { since: number; count: number }>();
+  /**
+   * TCP sockets open per remote address, from accept to close: upgraded or not. Node's HTTP server
+   * keeps a socket that never sends a byte for ever, and #perIp counts only upgraded ones: 3,000
+   * such sockets from one address were all still open 20 s later, on their way to the fd limit.
+   */
+  readonly #socketsPerIp = new Map<string, number>();
+  /** Log lines about refused sockets and upgrades are written at most once a second, with a count. */
+  readonly #refusals = new RefusalLog();
   #nextClientId = 1;
   #port = 0;
   #closing = false;
@@ -145,10 +153,30 @@ export class Gateway {
       res.writeHead(status, { "content-type": "text/plain", connection: "close" });
       res.end(status === 426 ? "this endpoint speaks WebSocket only\n" : "not found\n");
     };
+    // A socket gets authTimeoutMs to send its whole upgrade request (a byte at a time does not
+    // stretch it) and may not sit silent longer; ws clears the idle timeout once upgraded, and the
+    // client's own AUTH deadline takes over.
+    // (Node wants whole milliseconds, a non-zero check interval, and timers under 2^31 ms.)
+    const handshakeMs = Math.min(2 ** 31 - 1, Math.max(100, Math.ceil(settings.authTimeoutMs)));
+    const deadlines = {
+      headersTimeout: handshakeMs,
+      requestTimeout: handshakeMs,
+      connectionsCheckingInterval: Math.min(1000, handshakeMs),
+    };
     this.#server =
       settings.tls === undefined
-        ? http.createServer(onRequest)
-        : https.createServer({ key: settings.tls.key, cert: settings.tls.cert }, onRequest);
+        ? http.createServer(deadlines, onRequest)
+        : https.createServer(
+            {
+              key: settings.tls.key,
+              cert: settings.tls.cert,
+              handshakeTimeout: handshakeMs,
+              ...deadlines,
+            },
+            onRequest,
+          );
+    this.#server.setTimeout(handshakeMs);
+    this.#server.on("connection", (socket: Socket) => this.#onSocket(socket));
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -340,11 +368,33 @@ export class Gateway {
     }
     const maxPerIp = this.#settings.maxConnectionsPerIp;
     if ((this.#perIp.get(ip) ?? 0) >= maxPerIp) {
-      this.#settings.log.warn(`gateway: refused a connection from ${ip}: ${maxPerIp} already open`);
+      // One line a second: a peer retrying at the cap in a tight loop wrote one per attempt.
+      this.#refusals.note(this.#settings.log, `${ip}: ${maxPerIp} connections already open`);
       refuseUpgrade(socket, "429 Too Many Requests");
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, req));
+  }
+
+  /**
+   * Every TCP socket, before any HTTP: one address may hold twice maxConnectionsPerIp of them (its
+   * connections and as many upgrades under way or being refused 429); more are destroyed at once.
+   */
+  #onSocket(socket: Socket): void {
+    const ip = socket.remoteAddress ?? "?";
+    const open = (this.#socketsPerIp.get(ip) ?? 0) + 1;
+    const most = 2 * this.#settings.maxConnectionsPerIp;
+    if (open > most) {
+      this.#refusals.note(this.#settings.log, `${ip}: ${most} sockets already open`);
+      socket.destroy();
+      return;
+    }
+    this.#socketsPerIp.set(ip, open);
+    socket.once("close", () => {
+      const left = (this.#socketsPerIp.get(ip) ?? 1) - 1;
+      if (left <= 0) this.#socketsPerIp.delete(ip);
+      else this.#socketsPerIp.set(ip, left);
+    });
   }
 
   #onConnection(ws: WebSocket, req: http.IncomingMessage): void {
@@ -547,6 +597,27 @@ function requestPath(req: http.IncomingMessage): string {
   const url = req.url ?? "/";
   const query = url.indexOf("?");
   return query < 0 ? url : url.slice(0, query);
+}
+
+/**
+ * Refusals of sockets and upgrades, logged at most once a second: the first at once, the rest
+ * counted and written with the next line a second or more later.
+ */
+class RefusalLog {
+  #loggedAt = -Infinity;
+  #unlogged = 0;
+
+  note(log: GatewaySettings["log"], what: string): void {
+    const now = performance.now();
+    if (now - this.#loggedAt < 1000) {
+      this.#unlogged += 1;
+      return;
+    }
+    const more = this.#unlogged === 0 ? "" : ` (and ${this.#unlogged} more refused since the last such line)`;
+    this.#loggedAt = now;
+    this.#unlogged = 0;
+    log.warn(`gateway: refused a connection from ${what}${more}`);
+  }
 }
 
 function refuseUpgrade(socket: Duplex, status: string): void {
