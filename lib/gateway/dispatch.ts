@@ -16,6 +16,7 @@ import { isRecord } from "../common/is-record";
 import { errorFrame, parseRequest, readableId, REQUEST_TYPE_SET, resultFrame } from "./frames";
 import type { GatewaySettings } from "./options";
 import type { Placements } from "./placements";
+import type { RefusalLog } from "./refusal-log";
 import type { Placing, Pushes } from "./pushes";
 import type { QuoteSubscriptions } from "../common/quote-subscriptions";
 import { setReceiveLimit } from "./receive-limit";
@@ -51,6 +52,8 @@ export interface DispatchParts {
   readonly pushes: Pushes;
   /** Shared with the connection handling, which counts a key's connections down as they close. */
   readonly perKey: Map<string, KeyUsage>;
+  /** Warnings any peer can cause at will (a refused AUTH): at most one a second. */
+  readonly refusals: RefusalLog;
 }
 
 /**
@@ -167,7 +170,8 @@ export class Dispatcher {
     const { settings, perKey } = this.#parts;
     const outcome = this.#parts.verifier.verify(request);
     if (!outcome.ok) {
-      this.#log.warn(
+      this.#parts.refusals.warn(
+        "auth",
         `gateway: AUTH refused on connection ${client.id} (${client.remote}): ${outcome.message}`,
       );
       if (outcome.retryAfterMs !== undefined) {
@@ -186,7 +190,10 @@ export class Dispatcher {
     if (key.connections >= settings.maxConnectionsPerKey) {
       client.closeCode = CLOSE_CODES.tryAgainLater;
       const message = `api key already has ${key.connections} connections (the most allowed); retry later`;
-      this.#log.warn(`gateway: AUTH refused on connection ${client.id} (${client.remote}): ${message}`);
+      this.#parts.refusals.warn(
+        "auth",
+        `gateway: AUTH refused on connection ${client.id} (${client.remote}): ${message}`,
+      );
       return errorFrame(request.id, "AUTH_RETRY", message, 1000);
     }
     key.connections += 1;

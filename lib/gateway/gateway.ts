@@ -22,6 +22,7 @@ import type { GatewayOptions, GatewaySettings } from "./options";
 import { parseGatewayOptions } from "./options";
 import { Placements } from "./placements";
 import { Pushes } from "./pushes";
+import { RefusalLog } from "./refusal-log";
 import { DurableBacklog, pauseReading } from "./durable-backlog";
 import { QuoteSubscriptions } from "../common/quote-subscriptions";
 import { setReceiveLimit } from "./receive-limit";
@@ -77,8 +78,11 @@ export class Gateway {
    * such sockets from one address were all still open 20 s later, on their way to the fd limit.
    */
   readonly #socketsPerIp = new Map<string, number>();
-  /** Log lines about refused sockets and upgrades are written at most once a second, with a count. */
-  readonly #refusals = new RefusalLog();
+  /** Sockets not yet upgraded, each with the deadline for its upgrade request. */
+  readonly #handshakes = new WeakMap<Duplex, NodeJS.Timeout>();
+  #handshakeMs = 0;
+  /** Warnings a peer causes at will (refused sockets, upgrades, AUTHs): at most one a second. */
+  readonly #refusals: RefusalLog;
   #nextClientId = 1;
   #port = 0;
   #closing = false;
@@ -100,6 +104,7 @@ export class Gateway {
 
   private constructor(settings: GatewaySettings) {
     this.#settings = settings;
+    this.#refusals = new RefusalLog(settings.log);
     this.#broker = settings.broker;
     this.host = settings.host;
     this.path = settings.path;
@@ -153,9 +158,8 @@ export class Gateway {
       res.writeHead(status, { "content-type": "text/plain", connection: "close" });
       res.end(status === 426 ? "this endpoint speaks WebSocket only\n" : "not found\n");
     };
-    // A socket gets authTimeoutMs to send its whole upgrade request (a byte at a time does not
-    // stretch it) and may not sit silent longer; ws clears the idle timeout once upgraded, and the
-    // client's own AUTH deadline takes over.
+    // A socket gets authTimeoutMs to send its whole upgrade request (#armHandshake); Node's own
+    // deadlines bound a half-sent request too, and a plain HTTP request's.
     // (Node wants whole milliseconds, a non-zero check interval, and timers under 2^31 ms.)
     const handshakeMs = Math.min(2 ** 31 - 1, Math.max(100, Math.ceil(settings.authTimeoutMs)));
     const deadlines = {
@@ -175,8 +179,12 @@ export class Gateway {
             },
             onRequest,
           );
-    this.#server.setTimeout(handshakeMs);
-    this.#server.on("connection", (socket: Socket) => this.#onSocket(socket));
+    this.#handshakeMs = handshakeMs;
+    this.#server.on("connection", (socket: Socket) => {
+      if (this.#onSocket(socket) && settings.tls === undefined) this.#armHandshake(socket);
+    });
+    // Over TLS the raw socket has handshakeTimeout; the upgrade arrives on the TLS socket.
+    this.#server.on("secureConnection", (socket: Socket) => this.#armHandshake(socket));
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -214,6 +222,7 @@ export class Gateway {
       quotes: gateway.#quotes,
       pushes: gateway.#pushes,
       perKey: gateway.#perKey,
+      refusals: gateway.#refusals,
     });
     // Heard from before connect(): a broker may report events while it connects (Kite: fills made
     // while it was down, from its ledger), and recover() may too. #listen takes them over.
@@ -337,6 +346,8 @@ export class Gateway {
   // #region connections
 
   #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    clearTimeout(this.#handshakes.get(socket));
+    this.#handshakes.delete(socket);
     const path = requestPath(req);
     const offersV1 = (req.headers["sec-websocket-protocol"] ?? "").split(",").some((protocol) => {
       const name = protocol.trim();
@@ -357,7 +368,8 @@ export class Gateway {
       if (performance.now() - closes.since < 1000) {
         if (closes.count === maxCloses) {
           closes.count += 1; // logged once per second, not once per refusal
-          this.#settings.log.warn(
+          this.#refusals.warn(
+            "unauthenticated",
             `gateway: refusing connections from ${ip} for the rest of the second: ${maxCloses} closed without authenticating`,
           );
         }
@@ -369,7 +381,10 @@ export class Gateway {
     const maxPerIp = this.#settings.maxConnectionsPerIp;
     if ((this.#perIp.get(ip) ?? 0) >= maxPerIp) {
       // One line a second: a peer retrying at the cap in a tight loop wrote one per attempt.
-      this.#refusals.note(this.#settings.log, `${ip}: ${maxPerIp} connections already open`);
+      this.#refusals.warn(
+        "upgrade",
+        `gateway: refused a connection from ${ip}: ${maxPerIp} connections already open`,
+      );
       refuseUpgrade(socket, "429 Too Many Requests");
       return;
     }
@@ -380,14 +395,29 @@ export class Gateway {
    * Every TCP socket, before any HTTP: one address may hold twice maxConnectionsPerIp of them (its
    * connections and as many upgrades under way or being refused 429); more are destroyed at once.
    */
-  #onSocket(socket: Socket): void {
+  /**
+   * A socket gets authTimeoutMs to send its upgrade request, silent or a byte at a time (Node's
+   * HTTP server has no idle timeout by default); the client's AUTH deadline starts at the upgrade.
+   */
+  #armHandshake(socket: Socket): void {
+    const deadline = setTimeout(() => {
+      this.#handshakes.delete(socket);
+      socket.destroy();
+    }, this.#handshakeMs);
+    deadline.unref();
+    this.#handshakes.set(socket, deadline);
+    socket.once("close", () => clearTimeout(deadline));
+  }
+
+  /** Whether the socket is let in. */
+  #onSocket(socket: Socket): boolean {
     const ip = socket.remoteAddress ?? "?";
     const open = (this.#socketsPerIp.get(ip) ?? 0) + 1;
     const most = 2 * this.#settings.maxConnectionsPerIp;
     if (open > most) {
-      this.#refusals.note(this.#settings.log, `${ip}: ${most} sockets already open`);
+      this.#refusals.warn("socket", `gateway: refused a connection from ${ip}: ${most} sockets already open`);
       socket.destroy();
-      return;
+      return false;
     }
     this.#socketsPerIp.set(ip, open);
     socket.once("close", () => {
@@ -395,6 +425,7 @@ export class Gateway {
       if (left <= 0) this.#socketsPerIp.delete(ip);
       else this.#socketsPerIp.set(ip, left);
     });
+    return true;
   }
 
   #onConnection(ws: WebSocket, req: http.IncomingMessage): void {
@@ -426,7 +457,10 @@ export class Gateway {
     setReceiveLimit(ws, Math.min(MAX_UNAUTHENTICATED_FRAME_BYTES, settings.maxPayloadBytes));
     client.authTimer = setTimeout(() => {
       client.authTimer = undefined;
-      log.warn(`gateway: connection ${client.id} (${client.remote}) did not authenticate in time`);
+      this.#refusals.warn(
+        "auth-timeout",
+        `gateway: connection ${client.id} (${client.remote}) did not authenticate in time`,
+      );
       ws.close(CLOSE_CODES.authTimeout, "authentication timeout");
     }, settings.authTimeoutMs);
     ws.on("message", (data, isBinary) => this.#onMessage(client, data, isBinary));
@@ -434,7 +468,10 @@ export class Gateway {
       client.missedPongs = 0;
     });
     ws.on("error", (error) => {
-      log.warn(`gateway: connection ${client.id} (${client.remote}): ${error.message}`);
+      // Before AUTH any peer can cause one at will: those lines are thinned out.
+      const line = `gateway: connection ${client.id} (${client.remote}): ${error.message}`;
+      if (client.authenticated) log.warn(line);
+      else this.#refusals.warn("frame", line);
       // ws has sent its close frame (1009 for a frame over the limit) and reads nothing more:
       // the socket need not wait out ws's 30 s close timeout for a peer that keeps sending.
       setTimeout(() => ws.terminate(), 100).unref();
@@ -597,27 +634,6 @@ function requestPath(req: http.IncomingMessage): string {
   const url = req.url ?? "/";
   const query = url.indexOf("?");
   return query < 0 ? url : url.slice(0, query);
-}
-
-/**
- * Refusals of sockets and upgrades, logged at most once a second: the first at once, the rest
- * counted and written with the next line a second or more later.
- */
-class RefusalLog {
-  #loggedAt = -Infinity;
-  #unlogged = 0;
-
-  note(log: GatewaySettings["log"], what: string): void {
-    const now = performance.now();
-    if (now - this.#loggedAt < 1000) {
-      this.#unlogged += 1;
-      return;
-    }
-    const more = this.#unlogged === 0 ? "" : ` (and ${this.#unlogged} more refused since the last such line)`;
-    this.#loggedAt = now;
-    this.#unlogged = 0;
-    log.warn(`gateway: refused a connection from ${what}${more}`);
-  }
 }
 
 function refuseUpgrade(socket: Duplex, status: string): void {

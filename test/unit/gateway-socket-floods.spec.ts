@@ -33,6 +33,8 @@ async function rawSockets(
     const socket = net.connect({ port: made.gateway.port, host: "127.0.0.1", localAddress: address(i) });
     socket.on("error", () => undefined);
     socket.on("close", () => (closed += 1));
+    // Flowing, so the gateway's FIN is read and the socket closes (a paused one sits in CLOSE_WAIT).
+    socket.resume();
     connected.push(
       new Promise<void>((resolve) => {
         socket.once("connect", () => resolve());
