@@ -5,7 +5,7 @@ import type { GttSnapshot } from "../protocol/gtt";
 import type { OrderSnapshot } from "../protocol/orders";
 import type { Answer, AnswerBatch } from "./answer-batch";
 import type { AuthResult, RequestType, WireRequest, WireRequestOf } from "../protocol/wire";
-import { CLOSE_CODES } from "../protocol/wire";
+import { CLOSE_CODES, WIRE_LIMITS } from "../protocol/wire";
 import { TokenBucket } from "../ws/token-bucket";
 import type { AuthVerifier } from "./auth";
 import type { Client } from "./client";
@@ -16,6 +16,7 @@ import { isRecord } from "../common/is-record";
 import { errorFrame, parseRequest, readableId, REQUEST_TYPE_SET, resultFrame } from "./frames";
 import type { GatewaySettings } from "./options";
 import type { Placements } from "./placements";
+import type { RefusalLog } from "./refusal-log";
 import type { Placing, Pushes } from "./pushes";
 import type { QuoteSubscriptions } from "../common/quote-subscriptions";
 import { setReceiveLimit } from "./receive-limit";
@@ -51,6 +52,8 @@ export interface DispatchParts {
   readonly pushes: Pushes;
   /** Shared with the connection handling, which counts a key's connections down as they close. */
   readonly perKey: Map<string, KeyUsage>;
+  /** Warnings any peer can cause at will (a refused AUTH): at most one a second. */
+  readonly refusals: RefusalLog;
 }
 
 /**
@@ -149,6 +152,10 @@ export class Dispatcher {
         100,
       );
     }
+    if (parsed.type === "GET_ORDERBOOK" || parsed.type === "GET_GTTS") {
+      const full = this.#noRoomForPage(client, parsed);
+      if (full !== undefined) return full;
+    }
     client.inFlight.add(parsed.id);
     // The raw request, not zod's output: the client lays a delta over what it sent.
     const placed =
@@ -163,7 +170,8 @@ export class Dispatcher {
     const { settings, perKey } = this.#parts;
     const outcome = this.#parts.verifier.verify(request);
     if (!outcome.ok) {
-      this.#log.warn(
+      this.#parts.refusals.warn(
+        "auth",
         `gateway: AUTH refused on connection ${client.id} (${client.remote}): ${outcome.message}`,
       );
       if (outcome.retryAfterMs !== undefined) {
@@ -182,7 +190,10 @@ export class Dispatcher {
     if (key.connections >= settings.maxConnectionsPerKey) {
       client.closeCode = CLOSE_CODES.tryAgainLater;
       const message = `api key already has ${key.connections} connections (the most allowed); retry later`;
-      this.#log.warn(`gateway: AUTH refused on connection ${client.id} (${client.remote}): ${message}`);
+      this.#parts.refusals.warn(
+        "auth",
+        `gateway: AUTH refused on connection ${client.id} (${client.remote}): ${message}`,
+      );
       return errorFrame(request.id, "AUTH_RETRY", message, 1000);
     }
     key.connections += 1;
@@ -267,6 +278,28 @@ export class Dispatcher {
     client.inFlight.delete(request.id);
     if (placed !== undefined) this.#parts.pushes.placementAnswered(placed);
     batch.settle(index, answer);
+  }
+
+  /**
+   * A page refused before the list is scanned: a page of `limit` (without it, of as many rows as
+   * the last scan found, at most a page) would take the connection past MAX_LISTED_ROWS. A
+   * refusal after the scan cost what a whole scan and sort cost (~100 ms for 30,000 rows) for
+   * nothing, each time the list had changed. #listed still judges the rows actually listed.
+   */
+  #noRoomForPage(
+    client: Client,
+    request: WireRequestOf<"GET_ORDERBOOK"> | WireRequestOf<"GET_GTTS">,
+  ): string | undefined {
+    const lastSize =
+      request.type === "GET_ORDERBOOK" ? this.#parts.placements.orderbookLastSize : this.#gtts.lastSize;
+    const rows = request.limit ?? Math.min(lastSize, WIRE_LIMITS.maxPage);
+    if (client.listedRows + rows <= MAX_LISTED_ROWS) return undefined;
+    return errorFrame(
+      request.id,
+      "RATE_LIMITED",
+      `${request.type}: ${client.listedRows} order book and GTT rows listed on this connection are not yet sent (the most is ${MAX_LISTED_ROWS}); this page of up to ${rows} was not answered, retry after 100 ms`,
+      100,
+    );
   }
 
   /**

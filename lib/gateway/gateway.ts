@@ -1,6 +1,6 @@
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { RawData } from "ws";
 import { WebSocket, WebSocketServer } from "ws";
@@ -22,6 +22,7 @@ import type { GatewayOptions, GatewaySettings } from "./options";
 import { parseGatewayOptions } from "./options";
 import { Placements } from "./placements";
 import { Pushes } from "./pushes";
+import { RefusalLog } from "./refusal-log";
 import { DurableBacklog, pauseReading } from "./durable-backlog";
 import { QuoteSubscriptions } from "../common/quote-subscriptions";
 import { setReceiveLimit } from "./receive-limit";
@@ -71,11 +72,25 @@ export class Gateway {
    * handshake turns that churn from handshakes into a 429 line each.
    */
   readonly #unauthenticatedCloses = new Map<string, { since: number; count: number }>();
+  /**
+   * TCP sockets open per remote address, from accept to close: upgraded or not. Node's HTTP server
+   * keeps a socket that never sends a byte for ever, and #perIp counts only upgraded ones: 3,000
+   * such sockets from one address were all still open 20 s later, on their way to the fd limit.
+   */
+  readonly #socketsPerIp = new Map<string, number>();
+  /** Sockets not yet upgraded, each with the deadline for its upgrade request. */
+  readonly #handshakes = new WeakMap<Duplex, NodeJS.Timeout>();
+  #handshakeMs = 0;
+  /** Warnings a peer causes at will (refused sockets, upgrades, AUTHs): at most one a second. */
+  readonly #refusals: RefusalLog;
   #nextClientId = 1;
   #port = 0;
   #closing = false;
   #closed: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** When the heartbeat last ran, and how many late ones in a row it let pass (#beat). */
+  #beatAt = 0;
+  #lateBeats = 0;
 
   readonly #onOrder = (event: OrderEvent): void => {
     this.#placements.bookChanged();
@@ -92,6 +107,7 @@ export class Gateway {
 
   private constructor(settings: GatewaySettings) {
     this.#settings = settings;
+    this.#refusals = new RefusalLog(settings.log);
     this.#broker = settings.broker;
     this.host = settings.host;
     this.path = settings.path;
@@ -145,10 +161,33 @@ export class Gateway {
       res.writeHead(status, { "content-type": "text/plain", connection: "close" });
       res.end(status === 426 ? "this endpoint speaks WebSocket only\n" : "not found\n");
     };
+    // A socket gets authTimeoutMs to send its whole upgrade request (#armHandshake); Node's own
+    // deadlines bound a half-sent request too, and a plain HTTP request's.
+    // (Node wants whole milliseconds, a non-zero check interval, and timers under 2^31 ms.)
+    const handshakeMs = Math.min(2 ** 31 - 1, Math.max(100, Math.ceil(settings.authTimeoutMs)));
+    const deadlines = {
+      headersTimeout: handshakeMs,
+      requestTimeout: handshakeMs,
+      connectionsCheckingInterval: Math.min(1000, handshakeMs),
+    };
     this.#server =
       settings.tls === undefined
-        ? http.createServer(onRequest)
-        : https.createServer({ key: settings.tls.key, cert: settings.tls.cert }, onRequest);
+        ? http.createServer(deadlines, onRequest)
+        : https.createServer(
+            {
+              key: settings.tls.key,
+              cert: settings.tls.cert,
+              handshakeTimeout: handshakeMs,
+              ...deadlines,
+            },
+            onRequest,
+          );
+    this.#handshakeMs = handshakeMs;
+    this.#server.on("connection", (socket: Socket) => {
+      if (this.#onSocket(socket) && settings.tls === undefined) this.#armHandshake(socket);
+    });
+    // Over TLS the raw socket has handshakeTimeout; the upgrade arrives on the TLS socket.
+    this.#server.on("secureConnection", (socket: Socket) => this.#armHandshake(socket));
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -186,6 +225,7 @@ export class Gateway {
       quotes: gateway.#quotes,
       pushes: gateway.#pushes,
       perKey: gateway.#perKey,
+      refusals: gateway.#refusals,
     });
     // Heard from before connect(): a broker may report events while it connects (Kite: fills made
     // while it was down, from its ledger), and recover() may too. #listen takes them over.
@@ -264,6 +304,7 @@ export class Gateway {
     this.#server.on("error", (error) => this.#settings.log.error(`gateway: server error: ${error.message}`));
     this.#port = (this.#server.address() as AddressInfo).port;
     const { intervalMs } = this.#settings.heartbeat;
+    this.#beatAt = performance.now();
     if (intervalMs > 0) this.#heartbeat = setInterval(() => this.#beat(), intervalMs);
     this.#settings.log.info(`gateway listening on ${this.url}`);
   }
@@ -309,6 +350,8 @@ export class Gateway {
   // #region connections
 
   #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    clearTimeout(this.#handshakes.get(socket));
+    this.#handshakes.delete(socket);
     const path = requestPath(req);
     const offersV1 = (req.headers["sec-websocket-protocol"] ?? "").split(",").some((protocol) => {
       const name = protocol.trim();
@@ -329,7 +372,8 @@ export class Gateway {
       if (performance.now() - closes.since < 1000) {
         if (closes.count === maxCloses) {
           closes.count += 1; // logged once per second, not once per refusal
-          this.#settings.log.warn(
+          this.#refusals.warn(
+            "unauthenticated",
             `gateway: refusing connections from ${ip} for the rest of the second: ${maxCloses} closed without authenticating`,
           );
         }
@@ -340,11 +384,52 @@ export class Gateway {
     }
     const maxPerIp = this.#settings.maxConnectionsPerIp;
     if ((this.#perIp.get(ip) ?? 0) >= maxPerIp) {
-      this.#settings.log.warn(`gateway: refused a connection from ${ip}: ${maxPerIp} already open`);
+      // One line a second: a peer retrying at the cap in a tight loop wrote one per attempt.
+      this.#refusals.warn(
+        "upgrade",
+        `gateway: refused a connection from ${ip}: ${maxPerIp} connections already open`,
+      );
       refuseUpgrade(socket, "429 Too Many Requests");
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, req));
+  }
+
+  /**
+   * Every TCP socket, before any HTTP: one address may hold twice maxConnectionsPerIp of them (its
+   * connections and as many upgrades under way or being refused 429); more are destroyed at once.
+   */
+  /**
+   * A socket gets authTimeoutMs to send its upgrade request, silent or a byte at a time (Node's
+   * HTTP server has no idle timeout by default); the client's AUTH deadline starts at the upgrade.
+   */
+  #armHandshake(socket: Socket): void {
+    const deadline = setTimeout(() => {
+      this.#handshakes.delete(socket);
+      socket.destroy();
+    }, this.#handshakeMs);
+    deadline.unref();
+    this.#handshakes.set(socket, deadline);
+    socket.once("close", () => clearTimeout(deadline));
+  }
+
+  /** Whether the socket is let in. */
+  #onSocket(socket: Socket): boolean {
+    const ip = socket.remoteAddress ?? "?";
+    const open = (this.#socketsPerIp.get(ip) ?? 0) + 1;
+    const most = 2 * this.#settings.maxConnectionsPerIp;
+    if (open > most) {
+      this.#refusals.warn("socket", `gateway: refused a connection from ${ip}: ${most} sockets already open`);
+      socket.destroy();
+      return false;
+    }
+    this.#socketsPerIp.set(ip, open);
+    socket.once("close", () => {
+      const left = (this.#socketsPerIp.get(ip) ?? 1) - 1;
+      if (left <= 0) this.#socketsPerIp.delete(ip);
+      else this.#socketsPerIp.set(ip, left);
+    });
+    return true;
   }
 
   #onConnection(ws: WebSocket, req: http.IncomingMessage): void {
@@ -376,7 +461,10 @@ export class Gateway {
     setReceiveLimit(ws, Math.min(MAX_UNAUTHENTICATED_FRAME_BYTES, settings.maxPayloadBytes));
     client.authTimer = setTimeout(() => {
       client.authTimer = undefined;
-      log.warn(`gateway: connection ${client.id} (${client.remote}) did not authenticate in time`);
+      this.#refusals.warn(
+        "auth-timeout",
+        `gateway: connection ${client.id} (${client.remote}) did not authenticate in time`,
+      );
       ws.close(CLOSE_CODES.authTimeout, "authentication timeout");
     }, settings.authTimeoutMs);
     ws.on("message", (data, isBinary) => this.#onMessage(client, data, isBinary));
@@ -384,7 +472,10 @@ export class Gateway {
       client.missedPongs = 0;
     });
     ws.on("error", (error) => {
-      log.warn(`gateway: connection ${client.id} (${client.remote}): ${error.message}`);
+      // Before AUTH any peer can cause one at will: those lines are thinned out.
+      const line = `gateway: connection ${client.id} (${client.remote}): ${error.message}`;
+      if (client.authenticated) log.warn(line);
+      else this.#refusals.warn("frame", line);
       // ws has sent its close frame (1009 for a frame over the limit) and reads nothing more:
       // the socket need not wait out ws's 30 s close timeout for a peer that keeps sending.
       setTimeout(() => ws.terminate(), 100).unref();
@@ -432,6 +523,17 @@ export class Gateway {
    */
   #beat(): void {
     const now = performance.now();
+    // A beat this late ran after the gateway's own loop was held (GC, a long sort, a loaded
+    // machine): the pongs and PINGs its clients sent meanwhile are still unread in their sockets,
+    // since timers run before the poll phase that reads them. It judges no one, at most 4 in a row.
+    const { intervalMs } = this.#settings.heartbeat;
+    const late = now - this.#beatAt - intervalMs > Math.min(intervalMs / 4, 100);
+    this.#beatAt = now;
+    if (late && this.#lateBeats < 4) {
+      this.#lateBeats += 1;
+      return;
+    }
+    this.#lateBeats = 0;
     const { log, pingIdleMs } = this.#settings;
     const { maxMissedPongs } = this.#settings.heartbeat;
     for (const client of this.#clients) {

@@ -32,6 +32,7 @@ export class IdPages<T> {
   #scan: Promise<T[]> | undefined;
   #scannedAt = 0;
   #drop: NodeJS.Timeout | undefined;
+  #lastSize = 0;
 
   constructor(options: IdPagesOptions<T>) {
     this.#options = options;
@@ -63,6 +64,14 @@ export class IdPages<T> {
   }
 
   /**
+   * How many items the last scan found (0 before the first): what a page without `limit` may hold
+   * now, as far as anything short of scanning again can tell. Kept after the scan is let go.
+   */
+  get lastSize(): number {
+    return this.#lastSize;
+  }
+
+  /**
    * The list changed: the next page scans again. A scan already under way is not shared with
    * requests made from now on (it may have read the list before the change).
    */
@@ -74,12 +83,13 @@ export class IdPages<T> {
     if (this.#scan !== undefined && this.#now() - this.#scannedAt <= this.#maxAgeMs) return this.#scan;
     this.#forget();
     const { idOf } = this.#options;
-    const scan = this.#options.scan().then((list) =>
-      list
+    const scan = this.#options.scan().then((list) => {
+      this.#lastSize = list.length;
+      return list
         .map((item) => ({ item, id: idOf(item) }))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-        .map(({ item }) => item),
-    );
+        .map(({ item }) => item);
+    });
     this.#scan = scan;
     this.#scannedAt = this.#now();
     // A failed scan is not kept: the next page asks the broker again.

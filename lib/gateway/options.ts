@@ -57,7 +57,10 @@ export const GatewayOptionsSchema = z
         error: (issue) => `must start with "/", got ${String(issue.input)}`,
       })
       .default("/v1"),
-    /** A socket that has not authenticated by then is closed with 4002. Default 5000. */
+    /**
+     * A socket that has not authenticated by then is closed with 4002; a TCP socket that has not
+     * sent its whole upgrade request by then (from accept; at least 100 ms) is destroyed. Default 5000.
+     */
     authTimeoutMs: bounded().default(5000),
     /** ± how far an AUTH timestamp may be from the server clock. Default (and most) 30 s. */
     authWindowMs: bounded(WIRE_LIMITS.authWindowMs).default(WIRE_LIMITS.authWindowMs),
@@ -74,7 +77,10 @@ export const GatewayOptionsSchema = z
      * Default: the same as `rate`.
      */
     keyRate: Rate.optional(),
-    /** Open connections from one IP address; more are refused with HTTP 429. Default 256. */
+    /**
+     * Open connections from one IP address; more are refused with HTTP 429. TCP sockets from one
+     * address, upgraded or not, are capped at twice this: more are destroyed at accept. Default 256.
+     */
     maxConnectionsPerIp: bounded().default(256),
     /**
      * Connections from one IP that may end without authenticating in a second; past it, upgrades

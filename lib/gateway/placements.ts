@@ -250,6 +250,11 @@ export class Placements {
     throw new BrokerError("NOT_FOUND", `no order with client_order_id ${clientOrderId}`);
   }
 
+  /** Orders the last book scan for pages found (IdPages.lastSize). */
+  get orderbookLastSize(): number {
+    return this.#pages.lastSize;
+  }
+
   /** One page of the order book by order_id (docs/PROTOCOL.md, GET_ORDERBOOK). */
   orderbookPage(limit: number | undefined, after: string | undefined): Promise<OrderSnapshot[]> {
     return this.#pages.page(limit, after);

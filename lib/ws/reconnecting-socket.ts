@@ -102,8 +102,31 @@ interface Link extends OpenLink {
   handshakeTimer: NodeJS.Timeout | undefined;
   sessionTimer: NodeJS.Timeout | undefined;
   readTimer: NodeJS.Timeout | undefined;
+  /** When the read timer was last (re)armed: a frame, or a period judged void (stalled). */
+  readArmedAt: number;
+  /** A read timeout's verdict, waiting one poll phase for frames already in the socket. */
+  readCheck: NodeJS.Immediate | undefined;
+  /** Frames read on the link so far. */
+  frames: number;
+  /** Read periods and heartbeats in a row not judged because our own loop was stalled (STALL_PASSES). */
+  stalls: number;
   heartbeat: NodeJS.Timeout | undefined;
+  /** When the heartbeat last ticked. */
+  beatAt: number;
   killTimer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Silence is judged only over time this process could read. A timer that fires this late (a
+ * quarter of its period, at most 100 ms) ran after our own event loop was held (GC, a long parse,
+ * a loaded machine, a gateway in the same process sorting 30,000 GTTs): frames may be waiting
+ * unread in the socket, since timers run before the poll phase that reads them. Such a period is
+ * not counted, at most STALL_PASSES times in a row, so a dead link under a loop that is always late
+ * is still dropped within STALL_PASSES + 1 periods.
+ */
+const STALL_PASSES = 4;
+function lateBy(periodMs: number): number {
+  return Math.min(periodMs / 4, 100);
 }
 
 /**
@@ -225,7 +248,12 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
       handshakeTimer: undefined,
       sessionTimer: undefined,
       readTimer: undefined,
+      readArmedAt: 0,
+      readCheck: undefined,
+      frames: 0,
+      stalls: 0,
       heartbeat: undefined,
+      beatAt: 0,
       killTimer: undefined,
     };
     this.#link = link;
@@ -291,8 +319,7 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
     link.openedAt = performance.now();
     this.#connects += 1;
     const { readTimeoutMs } = this.#options;
-    if (readTimeoutMs !== undefined)
-      link.readTimer = setTimeout(() => this.#onReadTimeout(link, readTimeoutMs), readTimeoutMs);
+    if (readTimeoutMs !== undefined) this.#armRead(link, readTimeoutMs);
     const reconnect = this.#everOpened;
     this.#everOpened = true;
     this.#options.restore?.();
@@ -327,7 +354,16 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
     const heartbeat = this.#options.heartbeat;
     if (heartbeat === undefined) return;
     const { intervalMs, maxMissedPongs } = heartbeat;
+    link.beatAt = performance.now();
     link.heartbeat = setInterval(() => {
+      const now = performance.now();
+      const late = now - link.beatAt - intervalMs > lateBy(intervalMs);
+      link.beatAt = now;
+      if (late && link.stalls < STALL_PASSES) {
+        // Pongs may be waiting unread: this interval is not counted (see lateBy).
+        link.stalls += 1;
+        return;
+      }
       if (link.missedPongs >= maxMissedPongs) {
         link.reason = `no pong to ${link.missedPongs} pings sent ${intervalMs} ms apart; link presumed dead`;
         link.ws.terminate();
@@ -341,7 +377,12 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
   #onFrame(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
     if (link !== this.#link) return;
     link.missedPongs = 0;
-    link.readTimer?.refresh();
+    link.frames += 1;
+    link.stalls = 0;
+    if (link.readTimer !== undefined) {
+      link.readTimer.refresh();
+      link.readArmedAt = performance.now();
+    }
     const buffer = Buffer.isBuffer(data)
       ? data
       : Array.isArray(data)
@@ -350,9 +391,32 @@ export class ReconnectingSocket extends EventEmitter<SocketEvents> {
     this.emit("frame", buffer, isBinary);
   }
 
+  #armRead(link: Link, readTimeoutMs: number): void {
+    link.readArmedAt = performance.now();
+    link.readTimer = setTimeout(() => this.#onReadTimeout(link, readTimeoutMs), readTimeoutMs);
+  }
+
   #onReadTimeout(link: Link, readTimeoutMs: number): void {
     link.readTimer = undefined;
     if (link !== this.#link) return;
+    const late = performance.now() - link.readArmedAt - readTimeoutMs > lateBy(readTimeoutMs);
+    if (late && link.stalls < STALL_PASSES) {
+      link.stalls += 1;
+      this.#armRead(link, readTimeoutMs);
+      return;
+    }
+    // On time: frames that reached the socket meanwhile are read in the poll phase before an
+    // immediate runs; any of them clears the link.
+    const seen = link.frames;
+    link.readCheck = setImmediate(() => {
+      link.readCheck = undefined;
+      if (link !== this.#link) return;
+      if (link.frames !== seen) this.#armRead(link, readTimeoutMs);
+      else this.#readTimedOut(link, readTimeoutMs);
+    });
+  }
+
+  #readTimedOut(link: Link, readTimeoutMs: number): void {
     link.reason = `no data from the ${this.#options.label} for ${readTimeoutMs} ms; link presumed dead`;
     link.ws.terminate();
   }
@@ -442,11 +506,13 @@ function clearLinkTimers(link: Link): void {
   clearTimeout(link.handshakeTimer);
   clearTimeout(link.sessionTimer);
   clearTimeout(link.readTimer);
+  clearImmediate(link.readCheck);
   clearInterval(link.heartbeat);
   clearTimeout(link.killTimer);
   link.handshakeTimer = undefined;
   link.sessionTimer = undefined;
   link.readTimer = undefined;
+  link.readCheck = undefined;
   link.heartbeat = undefined;
   link.killTimer = undefined;
 }
