@@ -108,7 +108,9 @@ export class MatchingEngine {
     const needed = market.orderMargin(order, this.#referencePaise(order, quote), this.#held(order));
     if (typeof needed !== "number") return needed;
     const available = this.available() + (current?.reserved ?? 0);
-    if (needed <= available) return undefined;
+    // An order that only closes blocks nothing (MARKET-RULES §5), so it is never refused for funds,
+    // even when what may be spent is below zero: else the 15:20 square-off itself was refused.
+    if (needed <= 0 || needed <= available) return undefined;
     return {
       code: "INSUFFICIENT_FUNDS",
       message: `insufficient funds: margin needed ${toRupees(needed)}, available ${toRupees(available)}`,

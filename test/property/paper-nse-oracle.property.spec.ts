@@ -474,7 +474,7 @@ class Driver {
             side: order.side,
             quantity,
             lot: order.exchange === "NFO" ? 65 : 1,
-            order_type: order.order_type as "MARKET" | "LIMIT",
+            order_type: order.order_type,
             ...(pricePaise === undefined ? {} : { pricePaise }),
             product: order.product,
             amo: order.variety === "amo",

@@ -101,8 +101,10 @@ export interface PlaceInput {
   side: "BUY" | "SELL";
   quantity: number;
   lot: number;
-  order_type: "MARKET" | "LIMIT";
+  order_type: "MARKET" | "LIMIT" | "SL" | "SL-M";
   pricePaise?: number;
+  /** SL and SL-M orders: the trigger, which must be on the tick too (MARKET-RULES §3). */
+  triggerPaise?: number;
   product: "CNC" | "MIS" | "NRML";
   amo: boolean;
   /** Absent when the instrument has no band. */
@@ -132,7 +134,14 @@ export function admission(order: PlaceInput, now: number): Admission {
     return { kind: "refused", field: "quantity", code: "VALIDATION", rule: /lot size/ };
   if (order.pricePaise !== undefined && order.pricePaise % TICK !== 0)
     return { kind: "refused", field: "price", code: "VALIDATION", rule: /tick size/ };
-  if (order.order_type === "LIMIT" && order.pricePaise !== undefined && order.referencePaise !== undefined) {
+  if (order.triggerPaise !== undefined && order.triggerPaise % TICK !== 0)
+    return { kind: "refused", field: "trigger_price", code: "VALIDATION", rule: /tick size/ };
+  // The band applies to a LIMIT's and an SL's `price` (§3), never to a trigger.
+  if (
+    (order.order_type === "LIMIT" || order.order_type === "SL") &&
+    order.pricePaise !== undefined &&
+    order.referencePaise !== undefined
+  ) {
     const { low, high } = band(order.referencePaise);
     if (order.pricePaise < low || order.pricePaise > high)
       return { kind: "refused", field: "price", code: "ORDER_REJECTED", rule: /price band/ };
@@ -175,7 +184,7 @@ function halfUp(numerator: bigint, denominator: bigint): bigint {
   return (2n * numerator + denominator) / (2n * denominator);
 }
 
-export type ChargeCategory = "intraday" | "delivery" | "futures";
+export type ChargeCategory = "intraday" | "delivery" | "futures" | "options";
 
 export interface ChargeLines {
   brokerage: bigint;
@@ -212,6 +221,12 @@ export function orderCharges(
   } else if (category === "delivery") {
     stt = sttRupees(100n);
     if (side === "BUY") stamp = halfUp(t * 15n, 100_000n);
+  } else if (category === "options") {
+    // On premium turnover: flat ₹20 per executed order, STT 0.15 % sell, NSE 0.03503 %, stamp 0.003 % buy.
+    brokerage = 2000n;
+    exchangePerCrore = 3503n;
+    if (side === "SELL") stt = sttRupees(150n);
+    if (side === "BUY") stamp = halfUp(t * 3n, 100_000n);
   } else {
     brokerage = capped(3n);
     exchangePerCrore = 173n;
@@ -232,4 +247,86 @@ export function orderCharges(
     gst,
     total: brokerage + stt + exchange + sebi + stamp + gst,
   };
+}
+
+// ---- Stops (README "SL / SL-M"), GTTs (README "GTTs", MARKET-RULES §2 "GTT expiry") ----
+
+/**
+ * Whether a last price has reached a stop's trigger: at or above for a BUY, at or below for a SELL.
+ * A stop placed, or whose trigger is moved, where the last price has reached it is refused.
+ */
+export function stopReached(side: "BUY" | "SELL", triggerPaise: number, lastPaise: number): boolean {
+  return side === "BUY" ? lastPaise >= triggerPaise : lastPaise <= triggerPaise;
+}
+
+/** An SL BUY's price must be at least its trigger, an SL SELL's at most. */
+export function stopPriceOk(side: "BUY" | "SELL", pricePaise: number, triggerPaise: number): boolean {
+  return side === "BUY" ? pricePaise >= triggerPaise : pricePaise <= triggerPaise;
+}
+
+/**
+ * The leg a GTT fires at a last price, or undefined. A single GTT fires when the price reaches its
+ * trigger from the side it started on (its `last_price`); a two-leg GTT's leg 0 at or below the
+ * first trigger, leg 1 at or above the second. `null` when the documents do not say (a single GTT
+ * placed exactly at its trigger).
+ */
+export function gttLeg(
+  g: { type: "single" | "two-leg"; startPaise: number; triggersPaise: number[] },
+  lastPaise: number,
+): number | undefined | null {
+  const [first, second] = g.triggersPaise as [number, number | undefined];
+  if (g.type === "two-leg") {
+    if (lastPaise <= first) return 0;
+    if (second !== undefined && lastPaise >= second) return 1;
+    return undefined;
+  }
+  if (g.startPaise === first) return null;
+  if (g.startPaise < first) return lastPaise >= first ? 0 : undefined;
+  return lastPaise <= first ? 0 : undefined;
+}
+
+/** One year after `created` at the same IST wall clock; 29 February becomes 28 February. */
+export function gttExpiry(created: number): number {
+  const wall = new Date(created + IST_MS);
+  const month = wall.getUTCMonth();
+  let day = wall.getUTCDate();
+  const year = wall.getUTCFullYear() + 1;
+  if (month === 1 && day === 29) day = 28;
+  return (
+    Date.UTC(
+      year,
+      month,
+      day,
+      wall.getUTCHours(),
+      wall.getUTCMinutes(),
+      wall.getUTCSeconds(),
+      wall.getUTCMilliseconds(),
+    ) - IST_MS
+  );
+}
+
+// ---- Kite's margin (README "Margin as Kite applies it", MARKET-RULES §5) ----
+
+export type MarginKind = "equity" | "future" | "option";
+
+/**
+ * Cash an order blocks for its opening quantity, in paise: equity MIS value ÷ 5, CNC BUY in full,
+ * futures 15 % of value, an option BUY its premium, a written option 15 % of strike × quantity.
+ * Rounded up to the paisa.
+ */
+export function marginPaise(o: {
+  kind: MarginKind;
+  product: "CNC" | "MIS" | "NRML";
+  side: "BUY" | "SELL";
+  openingQuantity: number;
+  pricePaise: number;
+  strikePaise?: number;
+}): number {
+  const value = o.openingQuantity * o.pricePaise;
+  if (o.openingQuantity <= 0) return 0;
+  if (o.kind === "future") return Math.ceil((value * 15) / 100);
+  if (o.kind === "option")
+    return o.side === "BUY" ? value : Math.ceil((o.openingQuantity * (o.strikePaise ?? 0) * 15) / 100);
+  if (o.product === "MIS") return Math.ceil(value / 5);
+  return o.side === "BUY" ? value : 0;
 }

@@ -101,4 +101,59 @@ describe("paper broker under NSE's rules: Kite's margin", function () {
       await broker.close();
     }
   });
+  // Found by paper-nse-oracle-wide.property.spec (seed 5130, run 9656): a resting MARKET BUY filled
+  // after a price jump took what may be spent below zero, and the 15:20 square-off, a SELL that
+  // only closes and so blocks nothing, was then refused "insufficient funds: margin needed 0,
+  // available -…": the MIS position stayed open past 15:20.
+  it("a closing order blocks nothing, so the 15:20 square-off closes an MIS long even when what may be spent is below zero", async function () {
+    const clock = new ManualClock();
+    const broker = new PaperBroker(
+      {
+        starting_cash: 100_000,
+        volatility: 0,
+        spread_bps: 0,
+        slippage_bps: 0,
+        interval_ms: 86_400_000,
+        market: "nse",
+      },
+      { clock },
+    );
+    await broker.connect();
+    try {
+      broker.setPrice("INFY", 100, { bid: 100, ask: 100 });
+      const mis = await broker.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 100,
+        order_type: "MARKET",
+        product: "MIS",
+      });
+      assert.equal(mis.status, "FILLED", mis.status_message);
+      // 700 at market: the touch and its 5 levels give 600 now; 100 rest, holding ₹10,000 or so.
+      const cnc = await broker.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 700,
+        order_type: "MARKET",
+        product: "CNC",
+      });
+      assert.equal(cnc.status, "PARTIALLY_FILLED", cnc.status_message);
+      // The price jumps tenfold: the last 100 fill at ₹1,000, and cash goes well below zero.
+      broker.setPrice("INFY", 1000, { bid: 1000, ask: 1000 });
+      await broker.flush();
+      assert.equal((await broker.getOrder(cnc.order_id)).status, "FILLED");
+      assert.ok((await broker.getAccount()).cash < -50_000);
+      clock.advance(6 * 3_600_000 + 6 * 60_000); // 15:21 IST
+      await broker.flush();
+      const squareOffs = (await broker.getOrderbook()).filter((o) => o.tag === "SQUAREOFF");
+      assert.deepEqual(
+        squareOffs.map((o) => [o.side, o.quantity, o.status, o.status_message]),
+        [["SELL", 100, "FILLED", undefined]],
+      );
+      const position = (await broker.getPositions()).find((p) => p.product === "MIS");
+      assert.equal(position?.quantity, 0);
+    } finally {
+      await broker.close();
+    }
+  });
 });
