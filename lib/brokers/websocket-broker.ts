@@ -379,11 +379,13 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     try {
       const auth = await this.#authenticate(session);
       this.#sessions += 1;
-      const carried = this.#sessions === 1 && this.#carriedAccount !== undefined;
+      const story = this.#sessions === 1 && this.#carriedAccount !== undefined;
+      const carried = story && auth.account === this.#carriedAccount;
       // A story of another account (the gateway now serves a different one) says nothing here.
-      if (carried && auth.account !== this.#carriedAccount) this.#forgetStory();
+      if (story && !carried) this.#forgetStory();
       this.#carriedAccount = undefined;
-      if (this.#sessions === 1 && this.#known.size === 0 && !(carried && this.#lastSeq > 0)) {
+      // A story at seq 0 (an account without events yet) is resumed from too: what came since is news.
+      if (this.#sessions === 1 && this.#known.size === 0 && !carried) {
         // A fresh client starts from now: replaying the account's history would re-announce old fills.
         this.#lastSeq = auth.seq;
         this.#syncedAt = Math.max(this.#syncedAt, Date.parse(auth.server_time));
