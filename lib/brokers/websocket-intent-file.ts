@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync, promises as fsp } from "node:fs";
+import { readFileSync, statSync, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { messageOf } from "../common/error-message";
@@ -49,12 +49,11 @@ export type LoadedIntent =
 export function loadIntent(file: string): LoadedIntent {
   let bytes: Buffer;
   try {
-    // Read at most a little past one record: a huge file put there is not loaded.
-    const whole = readFileSync(file);
-    bytes = whole.subarray(0, RECORD_BYTES + 1);
-    if (whole.length !== RECORD_BYTES) {
-      return { kind: "unknown", why: `${file} is not an intent mark (${whole.length} bytes)` };
-    }
+    // Sized before it is read: a huge file put there is not loaded into memory to be refused.
+    const size = statSync(file).size;
+    if (size !== RECORD_BYTES)
+      return { kind: "unknown", why: `${file} is not an intent mark (${size} bytes)` };
+    bytes = readFileSync(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
     return { kind: "unknown", why: `cannot read ${file}: ${messageOf(error)}` };
