@@ -59,6 +59,7 @@ import { silentLogger } from "./logger";
 import type { WebSocketSettings } from "./websocket-settings";
 import { messageOf } from "../common/error-message";
 import { loadStory, StoryKeeper } from "./websocket-story-file";
+import { IntentMark, loadIntent, websocketIntentFile } from "./websocket-intent-file";
 import { isUnknownOutcome, settlePlacement, showsChanges } from "../common/unknown-outcome";
 
 export interface WebSocketBrokerDeps {
@@ -232,6 +233,20 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
   readonly #sentPlacements = new Map<string, Record<string, unknown>>();
   /** Writes the story to deps.storyFile after it changes, and at close. */
   readonly #keeper: StoryKeeper | undefined;
+  /**
+   * With a story file: the highest seq about to be reported is on disk before it is
+   * (websocket-intent-file.ts). Events wait in #pending (in arrival order) for their mark.
+   */
+  #intent: IntentMark | undefined;
+  readonly #pending: IncomingEvent[] = [];
+  /** Highest seq in #pending (0 when it is empty). */
+  #pendingTop = 0;
+  /**
+   * Events up to this seq may have been reported by the process that crashed before this one
+   * (between its story's seq and its intent mark): reported again marked possible_duplicate.
+   * Infinity until the first session when that mark could not be read (then: all it replays).
+   */
+  #repeatUpTo = 0;
 
   constructor(settings: WebSocketSettings, deps: WebSocketBrokerDeps = {}) {
     super();
@@ -269,13 +284,28 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#client.on("error", (error) => this.#emitError(error));
     if (deps.storyFile !== undefined) {
       const loaded = loadStory(deps.storyFile, settings.url, settings.api_key);
-      if (loaded.kind === "ok") this.carryOn(loaded.story);
-      else if (loaded.kind === "ignored") {
+      const intentFile = websocketIntentFile(deps.storyFile);
+      let floor = 0;
+      if (loaded.kind === "ok") {
+        this.carryOn(loaded.story);
+        floor = loaded.story.last_seq;
+        const intent = loadIntent(intentFile);
+        if (intent.kind === "ok" && intent.seq > floor) {
+          this.#repeatUpTo = intent.seq;
+          floor = intent.seq;
+        } else if (intent.kind === "unknown") {
+          this.#repeatUpTo = Infinity;
+          this.#log.warn(
+            `${intent.why}; every event reported again after the story's seq ${loaded.story.last_seq} is marked possible_duplicate`,
+          );
+        }
+      } else if (loaded.kind === "ignored") {
         this.#log.warn(
           `${loaded.why}; it is not used: this broker starts from the gateway's present, and fills made while Node-RED was stopped are not reported`,
         );
       }
       this.#keeper = new StoryKeeper(deps.storyFile, () => this.story(), this.#log);
+      this.#intent = new IntentMark(intentFile, floor, this.#log, () => this.#drainPending());
     }
   }
 
@@ -319,8 +349,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     clearTimeout(this.#coolDownTimer);
     await this.#client.close();
     this.#settleConnectWaiters(new BrokerError("CLOSED", "WebSocket broker closed before it connected"));
+    // Events waiting for their intent mark are reported before the story that counts them.
+    if (this.#pendingTop > 0) await this.#intent?.reach(this.#pendingTop);
+    this.#drainPending();
     // Last: no event can arrive any more, so the story written is all that was reported.
     await this.#keeper?.flush();
+    await this.#intent?.close();
   }
 
   #onClientState(state: ConnectionState, reason?: string): void {
@@ -379,11 +413,18 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     try {
       const auth = await this.#authenticate(session);
       this.#sessions += 1;
-      const carried = this.#sessions === 1 && this.#carriedAccount !== undefined;
+      const story = this.#sessions === 1 && this.#carriedAccount !== undefined;
+      const carried = story && auth.account === this.#carriedAccount;
       // A story of another account (the gateway now serves a different one) says nothing here.
-      if (carried && auth.account !== this.#carriedAccount) this.#forgetStory();
+      if (story && !carried) this.#forgetStory();
       this.#carriedAccount = undefined;
-      if (this.#sessions === 1 && this.#known.size === 0 && !(carried && this.#lastSeq > 0)) {
+      if (this.#repeatUpTo === Infinity) {
+        // What the crashed process may have reported is at most what the server had by now.
+        this.#repeatUpTo = auth.seq;
+        this.#intent?.raiseFloor(auth.seq);
+      }
+      // A story at seq 0 (an account without events yet) is resumed from too: what came since is news.
+      if (this.#sessions === 1 && this.#known.size === 0 && !carried) {
         // A fresh client starts from now: replaying the account's history would re-announce old fills.
         this.#lastSeq = auth.seq;
         this.#syncedAt = Math.max(this.#syncedAt, Date.parse(auth.server_time));
@@ -474,6 +515,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     this.#bases.clear();
     this.#lastSeq = 0;
     this.#syncedAt = 0;
+    this.#repeatUpTo = 0;
   }
 
   /** A signed AUTH with a fresh nonce; v1.1 options only when the server picked v1.1. */
@@ -591,7 +633,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     const parsed = RESULT_SCHEMAS.PING.safeParse(raw);
     if (!parsed.success || this.#held !== undefined) return;
     // The server sent every event up to its seq before this answer: a higher seq means lost events.
-    if (parsed.data.seq > this.#lastSeq) {
+    if (parsed.data.seq > Math.max(this.#lastSeq, this.#pendingTop)) {
       this.#repairGap(
         undefined,
         `server is at seq ${parsed.data.seq} but the last event received was ${this.#lastSeq}`,
@@ -610,6 +652,13 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     const gtts = await readGtts(async (page) =>
       parseResult("GET_GTTS", await send({ type: "GET_GTTS", ...page })),
     );
+    // What it reports carries the server's seq: that mark goes on disk first, and the events that
+    // wait for a mark go before the comparison, which then sees them reported.
+    const mayRepeat = this.#lastSeq < this.#repeatUpTo;
+    if (this.#intent !== undefined) {
+      await this.#intent.reach(Math.max(serverSeq, this.#pendingTop));
+      this.#drainPending();
+    }
     const now = new Date().toISOString();
     let newest = this.#syncedAt;
     for (const order of book) {
@@ -625,12 +674,12 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
         known.filled_quantity === order.filled_quantity
           ? "ORDER_MODIFIED"
           : EVENT_FOR_STATUS[order.status];
-      this.#emitOrder({ type, seq: serverSeq, order, synthesized: true, timestamp: now });
+      this.#emitOrder({ type, seq: serverSeq, order, synthesized: true, timestamp: now }, mayRepeat);
       this.#fromBook.add(order.order_id);
     }
     for (const gtt of gtts) {
       const type = this.#gttChange(this.#gtts.get(gtt.gtt_id)?.gtt, gtt);
-      if (type !== undefined) this.#emitGtt({ type, seq: serverSeq, gtt, timestamp: now }, true);
+      if (type !== undefined) this.#emitGtt({ type, seq: serverSeq, gtt, timestamp: now }, true, mayRepeat);
     }
     this.#syncedAt = newest;
     if (serverSeq > this.#lastSeq) this.#lastSeq = serverSeq;
@@ -759,7 +808,9 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    */
   #passOverSuperseded(snapshot: OrderSnapshot, list: unknown[]): number {
     const last = list.length - 1;
-    if (last < 1 || this.#held !== undefined || this.listenerCount("order") > 0) return 0;
+    if (last < 1 || this.#held !== undefined || this.#pendingTop > 0 || this.listenerCount("order") > 0) {
+      return 0;
+    }
     for (let i = 0; i <= last; i++) {
       const entry = list[i];
       if (!isPlainAnsweredEntry(entry) || entry.seq !== this.#lastSeq + 1 + i) return 0;
@@ -775,7 +826,33 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     return last;
   }
 
+  /**
+   * An event goes on at once when its seq is under the intent mark on disk and none waits before
+   * it; otherwise it waits for the next mark, which every event arriving meanwhile shares.
+   */
   #onEvent(incoming: IncomingEvent): void {
+    const intent = this.#intent;
+    if (intent === undefined || (this.#pendingTop === 0 && incoming.seq <= intent.durable)) {
+      this.#process(incoming);
+      return;
+    }
+    this.#pending.push(incoming);
+    if (incoming.seq > this.#pendingTop) this.#pendingTop = incoming.seq;
+    intent.want(incoming.seq);
+  }
+
+  /** Processes, in arrival order, the waiting events the mark on disk now covers. */
+  #drainPending(): void {
+    const durable = this.#intent?.durable ?? Infinity;
+    let ready = 0;
+    while (ready < this.#pending.length && this.#pending[ready]!.seq <= durable) ready += 1;
+    if (ready === 0) return;
+    const events = this.#pending.splice(0, ready);
+    if (this.#pending.length === 0) this.#pendingTop = 0;
+    for (const event of events) this.#process(event);
+  }
+
+  #process(incoming: IncomingEvent): void {
     // At-most-once per seq: a replayed or duplicated event has a seq already processed.
     if (incoming.seq <= this.#lastSeq) return;
     if (incoming.seq > this.#lastSeq + 1) {
@@ -813,7 +890,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
    * the book may already show: those are matched by state (versionKey) and age, until one event
    * matches the book's state or is newer than it.
    */
-  #emitOrder(event: OrderEvent): void {
+  #emitOrder(event: OrderEvent, mayRepeat = event.seq <= this.#repeatUpTo): void {
     const id = event.order.order_id;
     const known = this.#known.get(id);
     if (known !== undefined) {
@@ -827,7 +904,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     }
     if (event.synthesized !== true) this.#fromBook.delete(id);
     this.#remember(event.order);
-    this.emit("order", event);
+    this.emit("order", mayRepeat ? { ...event, possible_duplicate: true } : event);
   }
 
   /** The whole event a delta stands for, or undefined when its base is not held (or it does not check out). */
@@ -894,7 +971,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
     return Date.parse(gtt.created_at) < this.#syncedAt ? "GTT_MODIFIED" : "GTT_PLACED";
   }
 
-  #emitGtt(event: GttEvent, fromBook = false): void {
+  #emitGtt(event: GttEvent, fromBook = false, mayRepeat = event.seq <= this.#repeatUpTo): void {
     const known = this.#gtts.get(event.gtt.gtt_id);
     if (known !== undefined) {
       if (event.type !== "GTT_MODIFIED") {
@@ -902,7 +979,7 @@ export class WebSocketBroker extends EventEmitter<BrokerEvents> implements Broke
       } else if (known.fromBook && known.gtt.updated_at === event.gtt.updated_at) return;
     }
     this.#rememberGtt(event.gtt, fromBook);
-    this.emit("gtt", event);
+    this.emit("gtt", mayRepeat ? { ...event, possible_duplicate: true } : event);
   }
 
   /**

@@ -191,7 +191,8 @@ export async function removeOtherStories(file: string): Promise<void> {
   const config = /^(ws-story-[0-9a-f]{12}-)[0-9a-f]{12}\.json$/.exec(name)?.[1];
   if (config === undefined) return;
   for (const other of await fsp.readdir(dir)) {
-    if (other.startsWith(config) && other !== name && other !== `${name}.tmp`) {
+    const own = other === name || other === `${name}.tmp` || other === `${name}.intent`;
+    if (other.startsWith(config) && !own) {
       await fsp.rm(path.join(dir, other), { force: true });
     }
   }
@@ -201,6 +202,7 @@ export async function removeOtherStories(file: string): Promise<void> {
 export async function removeStory(file: string): Promise<void> {
   await fsp.rm(file, { force: true });
   await fsp.rm(`${file}.tmp`, { force: true });
+  await fsp.rm(`${file}.intent`, { force: true });
 }
 
 /**

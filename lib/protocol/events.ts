@@ -28,6 +28,11 @@ export const OrderEvent = z.strictObject({
   /** Set on events a client made up after a reconnect from the order book, not received live. */
   synthesized: z.boolean().optional(),
   /**
+   * Set on an event a client reports again after a crash of the process that may have reported it
+   * already (same seq): a flow that acted on it then must not act twice. Never set on a new event.
+   */
+  possible_duplicate: z.literal(true).optional(),
+  /**
    * On ORDER_PARTIALLY_FILLED / ORDER_FILLED: the fills this event reports (those since the order's
    * previous event), oldest first. Absent when the broker could not learn them (docs/PROTOCOL.md §2.3).
    */
@@ -40,6 +45,11 @@ export const GttEvent = z.strictObject({
   type: GttEventType,
   seq: z.number().int().positive(),
   gtt: GttSnapshot,
+  /**
+   * Set on an event a client reports again after a crash of the process that may have reported it
+   * already (same seq): a flow that acted on it then must not act twice. Never set on a new event.
+   */
+  possible_duplicate: z.literal(true).optional(),
   timestamp: IsoTimestamp,
 });
 export type GttEvent = z.output<typeof GttEvent>;

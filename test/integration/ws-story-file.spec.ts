@@ -128,6 +128,34 @@ describe("WebSocket story file: written after the report; corrupt or foreign fil
     }
   });
 
+  it("a story written at seq 0 (an account without events yet) is resumed from: what came since is reported (3 rounds)", async function () {
+    for (let round = 0; round < 3; round++) {
+      const made = await host();
+      assert.equal(made.paper.lastSeq, 0, "a new account");
+      const file = websocketStoryFile(dir, `z${round}`, made.url);
+      const first = open(made.url, file);
+      await first.broker.connect();
+      assert.equal(savedSeq(file), 0, `round ${round}: the baseline`);
+      // A crash now: nothing more is written (close() would write the same story).
+      await first.broker.close();
+      const placed = await made.paper.placeOrder({ symbol: "INFY", side: "BUY", quantity: 1 });
+      const next = open(made.url, file);
+      await next.broker.connect();
+      const seqs = Array.from({ length: made.paper.lastSeq }, (_, i) => i + 1);
+      await waitFor(
+        () => next.broker.lastSeq === seqs.length,
+        `round ${round}: the order placed while down`,
+        5000,
+      );
+      assert.deepEqual(
+        next.orders.map((event) => `${event.seq} ${event.order.order_id}`),
+        seqs.map((seq) => `${seq} ${placed.order_id}`),
+        `round ${round}`,
+      );
+      await next.broker.close();
+    }
+  });
+
   const CORRUPT: [string, string | Buffer][] = [
     ["torn JSON", '{"version":1,"url_digest":"ab'],
     ["empty", ""],
