@@ -29,7 +29,7 @@ import type { RiskSettingsInput } from "./settings";
 import { RiskSettings } from "./settings";
 import type { RiskStateRecord } from "./state-file";
 import { loadState, saveState } from "./state-file";
-import { istDay, outsideWindow } from "./trading-day";
+import { istDay, outsideWindow, sessionDay } from "./trading-day";
 
 export interface RiskGuardOptions {
   settings?: RiskSettingsInput;
@@ -1122,10 +1122,12 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const pnl = account.realized_pnl + account.unrealized_pnl;
     // From the read to the halt nothing below yields: an order placed after this read and before
     // the state changed would go out although the loss was already known.
-    const day = istDay(now);
-    // A P&L the venue starts again each session (Kite) has no floor in yesterday's last reading:
-    // a profitable yesterday would read as today's loss.
-    const last = this.#lastPnl ?? (this.broker.pnlResetsDaily === true ? undefined : this.#savedLastPnl());
+    // A P&L the venue starts again each session (Kite) has its day begin at the venue's reset, not
+    // at midnight, and no floor in the last session's last reading, this process's or an earlier
+    // one's: a profitable yesterday would read as today's loss, a losing one as today's cushion.
+    const resets = this.broker.pnlResetsDaily === true;
+    const day = resets ? sessionDay(now) : istDay(now);
+    const last = resets ? undefined : (this.#lastPnl ?? this.#savedLastPnl());
     this.#lastPnl = { day, pnl };
     let kept = this.#record.day;
     let save = this.#record.last_pnl !== pnl;
