@@ -28,7 +28,7 @@ import { RateWindow } from "./rate-window";
 import type { RiskSettingsInput } from "./settings";
 import { RiskSettings } from "./settings";
 import type { RiskStateRecord } from "./state-file";
-import { loadState, saveState } from "./state-file";
+import { loadState, loadWitness, saveState, saveWitness } from "./state-file";
 import { istDay, outsideWindow, sessionDay } from "./trading-day";
 
 export interface RiskGuardOptions {
@@ -180,6 +180,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** The state file has been read: a change of state can then be made synchronously. */
   #isLoaded = false;
   #writing: Promise<void> = Promise.resolve();
+  /** Writes of the state's second witness (the .halted file), in the order states changed. */
+  #witnessing: Promise<void> = Promise.resolve();
   #seeded = false;
   #reseedOnConnect = false;
   /** The seed being read, and whether another must follow it (a reconnect came meanwhile). */
@@ -303,6 +305,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     await this.broker.close();
     await this.#pnlCheck;
     await this.#writing;
+    await this.#witnessing;
   }
 
   // #region state
@@ -346,7 +349,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       this.#record = next;
       try {
         await this.#persist();
+        this.#witness(next);
       } catch (error) {
+        this.#witness(next);
         unsaved = new BrokerError(
           "RISK",
           `trading is ${state} in this process only: ${this.#unsaved ?? toBrokerError(error).message}; a restart would not keep it, and no new orders go out until it is saved (state_file)`,
@@ -363,6 +368,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         );
       }
       this.#record = { ...next, ...this.#dayOf(this.#record) };
+      this.#witness(next);
     }
     const line = `trading ${state} (was ${previous}) by ${by}: ${reason}`;
     if (state === "ACTIVE") this.#log.info(line);
@@ -1357,13 +1363,49 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       this.#record =
         this.#account === undefined ? loaded.record : { ...loaded.record, account: this.#account };
       if (loaded.record.state !== "ACTIVE") {
+        // A file written before the witness was kept: give it one now.
+        this.#witness(loaded.record);
         this.#log.warn(
           `trading is ${loaded.record.state} since ${loaded.record.at} (${loaded.record.by}: ${loaded.record.reason})`,
         );
       }
       return;
     }
-    if (loaded.kind === "corrupt") await this.#haltUnread(loaded.why);
+    if (loaded.kind === "corrupt") {
+      await this.#haltUnread(loaded.why);
+      return;
+    }
+    // No state file: unless its witness says trading was stopped, this is a first run.
+    const witness = await loadWitness(this.#stateFile);
+    if (witness === undefined) return;
+    const reason = `state file ${this.#stateFile} is missing, ${witness.said}: ${witness.state} until a person resumes`;
+    this.#log.error(reason);
+    this.#record = {
+      version: 1,
+      state: witness.state,
+      by: "risk guard",
+      reason,
+      at: this.#iso(),
+      ...(this.#account === undefined ? {} : { account: this.#account }),
+    };
+    await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
+  }
+
+  /**
+   * Writes the second witness of the state just decided (or removes it for ACTIVE), after the
+   * writes before it. Not waited for by the change: the state file is the record; a witness that
+   * cannot be written is logged.
+   */
+  #witness(record: RiskStateRecord): void {
+    const file = this.#stateFile;
+    if (file === undefined) return;
+    this.#witnessing = this.#witnessing.then(() =>
+      saveWitness(file, record).catch((error: unknown) =>
+        this.#log.error(
+          `risk guard: cannot write the halt witness of ${file}: ${toBrokerError(error).message}`,
+        ),
+      ),
+    );
   }
 
   /** Not knowing whether a person halted trading must not mean trading: halt, and say why. */
@@ -1378,6 +1420,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       at: this.#iso(),
       ...(this.#account === undefined ? {} : { account: this.#account }),
     };
+    this.#witness(this.#record);
     await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
   }
 
