@@ -1062,6 +1062,12 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   }
 
   #onState(state: unknown): void {
+    if (state === "connected" && this.#pnlRetryTimer !== undefined) {
+      // Reads failed (the link was down, most likely): read now, not when the backoff ends.
+      clearTimeout(this.#pnlRetryTimer);
+      this.#pnlRetryTimer = undefined;
+      this.#checkPnl();
+    }
     if (state !== "connected") this.#reseedOnConnect = this.#seeded;
     else if (this.#reseedOnConnect) {
       this.#reseedOnConnect = false;

@@ -196,6 +196,19 @@ describe("RiskGuard: a P&L that cannot be read (max_daily_loss)", function () {
     );
   });
 
+  it("a reconnect reads the P&L at once rather than when the backoff ends", async function () {
+    const r = await rig(new BrokerError("NETWORK", "link down"));
+    // Enough failures that the next try is a full 1 s (10 checks) away.
+    await waitFor(() => r.reads.failed >= 5, "five failed reads", 10_000);
+    await new Promise((resolve) => setImmediate(resolve)); // that read's check has ended
+    r.failWith.error = undefined;
+    const before = r.reads.started;
+    r.paper.emit("state", "connected");
+    assert.equal(r.reads.started, before + 1, "a read begun by the reconnect itself");
+    await waitFor(() => r.broker.risk.pnlUnread === undefined, "the read that answers", 5000);
+    assert.equal((await r.broker.placeOrder(ONE)).status, "FILLED");
+  });
+
   it("no daily-loss limit: a P&L that cannot be read refuses nothing", async function () {
     const clock = new ManualClock(MONDAY_10_IST);
     const paper = new PaperBroker(STILL_PAPER, { clock });
