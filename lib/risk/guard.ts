@@ -28,8 +28,8 @@ import { RateWindow } from "./rate-window";
 import type { RiskSettingsInput } from "./settings";
 import { RiskSettings } from "./settings";
 import type { RiskStateRecord } from "./state-file";
-import { loadState, saveState } from "./state-file";
-import { istDay, outsideWindow } from "./trading-day";
+import { loadState, loadWitness, saveState, saveWitness } from "./state-file";
+import { istDay, outsideWindow, sessionDay } from "./trading-day";
 
 export interface RiskGuardOptions {
   settings?: RiskSettingsInput;
@@ -85,6 +85,8 @@ interface RiskEvents {
   event: [event: RiskEvent];
   /** The state file could not be written (why), or can be again (undefined): statuses show it. */
   unsaved: [why: string | undefined];
+  /** The day's P&L cannot be relied on (why), or can again (undefined): statuses show it. */
+  pnl: [why: string | undefined];
 }
 
 /** Reads of positions and the book before the guard takes them although orders kept filling. */
@@ -99,6 +101,17 @@ const SEED_ATTEMPTS = 5;
 const UNKNOWN_READ_MS = 200;
 const UNKNOWN_READ_MAX_MS = 1600;
 const UNKNOWN_READS = 5;
+
+/**
+ * A failed P&L read is tried again after pnl_check_ms, then twice as long after each further
+ * failure, up to PNL_RETRY_MAX_CHECKS × pnl_check_ms (10 s by default), for as long as it fails.
+ * The last good reading stays good for PNL_VALID_CHECKS × pnl_check_ms (30 s by default) after
+ * the first read that failed: one failed read (a venue hiccup) must not stop a trader, but a loss
+ * must not grow unseen for long either. Past that, and before any read has succeeded at all, new
+ * orders are refused (max_daily_loss) until a read succeeds.
+ */
+const PNL_RETRY_MAX_CHECKS = 10;
+const PNL_VALID_CHECKS = 30;
 
 const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
 const STRICTNESS: Record<TradingState, number> = { ACTIVE: 0, REDUCING: 1, HALTED: 2 };
@@ -167,6 +180,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** The state file has been read: a change of state can then be made synchronously. */
   #isLoaded = false;
   #writing: Promise<void> = Promise.resolve();
+  /** Writes of the state's second witness (the .halted file), in the order states changed. */
+  #witnessing: Promise<void> = Promise.resolve();
   #seeded = false;
   #reseedOnConnect = false;
   /** The seed being read, and whether another must follow it (a reconnect came meanwhile). */
@@ -183,6 +198,19 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** A save of the last P&L is running, and whether another must follow it. */
   #pnlSaving = false;
   #pnlSaveAgain = false;
+  /**
+   * Why the day's P&L is not known well enough to trade on, or undefined: set from the start when
+   * max_daily_loss is, until a read succeeds; set again when reads have failed for longer than a
+   * last good reading stays valid. While set, no new exposure goes out.
+   */
+  #pnlUnread: string | undefined;
+  /** Whether any read has succeeded; reads failed in a row, and the last one's cause. */
+  #pnlEverRead = false;
+  #pnlFailures = 0;
+  #pnlFailedWhy = "";
+  /** The next try after a failed read, and when the last good reading stops being good. */
+  #pnlRetryTimer: NodeJS.Timeout | undefined;
+  #pnlValidTimer: NodeJS.Timeout | undefined;
   /** The read that will settle unknown outcomes, while one is due; and the reads failed since. */
   #unknownTimer: NodeJS.Timeout | undefined;
   #unknownReadsFailed = 0;
@@ -202,6 +230,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#countRates =
       this.settings.max_orders_per_second !== undefined || this.settings.max_orders_per_minute !== undefined;
     this.#windowed = this.settings.trading_window !== undefined;
+    // No order goes out on a daily-loss limit nobody has checked: not before the first read.
+    if (this.settings.max_daily_loss !== undefined) this.#pnlUnread = "P&L not read yet";
     this.#record = {
       version: 1,
       state: "ACTIVE",
@@ -268,9 +298,14 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     this.#pnlTimer = undefined;
     clearTimeout(this.#unknownTimer);
     this.#unknownTimer = undefined;
+    clearTimeout(this.#pnlRetryTimer);
+    this.#pnlRetryTimer = undefined;
+    clearTimeout(this.#pnlValidTimer);
+    this.#pnlValidTimer = undefined;
     await this.broker.close();
     await this.#pnlCheck;
     await this.#writing;
+    await this.#witnessing;
   }
 
   // #region state
@@ -281,6 +316,14 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
    */
   get unsaved(): string | undefined {
     return this.#unsaved;
+  }
+
+  /**
+   * Why the day's P&L cannot be relied on ("P&L not read yet: <cause>", "P&L not read for 30 s:
+   * <cause>"), or undefined: while set, with max_daily_loss, no new orders go out.
+   */
+  get pnlUnread(): string | undefined {
+    return this.#pnlUnread;
   }
 
   /**
@@ -306,7 +349,9 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       this.#record = next;
       try {
         await this.#persist();
+        this.#witness(next);
       } catch (error) {
+        this.#witness(next);
         unsaved = new BrokerError(
           "RISK",
           `trading is ${state} in this process only: ${this.#unsaved ?? toBrokerError(error).message}; a restart would not keep it, and no new orders go out until it is saved (state_file)`,
@@ -323,6 +368,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         );
       }
       this.#record = { ...next, ...this.#dayOf(this.#record) };
+      this.#witness(next);
     }
     const line = `trading ${state} (was ${previous}) by ${by}: ${reason}`;
     if (state === "ACTIVE") this.#log.info(line);
@@ -497,6 +543,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       const why = this.#notReducing(instrument, side, quantity, 0);
       if (why !== undefined) return { limit: "trading_state", message: `trading is REDUCING: ${why}` };
     }
+    if (this.#pnlUnread !== undefined) return this.#pnlRefusal("no new orders");
     const common = this.#commonRefusal(request.symbol, request.exchange, instrument.key, now);
     if (common !== undefined) return common;
     if (s.max_order_quantity !== undefined && quantity > s.max_order_quantity) {
@@ -532,7 +579,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const quantity = changes.quantity ?? order.quantity;
     const added = quantity - order.quantity;
     const state = this.#record.state;
-    if (state === "HALTED" || this.#unsaved !== undefined) {
+    if (state === "HALTED" || this.#unsaved !== undefined || this.#pnlUnread !== undefined) {
       const onlyLess =
         added <= 0 &&
         changes.price === undefined &&
@@ -540,6 +587,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         changes.order_type === undefined;
       if (!onlyLess) {
         if (this.#unsaved !== undefined) return this.#unsavedRefusal("only cancels and quantity reductions");
+        if (state !== "HALTED") return this.#pnlRefusal("only cancels and quantity reductions");
         return {
           limit: "trading_state",
           message: `trading is HALTED (${this.#record.reason}): only cancels and quantity reductions are allowed`,
@@ -582,6 +630,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
         message: `trading is ${state} (${this.#record.reason}): no new GTTs (they place orders later)`,
       };
     }
+    if (this.#pnlUnread !== undefined) return this.#pnlRefusal("no new GTTs");
     const key = instrumentOf(request.exchange, request.symbol);
     const common = this.#commonRefusal(request.symbol, request.exchange, key, this.#clock.now());
     if (common !== undefined) return common;
@@ -610,6 +659,14 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const state = this.#record.state;
     const held = state === "ACTIVE" ? "" : `trading is ${state} (${this.#record.reason}) and `;
     return { limit: "state_file", message: `${held}${why}; ${allowed} until it can be saved` };
+  }
+
+  /** The day's P&L is not known: the daily-loss limit cannot be checked, so refuse. */
+  #pnlRefusal(allowed: string): { limit: string; message: string } {
+    return {
+      limit: "max_daily_loss",
+      message: `max daily loss ${fmt(this.settings.max_daily_loss ?? 0)}: ${this.#pnlUnread!}; ${allowed} until the account's P&L can be read`,
+    };
   }
 
   /**
@@ -1005,6 +1062,12 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   }
 
   #onState(state: unknown): void {
+    if (state === "connected" && this.#pnlRetryTimer !== undefined) {
+      // Reads failed (the link was down, most likely): read now, not when the backoff ends.
+      clearTimeout(this.#pnlRetryTimer);
+      this.#pnlRetryTimer = undefined;
+      this.#checkPnl();
+    }
     if (state !== "connected") this.#reseedOnConnect = this.#seeded;
     else if (this.#reseedOnConnect) {
       this.#reseedOnConnect = false;
@@ -1023,7 +1086,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
 
   /** A fill or a quote moved the P&L: check now, or when the interval since the last check ends. */
   #pnlMoved(): void {
-    if (this.#pnlTimer !== undefined) this.#pnlDue = true;
+    // While reads fail, the retry's backoff paces them, not the market.
+    if (this.#pnlTimer !== undefined || this.#pnlRetryTimer !== undefined) this.#pnlDue = true;
     else this.#checkPnl();
   }
 
@@ -1052,21 +1116,30 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     clearTimeout(this.#pnlTimer);
     this.#pnlTimer = setTimeout(() => {
       this.#pnlTimer = undefined;
-      if (this.#pnlDue) this.#checkPnl();
+      if (this.#pnlDue && this.#pnlRetryTimer === undefined) this.#checkPnl();
     }, this.settings.pnl_check_ms);
     this.#pnlTimer.unref();
   }
 
   /** `decided` is called once the loss has been compared (and a halt, if due, made). */
   async #dailyLoss(max: number, now: number, decided: () => void): Promise<void> {
-    const account = await this.broker.getAccount();
+    let account: Awaited<ReturnType<BrokerInterface["getAccount"]>>;
+    try {
+      account = await this.broker.getAccount();
+    } catch (error) {
+      this.#pnlReadFailed(error);
+      return;
+    }
+    this.#pnlReadOk();
     const pnl = account.realized_pnl + account.unrealized_pnl;
     // From the read to the halt nothing below yields: an order placed after this read and before
     // the state changed would go out although the loss was already known.
-    const day = istDay(now);
-    // A P&L the venue starts again each session (Kite) has no floor in yesterday's last reading:
-    // a profitable yesterday would read as today's loss.
-    const last = this.#lastPnl ?? (this.broker.pnlResetsDaily === true ? undefined : this.#savedLastPnl());
+    // A P&L the venue starts again each session (Kite) has its day begin at the venue's reset, not
+    // at midnight, and no floor in the last session's last reading, this process's or an earlier
+    // one's: a profitable yesterday would read as today's loss, a losing one as today's cushion.
+    const resets = this.broker.pnlResetsDaily === true;
+    const day = resets ? sessionDay(now) : istDay(now);
+    const last = resets ? undefined : (this.#lastPnl ?? this.#savedLastPnl());
     this.#lastPnl = { day, pnl };
     let kept = this.#record.day;
     let save = this.#record.last_pnl !== pnl;
@@ -1106,6 +1179,66 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const halting = this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
     decided();
     await halting;
+  }
+
+  /** A read answered: the P&L is known again, and any refusal for want of it ends. */
+  #pnlReadOk(): void {
+    this.#pnlEverRead = true;
+    this.#pnlFailures = 0;
+    clearTimeout(this.#pnlRetryTimer);
+    this.#pnlRetryTimer = undefined;
+    clearTimeout(this.#pnlValidTimer);
+    this.#pnlValidTimer = undefined;
+    if (this.#pnlUnread === undefined) return;
+    this.#pnlUnread = undefined;
+    this.#log.info("risk guard: the P&L is read again; orders may go out");
+    this.emit("pnl", undefined);
+  }
+
+  /**
+   * A read failed: try again with backoff. Before any read succeeded orders stay refused; after
+   * one, its reading stays good for PNL_VALID_CHECKS checks' time, then orders are refused too.
+   */
+  #pnlReadFailed(error: unknown): void {
+    if (this.#closed) return;
+    const why = toBrokerError(error).message;
+    const check = this.settings.pnl_check_ms;
+    this.#pnlFailures += 1;
+    this.#pnlFailedWhy = why;
+    if (!this.#pnlEverRead) {
+      const first = this.#pnlFailures === 1;
+      this.#setPnlUnread(`P&L not read yet: ${why}`);
+      if (first) this.#log.warn(`risk guard: cannot read the P&L (${why}); no new orders until it is read`);
+    } else if (this.#pnlUnread === undefined && this.#pnlValidTimer === undefined) {
+      const valid = PNL_VALID_CHECKS * check;
+      this.#log.warn(
+        `risk guard: cannot read the P&L (${why}); the last reading stays good for ${fmt(valid / 1000)} s while it is read again`,
+      );
+      this.#pnlValidTimer = setTimeout(() => {
+        this.#pnlValidTimer = undefined;
+        if (this.#closed || this.#pnlFailures === 0) return;
+        this.#setPnlUnread(this.#staleText(this.#pnlFailedWhy));
+        this.#log.error(`risk guard: ${this.#pnlUnread!}; no new orders until it is read`);
+      }, valid);
+      this.#pnlValidTimer.unref();
+    } else if (this.#pnlUnread !== undefined) this.#setPnlUnread(this.#staleText(why));
+    clearTimeout(this.#pnlRetryTimer);
+    const delay = Math.min(check * 2 ** (this.#pnlFailures - 1), PNL_RETRY_MAX_CHECKS * check);
+    this.#pnlRetryTimer = setTimeout(() => {
+      this.#pnlRetryTimer = undefined;
+      this.#checkPnl();
+    }, delay);
+    this.#pnlRetryTimer.unref();
+  }
+
+  #staleText(why: string): string {
+    return `P&L not read for over ${fmt((PNL_VALID_CHECKS * this.settings.pnl_check_ms) / 1000)} s: ${why}`;
+  }
+
+  #setPnlUnread(why: string): void {
+    if (this.#pnlUnread === why) return;
+    this.#pnlUnread = why;
+    this.emit("pnl", why);
   }
 
   /**
@@ -1236,13 +1369,49 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       this.#record =
         this.#account === undefined ? loaded.record : { ...loaded.record, account: this.#account };
       if (loaded.record.state !== "ACTIVE") {
+        // A file written before the witness was kept: give it one now.
+        this.#witness(loaded.record);
         this.#log.warn(
           `trading is ${loaded.record.state} since ${loaded.record.at} (${loaded.record.by}: ${loaded.record.reason})`,
         );
       }
       return;
     }
-    if (loaded.kind === "corrupt") await this.#haltUnread(loaded.why);
+    if (loaded.kind === "corrupt") {
+      await this.#haltUnread(loaded.why);
+      return;
+    }
+    // No state file: unless its witness says trading was stopped, this is a first run.
+    const witness = await loadWitness(this.#stateFile);
+    if (witness === undefined) return;
+    const reason = `state file ${this.#stateFile} is missing, ${witness.said}: ${witness.state} until a person resumes`;
+    this.#log.error(reason);
+    this.#record = {
+      version: 1,
+      state: witness.state,
+      by: "risk guard",
+      reason,
+      at: this.#iso(),
+      ...(this.#account === undefined ? {} : { account: this.#account }),
+    };
+    await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
+  }
+
+  /**
+   * Writes the second witness of the state just decided (or removes it for ACTIVE), after the
+   * writes before it. Not waited for by the change: the state file is the record; a witness that
+   * cannot be written is logged.
+   */
+  #witness(record: RiskStateRecord): void {
+    const file = this.#stateFile;
+    if (file === undefined) return;
+    this.#witnessing = this.#witnessing.then(() =>
+      saveWitness(file, record).catch((error: unknown) =>
+        this.#log.error(
+          `risk guard: cannot write the halt witness of ${file}: ${toBrokerError(error).message}`,
+        ),
+      ),
+    );
   }
 
   /** Not knowing whether a person halted trading must not mean trading: halt, and say why. */
@@ -1257,6 +1426,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
       at: this.#iso(),
       ...(this.#account === undefined ? {} : { account: this.#account }),
     };
+    this.#witness(this.#record);
     await this.#persist().catch((error: unknown) => this.#log.error(toBrokerError(error).message));
   }
 

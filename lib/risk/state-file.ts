@@ -72,3 +72,57 @@ export async function saveState(file: string, record: RiskStateRecord): Promise<
   await fsp.rename(tmp, file);
   await syncDirectory(dir);
 }
+
+/**
+ * The second witness of a trading state other than ACTIVE: a small file beside the state file
+ * (`<state file>.halted`), written when trading stops or reduces and removed once it is ACTIVE
+ * again. It is read only when the state file is missing, so a state file deleted by hand (or by
+ * a cleanup that took one file) does not restart a halted account ACTIVE.
+ */
+export function witnessFile(file: string): string {
+  return `${file}.halted`;
+}
+
+/** Writes the witness of `record` (not ACTIVE), or removes it (ACTIVE). */
+export async function saveWitness(file: string, record: RiskStateRecord): Promise<void> {
+  const witness = witnessFile(file);
+  if (record.state === "ACTIVE") {
+    await fsp.rm(witness, { force: true });
+  } else {
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    const { state, by, reason, at } = record;
+    await writeFileDurably(witness, `${JSON.stringify({ state, by, reason, at })}\n`, 0o600);
+  }
+  await syncDirectory(path.dirname(file));
+}
+
+/**
+ * What the witness says, if there is one: its state and why (a witness that cannot be read or
+ * understood still says trading was not ACTIVE, and is answered as HALTED).
+ */
+export async function loadWitness(
+  file: string,
+): Promise<{ state: "HALTED" | "REDUCING"; said: string } | undefined> {
+  const witness = witnessFile(file);
+  let text: string;
+  try {
+    text = await fsp.readFile(witness, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    return { state: "HALTED", said: `${witness} exists but cannot be read (${messageOf(error)})` };
+  }
+  const parsed = RiskStateRecord.pick({ state: true, by: true, reason: true, at: true }).safeParse(
+    (() => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        return undefined;
+      }
+    })(),
+  );
+  if (!parsed.success || parsed.data.state === "ACTIVE") {
+    return { state: "HALTED", said: `${witness} exists but is not a trading state` };
+  }
+  const { state, by, reason, at } = parsed.data;
+  return { state, said: `${witness} says ${state} since ${at} (${by}: ${reason})` };
+}

@@ -464,6 +464,11 @@ export = function (RED: NodeAPI): void {
               RED._("trading-broker.status.unsaved", { state: record.state.toLowerCase(), reason: unsaved }),
             );
           }
+          // ACTIVE, but the daily loss cannot be checked: no new orders either.
+          const unread = guard.pnlUnread;
+          if (record.state === "ACTIVE" && unread !== undefined) {
+            return failureStatus(RED._("trading-broker.status.pnl-unread", { reason: unread }));
+          }
           if (record.state === "ACTIVE") return undefined;
           const key = record.state === "HALTED" ? "halted" : "reducing";
           const text = RED._(`trading-broker.status.${key}`, { reason: record.reason });

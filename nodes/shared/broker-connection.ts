@@ -315,7 +315,7 @@ export class BrokerConnection {
         this.#push(this.#statusFor(broker, broker.state));
       }
     };
-    // The state file could not be written (or can be again): statuses say so.
+    // The state file could not be written, or the P&L cannot be read (or can be again): statuses say so.
     const onUnsaved = (): void => {
       if (this.#broker === broker && this.#refused === undefined)
         this.#push(this.#statusFor(broker, broker.state));
@@ -325,12 +325,14 @@ export class BrokerConnection {
     broker.on("error", onError);
     guard?.on("event", onRisk);
     guard?.on("unsaved", onUnsaved);
+    guard?.on("pnl", onUnsaved);
     this.#broker = broker;
     this.#detachBroker = () => {
       broker.off("state", onState);
       broker.off("error", onError);
       guard?.off("event", onRisk);
       guard?.off("unsaved", onUnsaved);
+      guard?.off("pnl", onUnsaved);
     };
     return broker;
   }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import type { NodeStatus } from "node-red";
-import type { PaperBroker } from "../../lib/brokers/paper-broker";
+import { PaperBroker } from "../../lib/brokers/paper-broker";
 import type { OrderRequestInput, OrderSnapshot } from "../../lib/protocol";
 import type { KillOutcome } from "../../lib/risk/guard";
 import { isGuarded } from "../../lib/risk/guard";
@@ -172,5 +172,36 @@ describe("trading-place-order: its status follows the risk guard's state", funct
     await statusMatching("p1", halted, 5000);
     await statusMatching("k1", halted, 5000);
     assert.equal(JSON.parse(fs.readFileSync(stateFile, "utf8")).state, "HALTED");
+  });
+  it("a P&L that cannot be read at connect shows on every node and refuses orders, until it is read", async function () {
+    // The account cannot be read from the start: the guard's first read at connect fails.
+    const getAccount = Object.getOwnPropertyDescriptor(PaperBroker.prototype, "getAccount")!;
+    let failing = true;
+    PaperBroker.prototype.getAccount = function (this: PaperBroker) {
+      if (failing) return Promise.reject(new Error("account store unavailable"));
+      return (getAccount.value as PaperBroker["getAccount"]).call(this);
+    };
+    try {
+      await helper.load(NODES, flow(paperConfig("b1", { risk_max_daily_loss: "1000" })));
+      const broker = await paperBroker();
+      broker.setPrice("INFY", 1500);
+      const unread = (s: NodeStatus): boolean =>
+        s.fill === "red" && s.text === "trading-broker.status.pnl-unread";
+      await statusMatching("p1", unread, 5000);
+      await statusMatching("k1", unread, 5000);
+      const refused = await place(ONE);
+      assert.match(
+        String((refused.error as { message?: string } | undefined)?.message),
+        /P&L not read yet: account store unavailable.*\(max_daily_loss\)/,
+      );
+      failing = false;
+      // The retry reads it (after 1 s, 2 s ...): every node shows connected again, and orders go.
+      await statusMatching("p1", connected, 10_000);
+      await statusMatching("k1", connected, 10_000);
+      const placed = await place(ONE);
+      assert.equal((placed.payload as OrderSnapshot).status, "FILLED");
+    } finally {
+      Object.defineProperty(PaperBroker.prototype, "getAccount", getAccount);
+    }
   });
 });

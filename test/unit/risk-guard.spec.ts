@@ -330,7 +330,12 @@ describe("RiskGuard: trading state", function () {
     const first = await rig({}, stateFile);
     await first.broker.risk.setState("HALTED", "kill switch k1", "manual");
     await first.broker.close();
-    assert.deepEqual(fs.readdirSync(dir), ["risk-paper-demo.json"], "no temporary file left behind");
+    // The state and its witness (risk-state-witness.spec), and no temporary file.
+    assert.deepEqual(
+      fs.readdirSync(dir).sort(),
+      ["risk-paper-demo.json", "risk-paper-demo.json.halted"],
+      "no temporary file left behind",
+    );
     const second = await rig({}, stateFile);
     assert.equal(second.broker.risk.tradingState, "HALTED");
     assert.equal(second.broker.risk.stateRecord.by, "kill switch k1");
