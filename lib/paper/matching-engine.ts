@@ -445,8 +445,23 @@ export class MatchingEngine {
     return market.squareOffPassed(last, nowMs);
   }
 
-  /** Kite's intraday square-off: live MIS orders are cancelled, open MIS positions closed at market. */
+  /**
+   * Kite's intraday square-off: live MIS orders are cancelled, open MIS positions closed at market.
+   * Its orders, fills and events carry `atMs`, the time it ran for (15:20 IST), not the time a
+   * reopened broker caught it up: P&L by time and the trade log must read as the market ran.
+   */
   #squareOff(change: Change, atMs: number, quoteOf: (key: InstrumentKey) => Quote | undefined): void {
+    const now = change.now;
+    const at = new Date(atMs).toISOString();
+    if (at < now) change.now = at;
+    try {
+      this.#squareOffAt(change, atMs, quoteOf);
+    } finally {
+      change.now = now;
+    }
+  }
+
+  #squareOffAt(change: Change, atMs: number, quoteOf: (key: InstrumentKey) => Quote | undefined): void {
     for (const resting of this.#account.resting.values()) {
       for (const order of Array.from(resting)) {
         // An MIS AMO for the next session is not today's business, nor, when a missed square-off
