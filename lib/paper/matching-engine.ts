@@ -269,7 +269,9 @@ export class MatchingEngine {
     // An iceberg shows one leg at a time: a quote fills at most what is left of that leg.
     const remaining = visibleQuantity(order);
     const limit = this.#settings.max_fill_per_quote;
-    this.#fill(change, order, limit > 0 ? Math.min(limit, remaining) : remaining, price, quote);
+    const short = this.#fill(change, order, limit > 0 ? Math.min(limit, remaining) : remaining, price, quote);
+    // What the money paid for is filled; the rest, which it cannot hold for, is cancelled.
+    if (short && this.available() < 0) this.#cancelForFunds(change, order, price);
   }
 
   /** Finite liquidity: the quote's touch (and, for MARKET, its depth) left by the orders before. */
@@ -283,23 +285,36 @@ export class MatchingEngine {
     if (fills.length === 0) return;
     const taken = market.taken(key);
     if (taken !== undefined) this.#account.noteLiquidity(change, key, taken);
-    for (const fill of fills) this.#fill(change, order, fill.quantity, fill.price, quote);
+    let short = false;
+    let price = 0;
+    for (const fill of fills) {
+      if (this.#fill(change, order, fill.quantity, fill.price, quote)) short = true;
+      price = fill.price;
+    }
+    // The money ran out on the way up: the rest, which it cannot hold for, is cancelled.
+    if (short && this.available() < 0) this.#cancelForFunds(change, order, price);
   }
 
   /**
    * A fill, as far as the money covers it: a fill that opens or grows a position may not take what
    * may be spent below zero. When the order's held cash (kept at its reference price, which a later
    * quote may have left far behind) and the spendable money cannot pay for this fill and hold the
-   * rest, the order takes what they cover at this price and the rest is cancelled for funds, as
-   * Kite's market protection ends a market order's remainder rather than let it fill at any price.
+   * rest, the order takes what they pay for outright at this price and true is returned: the
+   * caller then cancels the rest for funds (#cancelForFunds), as Kite's market protection ends a
+   * market order's remainder rather than let it fill at any price.
    */
-  #fill(change: Change, order: OrderState, quantity: number, price: Paise, quote: Quote): void {
+  #fill(change: Change, order: OrderState, quantity: number, price: Paise, quote: Quote): boolean {
+    if (isTerminal(order.status)) return false;
     const covered = this.#covered(order, quantity, price, quote);
     if (covered === undefined) {
       this.#applyFill(change, order, quantity, price, quote);
-      return;
+      return false;
     }
     if (covered > 0) this.#applyFill(change, order, covered, price, quote);
+    return true;
+  }
+
+  #cancelForFunds(change: Change, order: OrderState, price: Paise): void {
     if (isTerminal(order.status)) return;
     const rest = order.quantity - order.filled_quantity;
     this.#end(
@@ -307,7 +322,7 @@ export class MatchingEngine {
       order,
       "CANCELLED",
       "ORDER_CANCELLED",
-      `insufficient funds: the remaining ${rest} cannot be paid for at ${toRupees(price)} (available ${toRupees(this.available())}); cancelled`,
+      `insufficient funds: the remaining ${rest} cannot be paid for at ${toRupees(price)} (available ${toRupees(this.available() + order.reserved)}); cancelled`,
     );
   }
 

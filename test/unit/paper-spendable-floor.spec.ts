@@ -125,6 +125,45 @@ describe("paper broker: spendable money never goes below zero", function () {
     }
   });
 
+  it("nse: after a jump the remainder walks the book as far as the money pays, over several levels, then the rest is cancelled", async function () {
+    const csv = path.join(dir, "quotes.csv");
+    fs.writeFileSync(csv, "timestamp,symbol,price\n2026-01-05T03:45:00Z,TCS,3000\n");
+    const broker = new PaperBroker(
+      {
+        starting_cash: 4_700_000,
+        quote_source: "csv",
+        csv_file: csv,
+        replay_loop: false,
+        slippage_bps: 0,
+        market: "nse",
+      },
+      { clock: new ManualClock() },
+    );
+    await broker.connect();
+    try {
+      broker.setPrice("INFY", 1500, { bid: 1499.95, ask: 1500.05 });
+      const placed = await broker.placeOrder({
+        symbol: "INFY",
+        side: "BUY",
+        quantity: 1000,
+        order_type: "MARKET",
+        product: "CNC",
+      });
+      assert.equal(placed.filled_quantity, 600);
+      const money = (await spendable(broker)) + 400 * 1500.3; // what it holds for the rest, about
+      // The rest of 400 would need ~6,000,000 at 15,000; the money pays for ~250 of it.
+      broker.setPrice("INFY", 15_000, { bid: 14_999.95, ask: 15_000.05 });
+      const after = await order(broker, placed.order_id);
+      assert.equal(after.status, "CANCELLED");
+      const bought = after.filled_quantity - 600;
+      assert.ok(bought > 200 && bought < 260, `bought ${bought} of the rest with ${money}`);
+      const left = await spendable(broker);
+      assert.ok(left >= 0 && left < 15_001, `spendable ${left}: less than one more unit`);
+    } finally {
+      await broker.close();
+    }
+  });
+
   for (const product of ["CNC", "MIS"] as const) {
     it(`nse: a ${product} MARKET BUY left resting by the book's depth does not spend past zero when the price jumps tenfold`, async function () {
       const csv = path.join(dir, "quotes.csv");
