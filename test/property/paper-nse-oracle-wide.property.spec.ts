@@ -576,7 +576,10 @@ class Driver {
       const left = TOUCH - (window.taken[o.side].get(0) ?? 0);
       if (satisfied && left > 0 && later.status !== "REJECTED")
         rule(
-          later.filled_quantity > 0,
+          // README: a fill that opens a position takes only what may be spent pays for, and the
+          // rest is cancelled for funds (an opening stop whose margin grew with the price).
+          later.filled_quantity > 0 ||
+            (later.status === "CANCELLED" && /^insufficient funds: /.test(later.status_message ?? "")),
           "a triggered stop tries to fill at its quote",
           () => `${what()}; touch ${touch / 100} with ${left} left`,
         );
