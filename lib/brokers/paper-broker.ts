@@ -761,6 +761,7 @@ export class PaperBroker extends EventEmitter<BrokerEvents> implements BrokerInt
       realized_pnl: toRupees(realized),
       unrealized_pnl: toRupees(unrealized),
       equity: toRupees(cash + holdings),
+      available: toRupees(this.#engine.available()),
     };
     // Gross P&L is realized + unrealized (price moves); net takes the charges off.
     if (this.#market?.charges === true) {

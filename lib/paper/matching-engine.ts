@@ -5,7 +5,7 @@ import { isTerminal } from "../protocol/orders";
 import { assertTransition } from "../protocol/state-machine";
 import type { Change, PaperAccount } from "./account";
 import { noteChanged } from "./account";
-import type { GttState, OrderState } from "./account-state";
+import type { GttState, OrderState, PositionState } from "./account-state";
 import { buyReference, fillPrice, triggered, triggerPassed } from "./fill-rules";
 import { firedLeg } from "./gtt-book";
 import { newClientOrderId } from "../common/ids";
@@ -269,7 +269,9 @@ export class MatchingEngine {
     // An iceberg shows one leg at a time: a quote fills at most what is left of that leg.
     const remaining = visibleQuantity(order);
     const limit = this.#settings.max_fill_per_quote;
-    this.#fill(change, order, limit > 0 ? Math.min(limit, remaining) : remaining, price, quote);
+    const short = this.#fill(change, order, limit > 0 ? Math.min(limit, remaining) : remaining, price, quote);
+    // What the money paid for is filled; the rest, which it cannot hold for, is cancelled.
+    if (short && this.available() < 0) this.#cancelForFunds(change, order, price);
   }
 
   /** Finite liquidity: the quote's touch (and, for MARKET, its depth) left by the orders before. */
@@ -283,10 +285,120 @@ export class MatchingEngine {
     if (fills.length === 0) return;
     const taken = market.taken(key);
     if (taken !== undefined) this.#account.noteLiquidity(change, key, taken);
-    for (const fill of fills) this.#fill(change, order, fill.quantity, fill.price, quote);
+    let short = false;
+    let price = 0;
+    for (const fill of fills) {
+      if (this.#fill(change, order, fill.quantity, fill.price, quote)) short = true;
+      price = fill.price;
+    }
+    // The money ran out on the way up: the rest, which it cannot hold for, is cancelled.
+    if (short && this.available() < 0) this.#cancelForFunds(change, order, price);
   }
 
-  #fill(change: Change, order: OrderState, quantity: number, price: Paise, quote: Quote): void {
+  /**
+   * A fill, as far as the money covers it: a fill that opens or grows a position may not take what
+   * may be spent below zero. When the order's held cash (kept at its reference price, which a later
+   * quote may have left far behind) and the spendable money cannot pay for this fill and hold the
+   * rest, the order takes what they pay for outright at this price and true is returned: the
+   * caller then cancels the rest for funds (#cancelForFunds), as Kite's market protection ends a
+   * market order's remainder rather than let it fill at any price.
+   */
+  #fill(change: Change, order: OrderState, quantity: number, price: Paise, quote: Quote): boolean {
+    if (isTerminal(order.status)) return false;
+    const covered = this.#covered(order, quantity, price, quote);
+    if (covered === undefined) {
+      this.#applyFill(change, order, quantity, price, quote);
+      return false;
+    }
+    if (covered > 0) this.#applyFill(change, order, covered, price, quote);
+    return true;
+  }
+
+  #cancelForFunds(change: Change, order: OrderState, price: Paise): void {
+    if (isTerminal(order.status)) return;
+    const rest = order.quantity - order.filled_quantity;
+    this.#end(
+      change,
+      order,
+      "CANCELLED",
+      "ORDER_CANCELLED",
+      `insufficient funds: the remaining ${rest} cannot be paid for at ${toRupees(price)} (available ${toRupees(this.available() + order.reserved)}); cancelled`,
+    );
+  }
+
+  /**
+   * Undefined when the money covers a fill of `quantity` at `price` with the order's rest still held
+   * for; else how much of it the money pays for outright (the rest of the order is then cancelled).
+   */
+  #covered(order: OrderState, quantity: number, price: Paise, quote: Quote): number | undefined {
+    const held = this.#held(order);
+    const opens =
+      held === 0 || Math.sign(held) === (order.side === "BUY" ? 1 : -1) || quantity > Math.abs(held);
+    if (!opens) return undefined;
+    const before = this.available();
+    const full = this.#availableAfter(order, quantity, price, quote, before, true);
+    if (full >= 0 || full >= before) return undefined;
+    // The rest will be cancelled, so it holds nothing: the most that fits with nothing held after.
+    // Lots: F&O fills stay whole lots (an equity's lot is 1).
+    let lot = this.#market?.instrument(order.exchange, order.symbol).lot_size ?? 1;
+    if (!(lot >= 1)) lot = 1;
+    let low = 0;
+    let high = Math.floor(quantity / lot);
+    while (low < high) {
+      const mid = Math.ceil((low + high) / 2);
+      if (this.#availableAfter(order, mid * lot, price, quote, before, false) >= 0) low = mid;
+      else high = mid - 1;
+    }
+    return low * lot;
+  }
+
+  /**
+   * What may be spent after a fill of `quantity` at `price` (`before`: what may be spent now), the
+   * order then holding for its rest (`keep`) or nothing. Works on copies; changes nothing.
+   */
+  #availableAfter(
+    order: OrderState,
+    quantity: number,
+    price: Paise,
+    quote: Quote,
+    before: Paise,
+    keep: boolean,
+  ): Paise {
+    const market = this.#market;
+    const charges = market === undefined ? 0 : market.fillCharges(order, quantity * price);
+    let after = before + order.reserved + (order.side === "BUY" ? -1 : 1) * quantity * price - charges;
+    const rest = order.quantity - order.filled_quantity - quantity;
+    if (market?.kiteMargin !== true) {
+      // reservation() of the order after the fill, without a copy of it (this runs on every fill).
+      if (keep && rest > 0 && order.side === "BUY")
+        after -= rest * buyReference(order, quote, this.#settings.slippage_bps);
+      return after;
+    }
+    // Kite's margin: the position the fill leaves lends or holds differently; the rest blocks margin.
+    const now = this.#account.positions.get(positionKey(order.exchange, order.symbol, order.product));
+    const next: PositionState =
+      now === undefined
+        ? {
+            symbol: order.symbol,
+            exchange: order.exchange,
+            product: order.product,
+            quantity: 0,
+            cost: 0,
+            realized: 0,
+          }
+        : { ...now };
+    const credit = now === undefined ? 0 : market.positionCredit(now);
+    applyFill(next, order.side, quantity, price);
+    after += market.positionCredit(next) - credit;
+    if (keep && rest > 0) {
+      const filledAfter = { ...order, filled_quantity: order.filled_quantity + quantity };
+      const margin = market.orderMargin(filledAfter, this.#referencePaise(filledAfter, quote), next.quantity);
+      if (typeof margin === "number") after -= margin;
+    }
+    return after;
+  }
+
+  #applyFill(change: Change, order: OrderState, quantity: number, price: Paise, quote: Quote): void {
     const account = this.#account;
     // Charges first: they are the order's charges after this fill minus before (per-order caps).
     const charges = this.#market === undefined ? 0 : this.#market.fillCharges(order, quantity * price);
@@ -445,8 +557,23 @@ export class MatchingEngine {
     return market.squareOffPassed(last, nowMs);
   }
 
-  /** Kite's intraday square-off: live MIS orders are cancelled, open MIS positions closed at market. */
+  /**
+   * Kite's intraday square-off: live MIS orders are cancelled, open MIS positions closed at market.
+   * Its orders, fills and events carry `atMs`, the time it ran for (15:20 IST), not the time a
+   * reopened broker caught it up: P&L by time and the trade log must read as the market ran.
+   */
   #squareOff(change: Change, atMs: number, quoteOf: (key: InstrumentKey) => Quote | undefined): void {
+    const now = change.now;
+    const at = new Date(atMs).toISOString();
+    if (at < now) change.now = at;
+    try {
+      this.#squareOffAt(change, atMs, quoteOf);
+    } finally {
+      change.now = now;
+    }
+  }
+
+  #squareOffAt(change: Change, atMs: number, quoteOf: (key: InstrumentKey) => Quote | undefined): void {
     for (const resting of this.#account.resting.values()) {
       for (const order of Array.from(resting)) {
         // An MIS AMO for the next session is not today's business, nor, when a missed square-off

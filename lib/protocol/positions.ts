@@ -23,6 +23,11 @@ export const Account = z.strictObject({
   realized_pnl: z.number(),
   unrealized_pnl: z.number(),
   equity: z.number(),
+  /**
+   * What may still be spent on new orders: cash less what open orders hold back (and, under Kite's
+   * margin, plus what MIS longs lend, less what shorts keep aside). Absent = not modelled.
+   */
+  available: z.number().optional(),
   /** Σ charges paid (brokers that model them; absent = not modelled). */
   charges: z.number().nonnegative().optional(),
   /** realized + unrealized − charges, when charges are modelled. */

@@ -576,7 +576,10 @@ class Driver {
       const left = TOUCH - (window.taken[o.side].get(0) ?? 0);
       if (satisfied && left > 0 && later.status !== "REJECTED")
         rule(
-          later.filled_quantity > 0,
+          // README: a fill that opens a position takes only what may be spent pays for, and the
+          // rest is cancelled for funds (an opening stop whose margin grew with the price).
+          later.filled_quantity > 0 ||
+            (later.status === "CANCELLED" && /^insufficient funds: /.test(later.status_message ?? "")),
           "a triggered stop tries to fill at its quote",
           () => `${what()}; touch ${touch / 100} with ${left} left`,
         );
@@ -993,6 +996,10 @@ class Driver {
     );
   }
 
+  /** What may be spent, and the positions, at the last invariant check (paise; symbol:product → quantity). */
+  #lastAvailable = START * 100;
+  readonly #lastPositions = new Map<string, number>();
+
   async checkInvariants(): Promise<void> {
     if (this.#broken !== undefined) throw this.#broken;
     const now = this.clock.now();
@@ -1017,6 +1024,25 @@ class Driver {
           () => `${p.symbol} ${p.quantity} at ${iso(now)}`,
         );
     }
+    // README: what may be spent never goes below zero through a fill that opens or grows a
+    // position (the rest of such an order is cancelled for funds); only a loss a closing order
+    // realizes may take it there, as at Kite.
+    const available = account.available === undefined ? undefined : paise(account.available);
+    rule(available !== undefined, "the account shows what may be spent", () => JSON.stringify(account));
+    const grew = positions.filter((p) => {
+      const before = this.#lastPositions.get(`${p.symbol}:${p.product}`) ?? 0;
+      return Math.abs(p.quantity) > Math.abs(before) || Math.sign(p.quantity) * Math.sign(before) < 0;
+    });
+    if (available !== undefined && grew.length > 0)
+      rule(
+        available >= 0 || available >= this.#lastAvailable,
+        "spendable ≥ 0 after a fill that opens or grows a position",
+        () =>
+          `available ${available / 100} (before ${this.#lastAvailable / 100}) after ${grew.map((p) => `${p.symbol} ${p.product} ${p.quantity}`).join(", ")} at ${iso(now)}`,
+      );
+    if (available !== undefined) this.#lastAvailable = available;
+    this.#lastPositions.clear();
+    for (const p of positions) this.#lastPositions.set(`${p.symbol}:${p.product}`, p.quantity);
     rule(
       paise(account.cash) + held - realized + charges === START * 100,
       "starting cash = cash + Σ qty×avg − Σ realized + Σ charges",

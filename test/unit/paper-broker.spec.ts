@@ -318,6 +318,7 @@ describe("PaperBroker: fill rules", function () {
       realized_pnl: 40,
       unrealized_pnl: 30,
       equity: 10_070,
+      available: 9440,
     });
   });
 

@@ -129,20 +129,29 @@ describe("paper broker under NSE's rules: Kite's margin", function () {
         product: "MIS",
       });
       assert.equal(mis.status, "FILLED", mis.status_message);
-      // 700 at market: the touch and its 5 levels give 600 now; 100 rest, holding ₹10,000 or so.
-      const cnc = await broker.placeOrder({
-        symbol: "INFY",
-        side: "BUY",
-        quantity: 700,
+      // What may be spent goes below zero the one way left (a resting BUY no longer fills past
+      // it): a closing order, which blocks nothing, buys back an MIS short at a twentyfold loss.
+      broker.setPrice("TCS", 100, { bid: 100, ask: 100 });
+      const short = await broker.placeOrder({
+        symbol: "TCS",
+        side: "SELL",
+        quantity: 100,
         order_type: "MARKET",
-        product: "CNC",
+        product: "MIS",
       });
-      assert.equal(cnc.status, "PARTIALLY_FILLED", cnc.status_message);
-      // The price jumps tenfold: the last 100 fill at ₹1,000, and cash goes well below zero.
-      broker.setPrice("INFY", 1000, { bid: 1000, ask: 1000 });
-      await broker.flush();
-      assert.equal((await broker.getOrder(cnc.order_id)).status, "FILLED");
-      assert.ok((await broker.getAccount()).cash < -50_000);
+      assert.equal(short.status, "FILLED", short.status_message);
+      broker.setPrice("TCS", 2000, { bid: 2000, ask: 2000 });
+      const cover = await broker.placeOrder({
+        symbol: "TCS",
+        side: "BUY",
+        quantity: 100,
+        order_type: "MARKET",
+        product: "MIS",
+      });
+      assert.equal(cover.status, "FILLED", cover.status_message);
+      const account = await broker.getAccount();
+      assert.ok(account.cash < -50_000, String(account.cash));
+      assert.ok((account.available ?? 0) < -50_000, String(account.available));
       clock.advance(6 * 3_600_000 + 6 * 60_000); // 15:21 IST
       await broker.flush();
       const squareOffs = (await broker.getOrderbook()).filter((o) => o.tag === "SQUAREOFF");
