@@ -59,6 +59,7 @@ import { silentLogger } from "./logger";
 import type { WebSocketSettings } from "./websocket-settings";
 import { messageOf } from "../common/error-message";
 import { loadStory, StoryKeeper } from "./websocket-story-file";
+import type { StoryContents } from "./websocket-story-file";
 import { IntentMark, loadIntent, websocketIntentFile } from "./websocket-intent-file";
 import { isUnknownOutcome, settlePlacement, showsChanges } from "../common/unknown-outcome";
 
@@ -146,18 +147,7 @@ function isStale(known: OrderSnapshot, next: OrderSnapshot): boolean {
 }
 
 /** What one client knew of an account, for the client that replaces it (see carryOn). */
-export interface WebSocketStory {
-  readonly url: string;
-  readonly api_key: string;
-  readonly account: string;
-  readonly last_seq: number;
-  /** Server time (ms) up to which the client had the account's story. */
-  readonly synced_at: number;
-  /** The last state reported of each order still remembered. */
-  readonly orders: readonly OrderSnapshot[];
-  /** The last state reported of each GTT. */
-  readonly gtts: readonly GttSnapshot[];
-}
+export type WebSocketStory = StoryContents;
 
 /**
  * BrokerInterface over the v1 WebSocket order protocol (docs/PROTOCOL.md), on the reconnecting

@@ -33,8 +33,11 @@ export interface StoryContents {
   readonly api_key: string;
   readonly account: string;
   readonly last_seq: number;
+  /** Server time (ms) up to which the client had the account's story. */
   readonly synced_at: number;
+  /** The last state reported of each order still remembered. */
   readonly orders: readonly OrderSnapshot[];
+  /** The last state reported of each GTT. */
   readonly gtts: readonly GttSnapshot[];
 }
 
