@@ -9,6 +9,7 @@ import { Gateway } from "./gateway";
 const USAGE = `usage: trading-broker-gateway [--port 8787] [--host 127.0.0.1] [--journal FILE]
          [--api-key KEY --api-secret SECRET] [--tls-key FILE --tls-cert FILE]
          [--starting-cash N] [--seed N] [--rate N] [--volatility X] [--fast-acks]
+         [--max-connections N]
 
 Runs a paper broker behind a protocol v1 gateway. The api key and secret may instead come from
 TRADING_GATEWAY_API_KEY and TRADING_GATEWAY_API_SECRET (preferred: arguments show up in ps).
@@ -18,7 +19,9 @@ survives the gateway being killed; --fast-acks keeps the whole account (orders, 
 in memory only and writes no journal, so answers never wait for a disk (benchmarks only).
 client_order_ids are kept for their IST trading day in JOURNAL.idempotency.jsonl beside the
 journal, so a retried placement never makes a second order, even after a restart.
---rate sets the per-connection request limit per second (burst twice that).`;
+--rate sets the per-connection request limit per second (burst twice that).
+--max-connections caps the TCP sockets open on the gateway from all addresses (default 4096):
+more are closed at accept, so a flood cannot use up the file descriptors the journal needs.`;
 
 /** A bad command line: reported with the usage and exit code 2. */
 class UsageError extends Error {}
@@ -35,6 +38,7 @@ export interface CliConfig {
   rate?: number;
   volatility?: number;
   fastAcks: boolean;
+  maxConnections?: number;
 }
 
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv, cwd: string): CliConfig | "help" {
@@ -55,6 +59,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, cwd: string): C
       rate: { type: "string" },
       volatility: { type: "string" },
       "fast-acks": { type: "boolean" },
+      "max-connections": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -97,6 +102,11 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, cwd: string): C
     config.volatility = Number(values.volatility);
     if (!(config.volatility >= 0 && config.volatility <= 0.5))
       throw new UsageError(`--volatility must be from 0 to 0.5`);
+  }
+  if (values["max-connections"] !== undefined) {
+    config.maxConnections = integer("--max-connections", values["max-connections"]);
+    if (config.maxConnections < 1)
+      throw new UsageError(`--max-connections must be an integer from 1, got ${config.maxConnections}`);
   }
   return config;
 }
@@ -160,6 +170,7 @@ async function main(): Promise<number> {
       ...(config.fastAcks ? {} : { durable: () => broker.flush() }),
       // --fast-acks answers from memory, client_order_ids included (benchmarks only).
       ...(config.fastAcks ? {} : { idempotencyFile: `${config.journal}.idempotency.jsonl` }),
+      ...(config.maxConnections === undefined ? {} : { maxConnections: config.maxConnections }),
       log: stderrLogger,
     });
   } catch (error) {

@@ -78,6 +78,8 @@ export class Gateway {
    * such sockets from one address were all still open 20 s later, on their way to the fd limit.
    */
   readonly #socketsPerIp = new Map<string, number>();
+  /** TCP sockets open on the whole gateway, from accept to close: at most maxConnections. */
+  #sockets = 0;
   /** Sockets not yet upgraded, each with the deadline for its upgrade request. */
   readonly #handshakes = new WeakMap<Duplex, NodeJS.Timeout>();
   #handshakeMs = 0;
@@ -267,6 +269,11 @@ export class Gateway {
     return this.#clients.size;
   }
 
+  /** TCP sockets open, upgraded or not (at most maxConnections). */
+  get sockets(): number {
+    return this.#sockets;
+  }
+
   /** The last account event seq made durable and pushed (the broker's own at start). */
   get seq(): number {
     return this.#pushes.seq;
@@ -396,10 +403,6 @@ export class Gateway {
   }
 
   /**
-   * Every TCP socket, before any HTTP: one address may hold twice maxConnectionsPerIp of them (its
-   * connections and as many upgrades under way or being refused 429); more are destroyed at once.
-   */
-  /**
    * A socket gets authTimeoutMs to send its upgrade request, silent or a byte at a time (Node's
    * HTTP server has no idle timeout by default); the client's AUTH deadline starts at the upgrade.
    */
@@ -413,9 +416,22 @@ export class Gateway {
     socket.once("close", () => clearTimeout(deadline));
   }
 
-  /** Whether the socket is let in. */
+  /**
+   * Whether the socket is let in. Every TCP socket, before any HTTP: the gateway holds at most
+   * maxConnections of them, and one address at most twice maxConnectionsPerIp (its connections and
+   * as many upgrades under way or being refused 429); more are destroyed at once.
+   */
   #onSocket(socket: Socket): boolean {
     const ip = socket.remoteAddress ?? "?";
+    const total = this.#settings.maxConnections;
+    if (this.#sockets >= total) {
+      this.#refusals.warn(
+        "gateway-full",
+        `gateway: refused a connection from ${ip}: ${total} sockets already open on the gateway (maxConnections)`,
+      );
+      socket.destroy();
+      return false;
+    }
     const open = (this.#socketsPerIp.get(ip) ?? 0) + 1;
     const most = 2 * this.#settings.maxConnectionsPerIp;
     if (open > most) {
@@ -424,7 +440,9 @@ export class Gateway {
       return false;
     }
     this.#socketsPerIp.set(ip, open);
+    this.#sockets += 1;
     socket.once("close", () => {
+      this.#sockets -= 1;
       const left = (this.#socketsPerIp.get(ip) ?? 1) - 1;
       if (left <= 0) this.#socketsPerIp.delete(ip);
       else this.#socketsPerIp.set(ip, left);

@@ -83,6 +83,18 @@ export const GatewayOptionsSchema = z
      */
     maxConnectionsPerIp: bounded().default(256),
     /**
+     * TCP sockets open on the whole gateway, upgraded or not, from every address: more are
+     * destroyed at accept. Without it, many addresses each holding twice maxConnectionsPerIp
+     * sockets reach the process's file-descriptor limit, where the journal can open no file and
+     * no client can connect. At least 1. Default 4096.
+     */
+    maxConnections: z
+      .number({ error: (issue) => `must be an integer from 1, got ${String(issue.input)}` })
+      .refine((value) => Number.isInteger(value) && value >= 1, {
+        error: (issue) => `must be an integer from 1, got ${String(issue.input)}`,
+      })
+      .default(4096),
+    /**
      * Connections from one IP that may end without authenticating in a second; past it, upgrades
      * from that IP are refused with HTTP 429 for the rest of the second, before any WebSocket
      * handshake. Open connections are not touched. 0 turns it off. Default 64.

@@ -1,7 +1,8 @@
 import type { BrokerLogger } from "../brokers/logger";
 
 /** What a warning is about: each kind is thinned on its own, so one cannot hide another. */
-export type RefusalKind = "socket" | "upgrade" | "unauthenticated" | "auth" | "auth-timeout" | "frame";
+export type RefusalKind =
+  "socket" | "gateway-full" | "upgrade" | "unauthenticated" | "auth" | "auth-timeout" | "frame";
 
 /**
  * Warnings a peer can cause at will (a refused socket, upgrade or AUTH), written at most once a

@@ -26,6 +26,9 @@ describe("Gateway options", function () {
     ["maxBatch", { maxBatch: WIRE_LIMITS.maxBatch + 1 }, "maxBatch", /from 0 to 100, got 101/],
     ["authWindowMs", { authWindowMs: 60_000 }, "authWindowMs", /got 60000/],
     ["authTimeoutMs", { authTimeoutMs: Number.NaN }, "authTimeoutMs", /got NaN/],
+    ["maxConnections", { maxConnections: 0 }, "maxConnections", /an integer from 1, got 0/],
+    ["maxConnections", { maxConnections: 2.5 }, "maxConnections", /an integer from 1, got 2.5/],
+    ["maxConnections", { maxConnections: "4096" }, "maxConnections", /an integer from 1, got 4096/],
     ["maxStrikes", { maxStrikes: Number.POSITIVE_INFINITY }, "maxStrikes", /got Infinity/],
     ["closeTimeoutMs", { closeTimeoutMs: "1000" }, "closeTimeoutMs", /a number from 0, got 1000/],
     ["rate.perSecond", { rate: { perSecond: 0 } }, "rate.perSecond", /greater than 0, got 0/],
@@ -81,6 +84,7 @@ describe("Gateway options", function () {
     assert.deepEqual(settings.keyRate, { perSecond: 500, burst: 1000 });
     assert.deepEqual(settings.heartbeat, { intervalMs: 10_000, maxMissedPongs: 2 });
     assert.equal(settings.maxConnectionsPerIp, 256);
+    assert.equal(settings.maxConnections, 4096);
     assert.equal(settings.maxConnectionsPerKey, 64);
     assert.equal(settings.maxStrikes, 10);
     assert.equal(settings.pingIdleMs, 10_000);

@@ -5,7 +5,9 @@
 // gateway can accept no one and its journal can open no file. And a peer retrying at the per-IP
 // cap got a log line per attempt: 3,000 attempts, 3,001 lines. Now a socket has authTimeoutMs to
 // send its upgrade, one address holds at most twice maxConnectionsPerIp sockets, and refusals are
-// logged once a second with a count. A good client's PING latency and the RSS are printed.
+// logged once a second with a count; the whole gateway holds at most maxConnections sockets from
+// all addresses (before it, 300 silent sockets from 10 addresses were all kept with a cap of 50).
+// A good client's PING latency and the RSS are printed.
 import assert from "node:assert/strict";
 import net from "node:net";
 import { WebSocket } from "ws";
@@ -45,6 +47,19 @@ async function rawSockets(
   }
   await Promise.all(connected);
   return { sockets, closed: () => closed };
+}
+
+/** A client opened once the gateway has seen enough sockets close to let it in (polled, 5 s at most). */
+async function openWhenAble(url: string): Promise<GatewayClient> {
+  const until = performance.now() + 5_000;
+  for (;;) {
+    try {
+      return await GatewayClient.open(url);
+    } catch (error) {
+      if (performance.now() > until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
 }
 
 /** PING round trips of a good client, as "p50 / p99 / max ms". */
@@ -149,6 +164,50 @@ describe("Gateway: sockets that never upgrade are bounded", function () {
     console.log(`      ${closed()} of 1,000 cut at once; ${refusals.length} log line(s) about it`);
     assert.ok(refusals.length >= 1 && refusals.length <= 6, `${refusals.length} lines`);
     assert.equal((await good.call({ type: "PING" })).seq, 0);
+  });
+
+  it("the gateway holds at most maxConnections sockets from all addresses: the rest are cut at once, and it recovers", async function () {
+    made = await startPaperGateway({ authTimeoutMs: 20_000, maxConnections: 50 });
+    const good = await GatewayClient.open(made.url);
+    clients.push(good);
+    for (let round = 0; round < 3; round++) {
+      // The last round's sockets all seen closed, so exactly 49 fit again.
+      await waitFor(
+        () => made!.gateway.sockets === 1,
+        `round ${round}: ${made.gateway.sockets} sockets left`,
+        5_000,
+      );
+      // 300 silent sockets from 10 addresses, 30 each: far under the per-IP cap (2 x 256), so only
+      // the gateway-wide cap can cut them; 49 fit beside the good client.
+      const { sockets, closed } = await rawSockets(made, 300, (i) => `127.0.5.${2 + (i % 10)}`);
+      open.push(...sockets);
+      // Long before authTimeoutMs: only the cap can be closing them.
+      await waitFor(
+        () => closed() >= 251,
+        `round ${round}: sockets over the cap cut (${closed()} closed)`,
+        5_000,
+      );
+      assert.equal(closed(), 251, `round ${round}: exactly the sockets over 50 are cut`);
+      assert.equal(made.gateway.sockets, 50, `round ${round}: the gateway holds its cap`);
+      assert.equal((await good.call({ type: "PING" })).seq, 0, `round ${round}: the good client is served`);
+      // A newcomer is refused while the gateway is full.
+      await assert.rejects(
+        GatewayClient.open(made.url),
+        `round ${round}: a client connected to a full gateway`,
+      );
+      // Once the flood closes, a new client connects.
+      for (const socket of sockets) socket.destroy();
+      const fresh = await openWhenAble(made.url);
+      assert.equal((await fresh.call({ type: "PING" })).seq, 0);
+      await fresh.close();
+    }
+    const lines = made.logs.filter((line) =>
+      /refused a connection from 127\.0\.5\.\d+: 50 sockets already open on the gateway \(maxConnections\)/.test(
+        line.message,
+      ),
+    );
+    console.log(`      3 x 251 of 300 sockets cut at once; ${lines.length} log line(s) about it`);
+    assert.ok(lines.length >= 1 && lines.length <= 10, `${lines.length} lines`);
   });
 
   it("3 x 300 upgrades refused at the per-IP cap are logged at most once a second, with the count", async function () {
