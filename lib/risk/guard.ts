@@ -112,6 +112,14 @@ const UNKNOWN_READS = 5;
  */
 const PNL_RETRY_MAX_CHECKS = 10;
 const PNL_VALID_CHECKS = 30;
+/**
+ * A P&L read that has not answered after PNL_READ_DEADLINE_CHECKS × pnl_check_ms (10 s by default)
+ * counts as failed (TIMEOUT): connect() waits for the first read's decision, and a broker whose
+ * account read hangs (a REST call or a gateway that never answers) must not hang connect() and
+ * every node with it. The hung read is not asked again meanwhile: retries wait on it (each with
+ * its own deadline) rather than piling up reads that may never answer.
+ */
+const PNL_READ_DEADLINE_CHECKS = 10;
 
 const STATE_OF: Record<KillCommand, TradingState> = { halt: "HALTED", reduce: "REDUCING", resume: "ACTIVE" };
 const STRICTNESS: Record<TradingState, number> = { ACTIVE: 0, REDUCING: 1, HALTED: 2 };
@@ -190,6 +198,8 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   /** The daily-loss check running, if one is, and when the last one begun has compared the loss. */
   #pnlCheck: Promise<void> | undefined;
   #pnlDecision: Promise<void> | undefined;
+  /** The broker's account read, while one has not answered: at most one is in flight. */
+  #pnlRead: ReturnType<BrokerInterface["getAccount"]> | undefined;
   /** Armed for pnl_check_ms after each check; fills and quotes meanwhile only mark one as due. */
   #pnlTimer: NodeJS.Timeout | undefined;
   #pnlDue = false;
@@ -1125,7 +1135,7 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
   async #dailyLoss(max: number, now: number, decided: () => void): Promise<void> {
     let account: Awaited<ReturnType<BrokerInterface["getAccount"]>>;
     try {
-      account = await this.broker.getAccount();
+      account = await this.#readAccount();
     } catch (error) {
       this.#pnlReadFailed(error);
       return;
@@ -1179,6 +1189,50 @@ export class RiskGuard extends EventEmitter<RiskEvents> {
     const halting = this.kill("halt", "risk guard", reason, { flatten: this.settings.flatten_on_daily_loss });
     decided();
     await halting;
+  }
+
+  /**
+   * The broker's account, or TIMEOUT after PNL_READ_DEADLINE_CHECKS × pnl_check_ms. A read still
+   * unanswered from an earlier check is waited on again, not doubled; when it answers late while
+   * a retry is pending, the P&L is read again at once rather than when the backoff ends.
+   */
+  #readAccount(): ReturnType<BrokerInterface["getAccount"]> {
+    let read = this.#pnlRead;
+    if (read === undefined) {
+      const started = this.broker.getAccount();
+      read = started;
+      this.#pnlRead = started;
+      started.then(
+        () => {
+          if (this.#pnlRead === started) this.#pnlRead = undefined;
+          this.#lateAnswer();
+        },
+        () => {
+          if (this.#pnlRead === started) this.#pnlRead = undefined;
+        },
+      );
+    }
+    const ms = PNL_READ_DEADLINE_CHECKS * this.settings.pnl_check_ms;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BrokerError("TIMEOUT", `getAccount: no answer in ${fmt(ms)} ms`)),
+        ms,
+      );
+      timer.unref();
+    });
+    return Promise.race([read, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * A read answered. If no check waits on it, a check gave up on it (TIMEOUT) and a retry is
+   * pending: read again now, not when the backoff ends.
+   */
+  #lateAnswer(): void {
+    if (this.#closed || this.#pnlRetryTimer === undefined || this.#pnlCheck !== undefined) return;
+    clearTimeout(this.#pnlRetryTimer);
+    this.#pnlRetryTimer = undefined;
+    this.#checkPnl();
   }
 
   /** A read answered: the P&L is known again, and any refusal for want of it ends. */
